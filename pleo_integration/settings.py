@@ -1,0 +1,209 @@
+"""Settings for pleo-export-bridge.
+
+Every value comes from the environment (django-environ), with safe local defaults. A git-ignored
+``.env`` in the project root is read first; the process environment always wins over it.
+``.env.example`` documents every variable.
+"""
+
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+from pleo_integration import __version__
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+# read_env never overwrites a variable that is already set: the process environment wins.
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+DEBUG = env.bool("DEBUG", default=False)
+PLEO_SANDBOX = env.bool("PLEO_SANDBOX", default=False)
+
+VERSION = __version__
+
+
+def _required_secret(name: str) -> str:
+    value = env.str(name, default="")
+    if not value and not DEBUG:
+        raise ImproperlyConfigured(
+            f"{name} is not set. Set it in the environment or in .env "
+            f"(the set-up command generates one), or set DEBUG=1 for local development."
+        )
+    return value
+
+
+SECRET_KEY = _required_secret("SECRET_KEY") or "insecure-debug-only-key-not-for-production"
+# Comma-separated Fernet keys: the first encrypts, all decrypt. Empty in DEBUG: encrypting or
+# decrypting then raises an error naming the variable (exports.crypto).
+CREDENTIALS_ENCRYPTION_KEYS = [
+    key.strip() for key in _required_secret("CREDENTIALS_ENCRYPTION_KEYS").split(",") if key.strip()
+]
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[PUBLIC_BASE_URL])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django_q",
+    "exports",
+]
+# The local Pleo sandbox is a development tool: never installed in production settings.
+if DEBUG or PLEO_SANDBOX:
+    INSTALLED_APPS.append("pleo_sandbox")
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "pleo_integration.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "pleo_integration.wsgi.application"
+
+DATABASES = {
+    "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The web process and the worker share the file: WAL lets readers run beside a writer,
+    # IMMEDIATE takes the write lock at BEGIN (no deadlocking lock upgrades), and the busy
+    # timeout makes a writer wait instead of failing with "database is locked".
+    DATABASES["default"].setdefault("OPTIONS", {})
+    DATABASES["default"]["OPTIONS"].update(
+        {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 30,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    )
+    DATABASES["default"]["TEST"] = {"NAME": env.str("SQLITE_TEST_NAME", default="") or None}
+else:
+    DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"
+        if not DEBUG
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+WHITENOISE_USE_FINDERS = True
+
+if not DEBUG:
+    SESSION_COOKIE_SECURE = PUBLIC_BASE_URL.startswith("https://")
+    CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# --- Pleo -----------------------------------------------------------------------------------
+PLEO_API_BASE_URL = env.str("PLEO_API_BASE_URL", default="https://external.pleo.io").rstrip("/")
+PLEO_OAUTH_BASE_URL = env.str("PLEO_OAUTH_BASE_URL", default="https://auth.pleo.io").rstrip("/")
+PLEO_POLL_INTERVAL_MINUTES = env.int("PLEO_POLL_INTERVAL_MINUTES", default=5)
+
+# HTTP client: timeouts (seconds) and retry rules. Each is a setting; these are the defaults.
+PLEO_CONNECT_TIMEOUT = env.float("PLEO_CONNECT_TIMEOUT", default=5.0)
+PLEO_READ_TIMEOUT = env.float("PLEO_READ_TIMEOUT", default=30.0)
+PLEO_MAX_ATTEMPTS = env.int("PLEO_MAX_ATTEMPTS", default=4)
+PLEO_BACKOFF_BASE = env.float("PLEO_BACKOFF_BASE", default=0.5)
+PLEO_BACKOFF_MAX = env.float("PLEO_BACKOFF_MAX", default=8.0)
+PLEO_RETRY_AFTER_CAP = env.float("PLEO_RETRY_AFTER_CAP", default=30.0)
+PLEO_ITEMS_BATCH_SIZE = env.int("PLEO_ITEMS_BATCH_SIZE", default=100)
+
+# The per-company lease of the detect-and-start flow.
+COMPANY_LEASE_SECONDS = env.float("COMPANY_LEASE_SECONDS", default=120.0)
+COMPANY_LEASE_RENEW_SECONDS = env.float("COMPANY_LEASE_RENEW_SECONDS", default=30.0)
+# Allowance for clock skew when deciding that a pending job has expired.
+EXPIRY_CLOCK_SKEW_SECONDS = env.float("EXPIRY_CLOCK_SKEW_SECONDS", default=60.0)
+
+AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=90)
+WEBHOOK_RETENTION_DAYS = env.int("WEBHOOK_RETENTION_DAYS", default=7)
+
+# --- Worker (django-q2) -----------------------------------------------------------------------
+REDIS_URL = env.str("REDIS_URL", default="")
+Q_WORKERS = env.int("Q_WORKERS", default=1)
+Q_TIMEOUT = env.int("Q_TIMEOUT", default=900)
+Q_CLUSTER = {
+    "name": "pleo-export-bridge",
+    "workers": Q_WORKERS,
+    # A task is killed after `timeout` seconds; the broker re-delivers an unacknowledged task after
+    # `retry` seconds, so `retry` must be clearly above `timeout` or one task runs twice.
+    "timeout": Q_TIMEOUT,
+    "retry": Q_TIMEOUT + 300,
+    # Our own tables own retries: a failed task is acknowledged and attempted at most twice.
+    "max_attempts": 2,
+    "ack_failures": True,
+    # After a scheduler outage, run a missed schedule once, not once per missed interval.
+    "catch_up": False,
+    "save_limit": 1000,
+    "label": "Worker queue",
+    "poll": 0.5,
+}
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+
+# --- Logging ------------------------------------------------------------------------------------
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django": {"level": "INFO" if LOG_LEVEL == "DEBUG" else LOG_LEVEL},
+        # urllib3 logs full URLs at DEBUG; our client logs what matters itself.
+        "urllib3": {"level": "WARNING"},
+    },
+}
