@@ -1,0 +1,94 @@
+"""Encryption of secrets at rest with keys of their own (``CREDENTIALS_ENCRYPTION_KEYS``).
+
+``MultiFernet``: the first key encrypts, every key decrypts, ``rotate`` re-encrypts under the first
+key. A wrong key raises :class:`SecretDecryptionError`; ciphertext is never passed along as if it
+were the secret. Nothing here logs a value.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+SETTING = "CREDENTIALS_ENCRYPTION_KEYS"
+
+
+class EncryptionKeysMissing(ImproperlyConfigured):
+    """No encryption key is configured, so no secret can be stored or read."""
+
+
+class SecretDecryptionError(Exception):
+    """A stored secret could not be decrypted with any configured key."""
+
+
+@lru_cache(maxsize=8)
+def _multi_fernet(keys: tuple[str, ...]) -> MultiFernet:
+    fernets = []
+    for position, key in enumerate(keys, start=1):
+        try:
+            fernets.append(Fernet(key.encode()))
+        except (ValueError, TypeError):
+            raise ImproperlyConfigured(
+                f"{SETTING}: key number {position} is not a valid Fernet key "
+                f"(32 url-safe base64-encoded bytes; generate one with "
+                f"`python -c 'from cryptography.fernet import Fernet; "
+                f"print(Fernet.generate_key().decode())'`)."
+            ) from None
+    return MultiFernet(fernets)
+
+
+def _keys() -> MultiFernet:
+    keys = tuple(getattr(settings, SETTING, None) or ())
+    if not keys:
+        raise EncryptionKeysMissing(
+            f"{SETTING} is not set: secrets cannot be encrypted or decrypted. "
+            f"Set it in the environment or .env (the set-up command generates one)."
+        )
+    return _multi_fernet(keys)
+
+
+def generate_key() -> str:
+    return Fernet.generate_key().decode()
+
+
+def encrypt(plaintext: str) -> str:
+    """Encrypt ``plaintext`` under the first key. The empty string stays empty (no secret)."""
+    if plaintext == "":
+        return ""
+    return _keys().encrypt(plaintext.encode()).decode()
+
+
+def decrypt(ciphertext: str) -> str:
+    if ciphertext == "":
+        return ""
+    try:
+        return _keys().decrypt(ciphertext.encode()).decode()
+    except InvalidToken:
+        raise SecretDecryptionError(
+            f"A stored secret cannot be decrypted with any key in {SETTING}: the key that "
+            f"encrypted it is missing (keep old keys listed after the new one while rotating)."
+        ) from None
+
+
+def rotate(ciphertext: str) -> str:
+    """Re-encrypt ``ciphertext`` under the first key (it must decrypt under one of them)."""
+    if ciphertext == "":
+        return ""
+    try:
+        return _keys().rotate(ciphertext.encode()).decode()
+    except InvalidToken:
+        raise SecretDecryptionError(
+            f"A stored secret cannot be decrypted with any key in {SETTING}; not rotated."
+        ) from None
+
+
+def secret_hint(secret: str) -> str:
+    """What the admin may show of a secret: at most its last 4 characters."""
+    if not secret:
+        return ""
+    if len(secret) <= 8:
+        return "••••"
+    return "••••" + secret[-4:]

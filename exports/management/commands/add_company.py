@@ -1,0 +1,65 @@
+"""``add_company``: create or update (by Pleo company id) an active company with an API key."""
+
+import json
+import uuid
+
+from django.core.management.base import BaseCommand, CommandError
+
+from exports.services.companies import company_add_or_update, webhook_url
+
+
+def _uuid(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise CommandError(f"--pleo-company-id: '{value}' is not a UUID.", returncode=2)
+
+
+class Command(BaseCommand):
+    help = (
+        "Create or update (by Pleo company id) an active company with its own API-key credential "
+        "and webhook endpoint. Prints the company id, webhook_path and webhook_url."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--name", required=True, help="Display name.")
+        parser.add_argument("--pleo-company-id", required=True, help="Pleo company id (UUID).")
+        parser.add_argument("--api-key", required=True, help="Pleo API key (stored encrypted).")
+        parser.add_argument("--api-base-url", default="", help="Override PLEO_API_BASE_URL.")
+        parser.add_argument(
+            "--webhook-secret", default="", help="Add this whsec_… secret to the endpoint."
+        )
+        parser.add_argument("--json", action="store_true", help="Print one JSON object.")
+
+    def handle(self, *args, **options):
+        pleo_company_id = _uuid(options["pleo_company_id"])
+        name = options["name"].strip()
+        if not name:
+            raise CommandError("--name must not be empty.", returncode=2)
+        if not options["api_key"].strip():
+            raise CommandError("--api-key must not be empty.", returncode=2)
+        secret = options["webhook_secret"].strip()
+        if secret and not secret.startswith("whsec_"):
+            raise CommandError("--webhook-secret must start with whsec_.", returncode=2)
+        saved = company_add_or_update(
+            name=name,
+            pleo_company_id=pleo_company_id,
+            api_key=options["api_key"].strip(),
+            api_base_url=options["api_base_url"].strip(),
+            webhook_secret=secret,
+        )
+        payload = {
+            "id": saved.company.pk,
+            "pleo_company_id": str(saved.company.pleo_company_id),
+            "name": saved.company.name,
+            "created": saved.created,
+            "webhook_path": saved.endpoint.path,
+            "webhook_url": webhook_url(saved.endpoint),
+        }
+        if options["json"]:
+            self.stdout.write(json.dumps(payload))
+            return
+        verb = "Created" if saved.created else "Updated"
+        self.stdout.write(f"{verb} company {payload['name']} (id {payload['id']})")
+        self.stdout.write(f"webhook_path: {payload['webhook_path']}")
+        self.stdout.write(f"webhook_url: {payload['webhook_url']}")

@@ -1,0 +1,48 @@
+"""The retention command: the one way audit entries (and old webhook deliveries) leave."""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from exports import clock
+from exports.models import AuditEntry, WebhookDelivery
+
+MIN_WEBHOOK_DAYS = 7  # webhook ids must outlive the sender's retries (1 to 3 days)
+
+
+class Command(BaseCommand):
+    help = "Delete audit entries and webhook deliveries older than the retention period."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--days",
+            type=int,
+            default=settings.AUDIT_RETENTION_DAYS,
+            help="Keep audit entries this many days (default AUDIT_RETENTION_DAYS, 90).",
+        )
+        parser.add_argument(
+            "--webhook-days",
+            type=int,
+            default=settings.WEBHOOK_RETENTION_DAYS,
+            help=f"Keep webhook deliveries this many days (at least {MIN_WEBHOOK_DAYS}).",
+        )
+
+    def handle(self, *args, **options):
+        if options["days"] < 1:
+            raise CommandError("--days must be at least 1.", returncode=2)
+        if options["webhook_days"] < MIN_WEBHOOK_DAYS:
+            raise CommandError(
+                f"--webhook-days must be at least {MIN_WEBHOOK_DAYS}: a delivery's id must "
+                f"outlive the sender's retries, or a retried delivery would be processed again.",
+                returncode=2,
+            )
+        now = clock.now()
+        audit = AuditEntry.objects.prune_older_than(now - timedelta(days=options["days"]))
+        deliveries, _ = WebhookDelivery.objects.filter(
+            received_at__lt=now - timedelta(days=options["webhook_days"])
+        ).delete()
+        self.stdout.write(
+            f"Pruned {audit} audit entries older than {options['days']} days and {deliveries} "
+            f"webhook deliveries older than {options['webhook_days']} days."
+        )

@@ -1,0 +1,343 @@
+"""The data model of pleo-export-bridge.
+
+Companies, their Pleo credentials (secrets encrypted at rest), webhook endpoints, our mirror of
+Pleo's export jobs, the append-only audit table, received webhook deliveries and worker heartbeats.
+Business logic lives in ``exports.services``; models hold data, constraints and tiny helpers.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from django.db import models
+
+from exports import crypto
+
+
+class EncryptedSecret:
+    """A model attribute whose value is stored encrypted in ``<name>_ciphertext``.
+
+    Reading decrypts (a wrong key raises); assigning encrypts. List pages, ``__str__`` and
+    ``repr`` never touch it, so a page that shows no secret needs no key.
+    """
+
+    def __set_name__(self, owner, name):
+        self.name = name
+        self.column = f"{name}_ciphertext"
+
+    def __get__(self, instance, owner=None):
+        if instance is None:
+            return self
+        return crypto.decrypt(getattr(instance, self.column))
+
+    def __set__(self, instance, value):
+        if self.column not in {f.attname for f in instance._meta.concrete_fields}:
+            raise AttributeError(f"{type(instance).__name__} has no column {self.column}")
+        setattr(instance, self.column, crypto.encrypt(value or ""))
+
+
+def secret_column():
+    return models.TextField(blank=True, default="", editable=False)
+
+
+class Trigger(models.TextChoices):
+    WEBHOOK = "webhook", "Webhook"
+    SCHEDULE = "schedule", "Schedule"
+    MANUAL = "manual", "Manual (admin)"
+    RECOVERY = "recovery", "Recovery"
+    COMMAND_LINE = "command_line", "Command line"
+
+
+class Credential(models.Model):
+    """A Pleo credential: an API key or an OAuth 2.0 client, for one company or an organisation."""
+
+    class Kind(models.TextChoices):
+        API_KEY = "api_key", "API key"
+        OAUTH = "oauth", "OAuth 2.0"
+
+    class Status(models.TextChoices):
+        OK = "ok", "OK"
+        NEEDS_REAUTHORISATION = "needs_reauthorisation", "Needs re-authorisation"
+        INVALID = "invalid", "Invalid"
+
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.API_KEY)
+    api_key_ciphertext = secret_column()
+    oauth_client_id = models.CharField("OAuth client id", max_length=200, blank=True)
+    oauth_client_secret_ciphertext = secret_column()
+    access_token_ciphertext = secret_column()
+    access_token_expires_at = models.DateTimeField(null=True, blank=True)
+    refresh_token_ciphertext = secret_column()
+    refreshing_until = models.DateTimeField(null=True, blank=True, editable=False)
+    api_base_url = models.URLField(
+        "API base URL override",
+        blank=True,
+        help_text="Blank: the PLEO_API_BASE_URL setting.",
+    )
+    status = models.CharField(max_length=30, choices=Status.choices, default=Status.OK)
+    last_error = models.TextField(blank=True)
+    status_changed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    api_key = EncryptedSecret()
+    oauth_client_secret = EncryptedSecret()
+    access_token = EncryptedSecret()
+    refresh_token = EncryptedSecret()
+
+    SECRET_FIELDS = ("api_key", "oauth_client_secret", "access_token", "refresh_token")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return f"{self.name} ({self.get_kind_display()})"
+
+    def __repr__(self):
+        return f"<Credential {self.pk} {self.name!r} {self.kind} {self.status}>"
+
+    @property
+    def is_usable(self) -> bool:
+        return self.status == self.Status.OK
+
+
+class WebhookEndpoint(models.Model):
+    """Where Pleo delivers a credential's webhooks: ``/webhooks/pleo/<uuid>/``.
+
+    Signing secrets are a list (two may be active during a rotation), encrypted as one JSON value:
+    ``[{"secret": "whsec_…", "added_at": iso, "retire_after": iso|None, "subscription_id": str}]``.
+    """
+
+    credential = models.OneToOneField(
+        Credential, on_delete=models.CASCADE, related_name="webhook_endpoint"
+    )
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    signing_secrets_ciphertext = secret_column()
+    pleo_subscription_id = models.CharField(max_length=100, blank=True)
+    subscription_status = models.CharField(max_length=30, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    signing_secrets = EncryptedSecret()  # JSON text, see the class docstring
+
+    def __str__(self):
+        return f"Webhook endpoint {self.uuid}"
+
+    @property
+    def path(self) -> str:
+        return f"/webhooks/pleo/{self.uuid}/"
+
+    def secret_entries(self) -> list[dict]:
+        raw = self.signing_secrets
+        return json.loads(raw) if raw else []
+
+    def set_secret_entries(self, entries: list[dict]) -> None:
+        self.signing_secrets = json.dumps(entries) if entries else ""
+
+
+class Company(models.Model):
+    """A Pleo company whose export jobs we process, with its per-company lease."""
+
+    name = models.CharField(max_length=200)
+    pleo_company_id = models.UUIDField("Pleo company id", unique=True)
+    active = models.BooleanField(default=True)
+    credential = models.ForeignKey(Credential, on_delete=models.PROTECT, related_name="companies")
+    accounting_adapter = models.CharField(max_length=50, default="journal")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    last_check_at = models.DateTimeField(null=True, blank=True)
+    last_check_outcome = models.CharField(max_length=30, blank=True)
+    last_check_error = models.TextField(blank=True)
+
+    # The lease: one run per company across processes and machines (exports.services.leases).
+    lease_token = models.UUIDField(null=True, blank=True, editable=False)
+    lease_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    lease_holder = models.CharField(max_length=200, blank=True, editable=False)
+    recheck_requested = models.BooleanField(default=False, editable=False)
+    recheck_trigger = models.CharField(
+        max_length=20, choices=Trigger.choices, blank=True, editable=False
+    )
+    # A run that must go on (unfinished work) is picked up by the sweep when its lease lapses.
+    work_pending = models.BooleanField(default=False, editable=False)
+    next_run_not_before = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name_plural = "companies"
+        permissions = [("check_now", "Can trigger an export check (calls Pleo)")]
+
+    def __str__(self):
+        return self.name
+
+
+class ExportJob(models.Model):
+    """Our mirror of a Pleo export job plus our own facts about it (claim, expiry, processing)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        IN_PROGRESS = "in_progress"
+        FAILED = "failed"
+        COMPLETED = "completed"
+        COMPLETED_WITH_ERRORS = "completed_with_errors"
+
+    class Claim(models.TextChoices):
+        NONE = "", "Not claimed"
+        STARTING = "starting", "Starting (started sent, outcome not yet known)"
+        OURS = "ours", "Ours (Pleo accepted started)"
+        ELSEWHERE = "elsewhere", "Owned elsewhere"
+        ADOPTED = "adopted", "Adopted by an operator"
+        LOST = "lost", "Not ours (another worker won)"
+
+    pleo_job_id = models.UUIDField("Pleo job id", unique=True)
+    company = models.ForeignKey(Company, on_delete=models.PROTECT, related_name="export_jobs")
+    status = models.CharField(max_length=30, choices=Status.choices)
+    created_at = models.DateTimeField("created at (Pleo)")
+    started_at = models.DateTimeField(null=True, blank=True)
+    last_updated_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    expired_at = models.DateTimeField(null=True, blank=True)
+    expires_in = models.IntegerField(
+        help_text="Seconds, counted from lastUpdatedAt (or createdAt)."
+    )
+    number_of_items = models.IntegerField(default=0)
+    is_interactive = models.BooleanField(default=True)
+    vendor_based_bookkeeping = models.BooleanField(default=False)
+    created_by = models.UUIDField(null=True, blank=True)
+    failure_reason = models.TextField(blank=True)
+    failure_reason_type = models.CharField(max_length=60, blank=True)
+    last_payload = models.JSONField(default=dict, blank=True)
+
+    first_seen_at = models.DateTimeField(auto_now_add=True)
+    seen_via = models.CharField(max_length=20, choices=Trigger.choices)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    claim = models.CharField(max_length=20, choices=Claim.choices, default=Claim.NONE, blank=True)
+    claim_run_id = models.UUIDField(null=True, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    # Locally detected expiry, kept apart from Pleo's status.
+    expired_detected_at = models.DateTimeField(null=True, blank=True)
+    processing_state = models.CharField(max_length=30, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["company", "status"])]
+
+    def __str__(self):
+        return f"Job {self.pleo_job_id} ({self.status})"
+
+    @property
+    def is_ours(self) -> bool:
+        return self.claim in (self.Claim.OURS, self.Claim.STARTING, self.Claim.ADOPTED)
+
+
+class AuditQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise PermissionError("Audit entries are append-only: they cannot be updated.")
+
+    def delete(self):
+        raise PermissionError(
+            "Audit entries are append-only: only the retention command prunes them."
+        )
+
+    def prune_older_than(self, cutoff) -> int:
+        """The one way audit rows leave: a bulk delete of rows older than ``cutoff``."""
+        deleted, _ = models.QuerySet.delete(self.filter(created_at__lt=cutoff))
+        return deleted
+
+
+class AuditEntry(models.Model):
+    """One step of one run, for one company (and job). Append-only, enforced here."""
+
+    class Outcome(models.TextChoices):
+        OK = "ok", "OK"
+        INFO = "info", "Info"
+        WARNING = "warning", "Warning"
+        ERROR = "error", "Error"
+
+    created_at = models.DateTimeField(db_index=True)
+    company = models.ForeignKey(
+        Company, on_delete=models.PROTECT, null=True, blank=True, related_name="audit_entries"
+    )
+    export_job = models.ForeignKey(
+        ExportJob, on_delete=models.PROTECT, null=True, blank=True, related_name="audit_entries"
+    )
+    trigger = models.CharField(max_length=20, choices=Trigger.choices)
+    step = models.CharField(max_length=40, db_index=True)
+    outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.OK)
+    http_method = models.CharField(max_length=10, blank=True)
+    http_path = models.CharField(max_length=300, blank=True)
+    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    message = models.TextField(blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+    run_id = models.UUIDField(null=True, blank=True, db_index=True)
+
+    objects = AuditQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "audit entries"
+
+    def __str__(self):
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.step} {self.outcome}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise PermissionError("Audit entries are append-only: they cannot be changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionError("Audit entries are append-only: only the retention command prunes.")
+
+
+class WebhookDelivery(models.Model):
+    """Every verified webhook delivery, stored before anything else happens."""
+
+    class State(models.TextChoices):
+        RECEIVED = "received", "Received"
+        ENQUEUED = "enqueued", "Enqueued"
+        IGNORED = "ignored", "Ignored"
+        ENQUEUE_FAILED = "enqueue_failed", "Enqueue failed"
+        PROCESSED = "processed", "Processed"
+        FAILED = "failed", "Failed"
+
+    endpoint = models.ForeignKey(
+        WebhookEndpoint, on_delete=models.PROTECT, related_name="deliveries"
+    )
+    webhook_id = models.CharField(max_length=200)
+    webhook_timestamp = models.DateTimeField()
+    event_type = models.CharField(max_length=100, blank=True)
+    body = models.TextField()
+    received_at = models.DateTimeField(db_index=True)
+    company = models.ForeignKey(
+        Company, on_delete=models.SET_NULL, null=True, blank=True, related_name="deliveries"
+    )
+    pleo_job_id = models.UUIDField(null=True, blank=True)
+    state = models.CharField(max_length=20, choices=State.choices, default=State.RECEIVED)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        verbose_name_plural = "webhook deliveries"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["endpoint", "webhook_id"], name="unique_webhook_id_per_endpoint"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.event_type or 'delivery'} {self.webhook_id}"
+
+
+class WorkerHeartbeat(models.Model):
+    """A live worker (or the poll tick) says it is alive; the health check reads these rows."""
+
+    name = models.CharField(max_length=200, unique=True)
+    started_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+
+    TICK = "poll-tick"
+
+    def __str__(self):
+        return f"{self.name} (last seen {self.last_seen_at:%Y-%m-%d %H:%M:%S})"

@@ -1,0 +1,583 @@
+"""The detect-and-start flow: Pleo's how-to "Detect and start export jobs", one service function.
+
+Every trigger (webhook, schedule, admin "Check now", ``check_exports``, the recovery sweep) ends in
+:func:`run_export_check`. Holding the company's lease it:
+
+1. lists the company's unfinished jobs (``pending`` and ``in_progress``, every page);
+2. resumes an ``in_progress`` job that our claim record says we started, or, when such a job is not
+   ours, records it as owned elsewhere and starts nothing (Pleo's single-worker rule);
+3. otherwise takes the oldest ``pending`` job (``createdAt``, then id), confirms it with
+   ``GET /v3/export-jobs/{id}`` (a 404, a terminal status or an expired job is recorded and the
+   next oldest is taken);
+4. commits a claim record (state "starting"), then POSTs ``started``; a 422
+   ``INVALID_EXPORT_JOB_STATUS_CHANGE`` is expected (never retried: the job is re-read and the
+   company listed again); an unknown outcome is reconciled by re-reading the job.
+
+A run that changes nothing writes no audit rows: it only records the last check in the same
+statement that releases the lease.
+
+The one case this cannot tell apart: we crashed after committing "starting" but before the POST
+left, and another integration started the job meanwhile. The job is then ``in_progress`` with our
+"starting" claim, and we resume it as ours. Pleo offers no way to learn who sent ``started``.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
+
+from exports import audit, clock
+from exports.audit import HttpCall
+from exports.models import AuditEntry, Company, ExportJob, Trigger
+from exports.pleo import client as pleo
+from exports.services.credentials import CredentialUnusable, client_for_company
+from exports.services.leases import (
+    Lease,
+    LeaseLost,
+    lease_acquire,
+    lease_release,
+    lease_release_or_recheck,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class Outcome:
+    STARTED = "started"
+    RESUMED = "resumed"
+    NOTHING_PENDING = "nothing_pending"
+    BUSY = "busy"
+    OWNED_ELSEWHERE = "owned_elsewhere"
+    CONFLICT = "conflict"
+    EXPIRED_SKIPPED = "expired_skipped"
+    FAILED = "failed"
+
+    # Which outcome of several iterations (a recheck loop) the run reports.
+    PRIORITY = [
+        STARTED,
+        RESUMED,
+        FAILED,
+        CONFLICT,
+        OWNED_ELSEWHERE,
+        EXPIRED_SKIPPED,
+        NOTHING_PENDING,
+    ]
+
+
+MAX_START_ATTEMPTS = 3
+MAX_RELISTS = 3
+UNFINISHED = (pleo.JobStatus.PENDING, pleo.JobStatus.IN_PROGRESS)
+
+
+@dataclass
+class FlowResult:
+    company: Company
+    outcome: str
+    run_id: uuid.UUID
+    job_id: uuid.UUID | None = None
+    error: str = ""
+    hints: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {
+            "company": self.company.name,
+            "pleo_company_id": str(self.company.pleo_company_id),
+            "outcome": self.outcome,
+            "job_id": str(self.job_id) if self.job_id else None,
+            "run_id": str(self.run_id),
+            "error": self.error or None,
+        }
+
+
+def job_deadline(job: pleo.ExportJob | ExportJob) -> datetime:
+    """``lastUpdatedAt`` (or ``createdAt`` when null) plus ``expiresIn``."""
+    base = job.last_updated_at or job.created_at
+    return base + timedelta(seconds=job.expires_in)
+
+
+def is_expired(job: pleo.ExportJob, *, now: datetime) -> bool:
+    skew = timedelta(seconds=settings.EXPIRY_CLOCK_SKEW_SECONDS)
+    return now > job_deadline(job) + skew
+
+
+@dataclass
+class _Run:
+    """What one run carries between its steps."""
+
+    company: Company
+    lease: Lease
+    client: pleo.PleoClient
+    trigger: str
+    run_id: uuid.UUID
+    recover: bool
+    hints: list[str] = field(default_factory=list)
+
+    def audit(self, step, message, *, job=None, outcome=AuditEntry.Outcome.OK, http=None):
+        with self.lease.guard():
+            audit.record(
+                company=self.company,
+                trigger=self.trigger,
+                step=step,
+                message=message,
+                run_id=self.run_id,
+                outcome=outcome,
+                export_job=job,
+                http=http,
+            )
+
+    def mirror(self, remote: pleo.ExportJob) -> tuple[ExportJob, bool]:
+        """Create or refresh our mirror of ``remote``. Returns (row, status_changed)."""
+        with self.lease.guard():
+            local = ExportJob.objects.filter(pleo_job_id=remote.id).first()
+            fields = _mirror_fields(remote)
+            if local is None:
+                local = ExportJob.objects.create(
+                    pleo_job_id=remote.id,
+                    company=self.company,
+                    seen_via=self.trigger,
+                    **fields,
+                )
+                return local, True
+            changed = [name for name, value in fields.items() if getattr(local, name) != value]
+            status_changed = "status" in changed
+            if changed:
+                for name in changed:
+                    setattr(local, name, fields[name])
+                local.save(update_fields=[*changed, "updated_at"])
+            return local, status_changed
+
+    def set_claim(self, job: ExportJob, claim: str, **extra) -> None:
+        with self.lease.guard():
+            job.claim = claim
+            for name, value in extra.items():
+                setattr(job, name, value)
+            job.save(update_fields=["claim", *extra, "updated_at"])
+
+
+def _mirror_fields(remote: pleo.ExportJob) -> dict:
+    return {
+        "status": remote.status,
+        "created_at": remote.created_at,
+        "started_at": remote.started_at,
+        "last_updated_at": remote.last_updated_at,
+        "completed_at": remote.completed_at,
+        "expired_at": remote.expired_at,
+        "expires_in": remote.expires_in,
+        "number_of_items": remote.number_of_items,
+        "is_interactive": remote.is_interactive,
+        "vendor_based_bookkeeping": remote.vendor_based_bookkeeping,
+        "created_by": remote.created_by,
+        "failure_reason": remote.failure_reason or "",
+        "failure_reason_type": remote.failure_reason_type or "",
+        "last_payload": remote.raw,
+    }
+
+
+def _http(method: str, path: str, status: int | None) -> HttpCall:
+    return HttpCall(method=method, path=path, status=status)
+
+
+def _error_http(exc: pleo.PleoError) -> HttpCall | None:
+    method = getattr(exc, "method", None)
+    path = getattr(exc, "path", None)
+    if not method or not path:
+        return None
+    return HttpCall(method=method, path=path, status=getattr(exc, "status", None))
+
+
+def run_export_check(
+    *,
+    company: Company,
+    trigger: str,
+    recover: bool = False,
+    run_id: uuid.UUID | None = None,
+) -> FlowResult:
+    """Run the detect-and-start flow for ``company`` now, in this process."""
+    run_id = run_id or uuid.uuid4()
+    lease = lease_acquire(company_id=company.pk, trigger=trigger)
+    if lease is None:
+        logger.info("%s is busy (another run holds its lease); recheck requested", company.name)
+        return FlowResult(company=company, outcome=Outcome.BUSY, run_id=run_id)
+
+    outcomes: list[FlowResult] = []
+    released = False
+    try:
+        company.refresh_from_db()
+        while True:
+            result = _run_once(
+                company=company, lease=lease, trigger=trigger, recover=recover, run_id=run_id
+            )
+            outcomes.append(result)
+            if result.outcome == Outcome.FAILED:
+                break
+            if not lease_release_or_recheck(lease, outcome=result.outcome, error=result.error):
+                released = True
+                break
+            logger.info("%s: a recheck was requested during the run; listing again", company.name)
+    except LeaseLost as exc:
+        released = True  # not ours to release any more
+        outcomes.append(
+            FlowResult(
+                company=company,
+                outcome=Outcome.FAILED,
+                run_id=run_id,
+                error=f"The run lost its lease (it stalled past the deadline): {exc}",
+            )
+        )
+    finally:
+        if not released:
+            final = outcomes[-1] if outcomes else None
+            lease_release(
+                lease,
+                outcome=final.outcome if final else Outcome.FAILED,
+                error=final.error if final else "The run was interrupted.",
+            )
+    return _summarise(outcomes)
+
+
+def _summarise(outcomes: list[FlowResult]) -> FlowResult:
+    for wanted in Outcome.PRIORITY:
+        for result in outcomes:
+            if result.outcome == wanted:
+                hints = [h for r in outcomes for h in r.hints]
+                result.hints = hints
+                return result
+    return outcomes[-1]
+
+
+def _run_once(*, company, lease, trigger, recover, run_id) -> FlowResult:
+    def result(outcome, job_id=None, error=""):
+        return FlowResult(
+            company=company, outcome=outcome, run_id=run_id, job_id=job_id, error=error
+        )
+
+    try:
+        client = client_for_company(company, run_id=run_id)
+    except CredentialUnusable as exc:
+        return _failed(company, lease, trigger, run_id, str(exc))
+    run = _Run(
+        company=company, lease=lease, client=client, trigger=trigger, run_id=run_id, recover=recover
+    )
+    try:
+        with client:
+            if recover:
+                _recover_our_claims(run)
+            flow = _detect_and_start(run)
+            flow_result = result(flow.outcome, flow.job_id)
+            flow_result.hints = run.hints
+            return flow_result
+    except LeaseLost:
+        raise
+    except CredentialUnusable as exc:
+        return _failed(company, lease, trigger, run_id, str(exc))
+    except pleo.PleoError as exc:
+        return _failed(company, lease, trigger, run_id, _describe(exc), http=_error_http(exc))
+
+
+def _describe(exc: pleo.PleoError) -> str:
+    if isinstance(exc, pleo.PleoAuthError):
+        return f"Pleo refused the credential: {exc}"
+    if isinstance(exc, pleo.PleoUnavailable):
+        return f"Pleo is unreachable: {exc}"
+    return str(exc)
+
+
+def _failed(
+    company, lease, trigger, run_id, error: str, http: HttpCall | None = None
+) -> FlowResult:
+    """Record a failed run. The same failure twice in a row is audited once."""
+    company.refresh_from_db(fields=["last_check_outcome", "last_check_error"])
+    repeated = company.last_check_outcome == Outcome.FAILED and company.last_check_error == error
+    if not repeated:
+        with lease.guard():
+            audit.record(
+                company=company,
+                trigger=trigger,
+                step="error",
+                message=error,
+                run_id=run_id,
+                outcome=AuditEntry.Outcome.ERROR,
+                http=http,
+            )
+    logger.warning("%s: check failed: %s", company.name, error)
+    return FlowResult(company=company, outcome=Outcome.FAILED, run_id=run_id, error=error)
+
+
+@dataclass
+class _Decision:
+    outcome: str
+    job_id: uuid.UUID | None = None
+
+
+def _list_unfinished(run: _Run) -> list[pleo.ExportJob]:
+    run.lease.renew_if_due()
+    jobs = run.client.list_export_jobs(
+        company_id=run.company.pleo_company_id, statuses=list(UNFINISHED)
+    )
+    # The list's order is not documented: sort ourselves, oldest first, ties by id.
+    return sorted(
+        (job for job in jobs if job.company_id == run.company.pleo_company_id),
+        key=lambda job: (job.created_at, str(job.id)),
+    )
+
+
+def _detect_and_start(run: _Run) -> _Decision:
+    conflict_seen = False
+    for _ in range(MAX_RELISTS):
+        jobs = _list_unfinished(run)
+        running = [job for job in jobs if job.status == pleo.JobStatus.IN_PROGRESS]
+        if running:
+            return _handle_running(run, running)
+        pending = [job for job in jobs if job.status == pleo.JobStatus.PENDING]
+        decision = _start_oldest_pending(run, pending)
+        if decision.outcome != Outcome.CONFLICT:
+            if conflict_seen and decision.outcome in (
+                Outcome.NOTHING_PENDING,
+                Outcome.OWNED_ELSEWHERE,
+            ):
+                return _Decision(Outcome.CONFLICT, decision.job_id)
+            return decision
+        conflict_seen = True
+    return _Decision(Outcome.CONFLICT)
+
+
+def _handle_running(run: _Run, running: list[pleo.ExportJob]) -> _Decision:
+    mirrored = [(remote, run.mirror(remote)[0]) for remote in running]
+    for _remote, local in mirrored:
+        if local.is_ours:
+            return _resume(run, local)
+    remote, local = mirrored[0]
+    if local.claim != ExportJob.Claim.ELSEWHERE:
+        run.set_claim(local, ExportJob.Claim.ELSEWHERE)
+        run.audit(
+            "owned_elsewhere",
+            "Job is in progress but not started by us (another integration, or our records "
+            "were lost). Nothing else is started for this company until it finishes; an "
+            "operator can adopt it from the admin.",
+            job=local,
+            outcome=AuditEntry.Outcome.WARNING,
+        )
+    if run.recover:
+        run.hints.append(
+            f"Job {remote.id} is in progress but not ours. If our records were lost, adopt it "
+            f"in the admin (Export jobs → select it → 'Adopt job')."
+        )
+    return _Decision(Outcome.OWNED_ELSEWHERE, remote.id)
+
+
+def _resume(run: _Run, local: ExportJob) -> _Decision:
+    if local.claim == ExportJob.Claim.STARTING:
+        # Our earlier run committed "starting" and the job is in progress: the POST landed.
+        run.set_claim(local, ExportJob.Claim.OURS)
+        run.audit(
+            "started",
+            "Our earlier 'started' (outcome unknown at the time) had taken effect: "
+            "the job is ours.",
+            job=local,
+        )
+    from exports.services.lifecycle import carry_job
+
+    carry_job(run=run, job=local, resumed=True)
+    return _Decision(Outcome.RESUMED, local.pleo_job_id)
+
+
+def _start_oldest_pending(run: _Run, pending: list[pleo.ExportJob]) -> _Decision:
+    expired_seen = False
+    for listed in pending:
+        local, _ = run.mirror(listed)
+        if local.expired_detected_at is not None and is_expired(listed, now=clock.now()):
+            expired_seen = True  # recorded on an earlier run; not again
+            continue
+        run.lease.renew_if_due()
+        path = f"/v3/export-jobs/{listed.id}"
+        try:
+            remote = run.client.get_export_job(listed.id)
+        except pleo.PleoNotFound:
+            run.audit(
+                "not_found",
+                "Job was listed but Pleo no longer finds it; skipped.",
+                job=local,
+                outcome=AuditEntry.Outcome.WARNING,
+                http=_http("GET", path, 404),
+            )
+            continue
+        local, status_changed = run.mirror(remote)
+        if remote.status in pleo.TERMINAL_JOB_STATUSES:
+            if status_changed:
+                run.audit(
+                    "finished_elsewhere",
+                    f"Job is already {remote.status} in Pleo; skipped.",
+                    job=local,
+                    outcome=AuditEntry.Outcome.INFO,
+                    http=_http("GET", path, 200),
+                )
+            continue
+        if remote.status == pleo.JobStatus.IN_PROGRESS:
+            return _handle_running(run, [remote])
+        if is_expired(remote, now=clock.now()):
+            expired_seen = True
+            if local.expired_detected_at is None:
+                with run.lease.guard():
+                    local.expired_detected_at = clock.now()
+                    local.save(update_fields=["expired_detected_at", "updated_at"])
+                run.audit(
+                    "expired",
+                    f"Job expired at {job_deadline(remote):%Y-%m-%d %H:%M:%S} UTC before it "
+                    f"could be started; it was not started. Resubmit the export from Pleo's "
+                    f"web app.",
+                    job=local,
+                    outcome=AuditEntry.Outcome.WARNING,
+                    http=_http("GET", path, 200),
+                )
+            continue
+        run.audit(
+            "selected",
+            f"Oldest pending job (created {remote.created_at:%Y-%m-%d %H:%M:%S} UTC, "
+            f"{remote.number_of_items} items) confirmed pending.",
+            job=local,
+            http=_http("GET", path, 200),
+        )
+        return _start(run, local)
+    if expired_seen:
+        return _Decision(Outcome.EXPIRED_SKIPPED)
+    return _Decision(Outcome.NOTHING_PENDING)
+
+
+def _start(run: _Run, local: ExportJob) -> _Decision:
+    """Commit the claim ("starting"), then POST ``started``; reconcile an unknown outcome."""
+    run.set_claim(local, ExportJob.Claim.STARTING, claim_run_id=run.run_id, claimed_at=clock.now())
+    events_path = "/v3/export-job-events"
+    outcome_unknown = False
+    for _attempt in range(MAX_START_ATTEMPTS):
+        run.lease.renew_if_due()
+        try:
+            run.client.post_export_job_event(local.pleo_job_id, pleo.JobEvent.STARTED)
+        except pleo.PleoOutcomeUnknown as exc:
+            outcome_unknown = True
+            run.audit(
+                "start_unknown",
+                f"Outcome of 'started' unknown ({exc}); re-reading the job.",
+                job=local,
+                outcome=AuditEntry.Outcome.WARNING,
+                http=_http("POST", events_path, getattr(exc, "status", None)),
+            )
+            decision = _reconcile_after_unknown(run, local)
+            if decision is None:
+                continue  # still pending: POST again (bounded)
+            return decision
+        except pleo.PleoUnprocessable as exc:
+            if exc.error_type != pleo.ErrorType.INVALID_EXPORT_JOB_STATUS_CHANGE:
+                raise
+            return _start_conflict(run, local, exc, outcome_unknown=outcome_unknown)
+        else:
+            _mark_started(run, local, http=_http("POST", events_path, 202))
+            return _Decision(Outcome.STARTED, local.pleo_job_id)
+    run.audit(
+        "error",
+        f"'started' was sent {MAX_START_ATTEMPTS} times with no known outcome; the job is left "
+        f"for the next run to reconcile.",
+        job=local,
+        outcome=AuditEntry.Outcome.ERROR,
+    )
+    return _Decision(Outcome.FAILED, local.pleo_job_id)
+
+
+def _mark_started(run: _Run, local: ExportJob, *, http: HttpCall | None, note: str = "") -> None:
+    with run.lease.guard():
+        local.claim = ExportJob.Claim.OURS
+        local.status = ExportJob.Status.IN_PROGRESS
+        local.save(update_fields=["claim", "status", "updated_at"])
+    run.audit("started", note or "Pleo accepted 'started': the job is ours.", job=local, http=http)
+    from exports.services.lifecycle import carry_job
+
+    carry_job(run=run, job=local, resumed=False)
+
+
+def _reconcile_after_unknown(run: _Run, local: ExportJob) -> _Decision | None:
+    """Re-read the job after an unknown outcome. None: still pending (send again)."""
+    remote = run.client.get_export_job(local.pleo_job_id)
+    local, _ = run.mirror(remote)
+    if remote.status == pleo.JobStatus.PENDING:
+        return None
+    if remote.status == pleo.JobStatus.IN_PROGRESS:
+        # Our claim says "starting" for this run: the POST took effect.
+        _mark_started(
+            run,
+            local,
+            http=_http("GET", f"/v3/export-jobs/{remote.id}", 200),
+            note="The job is in progress after our 'started' with unknown outcome: it is ours.",
+        )
+        return _Decision(Outcome.STARTED, local.pleo_job_id)
+    run.set_claim(local, ExportJob.Claim.NONE)
+    run.audit(
+        "finished_elsewhere",
+        f"After an unknown outcome the job is {remote.status} in Pleo; nothing more is done.",
+        job=local,
+        outcome=AuditEntry.Outcome.WARNING,
+    )
+    return _Decision(Outcome.CONFLICT, local.pleo_job_id)
+
+
+def _start_conflict(run: _Run, local: ExportJob, exc, *, outcome_unknown: bool) -> _Decision:
+    run.audit(
+        "start_conflict",
+        "Pleo answered 422 INVALID_EXPORT_JOB_STATUS_CHANGE to 'started' (expected when another "
+        "worker moved first); not retried, re-reading the job.",
+        job=local,
+        outcome=AuditEntry.Outcome.INFO,
+        http=_http("POST", "/v3/export-job-events", 422),
+    )
+    if outcome_unknown:
+        decision = _reconcile_after_unknown(run, local)
+        if decision is not None:
+            return decision
+    run.set_claim(local, ExportJob.Claim.LOST)
+    return _Decision(Outcome.CONFLICT, local.pleo_job_id)
+
+
+def _recover_our_claims(run: _Run) -> None:
+    """``--recover``: re-read every unfinished claim of ours and bring our mirror up to date."""
+    claims = ExportJob.objects.filter(
+        company=run.company,
+        claim__in=[ExportJob.Claim.OURS, ExportJob.Claim.STARTING, ExportJob.Claim.ADOPTED],
+        status__in=[ExportJob.Status.PENDING, ExportJob.Status.IN_PROGRESS],
+    )
+    for local in claims:
+        run.lease.renew_if_due()
+        try:
+            remote = run.client.get_export_job(local.pleo_job_id)
+        except pleo.PleoNotFound:
+            run.audit(
+                "not_found",
+                "A job we claimed is no longer found in Pleo.",
+                job=local,
+                outcome=AuditEntry.Outcome.WARNING,
+            )
+            continue
+        local, status_changed = run.mirror(remote)
+        if status_changed and remote.status in pleo.TERMINAL_JOB_STATUSES:
+            run.audit(
+                "finished_elsewhere",
+                f"Recovery: the job we claimed is now {remote.status} in Pleo.",
+                job=local,
+                outcome=AuditEntry.Outcome.INFO,
+            )
+
+
+def job_adopt(*, job: ExportJob, user_name: str) -> None:
+    """An operator takes ownership of an in-progress job our records do not show as ours."""
+    job.claim = ExportJob.Claim.ADOPTED
+    job.save(update_fields=["claim", "updated_at"])
+    audit.record(
+        company=job.company,
+        export_job=job,
+        trigger=Trigger.MANUAL,
+        step="adopted",
+        message=f"Adopted by {user_name}: the job will be resumed as ours.",
+        run_id=None,
+        outcome=AuditEntry.Outcome.WARNING,
+    )

@@ -1,0 +1,29 @@
+"""Small model factories for tests."""
+
+import uuid
+
+from exports.models import Company, Credential
+from exports.services.companies import ensure_webhook_endpoint
+from tests import secrets_registry
+
+
+def make_credential(
+    *, name="Acme credential", api_key=None, api_base_url="", **extra
+) -> Credential:
+    credential = Credential(
+        name=name, kind=Credential.Kind.API_KEY, api_base_url=api_base_url, **extra
+    )
+    credential.api_key = secrets_registry.register(api_key or secrets_registry.new_api_key())
+    credential.save()
+    ensure_webhook_endpoint(credential)
+    return credential
+
+
+def make_company(*, name="Acme", pleo_company_id=None, credential=None, **extra) -> Company:
+    credential = credential or make_credential(name=f"{name} credential")
+    return Company.objects.create(
+        name=name,
+        pleo_company_id=pleo_company_id or uuid.uuid4(),
+        credential=credential,
+        **extra,
+    )
