@@ -7,8 +7,9 @@ secret field left blank keeps the stored value.
 from __future__ import annotations
 
 from django import forms
-from django.contrib import admin
-from django.urls import reverse
+from django.contrib import admin, messages
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import path, reverse
 from django.utils.html import format_html
 
 from exports import crypto
@@ -17,10 +18,40 @@ from exports.models import (
     Company,
     Credential,
     ExportJob,
+    Trigger,
     WebhookDelivery,
     WebhookEndpoint,
     WorkerHeartbeat,
 )
+from exports.services.dispatch import EnqueueFailed, enqueue_company_check
+
+
+def _enqueue_checks(modeladmin, request, companies, *, recover: bool) -> None:
+    """Only enqueue: no Pleo call happens in the admin request."""
+    queued = already = inactive = 0
+    try:
+        for company in companies:
+            if not company.active:
+                inactive += 1
+            elif enqueue_company_check(
+                company_id=company.pk, trigger=Trigger.MANUAL, recover=recover
+            ):
+                queued += 1
+            else:
+                already += 1
+    except EnqueueFailed as exc:
+        modeladmin.message_user(
+            request, f"The worker queue refused the check: {exc}", messages.ERROR
+        )
+        return
+    parts = [f"{queued} {'company' if queued == 1 else 'companies'} queued for a check"]
+    if recover:
+        parts[0] += " (recovery mode)"
+    if already:
+        parts.append(f"{already} already queued")
+    if inactive:
+        parts.append(f"{inactive} inactive, skipped")
+    modeladmin.message_user(request, "; ".join(parts) + ".", messages.SUCCESS)
 
 
 def _stored_hint(instance, field: str) -> str:
@@ -141,6 +172,35 @@ class CredentialAdmin(admin.ModelAdmin):
     search_fields = ("name", "oauth_client_id")
     readonly_fields = ("status", "last_error", "status_changed_at", "token_state")
     inlines = [WebhookEndpointInline]
+    actions = ["subscribe_webhooks", "unsubscribe_webhooks", "rotate_webhook_secret"]
+
+    def _webhook_action(self, request, queryset, operation, verb):
+        from exports.services import subscriptions
+
+        for credential in queryset:
+            try:
+                message = getattr(subscriptions, operation)(credential)
+            except Exception as exc:  # each credential reports its own failure
+                self.message_user(
+                    request, f"{credential.name}: {verb} failed: {exc}", messages.ERROR
+                )
+            else:
+                self.message_user(request, f"{credential.name}: {message}", messages.SUCCESS)
+
+    @admin.action(description="Subscribe webhooks (calls Pleo)", permissions=["manage_webhooks"])
+    def subscribe_webhooks(self, request, queryset):
+        self._webhook_action(request, queryset, "webhooks_subscribe", "subscribing")
+
+    @admin.action(description="Unsubscribe webhooks (calls Pleo)", permissions=["manage_webhooks"])
+    def unsubscribe_webhooks(self, request, queryset):
+        self._webhook_action(request, queryset, "webhooks_unsubscribe", "unsubscribing")
+
+    @admin.action(description="Rotate webhook secret (calls Pleo)", permissions=["manage_webhooks"])
+    def rotate_webhook_secret(self, request, queryset):
+        self._webhook_action(request, queryset, "webhooks_rotate_secret", "rotating")
+
+    def has_manage_webhooks_permission(self, request):
+        return request.user.has_perm("exports.manage_webhooks")
 
     def get_fieldsets(self, request, obj=None):
         return [
@@ -206,6 +266,40 @@ class CompanyAdmin(admin.ModelAdmin):
         "credential",
         "accounting_adapter",
     ) + readonly_fields
+    actions = ["check_now", "check_now_recover"]
+    change_form_template = "admin/exports/company/change_form.html"
+
+    @admin.action(description="Check now", permissions=["check_now"])
+    def check_now(self, request, queryset):
+        _enqueue_checks(self, request, queryset, recover=False)
+
+    @admin.action(description="Check now (recover)", permissions=["check_now"])
+    def check_now_recover(self, request, queryset):
+        _enqueue_checks(self, request, queryset, recover=True)
+
+    def has_check_now_permission(self, request):
+        return request.user.has_perm("exports.check_now")
+
+    def get_urls(self):
+        return [
+            path(
+                "<int:company_id>/check-now/",
+                self.admin_site.admin_view(self.check_now_view),
+                name="exports_company_check_now",
+            ),
+        ] + super().get_urls()
+
+    def check_now_view(self, request, company_id):
+        if request.method != "POST" or not self.has_check_now_permission(request):
+            self.message_user(request, "You may not trigger checks.", messages.ERROR)
+        else:
+            company = get_object_or_404(Company, pk=company_id)
+            _enqueue_checks(self, request, [company], recover=request.POST.get("recover") == "1")
+        return redirect("admin:exports_company_change", company_id)
+
+    def render_change_form(self, request, context, *args, **kwargs):
+        context["can_check_now"] = self.has_check_now_permission(request)
+        return super().render_change_form(request, context, *args, **kwargs)
 
     @admin.display(description="Job in progress")
     def job_in_progress(self, obj):
@@ -268,6 +362,31 @@ class ExportJobAdmin(admin.ModelAdmin):
     list_select_related = ("company",)
     date_hierarchy = "created_at"
     inlines = [AuditInline]
+    actions = ["adopt_job"]
+
+    @admin.action(description="Adopt job (take ownership)", permissions=["adopt"])
+    def adopt_job(self, request, queryset):
+        from exports.services.start_flow import job_adopt
+
+        adopted = 0
+        for job in queryset:
+            if job.status != ExportJob.Status.IN_PROGRESS or job.is_ours:
+                self.message_user(
+                    request,
+                    f"Job {job.pleo_job_id} is not an in-progress job owned elsewhere; skipped.",
+                    messages.WARNING,
+                )
+                continue
+            job_adopt(job=job, user_name=request.user.get_username())
+            enqueue_company_check(company_id=job.company_id, trigger=Trigger.MANUAL, recover=True)
+            adopted += 1
+        if adopted:
+            self.message_user(
+                request, f"{adopted} job(s) adopted; a recovery check was queued.", messages.SUCCESS
+            )
+
+    def has_adopt_permission(self, request):
+        return request.user.has_perm("exports.adopt_exportjob")
 
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in self.model._meta.fields] + ["expiry_note"]
@@ -347,6 +466,27 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
     list_filter = ("state", "event_type", "company")
     search_fields = ("webhook_id",)
     date_hierarchy = "received_at"
+    actions = ["reprocess"]
+
+    @admin.action(
+        description="Reprocess (enqueue the company's check again)", permissions=["check_now"]
+    )
+    def reprocess(self, request, queryset):
+        from exports.services.webhooks import webhook_delivery_reprocess
+
+        done = 0
+        for delivery in queryset:
+            if delivery.state not in (
+                WebhookDelivery.State.FAILED,
+                WebhookDelivery.State.ENQUEUE_FAILED,
+            ):
+                continue
+            webhook_delivery_reprocess(delivery)
+            done += 1
+        self.message_user(request, f"{done} failed deliveries reprocessed.", messages.SUCCESS)
+
+    def has_check_now_permission(self, request):
+        return request.user.has_perm("exports.check_now")
 
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in self.model._meta.fields]

@@ -90,6 +90,7 @@ class Credential(models.Model):
 
     class Meta:
         ordering = ["name"]
+        permissions = [("manage_webhooks", "Can subscribe and unsubscribe webhooks (calls Pleo)")]
 
     def __str__(self):
         return f"{self.name} ({self.get_kind_display()})"
@@ -161,6 +162,8 @@ class Company(models.Model):
     )
     # A run that must go on (unfinished work) is picked up by the sweep when its lease lapses.
     work_pending = models.BooleanField(default=False, editable=False)
+    # At most one queued check per company, whatever triggered it (exports.services.dispatch).
+    check_queued_at = models.DateTimeField(null=True, blank=True, editable=False)
     next_run_not_before = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
@@ -223,6 +226,7 @@ class ExportJob(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["company", "status"])]
+        permissions = [("adopt_exportjob", "Can adopt an in-progress job as ours")]
 
     def __str__(self):
         return f"Job {self.pleo_job_id} ({self.status})"

@@ -8,4 +8,14 @@ import os
 
 os.environ.setdefault("DEBUG", "1")
 
+import tempfile  # noqa: E402
+
 from pleo_integration.settings import *  # noqa: E402,F403
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    # A file, not memory: tests that start the product in subprocesses (worker, command line)
+    # must open the same test database.
+    DATABASES["default"]["TEST"] = {  # noqa: F405
+        "NAME": os.environ.get("SQLITE_TEST_NAME")
+        or os.path.join(tempfile.gettempdir(), f"pleo-export-bridge-test-{os.getpid()}.sqlite3")
+    }

@@ -1,6 +1,12 @@
 from django.contrib import admin
 from django.urls import path
+from django.views.generic import RedirectView
+
+from exports import health, webhooks
 
 urlpatterns = [
+    path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
+    path("webhooks/pleo/<uuid:endpoint_uuid>/", webhooks.pleo_webhook, name="pleo-webhook"),
+    path("healthz", health.healthz, name="healthz"),
 ]

@@ -39,3 +39,56 @@ def _no_secret_in_logs(caplog):
     yield
     leaked = [s for s in secrets_registry.current() if s in caplog.text]
     assert not leaked, f"secret(s) found in the logs: {[s[:6] + '…' for s in leaked]}"
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--run-slow",
+        action="store_true",
+        default=os.environ.get("RUN_SLOW") == "1",
+        help="Also run tests marked slow (the reliability scenarios; .ci/run does).",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--run-slow"):
+        return
+    skip_slow = pytest.mark.skip(
+        reason="slow scenario: run with --run-slow or RUN_SLOW=1 (.ci/run does)"
+    )
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip_slow)
+
+
+@pytest.fixture
+def test_database_url(transactional_db):
+    """The test database as a DATABASE_URL, for product processes started by a test."""
+    from django.db import connection
+
+    s = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{s['NAME']}"
+    auth = s["USER"] + (f":{s['PASSWORD']}" if s.get("PASSWORD") else "")
+    return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+@pytest.fixture
+def product_env(test_database_url, settings):
+    """Environment for a product subprocess: the test database and the test keys."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("DATABASE_URL", "PLEO_SANDBOX")
+    }
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "pleo_integration.settings_test",
+            "DATABASE_URL": test_database_url,
+            "CREDENTIALS_ENCRYPTION_KEYS": TEST_ENCRYPTION_KEY,
+            "SECRET_KEY": "test-secret-key",
+            "DEBUG": "1",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return env

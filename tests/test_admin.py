@@ -118,6 +118,20 @@ def test_job_page_shows_its_audit_trail(admin_client):
 
 def test_every_admin_action_is_registered_and_reachable(admin_client):
     """dj-stripe's weak spot: an action that was never registered. Every action must be listed."""
+    from exports import clock
+    from exports.models import WebhookDelivery
+    from tests.test_models import _job
+
+    company = make_company()
+    _job(company)
+    WebhookDelivery.objects.create(
+        endpoint=company.credential.webhook_endpoint,
+        webhook_id="msg_1",
+        webhook_timestamp=clock.now(),
+        body="{}",
+        received_at=clock.now(),
+    )
+    checked = 0
     for model, model_admin in admin.site._registry.items():
         if model._meta.app_label != "exports":
             continue
@@ -127,3 +141,53 @@ def test_every_admin_action_is_registered_and_reachable(admin_client):
         declared = [a if isinstance(a, str) else a.__name__ for a in (model_admin.actions or [])]
         for action in declared:
             assert f'value="{action}"' in response.content.decode(), (model, action)
+            checked += 1
+    assert checked >= 7
+
+
+@pytest.fixture
+def staff_client(client):
+    user = User.objects.create_user("clerk", "c@example.com", "pw", is_staff=True)
+    from django.contrib.auth.models import Permission
+
+    user.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_company", "change_company"])
+    )
+    client.force_login(user)
+    return client
+
+
+def test_check_now_needs_its_permission(staff_client, monkeypatch):
+    sent = []
+    monkeypatch.setattr("exports.services.dispatch.async_task", lambda *a, **k: sent.append(a))
+    company = make_company()
+    page = staff_client.get(reverse("admin:exports_company_changelist")).content.decode()
+    assert 'value="check_now"' not in page
+    staff_client.post(reverse("admin:exports_company_check_now", args=[company.pk]))
+    assert sent == []
+
+
+def test_check_now_only_enqueues(admin_client, monkeypatch, django_capture_on_commit_callbacks):
+    sent = []
+    monkeypatch.setattr("exports.services.dispatch.async_task", lambda *a, **k: sent.append(a))
+    monkeypatch.setattr(
+        "requests.Session.request", lambda *a, **k: pytest.fail("no Pleo call in the admin")
+    )
+    first, second = make_company(name="A"), make_company(name="B")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(
+            reverse("admin:exports_company_changelist"),
+            {"action": "check_now", "_selected_action": [first.pk, second.pk]},
+            follow=True,
+        )
+    assert "2 companies queued for a check" in response.content.decode()
+    assert sorted(args[1:] for args in sent) == [
+        (first.pk, "manual", False),
+        (second.pk, "manual", False),
+    ]
+    # A second click while the first is still queued queues nothing more.
+    response = admin_client.post(
+        reverse("admin:exports_company_check_now", args=[first.pk]), {"recover": "1"}, follow=True
+    )
+    assert "already queued" in response.content.decode()
+    assert len(sent) == 2

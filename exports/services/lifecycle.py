@@ -11,9 +11,10 @@ from exports.models import ExportJob
 READY = "ready_for_processing"
 
 
-def carry_job(*, run, job: ExportJob, resumed: bool) -> None:
+def carry_job(*, run, job: ExportJob, resumed: bool) -> str | None:
+    """Carry a job we own on from where it stands. Returns a final outcome, or None if none yet."""
     if job.processing_state == READY:
-        return
+        return None
     with run.lease.guard():
         job.processing_state = READY
         job.save(update_fields=["processing_state", "updated_at"])
@@ -24,3 +25,4 @@ def carry_job(*, run, job: ExportJob, resumed: bool) -> None:
         else "Ready for processing.",
         job=job,
     )
+    return None

@@ -331,17 +331,16 @@ def _detect_and_start(run: _Run) -> _Decision:
         jobs = _list_unfinished(run)
         running = [job for job in jobs if job.status == pleo.JobStatus.IN_PROGRESS]
         if running:
-            return _handle_running(run, running)
-        pending = [job for job in jobs if job.status == pleo.JobStatus.PENDING]
-        decision = _start_oldest_pending(run, pending)
-        if decision.outcome != Outcome.CONFLICT:
-            if conflict_seen and decision.outcome in (
-                Outcome.NOTHING_PENDING,
-                Outcome.OWNED_ELSEWHERE,
-            ):
-                return _Decision(Outcome.CONFLICT, decision.job_id)
-            return decision
-        conflict_seen = True
+            decision = _handle_running(run, running)
+        else:
+            pending = [job for job in jobs if job.status == pleo.JobStatus.PENDING]
+            decision = _start_oldest_pending(run, pending)
+        if decision.outcome == Outcome.CONFLICT:
+            conflict_seen = True
+            continue  # as the seed says: list the company's jobs again
+        if conflict_seen and decision.outcome in (Outcome.NOTHING_PENDING, Outcome.OWNED_ELSEWHERE):
+            return _Decision(Outcome.CONFLICT, decision.job_id)
+        return decision
     return _Decision(Outcome.CONFLICT)
 
 
@@ -381,8 +380,8 @@ def _resume(run: _Run, local: ExportJob) -> _Decision:
         )
     from exports.services.lifecycle import carry_job
 
-    carry_job(run=run, job=local, resumed=True)
-    return _Decision(Outcome.RESUMED, local.pleo_job_id)
+    finished = carry_job(run=run, job=local, resumed=True)
+    return _Decision(finished or Outcome.RESUMED, local.pleo_job_id)
 
 
 def _start_oldest_pending(run: _Run, pending: list[pleo.ExportJob]) -> _Decision:
@@ -474,8 +473,8 @@ def _start(run: _Run, local: ExportJob) -> _Decision:
                 raise
             return _start_conflict(run, local, exc, outcome_unknown=outcome_unknown)
         else:
-            _mark_started(run, local, http=_http("POST", events_path, 202))
-            return _Decision(Outcome.STARTED, local.pleo_job_id)
+            finished = _mark_started(run, local, http=_http("POST", events_path, 202))
+            return _Decision(finished or Outcome.STARTED, local.pleo_job_id)
     run.audit(
         "error",
         f"'started' was sent {MAX_START_ATTEMPTS} times with no known outcome; the job is left "
@@ -486,7 +485,10 @@ def _start(run: _Run, local: ExportJob) -> _Decision:
     return _Decision(Outcome.FAILED, local.pleo_job_id)
 
 
-def _mark_started(run: _Run, local: ExportJob, *, http: HttpCall | None, note: str = "") -> None:
+def _mark_started(
+    run: _Run, local: ExportJob, *, http: HttpCall | None, note: str = ""
+) -> str | None:
+    """Record that the job is ours, then carry it on. Returns the lifecycle's final outcome."""
     with run.lease.guard():
         local.claim = ExportJob.Claim.OURS
         local.status = ExportJob.Status.IN_PROGRESS
@@ -494,7 +496,7 @@ def _mark_started(run: _Run, local: ExportJob, *, http: HttpCall | None, note: s
     run.audit("started", note or "Pleo accepted 'started': the job is ours.", job=local, http=http)
     from exports.services.lifecycle import carry_job
 
-    carry_job(run=run, job=local, resumed=False)
+    return carry_job(run=run, job=local, resumed=False)
 
 
 def _reconcile_after_unknown(run: _Run, local: ExportJob) -> _Decision | None:
@@ -505,13 +507,13 @@ def _reconcile_after_unknown(run: _Run, local: ExportJob) -> _Decision | None:
         return None
     if remote.status == pleo.JobStatus.IN_PROGRESS:
         # Our claim says "starting" for this run: the POST took effect.
-        _mark_started(
+        finished = _mark_started(
             run,
             local,
             http=_http("GET", f"/v3/export-jobs/{remote.id}", 200),
             note="The job is in progress after our 'started' with unknown outcome: it is ours.",
         )
-        return _Decision(Outcome.STARTED, local.pleo_job_id)
+        return _Decision(finished or Outcome.STARTED, local.pleo_job_id)
     run.set_claim(local, ExportJob.Claim.NONE)
     run.audit(
         "finished_elsewhere",
@@ -526,7 +528,7 @@ def _start_conflict(run: _Run, local: ExportJob, exc, *, outcome_unknown: bool) 
     run.audit(
         "start_conflict",
         "Pleo answered 422 INVALID_EXPORT_JOB_STATUS_CHANGE to 'started' (expected when another "
-        "worker moved first); not retried, re-reading the job.",
+        "worker moved first); not retried, listing the company's jobs again.",
         job=local,
         outcome=AuditEntry.Outcome.INFO,
         http=_http("POST", "/v3/export-job-events", 422),

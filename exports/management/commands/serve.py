@@ -1,0 +1,119 @@
+"""``serve``: the README's main command. Web server and worker together, stopped cleanly on Ctrl-C.
+
+Before starting: migrations, ``ensure_schedules`` and a local admin login (printed once). With
+``PLEO_SANDBOX=1`` it also starts the local Pleo sandbox and seeds a demo (see
+``exports.services.demo``); without it, the same command runs against Pleo.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+
+STOP_GRACE_SECONDS = 10
+
+
+class Command(BaseCommand):
+    help = "Set up the database and run the web server and the worker (and the sandbox demo)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+        parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+        parser.add_argument(
+            "--sandbox-port", type=int, default=int(os.environ.get("PLEO_SANDBOX_PORT", "8765"))
+        )
+        parser.add_argument(
+            "--no-worker", action="store_true", help="Run only the web server (no qcluster)."
+        )
+
+    def handle(self, *args, **options):
+        self.children: list[tuple[str, subprocess.Popen]] = []
+        self.stopping = False
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        try:
+            self._run(options)
+        finally:
+            self._stop_children()
+
+    def _on_signal(self, signum, frame):
+        self.stopping = True
+
+    def _spawn(self, name: str, argv: list[str], env: dict | None = None) -> subprocess.Popen:
+        process = subprocess.Popen(  # noqa: S603  (our own interpreter and manage.py)
+            argv,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,  # Ctrl-C reaches us; we stop the children ourselves
+        )
+        self.children.append((name, process))
+        return process
+
+    def _manage(self, *args: str) -> list[str]:
+        return [sys.executable, str(settings.BASE_DIR / "manage.py"), *args]
+
+    def _run(self, options):
+        call_command("migrate", interactive=False, verbosity=0)
+        call_command("ensure_schedules", verbosity=0)
+        call_command("ensure_admin")
+
+        demo = None
+        extra_env: dict[str, str] = {}
+        if settings.PLEO_SANDBOX:
+            from exports.services.demo import Demo
+
+            demo = Demo(
+                command=self,
+                sandbox_port=options["sandbox_port"],
+                spawn=self._spawn,
+                manage=self._manage,
+            )
+            extra_env = demo.start()
+
+        base = f"http://{options['host']}:{options['port']}"
+        self._spawn(
+            "web",
+            self._manage("runserver", f"{options['host']}:{options['port']}", "--noreload"),
+            extra_env,
+        )
+        if not options["no_worker"]:
+            self._spawn("worker", self._manage("qcluster"), extra_env)
+
+        self.stdout.write(self.style.SUCCESS(f"Admin: {base}/admin/  (Ctrl-C stops everything)"))
+        if demo is not None:
+            demo.seed(public_base_url=base)
+
+        while not self.stopping:
+            for name, process in self.children:
+                if process.poll() is not None:
+                    raise CommandError(f"The {name} process exited ({process.returncode}).")
+            if demo is not None:
+                demo.step()
+            time.sleep(0.5)
+        self.stdout.write("Stopping ...")
+
+    def _stop_children(self):
+        for _, process in reversed(self.children):
+            if process.poll() is None:
+                try:
+                    os.killpg(process.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        for name, process in reversed(self.children):
+            remaining = max(0.1, deadline - time.monotonic())
+            try:
+                process.wait(timeout=remaining)
+            except subprocess.TimeoutExpired:
+                self.stderr.write(f"The {name} process did not stop in time; killing it.")
+                try:
+                    os.killpg(process.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                process.wait()

@@ -1,0 +1,44 @@
+"""Recovery without a human: re-enqueue companies whose lease lapsed with work unfinished."""
+
+from __future__ import annotations
+
+import logging
+
+from django.db.models import Q
+
+from exports import clock
+from exports.models import Company, ExportJob, Trigger
+from exports.services.dispatch import enqueue_company_check
+
+logger = logging.getLogger(__name__)
+
+
+def sweep_stale_leases() -> int:
+    """Enqueue a recovery check for every active company that a crashed run left behind.
+
+    A company qualifies when its lease deadline has passed (the holder died or stalled), when a
+    finished run said work is pending and its not-before time has come, or when a job of ours is
+    still unfinished in our mirror with no lease held. Returns how many checks were queued.
+    """
+    now = clock.now()
+    ours_unfinished = ExportJob.objects.filter(
+        claim__in=[ExportJob.Claim.OURS, ExportJob.Claim.STARTING, ExportJob.Claim.ADOPTED],
+        status__in=[ExportJob.Status.PENDING, ExportJob.Status.IN_PROGRESS],
+    ).values("company_id")
+    candidates = (
+        Company.objects.filter(active=True)
+        .filter(
+            Q(lease_token__isnull=False, lease_expires_at__lt=now)
+            | Q(lease_token__isnull=True, work_pending=True)
+            & (Q(next_run_not_before__isnull=True) | Q(next_run_not_before__lte=now))
+            | Q(lease_token__isnull=True, pk__in=ours_unfinished)
+        )
+        .values_list("pk", flat=True)
+    )
+    queued = 0
+    for company_id in candidates:
+        if enqueue_company_check(company_id=company_id, trigger=Trigger.RECOVERY, recover=True):
+            queued += 1
+    if queued:
+        logger.info("Sweep queued %d recovery check(s)", queued)
+    return queued

@@ -1,0 +1,64 @@
+"""A thread-safe log of every API request the sandbox received (control requests excluded)."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Callable
+
+REDACTED_HEADERS = {"authorization", "cookie", "proxy-authorization"}
+
+
+def redact_headers(headers: dict[str, str]) -> dict[str, str]:
+    return {k: ("<redacted>" if k.lower() in REDACTED_HEADERS else v) for k, v in headers.items()}
+
+
+class RequestLog:
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._entries: list[dict] = []
+        self._ids = itertools.count(1)
+
+    def start(self, entry: dict) -> dict:
+        with self._cond:
+            entry["id"] = next(self._ids)
+            self._entries.append(entry)
+            return entry
+
+    def finish(self, entry: dict, **fields) -> None:
+        with self._cond:
+            entry.update(fields)
+            entry["complete"] = True
+            self._cond.notify_all()
+
+    def entries(
+        self, *, method: str | None = None, path: str | None = None, complete_only: bool = False
+    ) -> list[dict]:
+        with self._cond:
+            out = []
+            for e in self._entries:
+                if method is not None and e["method"] != method.upper():
+                    continue
+                if path is not None and e["path"] != path:
+                    continue
+                if complete_only and not e.get("complete"):
+                    continue
+                out.append(dict(e))
+            return out
+
+    def clear(self) -> None:
+        with self._cond:
+            self._entries.clear()
+
+    def wait_for(self, predicate: Callable[[list[dict]], bool], timeout: float = 5.0) -> list[dict]:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                snapshot = [dict(e) for e in self._entries]
+                if predicate(snapshot):
+                    return snapshot
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError("request log did not reach the expected state")
+                self._cond.wait(remaining)

@@ -1,0 +1,432 @@
+"""Routing tables: Pleo's API endpoints and the ``/_sandbox/`` control endpoints."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pleo_sandbox.clock import iso
+from pleo_sandbox.data import file_content
+from pleo_sandbox.errors import ApiError
+from pleo_sandbox.handler import Request, Response
+
+_SEG = r"(?P<{}>[^/]+)"
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    pattern: re.Pattern[str]
+    fn: Callable[..., Response]
+    auth: bool = True
+
+
+def _route(method: str, template: str, fn: Callable[..., Response], auth: bool = True) -> Route:
+    regex = re.sub(r"\{(\w+)\}", lambda m: _SEG.format(m.group(1)), template)
+    return Route(method, re.compile(regex + "/?"), fn, auth)
+
+
+def _path_uuid(value: str, what: str) -> str:
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise ApiError(400, "BAD_REQUEST", f"'{value}' is not a valid {what} UUID.")
+
+
+# ----------------------------------------------------------------------------------------------
+# Pleo API
+# ----------------------------------------------------------------------------------------------
+def list_jobs(state, req: Request, cred) -> Response:
+    return Response(200, state.api_list_jobs(cred, req.query))
+
+
+def create_job(state, req: Request, cred) -> Response:
+    return Response(201, state.api_create_job(cred, req.json()))
+
+
+def get_job(state, req: Request, cred, job_id: str) -> Response:
+    return Response(200, state.api_get_job(cred, _path_uuid(job_id, "job")))
+
+
+def list_job_items(state, req: Request, cred, job_id: str) -> Response:
+    return Response(200, state.api_list_job_items(cred, _path_uuid(job_id, "job"), req.query))
+
+
+def update_job_items(state, req: Request, cred, job_id: str) -> Response:
+    job_id = _path_uuid(job_id, "job")
+    return Response(200, state.api_update_items(cred, job_id, req.json(), req.request_id))
+
+
+def post_event(state, req: Request, cred) -> Response:
+    state.api_post_event(cred, req.json(), req.request_id)
+    return Response(202)
+
+
+def list_export_items(state, req: Request, cred) -> Response:
+    return Response(200, state.api_list_export_items(cred, req.query))
+
+
+def list_subscriptions(state, req: Request, cred) -> Response:
+    return Response(200, state.api_list_subscriptions(cred, req.query))
+
+
+def create_subscription(state, req: Request, cred) -> Response:
+    return Response(200, state.api_create_subscription(cred, req.json()))
+
+
+def get_subscription(state, req: Request, cred, sub_id: str) -> Response:
+    return Response(200, state.api_get_subscription(cred, sub_id))
+
+
+def update_subscription(state, req: Request, cred, sub_id: str) -> Response:
+    return Response(200, state.api_update_subscription(cred, sub_id, req.json()))
+
+
+def delete_subscription(state, req: Request, cred, sub_id: str) -> Response:
+    state.api_delete_subscription(cred, sub_id)
+    return Response(204)
+
+
+def subscription_secret(state, req: Request, cred, sub_id: str) -> Response:
+    return Response(200, state.api_subscription_secret(cred, sub_id))
+
+
+def subscription_activities(state, req: Request, cred, sub_id: str) -> Response:
+    return Response(200, state.api_subscription_activities(cred, sub_id, req.query))
+
+
+def download_file(state, req: Request, cred, file_id: str) -> Response:
+    """A receipt behind a pre-signed-style URL: no auth, valid for 24 h on the sandbox clock."""
+    info = state.file(file_id)
+    if info is None:
+        raise ApiError(404, "FILE_NOT_FOUND", "File not found.")
+    try:
+        expires = int(req.param("expires", "0") or 0)
+    except ValueError:
+        expires = 0
+    if state.now().timestamp() >= expires:
+        raise ApiError(403, "FILE_URL_EXPIRED", "The file URL has expired.")
+    content = file_content(file_id, info["type"], info["size"])
+    return Response(200, content, content_type=info["type"])
+
+
+API_ROUTES = [
+    _route("GET", "/v3/export-jobs", list_jobs),
+    _route("POST", "/v3/export-jobs", create_job),
+    _route("GET", "/v3/export-jobs/{job_id}", get_job),
+    _route("GET", "/v3/export-jobs/{job_id}/items", list_job_items),
+    _route("PUT", "/v3/export-jobs/{job_id}/items", update_job_items),
+    _route("POST", "/v3/export-job-events", post_event),
+    _route("GET", "/v3/export-items", list_export_items),
+    _route("GET", "/v1/subscriptions", list_subscriptions),
+    _route("POST", "/v1/subscriptions", create_subscription),
+    _route("GET", "/v1/subscriptions/{sub_id}", get_subscription),
+    _route("PUT", "/v1/subscriptions/{sub_id}", update_subscription),
+    _route("DELETE", "/v1/subscriptions/{sub_id}", delete_subscription),
+    _route("GET", "/v1/subscriptions/{sub_id}/secret", subscription_secret),
+    _route("GET", "/v1/subscriptions/{sub_id}/activities", subscription_activities),
+    _route("GET", "/files/{file_id}", download_file, auth=False),
+]
+
+
+def _match(routes: list[Route], method: str, path: str):
+    allowed: set[str] = set()
+    for route in routes:
+        m = route.pattern.fullmatch(path)
+        if m is None:
+            continue
+        if route.method == method:
+            return route, m.groupdict(), allowed
+        allowed.add(route.method)
+    return None, {}, allowed
+
+
+def match_api(method: str, path: str):
+    """``(route, path params, allowed methods)``; route None → 404 (no allowed) or 405."""
+    return _match(API_ROUTES, method, path)
+
+
+# ----------------------------------------------------------------------------------------------
+# Control API (/_sandbox/...)
+# ----------------------------------------------------------------------------------------------
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)([A-Z])", r"_\1", name).lower()
+
+
+def _kwargs(body: dict, allowed: tuple[str, ...]) -> dict:
+    out = {}
+    for key, value in body.items():
+        name = _snake(key)
+        if name not in allowed:
+            raise ApiError(400, "SANDBOX_BAD_REQUEST", f"Unknown field '{key}'.")
+        out[name] = value
+    return out
+
+
+def c_health(server, req: Request) -> Response:
+    return Response(200, {"ok": True, "url": server.url, "seed": server.state.seed})
+
+
+def c_reset(server, req: Request) -> Response:
+    body = req.control_json()
+    server.state.reset(seed=body.get("seed"))
+    return Response(200, {"ok": True, "seed": server.state.seed})
+
+
+def c_list_companies(server, req: Request) -> Response:
+    return Response(200, {"data": [c.to_dict() for c in server.state.companies()]})
+
+
+def c_add_company(server, req: Request) -> Response:
+    kw = _kwargs(
+        req.control_json(),
+        ("name", "currency", "company_id", "organisation_id", "contra_accounts_configured"),
+    )
+    return Response(201, {"data": server.state.add_company(**kw).to_dict()})
+
+
+def c_update_company(server, req: Request, company_id: str) -> Response:
+    kw = _kwargs(req.control_json(), ("contra_accounts_configured",))
+    company = server.state.update_company(company_id, **kw)
+    return Response(200, {"data": company.to_dict()})
+
+
+def c_list_orgs(server, req: Request) -> Response:
+    return Response(200, {"data": [o.to_dict() for o in server.state.organisations()]})
+
+
+def c_add_org(server, req: Request) -> Response:
+    kw = _kwargs(req.control_json(), ("name", "company_ids", "n_companies", "currency"))
+    return Response(201, {"data": server.state.add_organisation(**kw).to_dict()})
+
+
+_CRED_FIELDS = ("company_id", "company_ids", "organisation_id", "scopes", "label")
+
+
+def c_add_api_key(server, req: Request) -> Response:
+    kw = _kwargs(req.control_json(), (*_CRED_FIELDS, "key"))
+    return Response(201, {"data": server.state.add_api_key(**kw).to_dict()})
+
+
+def c_add_token(server, req: Request) -> Response:
+    kw = _kwargs(req.control_json(), (*_CRED_FIELDS, "token", "expires_in"))
+    return Response(201, {"data": server.state.add_token(**kw).to_dict()})
+
+
+def c_list_credentials(server, req: Request) -> Response:
+    return Response(200, {"data": [c.to_dict() for c in server.state.credentials()]})
+
+
+def c_revoke(server, req: Request, cred_id: str) -> Response:
+    return Response(200, {"data": server.state.revoke(cred_id).to_dict()})
+
+
+def c_create_job(server, req: Request) -> Response:
+    body = dict(req.control_json())
+    if "companyId" not in body and "company_id" not in body:
+        raise ApiError(400, "SANDBOX_BAD_REQUEST", "'companyId' is required.")
+    kw = _kwargs(
+        body,
+        (
+            "company_id",
+            "items",
+            "created_at",
+            "expires_in",
+            "vendor_based_bookkeeping",
+            "is_interactive",
+            "created_by",
+            "accounting_entry_ids",
+            "notify",
+        ),
+    )
+    company_id = kw.pop("company_id")
+    return Response(201, {"data": server.state.create_job(company_id, **kw)})
+
+
+def c_list_jobs(server, req: Request) -> Response:
+    return Response(200, {"data": server.state.list_jobs(req.param("company_id"))})
+
+
+def c_get_job(server, req: Request, job_id: str) -> Response:
+    return Response(200, {"data": server.state.get_job(job_id)})
+
+
+def c_job_export_items(server, req: Request, job_id: str) -> Response:
+    return Response(200, {"data": server.state.export_items(job_id)})
+
+
+def c_other_integration(server, req: Request, job_id: str) -> Response:
+    return Response(200, {"started": server.state.start_as_other_integration(job_id)})
+
+
+def c_job_webhook(server, req: Request, job_id: str) -> Response:
+    return Response(200, {"deliveries": server.state.send_job_created_webhook(job_id)})
+
+
+def c_seed(server, req: Request) -> Response:
+    kw = _kwargs(req.control_json(), ("companies", "jobs_per_company", "items_per_job"))
+    n = int(kw.pop("companies", 1))
+    return Response(201, {"data": server.state.seed_companies(n, **kw)})
+
+
+def _clock_body(server) -> dict:
+    state = server.state
+    return {"now": iso(state.now()), "offsetSeconds": state.clock.offset_seconds}
+
+
+def c_get_clock(server, req: Request) -> Response:
+    return Response(200, _clock_body(server))
+
+
+def c_advance_clock(server, req: Request) -> Response:
+    body = req.control_json()
+    if not isinstance(body.get("seconds"), int | float):
+        raise ApiError(400, "SANDBOX_BAD_REQUEST", "'seconds' (a number) is required.")
+    server.state.advance_clock(body["seconds"])
+    return Response(200, _clock_body(server))
+
+
+def c_set_clock(server, req: Request) -> Response:
+    body = req.control_json()
+    if not isinstance(body.get("offsetSeconds"), int | float):
+        raise ApiError(400, "SANDBOX_BAD_REQUEST", "'offsetSeconds' (a number) is required.")
+    server.state.set_clock_offset(body["offsetSeconds"])
+    return Response(200, _clock_body(server))
+
+
+def c_get_switches(server, req: Request) -> Response:
+    return Response(200, {"data": server.state.switches})
+
+
+def c_set_switches(server, req: Request) -> Response:
+    body = {_snake(k): v for k, v in req.control_json().items()}
+    return Response(200, {"data": server.state.set_switches(**body)})
+
+
+def c_reset_switches(server, req: Request) -> Response:
+    return Response(200, {"data": server.state.reset_switches()})
+
+
+_FAULT_FIELDS = (
+    "kind",
+    "method",
+    "path",
+    "path_regex",
+    "count",
+    "body_match",
+    "job_id",
+    "status",
+    "body",
+    "headers",
+    "retry_after",
+    "seconds",
+    "apply",
+)
+
+
+def c_list_faults(server, req: Request) -> Response:
+    return Response(200, {"data": [f.to_dict() for f in server.state.faults.list()]})
+
+
+def c_add_fault(server, req: Request) -> Response:
+    kw = _kwargs(req.control_json(), _FAULT_FIELDS)
+    if "kind" not in kw:
+        raise ApiError(400, "SANDBOX_BAD_REQUEST", "'kind' is required.")
+    return Response(201, {"data": server.state.add_fault(**kw).to_dict()})
+
+
+def c_clear_faults(server, req: Request) -> Response:
+    server.state.clear_faults()
+    return Response(204)
+
+
+def c_remove_fault(server, req: Request, fault_id: str) -> Response:
+    if not server.state.remove_fault(fault_id):
+        raise ApiError(404, "SANDBOX_NOT_FOUND", "No such fault.")
+    return Response(204)
+
+
+def c_requests(server, req: Request) -> Response:
+    return Response(200, {"data": server.state.requests(req.param("method"), req.param("path"))})
+
+
+def c_clear_requests(server, req: Request) -> Response:
+    server.state.clear_requests()
+    return Response(204)
+
+
+def c_deliveries(server, req: Request) -> Response:
+    return Response(200, {"data": server.state.webhook_deliveries()})
+
+
+def c_clear_deliveries(server, req: Request) -> Response:
+    server.state.webhooks.clear_log()
+    return Response(204)
+
+
+def c_subscriptions(server, req: Request) -> Response:
+    return Response(200, {"data": server.state.subscriptions()})
+
+
+def _c(method: str, template: str, fn: Callable[..., Response]) -> Route:
+    return _route(method, "/_sandbox" + template, fn, auth=False)
+
+
+CONTROL_ROUTES = [
+    _c("GET", "/health", c_health),
+    _c("POST", "/reset", c_reset),
+    _c("GET", "/companies", c_list_companies),
+    _c("POST", "/companies", c_add_company),
+    _c("PATCH", "/companies/{company_id}", c_update_company),
+    _c("GET", "/organisations", c_list_orgs),
+    _c("POST", "/organisations", c_add_org),
+    _c("POST", "/api-keys", c_add_api_key),
+    _c("POST", "/tokens", c_add_token),
+    _c("GET", "/credentials", c_list_credentials),
+    _c("POST", "/credentials/{cred_id}/revoke", c_revoke),
+    _c("GET", "/jobs", c_list_jobs),
+    _c("POST", "/jobs", c_create_job),
+    _c("GET", "/jobs/{job_id}", c_get_job),
+    _c("GET", "/jobs/{job_id}/export-items", c_job_export_items),
+    _c("POST", "/jobs/{job_id}/start-as-other-integration", c_other_integration),
+    _c("POST", "/jobs/{job_id}/webhook", c_job_webhook),
+    _c("POST", "/seed", c_seed),
+    _c("GET", "/clock", c_get_clock),
+    _c("PUT", "/clock", c_set_clock),
+    _c("POST", "/clock/advance", c_advance_clock),
+    _c("GET", "/switches", c_get_switches),
+    _c("PATCH", "/switches", c_set_switches),
+    _c("PUT", "/switches", c_set_switches),
+    _c("DELETE", "/switches", c_reset_switches),
+    _c("GET", "/faults", c_list_faults),
+    _c("POST", "/faults", c_add_fault),
+    _c("DELETE", "/faults", c_clear_faults),
+    _c("DELETE", "/faults/{fault_id}", c_remove_fault),
+    _c("GET", "/requests", c_requests),
+    _c("DELETE", "/requests", c_clear_requests),
+    _c("GET", "/webhook-deliveries", c_deliveries),
+    _c("DELETE", "/webhook-deliveries", c_clear_deliveries),
+    _c("GET", "/subscriptions", c_subscriptions),
+]
+
+
+def handle_control(server, req: Request) -> Response:
+    route, params, allowed = _match(CONTROL_ROUTES, req.method, req.path)
+    if route is None:
+        if allowed:
+            return Response(
+                405,
+                {"type": "METHOD_NOT_ALLOWED", "message": f"Use {', '.join(sorted(allowed))}."},
+                {"Allow": ", ".join(sorted(allowed))},
+            )
+        return Response(404, {"type": "SANDBOX_NOT_FOUND", "message": f"No control {req.path}."})
+    try:
+        return route.fn(server, req, **params)
+    except ApiError as exc:
+        return Response.error(exc)
+    except KeyError as exc:
+        return Response(404, {"type": "SANDBOX_NOT_FOUND", "message": f"Unknown id {exc}."})
+    except (ValueError, TypeError) as exc:
+        return Response(400, {"type": "SANDBOX_BAD_REQUEST", "message": str(exc)})
