@@ -10,21 +10,17 @@ from __future__ import annotations
 
 import base64
 import email.utils
-import functools
 import json
 import logging
-import os
 import re
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import jsonschema
 import pytest
 import requests
 import responses
-import yaml
 
 from exports.pleo import client as pleo
 from exports.pleo.client import (
@@ -61,11 +57,13 @@ from exports.pleo.client import (
 )
 from tests import client_fakes as fakes
 from tests import secrets_registry
+from tests.openapi_schemas import validate_request_body, validate_response
 
 URL = fakes.BASE_URL
 JOBS = f"{URL}/v3/export-jobs"
 JOB = f"{JOBS}/{fakes.JOB_ID}"
 ITEMS = f"{JOB}/items"
+PUT_ITEMS_PATH = "/v3/export-jobs/{jobId}/items"
 EVENTS = f"{URL}/v3/export-job-events"
 EXPORT_ITEMS = f"{URL}/v3/export-items"
 SUBSCRIPTIONS = f"{URL}/v1/subscriptions"
@@ -74,86 +72,45 @@ NOW = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)
 
 
 # --- OpenAPI schemas ------------------------------------------------------------------------------
+# Request bodies are checked against the operation's requestBody schema with no_extra_fields, so
+# a misspelled or invented field name (say ``exportJobId``) fails as well as a wrong value.
 
-SPEC_DIR = Path(os.environ.get("PLEO_OPENAPI_DIR", "/work/shared/pleo-openapi"))
-FORMATS = jsonschema.FormatChecker(formats=())
-
-
-@FORMATS.checks("date-time")
-def _is_pleo_timestamp(value: object) -> bool:
-    """Pleo's stated format: UTC, second precision, ``Z`` (§3)."""
-    return not isinstance(value, str) or bool(
-        re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", value)
-    )
+PLEO_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 
 
-@FORMATS.checks("uuid")
-def _is_uuid(value: object) -> bool:
-    return not isinstance(value, str) or bool(
-        re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", value)
-    )
+def check_request(body: object, method: str, path: str) -> None:
+    validate_request_body(body, method, path, no_extra_fields=True)
 
 
-def _strip_bogus_patterns(node: object) -> object:
-    """The spec puts ``pattern: YYYY-MM-DDTHH:mi:ssZ`` on date-time fields: not a regex."""
-    if isinstance(node, dict):
-        return {
-            key: _strip_bogus_patterns(value)
-            for key, value in node.items()
-            if not (key == "pattern" and isinstance(value, str) and value.startswith("YYYY"))
-        }
-    if isinstance(node, list):
-        return [_strip_bogus_patterns(value) for value in node]
-    return node
+def check_response(body: object, method: str, path: str) -> None:
+    validate_response(body, method, path, 200, no_extra_fields=True)
 
 
-@functools.cache
-def _schemas(spec: str) -> dict:
-    path = SPEC_DIR / f"{spec}.yml"
-    assert path.exists(), f"OpenAPI file {path} is missing (set PLEO_OPENAPI_DIR)"
-    return _strip_bogus_patterns(yaml.safe_load(path.read_text())["components"]["schemas"])
-
-
-def validate(instance: object, schema: str | dict, spec: str = "export-api-v3") -> None:
-    """Validate against ``components.schemas`` (Draft 2020-12): a schema name or a schema."""
-    root = {"$schema": "https://json-schema.org/draft/2020-12/schema"}
-    root.update({"$ref": f"#/components/schemas/{schema}"} if isinstance(schema, str) else schema)
-    root["components"] = {"schemas": _schemas(spec)}
-    jsonschema.Draft202012Validator(root, format_checker=FORMATS).validate(instance)
-
-
-PUT_ITEMS_SCHEMA = {
-    "type": "array",
-    "maxItems": 100,
-    "items": {"$ref": "#/components/schemas/UpdateExportJobItemV3"},
-}
-
-
-def test_schema_helper_rejects_what_pleo_would_reject():
-    validate({"jobId": fakes.JOB_ID, "event": "started"}, "CreateExportJobEvent")
-    with pytest.raises(jsonschema.ValidationError):
-        validate({"jobId": fakes.JOB_ID, "event": "start"}, "CreateExportJobEvent")
-    with pytest.raises(jsonschema.ValidationError):
-        validate({"exportJobId": fakes.JOB_ID, "event": "started"}, "CreateExportJobEvent")
-    with pytest.raises(jsonschema.ValidationError):
-        validate([{"accountingEntryId": fakes.entry_id(1), "status": "ok"}], PUT_ITEMS_SCHEMA)
-    with pytest.raises(jsonschema.ValidationError):
-        validate(
-            [{"accountingEntryId": "x", "status": "failed", "exportedAt": "2025-01-01T00:00"}],
-            PUT_ITEMS_SCHEMA,
-        )
+def test_request_checks_reject_what_pleo_would_reject():
+    check_request({"jobId": fakes.JOB_ID, "event": "started"}, "POST", "/v3/export-job-events")
+    bad_requests = [
+        ({"jobId": fakes.JOB_ID, "event": "start"}, "POST", "/v3/export-job-events"),
+        ({"exportJobId": fakes.JOB_ID, "event": "started"}, "POST", "/v3/export-job-events"),
+        ([{"accountingEntryId": fakes.entry_id(1), "status": "ok"}], "PUT", PUT_ITEMS_PATH),
+        ([{"accountingEntryId": "x", "status": "failed"}], "PUT", PUT_ITEMS_PATH),
+        ([{"accountingEntryId": fakes.entry_id(1), "state": "failed"}], "PUT", PUT_ITEMS_PATH),
+        ({"endpointUrl": "https://x", "eventTypes": ["a", "a"]}, "POST", "/v1/subscriptions"),
+    ]
+    for body, method, path in bad_requests:
+        with pytest.raises(jsonschema.ValidationError):
+            check_request(body, method, path)
 
 
 def test_fakes_match_the_response_schemas():
     """The JSON our fakes answer with is what Pleo's schemas describe."""
-    validate(fakes.page([fakes.job_json()]), "CursorPaginatedResponseExportJobV3")
-    validate(fakes.page([fakes.job_item_json()]), "CursorPaginatedResponseExportJobItemV3")
-    validate(
-        fakes.page([fakes.export_item_json()]),
-        "CursorPaginatedResponseExportItemV3",
-        "export-items-v3",
-    )
-    validate({"data": fakes.subscription_json()}, "SubscriptionResponse", "webhook-subscriptions")
+    check_response(fakes.page([fakes.job_json()]), "GET", "/v3/export-jobs")
+    check_response({"data": fakes.job_json()}, "GET", "/v3/export-jobs/{jobId}")
+    check_response(fakes.page([fakes.job_item_json()]), "GET", PUT_ITEMS_PATH)
+    check_response(fakes.page([fakes.export_item_json()]), "GET", "/v3/export-items")
+    check_response({"data": fakes.subscription_json()}, "GET", "/v1/subscriptions/{id}")
+    check_response(fakes.page([fakes.subscription_json()]), "GET", "/v1/subscriptions")
+    for raw in (fakes.job_json(), fakes.job_item_json(), fakes.subscription_json()):
+        assert all(PLEO_TIMESTAMP.fullmatch(v) for k, v in raw.items() if k.endswith("At") and v)
 
 
 # --- Fixtures -------------------------------------------------------------------------------------
@@ -559,7 +516,7 @@ def test_post_started_event(http, client):
     call = http.calls[0]
     assert call.request.method == "POST"
     assert sent_json(call) == {"jobId": fakes.JOB_ID, "event": "started"}
-    validate(sent_json(call), "CreateExportJobEvent")
+    check_request(sent_json(call), "POST", "/v3/export-job-events")
 
 
 def test_post_failed_event_with_reason(http, client):
@@ -577,7 +534,7 @@ def test_post_failed_event_with_reason(http, client):
         "failureReason": "Failed to reach the Accounting System.",
         "failureReasonType": "accounting_system_unreachable",
     }
-    validate(body, "CreateExportJobEvent")
+    check_request(body, "POST", "/v3/export-job-events")
 
 
 def test_event_arguments_are_checked_before_any_http(http, client):
@@ -612,7 +569,7 @@ def test_create_export_job(http, client):
         "isInteractive": False,
         "options": {"vendorBasedBookkeeping": True},
     }
-    validate(body, "CreateExportJob")
+    check_request(body, "POST", "/v3/export-jobs")
 
 
 def test_create_export_job_conflict(http, client):
@@ -708,7 +665,7 @@ def test_update_export_job_items_body_and_result(http, client):
             }
         ],
     }
-    validate(answer, "ExportJobItemUpdateV3")
+    check_response(answer, "PUT", PUT_ITEMS_PATH)
     http.put(ITEMS, json=answer)
     result = client.update_export_job_items(fakes.JOB_ID, updates)
     body = sent_json(http.calls[0])
@@ -729,7 +686,7 @@ def test_update_export_job_items_body_and_result(http, client):
         },
         {"accountingEntryId": fakes.entry_id(3), "status": "successful"},
     ]
-    validate(body, PUT_ITEMS_SCHEMA)
+    check_request(body, "PUT", PUT_ITEMS_PATH)
     assert [item.status for item in result.items] == [ItemStatus.SUCCESSFUL, ItemStatus.FAILED]
     assert result.items[1].failure_reason_type == ItemFailureReasonType.VENDOR_UNKNOWN
     assert result.errors == [
@@ -894,7 +851,7 @@ def test_create_subscription(http, client):
         "customHeaders": {"X-Bridge": "1"},
         "endpointAuth": {"type": "NONE"},
     }
-    validate(body, "SubscriptionRequest", "webhook-subscriptions")
+    check_request(body, "POST", "/v1/subscriptions")
     with pytest.raises(ValueError):
         client.create_subscription("https://x", [])
 
@@ -917,7 +874,7 @@ def test_update_get_delete_subscription(http, client):
         "eventTypes": ["v1.export-job.created"],
         "status": "INACTIVE",
     }
-    validate(body, "SubscriptionRequest", "webhook-subscriptions")
+    check_request(body, "PUT", "/v1/subscriptions/{id}")
     assert client.get_subscription(fakes.SUBSCRIPTION_ID).status is SubscriptionStatus.ACTIVE
     assert client.delete_subscription(fakes.SUBSCRIPTION_ID) is None
     assert [call.request.method for call in http.calls] == ["PUT", "GET", "DELETE"]
@@ -926,7 +883,7 @@ def test_update_get_delete_subscription(http, client):
 def test_get_subscription_secret(http, client):
     secret = secrets_registry.register("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD")
     http.get(f"{SUBSCRIPTION}/secret", json={"data": {"secretKey": secret}})
-    validate({"data": {"secretKey": secret}}, "SubscriptionSecretResponse", "webhook-subscriptions")
+    check_response({"data": {"secretKey": secret}}, "GET", "/v1/subscriptions/{id}/secret")
     assert client.get_subscription_secret(fakes.SUBSCRIPTION_ID) == secret
 
 

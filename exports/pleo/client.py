@@ -244,7 +244,8 @@ class PleoRateLimited(PleoHTTPError):
 
 
 class PleoServerError(PleoHTTPError):
-    """5xx on a read (after its retries)."""
+    """5xx on a read: after the retries for 500/502/503/504, at once for any other 5xx or when
+    ``Retry-After`` is above the cap. (On a write a 5xx is :class:`PleoOutcomeUnknown`.)"""
 
 
 class PleoOutcomeUnknown(PleoError):

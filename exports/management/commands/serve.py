@@ -99,12 +99,10 @@ class Command(BaseCommand):
         self.stdout.write("Stopping ...")
 
     def _stop_children(self):
+        # SIGTERM to each child's main process: qcluster stops its own worker processes.
         for _, process in reversed(self.children):
             if process.poll() is None:
-                try:
-                    os.killpg(process.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
+                process.terminate()
         deadline = time.monotonic() + STOP_GRACE_SECONDS
         for name, process in reversed(self.children):
             remaining = max(0.1, deadline - time.monotonic())
@@ -112,8 +110,9 @@ class Command(BaseCommand):
                 process.wait(timeout=remaining)
             except subprocess.TimeoutExpired:
                 self.stderr.write(f"The {name} process did not stop in time; killing it.")
-                try:
-                    os.killpg(process.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+                process.kill()
                 process.wait()
+            try:
+                os.killpg(process.pid, signal.SIGKILL)  # nothing of its process group survives
+            except (ProcessLookupError, PermissionError):
+                pass

@@ -1,0 +1,101 @@
+"""End to end with real processes: web server and ``qcluster`` worker, against the sandbox.
+
+A signed webhook from the sandbox reaches the web process, which stores and enqueues; the worker
+runs the flow and starts the job in the sandbox. On the suite's database (SQLite with the ORM
+broker under ``bin/test``; PostgreSQL in ``.ci/run``), and with the Redis broker.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from exports.models import AuditEntry, WebhookDelivery
+from exports.services.companies import company_add_or_update
+from exports.services.subscriptions import webhooks_subscribe
+from tests import processes
+
+pytestmark = [pytest.mark.subprocess, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def product(pleo_sandbox, product_env, tmp_path, settings):
+    """Start web + worker; returns a callable taking extra env (e.g. REDIS_URL)."""
+    started = []
+
+    def start(**extra_env):
+        port = processes.free_port()
+        base = f"http://127.0.0.1:{port}"
+        env = {**product_env, "PUBLIC_BASE_URL": base, "Q_WORKERS": "1", **extra_env}
+        settings.PUBLIC_BASE_URL = base
+        web = processes.start(
+            processes.manage("runserver", f"127.0.0.1:{port}", "--noreload"),
+            env,
+            tmp_path / "web.log",
+        )
+        started.append(web)
+        worker = processes.start(processes.manage("qcluster"), env, tmp_path / "worker.log")
+        started.append(worker)
+        processes.wait_http(f"{base}/healthz")
+        return base, web, worker
+
+    yield start
+    for process in started:
+        processes.stop(process)
+
+
+def _company(pleo_sandbox):
+    state = pleo_sandbox.state
+    remote = state.add_company("E2E Company")
+    key = state.add_api_key(remote.id)
+    saved = company_add_or_update(
+        name="E2E Company",
+        pleo_company_id=uuid.UUID(remote.id),
+        api_key=key.key,
+        api_base_url=pleo_sandbox.url,
+    )
+    webhooks_subscribe(saved.company.credential)
+    return remote, saved.company
+
+
+def _started_by_webhook(pleo_sandbox, product, **env):
+    base, web, worker = product(**env)
+    remote, company = _company(pleo_sandbox)
+    job = pleo_sandbox.state.create_job(remote.id, items=1)
+
+    def job_started():
+        status = pleo_sandbox.state.get_job(job["id"])["job"]["status"]
+        return status != "pending"
+
+    try:
+        processes.wait_until(job_started, timeout=45, message="job started by the worker")
+    except TimeoutError:
+        pytest.fail(
+            "job not started.\nweb:\n"
+            + processes.output(web)[-3000:]
+            + "\nworker:\n"
+            + processes.output(worker)[-5000:]
+        )
+    started = [
+        e
+        for e in pleo_sandbox.state.requests("POST", "/v3/export-job-events")
+        if e["body"].get("event") == "started"
+    ]
+    assert [e["status"] for e in started] == [202]
+    delivery = WebhookDelivery.objects.get(company=company)
+    assert delivery.pleo_job_id == uuid.UUID(job["id"])
+    entry = AuditEntry.objects.get(company=company, step="started")
+    assert entry.trigger == "webhook"
+    assert entry.worker and entry.worker != AuditEntry.objects.none()
+    for process in (web, worker):
+        assert "Traceback" not in processes.output(process), processes.output(process)[-4000:]
+
+
+def test_signed_webhook_starts_the_job_through_the_worker(pleo_sandbox, product):
+    _started_by_webhook(pleo_sandbox, product)
+
+
+@pytest.mark.redis
+def test_signed_webhook_starts_the_job_with_the_redis_broker(pleo_sandbox, product, redis_url):
+    _started_by_webhook(pleo_sandbox, product, REDIS_URL=redis_url)
