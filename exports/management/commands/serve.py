@@ -63,8 +63,17 @@ class Command(BaseCommand):
         call_command("ensure_schedules", verbosity=0)
         call_command("ensure_admin")
 
+        base = f"http://{options['host']}:{options['port']}"
+        extra_env: dict[str, str] = {
+            # The terminal tells the story: children log warnings unless LOG_LEVEL says otherwise.
+            "LOG_LEVEL": os.environ.get("LOG_LEVEL") or "WARNING",
+        }
+        if "PUBLIC_BASE_URL" not in os.environ:
+            # Not configured: Pleo (the sandbox) and browsers reach us where we listen.
+            settings.PUBLIC_BASE_URL = base
+            extra_env["PUBLIC_BASE_URL"] = base
+
         demo = None
-        extra_env: dict[str, str] = {}
         if settings.PLEO_SANDBOX:
             from exports.services.demo import Demo
 
@@ -74,9 +83,8 @@ class Command(BaseCommand):
                 spawn=self._spawn,
                 manage=self._manage,
             )
-            extra_env = demo.start()
+            demo.start(env=extra_env)
 
-        base = f"http://{options['host']}:{options['port']}"
         self._spawn(
             "web",
             self._manage("runserver", f"{options['host']}:{options['port']}", "--noreload"),
@@ -97,6 +105,7 @@ class Command(BaseCommand):
                 demo.step()
             time.sleep(0.5)
         self.stdout.write("Stopping ...")
+        self.stdout.flush()
 
     def _stop_children(self):
         # SIGTERM to each child's main process: qcluster stops its own worker processes.
