@@ -16,7 +16,6 @@ import random
 import secrets
 import time
 import uuid
-
 from urllib.parse import urlsplit
 
 import requests
