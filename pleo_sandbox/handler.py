@@ -11,89 +11,20 @@ import logging
 import socket
 import struct
 import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from pleo_sandbox import routes
 from pleo_sandbox.clock import iso
 from pleo_sandbox.errors import ApiError
+from pleo_sandbox.messages import JSON_CONTENT_TYPE, Request, Response
 from pleo_sandbox.requestlog import redact_headers
 
 logger = logging.getLogger("pleo_sandbox")
 
-JSON_CONTENT_TYPE = "application/json;charset=UTF-8"
 MAX_BODY_BYTES = 5 * 1024 * 1024
-_MISSING = object()
-
-
-@dataclass
-class Request:
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]
-    raw_body: bytes
-    request_id: str | None = None
-    _parsed: Any = field(default=_MISSING, repr=False)
-
-    def loose_body(self) -> Any:
-        """Parsed JSON if the body is JSON, else its text (or None when empty); never raises."""
-        if not self.raw_body:
-            return None
-        try:
-            return json.loads(self.raw_body)
-        except (ValueError, UnicodeDecodeError):
-            return self.raw_body.decode("utf-8", "replace")
-
-    def json(self) -> Any:
-        """The JSON body of an API request: 400 when missing/malformed, 415 when not JSON."""
-        if self._parsed is not _MISSING:
-            return self._parsed
-        if not self.raw_body:
-            raise ApiError(400, "BAD_REQUEST", "Required request body is missing.")
-        content_type = self.headers.get("content-type", "")
-        media = content_type.split(";")[0].strip().lower()
-        if media != "application/json" and not media.endswith("+json"):
-            raise ApiError(
-                415,
-                "UNSUPPORTED_MEDIA_TYPE",
-                f"Content-Type '{content_type}' is not supported; use {JSON_CONTENT_TYPE}.",
-            )
-        try:
-            self._parsed = json.loads(self.raw_body.decode("utf-8"))
-        except (ValueError, UnicodeDecodeError):
-            raise ApiError(400, "BAD_REQUEST", "Malformed JSON request body.")
-        return self._parsed
-
-    def control_json(self) -> dict:
-        """Body of a control request: lenient about content type; {} when empty."""
-        if not self.raw_body:
-            return {}
-        try:
-            value = json.loads(self.raw_body.decode("utf-8"))
-        except (ValueError, UnicodeDecodeError):
-            raise ApiError(400, "SANDBOX_BAD_REQUEST", "Malformed JSON request body.")
-        if not isinstance(value, dict):
-            raise ApiError(400, "SANDBOX_BAD_REQUEST", "Control request bodies are JSON objects.")
-        return value
-
-    def param(self, name: str, default: str | None = None) -> str | None:
-        values = self.query.get(name)
-        return values[0] if values else default
-
-
-@dataclass
-class Response:
-    status: int
-    body: Any = None  # JSON-serialisable, bytes, or None
-    headers: dict[str, str] = field(default_factory=dict)
-    content_type: str = JSON_CONTENT_TYPE
-
-    @classmethod
-    def error(cls, error: ApiError) -> Response:
-        return cls(error.status, error.body(), dict(error.headers))
 
 
 class _BodyError(Exception):
@@ -145,6 +76,8 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
         """Protocol-level errors (bad request line, unsupported method…) as JSON, too."""
         try:
             self.close_connection = True
+            # A malformed request line leaves the default HTTP/0.9 (no status line): answer 1.1.
+            self.request_version = "HTTP/1.1"
             body = json.dumps(
                 {
                     "type": "BAD_REQUEST" if code < 500 else "NOT_IMPLEMENTED",
@@ -214,8 +147,6 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
 
     # -- main ------------------------------------------------------------------------------------
     def _handle(self) -> None:
-        from pleo_sandbox import routes
-
         state = self.server.state
         started_mono = time.monotonic()
         started_wall = _wall()
@@ -253,6 +184,7 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
                 "fault": None,
                 "faultId": None,
                 "outcome": None,
+                "responseSent": None,
                 "complete": False,
             }
         )
@@ -279,13 +211,19 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
             response, outcome = self._run_with_fault(route, params, req, fault)
 
         status = response.status if response is not None else None
-        if response is not None:
-            self._send(response, req.request_id)
-        else:
-            self._drop(rst=outcome == "reset")
+        sent = False
+        try:
+            if response is not None:
+                self._send(response, req.request_id)
+                sent = True
+            else:
+                self._drop(rst=outcome == "reset")
+        except OSError:  # the client went away (e.g. after a stall): nothing to answer
+            self.close_connection = True
         state.request_log.finish(
             entry,
             status=status,
+            responseSent=sent,
             responseBody=(
                 response.body
                 if response is not None and not isinstance(response.body, bytes)

@@ -15,7 +15,10 @@ def redact_headers(headers: dict[str, str]) -> dict[str, str]:
 
 
 class RequestLog:
-    def __init__(self) -> None:
+    """Entries oldest first; past ``max_entries`` the oldest are dropped (long standalone runs)."""
+
+    def __init__(self, max_entries: int = 20_000) -> None:
+        self.max_entries = max_entries
         self._cond = threading.Condition()
         self._entries: list[dict] = []
         self._ids = itertools.count(1)
@@ -24,6 +27,9 @@ class RequestLog:
         with self._cond:
             entry["id"] = next(self._ids)
             self._entries.append(entry)
+            if len(self._entries) > self.max_entries:
+                del self._entries[: len(self._entries) - self.max_entries]
+            self._cond.notify_all()
             return entry
 
     def finish(self, entry: dict, **fields) -> None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pleo_sandbox.clock import iso
 from pleo_sandbox.data import file_content
 from pleo_sandbox.errors import ApiError
-from pleo_sandbox.handler import Request, Response
+from pleo_sandbox.messages import Request, Response
 
 _SEG = r"(?P<{}>[^/]+)"
 

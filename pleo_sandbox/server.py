@@ -132,6 +132,7 @@ class SandboxServer:
             return self.url
         server_cls = _HTTPServer6 if ":" in self.host else _HTTPServer
         self.state.stop_event.clear()
+        self.state.webhooks.restart()
         self._httpd = server_cls((self.host, self.port), self.state, lambda: self.url)
         self.port = self._httpd.server_address[1]
         self.state.base_url = self.url

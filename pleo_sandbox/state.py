@@ -127,6 +127,17 @@ _SWITCH_CHOICES = {
 }
 
 
+def _as_bool(value: Any) -> bool:
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off", ""):
+            return False
+        raise ValueError(f"not a boolean: {value!r}")
+    return bool(value)
+
+
 def _bad(message: str) -> ApiError:
     return ApiError(400, "BAD_REQUEST", message)
 
@@ -605,11 +616,13 @@ class SandboxState:
                 expires_in=expires_in,
                 vendor_based_bookkeeping=vendor_based_bookkeeping,
                 is_interactive=is_interactive,
-                created_by=created_by,
+                # As if a user of the company clicked Export in the web app.
+                created_by=created_by or self._rng.choice(company.profile.users)["id"],
             )
             job.events.append(self._event_record(job, "created", CONTROL_IDENTITY, True, None))
-            self._sweep()
+            # The webhook carries the job as created (pending), even if it is already overdue.
             deliveries = self._job_created_deliveries(job) if notify else []
+            self._sweep()
             out = job.to_api()
         for delivery in deliveries:
             self.webhooks.enqueue(delivery)
@@ -648,7 +661,7 @@ class SandboxState:
             ),
             is_interactive=is_interactive,
             vendor_based_bookkeeping=vendor_based_bookkeeping,
-            created_by=created_by or self._rng.choice(company.profile.users)["id"],
+            created_by=created_by,
             seq=self._next_seq(),
         )
         for entry_id, kind in entries:
@@ -787,7 +800,7 @@ class SandboxState:
                     if value not in _SWITCH_CHOICES[name]:
                         raise ValueError(f"switch {name} must be one of {_SWITCH_CHOICES[name]}")
                 elif name == "conflict_on_create":
-                    value = bool(value)
+                    value = _as_bool(value)
                 elif name == "webhook_retry_schedule":
                     value = [float(v) for v in value]
                     if any(v < 0 for v in value):
@@ -1012,9 +1025,8 @@ class SandboxState:
         if target is None and (before, event) == ("pending", "failed"):
             if self._switches["failed_on_pending"] == "202":
                 target = "failed"
-        idempotent = (before, event) == ("in_progress", "started") and self._switches[
-            "started_on_in_progress"
-        ] == "202"
+        started_again_ok = self._switches["started_on_in_progress"] == "202"
+        idempotent = (before, event) == ("in_progress", "started") and started_again_ok
         if target is None and not idempotent:
             job.events.append(
                 self._event_record(

@@ -107,6 +107,14 @@ class WebhookDispatcher:
             )
             self._thread.start()
 
+    def restart(self) -> None:
+        """Allow deliveries again after :meth:`stop` (the server was started again)."""
+        with self._cond:
+            if self._stopping:
+                self._stopping = False
+                self._thread = None
+                self._executor = None
+
     def stop(self) -> None:
         with self._cond:
             self._stopping = True

@@ -23,8 +23,7 @@ Adjustments to Pleo's files, applied to an in-memory copy (the files are not edi
   (and its how-to examples show) them as ``null`` until set; ``null`` is allowed for those only.
   Pass ``pleo_nullable_fixups=False`` to validate against the spec exactly as published.
 
-The spec directory is ``$PLEO_OPENAPI_DIR`` if set, else ``shared/pleo-openapi`` beside the
-repository (``<repo>/../shared/pleo-openapi``).
+The spec directory is ``$PLEO_OPENAPI_DIR`` if set, else the copies in ``docs/pleo-openapi/``.
 """
 
 from __future__ import annotations
@@ -33,7 +32,7 @@ import copy
 import os
 import re
 from datetime import datetime
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -59,23 +58,23 @@ NULLABLE_IN_PRACTICE = frozenset(
 )
 # Pleo's own timestamp shape (stricter than RFC 3339): second precision, UTC, Z.
 PLEO_TIMESTAMP_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
-_RFC3339_RE = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
-)
+_RFC3339_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 
 
 def spec_dir() -> Path:
     configured = os.environ.get("PLEO_OPENAPI_DIR")
     if configured:
         return Path(configured)
-    return Path(__file__).resolve().parents[2] / "shared" / "pleo-openapi"
+    # Verbatim copies kept in the repository (docs/pleo-openapi/, Apache 2.0), so a fresh clone
+    # runs these tests without the team's shared/ folder beside it.
+    return Path(__file__).resolve().parents[1] / "docs" / "pleo-openapi"
 
 
 def _uri(spec: str) -> str:
     return f"urn:pleo-openapi:{spec}"
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_spec(spec: str) -> dict:
     """The OpenAPI document as published (parsed YAML)."""
     if spec not in SPEC_FILES:
@@ -113,7 +112,7 @@ def _close_objects(node: Any) -> Any:
     return node
 
 
-@lru_cache(maxsize=None)
+@cache
 def _prepared(spec: str, no_extra_fields: bool, pleo_nullable_fixups: bool) -> dict:
     doc = _strip_bogus_patterns(copy.deepcopy(load_spec(spec)))
     schemas = doc["components"]["schemas"]
@@ -128,7 +127,7 @@ def _prepared(spec: str, no_extra_fields: bool, pleo_nullable_fixups: bool) -> d
     return doc
 
 
-@lru_cache(maxsize=None)
+@cache
 def _registry(spec: str, no_extra_fields: bool, pleo_nullable_fixups: bool) -> Registry:
     doc = _prepared(spec, no_extra_fields, pleo_nullable_fixups)
     resource = Resource.from_contents(doc, default_specification=DRAFT202012)
@@ -209,7 +208,10 @@ def errors(
 ) -> list[str]:
     """Every validation error message (empty when valid)."""
     v = validator(
-        schema_name, spec, no_extra_fields=no_extra_fields, pleo_nullable_fixups=pleo_nullable_fixups
+        schema_name,
+        spec,
+        no_extra_fields=no_extra_fields,
+        pleo_nullable_fixups=pleo_nullable_fixups,
     )
     return [f"/{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in v.iter_errors(instance)]
 
@@ -224,7 +226,10 @@ def validate(
 ) -> None:
     """Raise ``jsonschema.ValidationError`` (listing every error) unless ``instance`` is valid."""
     v = validator(
-        schema_name, spec, no_extra_fields=no_extra_fields, pleo_nullable_fixups=pleo_nullable_fixups
+        schema_name,
+        spec,
+        no_extra_fields=no_extra_fields,
+        pleo_nullable_fixups=pleo_nullable_fixups,
     )
     _raise_all(v, instance, f"{spec}#{schema_name}")
 

@@ -31,7 +31,10 @@ def test_pending_job_expires_one_hour_after_creation(sb):
     assert sb.api.job(job_id)["status"] == "pending"
     sb.state.advance_clock(3)
     job = assert_expired(sb, job_id)
-    assert parse_iso(job["expiredAt"]) - created in (timedelta(seconds=3600), timedelta(seconds=3601))
+    assert parse_iso(job["expiredAt"]) - created in (
+        timedelta(seconds=3600),
+        timedelta(seconds=3601),
+    )
     assert job["lastUpdatedAt"] is None
     assert statuses(sb, job_id) == ["abandoned"] * 3
     last = sb.state.get_job(job_id)["events"][-1]

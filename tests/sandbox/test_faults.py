@@ -33,7 +33,11 @@ def test_status_fault_for_the_next_n_requests(sb):
 def test_status_fault_with_custom_body_and_apply(sb):
     job_id = new_job(sb)
     sb.state.add_fault(
-        "status", "POST", "/v3/export-job-events", status=500, body="upstream exploded",
+        "status",
+        "POST",
+        "/v3/export-job-events",
+        status=500,
+        body="upstream exploded",
         apply=True,
     )
     response = sb.api.event(job_id, "started")
@@ -65,7 +69,9 @@ def test_stall_fault_times_the_client_out(sb, apply):
     job_id = new_job(sb)
     sb.state.add_fault("stall", "POST", "/v3/export-job-events", seconds=0.5, apply=apply)
     with pytest.raises(requests.exceptions.ReadTimeout):
-        sb.api.post("/v3/export-job-events", json={"jobId": job_id, "event": "started"}, timeout=0.2)
+        sb.api.post(
+            "/v3/export-job-events", json={"jobId": job_id, "event": "started"}, timeout=0.2
+        )
     entry = sb.state.request_log.wait_for(
         lambda log: any(e.get("complete") and e["fault"] == "stall" for e in log), timeout=3
     )[-1]
@@ -104,13 +110,21 @@ def test_apply_then_drop_is_the_ambiguous_outcome(sb):
     # A retry of the same `started` now meets the 422 of a job already started.
     assert sb.api.event(job_id, "started").status_code == 422
     entry = log_for(sb, "/v3/export-job-events")[0]
-    assert (entry["status"], entry["outcome"], entry["fault"]) == (None, "dropped", "apply_then_drop")
+    assert (entry["status"], entry["outcome"], entry["fault"]) == (
+        None,
+        "dropped",
+        "apply_then_drop",
+    )
 
 
 def test_body_match_and_job_id(sb):
     first, second = new_job(sb), new_job(sb)
     sb.state.add_fault(
-        "status", "POST", "/v3/export-job-events", body_match={"event": "completed"}, count=None,
+        "status",
+        "POST",
+        "/v3/export-job-events",
+        body_match={"event": "completed"},
+        count=None,
         status=503,
     )
     sb.state.add_fault("status", "GET", "/v3/export-jobs/{jobId}", job_id=second, status=500)

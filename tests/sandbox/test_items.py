@@ -176,7 +176,9 @@ def test_update_items_invalid_body(sb, body):
         if isinstance(value, dict):
             return {k: (entries[0] if v == "E" else v) for k, v in value.items()}
         if isinstance(value, list):
-            return [fill(v) if isinstance(v, dict) else (entries[0] if v == "E" else v) for v in value]
+            return [
+                fill(v) if isinstance(v, dict) else (entries[0] if v == "E" else v) for v in value
+            ]
         return value
 
     response = sb.api.put(f"/v3/export-jobs/{job_id}/items", json=fill(body))
@@ -200,7 +202,9 @@ def fetch_export_items(sb, job_id: str) -> list[dict]:
     response = sb.api.get("/v3/export-items", params={"job_id": job_id, "limit": 100})
     assert response.status_code == 200, response.text
     body = response.json()
-    validate(body, "CursorPaginatedResponseExportItemV3", spec="export-items-v3", no_extra_fields=True)
+    validate(
+        body, "CursorPaginatedResponseExportItemV3", spec="export-items-v3", no_extra_fields=True
+    )
     validate_response(body, "GET", "/v3/export-items", 200)
     return body["data"]
 
@@ -232,6 +236,9 @@ def test_export_items_schema_and_amounts_add_up(sb):
                 )
                 assert net["currency"] == tax["currency"] == gross["currency"]
                 assert net["value"] + tax["value"] == gross["value"], (kind, line)
+                # Tax-inclusive amounts: the tax is rate / (1 + rate) of the gross, rounded.
+                rate = line["tax"]["rate"]
+                assert abs(tax["value"] - gross["value"] * rate / (1 + rate)) <= 0.5 + 1e-9
                 assert all(isinstance(m["value"], int) for m in (net, tax, gross))
             assert money_sum([line["lineAmount"][currency] for line in lines]) == (
                 item["amount"][currency]["currency"],

@@ -1,4 +1,4 @@
-"""Export jobs over real HTTP: shapes, scoping, create, errors. Every body checked against the spec."""
+"""Export jobs over real HTTP: shapes, scoping, create, errors; bodies checked against the spec."""
 
 import uuid
 
@@ -92,7 +92,10 @@ def test_organisation_credential_sees_all_its_companies(sb):
     outsider = sb.state.create_job(sb.company.id, 1)
     job_a = sb.state.create_job(a, 1)
     job_b = sb.state.create_job(b, 1)
-    for cred in (sb.state.add_api_key(organisation_id=org.id), sb.state.add_token(company_ids=[a, b])):
+    for cred in (
+        sb.state.add_api_key(organisation_id=org.id),
+        sb.state.add_token(company_ids=[a, b]),
+    ):
         api = sb.client(cred)
         ids = {j["id"] for j in api.get("/v3/export-jobs").json()["data"]}
         assert ids == {job_a["id"], job_b["id"]}
@@ -161,7 +164,10 @@ def test_create_job_409_switch(sb):
     sb.state.set_switches(conflict_on_create=True)
     conflict = sb.api.post("/v3/export-jobs", json=create_body(sb.company.id))
     assert conflict.status_code == 409
-    assert conflict.json() == {"type": "EXPORT_ALREADY_IN_PROGRESS", "message": MSG_ALREADY_IN_PROGRESS}
+    assert conflict.json() == {
+        "type": "EXPORT_ALREADY_IN_PROGRESS",
+        "message": MSG_ALREADY_IN_PROGRESS,
+    }
     validate_response(conflict.json(), "POST", "/v3/export-jobs", 409)
     # Once every job of the company is finished, creating works again.
     for job in sb.state.list_jobs(sb.company.id):

@@ -13,6 +13,7 @@ from tests.openapi_schemas import (
     validate_request_body,
     validate_response,
 )
+from tests.sandbox.helpers import check_logged_responses
 
 JOB = {
     "id": "0b7f2d55-5a43-4d4b-8d0c-6a2f0a3e9f10",
@@ -66,7 +67,9 @@ def test_request_and_response_helpers():
     with pytest.raises(ValidationError):
         validate_request_body([{"status": "successful"}], "PUT", "/v3/export-jobs/{jobId}/items")
     with pytest.raises(ValidationError):
-        validate_request_body({"jobId": JOB["id"], "event": "begun"}, "POST", "/v3/export-job-events")
+        validate_request_body(
+            {"jobId": JOB["id"], "event": "begun"}, "POST", "/v3/export-job-events"
+        )
     validate_response(None, "POST", "/v3/export-job-events", 202)
     with pytest.raises(ValidationError):
         validate_response({"unexpected": 1}, "POST", "/v3/export-job-events", 202)
@@ -83,3 +86,41 @@ def test_enum_values():
         "completed_with_errors",
     ]
     assert "abandoned" in enum_values("ExportJobItemStatus")
+
+
+class FakeLog:
+    def __init__(self, entries):
+        self.entries = entries
+
+    def requests(self):
+        return self.entries
+
+
+def entry(path, status, body, method="GET", fault=None):
+    return {
+        "method": method,
+        "path": path,
+        "status": status,
+        "responseBody": body,
+        "fault": fault,
+        "complete": True,
+    }
+
+
+def test_logged_response_checker_catches_bad_bodies():
+    good_job = {"data": JOB}
+    job_path = f"/v3/export-jobs/{JOB['id']}"
+    assert check_logged_responses(FakeLog([entry(job_path, 200, good_job)])) == 1
+    bad = [
+        entry(job_path, 200, {"data": {**JOB, "surprise": 1}}),
+        entry(job_path, 404, {"type": "EXPORT_NOT_FOUND", "extra": True}),
+        entry("/v3/export-jobs", 401, {"message": "no type"}),
+        entry(f"/v1/subscriptions/{JOB['id']}", 404, None),
+        entry("/v3/export-job-events", 202, {"unexpected": "body"}, method="POST"),
+    ]
+    for e in bad:
+        with pytest.raises(AssertionError):
+            check_logged_responses(FakeLog([e]))
+    # Injected faults and unknown paths are skipped.
+    skipped = [entry(job_path, 503, "oops", fault="status"), entry("/files/x", 200, None)]
+    assert check_logged_responses(FakeLog(skipped)) == 0

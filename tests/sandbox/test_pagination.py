@@ -72,8 +72,9 @@ def test_cursor_paging_walks_everything_once(sb):
     # Going back from the last page with `before=startCursor` gives the previous page.
     back = page(sb, limit=3, before=body["pagination"]["startCursor"])
     assert ids(back) == jobs[3:6]
-    assert back["pagination"]["currentRequestPagination"]["before"] == (
-        body["pagination"]["startCursor"]
+    assert (
+        back["pagination"]["currentRequestPagination"]["before"]
+        == (body["pagination"]["startCursor"])
     )
 
 

@@ -15,7 +15,11 @@ EXPECTED = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
 
 
 def headers(signature=EXPECTED, msg_id=MSG_ID, timestamp=TIMESTAMP):
-    return {"webhook-id": msg_id, "webhook-timestamp": str(timestamp), "webhook-signature": signature}
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": signature,
+    }
 
 
 def test_known_answer_vector():

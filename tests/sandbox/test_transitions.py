@@ -43,7 +43,10 @@ def test_transition_table(sb, status, event):
     before = sb.api.job(job_id)
     body = {"jobId": job_id, "event": event}
     if event == "failed":
-        body |= {"failureReason": "ERP unreachable", "failureReasonType": "accounting_system_unreachable"}
+        body |= {
+            "failureReason": "ERP unreachable",
+            "failureReasonType": "accounting_system_unreachable",
+        }
     validate_request_body(body, "POST", "/v3/export-job-events")
     response = sb.api.post("/v3/export-job-events", json=body)
     after = sb.api.job(job_id)
@@ -104,7 +107,9 @@ def test_failed_on_pending_switch(sb):
     job_id = job_in(sb, "pending")
     assert sb.api.event(job_id, "failed").status_code == 422
     sb.state.set_switches(failed_on_pending="202")
-    assert sb.api.event(job_id, "failed", failureReasonType="missing_configuration").status_code == 202
+    assert (
+        sb.api.event(job_id, "failed", failureReasonType="missing_configuration").status_code == 202
+    )
     assert sb.api.job(job_id)["status"] == "failed"
 
 
@@ -144,7 +149,11 @@ def test_job_of_another_company_is_404_and_untouched(sb):
         {"jobId": "not-a-uuid", "event": "started"},
         {"jobId": "JOB", "event": "begun"},
         {"jobId": "JOB"},
-        {"jobId": "JOB", "event": "failed", "failureReasonType": "accounting_system_validation_failure"},
+        {
+            "jobId": "JOB",
+            "event": "failed",
+            "failureReasonType": "accounting_system_validation_failure",
+        },
         {"jobId": "JOB", "event": "failed", "failureReason": 42},
         ["JOB", "started"],
         "started",

@@ -59,8 +59,11 @@ def test_subscription_crud(sb):
     sb.state.advance_clock(5)
     updated = sb.api.put(
         f"/v1/subscriptions/{sub['id']}",
-        json={"endpointUrl": "https://example.com/v2", "eventTypes": ["v1.export-job.created"],
-              "status": "INACTIVE"},
+        json={
+            "endpointUrl": "https://example.com/v2",
+            "eventTypes": ["v1.export-job.created"],
+            "status": "INACTIVE",
+        },
     )
     assert updated.status_code == 200
     validate_response(updated.json(), "PUT", "/v1/subscriptions/{id}", 200)
@@ -103,8 +106,11 @@ def test_subscriptions_belong_to_their_credential(sb):
         {"endpointUrl": "https://x", "eventTypes": []},
         {"endpointUrl": "https://x", "eventTypes": ["export.everything"]},
         {"endpointUrl": "https://x", "eventTypes": ["v1.export-job.created"], "status": "ON"},
-        {"endpointUrl": "https://x", "eventTypes": ["v1.export-job.created"],
-         "endpointAuth": {"type": "OAUTH"}},
+        {
+            "endpointUrl": "https://x",
+            "eventTypes": ["v1.export-job.created"],
+            "endpointAuth": {"type": "OAUTH"},
+        },
     ],
 )
 def test_invalid_subscription_requests(sb, body):
@@ -226,7 +232,7 @@ def test_who_receives_what(sb, receiver):
     org_api = sb.client(sb.state.add_api_key(organisation_id=org.id))
     subscribe(org_api, org_hook.url)
     subscribe(sb.api, own_hook.url)
-    subscribe(sb.api, inactive_hook.url, status="INACTIVE")
+    inactive = subscribe(sb.api, inactive_hook.url, status="INACTIVE")
     outsider_api = sb.client(sb.state.add_api_key(outsider.id))
     subscribe(outsider_api, outsider_hook.url)
     other = {"endpointUrl": other_event_hook.url, "eventTypes": ["v1.vendor.created"]}
@@ -240,6 +246,9 @@ def test_who_receives_what(sb, receiver):
     assert {d["json"]["data"]["companyId"] for d in org_hook.received} == {sb.company.id, sister}
     assert [d["json"]["data"]["companyId"] for d in own_hook.received] == [sb.company.id]
     assert inactive_hook.received == outsider_hook.received == other_event_hook.received == []
+    # Not even attempted: an inactive subscription gets no delivery at all.
+    attempted = {d["subscriptionId"] for d in sb.state.webhook_deliveries()}
+    assert inactive["id"] not in attempted and len(attempted) == 2
     org_api.close()
     outsider_api.close()
 
@@ -253,3 +262,15 @@ def test_deleted_subscription_stops_retries(sb, receiver):
     assert sb.api.delete(f"/v1/subscriptions/{sub['id']}").status_code == 204
     sb.state.wait_for_deliveries(1, outcome="cancelled")
     assert len(hook.received) == 1
+
+
+def test_slow_receiver_times_out_and_is_retried(sb, receiver):
+    sb.state.set_switches(webhook_timeout_seconds=0.2, webhook_retry_schedule=[0.05])
+    hook = receiver(delay=0.5)
+    subscribe(sb.api, hook.url)
+    create_job_via_api(sb)
+    sb.state.wait_for_deliveries(1, outcome="failed", timeout=5)
+    attempts = sb.state.webhook_deliveries()
+    assert [a["outcome"] for a in attempts] == ["retrying", "failed"]
+    assert all(a["status"] is None and "timed out" in a["error"] for a in attempts)
+    assert all(a["durationSeconds"] < 0.45 for a in attempts)

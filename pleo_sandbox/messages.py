@@ -1,0 +1,80 @@
+"""The request and response objects shared by the HTTP handler and the routing tables."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from pleo_sandbox.errors import ApiError
+
+JSON_CONTENT_TYPE = "application/json;charset=UTF-8"
+_MISSING = object()
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    raw_body: bytes
+    request_id: str | None = None
+    _parsed: Any = field(default=_MISSING, repr=False)
+
+    def loose_body(self) -> Any:
+        """Parsed JSON if the body is JSON, else its text (or None when empty); never raises."""
+        if not self.raw_body:
+            return None
+        try:
+            return json.loads(self.raw_body)
+        except (ValueError, UnicodeDecodeError):
+            return self.raw_body.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        """The JSON body of an API request: 400 when missing/malformed, 415 when not JSON."""
+        if self._parsed is not _MISSING:
+            return self._parsed
+        if not self.raw_body:
+            raise ApiError(400, "BAD_REQUEST", "Required request body is missing.")
+        content_type = self.headers.get("content-type", "")
+        media = content_type.split(";")[0].strip().lower()
+        if media != "application/json" and not media.endswith("+json"):
+            raise ApiError(
+                415,
+                "UNSUPPORTED_MEDIA_TYPE",
+                f"Content-Type '{content_type}' is not supported; use {JSON_CONTENT_TYPE}.",
+            )
+        try:
+            self._parsed = json.loads(self.raw_body.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            raise ApiError(400, "BAD_REQUEST", "Malformed JSON request body.")
+        return self._parsed
+
+    def control_json(self) -> dict:
+        """Body of a control request: lenient about content type; {} when empty."""
+        if not self.raw_body:
+            return {}
+        try:
+            value = json.loads(self.raw_body.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            raise ApiError(400, "SANDBOX_BAD_REQUEST", "Malformed JSON request body.")
+        if not isinstance(value, dict):
+            raise ApiError(400, "SANDBOX_BAD_REQUEST", "Control request bodies are JSON objects.")
+        return value
+
+    def param(self, name: str, default: str | None = None) -> str | None:
+        values = self.query.get(name)
+        return values[0] if values else default
+
+
+@dataclass
+class Response:
+    status: int
+    body: Any = None  # JSON-serialisable, bytes, or None
+    headers: dict[str, str] = field(default_factory=dict)
+    content_type: str = JSON_CONTENT_TYPE
+
+    @classmethod
+    def error(cls, error: ApiError) -> Response:
+        return cls(error.status, error.body(), dict(error.headers))

@@ -1,0 +1,143 @@
+"""The /_sandbox/ control API over HTTP (what subprocess tests and the standalone command use)."""
+
+import base64
+
+import requests
+
+TIMEOUT = 5
+
+
+class Control:
+    def __init__(self, url):
+        self.url = url + "/_sandbox"
+
+    def call(self, method, path, expected=200, **kw):
+        response = requests.request(method, self.url + path, timeout=TIMEOUT, **kw)
+        assert response.status_code == expected, (method, path, response.text)
+        return response.json() if response.content else None
+
+
+def test_full_control_round_trip(pleo_sandbox):
+    url = pleo_sandbox.url
+    ctl = Control(url)
+    company = ctl.call("POST", "/companies", 201, json={"name": "Fjord AS", "currency": "NOK"})[
+        "data"
+    ]
+    assert company["currency"] == "NOK"
+    key = ctl.call("POST", "/api-keys", 201, json={"companyId": company["id"]})["data"]
+    token = ctl.call("POST", "/tokens", 201, json={"companyIds": [company["id"]], "expiresIn": 30})[
+        "data"
+    ]
+    assert key["authorization"].startswith("Basic ") and token["authorization"].startswith(
+        "Bearer "
+    )
+    job = ctl.call(
+        "POST",
+        "/jobs",
+        201,
+        json={"companyId": company["id"], "items": {"normal": 1, "refund": 1}, "expiresIn": 120},
+    )["data"]
+    assert job["numberOfItems"] == 2 and job["expiresIn"] == 120
+
+    api_headers = {"Authorization": key["authorization"]}
+    listed = requests.get(f"{url}/v3/export-jobs", headers=api_headers, timeout=TIMEOUT).json()
+    assert [j["id"] for j in listed["data"]] == [job["id"]]
+
+    # Switches and faults.
+    switches = ctl.call("PATCH", "/switches", json={"startedOnInProgress": "202"})["data"]
+    assert switches["started_on_in_progress"] == "202"
+    assert ctl.call("GET", "/switches")["data"]["started_on_in_progress"] == "202"
+    ctl.call("PATCH", "/switches", 400, json={"listOrder": "sideways"})
+    fault = ctl.call(
+        "POST",
+        "/faults",
+        201,
+        json={
+            "kind": "rate_limit",
+            "method": "GET",
+            "path": "/v3/export-jobs/{jobId}",
+            "retryAfter": 3,
+            "count": 1,
+        },
+    )["data"]
+    assert ctl.call("GET", "/faults")["data"][0]["id"] == fault["id"]
+    limited = requests.get(
+        f"{url}/v3/export-jobs/{job['id']}", headers=api_headers, timeout=TIMEOUT
+    )
+    assert limited.status_code == 429 and limited.headers["Retry-After"] == "3"
+    ctl.call("POST", "/faults", 201, json={"kind": "status", "path": "/v3/export-items"})
+    requests.delete(f"{ctl.url}/faults", timeout=TIMEOUT)
+    assert ctl.call("GET", "/faults")["data"] == []
+
+    # Other integration, job view, export items, clock.
+    assert ctl.call("POST", f"/jobs/{job['id']}/start-as-other-integration")["started"] is True
+    view = ctl.call("GET", f"/jobs/{job['id']}")["data"]
+    assert view["job"]["status"] == "in_progress"
+    assert [e["identity"] for e in view["events"]] == ["sandbox-control", "other-integration"]
+    assert sorted(i["kind"] for i in view["items"]) == ["normal", "refund"]
+    assert len(ctl.call("GET", f"/jobs/{job['id']}/export-items")["data"]) == 2
+    clock = ctl.call("POST", "/clock/advance", json={"seconds": 121})
+    assert clock["offsetSeconds"] == 121
+    assert (
+        ctl.call("GET", f"/jobs/{job['id']}")["data"]["job"]["failureReasonType"] == "job_expired"
+    )
+    expired = requests.get(
+        f"{url}/v3/export-jobs", headers={"Authorization": token["authorization"]}, timeout=TIMEOUT
+    )
+    assert expired.status_code == 401
+    assert ctl.call("PUT", "/clock", json={"offsetSeconds": 0})["offsetSeconds"] == 0
+
+    # Logs.
+    log = ctl.call("GET", "/requests", params={"path": "/v3/export-jobs"})["data"]
+    assert [e["status"] for e in log] == [200, 401]
+    assert ctl.call("GET", "/webhook-deliveries")["data"] == []
+    revoked = ctl.call("POST", f"/credentials/{key['id']}/revoke")["data"]
+    assert revoked["revoked"] is True
+    assert (
+        requests.get(f"{url}/v3/export-jobs", headers=api_headers, timeout=TIMEOUT).status_code
+        == 401
+    )
+
+    # Reset forgets everything.
+    ctl.call("POST", "/reset", json={})
+    assert ctl.call("GET", "/companies")["data"] == []
+    assert ctl.call("GET", "/requests")["data"] == []
+    assert ctl.call("GET", "/switches")["data"]["started_on_in_progress"] == "422"
+
+
+def test_control_seed_and_organisations(pleo_sandbox):
+    ctl = Control(pleo_sandbox.url)
+    seeded = ctl.call("POST", "/seed", 201, json={"companies": 2, "jobsPerCompany": 3})["data"]
+    assert len(seeded) == 2 and all(len(s["jobIds"]) == 3 for s in seeded)
+    token = base64.b64encode((seeded[0]["apiKey"] + ":").encode()).decode()
+    headers = {"Authorization": f"Basic {token}"}
+    jobs = requests.get(f"{pleo_sandbox.url}/v3/export-jobs", headers=headers, timeout=TIMEOUT)
+    assert {j["id"] for j in jobs.json()["data"]} == set(seeded[0]["jobIds"])
+    org = ctl.call(
+        "POST",
+        "/organisations",
+        201,
+        json={"companyIds": [s["company"]["id"] for s in seeded]},
+    )["data"]
+    assert len(org["companyIds"]) == 2
+    assert ctl.call("GET", "/organisations")["data"][0]["id"] == org["id"]
+
+
+def test_control_errors_are_json(pleo_sandbox):
+    ctl = Control(pleo_sandbox.url)
+    assert ctl.call("GET", "/nothing", 404)["type"] == "SANDBOX_NOT_FOUND"
+    assert ctl.call("DELETE", "/companies", 405)["type"] == "METHOD_NOT_ALLOWED"
+    assert ctl.call("POST", "/jobs", 400, json={})["type"] == "SANDBOX_BAD_REQUEST"
+    assert (
+        ctl.call("POST", "/jobs", 400, json={"companyId": "nope"})["type"] == "SANDBOX_BAD_REQUEST"
+    )
+    assert ctl.call("GET", "/jobs/00000000-0000-0000-0000-000000000000", 404)
+    assert ctl.call("POST", "/companies", 400, data="{nope")["type"] == "SANDBOX_BAD_REQUEST"
+    assert (
+        ctl.call("POST", "/companies", 400, json={"colour": "red"})["type"] == "SANDBOX_BAD_REQUEST"
+    )
+    assert (
+        ctl.call("POST", "/faults", 400, json={"kind": "meteor"})["type"] == "SANDBOX_BAD_REQUEST"
+    )
+    assert ctl.call("POST", "/clock/advance", 400, json={})["type"] == "SANDBOX_BAD_REQUEST"
+    assert ctl.call("GET", "/health")["ok"] is True
