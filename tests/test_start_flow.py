@@ -1,6 +1,7 @@
 """The detect-and-start flow, every branch, with HTTP faked at the transport (``responses``)."""
 
 import json
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -69,6 +70,9 @@ def company():
 @pytest.fixture
 def fake():
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        # The export lifecycle runs after a start: these jobs have no items to export.
+        mock.get(re.compile(rf"{re.escape(LIST)}/[^/]+/items"), json=page([]))
+        mock.get(f"{BASE}/v3/export-items", json=page([]))
         yield mock
 
 
@@ -110,14 +114,14 @@ def test_oldest_pending_is_confirmed_and_started(company, fake):
     fake.get(f"{LIST}/{older['id']}", json={"data": older})
     fake.post(EVENTS, status=202)
     result = run(company, trigger=Trigger.WEBHOOK)
-    assert result.outcome == Outcome.STARTED
+    assert result.outcome == Outcome.COMPLETED
     assert str(result.job_id) == older["id"]
     assert json.loads(posts(fake)[0].request.body) == {"jobId": older["id"], "event": "started"}
     job = ExportJob.objects.get(pleo_job_id=older["id"])
     assert job.claim == ExportJob.Claim.OURS
     assert job.claim_run_id == result.run_id
-    assert job.status == "in_progress"
-    assert steps(company) == ["selected", "started", "ready"]
+    assert job.status == "completed"
+    assert steps(company) == ["selected", "started", "validated", "items_read", "completed"]
     assert set(AuditEntry.objects.values_list("trigger", flat=True)) == {"webhook"}
     assert set(AuditEntry.objects.values_list("run_id", flat=True)) == {result.run_id}
     started = AuditEntry.objects.get(step="started")
@@ -164,12 +168,13 @@ def test_unknown_outcome_then_in_progress_is_ours(company, fake):
     fake.get(LIST, json=page([job]))
     fake.get(f"{LIST}/{job['id']}", json={"data": job})
     fake.post(EVENTS, status=502, body="Bad gateway")
+    fake.post(EVENTS, status=202)  # the lifecycle's final event
     fake.get(f"{LIST}/{job['id']}", json={"data": dict(job, status="in_progress")})
     result = run(company)
-    assert result.outcome == Outcome.STARTED
-    assert len(posts(fake)) == 1
+    assert result.outcome == Outcome.COMPLETED
+    assert [json.loads(c.request.body)["event"] for c in posts(fake)] == ["started", "completed"]
     assert ExportJob.objects.get(pleo_job_id=job["id"]).claim == ExportJob.Claim.OURS
-    assert steps(company) == ["selected", "start_unknown", "started", "ready"]
+    assert steps(company)[:4] == ["selected", "start_unknown", "started", "validated"]
 
 
 def test_unknown_outcome_still_pending_posts_again(company, fake):
@@ -179,8 +184,8 @@ def test_unknown_outcome_still_pending_posts_again(company, fake):
     fake.post(EVENTS, status=503)
     fake.post(EVENTS, status=202)
     result = run(company)
-    assert result.outcome == Outcome.STARTED
-    assert len(posts(fake)) == 2
+    assert result.outcome == Outcome.COMPLETED
+    assert [json.loads(c.request.body)["event"] for c in posts(fake)][:2] == ["started"] * 2
 
 
 def test_unknown_outcome_then_422_is_decided_by_rereading(company, fake):
@@ -190,10 +195,11 @@ def test_unknown_outcome_then_422_is_decided_by_rereading(company, fake):
     fake.post(EVENTS, status=500)
     fake.get(f"{LIST}/{job['id']}", json={"data": job})  # re-read: still pending
     fake.post(EVENTS, status=422, json={"type": "INVALID_EXPORT_JOB_STATUS_CHANGE", "message": "x"})
+    fake.post(EVENTS, status=202)  # the lifecycle's final event
     fake.get(f"{LIST}/{job['id']}", json={"data": dict(job, status="in_progress")})
     result = run(company)
-    assert result.outcome == Outcome.STARTED
-    assert len(posts(fake)) == 2
+    assert result.outcome == Outcome.COMPLETED
+    assert len(posts(fake)) == 3
     assert ExportJob.objects.get(pleo_job_id=job["id"]).claim == ExportJob.Claim.OURS
 
 
@@ -210,14 +216,16 @@ def test_in_progress_job_with_our_starting_claim_is_resumed_without_started(comp
         claim_run_id=uuid.uuid4(),
     )
     fake.get(LIST, json=page([job]))
+    fake.post(EVENTS, status=202)
     result = run(company, trigger=Trigger.RECOVERY)
-    assert result.outcome == Outcome.RESUMED
-    assert posts(fake) == []
+    assert result.outcome == Outcome.COMPLETED
+    assert [json.loads(c.request.body)["event"] for c in posts(fake)] == ["completed"]
     assert ExportJob.objects.get(pleo_job_id=job["id"]).claim == ExportJob.Claim.OURS
-    assert steps(company) == ["started", "resumed"]
-    # A second run changes nothing and writes nothing.
+    assert steps(company) == ["started", "validated", "items_read", "completed"]
+    # A second run (the job is finished in Pleo) changes nothing and writes nothing.
+    fake.replace("GET", LIST, json=page([]))
     run(company)
-    assert len(steps(company)) == 2
+    assert len(steps(company)) == 4
 
 
 def test_in_progress_job_not_ours_blocks_and_is_recorded_once(company, fake):
@@ -252,7 +260,7 @@ def test_expired_oldest_is_skipped_and_next_oldest_started(company, fake):
     fake.get(f"{LIST}/{fresh['id']}", json={"data": fresh})
     fake.post(EVENTS, status=202)
     result = run(company)
-    assert result.outcome == Outcome.STARTED
+    assert result.outcome == Outcome.COMPLETED
     assert str(result.job_id) == fresh["id"]
 
 
@@ -265,7 +273,7 @@ def test_expiry_counts_from_last_updated_at(company, fake):
     fake.get(LIST, json=page([job]))
     fake.get(f"{LIST}/{job['id']}", json={"data": job})
     fake.post(EVENTS, status=202)
-    assert run(company).outcome == Outcome.STARTED
+    assert run(company).outcome == Outcome.COMPLETED
 
 
 def test_product_clock_decides_expiry(company, fake):
@@ -346,7 +354,7 @@ def test_trigger_during_a_run_makes_the_holder_list_again(company, fake):
     fake.get(f"{LIST}/{job['id']}", json={"data": job})
     fake.post(EVENTS, status=202)
     result = run(company)
-    assert result.outcome == Outcome.STARTED
+    assert result.outcome == Outcome.COMPLETED
     assert calls["n"] == 2
 
 
@@ -449,3 +457,26 @@ def test_add_company_creates_then_updates_and_reactivates(capsys):
     assert company.credential.api_key == "pk_test_add_company_2"
     assert company.credential.webhook_endpoint.secret_entries()[0]["secret"].startswith("whsec_")
     assert Company.objects.count() == 1
+
+
+def test_recover_drops_a_claim_on_a_job_pleo_no_longer_has_once(company, fake):
+    job_id = uuid.uuid4()
+    ExportJob.objects.create(
+        pleo_job_id=job_id,
+        company=company,
+        status="in_progress",
+        created_at=clock.now(),
+        expires_in=3600,
+        seen_via=Trigger.SCHEDULE,
+        claim=ExportJob.Claim.OURS,
+    )
+    fake.get(
+        f"{LIST}/{job_id}",
+        status=404,
+        json={"type": "EXPORT_NOT_FOUND", "message": "Export job not found."},
+    )
+    fake.get(LIST, json=page([]))
+    run(company, recover=True)
+    run(company, recover=True)
+    assert steps(company) == ["not_found"]
+    assert ExportJob.objects.get(pleo_job_id=job_id).claim == ExportJob.Claim.NONE

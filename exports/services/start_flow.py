@@ -55,9 +55,18 @@ class Outcome:
     CONFLICT = "conflict"
     EXPIRED_SKIPPED = "expired_skipped"
     FAILED = "failed"
+    # Set by the export lifecycle (exports.services.lifecycle) when it carried the job to its end.
+    COMPLETED = "completed"
+    COMPLETED_WITH_ERRORS = "completed_with_errors"
+    FAILED_JOB = "failed_job"  # we sent 'failed' (validation failed, or every item failed)
+    FINISHED_ELSEWHERE = "finished_elsewhere"  # the job finished or expired under us
 
     # Which outcome of several iterations (a recheck loop) the run reports.
     PRIORITY = [
+        COMPLETED,
+        COMPLETED_WITH_ERRORS,
+        FAILED_JOB,
+        FINISHED_ELSEWHERE,
         STARTED,
         RESUMED,
         FAILED,
@@ -81,6 +90,7 @@ class FlowResult:
     job_id: uuid.UUID | None = None
     error: str = ""
     hints: list[str] = field(default_factory=list)
+    work_pending: bool = False  # a job of ours was left unfinished for the next run
 
     def as_dict(self) -> dict:
         return {
@@ -115,6 +125,7 @@ class _Run:
     run_id: uuid.UUID
     recover: bool
     hints: list[str] = field(default_factory=list)
+    work_pending: bool = False
 
     def audit(self, step, message, *, job=None, outcome=AuditEntry.Outcome.OK, http=None):
         with self.lease.guard():
@@ -214,7 +225,12 @@ def run_export_check(
             outcomes.append(result)
             if result.outcome == Outcome.FAILED:
                 break
-            if not lease_release_or_recheck(lease, outcome=result.outcome, error=result.error):
+            if not lease_release_or_recheck(
+                lease,
+                outcome=result.outcome,
+                error=result.error,
+                work_pending=result.work_pending,
+            ):
                 released = True
                 break
             logger.info("%s: a recheck was requested during the run; listing again", company.name)
@@ -235,6 +251,7 @@ def run_export_check(
                 lease,
                 outcome=final.outcome if final else Outcome.FAILED,
                 error=final.error if final else "The run was interrupted.",
+                work_pending=final.work_pending if final else False,
             )
     return _summarise(outcomes)
 
@@ -269,6 +286,7 @@ def _run_once(*, company, lease, trigger, recover, run_id) -> FlowResult:
             flow = _detect_and_start(run)
             flow_result = result(flow.outcome, flow.job_id)
             flow_result.hints = run.hints
+            flow_result.work_pending = run.work_pending
             return flow_result
     except LeaseLost:
         raise
@@ -553,11 +571,14 @@ def _recover_our_claims(run: _Run) -> None:
         try:
             remote = run.client.get_export_job(local.pleo_job_id)
         except pleo.PleoNotFound:
+            # Recorded once: the claim is dropped, so neither recovery nor the sweep asks again.
+            run.set_claim(local, ExportJob.Claim.NONE, processing_state="not_found")
             run.audit(
                 "not_found",
-                "A job we claimed is no longer found in Pleo.",
+                "A job we claimed is no longer found in Pleo; our claim on it was dropped.",
                 job=local,
                 outcome=AuditEntry.Outcome.WARNING,
+                http=_http("GET", f"/v3/export-jobs/{local.pleo_job_id}", 404),
             )
             continue
         local, status_changed = run.mirror(remote)

@@ -19,7 +19,15 @@ def _terminate(signum, frame):
 
 
 class Command(BaseCommand):
-    help = "Run the detect-and-start flow now for the named companies (or all active ones)."
+    help = (
+        "Run the export check now for the named companies (or all active ones): detect and "
+        "start (or resume) the oldest job, then carry it through validation, booking and item "
+        "reports to its final event. Outcomes: completed, completed_with_errors, failed_job "
+        "(we sent 'failed': validation failed or every item failed), finished_elsewhere (the "
+        "job finished or expired under us), started/resumed (the job is left in progress for "
+        "the next run), nothing_pending, busy, owned_elsewhere, conflict, expired_skipped, "
+        "failed (the run itself failed; exit code 1)."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument(

@@ -1,0 +1,457 @@
+"""The built-in ``journal`` adapter: a local double-entry journal (``JournalEntry`` and lines).
+
+It needs no configuration and supports vendor-based bookkeeping (the vendor's code and name are
+kept on the entry; an item without a vendor in such a job fails ``vendor_unknown``).
+
+Booking rules. One export item becomes one journal entry, written in one transaction together
+with our record of the item (the lifecycle runs ``export`` inside the run's transaction, see
+``writes_locally``). Every amount is Pleo's ``inWalletCurrency`` value, in minor units:
+
+* each of ``accountingEntryLines`` is debited to its ``account`` at its ``netAmount`` (lines on
+  the same account are added up into one journal line);
+* its tax, ``tax.amount``, is debited to the line's ``tax.ingoingTaxAccount`` (added up per tax
+  account; a zero tax books nothing);
+* the contra account, ``contraAccount`` (Pleo's card/bank account), is credited with the item's
+  ``amount``.
+
+Sign rule: a positive Pleo amount books as above; a negative one (refund, chargeback) books the
+same lines with the sides swapped and positive amounts. In general each account's signed sum is
+a debit when positive and a credit when negative, so an item mixing signs books correctly too.
+
+The entry must balance exactly: the lines' net amounts plus their tax must equal Pleo's total,
+all in the wallet currency. Otherwise the item fails (``validation_failure``) and nothing is
+booked. Other item failures: a line without an account (code or identifier) is
+``account_unknown``; no contra account is ``missing_configuration``; a non-zero tax without an
+ingoing tax account is ``tax_code_unknown``.
+
+Kept from Pleo on the entry: ``reconciliationId``, ``_links``, ``type``, the booking ``date``,
+the supplier's name and the note (as the description), the vendor and the amount in the
+supplier's currency. Never copied anywhere (journal, CSV, logs): bank details
+(``invoiceInformation.supplierBankAccount``), attendees, the user, files.
+
+Idempotency: the key is unique on the entry, and ``export`` with a key already booked returns
+that entry. An accounting entry already in this company's journal from an earlier job (one that
+expired after we booked it, say) is not booked twice either: the earlier entry is reported.
+
+CSV export (:func:`write_journal_csv`): one row per journal line, columns
+
+    Entry number, Date, Company, Job id, Accounting entry id, Reconciliation id, Account code,
+    Account name, Debit, Credit, Currency, Description
+
+Debit and credit are in major units (``1234.50``; the currency's number of decimals), the
+empty cell on the other side. Description is the entry's. A text cell starting with ``=``,
+``+``, ``-``, ``@``, a tab or a carriage return is prefixed with ``'`` so a spreadsheet shows it
+as text instead of running it as a formula.
+"""
+
+from __future__ import annotations
+
+import csv
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.urls import reverse
+
+from exports import clock
+from exports.adapters.base import AccountingAdapter, BookingResult, ValidationResult
+from exports.pleo.client import ItemFailureReasonType as ItemFailure
+
+# Largest amount accepted, in minor units (far below BigIntegerField's limit even when summed).
+MAX_MINOR = 10**15
+# ISO 4217 currencies without two decimals; every other currency has two.
+CURRENCY_EXPONENTS = {
+    **dict.fromkeys(["BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG"], 0),
+    **dict.fromkeys(["RWF", "UGX", "UYI", "VND", "VUV", "XAF", "XOF", "XPF"], 0),
+    **dict.fromkeys(["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"], 3),
+}
+CSV_COLUMNS = (
+    "Entry number",
+    "Date",
+    "Company",
+    "Job id",
+    "Accounting entry id",
+    "Reconciliation id",
+    "Account code",
+    "Account name",
+    "Debit",
+    "Credit",
+    "Currency",
+    "Description",
+)
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+class Unbookable(Exception):
+    """The item cannot be booked as it is; ``result`` is the failure to report."""
+
+    def __init__(self, failure_type: ItemFailure, message: str) -> None:
+        super().__init__(message)
+        self.result = BookingResult.failure(failure_type, message)
+
+
+@dataclass(frozen=True)
+class PlannedLine:
+    kind: str  # JournalLine.Kind value
+    account_code: str
+    account_name: str
+    debit: int
+    credit: int
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class EntryPlan:
+    """What one export item books as, before anything is written."""
+
+    accounting_entry_id: uuid.UUID
+    currency: str
+    total: int
+    date: date
+    lines: tuple[PlannedLine, ...]
+    description: str = ""
+    pleo_type: str = ""
+    reconciliation_id: str = ""
+    supplier_currency: str = ""
+    supplier_amount: int | None = None
+    vendor_code: str = ""
+    vendor_name: str = ""
+    links: dict = field(default_factory=dict)
+
+    @property
+    def debits(self) -> int:
+        return sum(line.debit for line in self.lines)
+
+    @property
+    def credits(self) -> int:
+        return sum(line.credit for line in self.lines)
+
+
+def format_minor(value: int, currency: str) -> str:
+    """Minor units as a decimal amount in major units: ``123450, "DKK"`` → ``1234.50``."""
+    exponent = CURRENCY_EXPONENTS.get(currency, 2)
+    return f"{Decimal(value).scaleb(-exponent):.{exponent}f}"
+
+
+def _text(value: Any, limit: int) -> str:
+    return value.strip()[:limit] if isinstance(value, str) else ""
+
+
+def _mapping(value: Any, what: str) -> Mapping:
+    if not isinstance(value, Mapping):
+        raise Unbookable(ItemFailure.VALIDATION_FAILURE, f"{what} is missing from Pleo's data.")
+    return value
+
+
+def _minor(money: Any, what: str, currency: str) -> int:
+    """A Money value in minor units, checked to be whole, in range and in ``currency``."""
+    money = _mapping(money, what)
+    value = money.get("value")
+    whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    if isinstance(value, bool) or not whole or abs(value) > MAX_MINOR:
+        raise Unbookable(
+            ItemFailure.VALIDATION_FAILURE,
+            f"{what} is not a whole amount in minor units; the item was not booked.",
+        )
+    if money.get("currency") != currency:
+        raise Unbookable(
+            ItemFailure.VALIDATION_FAILURE,
+            f"{what} is in {_text(money.get('currency'), 10) or 'no currency'}, not in the "
+            f"wallet currency {currency}; the entry could not be booked in one currency.",
+        )
+    return int(value)
+
+
+def _account(account: Any) -> tuple[str, str] | None:
+    """(code, name) of a Pleo account (code, else identifier); None when it has neither."""
+    if isinstance(account, str):
+        return (account.strip()[:100], "") if account.strip() else None
+    if not isinstance(account, Mapping):
+        return None
+    code = _text(account.get("code"), 100) or _text(account.get("identifier"), 100)
+    return (code, _text(account.get("name"), 200)) if code else None
+
+
+def _booking_date(value: Any) -> date:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise Unbookable(
+            ItemFailure.VALIDATION_FAILURE, "The item has no readable booking date."
+        ) from None
+    if parsed.utcoffset() is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC).date()
+
+
+def _description(item: Mapping) -> str:
+    kind = _text(item.get("type"), 50).replace("_", " ").capitalize() or "Expense"
+    supplier = item.get("supplier") if isinstance(item.get("supplier"), Mapping) else {}
+    parts = [kind, _text(supplier.get("name"), 120), _text(item.get("note"), 150)]
+    return " – ".join(part for part in parts if part)[:300]
+
+
+def _sides(amount: int) -> tuple[int, int]:
+    """(debit, credit) of a signed debit amount: negative goes to the credit side."""
+    return (amount, 0) if amount >= 0 else (0, -amount)
+
+
+def plan_entry(item: Mapping[str, Any], *, vendor_required: bool = False) -> EntryPlan:
+    """Apply the booking rules of the module docstring. Raises :class:`Unbookable`."""
+    item = _mapping(item, "The export item")
+    try:
+        entry_id = uuid.UUID(str(item.get("accountingEntryId")))
+    except ValueError:
+        raise Unbookable(ItemFailure.VALIDATION_FAILURE, "The item has no accounting entry id.")
+    amount = _mapping(item.get("amount"), "The item's amount")
+    wallet = _mapping(amount.get("inWalletCurrency"), "The item's amount in the wallet currency")
+    currency = wallet.get("currency")
+    if not isinstance(currency, str) or len(currency) != 3 or not currency.isalpha():
+        raise Unbookable(
+            ItemFailure.VALIDATION_FAILURE, "The item's wallet currency is missing or unknown."
+        )
+    total = _minor(wallet, "The item's amount", currency)
+
+    contra = _account(item.get("contraAccount"))
+    if contra is None:
+        raise Unbookable(
+            ItemFailure.MISSING_CONFIGURATION,
+            f"No contra account is mapped for {currency} in Pleo, so the payment side cannot be "
+            f"booked. Map a contra account for {currency} in Pleo's accounting settings and "
+            f"export the item again.",
+        )
+    if vendor_required and not isinstance(item.get("vendor"), Mapping):
+        raise Unbookable(
+            ItemFailure.VENDOR_UNKNOWN,
+            "This export uses vendor-based bookkeeping but the item has no vendor. Assign a "
+            "vendor to it in Pleo and export it again.",
+        )
+    lines = item.get("accountingEntryLines")
+    if not isinstance(lines, list) or not lines:
+        raise Unbookable(
+            ItemFailure.VALIDATION_FAILURE, "The item has no accounting lines; nothing to book."
+        )
+
+    expense: dict[str, list] = {}  # code -> [name, signed debit]
+    tax: dict[str, list] = {}
+    for number, line in enumerate(lines, start=1):
+        line = _mapping(line, f"Line {number}")
+        net_pair = _mapping(line.get("netAmount"), f"The net amount of line {number}")
+        net = _minor(net_pair.get("inWalletCurrency"), f"The net amount of line {number}", currency)
+        account = _account(line.get("account"))
+        if account is None:
+            named = line.get("account") if isinstance(line.get("account"), Mapping) else {}
+            name = _text(named.get("name"), 100)
+            raise Unbookable(
+                ItemFailure.ACCOUNT_UNKNOWN,
+                (
+                    f"The account '{name}' on line {number} has no account code."
+                    if name
+                    else f"Line {number} ({format_minor(net, currency)} {currency}) has no "
+                    f"expense account."
+                )
+                + " Choose a bookable account for it in Pleo and export the item again.",
+            )
+        expense.setdefault(account[0], [account[1], 0])[1] += net
+        line_tax = line.get("tax")
+        if line_tax is None:
+            continue
+        line_tax = _mapping(line_tax, f"The tax of line {number}")
+        tax_pair = _mapping(line_tax.get("amount"), f"The tax amount of line {number}")
+        tax_amount = _minor(
+            tax_pair.get("inWalletCurrency"), f"The tax amount of line {number}", currency
+        )
+        if tax_amount == 0:
+            continue
+        tax_account = _account(line_tax.get("ingoingTaxAccount"))
+        tax_code = _text(line_tax.get("code"), 50)
+        if tax_account is None:
+            raise Unbookable(
+                ItemFailure.TAX_CODE_UNKNOWN,
+                f"Line {number} has {format_minor(tax_amount, currency)} {currency} of tax"
+                + (f" (tax code {tax_code})" if tax_code else "")
+                + " but no input tax account is mapped for it. Map an input tax account for "
+                "the tax code in Pleo's accounting settings and export the item again.",
+            )
+        name = f"Input tax {tax_code}".strip()
+        tax.setdefault(tax_account[0], [tax_account[1] or name, 0])[1] += tax_amount
+
+    booked = sum(value for _, value in expense.values()) + sum(v for _, v in tax.values())
+    if booked != total:
+        raise Unbookable(
+            ItemFailure.VALIDATION_FAILURE,
+            f"The lines add up to {format_minor(booked, currency)} {currency} (net plus tax) but "
+            f"Pleo's total is {format_minor(total, currency)} {currency}; the entry would not "
+            f"balance, so it was not booked. Check the item's lines in Pleo.",
+        )
+    planned: list[PlannedLine] = []
+    for kind, accounts in (("expense", expense), ("tax", tax)):
+        for code, (name, signed) in accounts.items():
+            if signed:
+                debit, credit = _sides(signed)
+                planned.append(PlannedLine(kind, code, name, debit, credit, name))
+    if total == 0 and not planned:
+        raise Unbookable(
+            ItemFailure.VALIDATION_FAILURE, "The item's amount is zero; there is nothing to book."
+        )
+    if total:
+        debit, credit = _sides(-total)
+        planned.append(PlannedLine("contra", contra[0], contra[1], debit, credit, contra[1]))
+    plan_debits = sum(line.debit for line in planned)
+    if plan_debits != sum(line.credit for line in planned):  # cannot happen once booked == total
+        raise Unbookable(ItemFailure.VALIDATION_FAILURE, "The entry does not balance.")
+
+    info = item.get("additionalInformation")
+    info = info if isinstance(info, Mapping) else {}
+    vendor = item.get("vendor") if isinstance(item.get("vendor"), Mapping) else {}
+    supplier_pair = amount.get("inSupplierCurrency")
+    supplier_currency, supplier_amount = "", None
+    if isinstance(supplier_pair, Mapping):
+        value, cur = supplier_pair.get("value"), supplier_pair.get("currency")
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) <= MAX_MINOR:
+            supplier_currency, supplier_amount = _text(cur, 3), value
+    links = item.get("_links")
+    return EntryPlan(
+        accounting_entry_id=entry_id,
+        currency=currency,
+        total=total,
+        date=_booking_date(item.get("date")),
+        lines=tuple(planned),
+        description=_description(item),
+        pleo_type=_text(item.get("type"), 50),
+        reconciliation_id=_text(info.get("reconciliationId"), 100),
+        supplier_currency=supplier_currency,
+        supplier_amount=supplier_amount,
+        vendor_code=_text(vendor.get("code"), 100),
+        vendor_name=_text(vendor.get("name"), 200),
+        links=dict(links) if isinstance(links, Mapping) else {},
+    )
+
+
+class JournalAdapter(AccountingAdapter):
+    """Books into the local journal; see the module docstring."""
+
+    name = "journal"
+    label = "the local journal"
+    supports_vendor_based_bookkeeping = True
+    writes_locally = True
+
+    def validate(self, job) -> ValidationResult:
+        result = super().validate(job)
+        if not result.ok:
+            return result
+        return ValidationResult.passed("The local journal is ready (it needs no configuration).")
+
+    def export(self, item: Mapping[str, Any], idempotency_key: str) -> BookingResult:
+        from exports.models import JournalEntry, JournalLine
+
+        found = self.lookup(idempotency_key)
+        if found is not None:
+            return found
+        vendor_required = bool(getattr(self.job, "vendor_based_bookkeeping", False))
+        try:
+            plan = plan_entry(item, vendor_required=vendor_required)
+        except Unbookable as exc:
+            return exc.result
+        earlier = (
+            JournalEntry.objects.filter(
+                company=self.company, accounting_entry_id=plan.accounting_entry_id
+            )
+            .order_by("pk")
+            .first()
+        )
+        if earlier is not None:
+            return self._result(earlier)
+        with transaction.atomic():
+            entry = JournalEntry.objects.create(
+                company=self.company,
+                export_job=self.job,
+                accounting_entry_id=plan.accounting_entry_id,
+                idempotency_key=idempotency_key,
+                date=plan.date,
+                currency=plan.currency,
+                amount=plan.total,
+                supplier_currency=plan.supplier_currency,
+                supplier_amount=plan.supplier_amount,
+                description=plan.description,
+                pleo_type=plan.pleo_type,
+                reconciliation_id=plan.reconciliation_id,
+                vendor_code=plan.vendor_code,
+                vendor_name=plan.vendor_name,
+                pleo_links=plan.links,
+                created_at=clock.now(),
+            )
+            JournalLine.objects.bulk_create(
+                JournalLine(
+                    entry=entry,
+                    position=position,
+                    kind=line.kind,
+                    account_code=line.account_code,
+                    account_name=line.account_name,
+                    debit=line.debit,
+                    credit=line.credit,
+                    description=line.description[:300],
+                )
+                for position, line in enumerate(plan.lines, start=1)
+            )
+        return self._result(entry)
+
+    def lookup(self, idempotency_key: str) -> BookingResult | None:
+        from exports.models import JournalEntry
+
+        entry = JournalEntry.objects.filter(idempotency_key=idempotency_key).first()
+        return self._result(entry) if entry is not None else None
+
+    @staticmethod
+    def _result(entry) -> BookingResult:
+        return BookingResult.success(
+            external_id=entry.number,
+            external_url=entry_admin_url(entry),
+            exported_at=entry.created_at,
+        )
+
+
+def entry_admin_url(entry) -> str:
+    """The entry's admin page, absolute (``PUBLIC_BASE_URL``): the ``externalUrl`` Pleo shows."""
+    path = reverse("admin:exports_journalentry_change", args=[entry.pk])
+    return f"{settings.PUBLIC_BASE_URL}{path}"
+
+
+def csv_cell(value: Any) -> str:
+    """A cell as text; one that a spreadsheet would read as a formula gets a leading ``'``."""
+    text = "" if value is None else str(value)
+    return f"'{text}" if text.startswith(_FORMULA_STARTS) else text
+
+
+def journal_csv_rows(entries: Iterable) -> Iterable[list[str]]:
+    """The header, then one row per line of ``entries`` (see the module docstring)."""
+    yield list(CSV_COLUMNS)
+    for entry in entries:
+        job_id = entry.export_job.pleo_job_id if entry.export_job_id else ""
+        for line in entry.lines.all():
+            row = [
+                entry.number,
+                entry.date.isoformat(),
+                entry.company.name,
+                job_id,
+                entry.accounting_entry_id,
+                entry.reconciliation_id,
+                line.account_code,
+                line.account_name,
+                format_minor(line.debit, entry.currency) if line.debit else "",
+                format_minor(line.credit, entry.currency) if line.credit else "",
+                entry.currency,
+                entry.description,
+            ]
+            yield [csv_cell(cell) for cell in row]
+
+
+def write_journal_csv(entries: Iterable, out) -> None:
+    writer = csv.writer(out)
+    for row in journal_csv_rows(entries):
+        writer.writerow(row)
