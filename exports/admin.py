@@ -6,18 +6,27 @@ secret field left blank keeps the stored value.
 
 from __future__ import annotations
 
+import io
+
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from exports import crypto
+from exports import clock, crypto
+from exports.adapters import adapter_choices
+from exports.adapters.journal import format_minor, write_journal_csv
 from exports.models import (
     AuditEntry,
     Company,
     Credential,
+    ExportItemRecord,
     ExportJob,
+    JournalEntry,
+    JournalLine,
     Trigger,
     WebhookDelivery,
     WebhookEndpoint,
@@ -235,8 +244,24 @@ class CredentialAdmin(admin.ModelAdmin):
         ensure_webhook_endpoint(obj)
 
 
+class CompanyForm(forms.ModelForm):
+    """The accounting adapter is a select of the registered adapters (exports.adapters)."""
+
+    accounting_adapter = forms.ChoiceField(
+        label="Accounting adapter",
+        choices=adapter_choices,
+        initial="journal",
+        help_text="Where this company's export items are booked.",
+    )
+
+    class Meta:
+        model = Company
+        fields = ["name", "pleo_company_id", "active", "credential", "accounting_adapter"]
+
+
 @admin.register(Company)
 class CompanyAdmin(admin.ModelAdmin):
+    form = CompanyForm
     list_display = (
         "name",
         "pleo_company_id",
@@ -345,6 +370,44 @@ class AuditInline(admin.TabularInline):
         return False
 
 
+class ExportItemRecordInline(admin.TabularInline):
+    """The job's items as we processed them, with their outcome and ledger entry."""
+
+    model = ExportItemRecord
+    fk_name = "export_job"
+    extra = 0
+    can_delete = False
+    verbose_name = "item"
+    verbose_name_plural = "items (as this bridge processed them)"
+    fields = (
+        "accounting_entry_id",
+        "state",
+        "result",
+        "ledger_entry",
+        "exported_at",
+        "failure_reason_type",
+        "failure_reason",
+        "reported_at",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="Ledger entry")
+    def ledger_entry(self, obj):
+        pk = JournalEntry.pk_from_number(obj.external_id) if obj.adapter == "journal" else None
+        if pk is not None and JournalEntry.objects.filter(pk=pk).exists():
+            url = reverse("admin:exports_journalentry_change", args=[pk])
+            return format_html('<a href="{}">{}</a>', url, obj.external_id)
+        if obj.external_url.startswith(("https://", "http://")):
+            return format_html('<a href="{}">{}</a>', obj.external_url, obj.external_id or "link")
+        return obj.external_id or "-"
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(ExportJob)
 class ExportJobAdmin(admin.ModelAdmin):
     list_display = (
@@ -361,7 +424,7 @@ class ExportJobAdmin(admin.ModelAdmin):
     search_fields = ("pleo_job_id",)
     list_select_related = ("company",)
     date_hierarchy = "created_at"
-    inlines = [AuditInline]
+    inlines = [ExportItemRecordInline, AuditInline]
     actions = ["adopt_job"]
 
     @admin.action(description="Adopt job (take ownership)", permissions=["adopt"])
@@ -506,4 +569,127 @@ class WorkerHeartbeatAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None):
+        return False
+
+
+class JournalLineInline(admin.TabularInline):
+    model = JournalLine
+    extra = 0
+    can_delete = False
+    fields = ("position", "kind", "account_code", "account_name", "debit_amount", "credit_amount")
+    readonly_fields = fields
+
+    @admin.display(description="Debit")
+    def debit_amount(self, obj):
+        return format_minor(obj.debit, obj.entry.currency) if obj.debit else ""
+
+    @admin.display(description="Credit")
+    def credit_amount(self, obj):
+        return format_minor(obj.credit, obj.entry.currency) if obj.credit else ""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(JournalEntry)
+class JournalEntryAdmin(admin.ModelAdmin):
+    """The local journal, read-only; "Download CSV" exports the filtered list (one row a line)."""
+
+    list_display = (
+        "number",
+        "date",
+        "company",
+        "job_link",
+        "accounting_entry_id",
+        "total",
+        "currency",
+        "description",
+    )
+    list_filter = ("company", ("export_job", admin.RelatedOnlyFieldListFilter), "currency")
+    search_fields = ("accounting_entry_id", "reconciliation_id", "description")
+    list_select_related = ("company", "export_job")
+    date_hierarchy = "date"
+    inlines = [JournalLineInline]
+    change_list_template = "admin/exports/journalentry/change_list.html"
+    fields = (
+        "number",
+        "company",
+        "export_job",
+        "accounting_entry_id",
+        "date",
+        "total",
+        "currency",
+        "supplier_total",
+        "description",
+        "pleo_type",
+        "reconciliation_id",
+        "vendor_code",
+        "vendor_name",
+        "pleo_links",
+        "created_at",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="Number", ordering="pk")
+    def number(self, obj):
+        return obj.number
+
+    @admin.display(description="Job")
+    def job_link(self, obj):
+        if obj.export_job_id is None:
+            return "-"
+        url = reverse("admin:exports_exportjob_change", args=[obj.export_job_id])
+        return format_html('<a href="{}">{}</a>', url, str(obj.export_job.pleo_job_id)[:8])
+
+    @admin.display(description="Amount", ordering="amount")
+    def total(self, obj):
+        return format_minor(obj.amount, obj.currency)
+
+    @admin.display(description="Amount in the supplier's currency")
+    def supplier_total(self, obj):
+        if obj.supplier_amount is None or not obj.supplier_currency:
+            return "-"
+        return f"{format_minor(obj.supplier_amount, obj.supplier_currency)} {obj.supplier_currency}"
+
+    def get_urls(self):
+        return [
+            path(
+                "csv/",
+                self.admin_site.admin_view(self.csv_view),
+                name="exports_journalentry_csv",
+            ),
+        ] + super().get_urls()
+
+    def csv_view(self, request):
+        """The changelist's entries (its filters and search apply) as CSV."""
+        if not self.has_view_permission(request):
+            self.message_user(request, "You may not view the journal.", messages.ERROR)
+            return redirect("admin:index")
+        try:
+            changelist = self.get_changelist_instance(request)
+        except IncorrectLookupParameters:
+            return HttpResponse("Unknown filter.", status=400, content_type="text/plain")
+        entries = (
+            changelist.get_queryset(request)
+            .select_related("company", "export_job")
+            .prefetch_related("lines")
+            .order_by("pk")
+        )
+        out = io.StringIO()
+        write_journal_csv(entries, out)
+        response = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
+        name = f"journal-{clock.now():%Y%m%d-%H%M%S}.csv"
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        return response
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
         return False
