@@ -111,20 +111,28 @@ def test_oldest_pending_is_confirmed_and_started(company, fake):
     newer = job_json(company, created_minutes_ago=5)
     older = job_json(company, created_minutes_ago=30)
     fake.get(LIST, json=page([newer, older]))  # not in order: we sort
+    fake.get(LIST, json=page([newer]))  # once the oldest is finished
     fake.get(f"{LIST}/{older['id']}", json={"data": older})
+    fake.get(f"{LIST}/{newer['id']}", json={"data": newer})
     fake.post(EVENTS, status=202)
     result = run(company, trigger=Trigger.WEBHOOK)
     assert result.outcome == Outcome.COMPLETED
     assert str(result.job_id) == older["id"]
-    assert json.loads(posts(fake)[0].request.body) == {"jobId": older["id"], "event": "started"}
+    bodies = [json.loads(c.request.body) for c in posts(fake)]
+    started = [b["jobId"] for b in bodies if b["event"] == "started"]
+    # Oldest first, and the next job only after the first one's final event, in the same run.
+    assert started == [older["id"], newer["id"]]
+    assert bodies.index({"jobId": older["id"], "event": "completed"}) < bodies.index(
+        {"jobId": newer["id"], "event": "started"}
+    )
     job = ExportJob.objects.get(pleo_job_id=older["id"])
     assert job.claim == ExportJob.Claim.OURS
     assert job.claim_run_id == result.run_id
     assert job.status == "completed"
-    assert steps(company) == ["selected", "started", "validated", "items_read", "completed"]
+    assert steps(company) == ["selected", "started", "validated", "items_read", "completed"] * 2
     assert set(AuditEntry.objects.values_list("trigger", flat=True)) == {"webhook"}
     assert set(AuditEntry.objects.values_list("run_id", flat=True)) == {result.run_id}
-    started = AuditEntry.objects.get(step="started")
+    started = AuditEntry.objects.get(step="started", export_job=job)
     assert (started.http_method, started.http_path, started.http_status) == (
         "POST",
         "/v3/export-job-events",
@@ -138,8 +146,13 @@ def test_ties_on_created_at_are_broken_by_id(company, fake):
     b = job_json(company, job_id=uuid.UUID(int=1), createdAt=created)
     fake.get(LIST, json=page([a, b]))
     fake.get(f"{LIST}/{b['id']}", json={"data": b})
+    fake.get(f"{LIST}/{a['id']}", json={"data": a})
     fake.post(EVENTS, status=202)
     assert str(run(company).job_id) == b["id"]
+    started = [
+        json.loads(c.request.body)["jobId"] for c in posts(fake) if b'"started"' in c.request.body
+    ]
+    assert started == [b["id"], a["id"]]
 
 
 def test_422_is_a_start_conflict_never_retried_and_relisted(company, fake):
@@ -355,7 +368,8 @@ def test_trigger_during_a_run_makes_the_holder_list_again(company, fake):
     fake.post(EVENTS, status=202)
     result = run(company)
     assert result.outcome == Outcome.COMPLETED
-    assert calls["n"] == 2
+    # Empty list, the list the recheck asked for, and the list after the job finished.
+    assert calls["n"] == 3
 
 
 def test_stalled_holder_loses_its_lease_and_its_writes_are_refused(company, settings):

@@ -126,6 +126,9 @@ class _Run:
     recover: bool
     hints: list[str] = field(default_factory=list)
     work_pending: bool = False
+    # Jobs this run carried to their end: a list that still shows one (a stale read) is not
+    # allowed to make the run touch it again.
+    finished_job_ids: set[uuid.UUID] = field(default_factory=set)
 
     def audit(self, step, message, *, job=None, outcome=AuditEntry.Outcome.OK, http=None):
         with self.lease.guard():
@@ -338,12 +341,46 @@ def _list_unfinished(run: _Run) -> list[pleo.ExportJob]:
     )
     # The list's order is not documented: sort ourselves, oldest first, ties by id.
     return sorted(
-        (job for job in jobs if job.company_id == run.company.pleo_company_id),
+        (
+            job
+            for job in jobs
+            if job.company_id == run.company.pleo_company_id and job.id not in run.finished_job_ids
+        ),
         key=lambda job: (job.created_at, str(job.id)),
     )
 
 
+FINISHED = (
+    Outcome.COMPLETED,
+    Outcome.COMPLETED_WITH_ERRORS,
+    Outcome.FAILED_JOB,
+    Outcome.FINISHED_ELSEWHERE,
+)
+MAX_JOBS_PER_RUN = 25
+
+
 def _detect_and_start(run: _Run) -> _Decision:
+    """One job after another, oldest first, while each one is carried to its end in this run.
+
+    A job that finished frees the company for its next pending job at once (Pleo's single
+    worker, strictly sequential); a run stops at the first job that does not finish, and after
+    ``MAX_JOBS_PER_RUN`` jobs (the queue brings it back).
+    """
+    decisions = []
+    for _ in range(MAX_JOBS_PER_RUN):
+        decision = _detect_and_start_one(run)
+        decisions.append(decision)
+        if decision.outcome not in FINISHED:
+            break
+        run.finished_job_ids.add(decision.job_id)
+    for wanted in Outcome.PRIORITY:
+        for decision in decisions:
+            if decision.outcome == wanted:
+                return decision
+    return decisions[-1]
+
+
+def _detect_and_start_one(run: _Run) -> _Decision:
     conflict_seen = False
     for _ in range(MAX_RELISTS):
         jobs = _list_unfinished(run)
