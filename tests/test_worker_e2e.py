@@ -99,3 +99,47 @@ def test_signed_webhook_starts_the_job_through_the_worker(pleo_sandbox, product)
 @pytest.mark.redis
 def test_signed_webhook_starts_the_job_with_the_redis_broker(pleo_sandbox, product, redis_url):
     _started_by_webhook(pleo_sandbox, product, REDIS_URL=redis_url)
+
+
+def test_webhook_while_the_company_is_busy_is_not_lost(
+    pleo_sandbox, product, product_env, tmp_path
+):
+    """A check_exports run holds the company (its items read is slowed down); a webhook for a new
+    job reaches the worker meanwhile, which finds the company busy. The new job still starts."""
+    from django_q.models import Task
+
+    base, web, worker = product()
+    remote, company = _company(pleo_sandbox)
+    state = pleo_sandbox.state
+    first = state.create_job(remote.id, items=1, notify=False)
+    state.add_fault("latency", "GET", "/v3/export-jobs/{jobId}/items", seconds=4, count=1)
+    holder = processes.start(
+        processes.manage("check_exports", "--json"), product_env, tmp_path / "holder.log"
+    )
+    try:
+        processes.wait_until(
+            lambda: state.get_job(first["id"])["job"]["status"] == "in_progress",
+            timeout=20,
+            message="the holder started the first job",
+        )
+        second = state.create_job(remote.id, items=1)  # signed webhook -> web -> worker: busy
+        processes.wait_until(
+            lambda: Task.objects.filter(func="exports.tasks.run_company_check").exists(),
+            timeout=20,
+            message="the worker ran the webhook's check",
+        )
+        processes.wait_until(
+            lambda: state.get_job(second["id"])["job"]["status"] == "completed",
+            timeout=30,
+            message="the second job finished",
+        )
+        holder.wait(timeout=30)
+    finally:
+        processes.stop(holder)
+    assert Task.objects.get(func="exports.tasks.run_company_check").result == "busy"
+    started = [
+        e["body"]["jobId"]
+        for e in state.requests("POST", "/v3/export-job-events")
+        if e["body"].get("event") == "started" and e["status"] == 202
+    ]
+    assert started == [first["id"], second["id"]]
