@@ -413,7 +413,9 @@ def test_journal_admin_lists_shows_lines_and_downloads_filtered_csv(admin_client
     book(other, item([line(-400, -100)], total=-500, type="refund"))
     changelist = reverse("admin:exports_journalentry_changelist")
     page = admin_client.get(changelist).content.decode()
-    assert "JE-000001" in page and "JE-000002" in page and "Download CSV" in page
+    numbers = [entry.number for entry in JournalEntry.objects.all()]  # ids differ per database
+    assert len(numbers) == 2 and all(number in page for number in numbers)
+    assert "Download CSV" in page
     entry = JournalEntry.objects.get(company__name="Alpha")
     detail = admin_client.get(reverse("admin:exports_journalentry_change", args=[entry.pk]))
     assert detail.status_code == 200
