@@ -5,6 +5,7 @@ Every value comes from the environment (django-environ), with safe local default
 ``.env.example`` documents every variable.
 """
 
+import os
 from pathlib import Path
 
 import environ
@@ -16,7 +17,8 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
 # read_env never overwrites a variable that is already set: the process environment wins.
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+# DOTENV_FILE points at another file (tests use it to read none).
+environ.Env.read_env(os.environ.get("DOTENV_FILE") or BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DEBUG", default=False)
 PLEO_SANDBOX = env.bool("PLEO_SANDBOX", default=False)
@@ -144,6 +146,12 @@ if not DEBUG:
 # --- Pleo -----------------------------------------------------------------------------------
 PLEO_API_BASE_URL = env.str("PLEO_API_BASE_URL", default="https://external.pleo.io").rstrip("/")
 PLEO_OAUTH_BASE_URL = env.str("PLEO_OAUTH_BASE_URL", default="https://auth.pleo.io").rstrip("/")
+# OAuth 2.0: the scopes "Connect to Pleo" asks for (space-separated), and how long before the
+# access token's expiry it is refreshed (seconds).
+PLEO_OAUTH_SCOPES = env.str(
+    "PLEO_OAUTH_SCOPES", default="export-jobs:read export-jobs:write export-items:read"
+)
+PLEO_OAUTH_REFRESH_MARGIN_SECONDS = env.float("PLEO_OAUTH_REFRESH_MARGIN_SECONDS", default=60.0)
 PLEO_POLL_INTERVAL_MINUTES = env.int("PLEO_POLL_INTERVAL_MINUTES", default=5)
 
 # HTTP client: timeouts (seconds) and retry rules. Each is a setting; these are the defaults.
