@@ -14,7 +14,7 @@ from django.contrib.admin.options import IncorrectLookupParameters
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from exports import clock, crypto
 from exports.adapters import adapter_choices
@@ -182,6 +182,30 @@ class CredentialAdmin(admin.ModelAdmin):
     readonly_fields = ("status", "last_error", "status_changed_at", "token_state")
     inlines = [WebhookEndpointInline]
     actions = ["subscribe_webhooks", "unsubscribe_webhooks", "rotate_webhook_secret"]
+    change_form_template = "admin/exports/credential/change_form.html"
+
+    def get_urls(self):
+        from exports import oauth_views
+
+        return [
+            path(
+                "<int:credential_id>/oauth/connect/",
+                self.admin_site.admin_view(oauth_views.connect),
+                name="exports_credential_oauth_connect",
+            ),
+        ] + super().get_urls()
+
+    def render_change_form(self, request, context, *args, obj=None, **kwargs):
+        """The "Connect to Pleo" / "Reconnect to Pleo" button of an OAuth credential."""
+        if obj is not None and obj.pk and obj.kind == Credential.Kind.OAUTH:
+            context["oauth_connect"] = {
+                "url": reverse("admin:exports_credential_oauth_connect", args=[obj.pk]),
+                "reconnect": obj.status == Credential.Status.NEEDS_REAUTHORISATION
+                or bool(obj.refresh_token_ciphertext),
+                "needs_reauthorisation": obj.status == Credential.Status.NEEDS_REAUTHORISATION,
+                "allowed": request.user.has_perm("exports.change_credential"),
+            }
+        return super().render_change_form(request, context, *args, obj=obj, **kwargs)
 
     def _webhook_action(self, request, queryset, operation, verb):
         from exports.services import subscriptions
@@ -228,14 +252,22 @@ class CredentialAdmin(admin.ModelAdmin):
 
     @admin.display(description="OAuth tokens")
     def token_state(self, obj):
+        from exports.services.oauth import redirect_uri
+
+        hint = f"Redirect URI to register with Pleo: {redirect_uri()}"
         if not obj or not obj.access_token_ciphertext:
-            return "Not connected."
+            return f"Not connected. {hint}"
         expires = obj.access_token_expires_at
-        return (
+        text = (
             f"Connected; access token expires {expires:%Y-%m-%d %H:%M:%S} UTC."
             if expires
             else "Connected."
         )
+        if obj.status == Credential.Status.NEEDS_REAUTHORISATION:
+            text = "Needs re-authorisation: use Reconnect to Pleo."
+        if obj.refreshing_until:
+            text += f" A token refresh is in flight (until {obj.refreshing_until:%H:%M:%S} UTC)."
+        return f"{text} {hint}"
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
@@ -270,6 +302,7 @@ class CompanyAdmin(admin.ModelAdmin):
         "last_check_at",
         "last_check_outcome",
         "job_in_progress",
+        "credential_warning",
     )
     list_filter = ("active", "last_check_outcome", "credential")
     search_fields = ("name", "pleo_company_id")
@@ -283,6 +316,7 @@ class CompanyAdmin(admin.ModelAdmin):
         "recheck_requested",
         "created_at",
         "updated_at",
+        "deliveries_received",
     )
     fields = (
         "name",
@@ -292,6 +326,42 @@ class CompanyAdmin(admin.ModelAdmin):
         "accounting_adapter",
     ) + readonly_fields
     actions = ["check_now", "check_now_recover"]
+    DELIVERIES_SHOWN = 20
+
+    @admin.display(description="Webhook deliveries received")
+    def deliveries_received(self, obj):
+        """The newest deliveries for this company (read-only; reprocess from their own list)."""
+        if obj is None or obj.pk is None:
+            return "-"
+        deliveries = list(obj.deliveries.order_by("-received_at", "-id")[: self.DELIVERIES_SHOWN])
+        if not deliveries:
+            return "None yet."
+        rows = format_html_join(
+            "",
+            '<tr><td><a href="{}">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>',
+            (
+                (
+                    reverse("admin:exports_webhookdelivery_change", args=[d.pk]),
+                    f"{d.received_at:%Y-%m-%d %H:%M:%S}",
+                    d.event_type,
+                    d.webhook_id,
+                    d.pleo_job_id or "",
+                    d.get_state_display(),
+                )
+                for d in deliveries
+            ),
+        )
+        list_url = (
+            reverse("admin:exports_webhookdelivery_changelist") + f"?company__id__exact={obj.pk}"
+        )
+        return format_html(
+            "<table><tr><th>Received</th><th>Event</th><th>Webhook id</th><th>Job</th>"
+            '<th>State</th></tr>{}</table><p><a href="{}">All deliveries of this company'
+            "</a> (reprocess failed ones there)</p>",
+            rows,
+            list_url,
+        )
+
     change_form_template = "admin/exports/company/change_form.html"
 
     @admin.action(description="Check now", permissions=["check_now"])
@@ -337,6 +407,21 @@ class CompanyAdmin(admin.ModelAdmin):
             return "-"
         url = reverse("admin:exports_exportjob_change", args=[job.pk])
         return format_html('<a href="{}">{}</a>', url, str(job.pleo_job_id)[:8])
+
+    @admin.display(description="Credential warning")
+    def credential_warning(self, obj):
+        credential = obj.credential
+        if credential.status == Credential.Status.NEEDS_REAUTHORISATION:
+            url = reverse("admin:exports_credential_change", args=[credential.pk])
+            return format_html(
+                '<a href="{}" style="color:#ba2121;font-weight:bold">'
+                "⚠ Needs re-authorisation: reconnect to Pleo</a>",
+                url,
+            )
+        if credential.status == Credential.Status.INVALID:
+            url = reverse("admin:exports_credential_change", args=[credential.pk])
+            return format_html('<a href="{}" style="color:#ba2121">⚠ Credential invalid</a>', url)
+        return ""
 
 
 class AuditInline(admin.TabularInline):

@@ -166,8 +166,28 @@ PLEO_ITEMS_BATCH_SIZE = env.int("PLEO_ITEMS_BATCH_SIZE", default=100)
 # The per-company lease of the detect-and-start flow.
 COMPANY_LEASE_SECONDS = env.float("COMPANY_LEASE_SECONDS", default=120.0)
 COMPANY_LEASE_RENEW_SECONDS = env.float("COMPANY_LEASE_RENEW_SECONDS", default=30.0)
+# Every worker process runs the recovery sweep this often (seconds; 0: only at spawn and on the
+# maintenance schedule), so a crashed run's company is resumed soon after its lease lapses.
+RECOVERY_SWEEP_SECONDS = env.float("RECOVERY_SWEEP_SECONDS", default=15.0)
+# The sweep retries a company whose last run left work unfinished (paused, failed) no sooner
+# than this after that run ended (seconds). A crashed run's company is taken over at once.
+RECOVERY_RETRY_SECONDS = env.float("RECOVERY_RETRY_SECONDS", default=60.0)
 # Allowance for clock skew when deciding that a pending job has expired.
 EXPIRY_CLOCK_SKEW_SECONDS = env.float("EXPIRY_CLOCK_SKEW_SECONDS", default=60.0)
+
+# Scale (exports.services.budget, exports.tasks): the request budget shared by every process, in
+# the database or in Redis when REDIS_URL is set; 0 switches it off. Scope: credential,
+# oauth_client or global. The window is for tests; Pleo's limit is per minute.
+PLEO_RATE_LIMIT_PER_MINUTE = env.int("PLEO_RATE_LIMIT_PER_MINUTE", default=500)
+PLEO_RATE_LIMIT_SCOPE = env.str("PLEO_RATE_LIMIT_SCOPE", default="credential")
+PLEO_RATE_LIMIT_BACKEND = env.str("PLEO_RATE_LIMIT_BACKEND", default="auto")
+PLEO_RATE_LIMIT_WINDOW_SECONDS = env.float("PLEO_RATE_LIMIT_WINDOW_SECONDS", default=60.0)
+# Company runs at once across every worker and machine (0: no bound but the worker count).
+MAX_CONCURRENT_COMPANIES = env.int("MAX_CONCURRENT_COMPANIES", default=0)
+# The poll tick spreads its companies over this many slices of the interval (default: one per
+# minute of PLEO_POLL_INTERVAL_MINUTES; 1 fires all at once) and queues them this many per task.
+PLEO_POLL_SLICES = env.int("PLEO_POLL_SLICES", default=0)
+PLEO_POLL_BATCH_SIZE = env.int("PLEO_POLL_BATCH_SIZE", default=25)
 
 AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=90)
 WEBHOOK_RETENTION_DAYS = env.int("WEBHOOK_RETENTION_DAYS", default=7)

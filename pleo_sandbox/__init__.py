@@ -29,6 +29,13 @@ Setup:
   ``seed_companies(n, *, jobs_per_company=2, items_per_job=3)``
   A ``Credential`` has ``.id``, ``.key``/``.token``/``.secret``, ``.identity`` (what logs show)
   and ``.auth_header()`` (``{"Authorization": "Basic …"}`` or ``"Bearer …"``).
+OAuth 2.0 (``pleo_sandbox.oauth``; ``/oauth/authorize``, ``/oauth/token``):
+  ``add_oauth_client(client_id=None, *, client_secret=None, redirect_uris, company_id=None,
+  company_ids=None, organisation_id=None, scopes=None, name=None) -> OAuthClient``,
+  ``oauth_clients()``, ``oauth_authorize(url=None, *, decision="approve", **params) -> str``
+  (the redirect URL), ``oauth_issue_tokens(client_id, *, scopes=None) -> dict``,
+  ``oauth_grants()``, ``oauth_refresh_token_status(refresh_token)``,
+  ``oauth_revoke_grant(grant_id)``
 Jobs:
   ``create_job(company_id, items=3, *, created_at=None, expires_in=None,
   vendor_based_bookkeeping=False, is_interactive=True, created_by=None,
@@ -46,7 +53,8 @@ Switches: ``switches`` (dict), ``set_switches(**values)``, ``reset_switches()``:
   ``started_on_in_progress`` ("422" | "202"), ``failed_on_pending`` ("422" | "202"),
   ``item_updates_on_pending`` ("422" | "accept"), ``conflict_on_create`` (False),
   ``stall_seconds`` (3.0), ``webhook_retry_schedule`` ([0.2, 0.5, 1, 2, 5]),
-  ``webhook_timeout_seconds`` (2.0)
+  ``webhook_timeout_seconds`` (2.0), ``oauth_access_token_lifetime`` (3600),
+  ``oauth_refresh_token_lifetime`` (60 days), ``oauth_code_lifetime`` (60)
 Faults: ``add_fault(kind, method=None, path=None, *, path_regex=None, count=1,
   body_match=None, job_id=None, status=503, body=None, headers=None, retry_after=1,
   seconds=None, apply=False) -> Fault``, ``remove_fault(id)``, ``clear_faults()``; kinds
@@ -70,5 +78,6 @@ vendorBasedBookkeeping?, isInteractive?, createdBy?, accountingEntryIds?, notify
 ``PUT clock {offsetSeconds}`` · ``POST clock/advance {seconds}`` ·
 ``GET|PATCH|PUT|DELETE switches`` · ``GET|POST|DELETE faults`` · ``DELETE faults/{id}`` ·
 ``GET|DELETE requests`` (``?method=&path=``) · ``GET|DELETE webhook-deliveries`` ·
-``GET subscriptions``
+``GET subscriptions`` · ``GET|POST oauth-clients`` · ``POST oauth/authorize {url?, decision?}``
+· ``POST oauth/tokens {clientId}`` · ``GET oauth/grants`` · ``POST oauth/grants/{id}/revoke``
 """

@@ -20,7 +20,7 @@ from pleo_sandbox import routes
 from pleo_sandbox.clock import iso
 from pleo_sandbox.errors import ApiError
 from pleo_sandbox.messages import JSON_CONTENT_TYPE, Request, Response
-from pleo_sandbox.requestlog import redact_headers
+from pleo_sandbox.requestlog import redact_fields, redact_headers
 
 logger = logging.getLogger("pleo_sandbox")
 
@@ -168,14 +168,21 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
             self._send(routes.handle_control(self.server, req), req.request_id)
             return
 
+        oauth = routes.is_oauth_path(path)
+        form = req.form_body()
         entry = state.request_log.start(
             {
                 "method": req.method,
                 "path": path,
                 "query": {k: list(v) for k, v in query.items()},
-                "body": req.loose_body(),
+                # Form bodies (OAuth) are logged as a dict with secrets redacted.
+                "body": redact_fields(form) if form is not None else req.loose_body(),
                 "headers": redact_headers(dict(self.headers.items())),
-                "identity": state.identity_for(headers.get("authorization")),
+                "identity": (
+                    state.oauth.identity(req)
+                    if oauth
+                    else state.identity_for(headers.get("authorization"))
+                ),
                 "requestId": req.request_id,
                 "sandboxTime": iso(state.clock.now()),
                 "startedAt": started_wall,
@@ -207,34 +214,33 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
                     404, {"type": "NOT_FOUND", "message": f"No endpoint {req.method} {path}."}
                 )
         else:
-            fault = state.faults.take(req.method, path, req.loose_body())
+            fault = state.faults.take(req.method, path, req.match_body())
             response, outcome = self._run_with_fault(route, params, req, fault)
 
         status = response.status if response is not None else None
-        sent = False
-        try:
-            if response is not None:
-                self._send(response, req.request_id)
-                sent = True
-            else:
-                self._drop(rst=outcome == "reset")
-        except OSError:  # the client went away (e.g. after a stall): nothing to answer
-            self.close_connection = True
+        # The entry is complete before the answer leaves: a client holding its answer always
+        # finds the request logged (endedAt is when the answer was ready to send).
         state.request_log.finish(
             entry,
             status=status,
-            responseSent=sent,
-            responseBody=(
-                response.body
-                if response is not None and not isinstance(response.body, bytes)
-                else None
-            ),
+            responseSent=response is not None,
+            responseBody=(redact_fields(response.body) if oauth else response.body)
+            if response is not None and not isinstance(response.body, bytes)
+            else None,
             fault=fault.kind if fault else None,
             faultId=fault.id if fault else None,
             outcome=outcome,
             endedAt=_wall(),
             endedMonotonic=time.monotonic(),
         )
+        try:
+            if response is not None:
+                self._send(response, req.request_id)
+            else:
+                self._drop(rst=outcome == "reset")
+        except OSError:  # the client went away (e.g. after a stall): nothing to answer
+            self.close_connection = True
+            state.request_log.update(entry, responseSent=False)
         logger.debug(
             "pleo sandbox %s %s -> %s (%s)%s",
             req.method,

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl
 
 from pleo_sandbox.errors import ApiError
 
 JSON_CONTENT_TYPE = "application/json;charset=UTF-8"
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 _MISSING = object()
 
 
@@ -30,6 +32,21 @@ class Request:
             return json.loads(self.raw_body)
         except (ValueError, UnicodeDecodeError):
             return self.raw_body.decode("utf-8", "replace")
+
+    def form_body(self) -> dict[str, str] | None:
+        """A form-encoded body as a dict (last value wins), or None for any other body."""
+        media = self.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media != FORM_CONTENT_TYPE or not self.raw_body:
+            return None
+        try:
+            return dict(parse_qsl(self.raw_body.decode("utf-8"), keep_blank_values=True))
+        except UnicodeDecodeError:
+            return None
+
+    def match_body(self) -> Any:
+        """What faults' ``body_match`` is compared with: the form as a dict, else loose JSON."""
+        form = self.form_body()
+        return form if form is not None else self.loose_body()
 
     def json(self) -> Any:
         """The JSON body of an API request: 400 when missing/malformed, 415 when not JSON."""

@@ -8,10 +8,27 @@ import time
 from collections.abc import Callable
 
 REDACTED_HEADERS = {"authorization", "cookie", "proxy-authorization"}
+# Body fields (form or JSON, e.g. OAuth token requests and answers) that never reach a log.
+REDACTED_FIELDS = {
+    "access_token",
+    "refresh_token",
+    "id_token",
+    "client_secret",
+    "code",
+    "code_verifier",
+    "password",
+}
 
 
 def redact_headers(headers: dict[str, str]) -> dict[str, str]:
     return {k: ("<redacted>" if k.lower() in REDACTED_HEADERS else v) for k, v in headers.items()}
+
+
+def redact_fields(body):
+    """A copy of a dict body with the values of :data:`REDACTED_FIELDS` replaced."""
+    if not isinstance(body, dict):
+        return body
+    return {k: ("<redacted>" if k in REDACTED_FIELDS else v) for k, v in body.items()}
 
 
 class RequestLog:
@@ -36,6 +53,11 @@ class RequestLog:
         with self._cond:
             entry.update(fields)
             entry["complete"] = True
+            self._cond.notify_all()
+
+    def update(self, entry: dict, **fields) -> None:
+        with self._cond:
+            entry.update(fields)
             self._cond.notify_all()
 
     def entries(

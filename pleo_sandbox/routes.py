@@ -112,6 +112,18 @@ def download_file(state, req: Request, cred, file_id: str) -> Response:
     return Response(200, content, content_type=info["type"])
 
 
+def oauth_authorize_page(state, req: Request, cred) -> Response:
+    return state.oauth.http_authorize_page(req)
+
+
+def oauth_authorize_decision(state, req: Request, cred) -> Response:
+    return state.oauth.http_authorize_decision(req)
+
+
+def oauth_token(state, req: Request, cred) -> Response:
+    return state.oauth.http_token(req)
+
+
 API_ROUTES = [
     _route("GET", "/v3/export-jobs", list_jobs),
     _route("POST", "/v3/export-jobs", create_job),
@@ -128,7 +140,17 @@ API_ROUTES = [
     _route("GET", "/v1/subscriptions/{sub_id}/secret", subscription_secret),
     _route("GET", "/v1/subscriptions/{sub_id}/activities", subscription_activities),
     _route("GET", "/files/{file_id}", download_file, auth=False),
+    # OAuth 2.0 (pleo_sandbox.oauth): Pleo serves these on its auth host.
+    _route("GET", "/oauth/authorize", oauth_authorize_page, auth=False),
+    _route("POST", "/oauth/authorize", oauth_authorize_decision, auth=False),
+    _route("POST", "/oauth/token", oauth_token, auth=False),
 ]
+
+OAUTH_TOKEN_PATH = "/oauth/token"
+
+
+def is_oauth_path(path: str) -> bool:
+    return path.rstrip("/") in ("/oauth/authorize", OAUTH_TOKEN_PATH)
 
 
 def _match(routes: list[Route], method: str, path: str):
@@ -370,6 +392,50 @@ def c_subscriptions(server, req: Request) -> Response:
     return Response(200, {"data": server.state.subscriptions()})
 
 
+_OAUTH_CLIENT_FIELDS = (
+    "client_id",
+    "client_secret",
+    "redirect_uris",
+    "company_id",
+    "company_ids",
+    "organisation_id",
+    "scopes",
+    "name",
+)
+
+
+def c_add_oauth_client(server, req: Request) -> Response:
+    kw = _kwargs(req.control_json(), _OAUTH_CLIENT_FIELDS)
+    return Response(201, {"data": server.state.add_oauth_client(**kw).to_dict()})
+
+
+def c_list_oauth_clients(server, req: Request) -> Response:
+    return Response(200, {"data": [c.to_dict() for c in server.state.oauth_clients()]})
+
+
+def c_oauth_authorize(server, req: Request) -> Response:
+    body = {_snake(k): v for k, v in req.control_json().items()}
+    url = body.pop("url", None)
+    decision = body.pop("decision", "approve")
+    location = server.state.oauth_authorize(url, decision=decision, **body)
+    return Response(200, {"location": location})
+
+
+def c_oauth_issue_tokens(server, req: Request) -> Response:
+    kw = _kwargs(req.control_json(), ("client_id", "scopes"))
+    if "client_id" not in kw:
+        raise ApiError(400, "SANDBOX_BAD_REQUEST", "'clientId' is required.")
+    return Response(201, {"data": server.state.oauth_issue_tokens(kw.pop("client_id"), **kw)})
+
+
+def c_oauth_grants(server, req: Request) -> Response:
+    return Response(200, {"data": server.state.oauth_grants()})
+
+
+def c_oauth_revoke_grant(server, req: Request, grant_id: str) -> Response:
+    return Response(200, {"data": server.state.oauth_revoke_grant(grant_id)})
+
+
 def _c(method: str, template: str, fn: Callable[..., Response]) -> Route:
     return _route(method, "/_sandbox" + template, fn, auth=False)
 
@@ -409,6 +475,12 @@ CONTROL_ROUTES = [
     _c("GET", "/webhook-deliveries", c_deliveries),
     _c("DELETE", "/webhook-deliveries", c_clear_deliveries),
     _c("GET", "/subscriptions", c_subscriptions),
+    _c("GET", "/oauth-clients", c_list_oauth_clients),
+    _c("POST", "/oauth-clients", c_add_oauth_client),
+    _c("POST", "/oauth/authorize", c_oauth_authorize),
+    _c("POST", "/oauth/tokens", c_oauth_issue_tokens),
+    _c("GET", "/oauth/grants", c_oauth_grants),
+    _c("POST", "/oauth/grants/{grant_id}/revoke", c_oauth_revoke_grant),
 ]
 
 

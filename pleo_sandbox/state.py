@@ -24,6 +24,7 @@ from pleo_sandbox.clock import SandboxClock, iso, parse_iso
 from pleo_sandbox.data import ITEM_KINDS, CompanyProfile, generate_export_item, new_uuid
 from pleo_sandbox.errors import ApiError
 from pleo_sandbox.faults import Fault, FaultRegistry
+from pleo_sandbox.oauth import OAuthClient, OAuthServer
 from pleo_sandbox.pagination import paginate
 from pleo_sandbox.requestlog import RequestLog
 from pleo_sandbox.signing import new_message_id, new_secret
@@ -118,7 +119,18 @@ DEFAULT_SWITCHES: dict[str, Any] = {
     "stall_seconds": 3.0,
     "webhook_retry_schedule": [0.2, 0.5, 1.0, 2.0, 5.0],
     "webhook_timeout_seconds": 2.0,
+    "oauth_access_token_lifetime": 3600,  # seconds (expires_in of OAuth access tokens)
+    "oauth_refresh_token_lifetime": 60 * 24 * 3600,  # Pleo: at least 60 days
+    "oauth_code_lifetime": 60,  # seconds an authorization code may be exchanged
 }
+_INT_SWITCHES = (
+    "page_size_default",
+    "page_size_max",
+    "default_expires_in",
+    "oauth_access_token_lifetime",
+    "oauth_refresh_token_lifetime",
+    "oauth_code_lifetime",
+)
 _SWITCH_CHOICES = {
     "list_order": ("chronological", "reverse", "shuffled"),
     "started_on_in_progress": ("422", "202"),
@@ -383,6 +395,7 @@ class SandboxState:
         self.base_url = "http://127.0.0.1"
         # Set by the server on stop so stalled handlers wake up at once.
         self.stop_event = threading.Event()
+        self.oauth = OAuthServer(self)
         self._init_data()
 
     def _init_data(self) -> None:
@@ -398,6 +411,7 @@ class SandboxState:
         self._subscriptions: dict[str, Subscription] = {}
         self._files: dict[str, dict] = {}
         self._seq = 0
+        self.oauth.reset()
 
     def _next_seq(self) -> int:
         self._seq += 1
@@ -574,6 +588,59 @@ class SandboxState:
     def organisations(self) -> list[Organisation]:
         with self._lock:
             return list(self._organisations.values())
+
+    # ==========================================================================================
+    # Control API: OAuth 2.0 (pleo_sandbox.oauth)
+    # ==========================================================================================
+    def add_oauth_client(
+        self,
+        client_id: str | None = None,
+        *,
+        client_secret: str | None = None,
+        redirect_uris: Iterable[str] | str = (),
+        company_id: str | None = None,
+        company_ids: Iterable[str] | None = None,
+        organisation_id: str | None = None,
+        scopes: Iterable[str] | str | None = None,
+        name: str | None = None,
+    ) -> OAuthClient:
+        """Register an OAuth client (``.client_id``, ``.client_secret``, ``.redirect_uris``)."""
+        return self.oauth.add_client(
+            client_id,
+            client_secret=client_secret,
+            redirect_uris=redirect_uris,
+            company_id=company_id,
+            company_ids=company_ids,
+            organisation_id=organisation_id,
+            scopes=scopes,
+            name=name,
+        )
+
+    def oauth_clients(self) -> list[OAuthClient]:
+        return self.oauth.clients()
+
+    def oauth_authorize(
+        self, url: str | None = None, *, decision: str = "approve", **params
+    ) -> str:
+        """Approve (or ``decision="deny"``) an authorize request given as its URL or its
+        parameters, as the user would on the consent page; returns the redirect URL."""
+        return self.oauth.authorize(url, decision=decision, **params)
+
+    def oauth_issue_tokens(self, client_id: str, *, scopes: Iterable[str] | None = None) -> dict:
+        """A fresh token family for ``client_id`` without the authorize round trip:
+        ``{access_token, refresh_token, expires_in, token_type, scope, grantId}``."""
+        return self.oauth.issue_tokens(client_id, scopes=scopes)
+
+    def oauth_grants(self) -> list[dict]:
+        """Every authorisation (token family) with its refresh tokens' statuses (no secrets)."""
+        return self.oauth.grants()
+
+    def oauth_refresh_token_status(self, refresh_token: str) -> str | None:
+        """``active``, ``rotated``, ``revoked`` or None for an unknown token."""
+        return self.oauth.refresh_token_status(refresh_token)
+
+    def oauth_revoke_grant(self, grant_id: str) -> dict:
+        return self.oauth.revoke_grant(grant_id)
 
     # ==========================================================================================
     # Control API: jobs
@@ -805,7 +872,7 @@ class SandboxState:
                     value = [float(v) for v in value]
                     if any(v < 0 for v in value):
                         raise ValueError("webhook_retry_schedule delays must be >= 0")
-                elif name in ("page_size_default", "page_size_max", "default_expires_in"):
+                elif name in _INT_SWITCHES:
                     value = int(value)
                     if value < 1:
                         raise ValueError(f"switch {name} must be at least 1")

@@ -191,3 +191,25 @@ def test_check_now_only_enqueues(admin_client, monkeypatch, django_capture_on_co
     )
     assert "already queued" in response.content.decode()
     assert len(sent) == 2
+
+
+def test_company_page_shows_its_deliveries_newest_first(admin_client):
+    from exports import clock
+    from exports.models import WebhookDelivery
+
+    company = make_company()
+    for webhook_id in ("msg_older", "msg_newer"):
+        clock.advance(60)
+        WebhookDelivery.objects.create(
+            endpoint=company.credential.webhook_endpoint,
+            company=company,
+            webhook_id=webhook_id,
+            webhook_timestamp=clock.now(),
+            event_type="v1.export-job.created",
+            body="{}",
+            received_at=clock.now(),
+        )
+    page = admin_client.get(
+        reverse("admin:exports_company_change", args=[company.pk])
+    ).content.decode()
+    assert page.index("msg_newer") < page.index("msg_older")

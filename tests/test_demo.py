@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import time
@@ -82,8 +83,11 @@ def _serve(db_path, tmp_path, name, until, timeout=60):
     assert _pids_with(f"127.0.0.1:{port}") == []
     assert _pids_with(f"--port {sandbox_port}") == []
     for p in (port, sandbox_port):
-        with __import__("socket").socket() as sock:
+        with socket.socket() as sock:
+            # SO_REUSEADDR: connections in TIME_WAIT are no process's; a listener still fails.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind(("127.0.0.1", p))
+            sock.listen()
     return out
 
 

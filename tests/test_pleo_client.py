@@ -1621,3 +1621,86 @@ def test_real_bytes_on_the_wire(make_client, plain_session, caplog):
     assert headers["user-agent"].startswith("pleo-export-bridge/")
     assert json.loads(body) == {"jobId": fakes.JOB_ID, "event": "started"}
     assert "bXktYXBpLWtleTo=" not in caplog.text and "my-api-key" not in caplog.text
+
+
+# --- The before_request hook (the request budget plugs in here) -----------------------------------
+
+
+def _hooked_client(api_key, sleeps, hook, auth=None):
+    return PleoClient(
+        config=ClientConfig(base_url=URL),
+        auth=auth or ApiKeyAuth(api_key),
+        request_id="run-hook",
+        sleep=sleeps.append,
+        rng=lambda: 0.5,
+        clock=lambda: NOW,
+        before_request=hook,
+    )
+
+
+def test_before_request_is_called_before_every_attempt_retries_included(http, api_key, sleeps):
+    seen = []
+    client = _hooked_client(api_key, sleeps, lambda method, path: seen.append((method, path)))
+    http.get(JOB, status=429, json={"type": "TOO_MANY_REQUESTS", "message": "slow"})
+    http.get(JOB, status=503)
+    http.get(JOB, json={"data": fakes.job_json()})
+    client.get_export_job(fakes.JOB_ID)
+    path = f"/v3/export-jobs/{fakes.JOB_ID}"
+    assert seen == [("GET", path)] * 3
+    assert len(http.calls) == 3 and len(sleeps) == 2
+    assert client.budget_exhausted is None
+
+
+def test_before_request_is_called_for_the_resend_after_a_token_refresh(http, api_key, sleeps):
+    seen = []
+    state = {"token": "old-token"}
+    auth = BearerAuth(lambda: state["token"], lambda: state.update(token="new-token") or True)
+    client = _hooked_client(api_key, sleeps, lambda m, p: seen.append(m), auth=auth)
+    http.post(EVENTS, status=401, json={"type": "UNAUTHORIZED", "message": "expired"})
+    http.post(EVENTS, status=202)
+    client.post_export_job_event(fakes.JOB_ID, JobEvent.STARTED)
+    assert seen == ["POST", "POST"]
+
+
+def test_budget_exhausted_from_the_hook_is_raised_unretried_and_nothing_is_sent(
+    http, api_key, sleeps
+):
+    retry_at = NOW + timedelta(seconds=7)
+    calls = []
+
+    def hook(method, path):
+        calls.append(method)
+        raise pleo.BudgetExhausted("budget spent", retry_at=retry_at, key="credential:1")
+
+    client = _hooked_client(api_key, sleeps, hook)
+    with pytest.raises(pleo.BudgetExhausted) as caught:
+        client.post_export_job_event(fakes.JOB_ID, JobEvent.STARTED)
+    assert isinstance(caught.value, PleoError)  # generic handlers treat it as "not sent"
+    assert caught.value.retry_at == retry_at
+    assert (caught.value.method, caught.value.path) == ("POST", "/v3/export-job-events")
+    assert client.budget_exhausted is caught.value
+    assert calls == ["POST"] and len(http.calls) == 0 and sleeps == []
+
+
+def test_budget_exhausted_on_a_retry_stops_the_call_there(http, api_key, sleeps):
+    allowed = iter([True, False])
+
+    def hook(method, path):
+        if not next(allowed):
+            raise pleo.BudgetExhausted("budget spent", retry_at=NOW)
+
+    client = _hooked_client(api_key, sleeps, hook)
+    http.get(JOB, status=429, json={"type": "TOO_MANY_REQUESTS", "message": "slow"})
+    with pytest.raises(pleo.BudgetExhausted):
+        client.get_export_job(fakes.JOB_ID)
+    assert len(http.calls) == 1 and len(sleeps) == 1
+
+
+def test_other_hook_errors_pass_through_untouched(http, api_key, sleeps):
+    def hook(method, path):
+        raise RuntimeError("hook broke")
+
+    client = _hooked_client(api_key, sleeps, hook)
+    with pytest.raises(RuntimeError, match="hook broke"):
+        client.get_export_job(fakes.JOB_ID)
+    assert client.budget_exhausted is None and len(http.calls) == 0

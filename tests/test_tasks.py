@@ -43,18 +43,19 @@ def test_ensure_schedules_is_idempotent_and_follows_the_interval(settings):
     assert Schedule.objects.filter(name=POLL).count() == 1
 
 
-def test_tick_enqueues_one_coalesced_task_per_active_company(sent):
+def test_tick_enqueues_one_coalesced_check_per_active_company(sent, settings):
+    settings.PLEO_POLL_SLICES = 1  # not spread (tests/test_tick_spreading.py covers slices)
     a, b = make_company(name="A"), make_company(name="B")
     make_company(name="Off", active=False)
     assert tasks.poll_tick() == 2
-    assert sorted(args[1] for args in sent) == sorted([a.pk, b.pk])
+    assert sorted(pk for args in sent for pk in args[1]) == sorted([a.pk, b.pk])
     assert all(
-        args[0] == "exports.tasks.run_company_check" and args[2] == "schedule" for args in sent
+        args[0] == "exports.tasks.run_company_checks" and args[2] == "schedule" for args in sent
     )
     # Still queued: a second tick (or a webhook) adds nothing.
     assert tasks.poll_tick() == 0
     assert enqueue_company_check(company_id=a.pk, trigger=Trigger.WEBHOOK) is False
-    assert len(sent) == 2
+    assert len(sent) == 1  # one task carries both (PLEO_POLL_BATCH_SIZE)
     assert WorkerHeartbeat.objects.filter(name=WorkerHeartbeat.TICK).exists()
 
 

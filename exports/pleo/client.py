@@ -248,6 +248,28 @@ class PleoServerError(PleoHTTPError):
     ``Retry-After`` is above the cap. (On a write a 5xx is :class:`PleoOutcomeUnknown`.)"""
 
 
+class BudgetExhausted(PleoError):
+    """Not sent: the ``before_request`` hook refused the call (our own request budget is spent).
+
+    ``retry_at`` (aware UTC) is when the budget has room again. Nothing reached Pleo, so the call
+    is not retried here: the caller decides (a worker run defers the company; a foreground run may
+    wait). The client remembers the last one in :attr:`PleoClient.budget_exhausted`.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_at: datetime,
+        key: str = "",
+        method: str | None = None,
+        path: str | None = None,
+    ) -> None:
+        super().__init__(message, method=method, path=path)
+        self.retry_at = retry_at
+        self.key = key
+
+
 class PleoOutcomeUnknown(PleoError):
     """A state-changing call may or may not have taken effect (read timeout, dropped connection
     or 5xx after the request was sent). Re-read the resource to find out; never blindly re-send."""
@@ -686,6 +708,9 @@ class PleoClient:
     ``request_id`` (the run id) goes out as ``X-Request-Id`` on every call; it is a plain
     attribute and may be changed. Without one, a random id is used for this client.
     ``sleep``, ``rng`` (returns [0, 1)) and ``clock`` (aware ``now``) are injectable for tests.
+    ``before_request(method, path)`` is called before every attempt (retries and the re-send after
+    a token refresh included); it may raise :class:`BudgetExhausted`, which goes to the caller
+    unretried. The request budget (``exports.services.budget``) is such a hook.
     """
 
     def __init__(
@@ -699,6 +724,7 @@ class PleoClient:
         sleep: Callable[[float], None] = time.sleep,
         rng: Callable[[], float] = random.random,
         clock: Callable[[], datetime] | None = None,
+        before_request: Callable[[str, str], None] | None = None,
     ) -> None:
         self.config = config
         self.request_id = request_id or uuid.uuid4().hex
@@ -711,6 +737,8 @@ class PleoClient:
         self._rng = rng
         self._clock = clock or (lambda: datetime.now(UTC))
         self._auth_failure: PleoAuthError | None = None
+        self._before_request = before_request
+        self.budget_exhausted: BudgetExhausted | None = None
 
     def __repr__(self) -> str:
         return f"PleoClient(base_url={self.config.base_url!r}, auth={self._auth!r})"
@@ -1051,6 +1079,7 @@ class PleoClient:
         attempt = 1
         refreshed = False
         while True:
+            self._check_budget(method, path)
             try:
                 response = self._send(method, path, params, body)
             except requests.RequestException as exc:
@@ -1083,6 +1112,20 @@ class PleoClient:
             if isinstance(error, PleoAuthError):
                 self._disable(error)
             raise error
+
+    def _check_budget(self, method: str, path: str) -> None:
+        """Ask the ``before_request`` hook; a refusal is remembered and raised as it is."""
+        if self._before_request is None:
+            return
+        try:
+            self._before_request(method, path)
+        except BudgetExhausted as exc:
+            exc.method, exc.path = exc.method or method, exc.path or path
+            self.budget_exhausted = exc
+            logger.info(
+                "Pleo %s %s not sent: %s [request_id=%s]", method, path, exc, self.request_id
+            )
+            raise
 
     def _send(
         self, method: str, path: str, params: Mapping[str, Any] | None, body: bytes | None
@@ -1463,6 +1506,7 @@ def _one_line(text: str) -> str:
 __all__ = [
     "ApiKeyAuth",
     "BearerAuth",
+    "BudgetExhausted",
     "ClientConfig",
     "ErrorType",
     "ExportItem",

@@ -2,7 +2,10 @@
 
 The client module knows nothing of our models: this is where a credential becomes a client and
 where a final 401/403 marks an API-key credential invalid (no further calls until an admin edits
-it).
+it). An OAuth credential gets a ``BearerAuth`` from :mod:`exports.services.oauth`: the token is
+read (and refreshed a little before expiry, one refresh in flight) for every request, a 401 leads
+to one refresh and one re-send, and only a second 401 or ``invalid_grant`` marks the credential
+``needs_reauthorisation``.
 """
 
 from __future__ import annotations
@@ -32,11 +35,11 @@ def credential_mark_invalid(*, credential_id: int, reason: str) -> None:
 
 
 def client_for_credential(credential: Credential, *, run_id: uuid.UUID | None) -> PleoClient:
+    from exports.services import budget, oauth
+
     if credential.status != Credential.Status.OK:
         raise CredentialUnusable(
-            f"Credential '{credential.name}' is {credential.get_status_display().lower()}"
-            + (f": {credential.last_error}" if credential.last_error else "")
-            + ". Edit it in the admin to use it again."
+            oauth.unusable_message(credential.name, credential.status, credential.last_error)
         )
     config = ClientConfig.from_settings(base_url_override=credential.api_base_url or None)
     if credential.kind == Credential.Kind.API_KEY:
@@ -50,14 +53,18 @@ def client_for_credential(credential: Credential, *, run_id: uuid.UUID | None) -
                 ),
             )
     else:
-        raise CredentialUnusable(
-            f"Credential '{credential.name}' uses OAuth 2.0, which is not connected yet."
-        )
+        if not credential.refresh_token_ciphertext and not credential.access_token_ciphertext:
+            raise CredentialUnusable(
+                f"Credential '{credential.name}' uses OAuth 2.0 and is not connected yet: use "
+                f"'Connect to Pleo' on its admin page."
+            )
+        auth, on_auth_failure = oauth.bearer_auth(credential.pk)
     return PleoClient(
         config=config,
         auth=auth,
         request_id=str(run_id) if run_id else None,
         on_auth_failure=on_auth_failure,
+        before_request=budget.hook_for(credential),  # the shared request budget (issue 11)
     )
 
 

@@ -7,11 +7,16 @@ sets "recheck requested" and the holder lists again before it releases: nothing 
 
 The queued marker is a timestamp, not a flag: a marker older than the broker's re-delivery window
 (the task was lost) no longer blocks a new enqueue.
+
+Many companies at once (the poll tick's slices): :func:`enqueue_company_checks` marks them with
+one UPDATE per chunk and queues them ``batch_size`` per task (``exports.tasks.run_company_checks``),
+so the queue's own enqueue, claim and acknowledgement are paid once per batch, not per company.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
 
 from django.conf import settings
@@ -25,6 +30,9 @@ from exports.models import Company
 logger = logging.getLogger(__name__)
 
 TASK = "exports.tasks.run_company_check"
+BATCH_TASK = "exports.tasks.run_company_checks"
+# Companies marked per UPDATE (well under every backend's limit of bound parameters).
+_MARK_CHUNK = 500
 
 
 def queued_marker_ttl() -> timedelta:
@@ -74,3 +82,68 @@ def enqueue_company_check(*, company_id: int, trigger: str, recover: bool = Fals
 def clear_queued_marker(company_id: int) -> None:
     """The worker picked the task up: a new trigger may queue another check from now on."""
     Company.objects.filter(pk=company_id).update(check_queued_at=None)
+
+
+def _chunks(items: Sequence[int], size: int) -> Iterable[list[int]]:
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])
+
+
+def enqueue_company_checks(
+    *, company_ids: Sequence[int], trigger: str, batch_size: int, recover: bool = False
+) -> int:
+    """Queue checks of many companies, ``batch_size`` per task; returns how many were queued.
+
+    Companies with a check already queued (or inactive ones) are left out, as with
+    :func:`enqueue_company_check`. Inside a transaction the tasks are sent on commit.
+    """
+    batch_size = max(1, int(batch_size))
+    now = clock.now()
+    stale = now - queued_marker_ttl()
+    queued = 0
+    for chunk in _chunks(list(company_ids), _MARK_CHUNK):
+        marked = (
+            Company.objects.filter(pk__in=chunk, active=True)
+            .filter(Q(check_queued_at__isnull=True) | Q(check_queued_at__lt=stale))
+            .update(check_queued_at=now)
+        )
+        if not marked:
+            continue
+        if marked < len(chunk):  # some were queued already: keep the ones this call marked
+            ours = set(
+                Company.objects.filter(pk__in=chunk, check_queued_at=now).values_list(
+                    "pk", flat=True
+                )
+            )
+            chunk = [pk for pk in chunk if pk in ours]
+        for batch in _chunks(chunk, batch_size):
+            transaction.on_commit(_sender(batch, trigger, recover, now), robust=False)
+        queued += len(chunk)
+    return queued
+
+
+def _sender(batch: list[int], trigger: str, recover: bool, marked_at):
+    def send():
+        try:
+            async_task(
+                BATCH_TASK,
+                batch,
+                trigger,
+                recover,
+                task_name=f"check {len(batch)} companies ({trigger})",
+                group="company-checks",
+                save=False,  # successes are not kept (the companies' last check shows them)
+            )
+        except Exception as exc:  # the broker's own errors are not a typed family
+            Company.objects.filter(pk__in=batch, check_queued_at=marked_at).update(
+                check_queued_at=None
+            )
+            logger.error("Could not enqueue a check of %d companies: %s", len(batch), exc)
+            raise EnqueueFailed(str(exc)) from exc
+
+    return send
+
+
+def clear_queued_markers(company_ids: Sequence[int]) -> None:
+    """A batch task was picked up: its companies may be queued again from now on."""
+    Company.objects.filter(pk__in=list(company_ids)).update(check_queued_at=None)

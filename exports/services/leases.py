@@ -12,6 +12,12 @@ holder that stalled past its deadline and lost the lease cannot write any more.
 A trigger that finds the company leased does not wait: it sets ``recheck_requested`` and returns
 "busy". The holder releases with :func:`lease_release_or_recheck`, which releases only when no
 recheck was requested; otherwise the holder lists again. No webhook or click is lost.
+
+``MAX_CONCURRENT_COMPANIES`` (0: no bound) bounds how many companies hold a live lease at once,
+across every process and machine: acquisition counts the live leases in the same transaction
+(serialised by SQLite's single writer, or by a transaction-scoped advisory lock on PostgreSQL)
+and, at the bound, raises :class:`RunDeferred` instead of waiting. The caller records when the
+company may run again (:func:`lease_defer`) and the sweep picks it up then.
 """
 
 from __future__ import annotations
@@ -36,6 +42,21 @@ logger = logging.getLogger(__name__)
 
 class LeaseLost(Exception):
     """The run's lease was taken over (it expired while the holder stalled)."""
+
+
+class RunDeferred(Exception):
+    """The run may not go now (no lease taken); ``retry_at`` says when it may."""
+
+    def __init__(self, message: str, *, retry_at: datetime) -> None:
+        super().__init__(message)
+        self.retry_at = retry_at
+
+
+# A run over MAX_CONCURRENT_COMPANIES is deferred by this long (the sweep runs every minute).
+CONCURRENCY_DEFER_SECONDS = 15.0
+# Any constant shared by every process: the key of the PostgreSQL advisory lock that serialises
+# lease acquisitions while MAX_CONCURRENT_COMPANIES is set.
+_ACQUIRE_LOCK_KEY = 0x504C454F  # "PLEO"
 
 
 def lease_duration() -> timedelta:
@@ -82,27 +103,64 @@ class Lease:
             yield
 
 
+def max_concurrent_companies() -> int:
+    return max(0, int(getattr(settings, "MAX_CONCURRENT_COMPANIES", 0) or 0))
+
+
+def live_lease_count(now: datetime | None = None) -> int:
+    now = now or clock.now()
+    return Company.objects.filter(lease_token__isnull=False, lease_expires_at__gte=now).count()
+
+
+def _at_concurrency_bound(bound: int, now: datetime) -> bool:
+    """Inside the acquisition transaction: are ``bound`` companies already running?"""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_ACQUIRE_LOCK_KEY])
+    return live_lease_count(now) >= bound
+
+
 def lease_acquire(*, company_id: int, trigger: str) -> Lease | None:
-    """Take the company's lease, or flag a recheck for the holder and return None (busy)."""
+    """Take the company's lease, or flag a recheck for the holder and return None (busy).
+
+    Raises :class:`RunDeferred` when ``MAX_CONCURRENT_COMPANIES`` companies already run.
+    """
+    bound = max_concurrent_companies()
     for _ in range(3):
         token = uuid.uuid4()
         now = clock.now()
         deadline = now + lease_duration()
+        over_bound = False
         with transaction.atomic():
-            _lock_company_row(company_id)
-            taken = (
-                Company.objects.filter(pk=company_id)
-                .filter(Q(lease_token__isnull=True) | Q(lease_expires_at__lt=now))
-                .update(
-                    lease_token=token,
-                    lease_expires_at=deadline,
-                    lease_holder=worker_identity(),
-                    recheck_requested=False,
-                    recheck_trigger="",
+            if bound:
+                over_bound = _at_concurrency_bound(bound, now)
+            else:
+                _lock_company_row(company_id)
+            taken = 0
+            if not over_bound:
+                taken = (
+                    Company.objects.filter(pk=company_id)
+                    .filter(Q(lease_token__isnull=True) | Q(lease_expires_at__lt=now))
+                    .update(
+                        lease_token=token,
+                        lease_expires_at=deadline,
+                        lease_holder=worker_identity(),
+                        recheck_requested=False,
+                        recheck_trigger="",
+                    )
                 )
-            )
         if taken:
             return Lease(company_id=company_id, token=token, expires_at=deadline)
+        if (
+            over_bound
+            and not Company.objects.filter(
+                pk=company_id, lease_token__isnull=False, lease_expires_at__gte=now
+            ).exists()
+        ):
+            raise RunDeferred(
+                f"{bound} companies are running already (MAX_CONCURRENT_COMPANIES)",
+                retry_at=now + timedelta(seconds=CONCURRENCY_DEFER_SECONDS),
+            )
         flagged = Company.objects.filter(pk=company_id, lease_token__isnull=False).update(
             recheck_requested=True, recheck_trigger=trigger
         )
@@ -113,7 +171,12 @@ def lease_acquire(*, company_id: int, trigger: str) -> Lease | None:
 
 
 def lease_release_or_recheck(
-    lease: Lease, *, outcome: str, error: str = "", work_pending: bool = False
+    lease: Lease,
+    *,
+    outcome: str,
+    error: str = "",
+    work_pending: bool = False,
+    not_before: datetime | None = None,
 ) -> bool:
     """Release the lease and record the check, unless a recheck was requested meanwhile.
 
@@ -133,6 +196,7 @@ def lease_release_or_recheck(
             last_check_outcome=outcome,
             last_check_error=error[:2000],
             work_pending=work_pending,
+            next_run_not_before=not_before,
         )
         if released:
             return False
@@ -149,9 +213,17 @@ def lease_release_or_recheck(
 
 
 def lease_release(
-    lease: Lease, *, outcome: str, error: str = "", work_pending: bool = False
+    lease: Lease,
+    *,
+    outcome: str,
+    error: str = "",
+    work_pending: bool = False,
+    not_before: datetime | None = None,
 ) -> None:
-    """Release unconditionally (used in ``finally`` after a failure); never raises LeaseLost."""
+    """Release unconditionally (used in ``finally`` after a failure); never raises LeaseLost.
+
+    ``not_before`` (with ``work_pending``): the sweep does not pick the company up before then.
+    """
     Company.objects.filter(pk=lease.company_id, lease_token=lease.token).update(
         lease_token=None,
         lease_expires_at=None,
@@ -160,4 +232,19 @@ def lease_release(
         last_check_outcome=outcome,
         last_check_error=error[:2000],
         work_pending=work_pending,
+        next_run_not_before=not_before,
+    )
+
+
+def lease_defer(*, company_id: int, not_before: datetime, outcome: str, reason: str) -> None:
+    """A run that could not take the lease now (over the bound): the sweep runs it later.
+
+    Only a free company is marked; one whose lease someone took meanwhile is being run anyway.
+    """
+    Company.objects.filter(pk=company_id, lease_token__isnull=True).update(
+        work_pending=True,
+        next_run_not_before=not_before,
+        last_check_at=clock.now(),
+        last_check_outcome=outcome,
+        last_check_error=reason[:2000],
     )

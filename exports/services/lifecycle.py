@@ -44,7 +44,7 @@ from typing import Any, TypeVar
 
 from django.conf import settings
 
-from exports import clock
+from exports import clock, crashpoints
 from exports.adapters import (
     AccountingAdapter,
     AdapterUnavailable,
@@ -335,6 +335,7 @@ class _Carrier:
                     self.flush()
                 else:
                     self.note_if_at_risk(force=True)
+            crashpoints.crash_point("mid_items")
         self.flush()
 
     def confirm_all_final(self) -> None:
@@ -501,6 +502,7 @@ class _Carrier:
             try:
                 with self.run.lease.guard():  # the entry and our record: one transaction
                     result = adapter.export(data.raw, record.idempotency_key)
+                    crashpoints.crash_point("after_adapter_call")
                     self.apply(record, result, audit=False)
             except LeaseLost:
                 raise
@@ -515,6 +517,7 @@ class _Carrier:
         else:
             try:
                 result = adapter.export(data.raw, record.idempotency_key)
+                crashpoints.crash_point("after_adapter_call")
             except AdapterUnavailable as exc:
                 self.save_record(record, state=ExportItemRecord.State.PENDING)
                 self.flush()  # report what is ready before stopping
@@ -697,6 +700,7 @@ class _Carrier:
             # A 'failed' after failed validation stays "validating": should it not get through,
             # the next run validates again instead of going on to the items.
             self.set_state(State.FINISHING)
+        crashpoints.crash_point("before_final_event")
         for _attempt in range(MAX_FINAL_EVENT_ATTEMPTS):
             self.run.lease.renew_if_due()
             try:
@@ -913,10 +917,23 @@ class _Carrier:
     def pause(self, message: str, *, http: HttpCall | None = None) -> None:
         self.queue = []
         self.run.work_pending = True
-        self.audit(
-            "paused",
-            f"{message} The job stays in progress; the next run continues where this one stopped.",
-            outcome=AuditEntry.Outcome.ERROR,
-            http=http,
-        )
+        text = f"{message} The job stays in progress; the next run continues where this one stopped."
+        if self.paused_alike_before(text):
+            # The same stop as the job's last error, with no item reported since: a retry that
+            # met the same problem. Audited once (like a failed run), logged every time.
+            logger.warning("Job %s paused again: %s", self.job.pleo_job_id, message)
+            return None
+        self.audit("paused", text, outcome=AuditEntry.Outcome.ERROR, http=http)
         return None
+
+    def paused_alike_before(self, text: str) -> bool:
+        previous = (
+            AuditEntry.objects.filter(export_job=self.job, outcome=AuditEntry.Outcome.ERROR)
+            .order_by("-id")
+            .first()
+        )
+        if previous is None or previous.step != "paused" or previous.message != text:
+            return False
+        return not AuditEntry.objects.filter(
+            export_job=self.job, step="items_reported", pk__gt=previous.pk
+        ).exists()

@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 
-from exports import audit, clock
+from exports import audit, clock, crashpoints
 from exports.audit import HttpCall
 from exports.models import AuditEntry, Company, ExportJob, Trigger
 from exports.pleo import client as pleo
@@ -38,7 +38,9 @@ from exports.services.credentials import CredentialUnusable, client_for_company
 from exports.services.leases import (
     Lease,
     LeaseLost,
+    RunDeferred,
     lease_acquire,
+    lease_defer,
     lease_release,
     lease_release_or_recheck,
 )
@@ -60,9 +62,13 @@ class Outcome:
     COMPLETED_WITH_ERRORS = "completed_with_errors"
     FAILED_JOB = "failed_job"  # we sent 'failed' (validation failed, or every item failed)
     FINISHED_ELSEWHERE = "finished_elsewhere"  # the job finished or expired under us
+    # Not now: the request budget is spent, or MAX_CONCURRENT_COMPANIES companies run already.
+    # The lease is released and the sweep runs the company again at ``FlowResult.not_before``.
+    DEFERRED = "deferred"
 
     # Which outcome of several iterations (a recheck loop) the run reports.
     PRIORITY = [
+        DEFERRED,
         COMPLETED,
         COMPLETED_WITH_ERRORS,
         FAILED_JOB,
@@ -91,6 +97,7 @@ class FlowResult:
     error: str = ""
     hints: list[str] = field(default_factory=list)
     work_pending: bool = False  # a job of ours was left unfinished for the next run
+    not_before: datetime | None = None  # deferred: when the company may run again
 
     def as_dict(self) -> dict:
         return {
@@ -212,7 +219,24 @@ def run_export_check(
 ) -> FlowResult:
     """Run the detect-and-start flow for ``company`` now, in this process."""
     run_id = run_id or uuid.uuid4()
-    lease = lease_acquire(company_id=company.pk, trigger=trigger)
+    try:
+        lease = lease_acquire(company_id=company.pk, trigger=trigger)
+    except RunDeferred as exc:
+        lease_defer(
+            company_id=company.pk,
+            not_before=exc.retry_at,
+            outcome=Outcome.DEFERRED,
+            reason=str(exc),
+        )
+        logger.info("%s deferred until %s: %s", company.name, exc.retry_at, exc)
+        return FlowResult(
+            company=company,
+            outcome=Outcome.DEFERRED,
+            run_id=run_id,
+            error=str(exc),
+            work_pending=True,
+            not_before=exc.retry_at,
+        )
     if lease is None:
         logger.info("%s is busy (another run holds its lease); recheck requested", company.name)
         return FlowResult(company=company, outcome=Outcome.BUSY, run_id=run_id)
@@ -226,7 +250,7 @@ def run_export_check(
                 company=company, lease=lease, trigger=trigger, recover=recover, run_id=run_id
             )
             outcomes.append(result)
-            if result.outcome == Outcome.FAILED:
+            if result.outcome in (Outcome.FAILED, Outcome.DEFERRED):
                 break
             if not lease_release_or_recheck(
                 lease,
@@ -255,6 +279,7 @@ def run_export_check(
                 outcome=final.outcome if final else Outcome.FAILED,
                 error=final.error if final else "The run was interrupted.",
                 work_pending=final.work_pending if final else False,
+                not_before=final.not_before if final else None,
             )
     return _summarise(outcomes)
 
@@ -287,16 +312,46 @@ def _run_once(*, company, lease, trigger, recover, run_id) -> FlowResult:
             if recover:
                 _recover_our_claims(run)
             flow = _detect_and_start(run)
+            if client.budget_exhausted is not None:
+                # A call was refused by the budget and the lifecycle paused the job there.
+                return _deferred(run, client.budget_exhausted, job_id=flow.job_id)
             flow_result = result(flow.outcome, flow.job_id)
             flow_result.hints = run.hints
             flow_result.work_pending = run.work_pending
             return flow_result
     except LeaseLost:
         raise
+    except pleo.BudgetExhausted as exc:
+        return _deferred(run, exc)
     except CredentialUnusable as exc:
         return _failed(company, lease, trigger, run_id, str(exc))
     except pleo.PleoError as exc:
         return _failed(company, lease, trigger, run_id, _describe(exc), http=_error_http(exc))
+
+
+def _deferred(run: _Run, exc: pleo.BudgetExhausted, job_id=None) -> FlowResult:
+    """Our request budget is spent: stop, release, and let the sweep run again at ``retry_at``.
+
+    A run that had already done something (audited) says why it stopped; one stopped before its
+    first call writes nothing (the company's last check shows "deferred").
+    """
+    if AuditEntry.objects.filter(run_id=run.run_id).exists():
+        run.audit(
+            "deferred",
+            f"Stopped: {exc}. The company runs again from then on (the sweep picks it up).",
+            outcome=AuditEntry.Outcome.INFO,
+        )
+    logger.info("%s deferred: %s", run.company.name, exc)
+    return FlowResult(
+        company=run.company,
+        outcome=Outcome.DEFERRED,
+        run_id=run.run_id,
+        job_id=job_id,
+        error=str(exc),
+        hints=run.hints,
+        work_pending=True,
+        not_before=exc.retry_at,
+    )
 
 
 def _describe(exc: pleo.PleoError) -> str:
@@ -504,6 +559,7 @@ def _start_oldest_pending(run: _Run, pending: list[pleo.ExportJob]) -> _Decision
 def _start(run: _Run, local: ExportJob) -> _Decision:
     """Commit the claim ("starting"), then POST ``started``; reconcile an unknown outcome."""
     run.set_claim(local, ExportJob.Claim.STARTING, claim_run_id=run.run_id, claimed_at=clock.now())
+    crashpoints.crash_point("after_claim")
     events_path = "/v3/export-job-events"
     outcome_unknown = False
     for _attempt in range(MAX_START_ATTEMPTS):
@@ -528,6 +584,7 @@ def _start(run: _Run, local: ExportJob) -> _Decision:
                 raise
             return _start_conflict(run, local, exc, outcome_unknown=outcome_unknown)
         else:
+            crashpoints.crash_point("after_started")
             finished = _mark_started(run, local, http=_http("POST", events_path, 202))
             return _Decision(finished or Outcome.STARTED, local.pleo_job_id)
     run.audit(

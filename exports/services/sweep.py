@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
+from django.conf import settings
 from django.db.models import Q
 
 from exports import clock
@@ -18,20 +20,28 @@ def sweep_stale_leases() -> int:
 
     A company qualifies when its lease deadline has passed (the holder died or stalled), when a
     finished run said work is pending and its not-before time has come, or when a job of ours is
-    still unfinished in our mirror with no lease held. Returns how many checks were queued.
+    still unfinished in our mirror with no lease held (and no not-before time in the future: a
+    deferred run waits for it). Returns how many checks were queued.
     """
     now = clock.now()
     ours_unfinished = ExportJob.objects.filter(
         claim__in=[ExportJob.Claim.OURS, ExportJob.Claim.STARTING, ExportJob.Claim.ADOPTED],
         status__in=[ExportJob.Status.PENDING, ExportJob.Status.IN_PROGRESS],
     ).values("company_id")
+    # A deferred run (request budget spent, concurrency bound) set its not-before time: both
+    # "work pending" and "a job of ours unfinished" wait for it.
+    due = Q(next_run_not_before__isnull=True) | Q(next_run_not_before__lte=now)
+    # A run that ended (paused, failed) less than RECOVERY_RETRY_SECONDS ago is not retried yet:
+    # the sweep runs every few seconds in every worker, and a job that fails alike each time must
+    # not be retried at that pace. A crashed run (lease lapsed) is taken over at once.
+    retry_after = timedelta(seconds=settings.RECOVERY_RETRY_SECONDS)
+    due &= Q(last_check_at__isnull=True) | Q(last_check_at__lte=now - retry_after)
     candidates = (
         Company.objects.filter(active=True)
         .filter(
             Q(lease_token__isnull=False, lease_expires_at__lt=now)
-            | Q(lease_token__isnull=True, work_pending=True)
-            & (Q(next_run_not_before__isnull=True) | Q(next_run_not_before__lte=now))
-            | Q(lease_token__isnull=True, pk__in=ours_unfinished)
+            | Q(lease_token__isnull=True, work_pending=True) & due
+            | Q(lease_token__isnull=True, pk__in=ours_unfinished) & due
         )
         .values_list("pk", flat=True)
     )

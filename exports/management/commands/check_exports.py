@@ -1,14 +1,18 @@
 """``check_exports``: run the detect-and-start flow now, in the foreground.
 
 Same service the worker uses. Exit 0 when no company failed, 1 when any did, 2 on a usage error.
+A run deferred by the request budget (or ``MAX_CONCURRENT_COMPANIES``) is waited for, at most
+``--wait`` seconds in all, without holding the company's lease; past that it reports ``deferred``.
 """
 
 import json
 import signal
+import time
 import uuid
 
 from django.core.management.base import BaseCommand, CommandError
 
+from exports import clock
 from exports.models import Company, Trigger
 from exports.services.start_flow import Outcome, run_export_check
 
@@ -26,7 +30,8 @@ class Command(BaseCommand):
         "(we sent 'failed': validation failed or every item failed), finished_elsewhere (the "
         "job finished or expired under us), started/resumed (the job is left in progress for "
         "the next run), nothing_pending, busy, owned_elsewhere, conflict, expired_skipped, "
-        "failed (the run itself failed; exit code 1)."
+        "deferred (the request budget is spent or too many companies run; waited for up to "
+        "--wait seconds, then left to the worker), failed (the run itself failed; exit code 1)."
     )
 
     def add_arguments(self, parser):
@@ -43,15 +48,22 @@ class Command(BaseCommand):
             help="Also re-read every unfinished claim of ours and resume it.",
         )
         parser.add_argument("--json", action="store_true", help="One JSON object per line.")
+        parser.add_argument(
+            "--wait",
+            type=float,
+            default=60.0,
+            metavar="SECONDS",
+            help="How long in all to wait for the request budget when a run is deferred "
+            "(default 60; 0 reports 'deferred' at once).",
+        )
 
     def handle(self, *args, **options):
         companies = self._companies(options["company"])
         signal.signal(signal.SIGTERM, _terminate)
         failed = 0
+        wait_until = time.monotonic() + max(0.0, options["wait"])
         for company in companies:
-            result = run_export_check(
-                company=company, trigger=Trigger.COMMAND_LINE, recover=options["recover"]
-            )
+            result = self._run(company, options["recover"], wait_until)
             if result.outcome == Outcome.FAILED:
                 failed += 1
             if options["json"]:
@@ -66,6 +78,19 @@ class Command(BaseCommand):
             self.stdout.write("No active companies.")
         if failed:
             raise CommandError(f"{failed} of {len(companies)} companies failed.", returncode=1)
+
+    def _run(self, company: Company, recover: bool, wait_until: float):
+        """Run the flow; while deferred and the wait allows, sleep (no lease held) and again."""
+        while True:
+            result = run_export_check(
+                company=company, trigger=Trigger.COMMAND_LINE, recover=recover
+            )
+            if result.outcome != Outcome.DEFERRED or result.not_before is None:
+                return result
+            pause = max(0.05, (result.not_before - clock.now()).total_seconds())
+            if time.monotonic() + pause > wait_until:
+                return result
+            time.sleep(pause)
 
     def _companies(self, wanted: list[str]) -> list[Company]:
         if not wanted:

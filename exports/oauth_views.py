@@ -1,0 +1,128 @@
+"""Connect an OAuth credential to Pleo from the admin: the start and the callback.
+
+``connect`` (an admin view, ``admin/exports/credential/<id>/oauth/connect/``) remembers a fresh
+PKCE verifier and ``state`` in the admin user's session and sends the browser to Pleo's consent
+page. ``callback`` (``/oauth/pleo/callback/``, staff only) takes the answer: the ``state`` must be
+one this session started (it is single-use), then the code is exchanged and the tokens stored.
+Denied consent, a wrong or missing ``state`` and a failed exchange each end with a message on the
+credential page and change nothing. No token, code, verifier or secret is logged or shown.
+"""
+
+from __future__ import annotations
+
+import time
+
+from django.contrib import messages
+from django.contrib.admin.views.decorators import staff_member_required
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_variables
+
+from exports.models import Credential
+from exports.services import oauth as oauth_service
+
+SESSION_KEY = "pleo_oauth_connect"
+ATTEMPT_TTL_SECONDS = 15 * 60
+MAX_ATTEMPTS = 5
+PERMISSION = "exports.change_credential"
+
+
+def _attempts(session) -> dict[str, dict]:
+    """Pending connect attempts of this session by ``state``, without expired ones."""
+    now = time.time()
+    attempts = session.get(SESSION_KEY) or {}
+    return {
+        state: attempt
+        for state, attempt in attempts.items()
+        if isinstance(attempt, dict) and now - attempt.get("created", 0) < ATTEMPT_TTL_SECONDS
+    }
+
+
+def _change_page(credential_id) -> str:
+    return reverse("admin:exports_credential_change", args=[credential_id])
+
+
+@never_cache
+@sensitive_variables()
+def connect(request, credential_id: int):
+    """Start connecting (GET or POST; wrapped by ``admin_site.admin_view``)."""
+    credential = get_object_or_404(Credential, pk=credential_id)
+    if not request.user.has_perm(PERMISSION):
+        messages.error(request, "You may not connect credentials to Pleo.")
+        return redirect(_change_page(credential.pk))
+    try:
+        start = oauth_service.connect_begin(credential)
+    except oauth_service.ConnectFailed as exc:
+        messages.error(request, f"Cannot connect to Pleo: {exc}")
+        return redirect(_change_page(credential.pk))
+    attempts = _attempts(request.session)
+    attempts[start.state] = {
+        "verifier": start.verifier,
+        "credential_id": start.credential_id,
+        "client_id": start.client_id,
+        "created": time.time(),
+    }
+    newest = sorted(attempts.items(), key=lambda item: item[1]["created"])[-MAX_ATTEMPTS:]
+    request.session[SESSION_KEY] = dict(newest)
+    return HttpResponseRedirect(start.url)
+
+
+@never_cache
+@staff_member_required
+@sensitive_variables()
+def callback(request):
+    """Pleo sends the browser back here with ``code`` + ``state`` or ``error`` + ``state``."""
+    state = request.GET.get("state") or ""
+    attempts = _attempts(request.session)
+    attempt = attempts.pop(state, None) if state else None
+    request.session[SESSION_KEY] = attempts
+    if attempt is None:
+        messages.error(
+            request,
+            "Connecting to Pleo failed: the answer does not belong to a connection started in "
+            "this browser session (the state is missing, wrong or expired). Nothing was "
+            "changed; use 'Connect to Pleo' again.",
+        )
+        return redirect("admin:exports_credential_changelist")
+    change_page = _change_page(attempt["credential_id"])
+    if not request.user.has_perm(PERMISSION):
+        messages.error(request, "You may not connect credentials to Pleo.")
+        return redirect(change_page)
+    error = request.GET.get("error")
+    if error:
+        description = (request.GET.get("error_description") or "").strip()[:300]
+        if error == "access_denied":
+            text = "Consent was denied at Pleo, so the credential was not connected."
+        else:
+            text = f"Pleo did not authorise the connection ({error}"
+            text += f": {description})." if description else ")."
+        messages.error(request, text + " Nothing was changed.")
+        return redirect(change_page)
+    code = request.GET.get("code") or ""
+    if not code:
+        messages.error(request, "Pleo's answer has no authorization code. Nothing was changed.")
+        return redirect(change_page)
+    try:
+        credential = oauth_service.connect_complete(
+            credential_id=attempt["credential_id"],
+            code=code,
+            code_verifier=attempt["verifier"],
+            client_id=attempt.get("client_id"),
+        )
+    except oauth_service.ConnectFailed as exc:
+        messages.error(request, f"Connecting to Pleo failed: {exc}")
+        return redirect(change_page)
+    expires = credential.access_token_expires_at
+    messages.success(
+        request,
+        f"Connected '{credential.name}' to Pleo"
+        + (
+            f"; the access token expires {expires:%Y-%m-%d %H:%M} UTC and is refreshed "
+            f"automatically."
+            if expires
+            else "."
+        ),
+    )
+    return redirect(change_page)

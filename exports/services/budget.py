@@ -1,0 +1,387 @@
+"""The request budget: how many Pleo requests the whole service may send, shared by every process.
+
+Pleo allows 600 requests a minute and asks integrations to stay under 500, retries included
+(``pleo-export-api.md`` §6.2). A client's own 429 handling cannot keep that promise once several
+worker processes, on several machines, call Pleo for many companies: this budget does. It is
+ours, on top of Pleo's: a 429 that Pleo still sends is retried by the client as before.
+
+**Where.** In the database (:class:`exports.models.RequestBudget`, one row per key) by default,
+or in Redis when ``REDIS_URL`` is set (one hash per key, updated by one Lua script). Either way a
+decision is one atomic statement, so processes and machines share one budget.
+
+**Which key.** ``PLEO_RATE_LIMIT_SCOPE``: ``credential`` (default: one budget per stored
+credential, i.e. per API key or OAuth connection), ``oauth_client`` (OAuth credentials of the
+same client id share one; API keys stay per credential) or ``global`` (one for the service).
+
+**How much.** ``PLEO_RATE_LIMIT_PER_MINUTE`` (default 500; 0 switches the budget off). The rule
+is GCRA (the "generic cell rate algorithm", a token bucket kept as one timestamp): with limit
+``L`` per window ``W``, a burst ``B = max(1, L // 10)`` and a steady rate of ``L - B`` per ``W``.
+``n`` granted requests always span at least ``(n - B) * W / (L - B)`` seconds, so ``L + 1`` of
+them span more than ``W``: any ``W``-long window holds at most ``L``, whatever the number of
+processes (``tests/test_budget.py`` checks it with real processes). The burst lets a quiet
+credential start a job at once; the steady rate is 450 a minute at the default limit.
+
+**When spent.** The client's ``before_request`` hook (:class:`BudgetHook`) raises
+:class:`exports.pleo.client.BudgetExhausted` with ``retry_at`` (when there is room again) and
+nothing is sent. A worker run then releases its lease and records when the company may run
+again; the sweep picks it up (``exports.services.start_flow``); ``check_exports`` waits, bounded.
+
+Clocks: the Redis variant uses the Redis server's clock (one clock for all machines); the
+database variant uses each process's wall clock, so keep the machines' clocks in sync (NTP).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.db.models import Case, F, FloatField, Value, When
+from django.db.models.functions import Greatest
+
+from exports import clock
+from exports.pleo.client import BudgetExhausted
+
+if TYPE_CHECKING:
+    from exports.models import Credential
+
+logger = logging.getLogger(__name__)
+
+
+class Scope:
+    CREDENTIAL = "credential"
+    OAUTH_CLIENT = "oauth_client"
+    GLOBAL = "global"
+    ALL = (CREDENTIAL, OAUTH_CLIENT, GLOBAL)
+
+
+# Retry-at offset used when the budget store itself cannot be asked (fail closed).
+UNAVAILABLE_RETRY_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class Rate:
+    """``limit`` requests per ``window`` seconds, as GCRA parameters."""
+
+    limit: int
+    window: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.limit < 2:
+            raise ValueError("a request budget needs a limit of at least 2 per window")
+        if self.window <= 0:
+            raise ValueError("the budget window must be positive")
+
+    @property
+    def burst(self) -> int:
+        return max(1, self.limit // 10)
+
+    @property
+    def interval(self) -> float:
+        """Seconds between two requests at the steady rate (``limit - burst`` per window)."""
+        return self.window / (self.limit - self.burst)
+
+    @property
+    def tolerance(self) -> float:
+        """How far ahead of now the schedule may run (the burst, in seconds)."""
+        return (self.burst - 1) * self.interval
+
+
+def current_rate() -> Rate | None:
+    """The configured rate, or None when the budget is switched off (limit 0)."""
+    limit = int(getattr(settings, "PLEO_RATE_LIMIT_PER_MINUTE", 500) or 0)
+    if limit <= 0:
+        return None
+    return Rate(limit=limit, window=float(getattr(settings, "PLEO_RATE_LIMIT_WINDOW_SECONDS", 60)))
+
+
+def scope() -> str:
+    value = getattr(settings, "PLEO_RATE_LIMIT_SCOPE", Scope.CREDENTIAL) or Scope.CREDENTIAL
+    return value if value in Scope.ALL else Scope.CREDENTIAL
+
+
+def key_for(credential: Credential) -> str:
+    """The budget key a credential's requests count against, under the configured scope."""
+    chosen = scope()
+    if chosen == Scope.GLOBAL:
+        return "global"
+    if chosen == Scope.OAUTH_CLIENT and credential.kind == "oauth" and credential.oauth_client_id:
+        return f"oauth_client:{credential.oauth_client_id}"
+    return f"credential:{credential.pk}"
+
+
+@dataclass(frozen=True)
+class Decision:
+    granted: bool
+    at: float  # the budget's clock when it decided (epoch seconds)
+    retry_at: float  # refused: when there is room again; granted: equal to ``at``
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What the admin shows for one key."""
+
+    key: str
+    limit: int
+    used_this_minute: int
+    refused_this_minute: int
+    spent_until: datetime | None  # set while the budget is spent
+
+    @property
+    def percent(self) -> int:
+        return min(100, round(100 * self.used_this_minute / self.limit)) if self.limit else 0
+
+
+# --- Backends -------------------------------------------------------------------------------------
+
+
+class DatabaseBudget:
+    """One ``RequestBudget`` row per key; a grant is one conditional UPDATE."""
+
+    name = "database"
+
+    def __init__(self, now=time.time) -> None:
+        self._now = now
+
+    def consume(self, key: str, rate: Rate) -> Decision:
+        from exports.models import RequestBudget
+
+        for _ in range(3):
+            now = self._now()
+            minute = int(now // 60)
+            granted = RequestBudget.objects.filter(key=key, tat__lte=now + rate.tolerance).update(
+                tat=Greatest(F("tat"), Value(now, output_field=FloatField()))
+                + Value(rate.interval, output_field=FloatField()),
+                used=Case(When(minute=minute, then=F("used") + 1), default=Value(1)),
+                refused=Case(When(minute=minute, then=F("refused")), default=Value(0)),
+                minute=Value(minute),
+            )
+            if granted:
+                return Decision(True, now, now)
+            refused = RequestBudget.objects.filter(key=key, tat__gt=now + rate.tolerance).update(
+                used=Case(When(minute=minute, then=F("used")), default=Value(0)),
+                refused=Case(When(minute=minute, then=F("refused") + 1), default=Value(1)),
+                minute=Value(minute),
+            )
+            if refused:
+                tat = RequestBudget.objects.filter(key=key).values_list("tat", flat=True).first()
+                if tat is not None:
+                    return Decision(False, now, max(now, tat - rate.tolerance))
+            else:
+                RequestBudget.objects.get_or_create(key=key)  # first use of this key
+        now = self._now()
+        return Decision(False, now, now + rate.interval)
+
+    def usage(self, keys: list[str], rate: Rate) -> dict[str, Usage]:
+        from exports.models import RequestBudget
+
+        now = self._now()
+        rows = RequestBudget.objects.filter(key__in=keys).values_list(
+            "key", "tat", "minute", "used", "refused"
+        )
+        return {
+            key: _usage(key, rate, now, tat, minute, used, refused)
+            for key, tat, minute, used, refused in rows
+        }
+
+
+_REDIS_SCRIPT = """
+local interval = tonumber(ARGV[1])
+local tolerance = tonumber(ARGV[2])
+local ttl = tonumber(ARGV[3])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local minute = math.floor(now / 60)
+local state = redis.call('HMGET', KEYS[1], 'tat', 'minute')
+local tat = tonumber(state[1]) or 0
+local same = tonumber(state[2]) == minute
+if tat > now + tolerance then
+  if same then
+    redis.call('HINCRBY', KEYS[1], 'refused', 1)
+  else
+    redis.call('HSET', KEYS[1], 'minute', minute, 'used', 0, 'refused', 1)
+  end
+  redis.call('EXPIRE', KEYS[1], ttl)
+  return {0, string.format('%.6f', tat - tolerance), string.format('%.6f', now)}
+end
+local new = math.max(tat, now) + interval
+if same then
+  redis.call('HINCRBY', KEYS[1], 'used', 1)
+else
+  redis.call('HSET', KEYS[1], 'minute', minute, 'used', 1, 'refused', 0)
+end
+redis.call('HSET', KEYS[1], 'tat', string.format('%.6f', new))
+redis.call('EXPIRE', KEYS[1], ttl)
+return {1, string.format('%.6f', new), string.format('%.6f', now)}
+"""
+
+
+class RedisBudget:
+    """One hash per key, updated by one Lua script on the Redis server's clock."""
+
+    name = "redis"
+
+    def __init__(self, url: str, prefix: str = "") -> None:
+        import redis
+
+        self._redis = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self._script = self._redis.register_script(_REDIS_SCRIPT)
+        self._prefix = prefix or f"{settings.Q_CLUSTER.get('name', 'pleo-export-bridge')}:budget:"
+
+    def consume(self, key: str, rate: Rate) -> Decision:
+        ttl = int(max(rate.window * 2, 120))
+        granted, value, now = self._script(
+            keys=[self._prefix + key], args=[repr(rate.interval), repr(rate.tolerance), ttl]
+        )
+        now = float(now)
+        if int(granted):
+            return Decision(True, now, now)
+        return Decision(False, now, max(now, float(value)))
+
+    def usage(self, keys: list[str], rate: Rate) -> dict[str, Usage]:
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.time()
+        for key in keys:
+            pipe.hmget(self._prefix + key, "tat", "minute", "used", "refused")
+        answers = pipe.execute()
+        seconds, micros = answers[0]
+        now = seconds + micros / 1_000_000
+        out = {}
+        for key, (tat, minute, used, refused) in zip(keys, answers[1:], strict=True):
+            if tat is None and used is None:
+                continue
+            out[key] = _usage(
+                key, rate, now, float(tat or 0), int(minute or 0), int(used or 0), int(refused or 0)
+            )
+        return out
+
+
+def _usage(key, rate: Rate, now, tat, minute, used, refused) -> Usage:
+    current = minute == int(now // 60)
+    spent = tat - rate.tolerance > now
+    return Usage(
+        key=key,
+        limit=rate.limit,
+        used_this_minute=used if current else 0,
+        refused_this_minute=refused if current else 0,
+        spent_until=_as_product_time(tat - rate.tolerance, now) if spent else None,
+    )
+
+
+_backends: dict[tuple, DatabaseBudget | RedisBudget] = {}
+
+
+def backend_name() -> str:
+    chosen = getattr(settings, "PLEO_RATE_LIMIT_BACKEND", "") or "auto"
+    if chosen == "auto":
+        return "redis" if getattr(settings, "REDIS_URL", "") else "database"
+    return chosen
+
+
+def backend() -> DatabaseBudget | RedisBudget:
+    name = backend_name()
+    url = getattr(settings, "REDIS_URL", "")
+    cache_key = (name, url if name == "redis" else "")
+    found = _backends.get(cache_key)
+    if found is None:
+        found = RedisBudget(url) if name == "redis" else DatabaseBudget()
+        _backends[cache_key] = found
+    return found
+
+
+def _as_product_time(epoch: float, budget_now: float) -> datetime:
+    """A budget-clock instant as product time (``exports.clock``, which tests may shift)."""
+    return clock.now() + timedelta(seconds=epoch - budget_now)
+
+
+# --- The hook and the callers' helpers ----------------------------------------------------------
+
+
+def consume(key: str) -> Decision:
+    """Take one request from ``key``'s budget; raises ``BudgetExhausted`` when it is spent."""
+    rate = current_rate()
+    if rate is None:
+        now = time.time()
+        return Decision(True, now, now)
+    try:
+        decision = backend().consume(key, rate)
+    except Exception as exc:
+        if backend_name() != "redis":
+            raise
+        # Fail closed: without the shared budget nobody may spend it.
+        logger.error("Request budget unavailable (Redis): %s", type(exc).__name__)
+        raise BudgetExhausted(
+            f"the request budget store (Redis) is unreachable ({type(exc).__name__}); nothing "
+            f"is sent until it answers",
+            retry_at=clock.now() + timedelta(seconds=UNAVAILABLE_RETRY_SECONDS),
+            key=key,
+        ) from exc
+    if not decision.granted:
+        retry_at = _as_product_time(decision.retry_at, decision.at)
+        raise BudgetExhausted(
+            f"our request budget '{key}' ({rate.limit} requests per {rate.window:g} s) is "
+            f"spent; room again at {retry_at:%H:%M:%S} UTC",
+            retry_at=retry_at,
+            key=key,
+        )
+    return decision
+
+
+class BudgetHook:
+    """``PleoClient(before_request=...)``: one budget request per attempt."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def __call__(self, method: str, path: str) -> None:
+        consume(self.key)
+
+    def __repr__(self) -> str:
+        return f"BudgetHook({self.key!r})"
+
+
+def hook_for(credential: Credential) -> BudgetHook | None:
+    """The hook for a client built from ``credential``; None when the budget is switched off."""
+    if current_rate() is None:
+        return None
+    return BudgetHook(key_for(credential))
+
+
+def usage_for(keys: list[str]) -> dict[str, Usage]:
+    """Current use of each key (keys never used are left out). Empty when switched off."""
+    rate = current_rate()
+    if rate is None or not keys:
+        return {}
+    try:
+        return backend().usage(list(dict.fromkeys(keys)), rate)
+    except Exception as exc:
+        if backend_name() != "redis":
+            raise
+        logger.warning("Request budget usage unavailable (Redis): %s", type(exc).__name__)
+        return {}
+
+
+def usage_for_credential(credential: Credential) -> Usage | None:
+    rate = current_rate()
+    if rate is None:
+        return None
+    key = key_for(credential)
+    return usage_for([key]).get(key) or Usage(key, rate.limit, 0, 0, None)
+
+
+def describe(usage: Usage | None) -> str:
+    """One line for the admin."""
+    if usage is None:
+        return "Switched off (PLEO_RATE_LIMIT_PER_MINUTE=0)."
+    text = (
+        f"{usage.used_this_minute} of {usage.limit} requests this minute "
+        f"({usage.percent} %), budget '{usage.key}'"
+    )
+    if usage.refused_this_minute:
+        text += f"; {usage.refused_this_minute} refused (runs deferred)"
+    if usage.spent_until:
+        text += f"; spent until {usage.spent_until.astimezone(UTC):%H:%M:%S} UTC"
+    return text + "."

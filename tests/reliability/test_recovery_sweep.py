@@ -1,0 +1,80 @@
+"""Regression tests for two fixes found by the crash and bad-input scenarios (fast, in-process).
+
+1. Recovery depended on the scheduler: a restarted worker swept once at spawn, usually before
+   the dead run's lease had lapsed, and then only the maintenance schedule (30-second scheduler
+   cycle, one-minute interval) swept again. Every worker process now also sweeps every
+   ``RECOVERY_SWEEP_SECONDS`` (``exports.signals.start_periodic_sweep``).
+2. With the sweep that frequent, a company whose run paused on the same problem each time would
+   be retried every few seconds: the sweep now waits ``RECOVERY_RETRY_SECONDS`` after such a run
+   (a lapsed lease is still taken over at once).
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+
+from exports import clock, signals
+from exports.models import Company
+from exports.services.sweep import sweep_stale_leases
+from tests.factories import make_company
+from tests.processes import wait_until
+
+
+@pytest.fixture
+def swept(monkeypatch):
+    calls = []
+    monkeypatch.setattr(
+        "exports.services.sweep.enqueue_company_check",
+        lambda **kw: calls.append(kw["company_id"]) or True,
+    )
+    return calls
+
+
+@pytest.mark.django_db(transaction=True)
+def test_every_worker_sweeps_periodically_not_only_at_spawn(swept, settings, monkeypatch):
+    settings.RECOVERY_SWEEP_SECONDS = 0.05
+    monkeypatch.setattr(signals, "_sweeper_pid", None)
+    company = make_company(name="Crashed")
+    stop = threading.Event()
+    thread = signals.start_periodic_sweep(stop)
+    try:
+        assert thread is not None and thread.is_alive()
+        assert signals.start_periodic_sweep(stop) is None  # one sweeping thread per process
+        # A run dies holding the lease; the lease lapses later: the thread notices by itself.
+        Company.objects.filter(pk=company.pk).update(
+            lease_token="00000000-0000-0000-0000-000000000001",
+            lease_expires_at=clock.now() + timedelta(seconds=0.3),
+        )
+        wait_until(lambda: company.pk in swept, timeout=5, message="periodic sweep")
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+def test_periodic_sweep_can_be_switched_off(settings, monkeypatch):
+    settings.RECOVERY_SWEEP_SECONDS = 0
+    monkeypatch.setattr(signals, "_sweeper_pid", None)
+    assert signals.start_periodic_sweep(threading.Event()) is None
+
+
+@pytest.mark.django_db
+def test_sweep_retries_unfinished_work_only_after_the_retry_delay(swept, settings):
+    settings.RECOVERY_RETRY_SECONDS = 60
+    paused = make_company(name="Paused")
+    crashed = make_company(name="Crashed")
+    now = clock.now()
+    Company.objects.filter(pk=paused.pk).update(work_pending=True, last_check_at=now)
+    Company.objects.filter(pk=crashed.pk).update(
+        lease_token="00000000-0000-0000-0000-000000000002",
+        lease_expires_at=now - timedelta(seconds=1),
+        last_check_at=now,
+    )
+    sweep_stale_leases()
+    assert swept == [crashed.pk]  # a lapsed lease: at once
+    swept.clear()
+    clock.advance(61)
+    sweep_stale_leases()
+    assert sorted(swept) == sorted([paused.pk, crashed.pk])
