@@ -7,6 +7,7 @@ secret field left blank keeps the stored value.
 from __future__ import annotations
 
 import io
+import re
 
 from django import forms
 from django.contrib import admin, messages
@@ -61,6 +62,17 @@ def _enqueue_checks(modeladmin, request, companies, *, recover: bool) -> None:
     if inactive:
         parts.append(f"{inactive} inactive, skipped")
     modeladmin.message_user(request, "; ".join(parts) + ".", messages.SUCCESS)
+
+
+_UUID_IN_PATH = re.compile(r"([0-9a-f]{8})-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def http_call_summary(entry) -> str:
+    """``PUT /v3/export-jobs/1a2b3c4d…/items → 200``: ids shortened so the table stays readable."""
+    if not entry.http_method:
+        return ""
+    path = _UUID_IN_PATH.sub(r"\1…", entry.http_path)
+    return f"{entry.http_method} {path} → {entry.http_status or '—'}"
 
 
 def _stored_hint(instance, field: str) -> str:
@@ -432,11 +444,11 @@ class AuditInline(admin.TabularInline):
     ordering = ("-created_at", "-id")
     fields = (
         "created_at",
-        "trigger",
         "step",
         "outcome",
-        "http_call",
         "message",
+        "trigger",
+        "http_call",
         "worker",
         "run_id",
     )
@@ -444,9 +456,7 @@ class AuditInline(admin.TabularInline):
 
     @admin.display(description="HTTP")
     def http_call(self, obj):
-        if not obj.http_method:
-            return ""
-        return f"{obj.http_method} {obj.http_path} → {obj.http_status or '—'}"
+        return http_call_summary(obj)
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -501,7 +511,7 @@ class ExportJobAdmin(admin.ModelAdmin):
         "status",
         "claim",
         "created_at",
-        "started_at",
+        "claimed_by_us_at",
         "number_of_items",
         "expiry_note",
     )
@@ -539,6 +549,10 @@ class ExportJobAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in self.model._meta.fields] + ["expiry_note"]
 
+    @admin.display(description="Started by us", ordering="claimed_at")
+    def claimed_by_us_at(self, obj):
+        return obj.claimed_at
+
     @admin.display(description="Expiry")
     def expiry_note(self, obj):
         if obj.expired_detected_at:
@@ -558,15 +572,16 @@ class ExportJobAdmin(admin.ModelAdmin):
 
 @admin.register(AuditEntry)
 class AuditEntryAdmin(admin.ModelAdmin):
+    # What happened first (step, outcome, message); how (trigger, call, worker) after it.
     list_display = (
         "created_at",
         "company_link",
         "job_link",
-        "trigger",
         "step",
         "outcome",
-        "http_call",
         "message",
+        "trigger",
+        "http_call",
         "worker",
     )
     list_filter = ("outcome", "step", "trigger", "company")
@@ -594,9 +609,7 @@ class AuditEntryAdmin(admin.ModelAdmin):
 
     @admin.display(description="HTTP")
     def http_call(self, obj):
-        if not obj.http_method:
-            return ""
-        return f"{obj.http_method} {obj.http_path} → {obj.http_status or '—'}"
+        return http_call_summary(obj)
 
     def has_add_permission(self, request):
         return False
