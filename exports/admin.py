@@ -191,7 +191,13 @@ class CredentialAdmin(admin.ModelAdmin):
     list_display = ("name", "kind", "status", "company_count", "updated_at")
     list_filter = ("kind", "status")
     search_fields = ("name", "oauth_client_id")
-    readonly_fields = ("status", "last_error", "status_changed_at", "token_state")
+    readonly_fields = (
+        "status",
+        "last_error",
+        "status_changed_at",
+        "token_state",
+        "request_budget",
+    )
     inlines = [WebhookEndpointInline]
     actions = ["subscribe_webhooks", "unsubscribe_webhooks", "rotate_webhook_secret"]
     change_form_template = "admin/exports/credential/change_form.html"
@@ -255,12 +261,24 @@ class CredentialAdmin(admin.ModelAdmin):
                 "OAuth 2.0",
                 {"fields": ["oauth_client_id", "oauth_client_secret", "token_state"]},
             ),
-            ("Status", {"fields": ["status", "last_error", "status_changed_at"]}),
+            (
+                "Status",
+                {"fields": ["status", "last_error", "status_changed_at", "request_budget"]},
+            ),
         ]
 
     @admin.display(description="Companies")
     def company_count(self, obj):
         return obj.companies.count()
+
+    @admin.display(description="Request budget")
+    def request_budget(self, obj):
+        """Pleo requests this credential's budget key has spent this minute (issue 11)."""
+        from exports.services import budget
+
+        if not obj or not obj.pk:
+            return "-"
+        return budget.describe(budget.usage_for_credential(obj))
 
     @admin.display(description="OAuth tokens")
     def token_state(self, obj):

@@ -162,6 +162,8 @@ PLEO_BACKOFF_BASE = env.float("PLEO_BACKOFF_BASE", default=0.5)
 PLEO_BACKOFF_MAX = env.float("PLEO_BACKOFF_MAX", default=8.0)
 PLEO_RETRY_AFTER_CAP = env.float("PLEO_RETRY_AFTER_CAP", default=30.0)
 PLEO_ITEMS_BATCH_SIZE = env.int("PLEO_ITEMS_BATCH_SIZE", default=100)
+# Page size asked for on list calls (Pleo's maximum is undocumented; the sandbox caps at 100).
+PLEO_PAGE_SIZE = env.int("PLEO_PAGE_SIZE", default=100)
 
 # The per-company lease of the detect-and-start flow.
 COMPANY_LEASE_SECONDS = env.float("COMPANY_LEASE_SECONDS", default=120.0)
@@ -182,6 +184,8 @@ PLEO_RATE_LIMIT_PER_MINUTE = env.int("PLEO_RATE_LIMIT_PER_MINUTE", default=500)
 PLEO_RATE_LIMIT_SCOPE = env.str("PLEO_RATE_LIMIT_SCOPE", default="credential")
 PLEO_RATE_LIMIT_BACKEND = env.str("PLEO_RATE_LIMIT_BACKEND", default="auto")
 PLEO_RATE_LIMIT_WINDOW_SECONDS = env.float("PLEO_RATE_LIMIT_WINDOW_SECONDS", default=60.0)
+# Requests that may go at once (0: half the limit); the steady rate is the limit minus the burst.
+PLEO_RATE_LIMIT_BURST = env.int("PLEO_RATE_LIMIT_BURST", default=0)
 # Company runs at once across every worker and machine (0: no bound but the worker count).
 MAX_CONCURRENT_COMPANIES = env.int("MAX_CONCURRENT_COMPANIES", default=0)
 # The poll tick spreads its companies over this many slices of the interval (default: one per

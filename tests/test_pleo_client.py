@@ -190,6 +190,7 @@ def test_config_from_settings(settings):
     settings.PLEO_BACKOFF_MAX = 4.0
     settings.PLEO_RETRY_AFTER_CAP = 20.0
     settings.PLEO_ITEMS_BATCH_SIZE = 10
+    settings.PLEO_PAGE_SIZE = 50
     config = ClientConfig.from_settings()
     assert config == ClientConfig(
         base_url="https://external.staging.pleo.io",
@@ -200,6 +201,7 @@ def test_config_from_settings(settings):
         backoff_max=4.0,
         retry_after_cap=20.0,
         items_batch_size=10,
+        page_size=50,
     )
     override = ClientConfig.from_settings(base_url_override="http://127.0.0.1:8000/sandbox/")
     assert override.base_url == "http://127.0.0.1:8000/sandbox"
@@ -1704,3 +1706,13 @@ def test_other_hook_errors_pass_through_untouched(http, api_key, sleeps):
     with pytest.raises(RuntimeError, match="hook broke"):
         client.get_export_job(fakes.JOB_ID)
     assert client.budget_exhausted is None and len(http.calls) == 0
+
+
+def test_page_size_is_sent_as_the_limit_of_list_calls_that_give_none(http, make_client):
+    client = make_client(page_size=100)
+    http.get(JOBS, json=fakes.page([fakes.job_json()]))
+    http.get(SUBSCRIPTIONS, json=fakes.page([]))
+    client.list_export_jobs()
+    client.list_subscriptions(limit=5)
+    assert query(http.calls[0])["limit"] == ["100"]
+    assert query(http.calls[1])["limit"] == ["5"]

@@ -201,19 +201,23 @@ def test_unknown_outcome_still_pending_posts_again(company, fake):
     assert [json.loads(c.request.body)["event"] for c in posts(fake)][:2] == ["started"] * 2
 
 
-def test_unknown_outcome_then_422_is_decided_by_rereading(company, fake):
+def test_unknown_outcome_then_pending_then_422_is_not_claimed(company, fake):
+    """Regression (reliability state machine): our 'started' times out, the re-read shows the
+    job still pending, the next 'started' gets 422 because another integration started the job
+    meanwhile. The job used to be claimed as ours (two owners); it is left alone now."""
     job = job_json(company)
     fake.get(LIST, json=page([job]))
     fake.get(f"{LIST}/{job['id']}", json={"data": job})
     fake.post(EVENTS, status=500)
     fake.get(f"{LIST}/{job['id']}", json={"data": job})  # re-read: still pending
     fake.post(EVENTS, status=422, json={"type": "INVALID_EXPORT_JOB_STATUS_CHANGE", "message": "x"})
-    fake.post(EVENTS, status=202)  # the lifecycle's final event
-    fake.get(f"{LIST}/{job['id']}", json={"data": dict(job, status="in_progress")})
+    fake.get(LIST, json=page([dict(job, status="in_progress")]))  # the relist
     result = run(company)
-    assert result.outcome == Outcome.COMPLETED
-    assert len(posts(fake)) == 3
-    assert ExportJob.objects.get(pleo_job_id=job["id"]).claim == ExportJob.Claim.OURS
+    assert result.outcome == Outcome.CONFLICT
+    assert [json.loads(c.request.body)["event"] for c in posts(fake)] == ["started", "started"]
+    assert ExportJob.objects.get(pleo_job_id=job["id"]).claim == ExportJob.Claim.ELSEWHERE
+    conflict = AuditEntry.objects.get(company=company, step="start_conflict")
+    assert "not claimed as ours" in conflict.message and "Adopt job" in conflict.message
 
 
 def test_in_progress_job_with_our_starting_claim_is_resumed_without_started(company, fake):

@@ -4,24 +4,28 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('exports', '0002_export_lifecycle'),
+        ("exports", "0002_export_lifecycle"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='RequestBudget',
+            name="RequestBudget",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.CharField(max_length=200, unique=True)),
-                ('tat', models.FloatField(default=0.0)),
-                ('minute', models.BigIntegerField(default=0)),
-                ('used', models.IntegerField(default=0)),
-                ('refused', models.IntegerField(default=0)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("key", models.CharField(max_length=200, unique=True)),
+                ("tat", models.FloatField(default=0.0)),
+                ("minute", models.BigIntegerField(default=0)),
+                ("used", models.IntegerField(default=0)),
+                ("refused", models.IntegerField(default=0)),
             ],
             options={
-                'ordering': ['key'],
+                "ordering": ["key"],
             },
         ),
     ]

@@ -15,11 +15,14 @@ same client id share one; API keys stay per credential) or ``global`` (one for t
 
 **How much.** ``PLEO_RATE_LIMIT_PER_MINUTE`` (default 500; 0 switches the budget off). The rule
 is GCRA (the "generic cell rate algorithm", a token bucket kept as one timestamp): with limit
-``L`` per window ``W``, a burst ``B = max(1, L // 10)`` and a steady rate of ``L - B`` per ``W``.
+``L`` per window ``W``, a burst ``B`` (``PLEO_RATE_LIMIT_BURST``, default ``L // 2``) and a steady
+rate of ``L - B`` per ``W``.
 ``n`` granted requests always span at least ``(n - B) * W / (L - B)`` seconds, so ``L + 1`` of
 them span more than ``W``: any ``W``-long window holds at most ``L``, whatever the number of
-processes (``tests/test_budget.py`` checks it with real processes). The burst lets a quiet
-credential start a job at once; the steady rate is 450 a minute at the default limit.
+processes (``tests/test_budget.py`` checks it with real processes). Why half: a run that finds
+the budget spent is picked up again by the every-minute sweep, so what a deferred company gets
+per pickup is the burst, and a resumed job re-reads its items before it goes on; the steady rate
+(250 a minute at the defaults) is what continuous polling on one key gets.
 
 **When spent.** The client's ``before_request`` hook (:class:`BudgetHook`) raises
 :class:`exports.pleo.client.BudgetExhausted` with ``retry_at`` (when there is room again) and
@@ -68,16 +71,15 @@ class Rate:
 
     limit: int
     window: float = 60.0
+    burst: int = 0  # 0: half the limit
 
     def __post_init__(self) -> None:
         if self.limit < 2:
             raise ValueError("a request budget needs a limit of at least 2 per window")
         if self.window <= 0:
             raise ValueError("the budget window must be positive")
-
-    @property
-    def burst(self) -> int:
-        return max(1, self.limit // 10)
+        burst = self.burst or self.limit // 2
+        object.__setattr__(self, "burst", min(max(1, burst), self.limit - 1))
 
     @property
     def interval(self) -> float:
@@ -95,7 +97,11 @@ def current_rate() -> Rate | None:
     limit = int(getattr(settings, "PLEO_RATE_LIMIT_PER_MINUTE", 500) or 0)
     if limit <= 0:
         return None
-    return Rate(limit=limit, window=float(getattr(settings, "PLEO_RATE_LIMIT_WINDOW_SECONDS", 60)))
+    return Rate(
+        limit=limit,
+        window=float(getattr(settings, "PLEO_RATE_LIMIT_WINDOW_SECONDS", 60)),
+        burst=int(getattr(settings, "PLEO_RATE_LIMIT_BURST", 0) or 0),
+    )
 
 
 def scope() -> str:
@@ -104,13 +110,23 @@ def scope() -> str:
 
 
 def key_for(credential: Credential) -> str:
-    """The budget key a credential's requests count against, under the configured scope."""
+    """The budget key a credential's requests count against, under the configured scope.
+
+    A credential's key carries its creation time as well as its id, so a credential created
+    again with a recycled id (a restored or flushed database) never inherits a spent budget.
+    """
     chosen = scope()
     if chosen == Scope.GLOBAL:
         return "global"
     if chosen == Scope.OAUTH_CLIENT and credential.kind == "oauth" and credential.oauth_client_id:
         return f"oauth_client:{credential.oauth_client_id}"
-    return f"credential:{credential.pk}"
+    created = int(credential.created_at.timestamp() * 1000) if credential.created_at else 0
+    return f"credential:{credential.pk}:{created}"
+
+
+def key_label(key: str) -> str:
+    """The key as people read it (``credential:12``)."""
+    return ":".join(key.split(":")[:2])
 
 
 @dataclass(frozen=True)
@@ -229,7 +245,11 @@ class RedisBudget:
 
         self._redis = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
         self._script = self._redis.register_script(_REDIS_SCRIPT)
-        self._prefix = prefix or f"{settings.Q_CLUSTER.get('name', 'pleo-export-bridge')}:budget:"
+        if not prefix:
+            cluster = settings.Q_CLUSTER.get("name", "pleo-export-bridge")
+            database = settings.DATABASES["default"].get("NAME", "")
+            prefix = f"{cluster}:{database}:budget:"  # one Redis, several databases: apart
+        self._prefix = prefix
 
     def consume(self, key: str, rate: Rate) -> Decision:
         ttl = int(max(rate.window * 2, 120))
@@ -322,7 +342,8 @@ def consume(key: str) -> Decision:
     if not decision.granted:
         retry_at = _as_product_time(decision.retry_at, decision.at)
         raise BudgetExhausted(
-            f"our request budget '{key}' ({rate.limit} requests per {rate.window:g} s) is "
+            f"our request budget '{key_label(key)}' ({rate.limit} requests per "
+            f"{rate.window:g} s) is "
             f"spent; room again at {retry_at:%H:%M:%S} UTC",
             retry_at=retry_at,
             key=key,
@@ -378,7 +399,7 @@ def describe(usage: Usage | None) -> str:
         return "Switched off (PLEO_RATE_LIMIT_PER_MINUTE=0)."
     text = (
         f"{usage.used_this_minute} of {usage.limit} requests this minute "
-        f"({usage.percent} %), budget '{usage.key}'"
+        f"({usage.percent} %), budget '{key_label(usage.key)}'"
     )
     if usage.refused_this_minute:
         text += f"; {usage.refused_this_minute} refused (runs deferred)"

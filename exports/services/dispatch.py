@@ -43,14 +43,22 @@ class EnqueueFailed(Exception):
     """The broker refused the task (unreachable, misconfigured)."""
 
 
-def enqueue_company_check(*, company_id: int, trigger: str, recover: bool = False) -> bool:
+def enqueue_company_check(
+    *,
+    company_id: int,
+    trigger: str,
+    recover: bool = False,
+    marker_stale_after: timedelta | None = None,
+) -> bool:
     """Queue one check of the company unless one is already queued. True when queued now.
 
     Inside a transaction the task is sent on commit (the trigger's own row must be visible to
     the worker first); a broker failure then surfaces as :class:`EnqueueFailed` at commit.
+    ``marker_stale_after`` (the recovery sweep, for a crashed run's company) overrides how old a
+    queued marker must be before it no longer blocks.
     """
     now = clock.now()
-    stale = now - queued_marker_ttl()
+    stale = now - (marker_stale_after or queued_marker_ttl())
     marked = (
         Company.objects.filter(pk=company_id, active=True)
         .filter(Q(check_queued_at__isnull=True) | Q(check_queued_at__lt=stale))

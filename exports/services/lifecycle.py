@@ -917,7 +917,9 @@ class _Carrier:
     def pause(self, message: str, *, http: HttpCall | None = None) -> None:
         self.queue = []
         self.run.work_pending = True
-        text = f"{message} The job stays in progress; the next run continues where this one stopped."
+        text = (
+            f"{message} The job stays in progress; the next run continues where this one stopped."
+        )
         if self.paused_alike_before(text):
             # The same stop as the job's last error, with no item reported since: a retry that
             # met the same problem. Audited once (like a failed run), logged every time.

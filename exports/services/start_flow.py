@@ -10,8 +10,10 @@ Every trigger (webhook, schedule, admin "Check now", ``check_exports``, the reco
    ``GET /v3/export-jobs/{id}`` (a 404, a terminal status or an expired job is recorded and the
    next oldest is taken);
 4. commits a claim record (state "starting"), then POSTs ``started``; a 422
-   ``INVALID_EXPORT_JOB_STATUS_CHANGE`` is expected (never retried: the job is re-read and the
-   company listed again); an unknown outcome is reconciled by re-reading the job.
+   ``INVALID_EXPORT_JOB_STATUS_CHANGE`` is expected (never retried: the company is listed
+   again); an unknown outcome is reconciled by re-reading the job: in progress means our POST
+   took effect, still pending means ``started`` is sent again (bounded), and a 422 to that is
+   never taken as ours (at most one owner per job; an operator can adopt the job).
 
 A run that changes nothing writes no audit rows: it only records the last check in the same
 statement that releases the lease.
@@ -561,13 +563,13 @@ def _start(run: _Run, local: ExportJob) -> _Decision:
     run.set_claim(local, ExportJob.Claim.STARTING, claim_run_id=run.run_id, claimed_at=clock.now())
     crashpoints.crash_point("after_claim")
     events_path = "/v3/export-job-events"
-    outcome_unknown = False
+    earlier_unknown = False
     for _attempt in range(MAX_START_ATTEMPTS):
         run.lease.renew_if_due()
         try:
             run.client.post_export_job_event(local.pleo_job_id, pleo.JobEvent.STARTED)
         except pleo.PleoOutcomeUnknown as exc:
-            outcome_unknown = True
+            earlier_unknown = True
             run.audit(
                 "start_unknown",
                 f"Outcome of 'started' unknown ({exc}); re-reading the job.",
@@ -582,7 +584,7 @@ def _start(run: _Run, local: ExportJob) -> _Decision:
         except pleo.PleoUnprocessable as exc:
             if exc.error_type != pleo.ErrorType.INVALID_EXPORT_JOB_STATUS_CHANGE:
                 raise
-            return _start_conflict(run, local, exc, outcome_unknown=outcome_unknown)
+            return _start_conflict(run, local, earlier_unknown=earlier_unknown)
         else:
             crashpoints.crash_point("after_started")
             finished = _mark_started(run, local, http=_http("POST", events_path, 202))
@@ -636,19 +638,32 @@ def _reconcile_after_unknown(run: _Run, local: ExportJob) -> _Decision | None:
     return _Decision(Outcome.CONFLICT, local.pleo_job_id)
 
 
-def _start_conflict(run: _Run, local: ExportJob, exc, *, outcome_unknown: bool) -> _Decision:
+def _start_conflict(run: _Run, local: ExportJob, *, earlier_unknown: bool) -> _Decision:
+    """A 422 to ``started``: the job is not ours, and is never claimed as ours.
+
+    Even after an earlier attempt of ours with an unknown outcome: that attempt was followed by a
+    re-read that found the job still pending, so whoever Pleo started it for since is someone
+    else, or (rarely) our attempt landing late. Claiming it could give the job two owners (two
+    integrations booking the same items); leaving it gives it at most one, and an operator who
+    knows no other integration runs can adopt it.
+    """
+    message = (
+        "Pleo answered 422 INVALID_EXPORT_JOB_STATUS_CHANGE to 'started' (expected when another "
+        "worker moved first); not retried, listing the company's jobs again."
+    )
+    if earlier_unknown:
+        message += (
+            " An earlier 'started' of ours had an unknown outcome, but the job was still pending "
+            "after it, so the job is not claimed as ours. If no other integration exports for "
+            "this company, adopt it in the admin (Export jobs → 'Adopt job')."
+        )
     run.audit(
         "start_conflict",
-        "Pleo answered 422 INVALID_EXPORT_JOB_STATUS_CHANGE to 'started' (expected when another "
-        "worker moved first); not retried, listing the company's jobs again.",
+        message,
         job=local,
-        outcome=AuditEntry.Outcome.INFO,
+        outcome=AuditEntry.Outcome.WARNING if earlier_unknown else AuditEntry.Outcome.INFO,
         http=_http("POST", "/v3/export-job-events", 422),
     )
-    if outcome_unknown:
-        decision = _reconcile_after_unknown(run, local)
-        if decision is not None:
-            return decision
     run.set_claim(local, ExportJob.Claim.LOST)
     return _Decision(Outcome.CONFLICT, local.pleo_job_id)
 

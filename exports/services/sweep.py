@@ -6,11 +6,12 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import BooleanField, ExpressionWrapper, Q
 
 from exports import clock
 from exports.models import Company, ExportJob, Trigger
 from exports.services.dispatch import enqueue_company_check
+from exports.services.leases import lease_duration
 
 logger = logging.getLogger(__name__)
 
@@ -28,26 +29,39 @@ def sweep_stale_leases() -> int:
         claim__in=[ExportJob.Claim.OURS, ExportJob.Claim.STARTING, ExportJob.Claim.ADOPTED],
         status__in=[ExportJob.Status.PENDING, ExportJob.Status.IN_PROGRESS],
     ).values("company_id")
-    # A deferred run (request budget spent, concurrency bound) set its not-before time: both
-    # "work pending" and "a job of ours unfinished" wait for it.
-    due = Q(next_run_not_before__isnull=True) | Q(next_run_not_before__lte=now)
     # A run that ended (paused, failed) less than RECOVERY_RETRY_SECONDS ago is not retried yet:
     # the sweep runs every few seconds in every worker, and a job that fails alike each time must
     # not be retried at that pace. A crashed run (lease lapsed) is taken over at once.
     retry_after = timedelta(seconds=settings.RECOVERY_RETRY_SECONDS)
-    due &= Q(last_check_at__isnull=True) | Q(last_check_at__lte=now - retry_after)
+    # A deferred run (request budget spent, concurrency bound) said when it may run again: both
+    # "work pending" and "a job of ours unfinished" wait for exactly that, not the retry gap.
+    due = Q(next_run_not_before__lte=now) | Q(next_run_not_before__isnull=True) & (
+        Q(last_check_at__isnull=True) | Q(last_check_at__lte=now - retry_after)
+    )
+    lapsed = Q(lease_token__isnull=False, lease_expires_at__lt=now)
     candidates = (
         Company.objects.filter(active=True)
         .filter(
-            Q(lease_token__isnull=False, lease_expires_at__lt=now)
+            lapsed
             | Q(lease_token__isnull=True, work_pending=True) & due
             | Q(lease_token__isnull=True, pk__in=ours_unfinished) & due
         )
-        .values_list("pk", flat=True)
+        .annotate(lapsed=ExpressionWrapper(lapsed, output_field=BooleanField()))
+        .values_list("pk", "lapsed")
     )
     queued = 0
-    for company_id in candidates:
-        if enqueue_company_check(company_id=company_id, trigger=Trigger.RECOVERY, recover=True):
+    for company_id, lease_lapsed in candidates:
+        # A crash may have taken the company's queued check down with it (tasks a killed worker
+        # had prefetched, or that a Redis broker handed out, are not re-delivered for
+        # Q_CLUSTER["retry"] seconds, or ever): for a lapsed lease, a queued marker older than
+        # one lease does not stop a new check (a duplicate is harmless; the lease decides).
+        stale_after = lease_duration() if lease_lapsed else None
+        if enqueue_company_check(
+            company_id=company_id,
+            trigger=Trigger.RECOVERY,
+            recover=True,
+            marker_stale_after=stale_after,
+        ):
             queued += 1
     if queued:
         logger.info("Sweep queued %d recovery check(s)", queued)

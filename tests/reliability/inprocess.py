@@ -47,8 +47,17 @@ def crash_at(point: str):
 # Keyword arguments of async_task that are django-q2's options, not the task's own.
 Q_OPTIONS = frozenset(
     {
-        "task_name", "group", "save", "hook", "timeout", "sync", "cached", "ack_failure",
-        "broker", "q_options", "cluster",
+        "task_name",
+        "group",
+        "save",
+        "hook",
+        "timeout",
+        "sync",
+        "cached",
+        "ack_failure",
+        "broker",
+        "q_options",
+        "cluster",
     }
 )
 

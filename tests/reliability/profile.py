@@ -23,10 +23,10 @@ if PROFILE not in ("ci", "full"):
 _SIZES = {
     "ci": {
         # Scenario 1: two qclusters + web + check_exports loops, 8 processes in all.
-        "load_companies": 20,
-        "load_jobs_per_company": 3,
+        "load_companies": 25,
+        "load_jobs_per_company": 4,
         # Scenario 2: rounds of a webhook and a poll racing for one new job.
-        "race_rounds": 10,
+        "race_rounds": 20,
         # Scenario 3: jobs per fault kind, and jobs of the mixed-fault storm.
         "fault_jobs": 2,
         "storm_jobs": 12,

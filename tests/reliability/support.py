@@ -159,18 +159,19 @@ def started_posts(log: list[dict]) -> list[dict]:
 
 
 def max_attempts(log: list[dict]) -> int:
-    """The longest run of identical consecutive requests of one run (same X-Request-Id, method,
-    path, query and body): the attempts of one call, retries included."""
+    """The most attempts one call took: a streak of identical consecutive requests of one run
+    (same X-Request-Id, method, path, query and body), each after a failed one (no answer, or an
+    error status), i.e. the first attempt and its retries."""
     best = 0
     by_run: dict[str, list[dict]] = defaultdict(list)
     for entry in log:
         by_run[entry["requestId"] or ""].append(entry)
     for entries in by_run.values():
-        previous, streak = None, 0
+        previous, failed, streak = None, False, 0
         for entry in sorted(entries, key=lambda e: e["startedMonotonic"]):
             key = (entry["method"], entry["path"], repr(entry["query"]), repr(entry["body"]))
-            streak = streak + 1 if key == previous else 1
-            previous = key
+            streak = streak + 1 if key == previous and failed else 1
+            previous, failed = key, entry["status"] is None or entry["status"] >= 400
             best = max(best, streak)
     return best
 
@@ -259,7 +260,10 @@ def job_figures(seeded: Seeded) -> dict:
         ),
         "started_duplicates": sum(max(0, len(e) - 1) for e in started_events.values()),
         "started_not_on_pending": sum(
-            1 for events in started_events.values() for e in events if e["statusBefore"] != "pending"
+            1
+            for events in started_events.values()
+            for e in events
+            if e["statusBefore"] != "pending"
         ),
         "jobs_never_started_by_us": sum(
             1 for events in started_events.values() if not any(e["requestId"] for e in events)

@@ -30,26 +30,51 @@ PAGE = {
     "hasNextPage": False,
     "hasPreviousPage": False,
 }
+HTML = "<html><head><title>Bad gateway</title></head><body>oops</body></html>"
 
 
-def _job(job: dict, **changes) -> dict:
-    body = {**job, **changes}
-    return {key: value for key, value in body.items() if value is not _MISSING}
+def _without(obj: dict, key: str) -> dict:
+    return {k: v for k, v in obj.items() if k != key}
 
 
-_MISSING = object()
-
-# name -> (how the body is broken, words the audited error must contain)
-MALFORMED = {
-    "missing_field": (lambda job: _job(job, status=_MISSING), "missing required field"),
-    "wrong_type": (lambda job: _job(job, expiresIn="3600"), "expected an integer"),
-    "unknown_enum": (lambda job: _job(job, status="archived"), "unknown value 'archived'"),
-    "html_page": (
-        lambda job: "<html><head><title>Bad gateway</title></head><body>oops</body></html>",
-        "instead of JSON",
-    ),
-    "truncated_json": (lambda job: json.dumps({"data": job})[:40], "invalid JSON"),
+# Each broken body, per call: (path, is it a page of a list, the good object -> the broken one,
+# words the audited error must contain). The good object is the sandbox's own answer.
+MUTATIONS = {
+    "missing_field": {
+        "job_list": (lambda job: _without(job, "status"), "status: missing required field"),
+        "job": (lambda job: _without(job, "createdAt"), "createdAt: missing required field"),
+        "job_items": (lambda item: _without(item, "status"), "status: missing required field"),
+        "export_items": (lambda item: _without(item, "date"), "date: missing required field"),
+    },
+    "wrong_type": {
+        "job_list": (lambda job: {**job, "expiresIn": "3600"}, "expected an integer, got string"),
+        "job": (lambda job: {**job, "isInteractive": "yes"}, "expected a boolean, got string"),
+        "job_items": (
+            lambda item: {**item, "accountingEntryId": 12345},
+            "expected a string, got integer",
+        ),
+        "export_items": (
+            lambda item: {**item, "companyId": ["x"]},
+            "expected a string, got array",
+        ),
+    },
+    # Export items carry no enum the client checks: their data goes to the accounting adapter
+    # as it is (the journal's own tests cover what it accepts), so that call has no such case.
+    "unknown_enum": {
+        "job_list": (lambda job: {**job, "status": "archived"}, "unknown value 'archived'"),
+        "job": (lambda job: {**job, "status": "expired"}, "unknown value 'expired'"),
+        "job_items": (lambda item: {**item, "status": "skipped"}, "unknown value 'skipped'"),
+    },
+    "html_page": {
+        where: (lambda _obj: HTML, "an HTML page instead of JSON")
+        for where in ("job_list", "job", "job_items", "export_items")
+    },
+    "truncated_json": {
+        where: (lambda obj: json.dumps({"data": [obj]})[:40], "invalid JSON")
+        for where in ("job_list", "job", "job_items", "export_items")
+    },
 }
+CASES = [(kind, where) for kind, calls in MUTATIONS.items() for where in calls]
 
 
 @pytest.fixture
@@ -74,47 +99,34 @@ def _errors(company: Company):
     )
 
 
-@pytest.mark.parametrize("kind", list(MALFORMED))
-@pytest.mark.parametrize("where", ["job_list", "job", "job_items", "export_items"])
+@pytest.mark.parametrize(("kind", "where"), CASES)
 def test_malformed_response_is_audited_once_and_never_loops(kind, where, company):
     seeded = company
     remote, ours = seeded.companies[0]
     state = seeded.state
     job_id = seeded.add_job(remote.id, items=2)
-    clean = state.get_job(job_id)["job"]
-    item = {**state.get_job(job_id)["items"][0]}
-    item.pop("kind")
-    breaker, expected = MALFORMED[kind]
-    if where == "job_list":
-        broken = breaker(clean)
-        body = broken if isinstance(broken, str) else {"data": [broken], "pagination": PAGE}
-        path = "/v3/export-jobs"
-    elif where == "job":
-        broken = breaker(clean)
-        body = broken if isinstance(broken, str) else {"data": broken}
-        path = f"/v3/export-jobs/{job_id}"
-    elif where == "job_items":
-        broken = breaker(item)
-        if isinstance(broken, dict) and kind == "wrong_type":
-            broken = {**item, "accountingEntryId": 12345}
-            expected = "expected a string"
-        elif isinstance(broken, dict) and kind == "unknown_enum":
-            broken = {**item, "status": "archived"}
-        elif isinstance(broken, dict) and kind == "missing_field":
-            broken = {k: v for k, v in item.items() if k != "status"}
-        body = broken if isinstance(broken, str) else {"data": [broken], "pagination": PAGE}
-        path = f"/v3/export-jobs/{job_id}/items"
+    good = {
+        "job_list": state.get_job(job_id)["job"],
+        "job": state.get_job(job_id)["job"],
+        "job_items": _without(state.get_job(job_id)["items"][0], "kind"),
+        "export_items": state.export_items(job_id)[0],
+    }[where]
+    path, listed = {
+        "job_list": ("/v3/export-jobs", True),
+        "job": (f"/v3/export-jobs/{job_id}", False),
+        "job_items": (f"/v3/export-jobs/{job_id}/items", True),
+        "export_items": ("/v3/export-items", True),
+    }[where]
+    breaker, expected = MUTATIONS[kind][where]
+    broken = breaker(good)
+    if isinstance(broken, str):
+        body = broken
     else:
-        body = (
-            breaker(clean)
-            if kind in ("html_page", "truncated_json")
-            else {"data": [{"accountingEntryId": item["accountingEntryId"]}], "pagination": PAGE}
-        )
-        if kind not in ("html_page", "truncated_json"):
-            expected = "missing required field"
-        path = "/v3/export-items"
+        body = {"data": [broken], "pagination": PAGE} if listed else {"data": broken}
     headers = {"Content-Type": "text/html"} if kind == "html_page" else None
-    fault = state.add_fault("status", "GET", path, status=200, body=body, headers=headers, count=None)
+    fault = state.add_fault(
+        "status", "GET", path, status=200, body=body, headers=headers, count=None
+    )
 
     results = _runs(ours)
     errors = _errors(ours)

@@ -53,9 +53,7 @@ def _kill_group(process) -> None:
 
 
 @pytest.mark.parametrize("point", POINTS)
-def test_worker_killed_at_each_stage_boundary_recovers(
-    point, pleo_sandbox, product_env, tmp_path
-):
+def test_worker_killed_at_each_stage_boundary_recovers(point, pleo_sandbox, product_env, tmp_path):
     assert not Schedule.objects.exists()  # recovery cannot come from the scheduler
     n = SIZES["crash_companies"]
     seeded = support.seed_companies(pleo_sandbox, n, prefix=f"Crash {point}")

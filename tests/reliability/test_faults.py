@@ -200,7 +200,7 @@ def test_fault_storm(pleo_sandbox, fast_client):
     while not seeded.all_final() and rounds < 40:
         rounds += 1
         for _remote, company in seeded.companies:
-            for _ in range(rng.randint(1, 3)):
+            for _ in range(rng.randint(2, 8)):
                 FAULTS[rng.choice(kinds)](state)
             run_export_check(company=Company.objects.get(pk=company.pk), trigger=Trigger.SCHEDULE)
             state.clear_faults()

@@ -78,3 +78,42 @@ def test_sweep_retries_unfinished_work_only_after_the_retry_delay(swept, setting
     clock.advance(61)
     sweep_stale_leases()
     assert sorted(swept) == sorted([paused.pk, crashed.pk])
+
+
+@pytest.mark.django_db
+def test_a_crashed_runs_company_is_queued_again_even_if_its_queued_check_was_lost(
+    settings, django_capture_on_commit_callbacks
+):
+    """Regression (crash recovery, full profile): the killed worker had taken the company's
+    queued check with it; its queued marker blocked every new check for Q_CLUSTER["retry"] + 60
+    seconds (21 minutes by default). For a lapsed lease, a marker older than one lease no longer
+    blocks the sweep; other triggers and other companies keep the long marker."""
+    from exports.services import sweep
+
+    settings.COMPANY_LEASE_SECONDS = 3
+    queued = []
+    crashed = make_company(name="Crashed, check lost")
+    waiting = make_company(name="Check queued, no crash")
+    now = clock.now()
+    Company.objects.filter(pk=crashed.pk).update(
+        lease_token="00000000-0000-0000-0000-000000000003",
+        lease_expires_at=now - timedelta(seconds=1),
+        check_queued_at=now - timedelta(seconds=2),
+    )
+    Company.objects.filter(pk=waiting.pk).update(
+        work_pending=True, check_queued_at=now - timedelta(seconds=600)
+    )
+
+    def send(*args, **kwargs):
+        queued.append(args[1])
+
+    with (
+        pytest.MonkeyPatch.context() as patch,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        patch.setattr("exports.services.dispatch.async_task", send)
+        assert sweep.sweep_stale_leases() == 0  # the marker is younger than a lease: wait
+        clock.advance(2)
+        assert sweep.sweep_stale_leases() == 1
+    assert queued == [crashed.pk]
+    assert Company.objects.get(pk=waiting.pk).check_queued_at < now  # still its old marker

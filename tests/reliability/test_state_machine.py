@@ -405,4 +405,5 @@ def test_state_machine_smoke(pleo_sandbox, settings, monkeypatch):
 @pytest.mark.timeout(1800)
 @pytest.mark.django_db(transaction=True)
 def test_state_machine(pleo_sandbox, settings, monkeypatch):
-    _run(pleo_sandbox, settings, SIZES["sm_examples"], SIZES["sm_steps"], "state_machine", monkeypatch)
+    examples, steps = SIZES["sm_examples"], SIZES["sm_steps"]
+    _run(pleo_sandbox, settings, examples, steps, "state_machine", monkeypatch)

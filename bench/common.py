@@ -1,0 +1,268 @@
+"""What every benchmark shares: a fresh database, Django set up on it, the sandbox, product
+processes, percentiles and the report.
+
+A benchmark runs against its own database: a new SQLite file in a temporary directory by default,
+or ``--database-url`` (e.g. a PostgreSQL database that may be emptied). It never touches
+``db.sqlite3``. Figures are printed, never asserted: these are measurements, not tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--quick", action="store_true", help="Fewer iterations (a smoke run).")
+    p.add_argument(
+        "--database-url",
+        default=os.environ.get("BENCH_DATABASE_URL", ""),
+        help="Database to use (emptied!). Default: a new SQLite file in a temporary directory.",
+    )
+    p.add_argument(
+        "--redis-url",
+        default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"),
+        help="Redis for the Redis-broker variants (default redis://127.0.0.1:6379/0).",
+    )
+    return p
+
+
+def setup_django(database_url: str = "", **extra_env: str) -> dict[str, str]:
+    """Configure and set up Django on a fresh database; returns the environment for product
+    processes started by the benchmark (same database, same keys)."""
+    from cryptography.fernet import Fernet
+
+    workdir = Path(tempfile.mkdtemp(prefix="pleo-bench-"))
+    if not database_url:
+        database_url = f"sqlite:///{workdir / 'bench.sqlite3'}"
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("DATABASE_URL", "REDIS_URL", "PUBLIC_BASE_URL")
+    }
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "pleo_integration.settings",
+            "DATABASE_URL": database_url,
+            "DEBUG": "1",
+            "SECRET_KEY": "bench-secret-key",
+            "CREDENTIALS_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+            "PYTHONUNBUFFERED": "1",
+            "LOG_LEVEL": "WARNING",
+            "DOTENV_FILE": str(workdir / "none.env"),
+            **extra_env,
+        }
+    )
+    os.environ.update(env)
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        call_command("flush", "--no-input", verbosity=0)
+    call_command("migrate", verbosity=0)
+    env["BENCH_WORKDIR"] = str(workdir)
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start(argv: list[str], env: dict, name: str) -> subprocess.Popen:
+    log = open(Path(env["BENCH_WORKDIR"]) / f"{name}.log", "wb")  # noqa: SIM115
+    process = subprocess.Popen(
+        argv, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    process._log = log  # type: ignore[attr-defined]
+    return process
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    process._log.close()  # type: ignore[attr-defined]
+
+
+def manage(*args: str) -> list[str]:
+    return [sys.executable, str(ROOT / "manage.py"), *args]
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.05, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError(f"{what} not reached within {timeout} s")
+
+
+def wait_http(url: str, timeout: float = 30) -> None:
+    import requests
+
+    def up():
+        try:
+            requests.get(url, timeout=1)
+            return True
+        except requests.RequestException:
+            return False
+
+    wait_until(up, timeout, 0.1, f"{url} answering")
+
+
+def percentile(values: list[float], p: float) -> float:
+    """Nearest-rank percentile (p in 0..100)."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    rank = max(1, min(len(ordered), round(p / 100 * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+def summary_ms(values: list[float]) -> str:
+    ms = [v * 1000 for v in values]
+    return (
+        f"p50 {percentile(ms, 50):7.1f} ms  p95 {percentile(ms, 95):7.1f} ms  "
+        f"p99 {percentile(ms, 99):7.1f} ms  mean {statistics.fmean(ms):7.1f} ms  (n={len(ms)})"
+    )
+
+
+def peak_rss_mb(pid: int) -> float:
+    """Peak resident memory (VmHWM) of a live process, in MB; 0 when unreadable."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and every descendant (Linux /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        out.append(current)
+        todo.extend(children.get(current, []))
+    return out
+
+
+def header(title: str) -> None:
+    from django.db import connection
+
+    print(f"\n=== {title} ===")
+    print(
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC · {platform.node() or 'host'} · "
+        f"{os.cpu_count()} CPU · Python {platform.python_version()} · "
+        f"database {connection.vendor}"
+    )
+
+
+def make_companies(state, sandbox_url: str, n: int, *, prefix: str = "Bench") -> list:
+    """``n`` sandbox companies with their own API key, and the same companies in the product
+    (bulk-created: the benchmarks measure running, not setting up)."""
+    import uuid
+
+    from exports.models import Company, Credential, WebhookEndpoint
+
+    remotes = []
+    credentials = []
+    for i in range(n):
+        remote = state.add_company(f"{prefix} {i}")
+        key = state.add_api_key(remote.id)
+        remotes.append(remote)
+        credential = Credential(
+            name=f"{prefix} {i} key", kind=Credential.Kind.API_KEY, api_base_url=sandbox_url
+        )
+        credential.api_key = key.key
+        credentials.append((credential, key))
+    Credential.objects.bulk_create([c for c, _ in credentials], batch_size=500)
+    saved = {c.name: c for c in Credential.objects.filter(name__startswith=f"{prefix} ")}
+    WebhookEndpoint.objects.bulk_create(
+        [WebhookEndpoint(credential=c) for c in saved.values()], batch_size=500
+    )
+    Company.objects.bulk_create(
+        [
+            Company(
+                name=f"{prefix} {i}",
+                pleo_company_id=uuid.UUID(remote.id),
+                credential=saved[f"{prefix} {i} key"],
+            )
+            for i, remote in enumerate(remotes)
+        ],
+        batch_size=500,
+    )
+    keys = [key for _, key in credentials]
+    return list(zip(remotes, keys, strict=True))
+
+
+class QueryCounter:
+    """Counts every query on a connection (no cap, unlike Django's debug log), by kind."""
+
+    def __init__(self, connection):
+        self.connection = connection
+        self.count = 0
+        self.transactions = 0
+        self.kinds: dict[str, int] = {}
+
+    def __call__(self, execute, sql, params, many, context):
+        words = sql.split()
+        if words[0].upper() in ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE"):
+            self.transactions += 1  # transaction control (SQLite's BEGIN IMMEDIATE), apart
+        else:
+            self.count += 1
+        table = next((w for w in words if w.startswith('"') and w != '"id"'), "?")
+        kind = f"{words[0]} {table}"
+        self.kinds[kind] = self.kinds.get(kind, 0) + 1
+        return execute(sql, params, many, context)
+
+    def __enter__(self):
+        self._cm = self.connection.execute_wrapper(self)
+        self._cm.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self._cm.__exit__(*exc)
+
+    def show(self) -> None:
+        for kind, count in sorted(self.kinds.items(), key=lambda kv: -kv[1]):
+            print(f"    {count:7d}  {kind}")

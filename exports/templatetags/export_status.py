@@ -1,0 +1,150 @@
+"""The admin index's at-a-glance status (``templates/admin/index.html``): a few queries for any
+number of companies.
+
+Per company: the last check and its outcome, the job in progress with its expiry countdown (at
+risk when less than a quarter of ``expiresIn`` is left, or it is past), failures (error audit
+entries) in the last 24 hours, and a credential that needs re-authorisation (or is invalid). Also
+the request budget in use. Companies that need attention come first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django import template
+from django.db.models import Count
+
+from exports import clock
+from exports.models import AuditEntry, Company, Credential, ExportJob
+
+register = template.Library()
+
+MAX_ROWS = 50
+AT_RISK_SHARE = 0.25  # as the lifecycle's "at risk" audit
+
+
+@dataclass
+class JobStatus:
+    pk: int
+    pleo_job_id: str
+    deadline: datetime
+    seconds_left: int
+    at_risk: bool
+
+    @property
+    def countdown(self) -> str:
+        left = self.seconds_left
+        if left <= 0:
+            return "expired"
+        hours, rest = divmod(left, 3600)
+        minutes, seconds = divmod(rest, 60)
+        return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {seconds:02d}s"
+
+
+@dataclass
+class CompanyStatus:
+    company: Company
+    job: JobStatus | None = None
+    failures_24h: int = 0
+    credential_problem: str = ""
+    budget: str = ""
+
+    @property
+    def needs_attention(self) -> bool:
+        return bool(
+            (self.job and self.job.at_risk)
+            or self.credential_problem
+            or self.failures_24h
+            or self.company.last_check_outcome in ("failed", "deferred")
+        )
+
+
+@dataclass
+class Status:
+    rows: list[CompanyStatus] = field(default_factory=list)
+    total_companies: int = 0
+    jobs_in_progress: int = 0
+    at_risk: int = 0
+    failures_24h: int = 0
+    reauthorise: int = 0
+    budget_lines: list[str] = field(default_factory=list)
+
+
+def build_status(now: datetime | None = None, limit: int = MAX_ROWS) -> Status:
+    from exports.services import budget
+
+    now = now or clock.now()
+    companies = list(
+        Company.objects.filter(active=True).select_related("credential").order_by("name")
+    )
+    status = Status(total_companies=len(companies))
+    ids = [c.pk for c in companies]
+    jobs: dict[int, JobStatus] = {}
+    for job in (
+        ExportJob.objects.filter(company_id__in=ids, status=ExportJob.Status.IN_PROGRESS)
+        .order_by("created_at")
+        .only("pk", "company_id", "pleo_job_id", "created_at", "last_updated_at", "expires_in")
+    ):
+        if job.company_id in jobs:
+            continue
+        deadline = (job.last_updated_at or job.created_at) + timedelta(seconds=job.expires_in)
+        left = int((deadline - now).total_seconds())
+        jobs[job.company_id] = JobStatus(
+            pk=job.pk,
+            pleo_job_id=str(job.pleo_job_id),
+            deadline=deadline,
+            seconds_left=left,
+            at_risk=left < job.expires_in * AT_RISK_SHARE,
+        )
+    failures = dict(
+        AuditEntry.objects.filter(
+            company_id__in=ids,
+            outcome=AuditEntry.Outcome.ERROR,
+            created_at__gte=now - timedelta(days=1),
+        )
+        .values_list("company_id")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    keys = {c.pk: budget.key_for(c.credential) for c in companies}
+    usage = budget.usage_for(list(set(keys.values())))
+    rows = []
+    for company in companies:
+        credential = company.credential
+        problem = ""
+        if credential.status == Credential.Status.NEEDS_REAUTHORISATION:
+            problem = "needs re-authorisation"
+        elif credential.status == Credential.Status.INVALID:
+            problem = "invalid"
+        found = usage.get(keys[company.pk])
+        rows.append(
+            CompanyStatus(
+                company=company,
+                job=jobs.get(company.pk),
+                failures_24h=failures.get(company.pk, 0),
+                credential_problem=problem,
+                budget=f"{found.used_this_minute}/{found.limit}" if found else "",
+            )
+        )
+    status.jobs_in_progress = len(jobs)
+    status.at_risk = sum(1 for job in jobs.values() if job.at_risk)
+    status.failures_24h = sum(failures.values())
+    status.reauthorise = sum(1 for row in rows if row.credential_problem)
+    rows.sort(key=lambda row: (not row.needs_attention, row.company.name))
+    status.rows = rows[:limit]
+    status.budget_lines = [
+        budget.describe(found)
+        for found in sorted(usage.values(), key=lambda u: -u.used_this_minute)
+    ][:5]
+    return status
+
+
+@register.simple_tag(takes_context=True)
+def export_status(context):
+    """``{% export_status as status %}``: None for users who may not view companies."""
+    request = context.get("request")
+    user = getattr(request, "user", None)
+    if user is None or not user.has_perm("exports.view_company"):
+        return None
+    return build_status()
