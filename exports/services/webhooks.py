@@ -132,7 +132,9 @@ def _route(endpoint: WebhookEndpoint, body: bytes) -> _Route:
     company_id = _as_uuid(data.get("companyId"))
     if company_id is None:
         return ignored("The event has no valid data.companyId.")
-    company = endpoint.credential.companies.filter(pleo_company_id=company_id).first()
+    company = Company.objects.filter(
+        credential_id=endpoint.credential_id, pleo_company_id=company_id
+    ).first()
     if company is None:
         return ignored(f"Unknown company {company_id}: not one of this credential's companies.")
     if not company.active:
@@ -148,45 +150,61 @@ def webhook_delivery_receive(
 ) -> DeliveryReceived:
     """Store a verified delivery (once per webhook id), then enqueue a check of its company.
 
-    A duplicate webhook id enqueues nothing, unless its first enqueue failed (or never finished),
-    in which case it is enqueued again. A delivery that cannot be routed is stored as ``ignored``
-    with the reason. When the broker refuses, the delivery stays, marked ``enqueue_failed``.
+    The row and the company's queued marker are written in ONE transaction and the task is sent
+    when it commits (so the worker finds the row). A duplicate webhook id (the unique constraint
+    says so) enqueues nothing, unless its first enqueue failed (or never finished), in which case
+    it is enqueued again. A delivery that cannot be routed is stored as ``ignored`` with the
+    reason. When the broker refuses, the delivery stays, marked ``enqueue_failed``.
     """
-    existing = WebhookDelivery.objects.filter(endpoint=endpoint, webhook_id=webhook_id).first()
-    if existing is not None:
-        return _receive_duplicate(existing)
-
     route = _route(endpoint, body)
-    now = clock.now()
     delivery = WebhookDelivery(
         endpoint=endpoint,
         webhook_id=webhook_id,
         webhook_timestamp=datetime.fromtimestamp(timestamp, tz=UTC),
         event_type=route.event_type,
         body=route.text,
-        received_at=now,
+        received_at=clock.now(),
         company=route.company,
         pleo_job_id=route.pleo_job_id,
-        state=State.IGNORED if route.ignore_reason else State.RECEIVED,
+        state=State.IGNORED if route.ignore_reason else State.ENQUEUED,
         error=route.ignore_reason,
     )
+    queued = False
     try:
         with transaction.atomic():
             delivery.save(force_insert=True)
+            if not route.ignore_reason:
+                queued = enqueue_company_check(
+                    company_id=delivery.company_id, trigger=Trigger.WEBHOOK
+                )
     except IntegrityError:
-        # The same webhook id arrived concurrently and the other request stored it first.
+        # This webhook id was stored before (a retry), or concurrently by another request.
         existing = WebhookDelivery.objects.filter(endpoint=endpoint, webhook_id=webhook_id).first()
         if existing is None:
             raise
         return _receive_duplicate(existing)
+    except EnqueueFailed as exc:
+        # Raised by the on-commit send: the row is committed; record why nothing was queued.
+        _mark_enqueue_failed(delivery, exc)
+        return DeliveryReceived(delivery=delivery, duplicate=False, enqueued=False)
 
     if route.ignore_reason:
         logger.info(
             "Webhook %s on endpoint %s ignored: %s", webhook_id, endpoint.pk, route.ignore_reason
         )
         return DeliveryReceived(delivery=delivery, duplicate=False, enqueued=False)
-    enqueued = _enqueue(delivery)
-    return DeliveryReceived(delivery=delivery, duplicate=False, enqueued=enqueued)
+    if not queued:
+        logger.info(
+            "Webhook %s: a check of company %s is already queued", webhook_id, delivery.company_id
+        )
+    return DeliveryReceived(delivery=delivery, duplicate=False, enqueued=True)
+
+
+def _mark_enqueue_failed(delivery: WebhookDelivery, exc: Exception) -> None:
+    error = f"Could not enqueue a check of the company: {exc}"[:2000]
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(state=State.ENQUEUE_FAILED, error=error)
+    delivery.state, delivery.error = State.ENQUEUE_FAILED, error
+    logger.error("Webhook %s stored but not enqueued: %s", delivery.webhook_id, exc)
 
 
 def _receive_duplicate(existing: WebhookDelivery) -> DeliveryReceived:
@@ -213,19 +231,14 @@ def _receive_duplicate(existing: WebhookDelivery) -> DeliveryReceived:
 
 
 def _enqueue(delivery: WebhookDelivery, *, trigger: str = Trigger.WEBHOOK) -> bool:
-    """Mark the delivery enqueued and send the check on commit; on a broker failure mark it
+    """Mark a stored delivery enqueued and send the check on commit; on a broker failure mark it
     ``enqueue_failed`` (committed separately, so it survives) and return False."""
     try:
         with transaction.atomic():
             WebhookDelivery.objects.filter(pk=delivery.pk).update(state=State.ENQUEUED, error="")
             queued = enqueue_company_check(company_id=delivery.company_id, trigger=trigger)
     except EnqueueFailed as exc:
-        error = f"Could not enqueue a check of the company: {exc}"[:2000]
-        WebhookDelivery.objects.filter(pk=delivery.pk).update(
-            state=State.ENQUEUE_FAILED, error=error
-        )
-        delivery.state, delivery.error = State.ENQUEUE_FAILED, error
-        logger.error("Webhook %s stored but not enqueued: %s", delivery.webhook_id, exc)
+        _mark_enqueue_failed(delivery, exc)
         return False
     delivery.state, delivery.error = State.ENQUEUED, ""
     if not queued:
