@@ -75,6 +75,23 @@ def http_call_summary(entry) -> str:
     return f"{entry.http_method} {path} → {entry.http_status or '—'}"
 
 
+class ViewOnlyMixin:
+    """Rows are shown, never added or edited here (they come from Pleo or from our runs)."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class ReadOnlyMixin(ViewOnlyMixin):
+    """Shown, never added, edited or deleted (audit trail, mirrors of Pleo, the journal)."""
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 def _stored_hint(instance, field: str) -> str:
     if instance is None or instance.pk is None:
         return ""
@@ -454,7 +471,7 @@ class CompanyAdmin(admin.ModelAdmin):
         return ""
 
 
-class AuditInline(admin.TabularInline):
+class AuditInline(ViewOnlyMixin, admin.TabularInline):
     model = AuditEntry
     fk_name = "export_job"
     extra = 0
@@ -476,14 +493,8 @@ class AuditInline(admin.TabularInline):
     def http_call(self, obj):
         return http_call_summary(obj)
 
-    def has_add_permission(self, request, obj=None):
-        return False
 
-    def has_change_permission(self, request, obj=None):
-        return False
-
-
-class ExportItemRecordInline(admin.TabularInline):
+class ExportItemRecordInline(ViewOnlyMixin, admin.TabularInline):
     """The job's items as we processed them, with their outcome and ledger entry."""
 
     model = ExportItemRecord
@@ -514,15 +525,9 @@ class ExportItemRecordInline(admin.TabularInline):
             return format_html('<a href="{}">{}</a>', obj.external_url, obj.external_id or "link")
         return obj.external_id or "-"
 
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(ExportJob)
-class ExportJobAdmin(admin.ModelAdmin):
+class ExportJobAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = (
         "pleo_job_id",
         "company",
@@ -577,19 +582,9 @@ class ExportJobAdmin(admin.ModelAdmin):
             return "Expired before it could be started: resubmit the export from Pleo's web app."
         return ""
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        # Read-only: viewing is allowed; saving changes nothing.
-        return False
-
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
+class AuditEntryAdmin(ReadOnlyMixin, admin.ModelAdmin):
     # What happened first (step, outcome, message); how (trigger, call, worker) after it.
     list_display = (
         "created_at",
@@ -629,18 +624,9 @@ class AuditEntryAdmin(admin.ModelAdmin):
     def http_call(self, obj):
         return http_call_summary(obj)
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(admin.ModelAdmin):
+class WebhookDeliveryAdmin(ViewOnlyMixin, admin.ModelAdmin):
     list_display = ("received_at", "endpoint", "event_type", "webhook_id", "company", "state")
     list_filter = ("state", "event_type", "company")
     search_fields = ("webhook_id",)
@@ -670,25 +656,13 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in self.model._meta.fields]
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(WorkerHeartbeat)
-class WorkerHeartbeatAdmin(admin.ModelAdmin):
+class WorkerHeartbeatAdmin(ViewOnlyMixin, admin.ModelAdmin):
     list_display = ("name", "started_at", "last_seen_at")
 
-    def has_add_permission(self, request):
-        return False
 
-    def has_change_permission(self, request, obj=None):
-        return False
-
-
-class JournalLineInline(admin.TabularInline):
+class JournalLineInline(ViewOnlyMixin, admin.TabularInline):
     model = JournalLine
     extra = 0
     can_delete = False
@@ -703,15 +677,9 @@ class JournalLineInline(admin.TabularInline):
     def credit_amount(self, obj):
         return format_minor(obj.credit, obj.entry.currency) if obj.credit else ""
 
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(JournalEntry)
-class JournalEntryAdmin(admin.ModelAdmin):
+class JournalEntryAdmin(ReadOnlyMixin, admin.ModelAdmin):
     """The local journal, read-only; "Download CSV" exports the filtered list (one row a line)."""
 
     list_display = (
@@ -800,12 +768,3 @@ class JournalEntryAdmin(admin.ModelAdmin):
         name = f"journal-{clock.now():%Y%m%d-%H%M%S}.csv"
         response["Content-Disposition"] = f'attachment; filename="{name}"'
         return response
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
