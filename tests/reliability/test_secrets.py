@@ -48,7 +48,9 @@ def _secret_forms(value: str) -> set[str]:
     return {form for form in forms if len(form) >= 12}
 
 
-def test_no_secret_on_any_admin_page_after_a_full_run(pleo_sandbox, settings, monkeypatch):
+def test_no_secret_on_any_admin_page_after_a_full_run(
+    pleo_sandbox, settings, monkeypatch, django_capture_on_commit_callbacks
+):
     settings.PUBLIC_BASE_URL = "https://bridge.example"
     settings.PLEO_MAX_ATTEMPTS = 2
     settings.PLEO_BACKOFF_BASE = 0
@@ -92,12 +94,17 @@ def test_no_secret_on_any_admin_page_after_a_full_run(pleo_sandbox, settings, mo
             job = state.create_job(remote.id, 2, notify=False)
             body, headers = _signed_delivery(whsec, job)
             secret(headers["webhook-signature"])
-            response = client.post(
-                saved.endpoint.path, data=body, content_type="application/json", headers=headers
-            )
+            with django_capture_on_commit_callbacks(execute=True):  # the enqueue, on commit
+                response = client.post(
+                    saved.endpoint.path,
+                    data=body,
+                    content_type="application/json",
+                    headers=headers,
+                )
             assert response.status_code == 200
     state.add_fault("status", "PUT", "/v3/export-jobs/{jobId}/items", status=503, count=1)
     ran = queue.drain()
+    assert ran == 2  # one coalesced check per company
     for _remote, _key, _whsec, saved in companies:
         run_export_check(company=Company.objects.get(pk=saved.company.pk), trigger=Trigger.MANUAL)
     state.revoke(companies[1][1].id)

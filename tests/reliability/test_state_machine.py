@@ -260,6 +260,7 @@ def _machine(world: World, stats: dict):
         )
         def pleo_outcome(self, outcome, call, apply_late):
             _arm(state, outcome, call, apply_late)
+            stats["pleo_outcomes_armed"] += outcome != "2xx"
 
         @rule(index=st.integers(0, 1), point=st.sampled_from(POINTS))
         def worker_crash(self, index, point):
@@ -278,6 +279,7 @@ def _machine(world: World, stats: dict):
 
         @invariant()
         def one_owner_started_on_pending_forward_only(self):
+            stats["invariant_checks"] += 1
             log_202 = {
                 (e["body"]["jobId"], e["requestId"])
                 for e in state.requests("POST", EVENTS)
@@ -374,6 +376,8 @@ def _run(pleo_sandbox, django_settings, examples: int, steps: int, name: str, mo
     monkeypatch.setattr("exports.services.dispatch.async_task", world.queue.async_task)
     stats = {
         "examples": 0,
+        "invariant_checks": 0,
+        "pleo_outcomes_armed": 0,
         "tasks": 0,
         "crashes": 0,
         "finished": 0,
