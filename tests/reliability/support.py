@@ -3,6 +3,7 @@ back from the sandbox's own logs (what Pleo would have seen) and from our databa
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -10,8 +11,10 @@ from pathlib import Path
 
 from django.db.models import Count
 
+from exports import clock
 from exports.models import Company, JournalEntry
 from exports.services.companies import company_add_or_update
+from pleo_sandbox.signing import sign
 from tests import processes, secrets_registry
 
 EVENTS = "/v3/export-job-events"
@@ -90,6 +93,26 @@ def assert_no_secret_in(texts: dict[str, str], secrets: set[str]) -> None:
         if secret and secret in text
     ]
     assert not leaks, f"secrets found in process logs: {leaks}"
+
+
+def signed_delivery(whsec: str, job: dict) -> tuple[bytes, dict]:
+    """A signed ``v1.export-job.created`` delivery of ``job`` (body, headers), as Pleo sends
+    it; the signature is registered as a secret that must never be logged."""
+    body = json.dumps(
+        {
+            "data": {key: job[key] for key in ("companyId", "createdAt", "id", "status")},
+            "eventId": str(uuid.uuid4()),
+            "eventType": "v1.export-job.created",
+        }
+    ).encode()
+    msg_id = f"msg_{uuid.uuid4().hex}"
+    timestamp = int(clock.now().timestamp())
+    headers = {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": secrets_registry.register(sign(whsec, msg_id, timestamp, body)),
+    }
+    return body, headers
 
 
 # --- product processes ----------------------------------------------------------------------------

@@ -31,9 +31,9 @@ from exports.models import (
 from exports.services.companies import company_add_or_update, ensure_webhook_endpoint
 from exports.services.start_flow import run_export_check
 from tests import secrets_registry
+from tests.reliability import support
 from tests.reliability.inprocess import SyncQueue
 from tests.reliability.profile import record
-from tests.reliability.test_webhook_poll_race import _signed_delivery
 
 pytestmark = pytest.mark.django_db
 
@@ -92,7 +92,7 @@ def test_no_secret_on_any_admin_page_after_a_full_run(
     for remote, _key, whsec, saved in companies:
         for _ in range(2):
             job = state.create_job(remote.id, 2, notify=False)
-            body, headers = _signed_delivery(whsec, job)
+            body, headers = support.signed_delivery(whsec, job)
             secret(headers["webhook-signature"])
             with django_capture_on_commit_callbacks(execute=True):  # the enqueue, on commit
                 response = client.post(
@@ -167,7 +167,6 @@ def test_no_secret_in_the_error_report_of_a_failing_webhook(pleo_sandbox, settin
     from django.views.debug import ExceptionReporter
 
     from exports import webhooks
-    from tests.reliability import support
 
     settings.DEBUG = False
     seeded = support.seed_companies(pleo_sandbox, 1, prefix="Error report")
@@ -178,7 +177,7 @@ def test_no_secret_in_the_error_report_of_a_failing_webhook(pleo_sandbox, settin
 
     webhook_endpoint_add_secret(endpoint=endpoint, secret=whsec)
     job = pleo_sandbox.state.create_job(remote.id, 1, notify=False)
-    body, headers = _signed_delivery(whsec, job)
+    body, headers = support.signed_delivery(whsec, job)
 
     def boom(**kwargs):
         raise RuntimeError("storage failed")

@@ -11,7 +11,6 @@ busy (and asked the holder to look again) or found nothing left to start.
 from __future__ import annotations
 
 import base64
-import json
 import random
 import secrets
 import threading
@@ -23,35 +22,15 @@ import pytest
 from django.db import connections
 from django.test import Client
 
-from exports import clock
 from exports.models import Company, Trigger
 from exports.services.companies import company_add_or_update
 from exports.services.start_flow import run_export_check
-from pleo_sandbox.signing import sign
 from tests import secrets_registry
 from tests.reliability import support
 from tests.reliability.inprocess import SyncQueue
 from tests.reliability.profile import SIZES, record
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _signed_delivery(whsec: str, job: dict) -> tuple[bytes, dict]:
-    body = json.dumps(
-        {
-            "data": {key: job[key] for key in ("companyId", "createdAt", "id", "status")},
-            "eventId": str(uuid.uuid4()),
-            "eventType": "v1.export-job.created",
-        }
-    ).encode()
-    msg_id = f"msg_{uuid.uuid4().hex}"
-    timestamp = int(clock.now().timestamp())
-    headers = {
-        "webhook-id": msg_id,
-        "webhook-timestamp": str(timestamp),
-        "webhook-signature": secrets_registry.register(sign(whsec, msg_id, timestamp, body)),
-    }
-    return body, headers
 
 
 def test_webhook_and_poll_racing_for_one_job_start_it_once(pleo_sandbox, monkeypatch, settings):
@@ -100,7 +79,7 @@ def test_webhook_and_poll_racing_for_one_job_start_it_once(pleo_sandbox, monkeyp
 
     for _ in range(rounds):
         job_id = seeded.add_job(remote.id, items=1)
-        body, headers = _signed_delivery(whsec, state.get_job(job_id)["job"])
+        body, headers = support.signed_delivery(whsec, state.get_job(job_id)["job"])
         barrier = threading.Barrier(2)
         out: dict = {}
         before = len(state.requests())
