@@ -1,10 +1,11 @@
 """The webhook view: ``POST /webhooks/pleo/<endpoint uuid>/``.
 
 Order: method (405), the three Standard Webhooks headers (400), body size (413: Content-Length
-first, then the bytes actually read), endpoint lookup (404), signature against the endpoint's
-active secrets (401), then :func:`exports.services.webhooks.webhook_delivery_receive` stores,
-routes and enqueues on commit, and the answer is 2xx at once (503 when the broker refused, so
-Pleo retries). The export flow never runs here.
+first, then the bytes actually read), endpoint lookup together with the company the body names
+(404), signature against the endpoint's active secrets (401), then
+:func:`exports.services.webhooks.webhook_delivery_receive` stores and enqueues on commit, and the
+answer is 2xx at once (503 when the broker refused, so Pleo retries). The export flow never runs
+here.
 
 The view is CSRF-exempt (the signature is the authentication) and not wrapped in a request
 transaction, so the stored delivery survives whatever happens after it. Rejections are counted
@@ -24,8 +25,11 @@ from django.views.decorators.debug import sensitive_variables
 
 from exports import clock, webhook_signing
 from exports.crypto import EncryptionKeysMissing, SecretDecryptionError
-from exports.models import WebhookEndpoint
-from exports.services.webhooks import active_webhook_secrets, webhook_delivery_receive
+from exports.services.webhooks import (
+    active_webhook_secrets,
+    webhook_delivery_receive,
+    webhook_target_find,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -102,9 +106,10 @@ def pleo_webhook(request: HttpRequest, endpoint_uuid):
     if len(body) > MAX_BODY_BYTES:
         return _reject(request, 413, "body_too_large", f"body larger than {MAX_BODY_BYTES} bytes")
 
-    endpoint = WebhookEndpoint.objects.filter(uuid=endpoint_uuid).first()
-    if endpoint is None:
+    target = webhook_target_find(endpoint_uuid, body)
+    if target is None:
         return _reject(request, 404, "unknown_endpoint", "no such webhook endpoint", endpoint_uuid)
+    endpoint = target.endpoint
 
     now = clock.now()
     try:
@@ -126,9 +131,7 @@ def pleo_webhook(request: HttpRequest, endpoint_uuid):
     except webhook_signing.WebhookVerificationError as exc:
         return _reject(request, 401, exc.reason, str(exc), endpoint_uuid)
 
-    received = webhook_delivery_receive(
-        endpoint=endpoint, webhook_id=msg_id, timestamp=timestamp, body=body
-    )
+    received = webhook_delivery_receive(target=target, webhook_id=msg_id, timestamp=timestamp)
     delivery = received.delivery
     if received.enqueue_failed:
         return JsonResponse(

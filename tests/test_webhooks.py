@@ -11,14 +11,16 @@ from datetime import timedelta
 
 import pytest
 from asgiref.sync import async_to_sync
+from django.db import connection
 from django.test import AsyncClient, Client
 from django.test.client import FakePayload
+from django.test.utils import CaptureQueriesContext
 
 from exports import clock, webhooks
 from exports.models import Company, Trigger, WebhookDelivery
 from exports.services import webhooks as webhook_services
 from exports.services.companies import webhook_endpoint_add_secret
-from exports.services.dispatch import TASK
+from exports.services.dispatch import TASK, queued_marker_ttl
 from exports.services.webhooks import WebhookReprocessError, webhook_delivery_reprocess
 from exports.webhook_signing import sign
 from tests import secrets_registry
@@ -492,14 +494,74 @@ def test_new_delivery_while_a_check_is_queued_is_coalesced(hook, tasks):
     assert tasks == []
 
 
+def test_delivery_after_a_lost_queued_check_is_enqueued_again(
+    hook, tasks, django_capture_on_commit_callbacks
+):
+    """A marker older than its lifetime (the queued task was lost) no longer coalesces."""
+    lost_at = clock.now() - queued_marker_ttl() - timedelta(seconds=1)
+    Company.objects.filter(pk=hook.company.pk).update(check_queued_at=lost_at)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert hook.post().status_code == 200
+    assert len(tasks) == 1
+    assert Company.objects.get(pk=hook.company.pk).check_queued_at > lost_at + queued_marker_ttl()
+
+
+def _statements(captured) -> list[str]:
+    """The statements a request ran, without the test transaction's savepoints."""
+    return [
+        query["sql"].split()[0].upper()
+        for query in captured.captured_queries
+        if "SAVEPOINT" not in query["sql"].upper()
+    ]
+
+
+def test_coalesced_delivery_costs_one_read_and_one_insert(hook, tasks):
+    """The hot path (benchmark 2): a check of the company is queued already, so the delivery
+    is one joined read (endpoint, secrets, company, marker) and the row's insert."""
+    Company.objects.filter(pk=hook.company.pk).update(check_queued_at=clock.now())
+    with CaptureQueriesContext(connection) as captured:
+        assert hook.post().status_code == 200
+    assert _statements(captured) == ["SELECT", "INSERT"]
+    assert only_delivery().state == State.ENQUEUED
+
+
+def test_new_delivery_costs_read_insert_marker_and_task(
+    hook, tasks, django_capture_on_commit_callbacks
+):
+    with CaptureQueriesContext(connection) as captured:
+        with django_capture_on_commit_callbacks(execute=False) as callbacks:
+            assert hook.post().status_code == 200
+    # The task itself is sent when the transaction commits (one callback).
+    assert _statements(captured) == ["SELECT", "INSERT", "UPDATE"]
+    assert len(callbacks) == 1
+
+
+def test_delivery_for_an_unknown_company_reads_the_endpoint_alone(hook, tasks):
+    other = uuid.uuid4()
+    body = json.dumps(
+        {
+            "eventType": "v1.export-job.created",
+            "data": {"id": str(uuid.uuid4()), "companyId": str(other)},
+        }
+    ).encode()
+    with CaptureQueriesContext(connection) as captured:
+        response = hook.post(body)
+    assert response.status_code == 200
+    assert _statements(captured) == ["SELECT", "SELECT", "INSERT"]
+    delivery = only_delivery()
+    assert delivery.state == State.IGNORED
+    assert str(other) in delivery.error
+    assert tasks == []
+
+
 def test_concurrent_duplicate_falls_back_on_the_unique_constraint(hook, tasks, monkeypatch):
     """The other request stores the same webhook id between our lookup and our insert."""
     real_route = webhook_services._route
 
-    def racing_route(endpoint, body):
-        route = real_route(endpoint, body)
+    def racing_route(parsed, company, company_id):
+        route = real_route(parsed, company, company_id)
         WebhookDelivery.objects.create(
-            endpoint=endpoint,
+            endpoint=hook.endpoint,
             webhook_id="msg_race",
             webhook_timestamp=clock.now(),
             body="{}",

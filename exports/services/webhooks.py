@@ -7,17 +7,18 @@ itself never runs in the request. A webhook is only a hint: the queued check re-
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from exports import clock
 from exports.models import Company, Trigger, WebhookDelivery, WebhookEndpoint
-from exports.services.dispatch import EnqueueFailed, enqueue_company_check
+from exports.services.dispatch import EnqueueFailed, enqueue_company_check, queued_marker_ttl
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +94,20 @@ class _Route:
     ignore_reason: str
 
 
+@dataclass(frozen=True)
+class WebhookTarget:
+    """What one delivery to an endpoint URL needs: the endpoint (its id and encrypted signing
+    secrets) and the route of the body (the company it names, or why it is ignored).
+
+    Found by :func:`webhook_target_find` with one query in the common case, *before* the
+    signature is checked: routing only reads; nothing is stored or logged until the view has
+    verified the delivery against ``endpoint``'s secrets.
+    """
+
+    endpoint: WebhookEndpoint
+    route: _Route
+
+
 def _as_uuid(value) -> uuid.UUID | None:
     if not isinstance(value, str):
         return None
@@ -102,61 +117,156 @@ def _as_uuid(value) -> uuid.UUID | None:
         return None
 
 
-def _route(endpoint: WebhookEndpoint, body: bytes) -> _Route:
-    """Read the body and find the company; an unusable delivery gets an ``ignore_reason``."""
+def _endpoint_from_row(values) -> WebhookEndpoint:
+    return WebhookEndpoint.from_db(
+        "default", ["id", "credential_id", "signing_secrets_ciphertext"], list(values)
+    )
+
+
+@functools.cache
+def _target_sql() -> str:
+    """The common case's one query: the company named by the body, joined with the endpoint of
+    its credential. Plain SQL (names from the models' metadata): building the same query with
+    the ORM cost more than the rest of the request together (benchmark 2)."""
+    company, endpoint = Company._meta, WebhookEndpoint._meta
+
+    def col(meta, name):
+        return f"{meta.db_table}.{meta.get_field(name).column}"
+
+    columns = ", ".join(
+        [
+            *(col(company, name) for name in ("id", "name", "active", "credential")),
+            col(company, "check_queued_at"),
+            f"{col(endpoint, 'id')} AS endpoint_pk",
+            f"{col(endpoint, 'signing_secrets_ciphertext')} AS endpoint_ciphertext",
+        ]
+    )
+    # Names only, from the models' metadata; the values are bound parameters.
+    return (
+        f"SELECT {columns} FROM {company.db_table} INNER JOIN {endpoint.db_table} "  # noqa: S608
+        f"ON {col(endpoint, 'credential')} = {col(company, 'credential')} "
+        f"WHERE {col(endpoint, 'uuid')} = %s AND {col(company, 'pleo_company_id')} = %s"
+    )
+
+
+def webhook_target_find(endpoint_uuid, body: bytes) -> WebhookTarget | None:
+    """The endpoint at ``endpoint_uuid`` and the route of ``body``; None: no such endpoint.
+
+    The company named by the body is read together with its credential's endpoint (one query);
+    only a body that names no known company of this endpoint costs a second one. Both read
+    just the columns a delivery needs (this is the webhook's hot path: benchmark 2).
+    """
+    parsed = _parse(body)
+    company_id = parsed.company_id
+    if company_id is not None:
+        params = [
+            WebhookEndpoint._meta.get_field("uuid").get_db_prep_value(endpoint_uuid, connection),
+            Company._meta.get_field("pleo_company_id").get_db_prep_value(company_id, connection),
+        ]
+        company = next(iter(Company.objects.raw(_target_sql(), params)), None)
+        if company is not None:
+            endpoint = _endpoint_from_row(
+                (company.endpoint_pk, company.credential_id, company.endpoint_ciphertext)
+            )
+            return WebhookTarget(endpoint, _route(parsed, company, company_id))
+    row = WebhookEndpoint.objects.filter(uuid=endpoint_uuid).values_list(
+        "pk", "credential_id", "signing_secrets_ciphertext"
+    )[:1]
+    row = next(iter(row), None)
+    if row is None:
+        return None
+    return WebhookTarget(_endpoint_from_row(row), _route(parsed, None, company_id))
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    text: str
+    event_type: str
+    pleo_job_id: uuid.UUID | None
+    company_id: uuid.UUID | None
+    error: str
+
+
+def _parse(body: bytes) -> _Parsed:
+    """Read the body: its text as stored, event type, job and company ids, or why unusable."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         text = body.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
-        return _Route(text, "", None, None, "The body is not UTF-8 text.")
+        return _Parsed(text, "", None, None, "The body is not UTF-8 text.")
     # PostgreSQL text cannot hold NUL; the stored copy replaces it (the signature was checked).
     text_stored = text.replace("\x00", "\ufffd")
     try:
         payload = json.loads(text)
     except ValueError:
-        return _Route(text_stored, "", None, None, "The body is not JSON.")
+        return _Parsed(text_stored, "", None, None, "The body is not JSON.")
     if not isinstance(payload, dict):
-        return _Route(text_stored, "", None, None, "The body is not a JSON object.")
+        return _Parsed(text_stored, "", None, None, "The body is not a JSON object.")
 
     event_type = payload.get("eventType")
     event_type = event_type[:100].replace("\x00", "\ufffd") if isinstance(event_type, str) else ""
     data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
     pleo_job_id = _as_uuid(data.get("id"))
-
-    def ignored(reason: str, company: Company | None = None) -> _Route:
-        return _Route(text_stored, event_type, company, pleo_job_id, reason)
-
     if event_type not in EXPORT_JOB_CREATED_EVENT_TYPES:
         shown = event_type or "none"
-        return ignored(f"Unknown event type ({shown[:100]}): not an export-job event.")
+        return _Parsed(
+            text_stored,
+            event_type,
+            pleo_job_id,
+            None,
+            f"Unknown event type ({shown[:100]}): not an export-job event.",
+        )
     company_id = _as_uuid(data.get("companyId"))
     if company_id is None:
-        return ignored("The event has no valid data.companyId.")
-    company = Company.objects.filter(
-        credential_id=endpoint.credential_id, pleo_company_id=company_id
-    ).first()
+        return _Parsed(
+            text_stored, event_type, pleo_job_id, None, "The event has no valid data.companyId."
+        )
+    return _Parsed(text_stored, event_type, pleo_job_id, company_id, "")
+
+
+def _route(parsed: _Parsed, company: Company | None, company_id: uuid.UUID | None) -> _Route:
+    """The route of a parsed body, given the company found for it (None: none of this
+    endpoint's credential's companies)."""
+
+    def ignored(reason: str, company: Company | None = None) -> _Route:
+        return _Route(parsed.text, parsed.event_type, company, parsed.pleo_job_id, reason)
+
+    if parsed.error:
+        return ignored(parsed.error)
     if company is None:
         return ignored(f"Unknown company {company_id}: not one of this credential's companies.")
     if not company.active:
         return ignored(f"Company {company.name} ({company_id}) is inactive.", company)
-    return _Route(text_stored, event_type, company, pleo_job_id, "")
+    return _Route(parsed.text, parsed.event_type, company, parsed.pleo_job_id, "")
 
 
 # --- Receiving ---------------------------------------------------------------------------------
 
 
+def _check_already_queued(company: Company | None) -> bool:
+    """The company's queued marker, as read with the delivery's target, says a check is queued.
+
+    Then the delivery needs no marker write and no task: the queued check lists the company's
+    jobs when it starts, which is after this read, so it sees the job this webhook announces.
+    """
+    queued_at = company.check_queued_at if company is not None else None
+    return queued_at is not None and queued_at >= clock.now() - queued_marker_ttl()
+
+
 def webhook_delivery_receive(
-    *, endpoint: WebhookEndpoint, webhook_id: str, timestamp: int, body: bytes
+    *, target: WebhookTarget, webhook_id: str, timestamp: int
 ) -> DeliveryReceived:
     """Store a verified delivery (once per webhook id), then enqueue a check of its company.
 
     The row and the company's queued marker are written in ONE transaction and the task is sent
-    when it commits (so the worker finds the row). A duplicate webhook id (the unique constraint
-    says so) enqueues nothing, unless its first enqueue failed (or never finished), in which case
-    it is enqueued again. A delivery that cannot be routed is stored as ``ignored`` with the
-    reason. When the broker refuses, the delivery stays, marked ``enqueue_failed``.
+    when it commits (so the worker finds the row). When the company's check is already queued
+    (the marker read with the target is fresh), or the delivery is ignored, the row is the only
+    write. A duplicate webhook id (the unique constraint
+    says so) enqueues nothing, unless its first enqueue failed (or never finished), in which
+    case it is enqueued again. A delivery that cannot be routed is stored as ``ignored`` with
+    the reason. When the broker refuses, the delivery stays, marked ``enqueue_failed``.
     """
-    route = _route(endpoint, body)
+    route, endpoint = target.route, target.endpoint
     delivery = WebhookDelivery(
         endpoint=endpoint,
         webhook_id=webhook_id,
@@ -169,11 +279,12 @@ def webhook_delivery_receive(
         state=State.IGNORED if route.ignore_reason else State.ENQUEUED,
         error=route.ignore_reason,
     )
+    coalesced = not route.ignore_reason and _check_already_queued(route.company)
     queued = False
     try:
         with transaction.atomic():
             delivery.save(force_insert=True)
-            if not route.ignore_reason:
+            if not (route.ignore_reason or coalesced):
                 queued = enqueue_company_check(
                     company_id=delivery.company_id, trigger=Trigger.WEBHOOK
                 )
