@@ -221,6 +221,10 @@ if REDIS_URL:
 else:
     Q_CLUSTER["orm"] = "default"
 
+# Error reports (500 page, admin mail) also hide secret query parameters (?code=…&state=…).
+DEFAULT_EXCEPTION_REPORTER_FILTER = "exports.error_reports.SecretQueryReporterFilter"
+DEFAULT_EXCEPTION_REPORTER = "exports.error_reports.SecretQueryExceptionReporter"
+
 # --- Logging ------------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
 LOGGING = {

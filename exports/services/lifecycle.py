@@ -32,6 +32,8 @@ mirrored and audited, and nothing more is sent. Never a retry loop.
 A transient problem (Pleo unreachable, an unknown outcome that could not be settled, the
 accounting system down) stops the run with an audit entry; the job stays ours and in progress,
 ``work_pending`` is set for the sweep, and the next run resumes from Pleo's view of the items.
+A spent request budget (``BudgetExhausted``) stops it the same way, but is no error: the start
+flow audits it once, at INFO ("deferred"), with when the company may run again.
 """
 
 from __future__ import annotations
@@ -147,6 +149,11 @@ def carry_job(*, run, job: ExportJob, resumed: bool) -> str | None:
         return ended.outcome
     except _Pause as pause:
         return carrier.pause(str(pause), http=pause.http)
+    except pleo.BudgetExhausted as exc:
+        # Not an error: our own request budget is spent (expected under load). The call was not
+        # sent; the start flow defers the company (one INFO "deferred" audit row, with when it
+        # may run again) and the next run resumes the job from Pleo's view of the items.
+        return carrier.defer(exc)
     except (LeaseLost, pleo.PleoAuthError):
         raise
     except pleo.PleoError as exc:
@@ -926,6 +933,18 @@ class _Carrier:
             logger.warning("Job %s paused again: %s", self.job.pleo_job_id, message)
             return None
         self.audit("paused", text, outcome=AuditEntry.Outcome.ERROR, http=http)
+        return None
+
+    def defer(self, exc: pleo.BudgetExhausted) -> None:
+        """Stop for the request budget: like a pause, but not audited here.
+
+        Outcomes booked but not reported yet stay committed on their records (booked/failed) and
+        are reported by the next run; nothing is booked or sent twice. The start flow sees
+        ``client.budget_exhausted`` and writes the run's one "deferred" entry.
+        """
+        self.queue = []
+        self.run.work_pending = True
+        logger.info("Job %s deferred (request budget): %s", self.job.pleo_job_id, exc)
         return None
 
     def paused_alike_before(self, text: str) -> bool:

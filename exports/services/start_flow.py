@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 
@@ -315,7 +315,8 @@ def _run_once(*, company, lease, trigger, recover, run_id) -> FlowResult:
                 _recover_our_claims(run)
             flow = _detect_and_start(run)
             if client.budget_exhausted is not None:
-                # A call was refused by the budget and the lifecycle paused the job there.
+                # A call was refused by the budget and the lifecycle stopped the job there,
+                # without an audit entry of its own: _deferred writes the run's one entry.
                 return _deferred(run, client.budget_exhausted, job_id=flow.job_id)
             flow_result = result(flow.outcome, flow.job_id)
             flow_result.hints = run.hints
@@ -334,13 +335,22 @@ def _run_once(*, company, lease, trigger, recover, run_id) -> FlowResult:
 def _deferred(run: _Run, exc: pleo.BudgetExhausted, job_id=None) -> FlowResult:
     """Our request budget is spent: stop, release, and let the sweep run again at ``retry_at``.
 
-    A run that had already done something (audited) says why it stopped; one stopped before its
-    first call writes nothing (the company's last check shows "deferred").
+    Expected under load, not an error. A run that had already done something (audited) says why
+    it stopped, in one INFO entry (on the job the lifecycle left unfinished, if any); one stopped
+    before its first call writes nothing (the company's last check shows "deferred").
     """
     if AuditEntry.objects.filter(run_id=run.run_id).exists():
+        job = None
+        message = f"Stopped: {exc}."
+        if job_id is not None and run.work_pending:
+            job = ExportJob.objects.filter(pleo_job_id=job_id).first()
+            message += " The job stays in progress; the next run continues where this one stopped."
+        retry_at = exc.retry_at.astimezone(UTC)
         run.audit(
             "deferred",
-            f"Stopped: {exc}. The company runs again from then on (the sweep picks it up).",
+            f"{message} The company runs again from {retry_at:%Y-%m-%d %H:%M:%S} UTC (the sweep "
+            f"picks it up).",
+            job=job,
             outcome=AuditEntry.Outcome.INFO,
         )
     logger.info("%s deferred: %s", run.company.name, exc)
