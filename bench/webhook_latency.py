@@ -131,6 +131,8 @@ def main() -> None:
         args.database_url,
         PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
         PLEO_SANDBOX="1",
+        DEBUG="0",  # as in production (DEBUG keeps every query in memory)
+        ALLOWED_HOSTS="127.0.0.1,localhost",
     )
     env["BENCH_PORT"] = str(port)
     from exports.services.companies import company_add_or_update

@@ -226,6 +226,7 @@ def test_config_defaults_and_user_agent():
         {"read_timeout": 0},
         {"backoff_base": -1},
         {"items_batch_size": 0},
+        {"page_size": 0},
     ],
 )
 def test_config_rejects_nonsense(bad):
@@ -1716,3 +1717,46 @@ def test_page_size_is_sent_as_the_limit_of_list_calls_that_give_none(http, make_
     client.list_subscriptions(limit=5)
     assert query(http.calls[0])["limit"] == ["100"]
     assert query(http.calls[1])["limit"] == ["5"]
+
+
+# --- Shared keep-alive sessions ----------------------------------------------------------------
+
+
+def test_shared_session_is_one_per_base_url_and_thread():
+    import threading
+
+    first = pleo.shared_session("http://127.0.0.1:1/")
+    assert pleo.shared_session("http://127.0.0.1:1") is first
+    assert pleo.shared_session("http://127.0.0.1:2") is not first
+    other_thread = []
+    thread = threading.Thread(
+        target=lambda: other_thread.append(pleo.shared_session("http://127.0.0.1:1"))
+    )
+    thread.start()
+    thread.join()
+    assert other_thread[0] is not first
+
+
+def test_shared_session_is_new_in_a_forked_child(monkeypatch):
+    parent = pleo.shared_session("http://127.0.0.1:3")
+    monkeypatch.setattr(pleo.os, "getpid", lambda: -1)
+    assert pleo.shared_session("http://127.0.0.1:3") is not parent
+
+
+@responses.activate
+def test_shared_session_keeps_no_cookies_and_its_adapter_is_mounted_once(make_client):
+    base = "http://pleo.cookies.test"
+    responses.get(
+        f"{base}/v3/export-jobs",
+        json=fakes.page([]),
+        headers={"Set-Cookie": "lb=node-7; Path=/"},
+    )
+    session = pleo.shared_session(base)
+    adapter = session.adapters[f"{base}/"]
+    for _ in range(2):
+        client = make_client(base_url=base, session=session)
+        client.list_export_jobs(company_id=str(uuid.uuid4()))
+        client.close()  # a given session is not closed by the client
+    assert session.adapters[f"{base}/"] is adapter
+    assert len(session.cookies) == 0
+    assert "Cookie" not in responses.calls[1].request.headers

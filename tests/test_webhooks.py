@@ -102,6 +102,7 @@ def tasks(monkeypatch):
     recorder.seen_rows = []
 
     def fake_async_task(*args, **kwargs):
+        assert kwargs.pop("broker", None) is not None  # one broker client a process, passed in
         recorder.seen_rows.append(list(WebhookDelivery.objects.values_list("webhook_id", "state")))
         if recorder.fail:
             raise ConnectionError("broker down")

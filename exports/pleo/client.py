@@ -29,11 +29,14 @@ import email.utils
 import enum
 import http
 import http.client
+import http.cookiejar
 import json as jsonlib
 import logging
 import math
+import os
 import random
 import re
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -738,7 +741,10 @@ class PleoClient:
         self._on_auth_failure = on_auth_failure
         self._owns_session = session is None
         self._session = session if session is not None else requests.Session()
-        self._session.mount(f"{config.base_url}/", _adapter_without_retries())
+        prefix = f"{config.base_url}/"
+        if not isinstance(self._session.adapters.get(prefix), _NoRetryAdapter):
+            # Mounted once per session: a new adapter would drop its pooled connections.
+            self._session.mount(prefix, _adapter_without_retries())
         self._sleep = sleep
         self._rng = rng
         self._clock = clock or (lambda: datetime.now(UTC))
@@ -1286,9 +1292,13 @@ def _blame(method: str, path: str) -> Iterator[None]:
         raise
 
 
+class _NoRetryAdapter(HTTPAdapter):
+    """The adapter this module mounts (recognised so that it is mounted once per session)."""
+
+
 def _adapter_without_retries() -> HTTPAdapter:
     """An adapter whose urllib3 ``Retry`` never re-sends: every retry is decided in ``_request``."""
-    return HTTPAdapter(
+    return _NoRetryAdapter(
         max_retries=Retry(
             total=0,
             connect=0,
@@ -1299,6 +1309,30 @@ def _adapter_without_retries() -> HTTPAdapter:
             respect_retry_after_header=False,
         )
     )
+
+
+_shared_sessions = threading.local()
+
+
+def shared_session(base_url: str) -> requests.Session:
+    """A keep-alive session for ``base_url``, one per thread of a process, for clients that come
+    and go (one a run): consecutive runs in a worker reuse a pooled connection to Pleo instead
+    of a new TCP and TLS handshake each. It keeps no cookies (a session shared by several
+    credentials must carry nothing from one to the next; auth goes with each request). urllib3
+    checks a pooled connection before reusing it, and a connection dropped in between is never
+    re-sent on: the client's own retry rules decide, as for any connection failure.
+    """
+    base_url = base_url.rstrip("/")
+    pid = os.getpid()
+    if getattr(_shared_sessions, "pid", None) != pid:  # first use, or a forked child
+        _shared_sessions.pid, _shared_sessions.by_url = pid, {}
+    session = _shared_sessions.by_url.get(base_url)
+    if session is None:
+        session = requests.Session()
+        session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+        session.mount(f"{base_url}/", _adapter_without_retries())
+        _shared_sessions.by_url[base_url] = session
+    return session
 
 
 def _cause_chain(exc: BaseException) -> Iterator[BaseException]:
@@ -1547,4 +1581,5 @@ __all__ = [
     "TERMINAL_JOB_STATUSES",
     "UNFINISHED_JOB_STATUSES",
     "WebhookEventType",
+    "shared_session",
 ]

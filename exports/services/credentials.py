@@ -15,7 +15,13 @@ import uuid
 
 from exports import clock
 from exports.models import Company, Credential
-from exports.pleo.client import ApiKeyAuth, ClientConfig, PleoAuthError, PleoClient
+from exports.pleo.client import (
+    ApiKeyAuth,
+    ClientConfig,
+    PleoAuthError,
+    PleoClient,
+    shared_session,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +68,7 @@ def client_for_credential(credential: Credential, *, run_id: uuid.UUID | None) -
     return PleoClient(
         config=config,
         auth=auth,
+        session=shared_session(config.base_url),  # keep-alive across this worker's runs
         request_id=str(run_id) if run_id else None,
         on_auth_failure=on_auth_failure,
         before_request=budget.hook_for(credential),  # the shared request budget (issue 11)

@@ -16,12 +16,15 @@ so the queue's own enqueue, claim and acknowledgement are paid once per batch, n
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
+from django_q.brokers import Broker, get_broker
+from django_q.conf import Conf
 from django_q.tasks import async_task
 
 from exports import clock
@@ -37,6 +40,23 @@ _MARK_CHUNK = 500
 
 def queued_marker_ttl() -> timedelta:
     return timedelta(seconds=settings.Q_CLUSTER["retry"] + 60)
+
+
+_brokers: dict[tuple, Broker] = {}
+
+
+def _broker() -> Broker:
+    """This process's broker client, made once per process (and broker settings).
+
+    ``async_task`` without ``broker=`` makes a new one per call; with Redis that is a new
+    connection (and a package-metadata lookup) per task: most of a webhook's answer time.
+    """
+    key = (os.getpid(), Conf.CLUSTER_NAME, Conf.ORM, str(Conf.REDIS), Conf.BROKER_CLASS)
+    broker = _brokers.get(key)
+    if broker is None:
+        _brokers.clear()  # another process's (after a fork) or other settings': not ours
+        broker = _brokers[key] = get_broker()
+    return broker
 
 
 class EnqueueFailed(Exception):
@@ -76,6 +96,7 @@ def enqueue_company_check(
                 recover,
                 task_name=f"check company {company_id} ({trigger})",
                 group="company-checks",
+                broker=_broker(),
             )
         except Exception as exc:  # the broker's own errors are not a typed family
             Company.objects.filter(pk=company_id, check_queued_at=now).update(check_queued_at=None)
@@ -141,6 +162,7 @@ def _sender(batch: list[int], trigger: str, recover: bool, marked_at):
                 task_name=f"check {len(batch)} companies ({trigger})",
                 group="company-checks",
                 save=False,  # successes are not kept (the companies' last check shows them)
+                broker=_broker(),
             )
         except Exception as exc:  # the broker's own errors are not a typed family
             Company.objects.filter(pk__in=batch, check_queued_at=marked_at).update(
