@@ -13,6 +13,7 @@ import email.utils
 import json
 import logging
 import re
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from urllib.parse import parse_qs, urlsplit
@@ -1723,8 +1724,6 @@ def test_page_size_is_sent_as_the_limit_of_list_calls_that_give_none(http, make_
 
 
 def test_shared_session_is_one_per_base_url_and_thread():
-    import threading
-
     first = pleo.shared_session("http://127.0.0.1:1/")
     assert pleo.shared_session("http://127.0.0.1:1") is first
     assert pleo.shared_session("http://127.0.0.1:2") is not first
@@ -1760,3 +1759,16 @@ def test_shared_session_keeps_no_cookies_and_its_adapter_is_mounted_once(make_cl
     assert session.adapters[f"{base}/"] is adapter
     assert len(session.cookies) == 0
     assert "Cookie" not in responses.calls[1].request.headers
+
+
+def test_shared_session_reads_proxies_and_ca_bundle_from_the_environment_once(monkeypatch):
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "internal.example")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/company-ca.pem")
+    monkeypatch.setattr(pleo, "_shared_sessions", threading.local())
+    proxied = pleo.shared_session("https://external.pleo.example")
+    assert proxied.trust_env is False  # not re-read on every request
+    assert proxied.proxies["https"] == "http://proxy.example:3128"
+    assert proxied.verify == "/etc/ssl/company-ca.pem"
+    bypassed = pleo.shared_session("https://internal.example")
+    assert "https" not in bypassed.proxies

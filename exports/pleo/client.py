@@ -1330,6 +1330,13 @@ def shared_session(base_url: str) -> requests.Session:
     if session is None:
         session = requests.Session()
         session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+        # The environment's proxy and CA-bundle settings, read once here instead of on every
+        # request (requests scans the whole environment per call when trust_env is on).
+        session.proxies.update(requests.utils.get_environ_proxies(f"{base_url}/"))
+        ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        if ca_bundle:
+            session.verify = ca_bundle
+        session.trust_env = False
         session.mount(f"{base_url}/", _adapter_without_retries())
         _shared_sessions.by_url[base_url] = session
     return session

@@ -35,6 +35,7 @@ database variant uses each process's wall clock, so keep the machines' clocks in
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -42,8 +43,8 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.db.models import Case, F, FloatField, Value, When
-from django.db.models.functions import Greatest
+from django.db import connection
+from django.db.models import Case, F, Value, When
 
 from exports import clock
 from exports.pleo.client import BudgetExhausted
@@ -168,13 +169,12 @@ class DatabaseBudget:
         for _ in range(3):
             now = self._now()
             minute = int(now // 60)
-            granted = RequestBudget.objects.filter(key=key, tat__lte=now + rate.tolerance).update(
-                tat=Greatest(F("tat"), Value(now, output_field=FloatField()))
-                + Value(rate.interval, output_field=FloatField()),
-                used=Case(When(minute=minute, then=F("used") + 1), default=Value(1)),
-                refused=Case(When(minute=minute, then=F("refused")), default=Value(0)),
-                minute=Value(minute),
-            )
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    _grant_sql(),
+                    [now, now, rate.interval, minute, minute, minute, key, now + rate.tolerance],
+                )
+                granted = cursor.rowcount
             if granted:
                 return Decision(True, now, now)
             refused = RequestBudget.objects.filter(key=key, tat__gt=now + rate.tolerance).update(
@@ -203,6 +203,28 @@ class DatabaseBudget:
             for key, tat, minute, used, refused in rows
         }
 
+
+@functools.cache
+def _grant_sql() -> str:
+    """The grant, one conditional UPDATE: ``tat = max(tat, now) + interval`` and this minute's
+    count, only while ``tat <= now + tolerance``. Plain SQL (names from the model's metadata):
+    it runs before every Pleo request, and the same UPDATE built with the ORM's expressions
+    cost more than the request to a local Pleo."""
+    from exports.models import RequestBudget
+
+    meta = RequestBudget._meta
+    name = {f: connection.ops.quote_name(meta.get_field(f).column) for f in _BUDGET_COLUMNS}
+    tat, minute, used, refused, key = (name[f] for f in _BUDGET_COLUMNS)
+    return (
+        f"UPDATE {connection.ops.quote_name(meta.db_table)} SET "  # noqa: S608 (names only)
+        f"{tat} = CASE WHEN {tat} > %s THEN {tat} ELSE %s END + %s, "
+        f"{used} = CASE WHEN {minute} = %s THEN {used} + 1 ELSE 1 END, "
+        f"{refused} = CASE WHEN {minute} = %s THEN {refused} ELSE 0 END, "
+        f"{minute} = %s WHERE {key} = %s AND {tat} <= %s"
+    )
+
+
+_BUDGET_COLUMNS = ("tat", "minute", "used", "refused", "key")
 
 _REDIS_SCRIPT = """
 local interval = tonumber(ARGV[1])
