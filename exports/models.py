@@ -164,6 +164,11 @@ class Company(models.Model):
     work_pending = models.BooleanField(default=False, editable=False)
     # At most one queued check per company, whatever triggered it (exports.services.dispatch).
     check_queued_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # When the last check a worker picked up for this company had been queued. The largest over
+    # all companies is how far the queue has got: a marker much older than that was lost.
+    check_picked_queued_at = models.DateTimeField(
+        null=True, blank=True, editable=False, db_index=True
+    )
     next_run_not_before = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:

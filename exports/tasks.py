@@ -40,8 +40,10 @@ logger = logging.getLogger(__name__)
 BATCH_SECONDS = 120.0
 
 
-def run_company_check(company_id: int, trigger: str, recover: bool = False) -> str:
-    clear_queued_marker(company_id)
+def run_company_check(
+    company_id: int, trigger: str, recover: bool = False, queued_at: datetime | None = None
+) -> str:
+    clear_queued_marker(company_id, queued_at)
     company = (
         Company.objects.select_related("credential").filter(pk=company_id, active=True).first()
     )
@@ -52,10 +54,15 @@ def run_company_check(company_id: int, trigger: str, recover: bool = False) -> s
     return result.outcome
 
 
-def run_company_checks(company_ids: list[int], trigger: str, recover: bool = False) -> str:
+def run_company_checks(
+    company_ids: list[int],
+    trigger: str,
+    recover: bool = False,
+    queued_at: datetime | None = None,
+) -> str:
     """One task, several companies (the poll tick's batches), one after the other."""
     started = time.monotonic()
-    clear_queued_markers(company_ids)
+    clear_queued_markers(company_ids, queued_at)
     by_id = {
         company.pk: company
         for company in Company.objects.select_related("credential").filter(

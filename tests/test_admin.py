@@ -181,7 +181,7 @@ def test_check_now_only_enqueues(admin_client, monkeypatch, django_capture_on_co
             follow=True,
         )
     assert "2 companies queued for a check" in response.content.decode()
-    assert sorted(args[1:] for args in sent) == [
+    assert sorted(args[1:4] for args in sent) == [  # (the last argument: the marker)
         (first.pk, "manual", False),
         (second.pk, "manual", False),
     ]

@@ -107,7 +107,7 @@ def test_sweep_requeues_crashed_and_unfinished_companies(sent, settings):
     assert sweep_stale_leases() == 1  # the crashed lease has not expired yet
     clock.advance(6)
     assert sweep_stale_leases() == 1
-    queued = {args[1]: args[2:] for args in sent}
+    queued = {args[1]: args[2:4] for args in sent}  # (the last argument: the marker)
     assert queued == {unfinished.pk: ("recovery", True), crashed.pk: ("recovery", True)}
     assert idle.pk not in queued
 

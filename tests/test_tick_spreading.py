@@ -117,7 +117,9 @@ def test_a_batch_that_runs_long_hands_the_rest_back_to_the_queue(companies, sent
     ids = [c.pk for c in companies[:4]]
     result = tasks.run_company_checks(ids, "schedule")
     assert result == "handed back: 3, nothing_pending: 1"
-    assert sent == [("exports.tasks.run_company_checks", ids[1:], "schedule", False)]
+    ((*handed_back, marker),) = sent
+    assert handed_back == ["exports.tasks.run_company_checks", ids[1:], "schedule", False]
+    assert Company.objects.filter(pk__in=ids[1:], check_queued_at=marker).count() == 3
 
 
 # --- MAX_CONCURRENT_COMPANIES ---------------------------------------------------------------------

@@ -142,14 +142,15 @@ def test_valid_delivery_is_stored_and_enqueued(hook, tasks, django_capture_on_co
     assert delivery.body == body.decode()
     assert int(delivery.webhook_timestamp.timestamp()) == int(headers["webhook-timestamp"])
     assert delivery.error == ""
+    hook.company.refresh_from_db()
+    assert hook.company.check_queued_at is not None
     assert tasks == [
         (
-            (TASK, hook.company.pk, Trigger.WEBHOOK, False),
+            # The task carries its marker (the worker records it as the queue's progress).
+            (TASK, hook.company.pk, Trigger.WEBHOOK, False, hook.company.check_queued_at),
             {"task_name": f"check company {hook.company.pk} (webhook)", "group": "company-checks"},
         )
     ]
-    hook.company.refresh_from_db()
-    assert hook.company.check_queued_at is not None
 
 
 @pytest.mark.parametrize(
@@ -505,6 +506,21 @@ def test_delivery_after_a_lost_queued_check_is_enqueued_again(
         assert hook.post().status_code == 200
     assert len(tasks) == 1
     assert Company.objects.get(pk=hook.company.pk).check_queued_at > lost_at + queued_marker_ttl()
+
+
+def test_delivery_after_the_queue_moved_past_a_lost_check_is_enqueued_again(
+    hook, tasks, django_capture_on_commit_callbacks
+):
+    """The queue's progress comes with the webhook's one read (plain SQL: SQLite gives text)."""
+    lost_at = clock.now() - timedelta(minutes=5)
+    Company.objects.filter(pk=hook.company.pk).update(check_queued_at=lost_at)
+    other = make_company(name="Picked up later")
+    Company.objects.filter(pk=other.pk).update(
+        check_picked_queued_at=lost_at + timedelta(minutes=2)
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        assert hook.post().status_code == 200
+    assert len(tasks) == 1
 
 
 def _statements(captured) -> list[str]:

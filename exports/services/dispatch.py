@@ -5,8 +5,22 @@ check already queued is not queued again: the queued task lists the company's jo
 so it sees whatever the new trigger announced. If a run is going when the task arrives, the flow
 sets "recheck requested" and the holder lists again before it releases: nothing is lost.
 
-The queued marker is a timestamp, not a flag: a marker older than the broker's re-delivery window
-(the task was lost) no longer blocks a new enqueue.
+The queued marker is a timestamp, not a flag, and the task carries it. A worker that picks the
+task up clears the marker and records the task's queued time on the company
+(``check_picked_queued_at``); the largest of those is how far the queue has got (its progress).
+A marker no longer blocks a new enqueue when its task was lost, which shows in one of two ways:
+
+* the queue has moved past it: a check queued more than :data:`LOST_AFTER_LATER_PICKUP` after it
+  was picked up, and this one was not (the brokers hand tasks out oldest first; a worker killed
+  with prefetched tasks takes them along: with Redis for ever, with the ORM broker until
+  ``Q_CLUSTER["retry"]``). On a live service the poll tick queues checks every few minutes, so a
+  lost check is replaced within about one poll interval;
+* or it is older than the broker's re-delivery window (:func:`queued_marker_ttl`), for a queue
+  that moved not at all. A long backlog alone never makes a marker stale: nothing queued after
+  it has been picked up yet.
+
+A marker taken for lost while its task was only slow costs one duplicate check: the lease lets
+one run at a time, and the second finds nothing new.
 
 Many companies at once (the poll tick's slices): :func:`enqueue_company_checks` marks them with
 one UPDATE per chunk and queues them ``batch_size`` per task (``exports.tasks.run_company_checks``),
@@ -18,11 +32,11 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Max, Q
 from django_q.brokers import Broker, get_broker
 from django_q.conf import Conf
 from django_q.tasks import async_task
@@ -38,8 +52,30 @@ BATCH_TASK = "exports.tasks.run_company_checks"
 _MARK_CHUNK = 500
 
 
+# How much later a picked-up check must have been queued for an earlier marker to count as lost
+# (room for workers that prefetch a few tasks, and for clocks of several machines).
+LOST_AFTER_LATER_PICKUP = timedelta(seconds=60)
+
+
+# ``enqueue_company_check(progress=...)`` not given: read it.
+NOT_READ = object()
+
+
 def queued_marker_ttl() -> timedelta:
     return timedelta(seconds=settings.Q_CLUSTER["retry"] + 60)
+
+
+def queue_progress() -> datetime | None:
+    """When the most recently queued check that a worker has picked up was queued (or None)."""
+    return Company.objects.aggregate(progress=Max("check_picked_queued_at"))["progress"]
+
+
+def marker_stale_before(now: datetime, progress: datetime | None) -> datetime:
+    """A queued marker set before this no longer blocks a new check: its task was lost."""
+    expired = now - queued_marker_ttl()
+    if progress is None:
+        return expired
+    return max(expired, progress - LOST_AFTER_LATER_PICKUP)
 
 
 _brokers: dict[tuple, Broker] = {}
@@ -69,16 +105,21 @@ def enqueue_company_check(
     trigger: str,
     recover: bool = False,
     marker_stale_after: timedelta | None = None,
+    progress: datetime | None | object = NOT_READ,
 ) -> bool:
     """Queue one check of the company unless one is already queued. True when queued now.
 
     Inside a transaction the task is sent on commit (the trigger's own row must be visible to
     the worker first); a broker failure then surfaces as :class:`EnqueueFailed` at commit.
     ``marker_stale_after`` (the recovery sweep, for a crashed run's company) overrides how old a
-    queued marker must be before it no longer blocks.
+    queued marker must be before it no longer blocks. ``progress``: the queue's progress as the
+    caller read it (the webhook's one read); otherwise it is read here.
     """
     now = clock.now()
-    stale = now - (marker_stale_after or queued_marker_ttl())
+    if marker_stale_after is not None:
+        stale = now - marker_stale_after
+    else:
+        stale = marker_stale_before(now, queue_progress() if progress is NOT_READ else progress)
     marked = (
         Company.objects.filter(pk=company_id, active=True)
         .filter(Q(check_queued_at__isnull=True) | Q(check_queued_at__lt=stale))
@@ -94,6 +135,7 @@ def enqueue_company_check(
                 company_id,
                 trigger,
                 recover,
+                now,  # the marker: the worker records it as the queue's progress
                 task_name=f"check company {company_id} ({trigger})",
                 group="company-checks",
                 broker=_broker(),
@@ -108,9 +150,15 @@ def enqueue_company_check(
     return True
 
 
-def clear_queued_marker(company_id: int) -> None:
-    """The worker picked the task up: a new trigger may queue another check from now on."""
-    Company.objects.filter(pk=company_id).update(check_queued_at=None)
+def _picked_up(queued_at: datetime | None) -> dict:
+    # Tasks queued before their queued time was passed along record no progress.
+    return {"check_picked_queued_at": queued_at} if queued_at is not None else {}
+
+
+def clear_queued_marker(company_id: int, queued_at: datetime | None = None) -> None:
+    """The worker picked the task (queued at ``queued_at``) up: a new trigger may queue another
+    check from now on, and the queue's progress is recorded (one UPDATE)."""
+    Company.objects.filter(pk=company_id).update(check_queued_at=None, **_picked_up(queued_at))
 
 
 def _chunks(items: Sequence[int], size: int) -> Iterable[list[int]]:
@@ -128,7 +176,7 @@ def enqueue_company_checks(
     """
     batch_size = max(1, int(batch_size))
     now = clock.now()
-    stale = now - queued_marker_ttl()
+    stale = marker_stale_before(now, queue_progress())
     queued = 0
     for chunk in _chunks(list(company_ids), _MARK_CHUNK):
         marked = (
@@ -159,6 +207,7 @@ def _sender(batch: list[int], trigger: str, recover: bool, marked_at):
                 batch,
                 trigger,
                 recover,
+                marked_at,  # the markers: the worker records them as the queue's progress
                 task_name=f"check {len(batch)} companies ({trigger})",
                 group="company-checks",
                 save=False,  # successes are not kept (the companies' last check shows them)
@@ -174,6 +223,9 @@ def _sender(batch: list[int], trigger: str, recover: bool, marked_at):
     return send
 
 
-def clear_queued_markers(company_ids: Sequence[int]) -> None:
-    """A batch task was picked up: its companies may be queued again from now on."""
-    Company.objects.filter(pk__in=list(company_ids)).update(check_queued_at=None)
+def clear_queued_markers(company_ids: Sequence[int], queued_at: datetime | None = None) -> None:
+    """A batch task (queued at ``queued_at``) was picked up: its companies may be queued again
+    from now on, and the queue's progress is recorded."""
+    Company.objects.filter(pk__in=list(company_ids)).update(
+        check_queued_at=None, **_picked_up(queued_at)
+    )

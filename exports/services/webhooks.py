@@ -15,10 +15,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.db import IntegrityError, connection, transaction
+from django.utils.dateparse import parse_datetime
 
 from exports import clock
 from exports.models import Company, Trigger, WebhookDelivery, WebhookEndpoint
-from exports.services.dispatch import EnqueueFailed, enqueue_company_check, queued_marker_ttl
+from exports.services.dispatch import (
+    EnqueueFailed,
+    enqueue_company_check,
+    marker_stale_before,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +111,8 @@ class WebhookTarget:
 
     endpoint: WebhookEndpoint
     route: _Route
+    # How far the queue has got (exports.services.dispatch), read with the company.
+    queue_progress: datetime | None = None
 
 
 def _as_uuid(value) -> uuid.UUID | None:
@@ -133,12 +140,14 @@ def _target_sql() -> str:
     def col(meta, name):
         return f"{meta.db_table}.{meta.get_field(name).column}"
 
+    progress = company.get_field("check_picked_queued_at").column
     columns = ", ".join(
         [
             *(col(company, name) for name in ("id", "name", "active", "credential")),
             col(company, "check_queued_at"),
             f"{col(endpoint, 'id')} AS endpoint_pk",
             f"{col(endpoint, 'signing_secrets_ciphertext')} AS endpoint_ciphertext",
+            f"(SELECT MAX({progress}) FROM {company.db_table}) AS queue_progress",  # noqa: S608
         ]
     )
     # Names only, from the models' metadata; the values are bound parameters.
@@ -168,7 +177,8 @@ def webhook_target_find(endpoint_uuid, body: bytes) -> WebhookTarget | None:
             endpoint = _endpoint_from_row(
                 (company.endpoint_pk, company.credential_id, company.endpoint_ciphertext)
             )
-            return WebhookTarget(endpoint, _route(parsed, company, company_id))
+            progress = _as_aware_datetime(company.queue_progress)
+            return WebhookTarget(endpoint, _route(parsed, company, company_id), progress)
     row = WebhookEndpoint.objects.filter(uuid=endpoint_uuid).values_list(
         "pk", "credential_id", "signing_secrets_ciphertext"
     )[:1]
@@ -176,6 +186,16 @@ def webhook_target_find(endpoint_uuid, body: bytes) -> WebhookTarget | None:
     if row is None:
         return None
     return WebhookTarget(_endpoint_from_row(row), _route(parsed, None, company_id))
+
+
+def _as_aware_datetime(value) -> datetime | None:
+    """A timestamp column read by plain SQL: SQLite gives text (UTC), PostgreSQL a datetime."""
+    if value is None or isinstance(value, datetime):
+        return value
+    parsed = parse_datetime(str(value))
+    if parsed is None:
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -243,14 +263,15 @@ def _route(parsed: _Parsed, company: Company | None, company_id: uuid.UUID | Non
 # --- Receiving ---------------------------------------------------------------------------------
 
 
-def _check_already_queued(company: Company | None) -> bool:
-    """The company's queued marker, as read with the delivery's target, says a check is queued.
+def _check_already_queued(company: Company | None, progress: datetime | None) -> bool:
+    """The company's queued marker, as read with the delivery's target, says a check is queued
+    (and not lost: :func:`exports.services.dispatch.marker_stale_before`).
 
     Then the delivery needs no marker write and no task: the queued check lists the company's
     jobs when it starts, which is after this read, so it sees the job this webhook announces.
     """
     queued_at = company.check_queued_at if company is not None else None
-    return queued_at is not None and queued_at >= clock.now() - queued_marker_ttl()
+    return queued_at is not None and queued_at >= marker_stale_before(clock.now(), progress)
 
 
 def webhook_delivery_receive(
@@ -279,14 +300,18 @@ def webhook_delivery_receive(
         state=State.IGNORED if route.ignore_reason else State.ENQUEUED,
         error=route.ignore_reason,
     )
-    coalesced = not route.ignore_reason and _check_already_queued(route.company)
+    coalesced = not route.ignore_reason and _check_already_queued(
+        route.company, target.queue_progress
+    )
     queued = False
     try:
         with transaction.atomic():
             delivery.save(force_insert=True)
             if not (route.ignore_reason or coalesced):
                 queued = enqueue_company_check(
-                    company_id=delivery.company_id, trigger=Trigger.WEBHOOK
+                    company_id=delivery.company_id,
+                    trigger=Trigger.WEBHOOK,
+                    progress=target.queue_progress,
                 )
     except IntegrityError:
         # This webhook id was stored before (a retry), or concurrently by another request.
