@@ -11,12 +11,14 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import re
 import signal
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -236,33 +238,128 @@ def make_companies(state, sandbox_url: str, n: int, *, prefix: str = "Bench") ->
 
 
 class QueryCounter:
-    """Counts every query on a connection (no cap, unlike Django's debug log), by kind."""
+    """Counts every statement a connection sends, by kind, with no cap (unlike Django's debug log).
+
+    ``count`` is the queries: every statement through Django's cursor except transaction control,
+    plus PostgreSQL's connection health check (``SELECT 1``, sent by ``is_usable()`` on the raw
+    connection after ``close_old_connections()`` when ``CONN_HEALTH_CHECKS`` is on). Transaction
+    control is counted apart, in ``control`` (BEGIN, COMMIT, ROLLBACK, SAVEPOINT, RELEASE), because
+    the two backends send it differently:
+
+    * SQLite: Django sends ``BEGIN IMMEDIATE`` through the cursor (seen by the execute wrapper);
+      COMMIT and ROLLBACK are the driver's ``commit()``/``rollback()``, counted when the
+      connection is in a transaction;
+    * PostgreSQL: psycopg sends ``BEGIN`` itself before the first statement of a transaction, and
+      ``COMMIT``/``ROLLBACK`` on ``commit()``/``rollback()``; none passes through Django's cursor,
+      so each ``commit()``/``rollback()`` of a connection that is in a transaction counts one
+      BEGIN and one COMMIT (or ROLLBACK). A ``commit()`` with nothing sent sends nothing.
+
+    SAVEPOINT and RELEASE go through the cursor on both. ``transactions`` is the number of BEGINs
+    (transactions begun). ``connections`` counts connections opened meanwhile (their setup is not
+    counted as queries).
+    """
+
+    CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
+    _TABLE = re.compile(r'\b(?:FROM|INTO|UPDATE)\s+"([^"]+)"', re.IGNORECASE)
 
     def __init__(self, connection):
         self.connection = connection
         self.count = 0
-        self.transactions = 0
         self.kinds: dict[str, int] = {}
+        self.control: dict[str, int] = {}
+        self.connections = 0
+
+    @property
+    def transactions(self) -> int:
+        return self.control.get("BEGIN", 0)
+
+    def _add(self, kind: str, table: str = "") -> None:
+        if kind in self.CONTROL:
+            self.control[kind] = self.control.get(kind, 0) + 1
+            return
+        self.count += 1
+        key = f"{kind} {table}".strip()
+        self.kinds[key] = self.kinds.get(key, 0) + 1
 
     def __call__(self, execute, sql, params, many, context):
         words = sql.split()
-        if words[0].upper() in ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE"):
-            self.transactions += 1  # transaction control (SQLite's BEGIN IMMEDIATE), apart
-        else:
-            self.count += 1
-        table = next((w for w in words if w.startswith('"') and w != '"id"'), "?")
-        kind = f"{words[0]} {table}"
-        self.kinds[kind] = self.kinds.get(kind, 0) + 1
+        first = words[0].upper()  # ROLLBACK TO SAVEPOINT counts as a ROLLBACK
+        if first == "SELECT" and " FOR UPDATE" in sql.upper():
+            first = "SELECT FOR UPDATE"
+        match = self._TABLE.search(sql)
+        table = match.group(1) if match else " ".join(words[1:2])
+        self._add(first, table)
         return execute(sql, params, many, context)
 
+    def _in_transaction(self) -> bool:
+        raw = self.connection.connection
+        if raw is None:
+            return False
+        pgconn = getattr(raw, "pgconn", None)
+        if pgconn is not None:  # psycopg 3
+            from psycopg.pq import TransactionStatus
+
+            return pgconn.transaction_status != TransactionStatus.IDLE
+        return bool(getattr(raw, "in_transaction", False))  # sqlite3
+
+    def _wrap_end(self, name: str, word: str):
+        original = getattr(self.connection, name)
+
+        def wrapped(*args, **kwargs):
+            if self._in_transaction():
+                if self.connection.vendor == "postgresql":
+                    self._add("BEGIN")  # sent by psycopg, unseen by the execute wrapper
+                self._add(word)
+            return original(*args, **kwargs)
+
+        return wrapped
+
+    def _is_usable(self):
+        original = self._original_is_usable
+
+        def wrapped(*args, **kwargs):
+            if self.connection.vendor == "postgresql" and self.connection.connection is not None:
+                self._add("SELECT", "1 (connection health check)")
+            return original(*args, **kwargs)
+
+        return wrapped
+
+    def _opened(self, sender, connection, **kwargs):
+        if connection.alias == self.connection.alias and threading.get_ident() == self._thread:
+            self.connections += 1  # this thread's (the sandbox serves from its own threads)
+
     def __enter__(self):
+        from django.db.backends.signals import connection_created
+
+        self._thread = threading.get_ident()
         self._cm = self.connection.execute_wrapper(self)
         self._cm.__enter__()
+        self._original_is_usable = self.connection.is_usable
+        self.connection._commit = self._wrap_end("_commit", "COMMIT")
+        self.connection._rollback = self._wrap_end("_rollback", "ROLLBACK")
+        self.connection.is_usable = self._is_usable()
+        connection_created.connect(self._opened)
         return self
 
     def __exit__(self, *exc):
+        from django.db.backends.signals import connection_created
+
+        connection_created.disconnect(self._opened)
+        for name in ("_commit", "_rollback", "is_usable"):
+            try:
+                delattr(self.connection, name)
+            except AttributeError:
+                pass
         self._cm.__exit__(*exc)
 
-    def show(self) -> None:
-        for kind, count in sorted(self.kinds.items(), key=lambda kv: -kv[1]):
-            print(f"    {count:7d}  {kind}")
+    def show(self, per: int = 1) -> None:
+        """The queries by kind (and transaction control), divided by ``per``."""
+        fmt = "{:10.2f}" if per != 1 else "{:10.0f}"
+        for kind, count in sorted(self.kinds.items(), key=lambda kv: (-kv[1], kv[0])):
+            print(f"    {fmt.format(count / per)}  {kind}")
+        print(f"    {fmt.format(self.count / per)}  = queries")
+        for word in self.CONTROL:
+            if self.control.get(word):
+                print(f"    {fmt.format(self.control[word] / per)}  {word} (transaction control)")
+        if self.connections:
+            print(f"    {self.connections:10d}  connections opened (in all)")

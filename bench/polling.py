@@ -40,14 +40,15 @@ from common import (
 BATCH_SIZE = "25"
 
 
-def run_tick_in_process(show: bool = False):
-    """One tick and its tasks through the ORM broker, in this process. Returns (seconds, queries,
-    tasks)."""
+def run_tick_in_process():
+    """One tick and its tasks through the ORM broker, in this process. Returns (seconds, tasks,
+    the QueryCounter)."""
     from django.db import connection
     from django.utils import timezone
     from django_q.brokers import get_broker
     from django_q.monitor import save_task
     from django_q.signing import SignedPackage
+    from django_q.utils import close_old_django_connections
 
     from exports import tasks
 
@@ -64,15 +65,15 @@ def run_tick_in_process(show: bool = False):
                 task = SignedPackage.loads(payload)
                 module, _, name = task["func"].rpartition(".")
                 func = getattr(importlib.import_module(module), name)
+                if not task.get("sync", False):
+                    close_old_django_connections()  # as the worker does before each task
                 result = func(*task["args"], **task["kwargs"])
                 task.update(result=result, success=True, stopped=timezone.now(), ack_id=ack_id)
                 save_task(task, broker)
                 broker.acknowledge(task.pop("ack_id"))
                 done += 1
         seconds = time.perf_counter() - started
-    if show:
-        captured.show()
-    return seconds, captured.count, done, captured.transactions
+    return seconds, done, captured
 
 
 def baseline(sandbox_url: str, pairs) -> float:
@@ -145,25 +146,32 @@ def main() -> None:
             assert Company.objects.filter(active=True).count() == n
             cold = run_tick_in_process()  # first tick: budget rows are created
             state.clear_requests()
-            seconds, queries, batches, transactions = run_tick_in_process()
+            seconds, batches, counted = run_tick_in_process()
+            queries = counted.count
             pleo_calls = len(state.requests())
             base = baseline(sandbox.url, pairs)
             real_seconds, worker_mb, cluster_mb = run_real_worker(env, state, n)
             rows.append((n, seconds, queries, batches, pleo_calls, base, cold))
+            control = counted.control
             print(
                 f"\nN = {n:,} companies ({batches} tasks of up to {BATCH_SIZE})\n"
                 f"  tick, in-process queue : {seconds:7.2f} s  "
                 f"({seconds / n * 1000:.2f} ms a company)\n"
                 f"  Pleo calls per company : {pleo_calls / n:.2f}\n"
                 f"  DB queries per company : {queries / n:.2f} "
-                f"(enqueue, claim and ack included; first tick {cold[1] / n:.2f}; "
-                f"plus {transactions / n:.2f} BEGIN)\n"
+                f"(enqueue, claim and ack included; first tick {cold[2].count / n:.2f}; "
+                f"plus {control.get('BEGIN', 0) / n:.2f} BEGIN, "
+                f"{control.get('COMMIT', 0) / n:.2f} COMMIT, "
+                f"{(control.get('SAVEPOINT', 0) + control.get('RELEASE', 0)) / n:.2f} "
+                f"SAVEPOINT/RELEASE, {control.get('ROLLBACK', 0) / n:.2f} ROLLBACK)\n"
                 f"  baseline (bare client) : {base:7.2f} s  → ratio {seconds / base:.2f}x\n"
                 f"  tick, real qcluster    : {real_seconds:7.2f} s  → ratio "
                 f"{real_seconds / base:.2f}x\n"
                 f"  qcluster peak memory   : {worker_mb:.0f} MB the largest process, "
-                f"{cluster_mb:.0f} MB the cluster"
+                f"{cluster_mb:.0f} MB the cluster\n"
+                f"  DB statements per company, by kind (warm tick, in-process):"
             )
+            counted.show(per=n)
         if len(rows) == 2:
             (n1, _, q1, *_), (n2, _, q2, *_) = rows
             print(
