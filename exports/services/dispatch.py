@@ -138,6 +138,11 @@ def enqueue_company_check(
                 now,  # the marker: the worker records it as the queue's progress
                 task_name=f"check company {company_id} ({trigger})",
                 group="company-checks",
+                # Successes are not kept: the company's last check and the audit table show every
+                # outcome, and django-q2 prunes its success table (up to save_limit rows, under a
+                # write lock) after each saved task: a write beside every webhook's. Failures are
+                # still saved.
+                save=False,
                 broker=_broker(),
             )
         except Exception as exc:  # the broker's own errors are not a typed family

@@ -258,7 +258,8 @@ def run_export_check(
     outcomes: list[FlowResult] = []
     released = False
     try:
-        company.refresh_from_db()
+        # One read of the company and its credential (the lease may have waited on a change).
+        company.refresh_from_db(from_queryset=Company.objects.select_related("credential"))
         while True:
             result = _run_once(
                 company=company, lease=lease, trigger=trigger, recover=recover, run_id=run_id
@@ -521,15 +522,19 @@ def _resume(run: _Run, local: ExportJob) -> _Decision:
 def _start_oldest_pending(run: _Run, pending: list[pleo.ExportJob]) -> _Decision:
     expired_seen = False
     for listed in pending:
-        local, _ = run.mirror(listed)
-        if local.expired_detected_at is not None and is_expired(listed, now=clock.now()):
-            expired_seen = True  # recorded on an earlier run; not again
-            continue
+        # Only read here: the job is mirrored with what the confirming GET returns (for a job
+        # we start, in the transaction that also commits the claim).
+        known = ExportJob.objects.filter(pleo_job_id=listed.id).only("expired_detected_at").first()
+        if known is not None and known.expired_detected_at is not None:
+            if is_expired(listed, now=clock.now()):
+                expired_seen = True  # recorded on an earlier run; not again
+                continue
         run.lease.renew_if_due()
         path = f"/v3/export-jobs/{listed.id}"
         try:
             remote = run.client.get_export_job(listed.id)
         except pleo.PleoNotFound:
+            local, _ = run.mirror(listed)
             run.audit(
                 "not_found",
                 "Job was listed but Pleo no longer finds it; skipped.",
