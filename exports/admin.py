@@ -35,6 +35,10 @@ from exports.models import (
 )
 from exports.services.dispatch import EnqueueFailed, enqueue_company_check
 
+# The audit table and the journal are wide: their pages get the whole width (the index and the
+# breadcrumbs still lead everywhere the sidebar did).
+admin.site.enable_nav_sidebar = False
+
 
 def _enqueue_checks(modeladmin, request, companies, *, recover: bool) -> None:
     """Only enqueue: no Pleo call happens in the admin request."""

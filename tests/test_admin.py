@@ -213,3 +213,10 @@ def test_company_page_shows_its_deliveries_newest_first(admin_client):
         reverse("admin:exports_company_change", args=[company.pk])
     ).content.decode()
     assert page.index("msg_newer") < page.index("msg_older")
+
+
+def test_the_audit_table_gets_the_whole_width(admin_client):
+    """No navigation sidebar beside the wide tables (the audit trail, the journal)."""
+    response = admin_client.get("/admin/exports/auditentry/")
+    assert response.status_code == 200
+    assert 'id="nav-sidebar"' not in response.content.decode()

@@ -129,6 +129,9 @@ def test_oldest_pending_is_confirmed_and_started(company, fake):
     assert job.claim == ExportJob.Claim.OURS
     assert job.claim_run_id == result.run_id
     assert job.status == "completed"
+    # Pleo's list said neither; ours: when Pleo accepted 'started', then our final event.
+    assert older["startedAt"] is None and older["completedAt"] is None
+    assert job.claimed_at <= job.started_at <= job.completed_at
     assert steps(company) == ["selected", "started", "validated", "items_read", "completed"] * 2
     assert set(AuditEntry.objects.values_list("trigger", flat=True)) == {"webhook"}
     assert set(AuditEntry.objects.values_list("run_id", flat=True)) == {result.run_id}

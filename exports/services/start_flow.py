@@ -641,7 +641,10 @@ def _mark_started(
     with run.lease.guard():
         local.claim = ExportJob.Claim.OURS
         local.status = ExportJob.Status.IN_PROGRESS
-        local.save(update_fields=["claim", "status", "updated_at"])
+        # Until the job is read from Pleo again, the time Pleo accepted our event (as
+        # ``completed_at`` is set when our final event is accepted): not re-read for one field.
+        local.started_at = local.started_at or clock.now()
+        local.save(update_fields=["claim", "status", "started_at", "updated_at"])
         run.audit_guarded(
             "started", note or "Pleo accepted 'started': the job is ours.", job=local, http=http
         )
