@@ -134,8 +134,13 @@ def pleo_webhook(request: HttpRequest, endpoint_uuid):
     received = webhook_delivery_receive(target=target, webhook_id=msg_id, timestamp=timestamp)
     delivery = received.delivery
     if received.enqueue_failed:
+        detail = (
+            "stored; the check could not be queued"
+            if received.stored
+            else "not stored: the check could not be queued; send it again"
+        )
         return JsonResponse(
-            {"status": "enqueue_failed", "detail": "stored; the check could not be queued"},
+            {"status": "enqueue_failed", "detail": detail},
             status=503,
             headers={"Retry-After": "60"},
         )

@@ -1,13 +1,17 @@
-"""The broker client used to queue checks: one per process, not one per task.
+"""Queueing checks: one broker client per process (not one per task), and when the task is
+written: inside the trigger's transaction with the ORM broker, at commit with any other.
 
 django-q2's ``async_task`` makes a new broker per call unless one is passed; with Redis that
 was a new connection per webhook (benchmark 1: most of the web answer's time).
 """
 
 import pytest
+from django.db import transaction
 from django_q.brokers import Broker
 
+from exports.models import Trigger
 from exports.services import dispatch
+from tests.factories import make_company
 
 # The ORM broker checks the connection when it is made.
 pytestmark = pytest.mark.django_db
@@ -37,3 +41,40 @@ def test_other_broker_settings_get_another_client(monkeypatch):
     other = dispatch._broker()
     assert other is not orm
     assert other.list_key != orm.list_key
+
+
+def test_with_the_orm_broker_a_check_is_queued_inside_the_callers_transaction(
+    monkeypatch, django_capture_on_commit_callbacks
+):
+    """The task row commits (or rolls back) with the trigger's rows: an outbox."""
+    sent = []
+    monkeypatch.setattr(dispatch, "async_task", lambda *a, **k: sent.append(a))
+    monkeypatch.setattr(dispatch, "task_commits_with_transaction", lambda: True)
+    company = make_company(name="Outbox")
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        with transaction.atomic():
+            assert dispatch.enqueue_company_check(company_id=company.pk, trigger=Trigger.MANUAL)
+            assert len(sent) == 1  # already written, in this transaction
+    assert callbacks == []
+
+
+def test_with_another_broker_a_check_is_sent_when_the_transaction_commits(
+    monkeypatch, django_capture_on_commit_callbacks
+):
+    sent = []
+    monkeypatch.setattr(dispatch, "async_task", lambda *a, **k: sent.append(a))
+    monkeypatch.setattr(dispatch, "task_commits_with_transaction", lambda: False)
+    company = make_company(name="After commit")
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        with transaction.atomic():
+            assert dispatch.enqueue_company_check(company_id=company.pk, trigger=Trigger.MANUAL)
+            assert sent == []
+    assert len(callbacks) == 1 and len(sent) == 1
+
+
+def test_the_orm_broker_on_the_default_database_is_the_outbox_case(monkeypatch):
+    monkeypatch.setattr(dispatch.Conf, "ORM", "default")
+    monkeypatch.setattr(dispatch.Conf, "BROKER_CLASS", None)
+    assert dispatch.task_commits_with_transaction()
+    monkeypatch.setattr(dispatch.Conf, "ORM", None)
+    assert not dispatch.task_commits_with_transaction()

@@ -18,6 +18,7 @@ from django.test.utils import CaptureQueriesContext
 
 from exports import clock, webhooks
 from exports.models import Company, Trigger, WebhookDelivery
+from exports.services import dispatch as webhook_dispatch
 from exports.services import webhooks as webhook_services
 from exports.services.companies import webhook_endpoint_add_secret
 from exports.services.dispatch import TASK, queued_marker_ttl
@@ -546,15 +547,27 @@ def test_coalesced_delivery_costs_one_read_and_one_insert(hook, tasks):
     assert only_delivery().state == State.ENQUEUED
 
 
-def test_new_delivery_costs_read_insert_marker_and_task(
-    hook, tasks, django_capture_on_commit_callbacks
+def test_new_delivery_costs_read_insert_marker_and_task(hook, tasks, monkeypatch):
+    """With the ORM broker the task row is written in the delivery's transaction (one write
+    transaction: the delivery, the marker, the task)."""
+    monkeypatch.setattr(webhook_dispatch, "task_commits_with_transaction", lambda: True)
+    with CaptureQueriesContext(connection) as captured:
+        assert hook.post().status_code == 200
+    # (The fake broker's "insert" is its own SELECT of the deliveries it can see.)
+    assert _statements(captured) == ["SELECT", "INSERT", "UPDATE", "SELECT"]
+    assert tasks.seen_rows == [[(only_delivery().webhook_id, State.ENQUEUED)]]
+    assert len(tasks) == 1
+
+
+def test_with_another_broker_the_task_is_sent_when_the_delivery_commits(
+    hook, tasks, monkeypatch, django_capture_on_commit_callbacks
 ):
+    monkeypatch.setattr(webhook_dispatch, "task_commits_with_transaction", lambda: False)
     with CaptureQueriesContext(connection) as captured:
         with django_capture_on_commit_callbacks(execute=False) as callbacks:
             assert hook.post().status_code == 200
-    # The task itself is sent when the transaction commits (one callback).
     assert _statements(captured) == ["SELECT", "INSERT", "UPDATE"]
-    assert len(callbacks) == 1
+    assert len(callbacks) == 1 and tasks == []
 
 
 def test_delivery_for_an_unknown_company_reads_the_endpoint_alone(hook, tasks):
@@ -634,13 +647,19 @@ def test_stale_received_duplicate_is_enqueued_again(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_row_is_committed_before_enqueue_and_survives_an_enqueue_failure(tasks):
+def test_row_is_committed_before_enqueue_and_survives_an_enqueue_failure(tasks, monkeypatch):
+    """A broker outside the database (Redis): the row is committed first, then the task sent."""
+    monkeypatch.setattr(webhook_dispatch, "task_commits_with_transaction", lambda: False)
+    monkeypatch.setattr(webhook_services, "task_commits_with_transaction", lambda: False)
     hook = Hook()
     tasks.fail = True
     body = job_event(hook.company)
     response = hook.post(body, msg_id="msg_fail")
     assert response.status_code == 503
-    assert response.json()["status"] == "enqueue_failed"
+    assert response.json() == {
+        "status": "enqueue_failed",
+        "detail": "stored; the check could not be queued",
+    }
     assert response["Retry-After"] == "60"
     # When async_task ran, the delivery was already stored.
     assert tasks.seen_rows == [[("msg_fail", State.ENQUEUED)]]
@@ -669,7 +688,34 @@ def test_row_is_committed_before_enqueue_and_survives_an_enqueue_failure(tasks):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_valid_delivery_is_enqueued_after_commit_over_the_real_transaction(tasks):
+def test_with_the_orm_broker_a_refused_task_rolls_the_delivery_back(tasks, monkeypatch):
+    """The ORM broker writes the task in the delivery's transaction: a failure there stores
+    nothing (no delivery claiming a check that is not queued), and Pleo's retry is new."""
+    monkeypatch.setattr(webhook_dispatch, "task_commits_with_transaction", lambda: True)
+    monkeypatch.setattr(webhook_services, "task_commits_with_transaction", lambda: True)
+    hook = Hook()
+    tasks.fail = True
+    body = job_event(hook.company)
+    response = hook.post(body, msg_id="msg_fail")
+    assert response.status_code == 503
+    assert response.json()["detail"] == "not stored: the check could not be queued; send it again"
+    assert response["Retry-After"] == "60"
+    assert tasks.seen_rows == [[("msg_fail", State.ENQUEUED)]]  # inside the transaction
+    assert WebhookDelivery.objects.count() == 0
+    hook.company.refresh_from_db()
+    assert hook.company.check_queued_at is None
+
+    tasks.fail = False
+    clock.advance(60)
+    retry = hook.post(body, msg_id="msg_fail")
+    assert retry.status_code == 200
+    assert retry.json() == {"status": "enqueued"}
+    assert len(tasks) == 1
+    assert only_delivery().state == State.ENQUEUED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_valid_delivery_is_enqueued_with_its_row_visible_over_the_real_transaction(tasks):
     hook = Hook()
     response = hook.post(msg_id="msg_live")
     assert response.status_code == 200

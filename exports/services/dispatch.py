@@ -29,13 +29,14 @@ so the queue's own enqueue, claim and acknowledgement are paid once per batch, n
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DEFAULT_DB_ALIAS, connection, transaction
 from django.db.models import Max, Q
 from django_q.brokers import Broker, get_broker
 from django_q.conf import Conf
@@ -95,6 +96,45 @@ def _broker() -> Broker:
     return broker
 
 
+def task_commits_with_transaction() -> bool:
+    """The broker keeps its tasks in our own database (django-q2's ORM broker on ``default``):
+    a task queued inside a transaction is committed, or rolled back, with it."""
+    return Conf.ORM == DEFAULT_DB_ALIAS and not Conf.BROKER_CLASS
+
+
+def _send_with_the_transaction(send) -> None:
+    """Queue the task so that the worker never sees it before the trigger's own rows.
+
+    With the ORM broker, inside a transaction: the task row is written in it (an outbox: the
+    trigger's rows and the task commit together or not at all, and one write transaction
+    instead of two). With any other broker: when the transaction commits (a crash in between
+    leaves a marker with no task, which :func:`marker_stale_before` lets go of). Outside a
+    transaction: at once. A broker failure raises :class:`EnqueueFailed` in the transaction
+    (which then rolls back) or at commit.
+    """
+    if task_commits_with_transaction() and transaction.get_connection().in_atomic_block:
+        send()
+    else:
+        transaction.on_commit(send, robust=False)
+
+
+@functools.cache
+def _mark_sql() -> str:
+    """The marker's compare-and-set: set it unless a check is queued (a marker newer than
+    ``stale``). One prepared UPDATE: it runs inside the webhook's write transaction, where the
+    ORM's query building held SQLite's writer lock longer than the statement (benchmark 2)."""
+    meta = Company._meta
+    table = connection.ops.quote_name(meta.db_table)
+    queued, pk, active = (
+        connection.ops.quote_name(meta.get_field(name).column)
+        for name in ("check_queued_at", "id", "active")
+    )
+    return (
+        f"UPDATE {table} SET {queued} = %s WHERE {pk} = %s AND {active} "  # noqa: S608 (names only)
+        f"AND ({queued} IS NULL OR {queued} < %s)"
+    )
+
+
 class EnqueueFailed(Exception):
     """The broker refused the task (unreachable, misconfigured)."""
 
@@ -109,8 +149,8 @@ def enqueue_company_check(
 ) -> bool:
     """Queue one check of the company unless one is already queued. True when queued now.
 
-    Inside a transaction the task is sent on commit (the trigger's own row must be visible to
-    the worker first); a broker failure then surfaces as :class:`EnqueueFailed` at commit.
+    The task goes with the caller's transaction (:func:`_send_with_the_transaction`); a broker
+    failure surfaces as :class:`EnqueueFailed` there or at commit.
     ``marker_stale_after`` (the recovery sweep, for a crashed run's company) overrides how old a
     queued marker must be before it no longer blocks. ``progress``: the queue's progress as the
     caller read it (the webhook's one read); otherwise it is read here.
@@ -120,11 +160,16 @@ def enqueue_company_check(
         stale = now - marker_stale_after
     else:
         stale = marker_stale_before(now, queue_progress() if progress is NOT_READ else progress)
-    marked = (
-        Company.objects.filter(pk=company_id, active=True)
-        .filter(Q(check_queued_at__isnull=True) | Q(check_queued_at__lt=stale))
-        .update(check_queued_at=now)
-    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _mark_sql(),
+            [
+                connection.ops.adapt_datetimefield_value(now),
+                company_id,
+                connection.ops.adapt_datetimefield_value(stale),
+            ],
+        )
+        marked = cursor.rowcount
     if not marked:
         return False
 
@@ -150,8 +195,7 @@ def enqueue_company_check(
             logger.error("Could not enqueue a check of company %s: %s", company_id, exc)
             raise EnqueueFailed(str(exc)) from exc
 
-    # Outside a transaction this runs at once; inside one, when it commits.
-    transaction.on_commit(send, robust=False)
+    _send_with_the_transaction(send)
     return True
 
 
@@ -199,7 +243,7 @@ def enqueue_company_checks(
             )
             chunk = [pk for pk in chunk if pk in ours]
         for batch in _chunks(chunk, batch_size):
-            transaction.on_commit(_sender(batch, trigger, recover, now), robust=False)
+            _send_with_the_transaction(_sender(batch, trigger, recover, now))
         queued += len(chunk)
     return queued
 

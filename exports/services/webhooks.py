@@ -23,6 +23,7 @@ from exports.services.dispatch import (
     EnqueueFailed,
     enqueue_company_check,
     marker_stale_before,
+    task_commits_with_transaction,
 )
 
 logger = logging.getLogger(__name__)
@@ -52,10 +53,13 @@ class DeliveryReceived:
     delivery: WebhookDelivery
     duplicate: bool
     enqueued: bool
+    # False: the broker failed inside the delivery's transaction, which rolled back (the ORM
+    # broker: the task would have committed with the row); Pleo's retry brings it again.
+    stored: bool = True
 
     @property
     def enqueue_failed(self) -> bool:
-        return self.delivery.state == State.ENQUEUE_FAILED
+        return not self.stored or self.delivery.state == State.ENQUEUE_FAILED
 
 
 # --- Secrets -----------------------------------------------------------------------------------
@@ -279,13 +283,15 @@ def webhook_delivery_receive(
 ) -> DeliveryReceived:
     """Store a verified delivery (once per webhook id), then enqueue a check of its company.
 
-    The row and the company's queued marker are written in ONE transaction and the task is sent
-    when it commits (so the worker finds the row). When the company's check is already queued
-    (the marker read with the target is fresh), or the delivery is ignored, the row is the only
-    write. A duplicate webhook id (the unique constraint
-    says so) enqueues nothing, unless its first enqueue failed (or never finished), in which
-    case it is enqueued again. A delivery that cannot be routed is stored as ``ignored`` with
-    the reason. When the broker refuses, the delivery stays, marked ``enqueue_failed``.
+    The row, the company's queued marker and (with the ORM broker) the task are written in ONE
+    transaction; another broker gets the task when it commits (so the worker finds the row).
+    When the company's check is already queued (the marker read with the target is fresh), or
+    the delivery is ignored, the row is the only write. A duplicate webhook id (the unique
+    constraint says so) enqueues nothing, unless its first enqueue failed (or never finished),
+    in which case it is enqueued again. A delivery that cannot be routed is stored as
+    ``ignored`` with the reason. When the broker refuses, the delivery stays, marked
+    ``enqueue_failed`` (with the ORM broker, the whole transaction rolls back instead: nothing
+    is stored, and the view's 503 makes Pleo send it again).
     """
     route, endpoint = target.route, target.endpoint
     delivery = WebhookDelivery(
@@ -320,6 +326,12 @@ def webhook_delivery_receive(
             raise
         return _receive_duplicate(existing)
     except EnqueueFailed as exc:
+        if task_commits_with_transaction():
+            # Raised inside the transaction: the row rolled back with the task.
+            logger.error("Webhook %s not stored: its check was not queued: %s", webhook_id, exc)
+            return DeliveryReceived(
+                delivery=delivery, duplicate=False, enqueued=False, stored=False
+            )
         # Raised by the on-commit send: the row is committed; record why nothing was queued.
         _mark_enqueue_failed(delivery, exc)
         return DeliveryReceived(delivery=delivery, duplicate=False, enqueued=False)
