@@ -3,7 +3,7 @@
 Order: method (405), the three Standard Webhooks headers (400), body size (413: Content-Length
 first, then the bytes actually read), endpoint lookup together with the company the body names
 (404), signature against the endpoint's active secrets (401), then
-:func:`exports.services.webhooks.webhook_delivery_receive` stores and enqueues on commit, and the
+:func:`exports.services.webhooks.webhook_delivery_receive` stores and enqueues, and the
 answer is 2xx at once (503 when the broker refused, so Pleo retries). The export flow never runs
 here.
 

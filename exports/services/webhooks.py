@@ -1,7 +1,8 @@
 """Received webhook deliveries: store, route, deduplicate, enqueue (and reprocess).
 
 The view (``exports.webhooks``) verifies the signature and calls :func:`webhook_delivery_receive`
-with the raw bytes. The delivery row is committed before anything is enqueued; the export flow
+with the raw bytes. The worker never sees a task before its delivery row (the ORM broker's task
+commits with the row; another broker's is sent when the row has committed); the export flow
 itself never runs in the request. A webhook is only a hint: the queued check re-reads Pleo.
 """
 
@@ -379,7 +380,7 @@ def _receive_duplicate(existing: WebhookDelivery) -> DeliveryReceived:
 
 
 def _enqueue(delivery: WebhookDelivery, *, trigger: str = Trigger.WEBHOOK) -> bool:
-    """Mark a stored delivery enqueued and send the check on commit; on a broker failure mark it
+    """Mark a stored delivery enqueued and queue the check with it; on a broker failure mark it
     ``enqueue_failed`` (committed separately, so it survives) and return False."""
     try:
         with transaction.atomic():
