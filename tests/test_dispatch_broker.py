@@ -43,33 +43,29 @@ def test_other_broker_settings_get_another_client(monkeypatch):
     assert other.list_key != orm.list_key
 
 
-def test_with_the_orm_broker_a_check_is_queued_inside_the_callers_transaction(
-    monkeypatch, django_capture_on_commit_callbacks
+@pytest.mark.parametrize(
+    ("in_database", "sent_inside", "callbacks_after"),
+    [
+        # The ORM broker: the task row commits (or rolls back) with the trigger's rows (an outbox).
+        (True, 1, 0),
+        # Any other broker: sent once the transaction has committed.
+        (False, 0, 1),
+    ],
+    ids=["orm-broker-inside-the-transaction", "other-broker-at-commit"],
+)
+def test_when_a_check_is_sent_relative_to_the_callers_transaction(
+    monkeypatch, django_capture_on_commit_callbacks, in_database, sent_inside, callbacks_after
 ):
-    """The task row commits (or rolls back) with the trigger's rows: an outbox."""
     sent = []
     monkeypatch.setattr(dispatch, "async_task", lambda *a, **k: sent.append(a))
-    monkeypatch.setattr(dispatch, "task_commits_with_transaction", lambda: True)
+    monkeypatch.setattr(dispatch, "task_commits_with_transaction", lambda: in_database)
     company = make_company(name="Outbox")
-    with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        with transaction.atomic():
-            assert dispatch.enqueue_company_check(company_id=company.pk, trigger=Trigger.MANUAL)
-            assert len(sent) == 1  # already written, in this transaction
-    assert callbacks == []
-
-
-def test_with_another_broker_a_check_is_sent_when_the_transaction_commits(
-    monkeypatch, django_capture_on_commit_callbacks
-):
-    sent = []
-    monkeypatch.setattr(dispatch, "async_task", lambda *a, **k: sent.append(a))
-    monkeypatch.setattr(dispatch, "task_commits_with_transaction", lambda: False)
-    company = make_company(name="After commit")
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         with transaction.atomic():
             assert dispatch.enqueue_company_check(company_id=company.pk, trigger=Trigger.MANUAL)
-            assert sent == []
-    assert len(callbacks) == 1 and len(sent) == 1
+            assert len(sent) == sent_inside
+    assert len(callbacks) == callbacks_after
+    assert len(sent) == 1
 
 
 def test_the_orm_broker_on_the_default_database_is_the_outbox_case(monkeypatch):
