@@ -27,3 +27,16 @@ def make_company(*, name="Acme", pleo_company_id=None, credential=None, **extra)
         credential=credential,
         **extra,
     )
+
+
+def make_sandbox_company(sandbox, *, name="Acme", currency="DKK") -> tuple:
+    """A company in the Pleo sandbox with its own API key, and the same company here, its
+    credential pointing at the sandbox. Returns ``(remote, company)``."""
+    remote = sandbox.state.add_company(name, currency=currency)
+    key = sandbox.state.add_api_key(remote.id)
+    credential = make_credential(
+        name=f"{name} credential", api_key=key.key, api_base_url=sandbox.url
+    )
+    return remote, make_company(
+        name=name, pleo_company_id=uuid.UUID(remote.id), credential=credential
+    )

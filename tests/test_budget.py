@@ -21,8 +21,8 @@ from exports.pleo.client import BudgetExhausted
 from exports.services import budget
 from exports.services.start_flow import Outcome, run_export_check
 from exports.services.sweep import sweep_stale_leases
-from tests import processes, secrets_registry
-from tests.factories import make_company, make_credential
+from tests import processes
+from tests.factories import make_credential, make_sandbox_company
 
 pytestmark = pytest.mark.django_db
 
@@ -231,15 +231,8 @@ def sandbox_company(pleo_sandbox, settings):
     settings.PLEO_BACKOFF_BASE = 0
     settings.PLEO_BACKOFF_MAX = 0
     settings.PLEO_RATE_LIMIT_BACKEND = "database"  # the stores are tested above; this is the flow
-    state = pleo_sandbox.state
-    remote = state.add_company("Budget Acme", currency="DKK")
-    key = state.add_api_key(remote.id)
-    secrets_registry.register(key.key)
-    credential = make_credential(api_key=key.key, api_base_url=pleo_sandbox.url)
-    company = make_company(
-        name="Budget Acme", pleo_company_id=uuid.UUID(remote.id), credential=credential
-    )
-    return state, remote, company
+    remote, company = make_sandbox_company(pleo_sandbox, name="Budget Acme")
+    return pleo_sandbox.state, remote, company
 
 
 def _spend_everything(company: Company, settings, limit=4) -> None:

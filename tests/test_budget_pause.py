@@ -8,7 +8,6 @@ with nothing booked, reported or sent twice. Against the Pleo sandbox over real 
 from __future__ import annotations
 
 import re
-import uuid
 from collections import Counter
 from datetime import UTC, timedelta
 
@@ -20,8 +19,7 @@ from exports.pleo.client import BudgetExhausted
 from exports.services import budget
 from exports.services.start_flow import Outcome, run_export_check
 from exports.services.sweep import sweep_stale_leases
-from tests import secrets_registry
-from tests.factories import make_company, make_credential
+from tests.factories import make_sandbox_company
 
 pytestmark = pytest.mark.django_db
 
@@ -43,15 +41,8 @@ def sandbox_company(pleo_sandbox, settings):
     settings.PLEO_ITEMS_BATCH_SIZE = 100
     settings.PLEO_RATE_LIMIT_PER_MINUTE = 500
     settings.PLEO_RATE_LIMIT_BACKEND = "database"
-    state = pleo_sandbox.state
-    remote = state.add_company("Pause Acme", currency="DKK")
-    key = state.add_api_key(remote.id)
-    secrets_registry.register(key.key)
-    credential = make_credential(api_key=key.key, api_base_url=pleo_sandbox.url)
-    company = make_company(
-        name="Pause Acme", pleo_company_id=uuid.UUID(remote.id), credential=credential
-    )
-    return state, remote, company
+    remote, company = make_sandbox_company(pleo_sandbox, name="Pause Acme")
+    return pleo_sandbox.state, remote, company
 
 
 def refuse(monkeypatch, method: str, path: str, occurrence: int, retry_at) -> list[str]:

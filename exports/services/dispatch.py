@@ -173,28 +173,15 @@ def enqueue_company_check(
     if not marked:
         return False
 
-    def send():
-        try:
-            async_task(
-                TASK,
-                company_id,
-                trigger,
-                recover,
-                now,  # the marker: the worker records it as the queue's progress
-                task_name=f"check company {company_id} ({trigger})",
-                group="company-checks",
-                # Successes are not kept: the company's last check and the audit table show every
-                # outcome, and django-q2 prunes its success table (up to save_limit rows, under a
-                # write lock) after each saved task: a write beside every webhook's. Failures are
-                # still saved.
-                save=False,
-                broker=_broker(),
-            )
-        except Exception as exc:  # the broker's own errors are not a typed family
-            Company.objects.filter(pk=company_id, check_queued_at=now).update(check_queued_at=None)
-            logger.error("Could not enqueue a check of company %s: %s", company_id, exc)
-            raise EnqueueFailed(str(exc)) from exc
-
+    send = _sender(
+        TASK,
+        company_id,
+        trigger,
+        recover,
+        now,
+        task_name=f"check company {company_id} ({trigger})",
+        unmark=Company.objects.filter(pk=company_id, check_queued_at=now),
+    )
     _send_with_the_transaction(send)
     return True
 
@@ -243,30 +230,45 @@ def enqueue_company_checks(
             )
             chunk = [pk for pk in chunk if pk in ours]
         for batch in _chunks(chunk, batch_size):
-            _send_with_the_transaction(_sender(batch, trigger, recover, now))
+            _send_with_the_transaction(
+                _sender(
+                    BATCH_TASK,
+                    batch,
+                    trigger,
+                    recover,
+                    now,
+                    task_name=f"check {len(batch)} companies ({trigger})",
+                    unmark=Company.objects.filter(pk__in=batch, check_queued_at=now),
+                )
+            )
         queued += len(chunk)
     return queued
 
 
-def _sender(batch: list[int], trigger: str, recover: bool, marked_at):
+def _sender(func: str, target, trigger: str, recover: bool, marked_at, *, task_name, unmark):
+    """The send of one task (``target``: a company id, or a batch of them) for
+    :func:`_send_with_the_transaction`. A broker failure takes back the markers this call set
+    (``unmark``: the companies still marked ``marked_at``) and raises :class:`EnqueueFailed`."""
+
     def send():
         try:
             async_task(
-                BATCH_TASK,
-                batch,
+                func,
+                target,
                 trigger,
                 recover,
-                marked_at,  # the markers: the worker records them as the queue's progress
-                task_name=f"check {len(batch)} companies ({trigger})",
+                marked_at,  # the marker: the worker records it as the queue's progress
+                task_name=task_name,
                 group="company-checks",
-                save=False,  # successes are not kept (the companies' last check shows them)
+                # Successes are not kept: the companies' last check and the audit table show
+                # every outcome, and django-q2 prunes its success table (up to save_limit rows,
+                # under a write lock) after each saved task. Failures are still saved.
+                save=False,
                 broker=_broker(),
             )
         except Exception as exc:  # the broker's own errors are not a typed family
-            Company.objects.filter(pk__in=batch, check_queued_at=marked_at).update(
-                check_queued_at=None
-            )
-            logger.error("Could not enqueue a check of %d companies: %s", len(batch), exc)
+            unmark.update(check_queued_at=None)
+            logger.error("Could not enqueue the task '%s': %s", task_name, exc)
             raise EnqueueFailed(str(exc)) from exc
 
     return send
