@@ -1,11 +1,20 @@
 """The webhook view: ``POST /webhooks/pleo/<endpoint uuid>/``.
 
 Order: method (405), the three Standard Webhooks headers (400), body size (413: Content-Length
-first, then the bytes actually read), endpoint lookup together with the company the body names
-(404), signature against the endpoint's active secrets (401), then
+first, then the bytes actually read; 400 when the body cannot be read, 411 for a chunked body
+the server does not end), endpoint lookup together with the company the body names (404),
+signature against the endpoint's active secrets (401), then
 :func:`exports.services.webhooks.webhook_delivery_receive` stores and enqueues, and the
-answer is 2xx at once (503 when the broker refused, so Pleo retries). The export flow never runs
-here.
+answer is 2xx at once. The export flow never runs here.
+
+No request content, signed or not, makes a 5xx or an ERROR log line: a body that cannot be
+parsed names no company (routed by the endpoint alone), and once verified it is stored as
+``ignored`` with the reason. Faults on our side (signing secrets that cannot be read, the
+database or the broker unavailable) answer 503 with ``Retry-After``, so Pleo sends it again.
+
+A chunked body (``Transfer-Encoding: chunked``, no Content-Length) is read when the server ends
+``wsgi.input`` at the body's end and says so (``wsgi.input_terminated``: gunicorn does), with the
+same size limit while reading; a server that does not (runserver) gets 411.
 
 The view is CSRF-exempt (the signature is the authentication) and not wrapped in a request
 transaction, so the stored delivery survives whatever happens after it. Rejections are counted
@@ -18,13 +27,14 @@ import logging
 import threading
 from collections import Counter
 
-from django.db import transaction
+from django.core.exceptions import ImproperlyConfigured
+from django.db import InterfaceError, OperationalError, transaction
 from django.http import HttpRequest, HttpResponseNotAllowed, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_variables
 
 from exports import clock, webhook_signing
-from exports.crypto import EncryptionKeysMissing, SecretDecryptionError
+from exports.crypto import SecretDecryptionError
 from exports.services.webhooks import (
     active_webhook_secrets,
     webhook_delivery_receive,
@@ -71,6 +81,39 @@ def _reject(
     return JsonResponse({"error": reason, "detail": detail}, status=status)
 
 
+RETRY_AFTER_SECONDS = 60
+# Reading our own stored signing secrets failed: a key problem (missing, malformed or rotated
+# away), or the decrypted text is not the list it should be. Our fault, not the sender's.
+_SECRETS_UNREADABLE = (
+    SecretDecryptionError,
+    ImproperlyConfigured,
+    ValueError,
+    TypeError,
+    AttributeError,
+)
+# The database cannot be reached (not a query our input broke: those would be bugs to fix).
+_DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
+
+
+class BodyRejected(Exception):
+    def __init__(self, status: int, reason: str, detail: str):
+        super().__init__(detail)
+        self.status, self.reason, self.detail = status, reason, detail
+
+
+def _unavailable(what: str, exc: Exception, endpoint_uuid) -> JsonResponse:
+    """A fault on our side: 503 with Retry-After (Pleo sends the delivery again), logged at
+    ERROR with our own message for it (never a driver's or a parser's, which may quote data)."""
+    own = isinstance(exc, SecretDecryptionError | ImproperlyConfigured)
+    detail = str(exc) if own else type(exc).__name__
+    logger.error("Webhook to endpoint %s: %s: %s", endpoint_uuid, what, detail)
+    return JsonResponse(
+        {"error": "temporarily_unavailable"},
+        status=503,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
 def _content_length(request: HttpRequest) -> int | None:
     raw = request.META.get("CONTENT_LENGTH")
     if raw in (None, ""):
@@ -80,6 +123,54 @@ def _content_length(request: HttpRequest) -> int | None:
     except (TypeError, ValueError):
         return -1
     return value
+
+
+def _read_body(request: HttpRequest) -> bytes:
+    """The request's body, at most :data:`MAX_BODY_BYTES`; raises :class:`BodyRejected`.
+
+    With a Content-Length, Django's stream (cut at that length) is read. Without one, the body
+    is chunked or absent: read from ``wsgi.input`` when the server ends it there
+    (``wsgi.input_terminated``, gunicorn), under ASGI from the request (the server has read
+    it), and a chunked body on a server that does neither is refused (411) rather than read
+    as empty. Reading stops one byte past the limit, whatever the framing says.
+    """
+    length = _content_length(request)
+    if length is not None and length < 0:
+        raise BodyRejected(400, "bad_content_length", "Content-Length is not a number")
+    if length is not None and length > MAX_BODY_BYTES:
+        raise BodyRejected(413, "body_too_large", f"Content-Length {length} > {MAX_BODY_BYTES}")
+    stream = request
+    wsgi_input = request.META.get("wsgi.input")
+    if length is None and wsgi_input is not None:
+        if request.META.get("wsgi.input_terminated"):
+            stream = wsgi_input
+        elif "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
+            raise BodyRejected(
+                411,
+                "length_required",
+                "a chunked body needs a server that ends it (gunicorn); send Content-Length",
+            )
+    try:
+        body = _read_at_most(stream, MAX_BODY_BYTES + 1)
+    except Exception as exc:  # a server's framing error, a reset: the sender's doing
+        raise BodyRejected(
+            400, "unreadable_body", f"the body could not be read ({type(exc).__name__})"
+        ) from None
+    if len(body) > MAX_BODY_BYTES:
+        raise BodyRejected(413, "body_too_large", f"body larger than {MAX_BODY_BYTES} bytes")
+    return body
+
+
+def _read_at_most(stream, limit: int) -> bytes:
+    """Up to ``limit`` bytes of ``stream``, whatever size each read returns."""
+    chunks, total = [], 0
+    while total < limit:
+        chunk = stream.read(limit - total)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 @csrf_exempt
@@ -95,18 +186,15 @@ def pleo_webhook(request: HttpRequest, endpoint_uuid):
     if missing:
         return _reject(request, 400, "missing_header", f"missing {', '.join(missing)}")
 
-    length = _content_length(request)
-    if length is not None and length < 0:
-        return _reject(request, 400, "bad_content_length", "Content-Length is not a number")
-    if length is not None and length > MAX_BODY_BYTES:
-        return _reject(
-            request, 413, "body_too_large", f"Content-Length {length} > {MAX_BODY_BYTES}"
-        )
-    body = request.read(MAX_BODY_BYTES + 1)
-    if len(body) > MAX_BODY_BYTES:
-        return _reject(request, 413, "body_too_large", f"body larger than {MAX_BODY_BYTES} bytes")
+    try:
+        body = _read_body(request)
+    except BodyRejected as rejected:
+        return _reject(request, rejected.status, rejected.reason, rejected.detail)
 
-    target = webhook_target_find(endpoint_uuid, body)
+    try:
+        target = webhook_target_find(endpoint_uuid, body)
+    except _DATABASE_UNAVAILABLE as exc:
+        return _unavailable("the database is unavailable", exc, endpoint_uuid)
     if target is None:
         return _reject(request, 404, "unknown_endpoint", "no such webhook endpoint", endpoint_uuid)
     endpoint = target.endpoint
@@ -114,9 +202,8 @@ def pleo_webhook(request: HttpRequest, endpoint_uuid):
     now = clock.now()
     try:
         secrets = active_webhook_secrets(endpoint, now=now)
-    except (SecretDecryptionError, EncryptionKeysMissing) as exc:
-        logger.error("Webhook endpoint %s: signing secrets unreadable: %s", endpoint.pk, exc)
-        return JsonResponse({"error": "temporarily_unavailable"}, status=503)
+    except _SECRETS_UNREADABLE as exc:
+        return _unavailable("its signing secrets cannot be read", exc, endpoint_uuid)
     msg_id = request.headers["webhook-id"]
     signature = request.headers["webhook-signature"]
     try:
@@ -131,7 +218,10 @@ def pleo_webhook(request: HttpRequest, endpoint_uuid):
     except webhook_signing.WebhookVerificationError as exc:
         return _reject(request, 401, exc.reason, str(exc), endpoint_uuid)
 
-    received = webhook_delivery_receive(target=target, webhook_id=msg_id, timestamp=timestamp)
+    try:
+        received = webhook_delivery_receive(target=target, webhook_id=msg_id, timestamp=timestamp)
+    except _DATABASE_UNAVAILABLE as exc:
+        return _unavailable("the database is unavailable", exc, endpoint_uuid)
     delivery = received.delivery
     if received.enqueue_failed:
         detail = (
@@ -142,7 +232,7 @@ def pleo_webhook(request: HttpRequest, endpoint_uuid):
         return JsonResponse(
             {"status": "enqueue_failed", "detail": detail},
             status=503,
-            headers={"Retry-After": "60"},
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
     return JsonResponse(
         {"status": "duplicate" if received.duplicate else delivery.state},

@@ -11,6 +11,7 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from exports.log_filters import CLIENT_FAULT_LOGGERS
 from pleo_integration import __version__
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -238,10 +239,13 @@ LOGGING = {
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain"},
     },
+    "filters": {"client_fault_as_warning": {"()": "exports.log_filters.ClientFaultAsWarning"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django": {"level": "INFO" if LOG_LEVEL == "DEBUG" else LOG_LEVEL},
         # urllib3 logs full URLs at DEBUG; our client logs what matters itself.
         "urllib3": {"level": "WARNING"},
+        # A bad Host header or an oversized form is the client's doing: WARNING, not ERROR.
+        **{name: {"filters": ["client_fault_as_warning"]} for name in CLIENT_FAULT_LOGGERS},
     },
 }

@@ -212,24 +212,49 @@ class _Parsed:
     error: str
 
 
+def storable_text(text: str) -> str:
+    """``text`` as both databases store it: NUL (PostgreSQL text cannot hold it) becomes U+FFFD
+    and a lone surrogate (no UTF-8 encoding exists for it: both drivers refuse it) is escaped as
+    ``\\udXXX``. Any string a request brought must pass here before it is stored or logged."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", errors="backslashreplace").decode("utf-8")
+    return text
+
+
 def _parse(body: bytes) -> _Parsed:
-    """Read the body: its text as stored, event type, job and company ids, or why unusable."""
+    """Read the body: its text as stored, event type, job and company ids, or why unusable.
+
+    Never raises, whatever the bytes: this runs before the signature is checked, and a body it
+    cannot read names no company (the delivery is routed by its endpoint alone).
+    """
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         text = body.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
         return _Parsed(text, "", None, None, "The body is not UTF-8 text.")
     # PostgreSQL text cannot hold NUL; the stored copy replaces it (the signature was checked).
+    # (Strict UTF-8 decoding never yields a lone surrogate, so NUL is all there is to replace.)
     text_stored = text.replace("\x00", "\ufffd")
     try:
         payload = json.loads(text)
     except ValueError:
         return _Parsed(text_stored, "", None, None, "The body is not JSON.")
+    except RecursionError:
+        # The C decoder counts its depth against the recursion limit and stops cleanly; a real
+        # event nests three levels. (Cheaper than a depth scan of every body beforehand.)
+        return _Parsed(text_stored, "", None, None, "The body is not JSON: nested too deeply.")
     if not isinstance(payload, dict):
         return _Parsed(text_stored, "", None, None, "The body is not a JSON object.")
 
     event_type = payload.get("eventType")
-    event_type = event_type[:100].replace("\x00", "\ufffd") if isinstance(event_type, str) else ""
+    # JSON escapes may hold NUL or a lone surrogate: escaped first, then cut to the column.
+    event_type = storable_text(event_type)[:100] if isinstance(event_type, str) else ""
     data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
     pleo_job_id = _as_uuid(data.get("id"))
     if event_type not in EXPORT_JOB_CREATED_EVENT_TYPES:
