@@ -8,12 +8,14 @@ from __future__ import annotations
 import logging
 
 # Django's ``django.security.<exception>`` loggers whose records a client's request causes: a
-# Host header not in ALLOWED_HOSTS, a form too large or with too many fields or files, a broken
-# multipart body. Django answers 400 and logs them at ERROR.
+# Host header not in ALLOWED_HOSTS, a URL so long that the redirect to the login page carrying
+# it is refused (DisallowedRedirect, > 16 KiB), a form too large or with too many fields or
+# files, a broken multipart body. Django answers 400 and logs them at ERROR.
 CLIENT_FAULT_LOGGERS = tuple(
     f"django.security.{name}"
     for name in (
         "DisallowedHost",
+        "DisallowedRedirect",
         "RequestDataTooBig",
         "TooManyFieldsSent",
         "TooManyFilesSent",
