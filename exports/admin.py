@@ -1,7 +1,8 @@
 """Django admin: thin. Forms validate, actions call services; nothing here builds HTTP.
 
-Secrets are write-only: a page shows at most their last 4 characters, and saving a form with a
-secret field left blank keeps the stored value.
+Secrets are write-only: a page shows at most their last 4 characters, whoever looks
+(``exports.admin_secrets``), and saving a form with a secret field left blank keeps the stored
+value.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from django.utils.html import format_html, format_html_join
 from exports import clock, crypto
 from exports.adapters import adapter_choices
 from exports.adapters.journal import format_minor, write_journal_csv
+from exports.admin_secrets import SecretHintsAdminMixin, secret_display
 from exports.models import (
     AuditEntry,
     Company,
@@ -178,7 +180,7 @@ class CredentialForm(forms.ModelForm):
         return credential
 
 
-class WebhookEndpointInline(admin.StackedInline):
+class WebhookEndpointInline(SecretHintsAdminMixin, admin.StackedInline):
     model = WebhookEndpoint
     can_delete = False
     extra = 0
@@ -192,7 +194,7 @@ class WebhookEndpointInline(admin.StackedInline):
 
         return webhook_url(obj) if obj and obj.pk else "Saved with the credential."
 
-    @admin.display(description="Signing secrets")
+    @secret_display("Signing secrets")
     def signing_secrets(self, obj):
         if not obj or not obj.pk or not obj.signing_secrets_ciphertext:
             return "None yet (subscribe to receive one)."
@@ -207,7 +209,7 @@ class WebhookEndpointInline(admin.StackedInline):
 
 
 @admin.register(Credential)
-class CredentialAdmin(admin.ModelAdmin):
+class CredentialAdmin(SecretHintsAdminMixin, admin.ModelAdmin):
     form = CredentialForm
     list_display = ("name", "kind", "status", "company_count", "updated_at")
     list_filter = ("kind", "status")

@@ -22,9 +22,13 @@ class EncryptedSecret:
     ``repr`` never touch it, so a page that shows no secret needs no key.
     """
 
+    def __init__(self, verbose_name: str = ""):
+        self.verbose_name = verbose_name
+
     def __set_name__(self, owner, name):
         self.name = name
         self.column = f"{name}_ciphertext"
+        self.verbose_name = self.verbose_name or name.replace("_", " ").capitalize()
 
     def __get__(self, instance, owner=None):
         if instance is None:
@@ -81,10 +85,10 @@ class Credential(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    api_key = EncryptedSecret()
-    oauth_client_secret = EncryptedSecret()
-    access_token = EncryptedSecret()
-    refresh_token = EncryptedSecret()
+    api_key = EncryptedSecret("API key")
+    oauth_client_secret = EncryptedSecret("OAuth client secret")
+    access_token = EncryptedSecret("OAuth access token")
+    refresh_token = EncryptedSecret("OAuth refresh token")
 
     SECRET_FIELDS = ("api_key", "oauth_client_secret", "access_token", "refresh_token")
 
@@ -120,7 +124,7 @@ class WebhookEndpoint(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    signing_secrets = EncryptedSecret()  # JSON text, see the class docstring
+    signing_secrets = EncryptedSecret("Signing secrets")  # JSON text, see the class docstring
 
     def __str__(self):
         return f"Webhook endpoint {self.uuid}"
