@@ -87,7 +87,8 @@ def callback(request):
         )
         return redirect("admin:exports_credential_changelist")
     change_page = _change_page(attempt["credential_id"])
-    if not request.user.has_perm(PERMISSION):
+    visible = credentials_visible_to(user=request.user).filter(pk=attempt["credential_id"])
+    if not request.user.has_perm(PERMISSION) or not visible.exists():
         messages.error(request, "You may not connect credentials to Pleo.")
         return redirect(change_page)
     error = request.GET.get("error")

@@ -320,3 +320,34 @@ def test_every_model_tied_to_a_company_is_scoped_and_every_admin_applies_it():
         assert isinstance(model_admin, CompanyScopedAdminMixin), model
         for inline in model_admin.inlines:
             assert issubclass(inline, CompanyScopedAdminMixin), inline
+
+
+def test_an_oauth_answer_for_a_credential_outside_the_scope_changes_nothing(
+    scoped_client, scene, monkeypatch
+):
+    """Even with a pending attempt for it in the session (started before the scope changed)."""
+    import time
+
+    from exports.oauth_views import SESSION_KEY
+
+    exchanged = []
+    monkeypatch.setattr(
+        "exports.services.oauth.connect_complete", lambda **kwargs: exchanged.append(kwargs)
+    )
+    foreign = scene.credentials["foreign"]
+    session = scoped_client.session
+    session[SESSION_KEY] = {
+        "s1": {
+            "verifier": "v",
+            "credential_id": foreign.pk,
+            "client_id": foreign.oauth_client_id,
+            "created": time.time(),
+        }
+    }
+    session.save()
+    before = foreign.access_token_ciphertext
+    response = scoped_client.get(reverse("pleo-oauth-callback") + "?state=s1&code=c", follow=True)
+    assert "You may not connect credentials to Pleo." in response.content.decode()
+    assert exchanged == []
+    foreign.refresh_from_db()
+    assert foreign.access_token_ciphertext == before
