@@ -1,7 +1,9 @@
 """Django admin: thin. Forms validate, actions call services; nothing here builds HTTP.
 
-Secrets are write-only: a page shows at most their last 4 characters, and saving a form with a
-secret field left blank keeps the stored value.
+Secrets are write-only: a page shows at most their last 4 characters, whoever looks
+(``exports.admin_secrets``), and saving a form with a secret field left blank keeps the stored
+value. Every admin shows a company-scoped user only their companies' rows
+(``exports.admin_scoping``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from django.utils.html import format_html, format_html_join
 from exports import clock, crypto
 from exports.adapters import adapter_choices
 from exports.adapters.journal import format_minor, write_journal_csv
+from exports.admin_scoping import CompanyScopedAdminMixin
+from exports.admin_secrets import SecretHintsAdminMixin, secret_display
 from exports.models import (
     AuditEntry,
     Company,
@@ -33,6 +37,7 @@ from exports.models import (
     WebhookEndpoint,
     WorkerHeartbeat,
 )
+from exports.selectors.company_access import sees_all_companies
 from exports.services.dispatch import EnqueueFailed, enqueue_company_check
 
 # The audit table and the journal are wide: their pages get the whole width (the index and the
@@ -178,7 +183,7 @@ class CredentialForm(forms.ModelForm):
         return credential
 
 
-class WebhookEndpointInline(admin.StackedInline):
+class WebhookEndpointInline(SecretHintsAdminMixin, CompanyScopedAdminMixin, admin.StackedInline):
     model = WebhookEndpoint
     can_delete = False
     extra = 0
@@ -192,7 +197,7 @@ class WebhookEndpointInline(admin.StackedInline):
 
         return webhook_url(obj) if obj and obj.pk else "Saved with the credential."
 
-    @admin.display(description="Signing secrets")
+    @secret_display("Signing secrets")
     def signing_secrets(self, obj):
         if not obj or not obj.pk or not obj.signing_secrets_ciphertext:
             return "None yet (subscribe to receive one)."
@@ -207,7 +212,7 @@ class WebhookEndpointInline(admin.StackedInline):
 
 
 @admin.register(Credential)
-class CredentialAdmin(admin.ModelAdmin):
+class CredentialAdmin(SecretHintsAdminMixin, CompanyScopedAdminMixin, admin.ModelAdmin):
     form = CredentialForm
     list_display = ("name", "kind", "status", "company_count", "updated_at")
     list_filter = ("kind", "status")
@@ -343,7 +348,7 @@ class CompanyForm(forms.ModelForm):
 
 
 @admin.register(Company)
-class CompanyAdmin(admin.ModelAdmin):
+class CompanyAdmin(CompanyScopedAdminMixin, admin.ModelAdmin):
     form = CompanyForm
     list_display = (
         "name",
@@ -439,9 +444,16 @@ class CompanyAdmin(admin.ModelAdmin):
         if request.method != "POST" or not self.has_check_now_permission(request):
             self.message_user(request, "You may not trigger checks.", messages.ERROR)
         else:
-            company = get_object_or_404(Company, pk=company_id)
+            company = get_object_or_404(self.get_queryset(request), pk=company_id)
             _enqueue_checks(self, request, [company], recover=request.POST.get("recover") == "1")
         return redirect("admin:exports_company_change", company_id)
+
+    def get_readonly_fields(self, request, obj=None):
+        """A company-scoped user does not move a company to another credential."""
+        fields = super().get_readonly_fields(request, obj)
+        if sees_all_companies(user=request.user):
+            return fields
+        return ("credential", *fields)
 
     def render_change_form(self, request, context, *args, **kwargs):
         context["can_check_now"] = self.has_check_now_permission(request)
@@ -475,7 +487,7 @@ class CompanyAdmin(admin.ModelAdmin):
         return ""
 
 
-class AuditInline(ViewOnlyMixin, admin.TabularInline):
+class AuditInline(CompanyScopedAdminMixin, ViewOnlyMixin, admin.TabularInline):
     model = AuditEntry
     fk_name = "export_job"
     extra = 0
@@ -498,7 +510,7 @@ class AuditInline(ViewOnlyMixin, admin.TabularInline):
         return http_call_summary(obj)
 
 
-class ExportItemRecordInline(ViewOnlyMixin, admin.TabularInline):
+class ExportItemRecordInline(CompanyScopedAdminMixin, ViewOnlyMixin, admin.TabularInline):
     """The job's items as we processed them, with their outcome and ledger entry."""
 
     model = ExportItemRecord
@@ -531,7 +543,7 @@ class ExportItemRecordInline(ViewOnlyMixin, admin.TabularInline):
 
 
 @admin.register(ExportJob)
-class ExportJobAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class ExportJobAdmin(CompanyScopedAdminMixin, ReadOnlyMixin, admin.ModelAdmin):
     list_display = (
         "pleo_job_id",
         "company",
@@ -588,7 +600,7 @@ class ExportJobAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class AuditEntryAdmin(CompanyScopedAdminMixin, ReadOnlyMixin, admin.ModelAdmin):
     # What happened first (step, outcome, message); how (trigger, call, worker) after it.
     list_display = (
         "created_at",
@@ -630,7 +642,7 @@ class AuditEntryAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(ViewOnlyMixin, admin.ModelAdmin):
+class WebhookDeliveryAdmin(CompanyScopedAdminMixin, ViewOnlyMixin, admin.ModelAdmin):
     list_display = ("received_at", "endpoint", "event_type", "webhook_id", "company", "state")
     list_filter = ("state", "event_type", "company")
     search_fields = ("webhook_id",)
@@ -662,11 +674,11 @@ class WebhookDeliveryAdmin(ViewOnlyMixin, admin.ModelAdmin):
 
 
 @admin.register(WorkerHeartbeat)
-class WorkerHeartbeatAdmin(ViewOnlyMixin, admin.ModelAdmin):
+class WorkerHeartbeatAdmin(CompanyScopedAdminMixin, ViewOnlyMixin, admin.ModelAdmin):
     list_display = ("name", "started_at", "last_seen_at")
 
 
-class JournalLineInline(ViewOnlyMixin, admin.TabularInline):
+class JournalLineInline(CompanyScopedAdminMixin, ViewOnlyMixin, admin.TabularInline):
     model = JournalLine
     extra = 0
     can_delete = False
@@ -683,7 +695,7 @@ class JournalLineInline(ViewOnlyMixin, admin.TabularInline):
 
 
 @admin.register(JournalEntry)
-class JournalEntryAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class JournalEntryAdmin(CompanyScopedAdminMixin, ReadOnlyMixin, admin.ModelAdmin):
     """The local journal, read-only; "Download CSV" exports the filtered list (one row a line)."""
 
     list_display = (

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import uuid
 
+from django.conf import settings
 from django.db import models
 
 from exports import crypto
@@ -22,9 +23,13 @@ class EncryptedSecret:
     ``repr`` never touch it, so a page that shows no secret needs no key.
     """
 
+    def __init__(self, verbose_name: str = ""):
+        self.verbose_name = verbose_name
+
     def __set_name__(self, owner, name):
         self.name = name
         self.column = f"{name}_ciphertext"
+        self.verbose_name = self.verbose_name or name.replace("_", " ").capitalize()
 
     def __get__(self, instance, owner=None):
         if instance is None:
@@ -81,10 +86,10 @@ class Credential(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    api_key = EncryptedSecret()
-    oauth_client_secret = EncryptedSecret()
-    access_token = EncryptedSecret()
-    refresh_token = EncryptedSecret()
+    api_key = EncryptedSecret("API key")
+    oauth_client_secret = EncryptedSecret("OAuth client secret")
+    access_token = EncryptedSecret("OAuth access token")
+    refresh_token = EncryptedSecret("OAuth refresh token")
 
     SECRET_FIELDS = ("api_key", "oauth_client_secret", "access_token", "refresh_token")
 
@@ -120,7 +125,7 @@ class WebhookEndpoint(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    signing_secrets = EncryptedSecret()  # JSON text, see the class docstring
+    signing_secrets = EncryptedSecret("Signing secrets")  # JSON text, see the class docstring
 
     def __str__(self):
         return f"Webhook endpoint {self.uuid}"
@@ -174,10 +179,55 @@ class Company(models.Model):
     class Meta:
         ordering = ["name"]
         verbose_name_plural = "companies"
-        permissions = [("check_now", "Can trigger an export check (calls Pleo)")]
+        permissions = [
+            ("check_now", "Can trigger an export check (calls Pleo)"),
+            ("view_all_companies", "Sees every company (not only those of a company membership)"),
+        ]
 
     def __str__(self):
         return self.name
+
+
+class CompanyMembership(models.Model):
+    """Which companies a staff user, or every member of a group, may see (issue 15 §6).
+
+    A staff user who is not a superuser and lacks ``exports.view_all_companies`` sees only the
+    companies of their own membership and of their groups' (none without one), and only the rows
+    tied to those companies (``exports.selectors.company_access``). Edited by superusers.
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="company_membership",
+    )
+    group = models.OneToOneField(
+        "auth.Group",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="company_membership",
+    )
+    companies = models.ManyToManyField(Company, blank=True, related_name="memberships")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(user__isnull=False, group__isnull=True)
+                | models.Q(user__isnull=True, group__isnull=False),
+                name="company_membership_user_or_group",
+            )
+        ]
+
+    def __str__(self):
+        if self.user_id:
+            return f"Companies of user {self.user}"
+        return f"Companies of group {self.group}"
 
 
 class ExportJob(models.Model):

@@ -20,7 +20,7 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_variables
 
-from exports.models import Credential
+from exports.selectors.company_access import credentials_visible_to
 from exports.services import oauth as oauth_service
 
 SESSION_KEY = "pleo_oauth_connect"
@@ -48,7 +48,7 @@ def _change_page(credential_id) -> str:
 @sensitive_variables()
 def connect(request, credential_id: int):
     """Start connecting (GET or POST; wrapped by ``admin_site.admin_view``)."""
-    credential = get_object_or_404(Credential, pk=credential_id)
+    credential = get_object_or_404(credentials_visible_to(user=request.user), pk=credential_id)
     if not request.user.has_perm(PERMISSION):
         messages.error(request, "You may not connect credentials to Pleo.")
         return redirect(_change_page(credential.pk))
@@ -87,7 +87,8 @@ def callback(request):
         )
         return redirect("admin:exports_credential_changelist")
     change_page = _change_page(attempt["credential_id"])
-    if not request.user.has_perm(PERMISSION):
+    visible = credentials_visible_to(user=request.user).filter(pk=attempt["credential_id"])
+    if not request.user.has_perm(PERMISSION) or not visible.exists():
         messages.error(request, "You may not connect credentials to Pleo.")
         return redirect(change_page)
     error = request.GET.get("error")

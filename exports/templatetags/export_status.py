@@ -4,7 +4,8 @@ number of companies.
 Per company: the last check and its outcome, the job in progress with its expiry countdown (at
 risk when less than a quarter of ``expiresIn`` is left, or it is past), failures (error audit
 entries) in the last 24 hours, and a credential that needs re-authorisation (or is invalid). Also
-the request budget in use. Companies that need attention come first.
+the request budget in use. Companies that need attention come first. A company-scoped user sees
+the rows (and the budget lines) of their companies only.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from django.db.models import Count
 
 from exports import clock
 from exports.models import AuditEntry, Company, Credential, ExportJob
+from exports.selectors.company_access import scope_to_user
 
 register = template.Library()
 
@@ -71,13 +73,15 @@ class Status:
     budget_lines: list[str] = field(default_factory=list)
 
 
-def build_status(now: datetime | None = None, limit: int = MAX_ROWS) -> Status:
+def build_status(now: datetime | None = None, limit: int = MAX_ROWS, *, user=None) -> Status:
+    """The status of every active company, or of those ``user`` may see when given."""
     from exports.services import budget
 
     now = now or clock.now()
-    companies = list(
-        Company.objects.filter(active=True).select_related("credential").order_by("name")
-    )
+    companies = Company.objects.filter(active=True)
+    if user is not None:
+        companies = scope_to_user(companies, user=user)
+    companies = list(companies.select_related("credential").order_by("name"))
     status = Status(total_companies=len(companies))
     ids = [c.pk for c in companies]
     jobs: dict[int, JobStatus] = {}
@@ -147,4 +151,4 @@ def export_status(context):
     user = getattr(request, "user", None)
     if user is None or not user.has_perm("exports.view_company"):
         return None
-    return build_status()
+    return build_status(user=user)

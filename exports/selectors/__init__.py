@@ -1,0 +1,1 @@
+"""Reads for pages: querysets filtered to what the asking user may see."""

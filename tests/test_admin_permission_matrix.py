@@ -1,0 +1,180 @@
+"""Issue 15 §1 and §6: every admin page × every role shows no secret, and a company-scoped user
+nothing of another company.
+
+Pages are discovered, not listed: every URL of ``admin.site`` (the index, app lists, every model
+admin's own URLs: list, add, change, history, delete, and custom views such as Check now, the
+journal CSV and Connect to Pleo), filled in with every object, plus the delete-selected
+confirmation of every list. A page added later is covered without touching this file; a URL
+parameter the walk does not know fails the test, naming it.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.apps import apps
+from django.contrib import admin
+from django.urls import URLPattern, URLResolver, reverse
+
+from exports.models import Company, Credential
+from exports.selectors.company_access import is_scopable, scope_to_user
+from tests.admin_scene import OUTSIDER, build_scene
+
+pytestmark = pytest.mark.django_db
+
+ROLES = ("superuser", "editor", "viewer", "scoped")
+_PARAM = re.compile(r"<(?:\w+:)?(\w+)>|\(\?P<(\w+)>[^)]*\)")
+
+
+def _routes(patterns, prefix=""):
+    """``(route, model or None)`` of every leaf URL under ``patterns``."""
+    for pattern in patterns:
+        route = prefix + str(pattern.pattern).lstrip("^").rstrip("$")
+        if isinstance(pattern, URLResolver):
+            yield from _routes(pattern.url_patterns, route)
+        elif isinstance(pattern, URLPattern):
+            yield route
+
+
+def _model_of(route: str):
+    app_label, _, rest = route.partition("/")
+    model_name = rest.partition("/")[0]
+    try:
+        return apps.get_model(app_label, model_name)
+    except (LookupError, ValueError):
+        return None
+
+
+def _object_ids(model, scene) -> list[str]:
+    """Every company and credential; of other models one row inside the scoped user's scope and
+    one outside (or the first row): the same page of more rows of one kind adds little."""
+    rows = model._default_manager.order_by("pk")
+    if model in (Company, Credential):
+        return [str(pk) for pk in rows.values_list("pk", flat=True)]
+    if not is_scopable(model):
+        return [str(pk) for pk in rows.values_list("pk", flat=True)[:1]]
+    inside = scope_to_user(rows, user=scene.users["scoped"])
+    picked = [inside.first(), rows.exclude(pk__in=inside.values("pk")).first()]
+    return [str(obj.pk) for obj in picked if obj is not None]
+
+
+def _fill(route: str, scene) -> list[str]:
+    """Every concrete URL of ``route``, its parameters filled in with the scene's objects."""
+    names = [a or b for a, b in _PARAM.findall(route)]
+    if not names:
+        return [route]
+    model = _model_of(route)
+    values: dict[str, list[str]] = {}
+    for name in names:
+        if name in ("object_id", "id") and model is not None:
+            values[name] = _object_ids(model, scene)
+        elif name == "company_id":
+            values[name] = [str(c.pk) for c in scene.companies.values()]
+        elif name == "credential_id":
+            values[name] = [str(c.pk) for c in scene.credentials.values()]
+        elif name == "app_label":
+            values[name] = sorted({m._meta.app_label for m in admin.site._registry})
+        elif name == "url":  # the catch-all: an unknown admin URL
+            values[name] = ["no-such-page/"]
+        elif name in ("content_type_id", "object_id"):  # view on site: no model has one
+            values[name] = []
+        else:
+            pytest.fail(f"the matrix does not know the URL parameter {name!r} of {route!r}")
+    urls = [route]
+    for name in names:
+        urls = [
+            _PARAM.sub(lambda m, n=name, v=v: v if (m.group(1) or m.group(2)) == n else m[0], url)
+            for url in urls
+            for v in values[name]
+        ]
+    return urls
+
+
+def admin_pages(scene) -> list[str]:
+    base = reverse("admin:index")
+    return [base + url for route in _routes(admin.site.get_urls()) for url in _fill(route, scene)]
+
+
+@pytest.fixture
+def scene(client):
+    scene = build_scene()
+    # History with a real change: a superuser sets a new API key through the form.
+    credential = scene.credentials["own"]
+    client.force_login(scene.users["superuser"])
+    from tests import secrets_registry
+
+    new_key = secrets_registry.register("pk_live_changed_through_the_form_Z9Y8X7W6")
+    scene.secrets.append(new_key)
+    response = client.post(
+        reverse("admin:exports_credential_change", args=[credential.pk]),
+        {
+            "name": credential.name,
+            "kind": credential.kind,
+            "api_key": new_key,
+            "oauth_client_id": credential.oauth_client_id,
+            "oauth_client_secret": "",
+            "api_base_url": "",
+            "webhook_endpoint-TOTAL_FORMS": "1",
+            "webhook_endpoint-INITIAL_FORMS": "1",
+            "webhook_endpoint-MIN_NUM_FORMS": "0",
+            "webhook_endpoint-MAX_NUM_FORMS": "1",
+            "webhook_endpoint-0-id": str(credential.webhook_endpoint.pk),
+            "webhook_endpoint-0-credential": str(credential.pk),
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:500]
+    client.logout()
+    return scene
+
+
+def _leaks(response, scene) -> list[str]:
+    text = response.content.decode(errors="replace") + " ".join(
+        f"{k}: {v}" for k, v in response.headers.items()
+    )
+    return [secret[:8] + "…" for secret in scene.secrets if secret in text]
+
+
+def _delete_confirmations(client, scene):
+    """The delete-selected confirmation page of every list that offers it, for all rows."""
+    for model, model_admin in admin.site._registry.items():
+        url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
+        pks = [str(pk) for pk in model._default_manager.values_list("pk", flat=True)]
+        if pks:
+            yield url, client.post(url, {"action": "delete_selected", "_selected_action": pks})
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_no_admin_page_shows_a_secret_or_another_companys_rows(client, scene, role):
+    user = scene.users[role]
+    client.force_login(user)
+    pages = admin_pages(scene)
+    assert len(pages) > 100  # the walk found the pages (each object's change, history, delete…)
+    problems = []
+    responses = ((url, client.get(url)) for url in pages)
+    for url, response in [*responses, *_delete_confirmations(client, scene)]:
+        if response.status_code >= 500:
+            problems.append(f"{url}: {response.status_code}")
+        leaked = _leaks(response, scene)
+        if leaked:
+            problems.append(f"{url}: secrets {leaked}")
+        if role == "scoped" and OUTSIDER in response.content.decode(errors="replace"):
+            problems.append(f"{url}: shows another company's rows")
+    assert not problems, "\n".join(problems)
+
+
+def test_the_walk_reaches_every_custom_admin_view(scene):
+    """The custom views are in the walk (so a new one is too): Check now, CSV, Connect to Pleo."""
+    pages = admin_pages(scene)
+    company, credential = scene.companies["alpha"], scene.credentials["own"]
+    for expected in (
+        reverse("admin:exports_company_check_now", args=[company.pk]),
+        reverse("admin:exports_journalentry_csv"),
+        reverse("admin:exports_credential_oauth_connect", args=[credential.pk]),
+        reverse("admin:exports_credential_history", args=[credential.pk]),
+        reverse("admin:exports_companymembership_changelist"),
+        reverse("admin:django_q_schedule_changelist"),
+        reverse("admin:app_list", args=["exports"]),
+        reverse("admin:index"),
+    ):
+        assert expected in pages, expected
