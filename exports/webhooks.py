@@ -115,8 +115,12 @@ def pleo_webhook(request: HttpRequest, endpoint_uuid):
     try:
         secrets = active_webhook_secrets(endpoint, now=now)
     except (SecretDecryptionError, EncryptionKeysMissing) as exc:
+        # Any key problem (none set, malformed, the encrypting key removed) is ours: Pleo sends
+        # the delivery again later. EncryptionKeysInvalid is an EncryptionKeysMissing.
         logger.error("Webhook endpoint %s: signing secrets unreadable: %s", endpoint.pk, exc)
-        return JsonResponse({"error": "temporarily_unavailable"}, status=503)
+        return JsonResponse(
+            {"error": "temporarily_unavailable"}, status=503, headers={"Retry-After": "60"}
+        )
     msg_id = request.headers["webhook-id"]
     signature = request.headers["webhook-signature"]
     try:

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import environ
+from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
 from pleo_integration import __version__
@@ -36,12 +37,30 @@ def _required_secret(name: str) -> str:
     return value
 
 
+def _encryption_keys(name: str) -> list[str]:
+    """Comma-separated Fernet keys, each checked here: a malformed value stops every process
+    (web server, gunicorn worker, qcluster, commands) at start instead of failing on the first
+    secret it reads. The message names the variable and the key's position, never the key."""
+    raw = _required_secret(name)
+    keys = [key.strip() for key in raw.split(",") if key.strip()]
+    if raw.strip() and not keys:
+        raise ImproperlyConfigured(f"{name} is set but holds no key (only commas and spaces).")
+    for position, key in enumerate(keys, start=1):
+        try:
+            Fernet(key.encode())
+        except (ValueError, TypeError):
+            raise ImproperlyConfigured(
+                f"{name}: key number {position} of {len(keys)} is not a valid Fernet key "
+                f"(32 url-safe base64-encoded bytes). Generate one with `python -c 'from "
+                f"cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'`."
+            ) from None
+    return keys
+
+
 SECRET_KEY = _required_secret("SECRET_KEY") or "insecure-debug-only-key-not-for-production"
 # Comma-separated Fernet keys: the first encrypts, all decrypt. Empty in DEBUG: encrypting or
 # decrypting then raises an error naming the variable (exports.crypto).
-CREDENTIALS_ENCRYPTION_KEYS = [
-    key.strip() for key in _required_secret("CREDENTIALS_ENCRYPTION_KEYS").split(",") if key.strip()
-]
+CREDENTIALS_ENCRYPTION_KEYS = _encryption_keys("CREDENTIALS_ENCRYPTION_KEYS")
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
