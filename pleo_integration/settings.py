@@ -159,10 +159,44 @@ STORAGES = {
 }
 WHITENOISE_USE_FINDERS = True
 
-if not DEBUG:
-    SESSION_COOKIE_SECURE = PUBLIC_BASE_URL.startswith("https://")
-    CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# --- HTTPS (production: behind a proxy that terminates TLS) -----------------------------------
+# The defaults follow PUBLIC_BASE_URL: served at an https:// URL with DEBUG off, the service
+# redirects plain http to https, sends HSTS and marks its cookies Secure (what `check --deploy`
+# asks for); at an http:// URL (bin/serve, the local demo, DEBUG=1) none of them. Each can be set.
+SERVED_OVER_HTTPS = PUBLIC_BASE_URL.startswith("https://") and not DEBUG
+
+
+def _proxy_ssl_header(name: str, default: str) -> tuple[str, str] | None:
+    """``X-Forwarded-Proto`` (value https) or ``Header-Name:value`` -> Django's META form;
+    empty: no header is trusted."""
+    raw = env.str(name, default=default).strip()
+    if not raw:
+        return None
+    header, _, value = raw.partition(":")
+    return ("HTTP_" + header.strip().upper().replace("-", "_"), value.strip() or "https")
+
+
+# The header by which the proxy says the request came over https. Trusted as written: the proxy
+# must set it on every request, overwriting what the client sent, and the service must be
+# reachable only through the proxy. Empty: trust no header (TLS ends at the service itself).
+SECURE_PROXY_SSL_HEADER = _proxy_ssl_header(
+    "SECURE_PROXY_SSL_HEADER", default="" if DEBUG else "X-Forwarded-Proto"
+)
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=SERVED_OVER_HTTPS)
+# Paths (regular expressions, without the leading slash) answered over plain http as well: a load
+# balancer's health check that talks to the service directly.
+SECURE_REDIRECT_EXEMPT = env.list("SECURE_REDIRECT_EXEMPT", default=[r"^healthz$"])
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000 if SERVED_OVER_HTTPS else 0)
+# includeSubDomains covers the subdomains of the service's own host name (serve it on a host name
+# of its own). Preloading is the registrable domain owner's decision, off by default; its
+# check-deploy reminder (security.W021) is silenced while it is off.
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool(
+    "SECURE_HSTS_INCLUDE_SUBDOMAINS", default=SERVED_OVER_HTTPS
+)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=SERVED_OVER_HTTPS)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=SERVED_OVER_HTTPS)
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 
 # --- Pleo -----------------------------------------------------------------------------------
 PLEO_API_BASE_URL = env.str("PLEO_API_BASE_URL", default="https://external.pleo.io").rstrip("/")
