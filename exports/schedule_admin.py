@@ -6,7 +6,8 @@ django-q2 registers its own ``ScheduleAdmin`` (any dotted path as function and h
 stored function with its stored arguments again). They are replaced here: the schedule form offers
 only :data:`exports.services.schedules.TASK_FUNCTIONS`, no hook unless listed in
 :data:`~exports.services.schedules.HOOK_FUNCTIONS`, and arguments that fit the chosen function;
-"Resubmit" is offered to superusers only and the task pages are read-only for everyone else.
+"Resubmit" is offered to superusers only and the task pages (and the ORM broker's queue) are
+read-only for everyone else.
 The permissions to add or change schedules are meant for superusers (README, SECURITY.md).
 """
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 import django_q.admin as q_admin  # registers django-q2's admins first, so they can be replaced
 from django import forms
 from django.contrib import admin
-from django_q.models import Failure, Schedule, Success
+from django_q.models import Failure, OrmQ, Schedule, Success
 
 from exports.services.schedules import HOOK_FUNCTIONS, TASK_FUNCTIONS, schedule_problems
 
@@ -99,11 +100,21 @@ class FailureAdmin(_StoredTaskAdmin, q_admin.FailAdmin):
     pass
 
 
-for model, model_admin in (
-    (Schedule, ScheduleAdmin),
-    (Success, SuccessAdmin),
-    (Failure, FailureAdmin),
-):
-    if admin.site.is_registered(model):
+class QueueAdmin(q_admin.QueueAdmin):
+    """The ORM broker's queue: a row's ``lock`` and ``key`` decide when and by which cluster a
+    queued task is delivered (again). Changed by superusers only."""
+
+    def has_change_permission(self, request, obj=None):
+        return _superuser_only(request) and super().has_change_permission(request, obj)
+
+
+REPLACED = {
+    Schedule: ScheduleAdmin,
+    Success: SuccessAdmin,
+    Failure: FailureAdmin,
+    OrmQ: QueueAdmin,
+}
+for model, model_admin in REPLACED.items():
+    if admin.site.is_registered(model):  # OrmQ: only with the ORM broker (django-q2's rule)
         admin.site.unregister(model)
-    admin.site.register(model, model_admin)
+        admin.site.register(model, model_admin)

@@ -277,3 +277,20 @@ def test_resubmitting_stored_tasks_is_for_superusers(model, admin_client):
     change = staff.get(reverse(f"admin:django_q_{name}_change", args=[task_id]))
     assert change.status_code == 200
     assert 'name="_save"' not in change.content.decode()  # read-only: saving calls the hook
+
+
+def test_the_orm_queue_is_changed_by_superusers_only(admin_client):
+    async_task("exports.tasks.poll_tick")
+    row = OrmQ.objects.get()
+    url = reverse("admin:django_q_ormq_change", args=[row.pk])
+    assert 'name="_save"' in admin_client.get(url).content.decode()
+    clerk = User.objects.create(username="clerk", is_staff=True)
+    clerk.user_permissions.add(
+        *Permission.objects.filter(content_type__app_label="django_q", codename__endswith="_ormq")
+    )
+    staff = Client()
+    staff.force_login(clerk)
+    page = staff.get(url)
+    assert page.status_code == 200 and 'name="_save"' not in page.content.decode()
+    staff.post(url, {"key": "another-cluster", "lock": "2000-01-01 00:00:00"})
+    assert OrmQ.objects.get().key == row.key
