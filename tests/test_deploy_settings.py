@@ -58,12 +58,32 @@ def _run(argv: list[str], overrides: dict) -> subprocess.CompletedProcess:
     )
 
 
-def https_settings(overrides: dict) -> dict:
-    code = (
-        "import django, json; django.setup(); from django.conf import settings; "
-        f"print(json.dumps({{n: getattr(settings, n) for n in {HTTPS_SETTINGS!r}}}))"
+# Reads the settings module once per environment, in one process (a process per environment
+# would cost a Django start-up each).
+SETTINGS_SCRIPT = """
+import importlib, json, os, sys
+base = dict(os.environ)
+found = []
+for overrides in json.loads(sys.argv[1]):
+    os.environ.clear()
+    os.environ.update({**base, **overrides})
+    module = importlib.reload(importlib.import_module("pleo_integration.settings"))
+    found.append({name: getattr(module, name) for name in json.loads(sys.argv[2])})
+print(json.dumps(found))
+"""
+
+
+def https_settings(*environments: dict) -> list[dict]:
+    result = _run(
+        [
+            sys.executable,
+            "-c",
+            SETTINGS_SCRIPT,
+            json.dumps(list(environments)),
+            json.dumps(HTTPS_SETTINGS),
+        ],
+        {},
     )
-    result = _run([sys.executable, "-c", code], overrides)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -78,9 +98,27 @@ def test_check_deploy_with_the_documented_production_settings_is_clean():
     assert "System check identified no issues" in output
 
 
-def test_production_defaults_follow_an_https_public_url():
-    values = https_settings(PRODUCTION)
-    assert values == {
+def test_https_settings_follow_the_public_url_and_each_can_be_set():
+    production, demo, plain, overridden, no_proxy_header = https_settings(
+        PRODUCTION,
+        # bin/serve writes DEBUG=1 and serves http://127.0.0.1:8000.
+        {"DEBUG": "1"},
+        # DEBUG off at an http URL (a trial run without TLS).
+        {**PRODUCTION, "PUBLIC_BASE_URL": "http://127.0.0.1:8000"},
+        {
+            **PRODUCTION,
+            "SECURE_SSL_REDIRECT": "0",
+            "SECURE_HSTS_SECONDS": "3600",
+            "SECURE_HSTS_INCLUDE_SUBDOMAINS": "0",
+            "SECURE_HSTS_PRELOAD": "1",
+            "SECURE_PROXY_SSL_HEADER": "X-Forwarded-Ssl:on",
+            "SECURE_REDIRECT_EXEMPT": r"^healthz$,^status/",
+            "CSRF_TRUSTED_ORIGINS": "https://bridge.example.com,https://admin.example.com",
+        },
+        {**PRODUCTION, "SECURE_PROXY_SSL_HEADER": ""},
+    )
+    # Production: what check --deploy asks for.
+    assert production == {
         "SECURE_SSL_REDIRECT": True,
         "SECURE_HSTS_SECONDS": 31536000,
         "SECURE_HSTS_INCLUDE_SUBDOMAINS": True,
@@ -91,50 +129,27 @@ def test_production_defaults_follow_an_https_public_url():
         "CSRF_COOKIE_SECURE": True,
         "CSRF_TRUSTED_ORIGINS": ["https://bridge.example.com"],
     }
-
-
-def test_the_local_demo_over_http_gets_no_https_behaviour():
-    """bin/serve writes DEBUG=1 and serves http://127.0.0.1:8000: no redirect, no HSTS, cookies
-    that work over http, and no forwarded header trusted."""
-    values = https_settings({"DEBUG": "1"})
-    assert values["SECURE_SSL_REDIRECT"] is False
-    assert values["SECURE_HSTS_SECONDS"] == 0
-    assert values["SESSION_COOKIE_SECURE"] is False and values["CSRF_COOKIE_SECURE"] is False
-    assert values["SECURE_PROXY_SSL_HEADER"] is None
-    assert values["CSRF_TRUSTED_ORIGINS"] == ["http://127.0.0.1:8000"]
-    # DEBUG off at an http URL (a trial run without TLS): still no redirect, HSTS or Secure.
-    plain = https_settings({**PRODUCTION, "PUBLIC_BASE_URL": "http://127.0.0.1:8000"})
+    # The local demo over http: no redirect, no HSTS, cookies that work over http, and no
+    # forwarded header trusted.
+    assert demo["SECURE_SSL_REDIRECT"] is False
+    assert demo["SECURE_HSTS_SECONDS"] == 0
+    assert demo["SESSION_COOKIE_SECURE"] is False and demo["CSRF_COOKIE_SECURE"] is False
+    assert demo["SECURE_PROXY_SSL_HEADER"] is None
+    assert demo["CSRF_TRUSTED_ORIGINS"] == ["http://127.0.0.1:8000"]
     assert plain["SECURE_SSL_REDIRECT"] is False and plain["SECURE_HSTS_SECONDS"] == 0
     assert plain["SESSION_COOKIE_SECURE"] is False
-
-
-def test_each_https_setting_can_be_set_from_the_environment():
-    values = https_settings(
-        {
-            **PRODUCTION,
-            "SECURE_SSL_REDIRECT": "0",
-            "SECURE_HSTS_SECONDS": "3600",
-            "SECURE_HSTS_INCLUDE_SUBDOMAINS": "0",
-            "SECURE_HSTS_PRELOAD": "1",
-            "SECURE_PROXY_SSL_HEADER": "X-Forwarded-Ssl:on",
-            "SECURE_REDIRECT_EXEMPT": r"^healthz$,^status/",
-            "CSRF_TRUSTED_ORIGINS": "https://bridge.example.com,https://admin.example.com",
-        }
-    )
-    assert values["SECURE_SSL_REDIRECT"] is False
-    assert values["SECURE_HSTS_SECONDS"] == 3600
-    assert values["SECURE_HSTS_INCLUDE_SUBDOMAINS"] is False
-    assert values["SECURE_HSTS_PRELOAD"] is True
-    assert values["SECURE_PROXY_SSL_HEADER"] == ["HTTP_X_FORWARDED_SSL", "on"]
-    assert values["SECURE_REDIRECT_EXEMPT"] == ["^healthz$", "^status/"]
-    assert values["CSRF_TRUSTED_ORIGINS"] == [
+    # Each one from the environment.
+    assert overridden["SECURE_SSL_REDIRECT"] is False
+    assert overridden["SECURE_HSTS_SECONDS"] == 3600
+    assert overridden["SECURE_HSTS_INCLUDE_SUBDOMAINS"] is False
+    assert overridden["SECURE_HSTS_PRELOAD"] is True
+    assert overridden["SECURE_PROXY_SSL_HEADER"] == ["HTTP_X_FORWARDED_SSL", "on"]
+    assert overridden["SECURE_REDIRECT_EXEMPT"] == ["^healthz$", "^status/"]
+    assert overridden["CSRF_TRUSTED_ORIGINS"] == [
         "https://bridge.example.com",
         "https://admin.example.com",
     ]
-    assert (
-        https_settings({**PRODUCTION, "SECURE_PROXY_SSL_HEADER": ""})["SECURE_PROXY_SSL_HEADER"]
-        is None
-    )
+    assert no_proxy_header["SECURE_PROXY_SSL_HEADER"] is None
 
 
 @pytest.mark.django_db

@@ -5,6 +5,9 @@ time makes the webhook answer 503 with ``Retry-After`` (Pleo sends the delivery 
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 
 import pytest
 from cryptography.fernet import Fernet
@@ -21,15 +24,15 @@ NOT_A_KEY = "notakey-MUST-NOT-BE-PRINTED"
 
 @pytest.mark.subprocess
 @pytest.mark.parametrize(
-    ("value", "expected"),
+    ("value", "expected", "debug"),
     [
-        (NOT_A_KEY, "key number 1 of 1 is not a valid Fernet key"),
-        (", ,", "is set but holds no key"),
-        (f"{VALID_KEY}, {NOT_A_KEY}", "key number 2 of 2 is not a valid Fernet key"),
+        (NOT_A_KEY, "key number 1 of 1 is not a valid Fernet key", "0"),
+        (", ,", "is set but holds no key", "0"),
+        (f"{VALID_KEY}, {NOT_A_KEY}", "key number 2 of 2 is not a valid Fernet key", "0"),
+        (", ,", "is set but holds no key", "1"),  # DEBUG allows no key, not a malformed one
     ],
-    ids=["not-a-key", "only-commas", "second-key-bad"],
+    ids=["not-a-key", "only-commas", "second-key-bad", "debug-only-commas"],
 )
-@pytest.mark.parametrize("debug", ["0", "1"])
 def test_a_malformed_key_setting_refuses_to_start(value, expected, debug):
     result = _check({"DEBUG": debug, "SECRET_KEY": "s", "CREDENTIALS_ENCRYPTION_KEYS": value})
     assert result.returncode != 0, result.stdout
@@ -40,12 +43,21 @@ def test_a_malformed_key_setting_refuses_to_start(value, expected, debug):
 
 
 @pytest.mark.subprocess
-def test_valid_keys_with_a_trailing_comma_start():
+def test_valid_keys_with_spaces_and_a_trailing_comma_are_read():
     other = Fernet.generate_key().decode()
-    result = _check(
-        {"DEBUG": "0", "SECRET_KEY": "s", "CREDENTIALS_ENCRYPTION_KEYS": f"{VALID_KEY}, {other},"}
+    code = "from pleo_integration import settings; print(settings.CREDENTIALS_ENCRYPTION_KEYS)"
+    env = {
+        **os.environ,
+        "DOTENV_FILE": "/nonexistent/.env",
+        "DEBUG": "0",
+        "SECRET_KEY": "s",
+        "CREDENTIALS_ENCRYPTION_KEYS": f" {VALID_KEY}, {other},",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == repr([VALID_KEY, other])
 
 
 def test_an_invalid_key_is_a_missing_usable_key():
