@@ -7,4 +7,5 @@ class ExportsConfig(AppConfig):
     verbose_name = "Pleo exports"
 
     def ready(self):
-        from exports import checks, signals  # noqa: F401  (registers receivers and checks)
+        # Registers receivers and checks; django-q2's admin and queue restricted to our tasks.
+        from exports import checks, schedule_admin, signals, task_guard  # noqa: F401

@@ -17,7 +17,13 @@ SETTING = "CREDENTIALS_ENCRYPTION_KEYS"
 
 
 class EncryptionKeysMissing(ImproperlyConfigured):
-    """No encryption key is configured, so no secret can be stored or read."""
+    """No usable encryption key is configured, so no secret can be stored or read."""
+
+
+class EncryptionKeysInvalid(EncryptionKeysMissing):
+    """A configured key is not a Fernet key. Settings refuse one at start; this is the same
+    refusal for keys set another way (tests, a settings override). A subclass of
+    :class:`EncryptionKeysMissing`: every caller that handles "no key" handles it alike."""
 
 
 class SecretDecryptionError(Exception):
@@ -31,7 +37,7 @@ def _multi_fernet(keys: tuple[str, ...]) -> MultiFernet:
         try:
             fernets.append(Fernet(key.encode()))
         except (ValueError, TypeError):
-            raise ImproperlyConfigured(
+            raise EncryptionKeysInvalid(
                 f"{SETTING}: key number {position} is not a valid Fernet key "
                 f"(32 url-safe base64-encoded bytes; generate one with "
                 f"`python -c 'from cryptography.fernet import Fernet; "

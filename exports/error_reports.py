@@ -14,14 +14,26 @@ frames' variables. Django's reporter reads the GET section and the request URL f
 itself, without the filter: :class:`SecretQueryExceptionReporter` (``DEFAULT_EXCEPTION_REPORTER``)
 cleanses those, and as a last guard removes any remaining copy of such a value from the report
 (an exception message or a variable that quotes it).
+
+URLs carry credentials too: ``REDIS_URL`` (and ``Q_CLUSTER["redis"]``), ``DATABASE_URL`` (in
+``request.META`` under ``runserver``, whose WSGI environ is the process environment), a cache's
+``LOCATION``, any ``scheme://user:password@host`` a setting or variable holds. Their names are
+not secret-like, so Django shows them. The filter replaces the user information of every URL in
+a string it cleanses (settings at any depth, META, cookies, the frames' string variables) by the
+cleansed substitute, with DEBUG on or off; the reporter's last guard also removes each such
+password found in the settings or the process environment from the rendered report (an
+exception message that quotes the URL).
 """
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Iterable, Iterator
 from typing import Any
-from urllib.parse import quote, quote_plus, unquote_plus
+from urllib.parse import quote, quote_plus, unquote, unquote_plus
 
+from django.conf import settings
 from django.http import HttpRequest, QueryDict
 from django.utils.html import escape
 from django.views.debug import ExceptionReporter, SafeExceptionReporterFilter
@@ -57,6 +69,60 @@ SENSITIVE_QUERY_PATTERN = re.compile(
 URL_META_KEYS = ("REQUEST_URI", "RAW_URI", "HTTP_REFERER")
 # Shorter values are not searched for in the rendered report (they would match too much).
 MIN_SCRUBBED_LENGTH = 8
+# The user information of a URL: ``scheme://<userinfo>@``. It runs to the last ``@`` before the
+# path, so a password with a raw ``@`` is covered whole; quotes and spaces end it (a repr).
+URL_USERINFO = re.compile(
+    r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<userinfo>[^/?#\s'\"<>\\]*)@"
+)
+
+
+def cleanse_url_credentials(text: str, substitute: str) -> str:
+    """``text`` with the user information of every URL in it replaced by ``substitute``."""
+    if "@" not in text:
+        return text
+    return URL_USERINFO.sub(lambda m: f"{m['scheme']}{substitute}@", text)
+
+
+def url_passwords(text: str) -> Iterator[str]:
+    """The password of every URL in ``text`` that has one, alone and with its user name (as
+    written and percent-decoded). A user name alone is not searched for: ``postgres://postgres@``
+    would turn every "postgres" of a report into stars (the filter still hides it in values)."""
+    for match in URL_USERINFO.finditer(text):
+        userinfo = match["userinfo"]
+        _user, colon, password = userinfo.partition(":")
+        if colon and password:
+            yield from (userinfo, password, unquote(userinfo), unquote(password))
+
+
+def _strings(value: Any, depth: int = 0) -> Iterator[str]:
+    """The strings in a setting's value (dicts, lists, tuples; a few levels deep)."""
+    if isinstance(value, str):
+        yield value
+    elif depth < 4 and isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item, depth + 1)
+    elif depth < 4 and isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            yield from _strings(item, depth + 1)
+
+
+def configured_url_passwords() -> set[str]:
+    """Passwords of the URLs in the settings and the process environment (not too short)."""
+    texts: Iterable[str] = [
+        *(
+            text
+            for name in dir(settings)
+            if name.isupper()
+            for text in _strings(getattr(settings, name, None))
+        ),
+        *os.environ.values(),
+    ]
+    found = {credential for text in texts if "@" in text for credential in url_passwords(text)}
+    # DATABASE_URL's password as parsed into DATABASES (the filter hides it by its name).
+    for database in getattr(settings, "DATABASES", {}).values():
+        if isinstance(database, dict) and isinstance(database.get("PASSWORD"), str):
+            found.add(database["PASSWORD"])
+    return {credential for credential in found if len(credential) >= MIN_SCRUBBED_LENGTH}
 
 
 def is_sensitive_query_parameter(name: str) -> bool:
@@ -78,6 +144,14 @@ class SecretQueryReporterFilter(SafeExceptionReporterFilter):
 
     def is_sensitive_query_parameter(self, name: str) -> bool:
         return is_sensitive_query_parameter(name)
+
+    def cleanse_setting(self, key, value):
+        """Django's rule (secret-like names, recursively), and no URL shows its credentials.
+        Settings, META and cookies all come through here."""
+        cleansed = super().cleanse_setting(key, value)
+        if isinstance(cleansed, str):
+            return cleanse_url_credentials(cleansed, self.cleansed_substitute)
+        return cleansed
 
     def cleanse_query_dict(self, query: QueryDict) -> QueryDict:
         cleansed = query.copy()
@@ -121,8 +195,11 @@ class SecretQueryReporterFilter(SafeExceptionReporterFilter):
         return self._cleanse_query_holders(super().cleanse_special_types(request, value))
 
     def _cleanse_query_holders(self, value: Any, depth: int = 0) -> Any:
-        """Query dicts and requests, also inside a tuple, list or dict (``func_args`` …)."""
+        """Query dicts, requests and URLs in strings, also inside a tuple, list or dict
+        (``func_args`` …)."""
         try:
+            if isinstance(value, str):
+                return cleanse_url_credentials(value, self.cleansed_substitute)
             if isinstance(value, QueryDict):
                 return self.cleanse_query_dict(value)
             if isinstance(value, HttpRequest):
@@ -161,19 +238,20 @@ class SecretQueryExceptionReporter(ExceptionReporter):
         return self._scrub(super().get_traceback_text(), html=False)
 
     def _scrub(self, report: str, *, html: bool) -> str:
-        """Remove any remaining copy of a secret query value (as sent, encoded or escaped)."""
-        if self.request is None:
-            return report
+        """Remove any remaining copy of a secret query value, or of a credential of a URL in the
+        settings or the environment (as sent, encoded or escaped)."""
         substitute = self.query_filter.cleansed_substitute
-        for name, values in self.request.GET.lists():
-            if not self.query_filter.is_sensitive_query_parameter(name):
-                continue
-            for value in values:
-                if len(value) < MIN_SCRUBBED_LENGTH:
-                    continue
-                forms = {value, quote(value, safe=""), quote_plus(value)}
-                if html:
-                    forms |= {str(escape(form)) for form in forms}
-                for form in sorted(forms, key=len, reverse=True):
-                    report = report.replace(form, substitute)
+        values = configured_url_passwords()
+        if self.request is not None:
+            for name, sent in self.request.GET.lists():
+                if self.query_filter.is_sensitive_query_parameter(name):
+                    values.update(value for value in sent if len(value) >= MIN_SCRUBBED_LENGTH)
+        forms = set()
+        for value in values:
+            forms |= {value, quote(value, safe=""), quote_plus(value)}
+        if html:
+            forms |= {str(escape(form)) for form in forms}
+        for form in sorted(forms, key=len, reverse=True):
+            if len(form) >= MIN_SCRUBBED_LENGTH:
+                report = report.replace(form, substitute)
         return report

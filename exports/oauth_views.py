@@ -1,7 +1,9 @@
 """Connect an OAuth credential to Pleo from the admin: the start and the callback.
 
-``connect`` (an admin view, ``admin/exports/credential/<id>/oauth/connect/``) remembers a fresh
-PKCE verifier and ``state`` in the admin user's session and sends the browser to Pleo's consent
+``connect`` (an admin view, ``admin/exports/credential/<id>/oauth/connect/``, POST only: the
+"Connect to Pleo" button's form, CSRF-protected by the admin; a GET is 405, so a link or an image
+elsewhere cannot start attempts and push out the operator's pending ones) remembers a fresh PKCE
+verifier and ``state`` in the admin user's session and sends the browser to Pleo's consent
 page. ``callback`` (``/oauth/pleo/callback/``, staff only) takes the answer: the ``state`` must be
 one this session started (it is single-use), then the code is exchanged and the tokens stored.
 Denied consent, a wrong or missing ``state`` and a failed exchange each end with a message on the
@@ -19,6 +21,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_variables
+from django.views.decorators.http import require_POST
 
 from exports.selectors.company_access import credentials_visible_to
 from exports.services import oauth as oauth_service
@@ -45,9 +48,11 @@ def _change_page(credential_id) -> str:
 
 
 @never_cache
+@require_POST
 @sensitive_variables()
 def connect(request, credential_id: int):
-    """Start connecting (GET or POST; wrapped by ``admin_site.admin_view``)."""
+    """Start connecting (POST only; wrapped by ``admin_site.admin_view``, which checks the CSRF
+    token)."""
     credential = get_object_or_404(credentials_visible_to(user=request.user), pk=credential_id)
     if not request.user.has_perm(PERMISSION):
         messages.error(request, "You may not connect credentials to Pleo.")

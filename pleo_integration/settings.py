@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import environ
+from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
 from exports.log_filters import CLIENT_FAULT_LOGGERS
@@ -37,12 +38,30 @@ def _required_secret(name: str) -> str:
     return value
 
 
+def _encryption_keys(name: str) -> list[str]:
+    """Comma-separated Fernet keys, each checked here: a malformed value stops every process
+    (web server, gunicorn worker, qcluster, commands) at start instead of failing on the first
+    secret it reads. The message names the variable and the key's position, never the key."""
+    raw = _required_secret(name)
+    keys = [key.strip() for key in raw.split(",") if key.strip()]
+    if raw.strip() and not keys:
+        raise ImproperlyConfigured(f"{name} is set but holds no key (only commas and spaces).")
+    for position, key in enumerate(keys, start=1):
+        try:
+            Fernet(key.encode())
+        except (ValueError, TypeError):
+            raise ImproperlyConfigured(
+                f"{name}: key number {position} of {len(keys)} is not a valid Fernet key "
+                f"(32 url-safe base64-encoded bytes). Generate one with `python -c 'from "
+                f"cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'`."
+            ) from None
+    return keys
+
+
 SECRET_KEY = _required_secret("SECRET_KEY") or "insecure-debug-only-key-not-for-production"
 # Comma-separated Fernet keys: the first encrypts, all decrypt. Empty in DEBUG: encrypting or
 # decrypting then raises an error naming the variable (exports.crypto).
-CREDENTIALS_ENCRYPTION_KEYS = [
-    key.strip() for key in _required_secret("CREDENTIALS_ENCRYPTION_KEYS").split(",") if key.strip()
-]
+CREDENTIALS_ENCRYPTION_KEYS = _encryption_keys("CREDENTIALS_ENCRYPTION_KEYS")
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
@@ -146,10 +165,44 @@ STORAGES = {
 }
 WHITENOISE_USE_FINDERS = True
 
-if not DEBUG:
-    SESSION_COOKIE_SECURE = PUBLIC_BASE_URL.startswith("https://")
-    CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# --- HTTPS (production: behind a proxy that terminates TLS) -----------------------------------
+# The defaults follow PUBLIC_BASE_URL: served at an https:// URL with DEBUG off, the service
+# redirects plain http to https, sends HSTS and marks its cookies Secure (what `check --deploy`
+# asks for); at an http:// URL (bin/serve, the local demo, DEBUG=1) none of them. Each can be set.
+SERVED_OVER_HTTPS = PUBLIC_BASE_URL.startswith("https://") and not DEBUG
+
+
+def _proxy_ssl_header(name: str, default: str) -> tuple[str, str] | None:
+    """``X-Forwarded-Proto`` (value https) or ``Header-Name:value`` -> Django's META form;
+    empty: no header is trusted."""
+    raw = env.str(name, default=default).strip()
+    if not raw:
+        return None
+    header, _, value = raw.partition(":")
+    return ("HTTP_" + header.strip().upper().replace("-", "_"), value.strip() or "https")
+
+
+# The header by which the proxy says the request came over https. Trusted as written: the proxy
+# must set it on every request, overwriting what the client sent, and the service must be
+# reachable only through the proxy. Empty: trust no header (TLS ends at the service itself).
+SECURE_PROXY_SSL_HEADER = _proxy_ssl_header(
+    "SECURE_PROXY_SSL_HEADER", default="" if DEBUG else "X-Forwarded-Proto"
+)
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=SERVED_OVER_HTTPS)
+# Paths (regular expressions, without the leading slash) answered over plain http as well: a load
+# balancer's health check that talks to the service directly.
+SECURE_REDIRECT_EXEMPT = env.list("SECURE_REDIRECT_EXEMPT", default=[r"^healthz$"])
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000 if SERVED_OVER_HTTPS else 0)
+# includeSubDomains covers the subdomains of the service's own host name (serve it on a host name
+# of its own). Preloading is the registrable domain owner's decision, off by default; its
+# check-deploy reminder (security.W021) is silenced while it is off.
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool(
+    "SECURE_HSTS_INCLUDE_SUBDOMAINS", default=SERVED_OVER_HTTPS
+)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=SERVED_OVER_HTTPS)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=SERVED_OVER_HTTPS)
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 
 # --- Pleo -----------------------------------------------------------------------------------
 PLEO_API_BASE_URL = env.str("PLEO_API_BASE_URL", default="https://external.pleo.io").rstrip("/")

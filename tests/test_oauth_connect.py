@@ -1,6 +1,6 @@
 """ "Connect to Pleo" end to end: the admin (Django test client) and the sandbox's OAuth server.
 
-Redirects are followed by hand: GET our connect view → its Location is the sandbox's consent
+Redirects are followed by hand: POST our connect view → its Location is the sandbox's consent
 page → POST the decision to the sandbox with ``requests`` (no redirects followed) → its Location
 is our callback → GET it with the test client.
 """
@@ -53,7 +53,7 @@ class Flow:
 
     def start(self, credential=None) -> str:
         credential = credential or self.credential
-        response = self.client.get(
+        response = self.client.post(
             reverse("admin:exports_credential_oauth_connect", args=[credential.pk])
         )
         assert response.status_code == 302, response.content[:500]
@@ -287,14 +287,14 @@ def test_connect_is_refused_for_api_keys_and_incomplete_credentials(flow):
     api_key = make_credential(name="Key")
     page = flow.client.get(reverse("admin:exports_credential_change", args=[api_key.pk]))
     assert "Connect to Pleo" not in page.content.decode()
-    response = flow.client.get(
+    response = flow.client.post(
         reverse("admin:exports_credential_oauth_connect", args=[api_key.pk]), follow=True
     )
     assert any("not an OAuth 2.0 credential" in m for m in _messages(response))
     no_secret = Credential.objects.create(
         name="No secret", kind=Credential.Kind.OAUTH, oauth_client_id="x"
     )
-    response = flow.client.get(
+    response = flow.client.post(
         reverse("admin:exports_credential_oauth_connect", args=[no_secret.pk]), follow=True
     )
     assert any("client secret" in m for m in _messages(response))
@@ -307,13 +307,43 @@ def test_callback_and_connect_are_staff_only(flow, client, django_user_model):
     anonymous = Client()
     answer = anonymous.get(f"{parts.path}?{parts.query}")
     assert answer.status_code == 302 and "/admin/login/" in answer["Location"]
-    connect = anonymous.get(
-        reverse("admin:exports_credential_oauth_connect", args=[flow.credential.pk])
-    )
-    assert connect.status_code == 302 and "/admin/login/" in connect["Location"]
+    for method in (anonymous.get, anonymous.post):
+        connect = method(
+            reverse("admin:exports_credential_oauth_connect", args=[flow.credential.pk])
+        )
+        assert connect.status_code == 302 and "/admin/login/" in connect["Location"]
     user = django_user_model.objects.create_user("clerk", password="pw-for-tests-2")
     clerk = Client()
     clerk.force_login(user)
     answer = clerk.get(f"{parts.path}?{parts.query}")
     assert answer.status_code == 302 and "/admin/login/" in answer["Location"]
     assert flow.token_requests() == []
+
+
+def test_connect_starts_on_post_only_from_the_buttons_form(flow, admin_client):
+    """A GET (a link, an image, a prefetch) starts nothing and keeps the pending attempts; the
+    button is a form that POSTs with the CSRF token, and a POST without it is refused."""
+    url = reverse("admin:exports_credential_oauth_connect", args=[flow.credential.pk])
+    pending = _query(flow.start())["state"]
+
+    response = flow.client.get(url)
+    assert response.status_code == 405
+    assert response["Allow"] == "POST"
+    assert list(flow.client.session[SESSION_KEY]) == [pending]  # nothing started or pushed out
+
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(User.objects.get(username="root"))
+    page = browser.get(reverse("admin:exports_credential_change", args=[flow.credential.pk]))
+    text = page.content.decode()
+    form = re.search(r'<form method="post" action="([^"]+)"[^>]*>\s*(.*?)</form>', text, re.S)
+    assert form and form[1] == url and 'id="pleo-oauth-connect"' in form[2]
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form[2])[1]
+    assert f'href="{url}"' not in text  # no link to it any more
+
+    refused = browser.post(url)
+    assert refused.status_code == 403  # CSRF
+    assert SESSION_KEY not in browser.session
+    started = browser.post(url, {"csrfmiddlewaretoken": token})
+    assert started.status_code == 302
+    assert started["Location"].startswith(f"{flow.sandbox.url}/oauth/authorize?")
+    assert _query(started["Location"])["state"] in browser.session[SESSION_KEY]
