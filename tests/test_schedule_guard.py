@@ -66,7 +66,7 @@ def admin_client(client):
 
 
 def _sees_all_companies(user):
-    """Staff scoped to no company hold no permission on django-q2's models (exports.auth_backends)."""
+    """Staff scoped to no company hold no django-q2 permission (exports.auth_backends)."""
     user.user_permissions.add(Permission.objects.get(codename="view_all_companies"))
 
 
