@@ -26,8 +26,11 @@ renewed as the run goes. ``ExportJob.processing_state`` shows where a job stands
 ``done``        the job is final in Pleo; its final status is mirrored.
 
 A 422 (``INVALID_EXPORT_JOB_STATUS_CHANGE`` on the final event, ``EXPORT_JOB_STATUS_UNPROCESSABLE``
-on items or export items) means the job finished or expired under us: the job is re-read,
-mirrored and audited, and nothing more is sent. Never a retry loop.
+on items or export items; error types compared in any case) means the job finished or expired
+under us: the job is re-read, mirrored and audited, and nothing more is sent. Never a retry loop.
+A re-read that shows a status we do not know stops the run's work on the job (the company is
+held: ``exports.services.unknown_status``). Items in a status we do not know are never booked;
+they count as not exported.
 
 A transient problem (Pleo unreachable, an unknown outcome that could not be settled, the
 accounting system down) stops the run with an audit entry; the job stays ours and in progress,
@@ -93,7 +96,11 @@ EVENT_STATUS = {
     pleo.JobEvent.FAILED: pleo.JobStatus.FAILED,
 }
 # Item failure types that are also job failure types (used when every item failed alike).
-_JOB_TYPES = {member.value for member in pleo.JobFailureReasonType}
+_JOB_TYPES = {
+    member.value
+    for member in pleo.JobFailureReasonType
+    if member != pleo.JobFailureReasonType.UNKNOWN
+}
 
 _KEY_NAMESPACE = uuid.UUID("6f1d8a4e-4b0c-5a7e-9f43-2d1c0e7b9a55")
 EVENTS_PATH = "/v3/export-job-events"
@@ -274,11 +281,23 @@ class _Carrier:
         )
         self.learn(items)
         open_items = [item for item in items if item.status in OPEN_ITEM]
-        done = len(items) - len(open_items)
+        unknown = [item for item in items if item.status == pleo.ItemStatus.UNKNOWN]
+        done = len(items) - len(open_items) - len(unknown)
         message = f"Read {_plural(len(items), 'job item')} from Pleo: {len(open_items)} to export"
         if done:
             message += f", {done} already final (skipped)"
-        self.audit("items_read", message + ".", http=_http("GET", self.items_path, 200))
+        if unknown:
+            raw = ", ".join(sorted({f"'{item.raw_status[:50]}'" for item in unknown}))
+            message += (
+                f", {len(unknown)} in a status we do not know ({raw}): not booked, counted as "
+                f"not exported"
+            )
+        self.audit(
+            "items_read",
+            message + ".",
+            outcome=AuditEntry.Outcome.WARNING if unknown else AuditEntry.Outcome.OK,
+            http=_http("GET", self.items_path, 200),
+        )
         return open_items
 
     def read_export_items(self) -> dict[uuid.UUID, pleo.ExportItem]:
@@ -288,7 +307,7 @@ class _Carrier:
                 lambda: self.client.list_export_items(self.job.pleo_job_id),
             )
         except pleo.PleoBadRequest as exc:
-            if exc.error_type != pleo.ErrorType.MISSING_CONTRA_ACCOUNTS:
+            if not exc.has_type(pleo.ErrorType.MISSING_CONTRA_ACCOUNTS):
                 raise
             self.audit(
                 "export_items_refused",
@@ -366,6 +385,7 @@ class _Carrier:
 
     def finish(self) -> str | None:
         statuses = list(self.statuses.values())
+        # Items in a status we do not know count as not exported.
         failed = sum(1 for s in statuses if s != pleo.ItemStatus.SUCCESSFUL)
         if failed == 0:
             return self.send_final(pleo.JobEvent.COMPLETED)
@@ -729,7 +749,7 @@ class _Carrier:
                     return self.concluded(remote, event, reason_type)
                 continue  # still in progress: the event did not land; send it again
             except pleo.PleoUnprocessable as exc:
-                if exc.error_type != pleo.ErrorType.INVALID_EXPORT_JOB_STATUS_CHANGE:
+                if not exc.has_type(pleo.ErrorType.INVALID_EXPORT_JOB_STATUS_CHANGE):
                     raise
                 remote = self.reread()
                 self.audit(
@@ -809,7 +829,7 @@ class _Carrier:
     ) -> str:
         """The job is final in Pleo after our final event: ours, or someone else's doing."""
         ours = remote.status == EVENT_STATUS[event] and (
-            event != pleo.JobEvent.FAILED or remote.failure_reason_type == str(reason_type)
+            event != pleo.JobEvent.FAILED or remote.failure_type == reason_type
         )
         if ours:
             return self.record_final(
@@ -830,7 +850,7 @@ class _Carrier:
         try:
             return call()
         except pleo.PleoUnprocessable as exc:
-            if exc.error_type != pleo.ErrorType.EXPORT_JOB_STATUS_UNPROCESSABLE:
+            if not exc.has_type(pleo.ErrorType.EXPORT_JOB_STATUS_UNPROCESSABLE):
                 raise
             remote = self.reread()
             if not remote.is_terminal:
@@ -848,9 +868,13 @@ class _Carrier:
             raise _Ended(self.vanished(_error_http(exc))) from None
 
     def reread(self) -> pleo.ExportJob:
+        """Read the job again and mirror it. A status we do not know ends this run's work on the
+        job (the mirror audited it and holds the company)."""
         self.run.lease.renew_if_due()
         remote = self.client.get_export_job(self.job.pleo_job_id)
         self.job, _ = self.run.mirror(remote)
+        if remote.status == pleo.JobStatus.UNKNOWN:
+            raise _Ended(_outcomes().UNKNOWN_STATUS)
         return remote
 
     def mark_ended(self, remote: pleo.ExportJob, when: str, http: HttpCall | None = None) -> None:
@@ -860,7 +884,7 @@ class _Carrier:
         detail = ""
         if remote.failure_reason_type or remote.failure_reason:
             detail = f" ({remote.failure_reason_type or 'no type'}: {remote.failure_reason or ''})"
-        expired = remote.failure_reason_type == pleo.JobFailureReasonType.JOB_EXPIRED
+        expired = remote.failure_type == pleo.JobFailureReasonType.JOB_EXPIRED
         self.audit(
             "job_ended",
             f"The job finished or expired under us {when}: Pleo shows it {remote.status}"
