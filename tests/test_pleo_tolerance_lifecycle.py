@@ -1,5 +1,6 @@
-"""Issue 16 against the Pleo sandbox over real HTTP: error types in either case (point 2) and
-statuses we do not know met while carrying a job (point 1).
+"""Issue 16 against the Pleo sandbox over real HTTP: error types in either case (point 2),
+statuses we do not know met while carrying a job (point 1), and whether an early report refreshed
+the job's deadline (point 4).
 
 Where the sandbox has no switch for a reading (these tests predate them), a fault answers in the
 other spelling, or the control API puts the job back the way Pleo would leave it.
@@ -12,12 +13,15 @@ from datetime import timedelta
 
 import pytest
 
+from exports import clock
+from exports.adapters import ADAPTERS
 from exports.models import AuditEntry, Company, ExportItemRecord, ExportJob, JournalEntry
 from exports.pleo.client import PleoClient
 from exports.services.start_flow import Outcome
+from pleo_sandbox.clock import parse_iso
 from tests import secrets_registry
 from tests.factories import make_company, make_credential
-from tests.test_lifecycle import EVENTS, PUBLIC, Env
+from tests.test_lifecycle import EVENTS, PUBLIC, Env, SlowJournal
 
 pytestmark = pytest.mark.django_db
 
@@ -176,3 +180,71 @@ def test_our_job_turning_to_a_status_we_do_not_know_mid_run_holds_the_company(en
     assert env.run().outcome == Outcome.UNKNOWN_STATUS
     assert env.pleo(later)["job"]["status"] == "pending"  # never started while held
     assert len(audits(env, "unknown_status")) == 1
+
+
+# --- point 4: did the early report refresh the deadline? ----------------------------------------
+
+
+@pytest.fixture
+def slow(env, monkeypatch):
+    monkeypatch.setitem(ADAPTERS, SlowJournal.name, SlowJournal)
+    monkeypatch.setattr(SlowJournal, "sandbox_state", env.state)
+    monkeypatch.setattr(SlowJournal, "seconds", 700)
+    env.use_adapter(SlowJournal.name)
+    return env
+
+
+def job_reads(env, job_id) -> list[dict]:
+    return env.state.requests("GET", f"/v3/export-jobs/{job_id}")
+
+
+def test_after_an_early_report_the_job_is_read_again_and_its_new_deadline_audited(slow):
+    env = slow
+    job_id = env.job(6, expires_in=3600)
+    assert env.run().outcome == Outcome.COMPLETED
+    early = audits(env, "report_early")
+    checked = audits(env, "deadline_checked")
+    assert len(early) == len(checked) == 2  # at 2100 s and at 4200 s
+    assert all(entry.outcome == AuditEntry.Outcome.INFO for entry in checked)
+    assert all("refreshed the job" in entry.message for entry in checked)
+    assert checked[0].http_method == "GET"
+    # One GET to confirm the job before starting it, one after each early report.
+    assert len(job_reads(env, job_id)) == 1 + len(early)
+    assert audits(env, "deadline_not_refreshed") == []
+    assert env.pleo(job_id)["job"]["status"] == "completed"
+
+
+def test_a_deadline_the_early_report_did_not_move_is_kept_and_the_job_finished_before_it(
+    slow, monkeypatch
+):
+    env = slow
+    put = PleoClient.update_export_job_items
+
+    def put_without_refresh(self, job_id, updates):
+        # Pleo as it may be: a PUT of item results does not move lastUpdatedAt.
+        before = env.pleo(str(job_id))["job"]["lastUpdatedAt"]
+        result = put(self, job_id, updates)
+        env.state.set_job_status(str(job_id), "in_progress", last_updated_at=parse_iso(before))
+        return result
+
+    monkeypatch.setattr(PleoClient, "update_export_job_items", put_without_refresh)
+    job_id = env.job(6, expires_in=3600)
+    started = clock.now()
+    # Each booking takes 700 s: without the guard the sixth would end at 4200 s, after Pleo's
+    # deadline (3600 s after 'started'), and the job would expire with booked items unreported.
+    assert env.run().outcome == Outcome.COMPLETED_WITH_ERRORS
+    (kept,) = audits(env, "deadline_not_refreshed")
+    assert kept.outcome == AuditEntry.Outcome.WARNING
+    assert "did not move its deadline" in kept.message
+    (guard,) = audits(env, "deadline_guard")
+    assert guard.message.startswith("2 items not booked")
+    assert (clock.now() - started).total_seconds() < 3600 - 360  # finished with a margin
+    pleo = env.pleo(job_id)
+    assert pleo["job"]["status"] == "completed_with_errors"
+    statuses = sorted(item["status"] for item in pleo["items"])
+    assert statuses == ["failed", "failed", "successful", "successful", "successful", "successful"]
+    failed = [item for item in pleo["items"] if item["status"] == "failed"]
+    assert all("export it again from Pleo" in item["failureReason"] for item in failed)
+    assert JournalEntry.objects.count() == 4  # nothing booked that Pleo was not told of
+    assert len(job_reads(env, job_id)) == 2  # one early report, one extra GET
+    assert len(audits(env, "report_early")) == 1  # none after the refresh proved untrusted

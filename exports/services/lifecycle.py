@@ -16,10 +16,11 @@ renewed as the run goes. ``ExportJob.processing_state`` shows where a job stands
                 the adapter cannot look up, reported failed ``unexpected_failure`` and never
                 booked again). Outcomes are reported with ``PUT …/items`` as soon as a batch of
                 ``PLEO_ITEMS_BATCH_SIZE`` (≤100) is ready, or earlier when half of ``expiresIn``
-                has passed since our last update; a 413 halves the batch size for the rest of
-                the run. After an unknown outcome the job's items are re-read and only those
-                not final yet are sent again. Per-item ``errors`` are audited and the item stays
-                unreported.
+                has passed since our last update (then the job is read again to see whether
+                Pleo moved its deadline: ``exports.services.expiry_guard``); a 413 halves the
+                batch size for the rest of the run. After an unknown outcome the job's items
+                are re-read and only those not final yet are sent again. Per-item ``errors``
+                are audited and the item stays unreported.
 ``finishing``   once every item is final: ``completed``, ``completed_with_errors`` or
                 ``failed`` (all items failed), sent once. An unknown outcome is settled by
                 re-reading the job (sent again only while it is still ``in_progress``, bounded).
@@ -44,7 +45,6 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Iterable
-from datetime import timedelta
 from typing import Any, TypeVar
 
 from django.conf import settings
@@ -62,6 +62,7 @@ from exports.adapters import (
 from exports.audit import HttpCall
 from exports.models import AuditEntry, ExportItemRecord, ExportJob
 from exports.pleo import client as pleo
+from exports.services.expiry_guard import DeadlineGuard
 from exports.services.leases import LeaseLost
 
 logger = logging.getLogger(__name__)
@@ -181,7 +182,7 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
-class _Carrier:
+class _Carrier(DeadlineGuard):
     """One job, one run."""
 
     def __init__(self, run, job: ExportJob, resumed: bool) -> None:
@@ -344,7 +345,13 @@ class _Carrier:
         for item in ordered:
             self.run.lease.renew_if_due()
             record = records[item.accounting_entry_id]
-            self.decide(record, export_items.get(item.accounting_entry_id))
+            if self.must_stop_booking():
+                self.decide_without_booking(record)
+            else:
+                began = clock.now()
+                self.decide(record, export_items.get(item.accounting_entry_id))
+                took = (clock.now() - began).total_seconds()
+                self.slowest_item = max(self.slowest_item, took)
             if record.state in (ExportItemRecord.State.BOOKED, ExportItemRecord.State.FAILED):
                 self.queue.append(record)
             if len(self.queue) >= self.batch_size:
@@ -358,10 +365,13 @@ class _Carrier:
                         f"the job does not expire.",
                         outcome=AuditEntry.Outcome.INFO,
                     )
+                    before = self.deadline()
                     self.flush()
+                    self.check_deadline(before)
                 else:
                     self.note_if_at_risk(force=True)
             crashpoints.crash_point("mid_items")
+        self.note_given_up()
         self.flush()
 
     def confirm_all_final(self) -> None:
@@ -485,6 +495,25 @@ class _Carrier:
             )
             return
         self.book(record, data)
+
+    def check_deadline(self, before) -> None:
+        """After an early report: one GET, and the deadline Pleo reports now (expiry_guard)."""
+        remote = self.pleo_call("re-reading the job after an early report", self.reread)
+        if remote.is_terminal:
+            self.mark_ended(remote, "after an early report")
+            raise _Ended(_outcomes().FINISHED_ELSEWHERE)
+        self.note_refresh(before, remote)
+
+    def decide_without_booking(self, record: ExportItemRecord) -> None:
+        """The expiry guard stops booking: an item decided earlier is reported as decided, an
+        interrupted one is settled by lookup, any other is reported failed, never booked."""
+        states = ExportItemRecord.State
+        if record.state in (states.BOOKED, states.FAILED, states.REPORTED):
+            self.decide(record, None)
+            return
+        if record.state == states.BOOKING and self.settle_interrupted(record):
+            return
+        self.apply(record, self.timed_out_result(), audit=False)
 
     def settle_interrupted(self, record: ExportItemRecord) -> bool:
         """A record left ``booking`` by a run that died. True when its outcome is now known."""
@@ -649,7 +678,7 @@ class _Carrier:
                         f"unknown outcome."
                     ) from None
                 continue
-            self.touched = clock.now()
+            self.mark_touched()
             self.absorb(result, chunk, records)
             pending = pending[len(chunk) :]
 
@@ -711,7 +740,7 @@ class _Carrier:
             http=_http("GET", self.items_path, 200),
         )
         if landed:
-            self.touched = clock.now()  # the PUT that landed refreshed the job in Pleo
+            self.mark_touched()  # the PUT that landed refreshed the job in Pleo
         return landed
 
     # --- the final event --------------------------------------------------------------------
@@ -917,13 +946,15 @@ class _Carrier:
         return ok, len(self.statuses) - ok
 
     def half_expired(self) -> bool:
+        if self.deadline_fixed is not None:
+            return False  # Pleo did not extend the job after an early report: no more of them
         elapsed = (clock.now() - self.touched).total_seconds()
         return elapsed >= self.job.expires_in * REPORT_AFTER_SHARE
 
     def note_if_at_risk(self, *, force: bool = False) -> None:
         if self.at_risk_noted:
             return
-        deadline = self.touched + timedelta(seconds=self.job.expires_in)
+        deadline = self.deadline()
         left = (deadline - clock.now()).total_seconds()
         if not force and left >= self.job.expires_in * AT_RISK_SHARE:
             return
