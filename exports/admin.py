@@ -381,7 +381,7 @@ class CompanyAdmin(CompanyScopedAdminMixin, admin.ModelAdmin):
         "credential",
         "accounting_adapter",
     ) + readonly_fields
-    actions = ["check_now", "check_now_recover"]
+    actions = ["check_now", "check_now_recover", "release_unknown_status"]
     DELIVERIES_SHOWN = 20
 
     @admin.display(description="Webhook deliveries received")
@@ -430,6 +430,29 @@ class CompanyAdmin(CompanyScopedAdminMixin, admin.ModelAdmin):
 
     def has_check_now_permission(self, request):
         return request.user.has_perm("exports.check_now")
+
+    @admin.action(
+        description="Release company (unknown job status)", permissions=["release_unknown_status"]
+    )
+    def release_unknown_status(self, request, queryset):
+        from exports.services.unknown_status import company_release_unknown_status
+
+        released = []
+        for company in queryset:
+            user_name = request.user.get_username()
+            if company_release_unknown_status(company=company, user_name=user_name):
+                released.append(company)
+            else:
+                self.message_user(
+                    request,
+                    f"{company} is not held by a job in an unknown status; skipped.",
+                    messages.WARNING,
+                )
+        if released:
+            _enqueue_checks(self, request, released, recover=False)
+
+    def has_release_unknown_status_permission(self, request):
+        return request.user.has_perm("exports.release_unknown_status")
 
     def get_urls(self):
         return [

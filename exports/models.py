@@ -175,6 +175,16 @@ class Company(models.Model):
         null=True, blank=True, editable=False, db_index=True
     )
     next_run_not_before = models.DateTimeField(null=True, blank=True, editable=False)
+    # Held: Pleo reports a job of ours with a status we do not know (it might still be running),
+    # so nothing else is started for the company until Pleo shows a status we know or an operator
+    # releases it (exports.services.unknown_status).
+    unknown_status_job_id = models.UUIDField(
+        "held by job (status unknown)", null=True, blank=True, editable=False
+    )
+    unknown_status = models.CharField(
+        "unknown job status", max_length=100, blank=True, editable=False
+    )
+    unknown_status_since = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["name"]
@@ -182,6 +192,10 @@ class Company(models.Model):
         permissions = [
             ("check_now", "Can trigger an export check (calls Pleo)"),
             ("view_all_companies", "Sees every company (not only those of a company membership)"),
+            (
+                "release_unknown_status",
+                "Can release a company held by a job in a status we do not know",
+            ),
         ]
 
     def __str__(self):
@@ -239,6 +253,8 @@ class ExportJob(models.Model):
         FAILED = "failed"
         COMPLETED = "completed"
         COMPLETED_WITH_ERRORS = "completed_with_errors"
+        # Pleo sent a status we do not know; its raw value is in last_payload["status"].
+        UNKNOWN = "unknown", "Unknown (see the last payload)"
 
     class Claim(models.TextChoices):
         NONE = "", "Not claimed"

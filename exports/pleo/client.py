@@ -1,8 +1,10 @@
 """The one module that speaks HTTP to Pleo: Export API v3 and Webhook Subscriptions API v1.
 
 Section numbers (§) refer to our working reference, ``pleo-export-api.md``. This module imports no
-Django model and nothing else from ``exports``: callers pass in what it needs. It reads
-``django.conf.settings`` only in :meth:`ClientConfig.from_settings`.
+Django model and nothing from ``exports`` but its enums (:mod:`exports.pleo.enums`, re-exported
+here, with how values Pleo sends are read: unknown ones never make a response unreadable): callers
+pass in what it needs. It reads ``django.conf.settings`` only in
+:meth:`ClientConfig.from_settings`.
 
 Retry rules (every number comes from :class:`ClientConfig`), all held by ``PleoClient._request``:
 
@@ -55,6 +57,24 @@ from urllib3.exceptions import (
 )
 from urllib3.util.retry import Retry
 
+from exports.pleo.enums import (
+    TERMINAL_JOB_STATUSES,
+    UNFINISHED_JOB_STATUSES,
+    ErrorType,
+    ItemFailureReasonType,
+    ItemStatus,
+    JobEvent,
+    JobFailureReasonType,
+    JobStatus,
+    SubscriptionStatus,
+    WebhookEventType,
+    error_type_is,
+    implied_failure_type,
+    read_enum,
+    read_failure_type,
+    read_job_status,
+    refuse_unknown,
+)
 from pleo_integration import __version__
 
 logger = logging.getLogger(__name__)
@@ -63,114 +83,7 @@ JSON_CONTENT_TYPE = "application/json;charset=UTF-8"
 MAX_PAGES = 10_000
 RETRYABLE_GET_STATUSES = frozenset({429, 500, 502, 503, 504})
 
-# --- Enums (§4) -----------------------------------------------------------------------------------
-
-
-class JobStatus(enum.StrEnum):
-    """``ExportJobStatus`` (§4.1). There is no ``expired`` or ``canceled`` status."""
-
-    PENDING = "pending"
-    IN_PROGRESS = "in_progress"
-    FAILED = "failed"
-    COMPLETED = "completed"
-    COMPLETED_WITH_ERRORS = "completed_with_errors"
-
-
-TERMINAL_JOB_STATUSES = frozenset(
-    {JobStatus.FAILED, JobStatus.COMPLETED, JobStatus.COMPLETED_WITH_ERRORS}
-)
-UNFINISHED_JOB_STATUSES = (JobStatus.PENDING, JobStatus.IN_PROGRESS)
-
-
-class JobEvent(enum.StrEnum):
-    """``ExportJobEventType`` (§4.2): what ``POST /v3/export-job-events`` accepts."""
-
-    STARTED = "started"
-    FAILED = "failed"
-    COMPLETED = "completed"
-    COMPLETED_WITH_ERRORS = "completed_with_errors"
-
-
-class JobFailureReasonType(enum.StrEnum):
-    """``ExportJobFailureReasonType`` (§4.3)."""
-
-    INVALID_CONFIGURATION = "invalid_configuration"
-    MISSING_CONFIGURATION = "missing_configuration"
-    AUTHENTICATION_FAILURE = "authentication_failure"
-    ACCOUNTING_SYSTEM_AUTHENTICATION_FAILURE = "accounting_system_authentication_failure"
-    PLEO_RATE_LIMIT = "pleo_rate_limit"
-    ACCOUNTING_SYSTEM_RATE_LIMIT = "accounting_system_rate_limit"
-    SERVICE_UNREACHABLE = "service_unreachable"
-    ACCOUNTING_SYSTEM_UNREACHABLE = "accounting_system_unreachable"
-    VALIDATION_FAILURE = "validation_failure"
-    AUTHORIZATION_FAILURE = "authorization_failure"
-    INTEGRATION_UNUSABLE = "integration_unusable"
-    JOB_EXPIRED = "job_expired"
-    SERVICE_TIMEOUT = "service_timeout"
-    ACCOUNTING_SYSTEM_TIMEOUT = "accounting_system_timeout"
-    CANCELED_BY_USER = "canceled_by_user"
-
-
-class ItemStatus(enum.StrEnum):
-    """``ExportJobItemStatus`` (§4.4)."""
-
-    PENDING = "pending"
-    IN_PROGRESS = "in_progress"
-    FAILED = "failed"
-    SUCCESSFUL = "successful"
-    ABANDONED = "abandoned"
-
-
-class ItemFailureReasonType(enum.StrEnum):
-    """``ExportJobItemFailureReasonType`` (§4.5)."""
-
-    RECEIPT_UPLOAD_FAILURE = "receipt_upload_failure"
-    RECEIPT_DOWNLOAD_FAILURE = "receipt_download_failure"
-    RECEIPT_FILE_SIZE_LIMIT_EXCEEDED = "receipt_file_size_limit_exceeded"
-    RECEIPT_CONVERSION_FAILURE = "receipt_conversion_failure"
-    UNEXPECTED_FAILURE = "unexpected_failure"
-    INVALID_CONFIGURATION = "invalid_configuration"
-    MISSING_CONFIGURATION = "missing_configuration"
-    ACCOUNTING_SYSTEM_AUTHENTICATION_FAILURE = "accounting_system_authentication_failure"
-    ACCOUNTING_SYSTEM_RATE_LIMIT = "accounting_system_rate_limit"
-    ACCOUNTING_SYSTEM_UNREACHABLE = "accounting_system_unreachable"
-    VALIDATION_FAILURE = "validation_failure"
-    ACCOUNTING_SYSTEM_VALIDATION_FAILURE = "accounting_system_validation_failure"
-    AUTHORIZATION_FAILURE = "authorization_failure"
-    ACCOUNTING_SYSTEM_TIMEOUT = "accounting_system_timeout"
-    VENDOR_UNKNOWN = "vendor_unknown"
-    ACCOUNT_UNKNOWN = "account_unknown"
-    TAX_CODE_UNKNOWN = "tax_code_unknown"
-    TAG_UNKNOWN = "tag_unknown"
-
-
-class ErrorType(enum.StrEnum):
-    """Values of the ``type`` field of Pleo's error bodies (§6.1). ``error_type`` stays a plain
-    string (unknown values pass through); these members compare equal to it."""
-
-    MISSING_CONTRA_ACCOUNTS = "MISSING_CONTRA_ACCOUNTS"
-    EXPORT_NOT_FOUND = "EXPORT_NOT_FOUND"
-    EXPORT_ENTRY_NOT_FOUND = "EXPORT_ENTRY_NOT_FOUND"
-    EXPORT_ALREADY_IN_PROGRESS = "EXPORT_ALREADY_IN_PROGRESS"
-    EXPORT_JOB_ITEMS_UPDATE_LIMIT = "EXPORT_JOB_ITEMS_UPDATE_LIMIT"
-    INVALID_EXPORT_JOB_STATUS_CHANGE = "INVALID_EXPORT_JOB_STATUS_CHANGE"
-    EXPORT_JOB_STATUS_UNPROCESSABLE = "EXPORT_JOB_STATUS_UNPROCESSABLE"
-    ACCOUNTING_ENTRY_DOES_NOT_EXIST = "ACCOUNTING_ENTRY_DOES_NOT_EXIST"
-
-
-class SubscriptionStatus(enum.StrEnum):
-    """Status of a webhook subscription (§5.4)."""
-
-    ACTIVE = "ACTIVE"
-    INACTIVE = "INACTIVE"
-
-
-class WebhookEventType(enum.StrEnum):
-    """Event types to subscribe with (§5.1: subscribe with ``v1.export-job.created``)."""
-
-    EXPORT_JOB_CREATED = "v1.export-job.created"
-    VENDOR_CREATED = "v1.vendor.created"
-
+# --- Enums (§4) live in exports.pleo.enums, with the rules for reading what Pleo sends ----------
 
 # --- Exceptions -----------------------------------------------------------------------------------
 
@@ -210,6 +123,10 @@ class PleoError(Exception):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self)!r})"
+
+    def has_type(self, expected: ErrorType | str) -> bool:
+        """Whether Pleo's error ``type`` is ``expected``, in any case (:func:`error_type_is`)."""
+        return error_type_is(self.error_type, expected)
 
 
 class PleoHTTPError(PleoError):
@@ -284,8 +201,9 @@ class PleoUnavailable(PleoError):
 
 
 class PleoResponseError(PleoError):
-    """Pleo's response could not be understood (not JSON, missing fields, wrong types, unknown
-    status values, broken pagination). For a state-changing call the change may have happened."""
+    """Pleo's response could not be understood (not JSON, missing fields, wrong types, broken
+    pagination). For a state-changing call the change may have happened. An unknown job or item
+    status or failure type is no such error: it reads as the enum's ``UNKNOWN``."""
 
 
 _STATUS_ERRORS: dict[int, type[PleoHTTPError]] = {
@@ -489,21 +407,37 @@ class ExportJob:
     expired_at: datetime | None = None
     failure_reason: str | None = None
     failure_reason_type: str | None = None
+    # The status string Pleo sent (``status`` is our reading of it: UNKNOWN, or FAILED for
+    # ``expired``); the status' value when built by hand.
+    raw_status: str = ""
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.raw_status:
+            object.__setattr__(self, "raw_status", str(self.status))
 
     @property
     def is_terminal(self) -> bool:
         return self.status in TERMINAL_JOB_STATUSES
 
+    @property
+    def failure_type(self) -> JobFailureReasonType | None:
+        """``failure_reason_type`` read against the enum (``UNKNOWN`` when we do not know it)."""
+        return read_failure_type(JobFailureReasonType, self.failure_reason_type)
+
     @classmethod
     def from_api(cls, data: Any, where: str = "data") -> ExportJob:
-        """Parse one job. ``failure_reason_type`` stays a plain string: Pleo's own pages use a
-        value outside the enum (§4.3 conflict), and it must not make a job unreadable."""
+        """Parse one job. An unknown ``status`` reads as ``UNKNOWN`` and ``expired`` as ``failed``
+        with ``job_expired`` (:mod:`exports.pleo.enums`); ``raw_status`` keeps what Pleo sent.
+        ``failure_reason_type`` stays a plain string (:attr:`failure_type` reads it): Pleo's own
+        pages use a value outside the enum (§4.3 conflict), and it must not make a job unreadable.
+        """
         r = _Reader(data, where)
+        raw_status = r.string("status")
         return cls(
             id=r.identifier("id"),
             company_id=r.identifier("companyId"),
-            status=r.choice("status", JobStatus),
+            status=read_job_status(raw_status),
             created_at=r.timestamp("createdAt"),
             expires_in=r.integer("expiresIn"),
             is_interactive=r.boolean("isInteractive"),
@@ -515,7 +449,10 @@ class ExportJob:
             completed_at=r.timestamp("completedAt", required=False),
             expired_at=r.timestamp("expiredAt", required=False),
             failure_reason=r.string("failureReason", required=False),
-            failure_reason_type=r.string("failureReasonType", required=False),
+            failure_reason_type=implied_failure_type(
+                raw_status, r.string("failureReasonType", required=False)
+            ),
+            raw_status=raw_status,
             raw=data,
         )
 
@@ -532,20 +469,33 @@ class ExportJobItem:
     external_url: str | None = None
     failure_reason: str | None = None
     failure_reason_type: str | None = None
+    raw_status: str = ""  # the status string Pleo sent (``status`` may read it as UNKNOWN)
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.raw_status:
+            object.__setattr__(self, "raw_status", str(self.status))
+
+    @property
+    def failure_type(self) -> ItemFailureReasonType | None:
+        """``failure_reason_type`` read against the enum (``UNKNOWN`` when we do not know it)."""
+        return read_failure_type(ItemFailureReasonType, self.failure_reason_type)
 
     @classmethod
     def from_api(cls, data: Any, where: str = "data") -> ExportJobItem:
+        """Parse one item; an unknown ``status`` reads as ``UNKNOWN``, raw in ``raw_status``."""
         r = _Reader(data, where)
+        raw_status = r.string("status")
         return cls(
             accounting_entry_id=r.identifier("accountingEntryId"),
             export_job_id=r.identifier("exportJobId"),
-            status=r.choice("status", ItemStatus),
+            status=read_enum(ItemStatus, raw_status),
             exported_at=r.timestamp("exportedAt", required=False),
             external_id=r.string("externalId", required=False),
             external_url=r.string("externalUrl", required=False),
             failure_reason=r.string("failureReason", required=False),
             failure_reason_type=r.string("failureReasonType", required=False),
+            raw_status=raw_status,
             raw=data,
         )
 
@@ -588,9 +538,11 @@ class ItemUpdate:
     def __post_init__(self) -> None:
         entry_id = _uuid_arg(self.accounting_entry_id, "accounting_entry_id")
         object.__setattr__(self, "accounting_entry_id", entry_id)
-        object.__setattr__(self, "status", ItemStatus(self.status))
+        object.__setattr__(self, "status", refuse_unknown(ItemStatus(self.status), "item status"))
         if self.failure_reason_type is not None:
-            reason_type = ItemFailureReasonType(self.failure_reason_type)
+            reason_type = refuse_unknown(
+                ItemFailureReasonType(self.failure_reason_type), "failure type"
+            )
             object.__setattr__(self, "failure_reason_type", reason_type)
         if self.exported_at is not None and self.exported_at.utcoffset() is None:
             raise ValueError("exported_at must be timezone-aware")
@@ -691,10 +643,40 @@ class Subscription:
     updated_at: datetime
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
+    @property
+    def custom_headers(self) -> dict[str, Any]:
+        """``customHeaders`` as Pleo holds them (empty when none)."""
+        headers = self.raw.get("customHeaders")
+        return dict(headers) if isinstance(headers, dict) else {}
+
+    @property
+    def endpoint_auth(self) -> dict[str, Any]:
+        """``endpointAuth`` when it asks for any authentication (empty for none or type NONE)."""
+        auth = self.raw.get("endpointAuth")
+        if not isinstance(auth, dict):
+            return {}
+        credentials = auth.get("credentials")
+        has_credentials = isinstance(credentials, dict) and any(credentials.values())
+        kind = auth.get("type")
+        if (kind is None or str(kind).upper() == "NONE") and not has_credentials:
+            return {}
+        return dict(auth)
+
+    @property
+    def carries_delivery_settings(self) -> bool:
+        """True when Pleo holds ``customHeaders`` or ``endpointAuth`` for it: a PUT with our
+        body (which has neither) would silently clear them, so it is replaced, never updated."""
+        return bool(self.custom_headers or self.endpoint_auth)
+
     @classmethod
     def from_api(cls, data: Any, where: str = "data") -> Subscription:
+        """Parse one subscription. ``eventTypes`` may be an array or a single string."""
         r = _Reader(data, where)
-        event_types = r.array("eventTypes")
+        event_types = r.obj.get("eventTypes")
+        if isinstance(event_types, str):
+            event_types = [event_types]
+        else:
+            event_types = r.array("eventTypes")
         if not all(isinstance(value, str) for value in event_types):
             raise _malformed(f"{where}.eventTypes: expected an array of strings")
         return cls(
@@ -781,7 +763,9 @@ class PleoClient:
         if company_id is not None:
             params["company_id"] = str(_uuid_arg(company_id, "company_id"))
         if statuses:
-            params["statuses"] = [JobStatus(status).value for status in statuses]
+            params["statuses"] = [
+                refuse_unknown(JobStatus(status), "job status").value for status in statuses
+            ]
         jobs = self._collect("/v3/export-jobs", params, limit, ExportJob.from_api)
         return sorted(jobs, key=lambda job: (job.created_at, str(job.id)))
 
@@ -806,7 +790,8 @@ class PleoClient:
         if failure_reason is not None:
             body["failureReason"] = failure_reason
         if failure_reason_type is not None:
-            body["failureReasonType"] = JobFailureReasonType(failure_reason_type).value
+            reason_type = JobFailureReasonType(failure_reason_type)
+            body["failureReasonType"] = refuse_unknown(reason_type, "failure type").value
         self._request("POST", "/v3/export-job-events", json=body, idempotent=False)
 
     def create_export_job(
@@ -848,7 +833,9 @@ class PleoClient:
         limit: int | None = None,
     ) -> list[ExportJobItem]:
         """All pages of ``GET /v3/export-jobs/{jobId}/items`` (the control layer)."""
-        params = {} if status is None else {"status": ItemStatus(status).value}
+        params = (
+            {} if status is None else {"status": refuse_unknown(ItemStatus(status), "status").value}
+        )
         path = f"/v3/export-jobs/{_uuid_arg(job_id, 'job_id')}/items"
         return self._collect(path, params, limit, ExportJobItem.from_api)
 
@@ -1588,5 +1575,6 @@ __all__ = [
     "TERMINAL_JOB_STATUSES",
     "UNFINISHED_JOB_STATUSES",
     "WebhookEventType",
+    "error_type_is",
     "shared_session",
 ]

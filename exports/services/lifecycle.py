@@ -16,18 +16,22 @@ renewed as the run goes. ``ExportJob.processing_state`` shows where a job stands
                 the adapter cannot look up, reported failed ``unexpected_failure`` and never
                 booked again). Outcomes are reported with ``PUT …/items`` as soon as a batch of
                 ``PLEO_ITEMS_BATCH_SIZE`` (≤100) is ready, or earlier when half of ``expiresIn``
-                has passed since our last update; a 413 halves the batch size for the rest of
-                the run. After an unknown outcome the job's items are re-read and only those
-                not final yet are sent again. Per-item ``errors`` are audited and the item stays
-                unreported.
+                has passed since our last update (then the job is read again to see whether
+                Pleo moved its deadline: ``exports.services.expiry_guard``); a 413 halves the
+                batch size for the rest of the run. After an unknown outcome the job's items
+                are re-read and only those not final yet are sent again. Per-item ``errors``
+                are audited and the item stays unreported.
 ``finishing``   once every item is final: ``completed``, ``completed_with_errors`` or
                 ``failed`` (all items failed), sent once. An unknown outcome is settled by
                 re-reading the job (sent again only while it is still ``in_progress``, bounded).
 ``done``        the job is final in Pleo; its final status is mirrored.
 
 A 422 (``INVALID_EXPORT_JOB_STATUS_CHANGE`` on the final event, ``EXPORT_JOB_STATUS_UNPROCESSABLE``
-on items or export items) means the job finished or expired under us: the job is re-read,
-mirrored and audited, and nothing more is sent. Never a retry loop.
+on items or export items; error types compared in any case) means the job finished or expired
+under us: the job is re-read, mirrored and audited, and nothing more is sent. Never a retry loop.
+A re-read that shows a status we do not know stops the run's work on the job (the company is
+held: ``exports.services.unknown_status``). Items in a status we do not know are never booked;
+they count as not exported.
 
 A transient problem (Pleo unreachable, an unknown outcome that could not be settled, the
 accounting system down) stops the run with an audit entry; the job stays ours and in progress,
@@ -41,7 +45,6 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Iterable
-from datetime import timedelta
 from typing import Any, TypeVar
 
 from django.conf import settings
@@ -59,6 +62,7 @@ from exports.adapters import (
 from exports.audit import HttpCall
 from exports.models import AuditEntry, ExportItemRecord, ExportJob
 from exports.pleo import client as pleo
+from exports.services.expiry_guard import DeadlineGuard
 from exports.services.leases import LeaseLost
 
 logger = logging.getLogger(__name__)
@@ -93,7 +97,11 @@ EVENT_STATUS = {
     pleo.JobEvent.FAILED: pleo.JobStatus.FAILED,
 }
 # Item failure types that are also job failure types (used when every item failed alike).
-_JOB_TYPES = {member.value for member in pleo.JobFailureReasonType}
+_JOB_TYPES = {
+    member.value
+    for member in pleo.JobFailureReasonType
+    if member != pleo.JobFailureReasonType.UNKNOWN
+}
 
 _KEY_NAMESPACE = uuid.UUID("6f1d8a4e-4b0c-5a7e-9f43-2d1c0e7b9a55")
 EVENTS_PATH = "/v3/export-job-events"
@@ -174,7 +182,7 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
-class _Carrier:
+class _Carrier(DeadlineGuard):
     """One job, one run."""
 
     def __init__(self, run, job: ExportJob, resumed: bool) -> None:
@@ -274,11 +282,23 @@ class _Carrier:
         )
         self.learn(items)
         open_items = [item for item in items if item.status in OPEN_ITEM]
-        done = len(items) - len(open_items)
+        unknown = [item for item in items if item.status == pleo.ItemStatus.UNKNOWN]
+        done = len(items) - len(open_items) - len(unknown)
         message = f"Read {_plural(len(items), 'job item')} from Pleo: {len(open_items)} to export"
         if done:
             message += f", {done} already final (skipped)"
-        self.audit("items_read", message + ".", http=_http("GET", self.items_path, 200))
+        if unknown:
+            raw = ", ".join(sorted({f"'{item.raw_status[:50]}'" for item in unknown}))
+            message += (
+                f", {len(unknown)} in a status we do not know ({raw}): not booked, counted as "
+                f"not exported"
+            )
+        self.audit(
+            "items_read",
+            message + ".",
+            outcome=AuditEntry.Outcome.WARNING if unknown else AuditEntry.Outcome.OK,
+            http=_http("GET", self.items_path, 200),
+        )
         return open_items
 
     def read_export_items(self) -> dict[uuid.UUID, pleo.ExportItem]:
@@ -288,7 +308,7 @@ class _Carrier:
                 lambda: self.client.list_export_items(self.job.pleo_job_id),
             )
         except pleo.PleoBadRequest as exc:
-            if exc.error_type != pleo.ErrorType.MISSING_CONTRA_ACCOUNTS:
+            if not exc.has_type(pleo.ErrorType.MISSING_CONTRA_ACCOUNTS):
                 raise
             self.audit(
                 "export_items_refused",
@@ -325,7 +345,13 @@ class _Carrier:
         for item in ordered:
             self.run.lease.renew_if_due()
             record = records[item.accounting_entry_id]
-            self.decide(record, export_items.get(item.accounting_entry_id))
+            if self.must_stop_booking():
+                self.decide_without_booking(record)
+            else:
+                began = clock.now()
+                self.decide(record, export_items.get(item.accounting_entry_id))
+                took = (clock.now() - began).total_seconds()
+                self.slowest_item = max(self.slowest_item, took)
             if record.state in (ExportItemRecord.State.BOOKED, ExportItemRecord.State.FAILED):
                 self.queue.append(record)
             if len(self.queue) >= self.batch_size:
@@ -339,10 +365,13 @@ class _Carrier:
                         f"the job does not expire.",
                         outcome=AuditEntry.Outcome.INFO,
                     )
+                    before = self.deadline()
                     self.flush()
+                    self.check_deadline(before)
                 else:
                     self.note_if_at_risk(force=True)
             crashpoints.crash_point("mid_items")
+        self.note_given_up()
         self.flush()
 
     def confirm_all_final(self) -> None:
@@ -366,6 +395,7 @@ class _Carrier:
 
     def finish(self) -> str | None:
         statuses = list(self.statuses.values())
+        # Items in a status we do not know count as not exported.
         failed = sum(1 for s in statuses if s != pleo.ItemStatus.SUCCESSFUL)
         if failed == 0:
             return self.send_final(pleo.JobEvent.COMPLETED)
@@ -465,6 +495,25 @@ class _Carrier:
             )
             return
         self.book(record, data)
+
+    def check_deadline(self, before) -> None:
+        """After an early report: one GET, and the deadline Pleo reports now (expiry_guard)."""
+        remote = self.pleo_call("re-reading the job after an early report", self.reread)
+        if remote.is_terminal:
+            self.mark_ended(remote, "after an early report")
+            raise _Ended(_outcomes().FINISHED_ELSEWHERE)
+        self.note_refresh(before, remote)
+
+    def decide_without_booking(self, record: ExportItemRecord) -> None:
+        """The expiry guard stops booking: an item decided earlier is reported as decided, an
+        interrupted one is settled by lookup, any other is reported failed, never booked."""
+        states = ExportItemRecord.State
+        if record.state in (states.BOOKED, states.FAILED, states.REPORTED):
+            self.decide(record, None)
+            return
+        if record.state == states.BOOKING and self.settle_interrupted(record):
+            return
+        self.apply(record, self.timed_out_result(), audit=False)
 
     def settle_interrupted(self, record: ExportItemRecord) -> bool:
         """A record left ``booking`` by a run that died. True when its outcome is now known."""
@@ -629,7 +678,7 @@ class _Carrier:
                         f"unknown outcome."
                     ) from None
                 continue
-            self.touched = clock.now()
+            self.mark_touched()
             self.absorb(result, chunk, records)
             pending = pending[len(chunk) :]
 
@@ -691,7 +740,7 @@ class _Carrier:
             http=_http("GET", self.items_path, 200),
         )
         if landed:
-            self.touched = clock.now()  # the PUT that landed refreshed the job in Pleo
+            self.mark_touched()  # the PUT that landed refreshed the job in Pleo
         return landed
 
     # --- the final event --------------------------------------------------------------------
@@ -729,7 +778,7 @@ class _Carrier:
                     return self.concluded(remote, event, reason_type)
                 continue  # still in progress: the event did not land; send it again
             except pleo.PleoUnprocessable as exc:
-                if exc.error_type != pleo.ErrorType.INVALID_EXPORT_JOB_STATUS_CHANGE:
+                if not exc.has_type(pleo.ErrorType.INVALID_EXPORT_JOB_STATUS_CHANGE):
                     raise
                 remote = self.reread()
                 self.audit(
@@ -809,7 +858,7 @@ class _Carrier:
     ) -> str:
         """The job is final in Pleo after our final event: ours, or someone else's doing."""
         ours = remote.status == EVENT_STATUS[event] and (
-            event != pleo.JobEvent.FAILED or remote.failure_reason_type == str(reason_type)
+            event != pleo.JobEvent.FAILED or remote.failure_type == reason_type
         )
         if ours:
             return self.record_final(
@@ -830,7 +879,7 @@ class _Carrier:
         try:
             return call()
         except pleo.PleoUnprocessable as exc:
-            if exc.error_type != pleo.ErrorType.EXPORT_JOB_STATUS_UNPROCESSABLE:
+            if not exc.has_type(pleo.ErrorType.EXPORT_JOB_STATUS_UNPROCESSABLE):
                 raise
             remote = self.reread()
             if not remote.is_terminal:
@@ -848,9 +897,13 @@ class _Carrier:
             raise _Ended(self.vanished(_error_http(exc))) from None
 
     def reread(self) -> pleo.ExportJob:
+        """Read the job again and mirror it. A status we do not know ends this run's work on the
+        job (the mirror audited it and holds the company)."""
         self.run.lease.renew_if_due()
         remote = self.client.get_export_job(self.job.pleo_job_id)
         self.job, _ = self.run.mirror(remote)
+        if remote.status == pleo.JobStatus.UNKNOWN:
+            raise _Ended(_outcomes().UNKNOWN_STATUS)
         return remote
 
     def mark_ended(self, remote: pleo.ExportJob, when: str, http: HttpCall | None = None) -> None:
@@ -860,7 +913,7 @@ class _Carrier:
         detail = ""
         if remote.failure_reason_type or remote.failure_reason:
             detail = f" ({remote.failure_reason_type or 'no type'}: {remote.failure_reason or ''})"
-        expired = remote.failure_reason_type == pleo.JobFailureReasonType.JOB_EXPIRED
+        expired = remote.failure_type == pleo.JobFailureReasonType.JOB_EXPIRED
         self.audit(
             "job_ended",
             f"The job finished or expired under us {when}: Pleo shows it {remote.status}"
@@ -893,13 +946,15 @@ class _Carrier:
         return ok, len(self.statuses) - ok
 
     def half_expired(self) -> bool:
+        if self.deadline_fixed is not None:
+            return False  # Pleo did not extend the job after an early report: no more of them
         elapsed = (clock.now() - self.touched).total_seconds()
         return elapsed >= self.job.expires_in * REPORT_AFTER_SHARE
 
     def note_if_at_risk(self, *, force: bool = False) -> None:
         if self.at_risk_noted:
             return
-        deadline = self.touched + timedelta(seconds=self.job.expires_in)
+        deadline = self.deadline()
         left = (deadline - clock.now()).total_seconds()
         if not force and left >= self.job.expires_in * AT_RISK_SHARE:
             return

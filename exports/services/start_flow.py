@@ -46,6 +46,7 @@ from exports.services.leases import (
     lease_release,
     lease_release_or_recheck,
 )
+from exports.services.unknown_status import company_hold_check, job_status_noted, raw_status_of
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +65,8 @@ class Outcome:
     COMPLETED_WITH_ERRORS = "completed_with_errors"
     FAILED_JOB = "failed_job"  # we sent 'failed' (validation failed, or every item failed)
     FINISHED_ELSEWHERE = "finished_elsewhere"  # the job finished or expired under us
+    # Held: a job of ours is in a status we do not know (exports.services.unknown_status).
+    UNKNOWN_STATUS = "unknown_status"
     # Not now: the request budget is spent, or MAX_CONCURRENT_COMPANIES companies run already.
     # The lease is released and the sweep runs the company again at ``FlowResult.not_before``.
     DEFERRED = "deferred"
@@ -78,6 +81,7 @@ class Outcome:
         STARTED,
         RESUMED,
         FAILED,
+        UNKNOWN_STATUS,
         CONFLICT,
         OWNED_ELSEWHERE,
         EXPIRED_SKIPPED,
@@ -138,6 +142,8 @@ class _Run:
     # Jobs this run carried to their end: a list that still shows one (a stale read) is not
     # allowed to make the run touch it again.
     finished_job_ids: set[uuid.UUID] = field(default_factory=set)
+    # Jobs this run has read from Pleo (and mirrored).
+    fresh_job_ids: set[uuid.UUID] = field(default_factory=set)
 
     # Each write below runs in its own lease guard (a transaction that checks the lease). The
     # ``*_guarded`` forms are for several writes in ONE guard: the caller holds it.
@@ -159,11 +165,18 @@ class _Run:
         )
 
     def mirror(self, remote: pleo.ExportJob) -> tuple[ExportJob, bool]:
-        """Create or refresh our mirror of ``remote``. Returns (row, status_changed)."""
+        """Create or refresh our mirror of ``remote``. Returns (row, status_changed). A status
+        change is noted for the unknown-status rules (exports.services.unknown_status)."""
         with self.lease.guard():
-            return self.mirror_guarded(remote)
+            local, status_changed = self.mirror_guarded(remote)
+            if status_changed:
+                job_status_noted(run=self, local=local, remote=remote)
+            return local, status_changed
 
     def mirror_guarded(self, remote: pleo.ExportJob) -> tuple[ExportJob, bool]:
+        """As :meth:`mirror`, in the caller's guard, without the unknown-status rules (for a job
+        confirmed pending). ``status_changed`` is also true when an unknown raw status changed."""
+        self.fresh_job_ids.add(remote.id)
         local = ExportJob.objects.filter(pleo_job_id=remote.id).first()
         fields = _mirror_fields(remote)
         if local is None:
@@ -174,8 +187,11 @@ class _Run:
                 **fields,
             )
             return local, True
+        previous_raw = raw_status_of(local)
         changed = [name for name, value in fields.items() if getattr(local, name) != value]
-        status_changed = "status" in changed
+        status_changed = "status" in changed or (
+            remote.status == pleo.JobStatus.UNKNOWN and previous_raw != remote.raw_status
+        )
         if changed:
             for name in changed:
                 setattr(local, name, fields[name])
@@ -331,7 +347,7 @@ def _run_once(*, company, lease, trigger, recover, run_id) -> FlowResult:
                 # A call was refused by the budget and the lifecycle stopped the job there,
                 # without an audit entry of its own: _deferred writes the run's one entry.
                 return _deferred(run, client.budget_exhausted, job_id=flow.job_id)
-            flow_result = result(flow.outcome, flow.job_id)
+            flow_result = result(flow.outcome, flow.job_id, flow.error)
             flow_result.hints = run.hints
             flow_result.work_pending = run.work_pending
             return flow_result
@@ -412,6 +428,7 @@ def _failed(
 class _Decision:
     outcome: str
     job_id: uuid.UUID | None = None
+    error: str = ""
 
 
 def _list_unfinished(run: _Run) -> list[pleo.ExportJob]:
@@ -448,6 +465,9 @@ def _detect_and_start(run: _Run) -> _Decision:
     """
     decisions = []
     for _ in range(MAX_JOBS_PER_RUN):
+        if company_hold_check(run):
+            decisions.append(_held(run))
+            break
         decision = _detect_and_start_one(run)
         decisions.append(decision)
         if decision.outcome not in FINISHED:
@@ -460,10 +480,26 @@ def _detect_and_start(run: _Run) -> _Decision:
     return decisions[-1]
 
 
+def _held(run: _Run) -> _Decision:
+    company = run.company
+    return _Decision(
+        Outcome.UNKNOWN_STATUS,
+        company.unknown_status_job_id,
+        f"Held: Pleo reports job {company.unknown_status_job_id} of ours with the unknown status "
+        f"'{company.unknown_status}'; nothing else is started until Pleo shows a status we know "
+        f"or an operator releases the company.",
+    )
+
+
 def _detect_and_start_one(run: _Run) -> _Decision:
     conflict_seen = False
     for _ in range(MAX_RELISTS):
         jobs = _list_unfinished(run)
+        for job in jobs:
+            if job.status == pleo.JobStatus.UNKNOWN:
+                run.mirror(job)  # audited once; a job of ours holds the company
+        if company_hold_check(run):
+            return _held(run)
         running = [job for job in jobs if job.status == pleo.JobStatus.IN_PROGRESS]
         if running:
             decision = _handle_running(run, running)
@@ -572,6 +608,10 @@ def _start_oldest_pending(run: _Run, pending: list[pleo.ExportJob]) -> _Decision
             continue
         if remote.status == pleo.JobStatus.IN_PROGRESS:
             return _handle_running(run, [remote])
+        if remote.status == pleo.JobStatus.UNKNOWN:
+            if company_hold_check(run):  # it was ours after all (claimed earlier)
+                return _held(run)
+            continue  # not ours: never started (audited once by the mirror)
         if is_expired(remote, now=clock.now()):  # pending, but past its deadline
             expired_seen = True
             if local.expired_detected_at is None:
@@ -617,7 +657,7 @@ def _start(run: _Run, local: ExportJob) -> _Decision:
                 continue  # still pending: POST again (bounded)
             return decision
         except pleo.PleoUnprocessable as exc:
-            if exc.error_type != pleo.ErrorType.INVALID_EXPORT_JOB_STATUS_CHANGE:
+            if not exc.has_type(pleo.ErrorType.INVALID_EXPORT_JOB_STATUS_CHANGE):
                 raise
             return _start_conflict(run, local, earlier_unknown=earlier_unknown)
         else:
@@ -659,6 +699,9 @@ def _reconcile_after_unknown(run: _Run, local: ExportJob) -> _Decision | None:
     local, _ = run.mirror(remote)
     if remote.status == pleo.JobStatus.PENDING:
         return None
+    if remote.status == pleo.JobStatus.UNKNOWN:
+        # Our 'started' may have landed: the job keeps our claim and holds the company.
+        return _held(run)
     if remote.status == pleo.JobStatus.IN_PROGRESS:
         # Our claim says "starting" for this run: the POST took effect.
         finished = _mark_started(

@@ -7,6 +7,13 @@ secret appears in a message or a log line. Pleo is called outside any database t
 Pleo has no "rotate secret" call, so a rotation is a new subscription (new secret) created beside
 the old one; its secret is stored before the old subscription is deleted, and the old secret stays
 accepted until ``retire_after``. :func:`webhook_secrets_prune` removes secrets past that time.
+
+A subscription that must change (re-subscribe: another URL, inactive, an event type missing) is
+updated in place only when Pleo holds no ``endpointAuth``/``customHeaders`` for it: our PUT body
+carries neither and would silently clear them. Otherwise it is replaced the way a rotation does
+it (new subscription, its secret stored, then the old one deleted), so nothing Pleo holds is lost
+without a trace. Each credential keeps one subscription: webhooks are a hint that makes detection
+fast; polling is what guarantees it.
 """
 
 from __future__ import annotations
@@ -135,12 +142,22 @@ def webhooks_subscribe(credential: Credential, *, overlap: timedelta = DEFAULT_O
             if found is None and ours:
                 ours.sort(key=lambda s: (not _wanted(s, url), s.created_at))
                 found = ours[0]
+            replaced: Subscription | None = None
             if found is None:
                 subscription = client.create_subscription(url, EVENT_TYPES)
                 verb = "Created"
             elif _wanted(found, url):
                 subscription = found
                 verb = "Kept"
+            elif found.carries_delivery_settings:
+                # A PUT would clear what Pleo holds for it: replace it, as a rotation does.
+                subscription = client.create_subscription(url, EVENT_TYPES)
+                replaced = found
+                verb = "Replaced"
+                notes.append(
+                    f"subscription {found.id} carried endpointAuth or customHeaders, which an "
+                    f"update would have cleared: replaced by {subscription.id}"
+                )
             else:
                 subscription = client.update_subscription(
                     found.id,
@@ -149,8 +166,9 @@ def webhooks_subscribe(credential: Credential, *, overlap: timedelta = DEFAULT_O
                     status=SubscriptionStatus.ACTIVE,
                 )
                 verb = "Updated"
+            keep = {subscription.id} | ({replaced.id} if replaced is not None else set())
             for extra in ours:
-                if extra.id == subscription.id:
+                if extra.id in keep:
                     continue
                 try:
                     client.delete_subscription(extra.id)
@@ -160,7 +178,10 @@ def webhooks_subscribe(credential: Credential, *, overlap: timedelta = DEFAULT_O
             secret = client.get_subscription_secret(subscription.id)
         except PleoError as exc:
             raise _pleo_failure("Subscribing to Pleo webhooks", exc) from None
-    _store(endpoint, subscription, secret, retire_others_at=clock.now() + overlap)
+        # Stored before the replaced subscription goes: deliveries signed either way verify.
+        _store(endpoint, subscription, secret, retire_others_at=clock.now() + overlap)
+        if replaced is not None:
+            notes.append(_delete_replaced(client, replaced, subscription))
     logger.info(
         "Webhook subscription %s for credential %s: %s", subscription.id, credential.pk, verb
     )
@@ -168,6 +189,23 @@ def webhooks_subscribe(credential: Credential, *, overlap: timedelta = DEFAULT_O
     if notes:
         message += " (" + "; ".join(notes) + ")"
     return message
+
+
+def _delete_replaced(client: PleoClient, old: Subscription, new: Subscription) -> str:
+    try:
+        client.delete_subscription(old.id)
+    except PleoNotFound:
+        return f"the replaced subscription {old.id} was already gone"
+    except PleoError as exc:
+        raise _pleo_failure(
+            f"Deleting the replaced subscription {old.id}",
+            exc,
+            hint=(
+                f"The new subscription {new.id} and its secret are in use; the old one still "
+                f"exists at Pleo: run subscribe to remove it."
+            ),
+        ) from None
+    return f"the replaced subscription {old.id} was deleted"
 
 
 def webhooks_unsubscribe(credential: Credential, *, overlap: timedelta = DEFAULT_OVERLAP) -> str:

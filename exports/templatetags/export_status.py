@@ -59,6 +59,7 @@ class CompanyStatus:
             or self.credential_problem
             or self.failures_24h
             or self.company.last_check_outcome in ("failed", "deferred")
+            or self.company.unknown_status_job_id is not None
         )
 
 

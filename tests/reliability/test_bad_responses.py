@@ -1,7 +1,7 @@
 """Scenario 6 (Pleo side): malformed Pleo responses give a clear audited error and no crash loop.
 
-The sandbox answers with a body Pleo should never send (missing fields, wrong types, unknown enum
-values, an HTML error page, truncated JSON), on the job list, on the job itself, on the job's
+The sandbox answers with a body Pleo should never send (missing fields, wrong types, an HTML error
+page, truncated JSON), on the job list, on the job itself, on the job's
 items and on the export items, and keeps doing so. The company is checked again and again, as
 the sweep and the schedule would: every run ends cleanly (no exception escapes), the first run
 audits one clear error naming what was wrong, and the same failure on the following runs is not
@@ -58,13 +58,8 @@ MUTATIONS = {
             "expected a string, got array",
         ),
     },
-    # Export items carry no enum the client checks: their data goes to the accounting adapter
-    # as it is (the journal's own tests cover what it accepts), so that call has no such case.
-    "unknown_enum": {
-        "job_list": (lambda job: {**job, "status": "archived"}, "unknown value 'archived'"),
-        "job": (lambda job: {**job, "status": "expired"}, "unknown value 'expired'"),
-        "job_items": (lambda item: {**item, "status": "skipped"}, "unknown value 'skipped'"),
-    },
+    # An unknown enum value (a job or item status, a failure type) is no malformed response: it
+    # reads as UNKNOWN and keeps the raw string (tests/test_unknown_job_status.py).
     "html_page": {
         where: (lambda _obj: HTML, "an HTML page instead of JSON")
         for where in ("job_list", "job", "job_items", "export_items")

@@ -29,9 +29,11 @@ class Command(BaseCommand):
         "reports to its final event. Outcomes: completed, completed_with_errors, failed_job "
         "(we sent 'failed': validation failed or every item failed), finished_elsewhere (the "
         "job finished or expired under us), started/resumed (the job is left in progress for "
-        "the next run), nothing_pending, busy, owned_elsewhere, conflict, expired_skipped, "
-        "deferred (the request budget is spent or too many companies run; waited for up to "
-        "--wait seconds, then left to the worker), failed (the run itself failed; exit code 1)."
+        "the next run), nothing_pending, busy, owned_elsewhere, unknown_status (a job of ours is "
+        "in a status we do not know: the company is held until it is known or released), "
+        "conflict, expired_skipped, deferred (the request budget is spent or too many companies "
+        "run; waited for up to --wait seconds, then left to the worker), failed (the run itself "
+        "failed; exit code 1)."
     )
 
     def add_arguments(self, parser):
