@@ -179,7 +179,9 @@ def test_an_operator_releases_the_company_from_the_admin(
 
     changelist = reverse("admin:exports_company_changelist")
     clerk = User.objects.create_user("clerk", "c@example.com", "pw", is_staff=True)
-    clerk.user_permissions.add(*Permission.objects.filter(codename__in=["view_company", "view_all_companies"]))
+    clerk.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_company", "view_all_companies"])
+    )
     client.force_login(clerk)
     assert 'value="release_unknown_status"' not in client.get(changelist).content.decode()
     client.post(changelist, {"action": "release_unknown_status", "_selected_action": [company.pk]})
