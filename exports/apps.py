@@ -7,4 +7,4 @@ class ExportsConfig(AppConfig):
     verbose_name = "Pleo exports"
 
     def ready(self):
-        from exports import checks, signals  # noqa: F401  (registers receivers and checks)
+        from exports import checks, host_checks, signals  # noqa: F401  (receivers, checks)
