@@ -103,3 +103,16 @@ def test_the_service_refuses_the_same_input_whoever_calls_it():
         )
     assert set(refused.value.message_dict) == {"name", "api_base_url", "webhook_secret"}
     assert not Company.objects.exists() and not Credential.objects.exists()
+
+
+# --- The same class of fault in the other command that writes operator input ------------------
+
+
+@pytest.mark.parametrize("username", ["u" * 151, "has spaces", ""])
+def test_ensure_admin_refuses_a_username_the_user_model_would_not_take(username):
+    from django.contrib.auth.models import User
+
+    with pytest.raises(CommandError) as refused:
+        call_command("ensure_admin", "--username", username)
+    assert refused.value.returncode == 2 and str(refused.value).startswith("--username: ")
+    assert not User.objects.exists()
