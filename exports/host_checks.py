@@ -1,7 +1,8 @@
-"""System checks: the Pleo URL settings must name hosts Pleo credentials may be sent to."""
+"""System checks: the Pleo URL settings must name hosts Pleo credentials may be sent to, and
+(``manage.py check --database default``, e.g. after an upgrade) so must stored credentials."""
 
 from django.conf import settings
-from django.core.checks import Error, register
+from django.core.checks import Error, Tags, Warning, register
 
 from exports.pleo import hosts
 
@@ -28,6 +29,32 @@ def pleo_hosts_settings(app_configs, **kwargs):
                     f"{name} is refused: {problem}. Pleo credentials would be sent there.",
                     hint="Use Pleo's https URL, or add its exact host to PLEO_ALLOWED_HOSTS.",
                     id="exports.E102",
+                )
+            )
+    return problems
+
+
+@register(Tags.database)
+def stored_credential_urls(app_configs, databases=None, **kwargs):
+    """Rows stored before the allow-list (or by a shell): each such credential fails its runs
+    until fixed; say so before the first run does."""
+    if not databases or "default" not in databases:
+        return []
+    from exports.models import Credential
+
+    policy = hosts.policy_from_settings()
+    problems = []
+    stored = Credential.objects.exclude(api_base_url="").values_list("pk", "name", "api_base_url")
+    for pk, name, url in stored.order_by("pk"):
+        problem = policy.problem(url)
+        if problem:
+            problems.append(
+                Warning(
+                    f"Credential {pk} ({name}): its API base URL is refused ({problem}); its "
+                    f"companies' checks fail until it is fixed.",
+                    hint="Fix the API base URL on the credential's admin page and enter its "
+                    "secret again.",
+                    id="exports.W101",
                 )
             )
     return problems

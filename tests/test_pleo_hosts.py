@@ -164,6 +164,17 @@ def test_system_check_refuses_pleo_urls_and_entries_that_cannot_match(settings):
     assert ("exports.E101", "PLEO_ALLOWED_HOSTS:") in found
 
 
+@pytest.mark.django_db
+def test_database_check_names_stored_credentials_with_a_refused_url():
+    kept = make_credential(name="Fine", api_base_url=STAGING)
+    bad = make_credential(name="Old row")
+    Credential.objects.filter(pk=bad.pk).update(api_base_url="http://collector.evil.example")
+    warnings = [w for w in checks.run_checks(databases=["default"]) if w.id == "exports.W101"]
+    assert [w.msg.split(":")[0] for w in warnings] == [f"Credential {bad.pk} (Old row)"]
+    assert str(kept.pk) not in warnings[0].msg.split(":")[0]
+    assert not [w for w in checks.run_checks() if w.id == "exports.W101"]  # only with --database
+
+
 # --- The admin form --------------------------------------------------------------------------
 
 
