@@ -40,12 +40,24 @@ def stored_credential_urls(app_configs, databases=None, **kwargs):
     until fixed; say so before the first run does."""
     if not databases or "default" not in databases:
         return []
+    from django.db import DatabaseError, connections
+
     from exports.models import Credential
 
+    try:
+        # ``migrate`` runs database checks before it migrates: a fresh database has no table.
+        if Credential._meta.db_table not in connections["default"].introspection.table_names():
+            return []
+        stored = list(
+            Credential.objects.exclude(api_base_url="")
+            .order_by("pk")
+            .values_list("pk", "name", "api_base_url")
+        )
+    except DatabaseError:  # not migrated far enough: nothing stored to warn about yet
+        return []
     policy = hosts.policy_from_settings()
     problems = []
-    stored = Credential.objects.exclude(api_base_url="").values_list("pk", "name", "api_base_url")
-    for pk, name, url in stored.order_by("pk"):
+    for pk, name, url in stored:
         problem = policy.problem(url)
         if problem:
             problems.append(
