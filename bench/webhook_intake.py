@@ -141,7 +141,9 @@ def main() -> None:
             name=f"Intake {i}",
             pleo_company_id=company_id,
             api_key=f"key-{uuid.uuid4().hex}",
-            api_base_url="http://127.0.0.1:9",
+            # No worker runs, so nothing calls Pleo (and a loopback URL is refused without
+            # DEBUG or PLEO_SANDBOX: Pleo credentials only go to PLEO_ALLOWED_HOSTS).
+            api_base_url="",
             webhook_secret=secret,
         )
         endpoint = saved.company.credential.webhook_endpoint

@@ -19,7 +19,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from exports import clock, crypto
+from exports import clock, crypto, validators
 from exports.adapters import adapter_choices
 from exports.adapters.journal import format_minor, write_journal_csv
 from exports.admin_scoping import CompanyScopedAdminMixin
@@ -112,6 +112,9 @@ def _stored_hint(instance, field: str) -> str:
         return f"Stored, but unreadable: {exc}"
 
 
+_SECRET_COLUMNS = tuple(f"{name}_ciphertext" for name in Credential.SECRET_FIELDS)
+
+
 class CredentialForm(forms.ModelForm):
     """Secret fields are never rendered back; blank keeps the stored value."""
 
@@ -134,7 +137,9 @@ class CredentialForm(forms.ModelForm):
         label="API base URL override",
         required=False,
         assume_scheme="https",
-        help_text="Blank: the PLEO_API_BASE_URL setting.",
+        max_length=Credential._meta.get_field("api_base_url").max_length,
+        help_text="Blank: the PLEO_API_BASE_URL setting. Only a Pleo host of PLEO_ALLOWED_HOSTS, "
+        "over https; changing it needs the secret entered again.",
     )
 
     class Meta:
@@ -155,8 +160,24 @@ class CredentialForm(forms.ModelForm):
             if hint:
                 self.fields[field].help_text = hint
 
+    def clean_api_base_url(self):
+        value = self.cleaned_data.get("api_base_url") or ""
+        validators.validate_pleo_base_url(value)
+        return value
+
+    def clean_api_key(self):
+        value = self.cleaned_data.get("api_key") or ""
+        validators.validate_secret_text(value, label="The API key")
+        return value
+
+    def clean_oauth_client_secret(self):
+        value = self.cleaned_data.get("oauth_client_secret") or ""
+        validators.validate_secret_text(value, label="The client secret")
+        return value
+
     def clean(self):
         cleaned = super().clean()
+        self._secret_again_for_a_new_base_url(cleaned)
         kind = cleaned.get("kind")
         has_key = bool(cleaned.get("api_key")) or bool(self.instance.api_key_ciphertext)
         if kind == Credential.Kind.API_KEY and not has_key:
@@ -164,6 +185,25 @@ class CredentialForm(forms.ModelForm):
         if kind == Credential.Kind.OAUTH and not cleaned.get("oauth_client_id"):
             self.add_error("oauth_client_id", "An OAuth credential needs its client id.")
         return cleaned
+
+    def _secret_again_for_a_new_base_url(self, cleaned) -> None:
+        """A stored secret is never sent to a new address on the strength of a URL edit alone:
+        whoever changes the base URL enters the secret again (issue 15 §3)."""
+        credential = self.instance
+        if credential.pk is None or "api_base_url" not in self.changed_data:
+            return
+        if not any(getattr(credential, column) for column in _SECRET_COLUMNS):
+            return
+        if cleaned.get("kind") == Credential.Kind.OAUTH:
+            field, label = "oauth_client_secret", "OAuth client secret"
+        else:
+            field, label = "api_key", "API key"
+        if not cleaned.get(field):
+            self.add_error(
+                field,
+                f"The API base URL changed, so enter the {label} again: a stored secret is "
+                f"never sent to a new address on a URL edit alone.",
+            )
 
     def save(self, commit=True):
         credential = super().save(commit=False)

@@ -7,7 +7,7 @@ admin before the model, so :class:`SecretHintsAdminMixin` gives every model admi
 model with secrets a display method of each secret's name that shows only the hint. Whatever
 field list someone writes later, the admin cannot reach the plaintext by name.
 
-The system check ``exports.E101`` refuses, at start, an admin (or inline) of a model with secrets
+The system check ``exports.E030`` refuses, at start, an admin (or inline) of a model with secrets
 that lacks these displays, or defines a method of a secret's name not marked
 :func:`secret_display`.
 """
@@ -121,7 +121,7 @@ def admin_shows_no_secret(app_configs, **kwargs):
         Error(
             f"{problem}: a page could show a secret.",
             hint="See exports/admin_secrets.py: secrets are shown as their last 4 at most.",
-            id="exports.E101",
+            id="exports.E030",
         )
         for problem in admin_secret_problems()
     ]

@@ -24,6 +24,7 @@ from django.db.models.functions import Mod
 from exports import clock
 from exports.models import Company, Trigger, WorkerHeartbeat
 from exports.services import heartbeat
+from exports.services.company_guard import company_check_guarded
 from exports.services.dispatch import (
     clear_queued_marker,
     clear_queued_markers,
@@ -49,7 +50,9 @@ def run_company_check(
     )
     if company is None:
         return "skipped: company inactive or gone"
-    result = run_export_check(company=company, trigger=trigger, recover=recover)
+    result = company_check_guarded(
+        company=company, trigger=trigger, recover=recover, check=run_export_check
+    )
     heartbeat.beat()
     return result.outcome
 
@@ -79,7 +82,11 @@ def run_company_checks(
             )
             outcomes["handed back"] += len(rest)
             break
-        result = run_export_check(company=by_id[company_id], trigger=trigger, recover=recover)
+        # Guarded: one company's unexpected exception is its failed outcome, not the batch's end
+        # (batches go by id, so the same companies would starve on every tick).
+        result = company_check_guarded(
+            company=by_id[company_id], trigger=trigger, recover=recover, check=run_export_check
+        )
         outcomes[result.outcome] += 1
     heartbeat.beat()
     return ", ".join(f"{outcome}: {count}" for outcome, count in sorted(outcomes.items()))

@@ -207,6 +207,24 @@ SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 # --- Pleo -----------------------------------------------------------------------------------
 PLEO_API_BASE_URL = env.str("PLEO_API_BASE_URL", default="https://external.pleo.io").rstrip("/")
 PLEO_OAUTH_BASE_URL = env.str("PLEO_OAUTH_BASE_URL", default="https://auth.pleo.io").rstrip("/")
+# Pleo credentials (API keys, OAuth client secrets and tokens) are only ever sent to these hosts:
+# exact names, comma-separated, over https on port 443 (exports.pleo.hosts). The API and OAuth
+# base URLs above and every credential's API base URL must name one of them. Loopback
+# (localhost, 127.0.0.0/8, ::1; http and any port) is added only with DEBUG or PLEO_SANDBOX.
+PLEO_ALLOWED_HOSTS = [
+    host.strip().lower()
+    for host in env.list(
+        "PLEO_ALLOWED_HOSTS",
+        default=[
+            "external.pleo.io",
+            "external.staging.pleo.io",
+            "auth.pleo.io",
+            "auth.staging.pleo.io",
+        ],
+    )
+    if host.strip()
+]
+PLEO_ALLOW_LOOPBACK = DEBUG or PLEO_SANDBOX
 # OAuth 2.0: the scopes "Connect to Pleo" asks for (space-separated), and how long before the
 # access token's expiry it is refreshed (seconds).
 PLEO_OAUTH_SCOPES = env.str(

@@ -19,3 +19,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
         "NAME": os.environ.get("SQLITE_TEST_NAME")
         or os.path.join(tempfile.gettempdir(), f"pleo-export-bridge-test-{os.getpid()}.sqlite3")
     }
+
+# The fake Pleo hosts of the tests that fake HTTP at the transport (``responses``): allowed like
+# Pleo's own, so those tests go through the same allow-list check as production does.
+PLEO_ALLOWED_HOSTS = [*PLEO_ALLOWED_HOSTS, "pleo.test", "api.example.test", "auth.example.test"]  # noqa: F405

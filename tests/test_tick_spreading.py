@@ -95,7 +95,7 @@ def test_a_company_checked_since_the_round_began_is_not_polled_again(sent, compa
 def test_a_batch_task_runs_each_company_and_clears_their_markers(companies, sent, monkeypatch):
     ran = []
 
-    def fake_run(*, company, trigger, recover=False):
+    def fake_run(*, company, trigger, recover=False, run_id=None):
         ran.append(company.pk)
         return type("R", (), {"outcome": "nothing_pending"})()
 

@@ -2,9 +2,14 @@
 
 Section numbers (§) refer to our working reference, ``pleo-export-api.md``. This module imports no
 Django model and nothing from ``exports`` but its enums (:mod:`exports.pleo.enums`, re-exported
-here, with how values Pleo sends are read: unknown ones never make a response unreadable): callers
-pass in what it needs. It reads ``django.conf.settings`` only in
-:meth:`ClientConfig.from_settings`.
+here, with how values Pleo sends are read: unknown ones never make a response unreadable) and
+:mod:`exports.pleo.hosts`: callers pass in what it needs. It reads ``django.conf.settings`` only in
+:meth:`ClientConfig.from_settings` and, through :func:`exports.pleo.hosts.policy_from_settings`,
+for the allow-list of Pleo hosts.
+
+Credentials go to Pleo only: before every attempt the URL is checked against ``PLEO_ALLOWED_HOSTS``
+(:mod:`exports.pleo.hosts`); a URL outside it raises :class:`PleoHostNotAllowed` before the auth
+object reads a credential or a connection is opened. Redirects are never followed.
 
 Retry rules (every number comes from :class:`ClientConfig`), all held by ``PleoClient._request``:
 
@@ -57,6 +62,7 @@ from urllib3.exceptions import (
 )
 from urllib3.util.retry import Retry
 
+from exports.pleo import hosts
 from exports.pleo.enums import (
     TERMINAL_JOB_STATUSES,
     UNFINISHED_JOB_STATUSES,
@@ -188,6 +194,11 @@ class BudgetExhausted(PleoError):
         super().__init__(message, method=method, path=path)
         self.retry_at = retry_at
         self.key = key
+
+
+class PleoHostNotAllowed(PleoError):
+    """Not sent: the URL is not a Pleo host of the allow-list (:mod:`exports.pleo.hosts`). No
+    connection was opened and no credential was read. Final: a configuration to fix."""
 
 
 class PleoOutcomeUnknown(PleoError):
@@ -1075,6 +1086,7 @@ class PleoClient:
         """Send one API call under the retry rules of the module docstring; return the 2xx
         response or raise a :class:`PleoError`. ``idempotent`` is True only for reads."""
         self._refuse_after_auth_failure(method, path)
+        self._refuse_host_not_allowed(method, path)
         body = None if json is None else jsonlib.dumps(json, ensure_ascii=False).encode("utf-8")
         attempt = 1
         refreshed = False
@@ -1113,6 +1125,16 @@ class PleoClient:
                 self._disable(error)
             raise error
 
+    def _refuse_host_not_allowed(self, method: str, path: str) -> None:
+        """Credentials go to Pleo only: checked before every attempt, before the auth object
+        reads a credential and before a connection is opened (whatever built the config)."""
+        problem = hosts.policy_from_settings().problem(self.config.base_url + path)
+        if problem:
+            logger.error(
+                "Pleo %s %s not sent: %s [request_id=%s]", method, path, problem, self.request_id
+            )
+            raise PleoHostNotAllowed(f"not sent: {problem}", method=method, path=path)
+
     def _check_budget(self, method: str, path: str) -> None:
         """Ask the ``before_request`` hook; a refusal is remembered and raised as it is."""
         if self._before_request is None:
@@ -1137,6 +1159,7 @@ class PleoClient:
         }
         if body is not None:
             headers["Content-Type"] = JSON_CONTENT_TYPE
+        self._refuse_host_not_allowed(method, path)
         started = time.monotonic()
         outcome: object = "no answer"
         try:
@@ -1562,6 +1585,7 @@ __all__ = [
     "PleoConflict",
     "PleoError",
     "PleoHTTPError",
+    "PleoHostNotAllowed",
     "PleoNotFound",
     "PleoOutcomeUnknown",
     "PleoPayloadTooLarge",

@@ -19,6 +19,10 @@ conclude:
 * :class:`OAuthError`: any other OAuth error (``invalid_client``, ``invalid_request``, ...); the
   base class of all of them.
 
+Every request goes to Pleo only: the base URL is checked against ``PLEO_ALLOWED_HOSTS``
+(:mod:`exports.pleo.hosts`) when the config is built and again before the token request is sent
+(:class:`OAuthHostNotAllowed`); redirects are never followed.
+
 Tokens, codes, verifiers and client secrets never appear in a log line, an exception message or
 a ``repr``; exceptions are raised ``from None`` so no traceback frame holding a request body is
 chained to them.
@@ -39,6 +43,7 @@ from urllib.parse import urlencode
 
 import requests
 
+from exports.pleo import hosts
 from exports.pleo.client import (
     _TRANSPORT_FAILURES,
     _adapter_without_retries,
@@ -80,6 +85,11 @@ class OAuthError(Exception):
         return f"{type(self).__name__}({str(self)!r})"
 
 
+class OAuthHostNotAllowed(OAuthError):
+    """Not sent: the OAuth base URL is not a Pleo host of the allow-list
+    (:mod:`exports.pleo.hosts`). No connection was opened; nothing was spent."""
+
+
 class OAuthInvalidGrant(OAuthError):
     """``invalid_grant``: the code or refresh token is expired, used or revoked."""
 
@@ -111,6 +121,7 @@ class OAuthConfig:
         if not base_url.startswith(("https://", "http://")):
             raise ValueError(f"base_url must be an http(s) URL, got {self.base_url!r}")
         object.__setattr__(self, "base_url", base_url)
+        hosts.check_pleo_url(base_url)  # HostNotAllowed, a ValueError
         if not self.client_id:
             raise ValueError("client_id must not be empty")
 
@@ -177,6 +188,7 @@ def authorize_url(
     challenge: str,
 ) -> str:
     """The URL to send the browser to for consent (reference §2.3)."""
+    hosts.check_pleo_url(base_url)  # HostNotAllowed (a ValueError): no browser goes elsewhere
     scope = scopes if isinstance(scopes, str) else " ".join(scopes)
     query = urlencode(
         {
@@ -230,6 +242,14 @@ def _token_request(
     config: OAuthConfig, form: dict[str, str], *, session: requests.Session | None
 ) -> TokenSet:
     grant_type = form["grant_type"]
+    problem = hosts.policy_from_settings().problem(config.base_url + TOKEN_PATH)
+    if problem:
+        # Checked again here, whatever built the config: the client secret and the code or
+        # refresh token go to Pleo only. Nothing was sent, so nothing was spent.
+        logger.error(
+            "Pleo OAuth POST %s grant_type=%s not sent: %s", TOKEN_PATH, grant_type, problem
+        )
+        raise OAuthHostNotAllowed(f"not sent: {problem}")
     data = {**form, "client_id": config.client_id, "client_secret": config.client_secret}
     own_session = session is None
     if own_session:
@@ -328,6 +348,7 @@ __all__ = [
     "AUTHORIZE_PATH",
     "OAuthConfig",
     "OAuthError",
+    "OAuthHostNotAllowed",
     "OAuthInvalidGrant",
     "OAuthOutcomeUnknown",
     "OAuthUnavailable",

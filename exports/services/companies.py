@@ -6,8 +6,10 @@ import uuid
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from exports import validators
 from exports.models import Company, Credential, WebhookEndpoint
 
 
@@ -47,6 +49,43 @@ class CompanySaved:
     created: bool
 
 
+def company_input_problems(
+    *, name: str, api_key: str, api_base_url: str = "", webhook_secret: str = ""
+) -> dict[str, list[str]]:
+    """What is wrong with the input of :func:`company_add_or_update`, by argument name (empty
+    when nothing is): the first rule each argument breaks. Lengths come from the columns, URLs
+    from the Pleo host allow-list, the webhook secret's form from the signing module."""
+    problems: dict[str, list[str]] = {}
+
+    def check(argument: str, rule, value: str, **kwargs) -> None:
+        if argument in problems:
+            return
+        try:
+            rule(value, **kwargs)
+        except ValidationError as exc:
+            problems[argument] = validators.messages_of(exc)
+
+    check("name", validators.validate_not_empty, name, label="The name")
+    for model in (Company, Credential):  # the credential is named after the company
+        check(
+            "name",
+            validators.validate_max_length,
+            name,
+            model=model,
+            field_name="name",
+            label="The name",
+        )
+    check("api_key", validators.validate_not_empty, api_key, label="The API key")
+    check("api_key", validators.validate_secret_text, api_key, label="The API key")
+    for rule, kwargs in (
+        (validators.validate_max_length, {"model": Credential, "field_name": "api_base_url"}),
+        (validators.validate_pleo_base_url, {}),
+    ):
+        check("api_base_url", rule, api_base_url, label="The API base URL", **kwargs)
+    check("webhook_secret", validators.validate_webhook_secret, webhook_secret)
+    return problems
+
+
 @transaction.atomic
 def company_add_or_update(
     *,
@@ -59,8 +98,14 @@ def company_add_or_update(
     """Create or update (by Pleo company id) an active company with its own API-key credential.
 
     An inactive company is reactivated. The credential's status is reset to OK, since its key was
-    just given to us anew.
+    just given to us anew. Input outside :func:`company_input_problems` raises ``ValidationError``
+    (by argument name) before anything is written.
     """
+    problems = company_input_problems(
+        name=name, api_key=api_key, api_base_url=api_base_url, webhook_secret=webhook_secret
+    )
+    if problems:
+        raise ValidationError(problems)
     company = (
         Company.objects.select_related("credential")
         .select_for_update()

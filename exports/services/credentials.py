@@ -6,6 +6,10 @@ it). An OAuth credential gets a ``BearerAuth`` from :mod:`exports.services.oauth
 read (and refreshed a little before expiry, one refresh in flight) for every request, a 401 leads
 to one refresh and one re-send, and only a second 401 or ``invalid_grant`` marks the credential
 ``needs_reauthorisation``.
+
+A credential is only ever used with a Pleo host of ``PLEO_ALLOWED_HOSTS``
+(:mod:`exports.pleo.hosts`): a base URL outside it makes the credential unusable for the run,
+before its secret is read.
 """
 
 from __future__ import annotations
@@ -13,8 +17,11 @@ from __future__ import annotations
 import logging
 import uuid
 
+from django.conf import settings
+
 from exports import clock
 from exports.models import Company, Credential
+from exports.pleo import hosts
 from exports.pleo.client import (
     ApiKeyAuth,
     ClientConfig,
@@ -46,6 +53,20 @@ def client_for_credential(credential: Credential, *, run_id: uuid.UUID | None) -
     if credential.status != Credential.Status.OK:
         raise CredentialUnusable(
             oauth.unusable_message(credential.name, credential.status, credential.last_error)
+        )
+    base_url = credential.api_base_url or settings.PLEO_API_BASE_URL
+    problem = hosts.policy_from_settings().problem(base_url)
+    if problem:
+        # Refused before any secret is read: a stored URL that no form would take now (an old
+        # row, a shell) or a changed PLEO_ALLOWED_HOSTS. The client checks again per request.
+        fix = (
+            "Fix the API base URL on the credential's admin page (and enter its secret again)."
+            if credential.api_base_url
+            else "Fix the PLEO_API_BASE_URL setting."
+        )
+        raise CredentialUnusable(
+            f"Credential '{credential.name}' is not used: its Pleo URL is refused ({problem}). "
+            f"{fix}"
         )
     config = ClientConfig.from_settings(base_url_override=credential.api_base_url or None)
     if credential.kind == Credential.Kind.API_KEY:

@@ -44,6 +44,7 @@ from exports import clock, crypto
 from exports.models import Credential
 from exports.pleo import oauth as pleo_oauth
 from exports.pleo.client import BearerAuth, PleoAuthError, PleoUnavailable
+from exports.pleo.hosts import HostNotAllowed
 from exports.services.credentials import CredentialUnusable
 
 logger = logging.getLogger(__name__)
@@ -127,14 +128,17 @@ def connect_begin(credential: Credential) -> ConnectStart:
         raise ConnectFailed("Set the OAuth client secret on the credential first.")
     pkce = pleo_oauth.new_pkce()
     state = pleo_oauth.new_state()
-    url = pleo_oauth.authorize_url(
-        base_url=settings.PLEO_OAUTH_BASE_URL,
-        client_id=credential.oauth_client_id,
-        redirect_uri=redirect_uri(),
-        scopes=oauth_scopes(),
-        state=state,
-        challenge=pkce.challenge,
-    )
+    try:
+        url = pleo_oauth.authorize_url(
+            base_url=settings.PLEO_OAUTH_BASE_URL,
+            client_id=credential.oauth_client_id,
+            redirect_uri=redirect_uri(),
+            scopes=oauth_scopes(),
+            state=state,
+            challenge=pkce.challenge,
+        )
+    except HostNotAllowed as exc:
+        raise ConnectFailed(f"PLEO_OAUTH_BASE_URL is refused: {exc}.") from None
     return ConnectStart(
         url=url,
         state=state,
@@ -160,6 +164,8 @@ def connect_complete(
         raise ConnectFailed("The credential's OAuth client id changed meanwhile: connect again.")
     try:
         config = oauth_config(credential)
+    except HostNotAllowed as exc:
+        raise ConnectFailed(f"PLEO_OAUTH_BASE_URL is refused: {exc}.") from None
     except (crypto.SecretDecryptionError, crypto.EncryptionKeysMissing, ValueError) as exc:
         raise ConnectFailed(f"The OAuth client secret cannot be used: {exc}") from None
     received_at = clock.now()

@@ -5,7 +5,18 @@ import uuid
 
 from django.core.management.base import BaseCommand, CommandError
 
-from exports.services.companies import company_add_or_update, webhook_url
+from exports.services.companies import (
+    company_add_or_update,
+    company_input_problems,
+    webhook_url,
+)
+
+OPTIONS = {
+    "name": "--name",
+    "api_key": "--api-key",
+    "api_base_url": "--api-base-url",
+    "webhook_secret": "--webhook-secret",
+}
 
 
 def _uuid(value: str) -> uuid.UUID:
@@ -25,7 +36,11 @@ class Command(BaseCommand):
         parser.add_argument("--name", required=True, help="Display name.")
         parser.add_argument("--pleo-company-id", required=True, help="Pleo company id (UUID).")
         parser.add_argument("--api-key", required=True, help="Pleo API key (stored encrypted).")
-        parser.add_argument("--api-base-url", default="", help="Override PLEO_API_BASE_URL.")
+        parser.add_argument(
+            "--api-base-url",
+            default="",
+            help="Override PLEO_API_BASE_URL (a Pleo host of PLEO_ALLOWED_HOSTS, https).",
+        )
         parser.add_argument(
             "--webhook-secret", default="", help="Add this whsec_… secret to the endpoint."
         )
@@ -33,21 +48,25 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         pleo_company_id = _uuid(options["pleo_company_id"])
-        name = options["name"].strip()
-        if not name:
-            raise CommandError("--name must not be empty.", returncode=2)
-        if not options["api_key"].strip():
-            raise CommandError("--api-key must not be empty.", returncode=2)
-        secret = options["webhook_secret"].strip()
-        if secret and not secret.startswith("whsec_"):
-            raise CommandError("--webhook-secret must start with whsec_.", returncode=2)
-        saved = company_add_or_update(
-            name=name,
-            pleo_company_id=pleo_company_id,
-            api_key=options["api_key"].strip(),
-            api_base_url=options["api_base_url"].strip(),
-            webhook_secret=secret,
-        )
+        values = {
+            "name": options["name"].strip(),
+            "api_key": options["api_key"].strip(),
+            "api_base_url": options["api_base_url"].strip(),
+            "webhook_secret": options["webhook_secret"].strip(),
+        }
+        # Refused here, before anything is written: a clear line per option and exit 2, not a
+        # database error (PostgreSQL) or a value stored that fails later (SQLite, the worker).
+        problems = company_input_problems(**values)
+        if problems:
+            raise CommandError(
+                "\n".join(
+                    f"{OPTIONS[argument]}: {message}"
+                    for argument, messages in problems.items()
+                    for message in messages
+                ),
+                returncode=2,
+            )
+        saved = company_add_or_update(pleo_company_id=pleo_company_id, **values)
         payload = {
             "id": saved.company.pk,
             "pleo_company_id": str(saved.company.pleo_company_id),

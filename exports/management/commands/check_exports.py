@@ -1,6 +1,7 @@
 """``check_exports``: run the detect-and-start flow now, in the foreground.
 
 Same service the worker uses. Exit 0 when no company failed, 1 when any did, 2 on a usage error.
+An unexpected exception in one company's run is that company's ``failed`` line; the others run.
 A run deferred by the request budget (or ``MAX_CONCURRENT_COMPANIES``) is waited for, at most
 ``--wait`` seconds in all, without holding the company's lease; past that it reports ``deferred``.
 """
@@ -14,6 +15,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from exports import clock
 from exports.models import Company, Trigger
+from exports.services.company_guard import company_check_guarded
 from exports.services.start_flow import Outcome, run_export_check
 
 
@@ -84,8 +86,12 @@ class Command(BaseCommand):
     def _run(self, company: Company, recover: bool, wait_until: float):
         """Run the flow; while deferred and the wait allows, sleep (no lease held) and again."""
         while True:
-            result = run_export_check(
-                company=company, trigger=Trigger.COMMAND_LINE, recover=recover
+            # Guarded: whatever this company raises is its own failed outcome; the next runs.
+            result = company_check_guarded(
+                company=company,
+                trigger=Trigger.COMMAND_LINE,
+                recover=recover,
+                check=run_export_check,
             )
             if result.outcome != Outcome.DEFERRED or result.not_before is None:
                 return result

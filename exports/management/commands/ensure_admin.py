@@ -3,7 +3,8 @@
 import secrets
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
 
 
 class Command(BaseCommand):
@@ -16,6 +17,10 @@ class Command(BaseCommand):
         User = get_user_model()
         if User.objects.filter(is_superuser=True).exists():
             return
+        try:  # the column's length and the user model's own rules, before the database sees it
+            User._meta.get_field(User.USERNAME_FIELD).clean(options["username"], None)
+        except ValidationError as exc:
+            raise CommandError(f"--username: {' '.join(exc.messages)}", returncode=2) from None
         password = secrets.token_urlsafe(12)
         User.objects.create_superuser(options["username"], "", password)
         self.stdout.write(
