@@ -32,6 +32,7 @@ from exports.services.credentials import CredentialUnusable, client_for_credenti
 from exports.services.start_flow import Outcome, run_export_check
 from tests import secrets_registry
 from tests.client_fakes import RawServer, answer
+from tests.conftest import TEST_ENCRYPTION_KEY
 from tests.factories import make_company, make_credential
 from tests.test_oauth import make_oauth_credential
 
@@ -140,7 +141,7 @@ def test_settings_default_to_pleo_hosts_and_loopback_only_with_debug_or_sandbox(
     monkeypatch.setenv("DEBUG", debug)
     monkeypatch.setenv("PLEO_SANDBOX", sandbox)
     monkeypatch.setenv("SECRET_KEY", "s")
-    monkeypatch.setenv("CREDENTIALS_ENCRYPTION_KEYS", "k")
+    monkeypatch.setenv("CREDENTIALS_ENCRYPTION_KEYS", TEST_ENCRYPTION_KEY)
     loaded = runpy.run_path(product_settings.__file__)
     assert loaded["PLEO_ALLOWED_HOSTS"] == [
         "external.pleo.io",
@@ -211,7 +212,13 @@ def editor(client, db):
     user = User.objects.create(username="editor", is_staff=True)  # no password hashing: fast
     user.user_permissions.add(
         *Permission.objects.filter(
-            codename__in=["view_credential", "change_credential", "view_company", "check_now"]
+            codename__in=[
+                "view_credential",
+                "change_credential",
+                "view_company",
+                "check_now",
+                "view_all_companies",
+            ]
         )
     )
     client.force_login(user)
