@@ -8,3 +8,4 @@ class ExportsConfig(AppConfig):
 
     def ready(self):
         from exports import checks, signals  # noqa: F401  (registers receivers and checks)
+        from exports.notifications import checks as _notification_checks  # noqa: F401
