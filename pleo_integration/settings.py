@@ -235,7 +235,13 @@ DEFAULT_EXCEPTION_REPORTER = "exports.error_reports.SecretQueryExceptionReporter
 # its settings as ANYMAIL_<NAME> variables (ANYMAIL_POSTMARK_SERVER_TOKEN=… → ANYMAIL dict).
 _email = env.email_url("EMAIL_URL", default="consolemail://" if DEBUG else "smtp://localhost:25")
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default=_email["EMAIL_BACKEND"])
-for _name in ("EMAIL_HOST", "EMAIL_PORT", "EMAIL_HOST_USER", "EMAIL_HOST_PASSWORD"):
+for _name in (
+    "EMAIL_HOST",
+    "EMAIL_PORT",
+    "EMAIL_HOST_USER",
+    "EMAIL_HOST_PASSWORD",
+    "EMAIL_FILE_PATH",
+):
     if _email.get(_name) not in (None, ""):
         globals()[_name] = _email[_name]
 EMAIL_USE_TLS = bool(_email.get("EMAIL_USE_TLS", False))
