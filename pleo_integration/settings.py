@@ -256,7 +256,7 @@ ANYMAIL = {
     if key.startswith("ANYMAIL_") and value
 }
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="pleo-export-bridge@localhost")
-SERVER_EMAIL = env.str("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
+SERVER_EMAIL = DEFAULT_FROM_EMAIL  # the sender of Django's own error mail too
 # The integrator's addresses (comma-separated); companies add their bookkeepers' in the admin.
 NOTIFY_EMAILS = env.list("NOTIFY_EMAILS", default=[])
 

@@ -8,8 +8,11 @@ Email goes to Django's in-memory backend; the webhook to a local HTTP receiver
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import secrets
+import subprocess
 import sys
 import uuid
 from datetime import timedelta
@@ -43,6 +46,7 @@ from exports.notifications.service import (
 from tests import secrets_registry
 from tests.factories import make_company
 from tests.fixtures.notify import INTEGRATOR, PUBLIC, deliver_queued
+from tests.processes import ROOT
 
 pytestmark = pytest.mark.django_db
 
@@ -433,3 +437,66 @@ def test_slack_text_is_escaped():
     assert channels.slack_text("A <!channel> & co", "x > y") == (
         "*A &lt;!channel&gt; &amp; co*\nx &gt; y"
     )
+
+
+# --- settings -------------------------------------------------------------------------------------
+
+_PRINT_SETTINGS = """
+import json
+from django.conf import settings as s
+print(json.dumps({name: str(getattr(s, name, None)) for name in (
+    "EMAIL_BACKEND", "EMAIL_HOST", "EMAIL_PORT", "EMAIL_HOST_USER", "EMAIL_USE_TLS",
+    "EMAIL_TIMEOUT", "DEFAULT_FROM_EMAIL", "NOTIFY_EMAILS", "ANYMAIL", "NOTIFY_WINDOW_SECONDS")}))
+"""
+
+
+def _settings_with(env: dict) -> dict:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("EMAIL_", "NOTIFY_"))}
+    base.update(
+        DJANGO_SETTINGS_MODULE="pleo_integration.settings",
+        DOTENV_FILE="/nonexistent/.env",
+        SECRET_KEY="s",
+        CREDENTIALS_ENCRYPTION_KEYS="k",
+        **env,
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", _PRINT_SETTINGS],
+        env=base,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_email_settings_come_from_email_url():
+    production = _settings_with({"DEBUG": "0"})
+    assert production["EMAIL_BACKEND"] == "django.core.mail.backends.smtp.EmailBackend"
+    assert (production["EMAIL_HOST"], production["EMAIL_PORT"]) == ("localhost", "25")
+    assert production["EMAIL_TIMEOUT"] == "10.0"  # never a hung SMTP server
+    assert production["NOTIFY_EMAILS"] == "[]"
+    assert _settings_with({"DEBUG": "1"})["EMAIL_BACKEND"].endswith("console.EmailBackend")
+    configured = _settings_with(
+        {
+            "DEBUG": "0",
+            "EMAIL_URL": "smtp+tls://mailer:p%40ss@mail.example.com:587",
+            "DEFAULT_FROM_EMAIL": "bridge@example.com",
+            "NOTIFY_EMAILS": "a@example.com,b@example.com",
+        }
+    )
+    assert configured["EMAIL_HOST"] == "mail.example.com"
+    assert (configured["EMAIL_PORT"], configured["EMAIL_USE_TLS"]) == ("587", "True")
+    assert configured["EMAIL_HOST_USER"] == "mailer"
+    assert configured["DEFAULT_FROM_EMAIL"] == "bridge@example.com"
+    assert configured["NOTIFY_EMAILS"] == "['a@example.com', 'b@example.com']"
+    provider = _settings_with(
+        {
+            "DEBUG": "0",
+            "EMAIL_BACKEND": "anymail.backends.postmark.EmailBackend",
+            "ANYMAIL_POSTMARK_SERVER_TOKEN": "token",
+        }
+    )
+    assert provider["EMAIL_BACKEND"] == "anymail.backends.postmark.EmailBackend"
+    assert provider["ANYMAIL"] == "{'POSTMARK_SERVER_TOKEN': 'token'}"
