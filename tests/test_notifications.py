@@ -500,3 +500,85 @@ def test_email_settings_come_from_email_url():
     )
     assert provider["EMAIL_BACKEND"] == "anymail.backends.postmark.EmailBackend"
     assert provider["ANYMAIL"] == "{'POSTMARK_SERVER_TOKEN': 'token'}"
+
+
+# --- the worker and the admin ---------------------------------------------------------------------
+
+
+def test_the_worker_task_sends_it(
+    notify_settings, receiver, company, django_capture_on_commit_callbacks
+):
+    """The task queued on commit is found by its dotted path (as django-q2 finds it) and sends."""
+    import pydoc
+
+    from exports.notifications.service import TASK
+
+    with django_capture_on_commit_callbacks(execute=True):
+        notification = notification_request(
+            kind=Kind.JOB_FAILED, **arrange(Kind.JOB_FAILED, company)
+        )
+    assert notify_settings["queued"] == [notification.pk]
+    task = pydoc.locate(TASK)
+    assert task(notification.pk) == Status.SENT
+    assert len(receiver.received) == 1
+
+
+@pytest.fixture
+def admin_client(client):
+    from django.contrib.auth.models import User
+
+    client.force_login(User.objects.create_superuser("root", "root@example.com", "pw-for-tests"))
+    return client
+
+
+def test_the_notification_log_in_the_admin_is_read_only(
+    notify_settings, receiver, company, admin_client
+):
+    first = notification_request(kind=Kind.JOB_FAILED, **arrange(Kind.JOB_FAILED, company))
+    clock.advance(3601)
+    notification_request(kind=Kind.JOB_FAILED, **arrange(Kind.JOB_FAILED, company))
+    clock.advance(-3601)
+    suppressed = notification_request(kind=Kind.JOB_FAILED, **arrange(Kind.JOB_FAILED, company))
+    deliver_queued()
+    changelist = admin_client.get("/admin/exports/notification/")
+    assert changelist.status_code == 200
+    body = changelist.content.decode()
+    assert "Acme Nordic" in body and "2 emails, webhook (127.0.0.1)" in body
+    assert "/admin/exports/notification/add/" not in body
+    page = admin_client.get(f"/admin/exports/notification/{first.pk}/change/")
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert str(first.pleo_job_id) in text and "integrator@example.com" in text
+    assert receiver.path not in body + text  # only the host is ever stored
+    assert admin_client.post(f"/admin/exports/notification/{first.pk}/delete/").status_code == 403
+    assert Notification.objects.filter(pk=suppressed.pk, status=Status.SUPPRESSED).exists()
+
+
+def test_a_company_gets_its_bookkeepers_addresses_in_the_admin(admin_client, company):
+    url = f"/admin/exports/company/{company.pk}/change/"
+    form = {
+        "name": company.name,
+        "pleo_company_id": str(company.pleo_company_id),
+        "active": "on",
+        "credential": str(company.credential_id),
+        "accounting_adapter": "journal",
+    }
+    refused = admin_client.post(url, {**form, "notify_emails": "a@acme.example, nope"})
+    assert refused.status_code == 200
+    assert "Not an email address: nope" in refused.content.decode()
+    saved = admin_client.post(url, {**form, "notify_emails": "a@acme.example, b@acme.example"})
+    assert saved.status_code == 302
+    company.refresh_from_db()
+    assert company.notify_emails == "a@acme.example, b@acme.example"
+
+
+def test_the_log_is_pruned_with_the_audit_entries(notify_settings, company, capsys):
+    from django.core.management import call_command
+
+    old = notification_request(kind=Kind.JOB_FAILED, **arrange(Kind.JOB_FAILED, company))
+    clock.advance(91 * 86400)
+    recent = notification_request(kind=Kind.JOB_FAILED, **arrange(Kind.JOB_FAILED, company))
+    call_command("prune_history")
+    assert list(Notification.objects.values_list("pk", flat=True)) == [recent.pk]
+    assert old.pk != recent.pk
+    assert "Pruned 1 notification log rows" in capsys.readouterr().out
