@@ -66,9 +66,16 @@ def company_line(company: Company) -> str:
 
 
 def _compose(
-    *, subject: str, company: str, job: ExportJob | None, happened: str, todo: str, link: str
+    *,
+    subject: str,
+    company: str,
+    job: ExportJob | None,
+    happened: str,
+    todo: str,
+    link: str,
+    company_label: str = "Company",
 ) -> Message:
-    lines = [f"Company: {company}"]
+    lines = [f"{company_label}: {company}"]
     if job is not None:
         lines.append(f"Pleo job: {job.pleo_job_id}")
     lines += ["", f"What happened: {happened}", "", f"What to do: {todo}", "", f"Details: {link}"]
@@ -137,7 +144,8 @@ def job_failed(*, company: Company, job: ExportJob, facts: dict) -> Message:
     else:
         todo = (
             f"Ask the bookkeeper to export again from Pleo: the {not_reported} items not "
-            f"reported are still waiting there. Items already booked are not booked twice."
+            f"reported are still waiting there. Items already booked stay in the accounting "
+            f"system."
         )
     return _compose(
         subject=f"{company.name}: export job {job.pleo_job_id} {verb}",
@@ -159,8 +167,8 @@ def items_failed(*, company: Company, job: ExportJob, facts: dict) -> Message:
         ]
     )
     happened = (
-        f"The export job completed with errors: {counts.reported_ok} items exported, "
-        f"{_plural(counts.failed, 'item')} failed."
+        f"The export job completed with errors: {_plural(counts.reported_ok, 'item')} "
+        f"exported, {_plural(counts.failed, 'item')} failed."
     )
     for entry_id, reason_type, reason in failures:
         happened += f"\n- item {entry_id}: {reason_type or 'failed'}: {_one_line(reason, 200)}"
@@ -261,6 +269,7 @@ def reauthorisation(*, credential: Credential, facts: dict) -> Message:
     return _compose(
         subject=f"{names}: Pleo credential '{credential.name}' needs re-authorisation",
         company="\n" + "\n".join(lines),
+        company_label="Companies",
         job=None,
         happened=happened,
         todo=todo,
@@ -277,7 +286,8 @@ def service_unhealthy(*, facts: dict) -> Message:
     active = Company.objects.filter(active=True).count()
     return _compose(
         subject="The worker or the poll tick is missing: exports have stopped",
-        company=f"all companies ({active} active)",
+        company=f"all ({active} active)",
+        company_label="Companies",
         job=None,
         happened=happened,
         todo="Start the worker (`python manage.py qcluster`, or its service unit) and read its "
