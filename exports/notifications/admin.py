@@ -21,8 +21,9 @@ class NotificationAdmin(admin.ModelAdmin):
         "attempts",
         "sent_at",
     )
-    list_filter = ("kind", "status", "company")
-    search_fields = ("subject", "text", "pleo_job_id")
+    # No company filter: a sidebar of every company does not scale (search by its name instead).
+    list_filter = ("kind", "status")
+    search_fields = ("subject", "company__name", "pleo_job_id")
     list_select_related = ("company",)
     date_hierarchy = "created_at"
     fields = (
