@@ -384,7 +384,14 @@ class CompanyForm(forms.ModelForm):
 
     class Meta:
         model = Company
-        fields = ["name", "pleo_company_id", "active", "credential", "accounting_adapter"]
+        fields = [
+            "name",
+            "pleo_company_id",
+            "active",
+            "credential",
+            "accounting_adapter",
+            "notify_emails",
+        ]
 
 
 @admin.register(Company)
@@ -420,6 +427,7 @@ class CompanyAdmin(CompanyScopedAdminMixin, admin.ModelAdmin):
         "active",
         "credential",
         "accounting_adapter",
+        "notify_emails",
     ) + readonly_fields
     actions = ["check_now", "check_now_recover", "release_unknown_status"]
     DELIVERIES_SHOWN = 20
@@ -847,3 +855,7 @@ class JournalEntryAdmin(CompanyScopedAdminMixin, ReadOnlyMixin, admin.ModelAdmin
         name = f"journal-{clock.now():%Y%m%d-%H%M%S}.csv"
         response["Content-Disposition"] = f'attachment; filename="{name}"'
         return response
+
+
+# The notification log (exports.notifications), registered in its own module.
+from exports.notifications import admin as _notifications_admin  # noqa: E402,F401

@@ -9,3 +9,4 @@ class ExportsConfig(AppConfig):
     def ready(self):
         # Registers receivers and checks; django-q2's admin and queue restricted to our tasks.
         from exports import checks, host_checks, schedule_admin, signals, task_guard  # noqa: F401
+        from exports.notifications import checks as _notification_checks  # noqa: F401

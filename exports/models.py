@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import models
 
 from exports import crypto
+from exports.notifications.recipients import validate_email_list
 
 
 class EncryptedSecret:
@@ -150,6 +151,15 @@ class Company(models.Model):
     active = models.BooleanField(default=True)
     credential = models.ForeignKey(Credential, on_delete=models.PROTECT, related_name="companies")
     accounting_adapter = models.CharField(max_length=50, default="journal")
+    notify_emails = models.CharField(
+        "notification emails",
+        max_length=1000,
+        blank=True,
+        validators=[validate_email_list],
+        help_text="Comma-separated addresses of this company's bookkeepers: they are told when "
+        "a job of this company fails or needs someone. The integrator's addresses are the "
+        "NOTIFY_EMAILS setting.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -578,3 +588,9 @@ class RequestBudget(models.Model):
 
     def __str__(self):
         return self.key
+
+
+# --- Notifications (exports.notifications) ---
+
+# Defined in their own package, registered with the app here.
+from exports.notifications.models import Notification, NotificationThrottle  # noqa: E402,F401

@@ -23,6 +23,7 @@ from django.db.models.functions import Mod
 
 from exports import clock
 from exports.models import Company, Trigger, WorkerHeartbeat
+from exports.notifications.service import notifications_maintenance
 from exports.services import heartbeat
 from exports.services.company_guard import company_check_guarded
 from exports.services.dispatch import (
@@ -155,4 +156,5 @@ def maintenance() -> int:
     heartbeat.beat()
     swept = sweep_stale_leases()
     poll_due_slices()
+    notifications_maintenance()  # retries and digests; never raises
     return swept

@@ -304,6 +304,56 @@ else:
 DEFAULT_EXCEPTION_REPORTER_FILTER = "exports.error_reports.SecretQueryReporterFilter"
 DEFAULT_EXCEPTION_REPORTER = "exports.error_reports.SecretQueryExceptionReporter"
 
+# --- Notifications (exports.notifications) -------------------------------------------------------
+# Email through Django's email backend. EMAIL_URL: smtp://user:password@host:587 with smtp+tls:// or
+# smtp+ssl:// for TLS, consolemail:// (print), memorymail:// (tests), dummymail:// (discard).
+# Default: consolemail:// with DEBUG (a fresh checkout never fails on mail), else a local MTA.
+# Providers: EMAIL_BACKEND=anymail.backends.<provider>.EmailBackend (install django-anymail) with
+# its settings as ANYMAIL_<NAME> variables (ANYMAIL_POSTMARK_SERVER_TOKEN=… → ANYMAIL dict).
+_email = env.email_url("EMAIL_URL", default="consolemail://" if DEBUG else "smtp://localhost:25")
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default=_email["EMAIL_BACKEND"])
+for _name in (
+    "EMAIL_HOST",
+    "EMAIL_PORT",
+    "EMAIL_HOST_USER",
+    "EMAIL_HOST_PASSWORD",
+    "EMAIL_FILE_PATH",
+):
+    if _email.get(_name) not in (None, ""):
+        globals()[_name] = _email[_name]
+EMAIL_USE_TLS = bool(_email.get("EMAIL_USE_TLS", False))
+EMAIL_USE_SSL = bool(_email.get("EMAIL_USE_SSL", False))
+# Seconds an SMTP connection may take (Django's default is none: a hung server would hang).
+EMAIL_TIMEOUT = env.float(
+    "EMAIL_TIMEOUT", default=float(_email.get("OPTIONS", {}).get("TIMEOUT", 10))
+)
+ANYMAIL = {
+    key.removeprefix("ANYMAIL_"): value
+    for key, value in os.environ.items()
+    if key.startswith("ANYMAIL_") and value
+}
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="pleo-export-bridge@localhost")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL  # the sender of Django's own error mail too
+# The integrator's addresses (comma-separated); companies add their bookkeepers' in the admin.
+NOTIFY_EMAILS = env.list("NOTIFY_EMAILS", default=[])
+
+
+class _WebhookUrl(str):
+    """A Slack-style incoming-webhook URL: its path is the secret that lets anyone post. ``repr``
+    (Django's error pages and ``diffsettings`` show settings by it) names the host only."""
+
+    def __repr__(self) -> str:
+        from urllib.parse import urlsplit
+
+        return repr(f"{urlsplit(self).scheme}://{urlsplit(self).hostname}/…") if self else "''"
+
+
+# A Slack-compatible incoming webhook (POST {"text": …}); empty: no webhook messages.
+NOTIFY_WEBHOOK_URL = _WebhookUrl(env.str("NOTIFY_WEBHOOK_URL", default=""))
+# At most one message per company (or credential) and kind in this many seconds; what comes
+# within it is recorded and sent as a digest after it.
+NOTIFY_WINDOW_SECONDS = env.float("NOTIFY_WINDOW_SECONDS", default=3600.0)
+
 # --- Logging ------------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
 LOGGING = {

@@ -10,6 +10,7 @@ from tests import secrets_registry
 pytest_plugins = [
     "tests.fixtures.sandbox",
     "tests.fixtures.services",
+    "tests.fixtures.notify",
 ]
 
 # One key for the whole run, so subprocesses started by tests can decrypt what tests stored.

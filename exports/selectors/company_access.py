@@ -34,6 +34,7 @@ COMPANY_LOOKUPS: dict[str, str] = {
     "exports.journalentry": "company",
     "exports.exportitemrecord": "export_job__company",
     "exports.journalline": "entry__company",
+    "exports.notification": "company",
 }
 # Model label -> the lookup from that model to its credential (see the module docstring).
 CREDENTIAL_LOOKUPS: dict[str, str] = {
@@ -42,7 +43,12 @@ CREDENTIAL_LOOKUPS: dict[str, str] = {
 }
 # Models with no company: only users who see all companies may have permissions on them.
 UNSCOPED_EXPORTS_MODELS = frozenset(
-    {"exports.workerheartbeat", "exports.requestbudget", "exports.companymembership"}
+    {
+        "exports.workerheartbeat",
+        "exports.requestbudget",
+        "exports.companymembership",
+        "exports.notificationthrottle",
+    }
 )
 
 

@@ -21,6 +21,7 @@ from django.conf import settings
 
 from exports import clock
 from exports.models import Company, Credential
+from exports.notifications import service as notifications
 from exports.pleo import hosts
 from exports.pleo.client import (
     ApiKeyAuth,
@@ -45,6 +46,9 @@ def credential_mark_invalid(*, credential_id: int, reason: str) -> None:
     )
     if updated:
         logger.warning("Credential %s marked invalid: %s", credential_id, reason)
+        notifications.notification_request(
+            kind=notifications.Kind.REAUTHORISATION, credential=credential_id
+        )
 
 
 def client_for_credential(credential: Credential, *, run_id: uuid.UUID | None) -> PleoClient:

@@ -61,6 +61,7 @@ from exports.adapters import (
 )
 from exports.audit import HttpCall
 from exports.models import AuditEntry, ExportItemRecord, ExportJob
+from exports.notifications import service as notifications
 from exports.pleo import client as pleo
 from exports.services.expiry_guard import DeadlineGuard
 from exports.services.leases import LeaseLost
@@ -848,6 +849,9 @@ class _Carrier(DeadlineGuard):
             else AuditEntry.Outcome.WARNING,
             http=http or _http("POST", EVENTS_PATH, 202),
         )
+        notifications.notification_request_job_outcome(
+            company=self.run.company, job=self.job, cause=notifications.JobEnd.REPORTED
+        )
         return outcome
 
     def concluded(
@@ -923,6 +927,10 @@ class _Carrier(DeadlineGuard):
             outcome=AuditEntry.Outcome.WARNING,
             http=http or _http("GET", self.job_path, 200),
         )
+        # Notification hook: a job of ours ended failed/expired in Pleo (issue 17's job_expired).
+        notifications.notification_request_job_outcome(
+            company=self.run.company, job=self.job, cause=notifications.JobEnd.ENDED_IN_PLEO
+        )
 
     def vanished(self, http: HttpCall | None) -> str:
         with self.run.lease.guard():
@@ -933,6 +941,9 @@ class _Carrier(DeadlineGuard):
             "Pleo no longer finds this job (404 EXPORT_NOT_FOUND). Nothing more is sent for it.",
             outcome=AuditEntry.Outcome.ERROR,
             http=http,
+        )
+        notifications.notification_request_job_outcome(
+            company=self.run.company, job=self.job, cause=notifications.JobEnd.NOT_FOUND
         )
         return _outcomes().FINISHED_ELSEWHERE
 
@@ -964,6 +975,12 @@ class _Carrier(DeadlineGuard):
             f"The job is at risk of expiring: Pleo expires it at {deadline:%Y-%m-%d %H:%M:%S} "
             f"UTC unless it hears from us ({max(left, 0) / 60:.0f} min left). Continuing.",
             outcome=AuditEntry.Outcome.WARNING,
+        )
+        notifications.notification_request(
+            kind=notifications.Kind.JOB_AT_RISK,
+            company=self.run.company,
+            job=self.job,
+            facts={"deadline": deadline.isoformat(), "minutes_left": round(max(left, 0) / 60)},
         )
 
     def set_state(self, state: str) -> None:

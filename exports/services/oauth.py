@@ -42,6 +42,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from exports import clock, crypto
 from exports.models import Credential
+from exports.notifications import service as notifications
 from exports.pleo import oauth as pleo_oauth
 from exports.pleo.client import BearerAuth, PleoAuthError, PleoUnavailable
 from exports.pleo.hosts import HostNotAllowed
@@ -231,6 +232,9 @@ def credential_mark_needs_reauthorisation(
     )
     if updated:
         logger.warning("Credential %s needs re-authorisation: %s", credential_id, reason)
+        notifications.notification_request(
+            kind=notifications.Kind.REAUTHORISATION, credential=credential_id
+        )
     return bool(updated)
 
 

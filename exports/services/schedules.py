@@ -30,6 +30,7 @@ TASK_FUNCTIONS: dict[str, str] = {
     "exports.tasks.maintenance": "Maintenance: heartbeat, recovery sweep, poll slices",
     "exports.tasks.run_company_check": "Check one company (args: company id, trigger)",
     "exports.tasks.run_company_checks": "Check several companies (args: [ids], trigger)",
+    "exports.notifications.tasks.send_notification": "Send one notification (args: its id)",
 }
 # Result hooks a schedule may name (called with the finished task). The product has none.
 HOOK_FUNCTIONS: dict[str, str] = {}

@@ -35,6 +35,7 @@ from django.conf import settings
 from exports import audit, clock, crashpoints
 from exports.audit import HttpCall
 from exports.models import AuditEntry, Company, ExportJob, Trigger
+from exports.notifications import service as notifications
 from exports.pleo import client as pleo
 from exports.services.credentials import CredentialUnusable, client_for_company
 from exports.services.leases import (
@@ -531,6 +532,10 @@ def _handle_running(run: _Run, running: list[pleo.ExportJob]) -> _Decision:
             job=local,
             outcome=AuditEntry.Outcome.WARNING,
         )
+    # Told once it has blocked the company for an hour (the service decides; no write before).
+    notifications.notification_request(
+        kind=notifications.Kind.BLOCKED_ELSEWHERE, company=run.company, job=local
+    )
     if run.recover:
         run.hints.append(
             f"Job {remote.id} is in progress but not ours. If our records were lost, adopt it "
@@ -780,6 +785,9 @@ def _recover_our_claims(run: _Run) -> None:
                 f"Recovery: the job we claimed is now {remote.status} in Pleo.",
                 job=local,
                 outcome=AuditEntry.Outcome.INFO,
+            )
+            notifications.notification_request_job_outcome(
+                company=run.company, job=local, cause=notifications.JobEnd.ENDED_IN_PLEO
             )
 
 

@@ -1,4 +1,5 @@
-"""The retention command: the one way audit entries (and old webhook deliveries) leave."""
+"""The retention command: the one way audit entries (and old webhook deliveries and notification
+log rows) leave."""
 
 from datetime import timedelta
 
@@ -6,13 +7,16 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from exports import clock
-from exports.models import AuditEntry, WebhookDelivery
+from exports.models import AuditEntry, Notification, WebhookDelivery
 
 MIN_WEBHOOK_DAYS = 7  # webhook ids must outlive the sender's retries (1 to 3 days)
 
 
 class Command(BaseCommand):
-    help = "Delete audit entries and webhook deliveries older than the retention period."
+    help = (
+        "Delete audit entries and webhook deliveries older than the retention period (the "
+        "notification log goes with the audit entries)."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument(
@@ -42,7 +46,12 @@ class Command(BaseCommand):
         deliveries, _ = WebhookDelivery.objects.filter(
             received_at__lt=now - timedelta(days=options["webhook_days"])
         ).delete()
+        notifications, _ = Notification.objects.filter(
+            created_at__lt=now - timedelta(days=options["days"])
+        ).delete()
         self.stdout.write(
             f"Pruned {audit} audit entries older than {options['days']} days and {deliveries} "
             f"webhook deliveries older than {options['webhook_days']} days."
         )
+        if notifications:
+            self.stdout.write(f"Pruned {notifications} notification log rows with them.")

@@ -1,0 +1,97 @@
+"""The notification log (one row per message or suppressed notice) and the dedupe throttle.
+
+Imported by ``exports.models`` (app label ``exports``). No secret is ever stored here: the
+webhook URL is a secret (its path authorises posting), so only its host is kept.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+from exports.notifications.kinds import Kind
+
+
+class Notification(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued for the worker"
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        RETRYING = "retrying", "Failed, will retry"
+        FAILED = "failed", "Failed (gave up)"
+        SUPPRESSED = "suppressed", "Suppressed (in the next digest)"
+        NO_CHANNEL = "no_channel", "Not sent: no recipient configured"
+
+    kind = models.CharField(max_length=30, choices=Kind.choices)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
+    # What "one message per hour" counts per: "company:<pk>", "credential:<pk>" or "service".
+    dedupe_key = models.CharField(max_length=100)
+    company = models.ForeignKey(
+        "exports.Company",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="notifications",
+    )
+    credential = models.ForeignKey(
+        "exports.Credential",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="notifications",
+    )
+    export_job = models.ForeignKey(
+        "exports.ExportJob",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="notifications",
+    )
+    pleo_job_id = models.UUIDField("Pleo job id", null=True, blank=True)
+    subject = models.CharField(max_length=300)
+    summary = models.CharField(max_length=500, blank=True, help_text="One line, for digests.")
+    text = models.TextField()
+    link = models.CharField(max_length=500, blank=True)
+    recipients = models.JSONField(default=list, blank=True, help_text="Email addresses.")
+    webhook_host = models.CharField(
+        max_length=200, blank=True, help_text="The webhook's host only: its URL is a secret."
+    )
+    delivered_to = models.JSONField(
+        default=list, blank=True, help_text="Channels done: 'email:<address>', 'webhook'."
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    error = models.TextField(blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    digested_in = models.ForeignKey(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="digest",
+        help_text="The message that included this suppressed notice in its digest.",
+    )
+    created_at = models.DateTimeField(db_index=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        app_label = "exports"
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["kind", "dedupe_key", "status"]),
+            models.Index(fields=["status", "next_attempt_at"]),
+        ]
+
+    def __str__(self):
+        return f"{self.get_kind_display()}: {self.subject}"
+
+
+class NotificationThrottle(models.Model):
+    """When the last message of one kind and dedupe key went out (a compare-and-set row)."""
+
+    key = models.CharField(max_length=150, unique=True)
+    last_sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        app_label = "exports"
+
+    def __str__(self):
+        return self.key
