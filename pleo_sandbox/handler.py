@@ -216,6 +216,10 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
         else:
             fault = state.faults.take(req.method, path, req.match_body())
             response, outcome = self._run_with_fault(route, params, req, fault)
+        if response is not None and response.status >= 400 and not oauth:
+            # The error_type_case switch; bodies a test gave a fault are sent as given.
+            if fault is None or fault.body is None:
+                response.body = state.error_body(response.body)
 
         status = response.status if response is not None else None
         # The entry is complete before the answer leaves: a client holding its answer always
@@ -254,6 +258,8 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
         state = self.server.state
         try:
             cred = state.authenticate(req.headers.get("authorization")) if route.auth else None
+            if cred is not None:
+                state.count_request(cred)  # the steady rate limit (429 past it)
             return route.fn(state, req, cred, **params)
         except ApiError as exc:
             return Response.error(exc)
