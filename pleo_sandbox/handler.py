@@ -231,6 +231,8 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
             responseBody=(redact_fields(response.body) if oauth else response.body)
             if response is not None and not isinstance(response.body, bytes)
             else None,
+            # e.g. Retry-After of a 429 (never a secret: the sandbox sets no cookie or token)
+            responseHeaders=dict(response.headers) if response is not None else None,
             fault=fault.kind if fault else None,
             faultId=fault.id if fault else None,
             outcome=outcome,
