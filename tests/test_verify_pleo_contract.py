@@ -323,3 +323,16 @@ def test_receipt_hosts_finding():
     assert "neither" in run("https://s3.amazonaws.com/bucket/r").detail
     assert "not an absolute URL" in run("/files/x").detail
     assert run().status == "skipped"
+
+
+def test_a_failing_call_is_a_mismatch_and_the_rest_still_runs(acme, settings):
+    state, remote, company = acme
+    settings.PLEO_MAX_ATTEMPTS = 1
+    state.add_fault("status", "GET", "/v3/export-jobs", status=500, count=1)
+    code, checks = findings(remote.id)
+    assert code == 1
+    assert checks["jobs.schema"]["status"] == "mismatch"
+    assert "the call failed" in checks["jobs.schema"]["detail"]
+    assert checks["job.schema"]["detail"] == "the job list failed"
+    assert checks["errors.not_found"]["status"] == "match"
+    assert checks["subscriptions.schema"]["status"] == "match"

@@ -196,8 +196,9 @@ def _run_checks(reader: _Reader, report: ContractReport, company: Company) -> No
     # 3. One job, its items and export items.
     job = _pick(jobs)
     if job is None:
+        why = "the company has no export job to read" if job_pages else "the job list failed"
         for check in ("job.schema", "items.schema", "export_items.schema"):
-            add(contract.skipped(check, "the company has no export job to read"))
+            add(contract.skipped(check, why))
     else:
         _job_checks(reader, report, job, lists, capped)
 
