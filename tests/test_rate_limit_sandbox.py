@@ -12,6 +12,9 @@ tests stay fast:
 * the budget over the limit (30 per window): the sandbox answers 429 with ``Retry-After``; the
   client waits at least that long before sending the same request again, and every job still
   completes in one ``check_exports``.
+
+The first scenario waits for the budget to refill between runs (~3 s): it runs with
+``--run-slow``; the second (~1.5 s) in every run.
 """
 
 from __future__ import annotations
@@ -75,6 +78,7 @@ def job_statuses(state) -> list[str]:
     return [job["status"] for job in state.list_jobs()]
 
 
+@pytest.mark.slow  # ~3 s, mostly waiting for the budget to refill between runs
 def test_budget_under_the_limit_never_meets_a_429(workload, settings):
     window = 0.5  # unbudgeted, the workload sends more than the limit in it (see the next test)
     state = workload(window)

@@ -173,6 +173,7 @@ def test_switches_a_read_only_check_cannot_see(acme, switches):
     assert only_gets(state) == ["GET"]
 
 
+@pytest.mark.slow  # ~1.3 s: waits out a Retry-After of a second
 def test_sandbox_rate_limit_is_waited_out(acme):
     state, remote, company = acme
     state.set_switches(rate_limit_per_minute=5, rate_limit_window_seconds=1)
