@@ -39,9 +39,10 @@ OAuth 2.0 (``pleo_sandbox.oauth``; ``/oauth/authorize``, ``/oauth/token``):
 Jobs:
   ``create_job(company_id, items=3, *, created_at=None, expires_in=None,
   vendor_based_bookkeeping=False, is_interactive=True, created_by=None,
-  accounting_entry_ids=None, notify=True) -> dict`` (``items``: a count, a list of kinds or
-  ``{kind: count}``; kinds ``normal``, ``foreign``, ``refund``, ``missing_account``,
-  ``missing_contra``)
+  accounting_entry_ids=None, notify=True, conflict_check=False) -> dict`` (``items``: a count,
+  a list of kinds or ``{kind: count}``; kinds ``normal``, ``foreign``, ``refund``,
+  ``missing_account``, ``missing_contra``; bypasses ``conflict_on_create`` unless
+  ``conflict_check``)
   ``get_job(job_id) -> {"job", "items" (with "kind"), "events", "itemUpdates"}``
   ``list_jobs(company_id=None)``, ``export_items(job_id)``,
   ``start_as_other_integration(job_id)``, ``set_job_status(job_id, status, **fields)``,
@@ -51,10 +52,16 @@ Switches: ``switches`` (dict), ``set_switches(**values)``, ``reset_switches()``:
   ``list_order`` (chronological | reverse | shuffled), ``page_size_default`` (20),
   ``page_size_max`` (100), ``expiry_lag_seconds`` (0), ``default_expires_in`` (3600),
   ``started_on_in_progress`` ("422" | "202"), ``failed_on_pending`` ("422" | "202"),
-  ``item_updates_on_pending`` ("422" | "accept"), ``conflict_on_create`` (False),
+  ``item_updates_on_pending`` ("422" | "accept"), ``conflict_on_create`` (True),
   ``stall_seconds`` (3.0), ``webhook_retry_schedule`` ([0.2, 0.5, 1, 2, 5]),
   ``webhook_timeout_seconds`` (2.0), ``oauth_access_token_lifetime`` (3600),
-  ``oauth_refresh_token_lifetime`` (60 days), ``oauth_code_lifetime`` (60)
+  ``oauth_refresh_token_lifetime`` (60 days), ``oauth_code_lifetime`` (60),
+  ``rate_limit_per_minute`` (0: off), ``rate_limit_scope`` (credential | oauth_client |
+  global), ``rate_limit_window_seconds`` (60) (see :mod:`pleo_sandbox.ratelimit`);
+  ``expired_status`` (False), ``error_type_case`` (upper | lower), ``event_type_spelling``
+  (v1.export-job.created | export-job.created | v1.export.job-created |
+  v2.export-job.created), ``put_refreshes_last_updated`` (True), ``strict_final_event``
+  (False) (see :mod:`pleo_sandbox.variants`)
 Faults: ``add_fault(kind, method=None, path=None, *, path_regex=None, count=1,
   body_match=None, job_id=None, status=503, body=None, headers=None, retry_after=1,
   seconds=None, apply=False) -> Fault``, ``remove_fault(id)``, ``clear_faults()``; kinds
@@ -71,7 +78,8 @@ HTTP control API (``/_sandbox/…``, JSON, camelCase or snake_case fields, no au
 ``POST api-keys {companyId|companyIds|organisationId, key?, scopes?, label?}`` ·
 ``POST tokens {…, token?, expiresIn?}`` · ``GET credentials`` ·
 ``POST credentials/{id}/revoke`` · ``GET|POST jobs {companyId, items?, createdAt?, expiresIn?,
-vendorBasedBookkeeping?, isInteractive?, createdBy?, accountingEntryIds?, notify?}`` ·
+vendorBasedBookkeeping?, isInteractive?, createdBy?, accountingEntryIds?, notify?,
+conflictCheck?}`` ·
 ``GET jobs/{id}`` · ``GET jobs/{id}/export-items`` ·
 ``POST jobs/{id}/start-as-other-integration`` · ``POST jobs/{id}/webhook`` ·
 ``POST seed {companies, jobsPerCompany?, itemsPerJob?}`` · ``GET clock`` ·

@@ -216,6 +216,10 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
         else:
             fault = state.faults.take(req.method, path, req.match_body())
             response, outcome = self._run_with_fault(route, params, req, fault)
+        if response is not None and response.status >= 400 and not oauth:
+            # The error_type_case switch; bodies a test gave a fault are sent as given.
+            if fault is None or fault.body is None:
+                response.body = state.error_body(response.body)
 
         status = response.status if response is not None else None
         # The entry is complete before the answer leaves: a client holding its answer always
@@ -227,6 +231,8 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
             responseBody=(redact_fields(response.body) if oauth else response.body)
             if response is not None and not isinstance(response.body, bytes)
             else None,
+            # e.g. Retry-After of a 429 (never a secret: the sandbox sets no cookie or token)
+            responseHeaders=dict(response.headers) if response is not None else None,
             fault=fault.kind if fault else None,
             faultId=fault.id if fault else None,
             outcome=outcome,
@@ -254,6 +260,8 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
         state = self.server.state
         try:
             cred = state.authenticate(req.headers.get("authorization")) if route.auth else None
+            if cred is not None:
+                state.count_request(cred)  # the steady rate limit (429 past it)
             return route.fn(state, req, cred, **params)
         except ApiError as exc:
             return Response.error(exc)

@@ -261,6 +261,7 @@ def c_create_job(server, req: Request) -> Response:
             "created_by",
             "accounting_entry_ids",
             "notify",
+            "conflict_check",
         ),
     )
     company_id = kw.pop("company_id")

@@ -20,12 +20,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from pleo_sandbox import variants
 from pleo_sandbox.clock import SandboxClock, iso, parse_iso
 from pleo_sandbox.data import ITEM_KINDS, CompanyProfile, generate_export_item, new_uuid
 from pleo_sandbox.errors import ApiError
 from pleo_sandbox.faults import Fault, FaultRegistry
 from pleo_sandbox.oauth import OAuthClient, OAuthServer
 from pleo_sandbox.pagination import paginate
+from pleo_sandbox.ratelimit import MSG_RATE_LIMITED, RATE_LIMIT_SCOPES, RateLimiter
+from pleo_sandbox.ratelimit import key_for as rate_limit_key
 from pleo_sandbox.requestlog import RequestLog
 from pleo_sandbox.signing import new_message_id, new_secret
 from pleo_sandbox.webhooks import Delivery, WebhookDispatcher
@@ -82,8 +85,8 @@ TRANSITIONS = {
 FINAL_EVENTS = ("failed", "completed", "completed_with_errors")
 MAX_ITEMS_PER_UPDATE = 100
 SCOPES = ("export-jobs:read", "export-jobs:write", "export-items:read")
-EVENT_TYPES = ("v1.export-job.created", "v1.vendor.created")
-JOB_CREATED_EVENT = "v1.export-job.created"
+EVENT_TYPES = variants.subscribable_event_types()
+JOB_CREATED_EVENT = variants.JOB_CREATED_SPELLINGS[0]
 SUBSCRIPTION_STATUSES = ("ACTIVE", "INACTIVE")
 ENDPOINT_AUTH_TYPES = ("NONE", "BASIC")
 WALLET_CURRENCIES = ("DKK", "EUR", "GBP", "SEK")
@@ -115,13 +118,19 @@ DEFAULT_SWITCHES: dict[str, Any] = {
     "started_on_in_progress": "422",  # "422" | "202" (idempotent, no change)
     "failed_on_pending": "422",  # "422" | "202" (pending → failed allowed)
     "item_updates_on_pending": "422",  # "accept" | "422"
-    "conflict_on_create": False,  # 409 EXPORT_ALREADY_IN_PROGRESS on POST /v3/export-jobs
+    "conflict_on_create": True,  # 409 EXPORT_ALREADY_IN_PROGRESS on POST /v3/export-jobs
     "stall_seconds": 3.0,
     "webhook_retry_schedule": [0.2, 0.5, 1.0, 2.0, 5.0],
     "webhook_timeout_seconds": 2.0,
     "oauth_access_token_lifetime": 3600,  # seconds (expires_in of OAuth access tokens)
     "oauth_refresh_token_lifetime": 60 * 24 * 3600,  # Pleo: at least 60 days
     "oauth_code_lifetime": 60,  # seconds an authorization code may be exchanged
+    # Steady rate limit (pleo_sandbox.ratelimit): 0 is off; the demo sets Pleo's 600.
+    "rate_limit_per_minute": 0,
+    "rate_limit_scope": "credential",  # credential | oauth_client | global
+    "rate_limit_window_seconds": 60.0,  # the "minute" (shorter in tests)
+    # Documented variants and silences (pleo_sandbox.variants).
+    **variants.SWITCH_DEFAULTS,
 }
 _INT_SWITCHES = (
     "page_size_default",
@@ -136,7 +145,10 @@ _SWITCH_CHOICES = {
     "started_on_in_progress": ("422", "202"),
     "failed_on_pending": ("422", "202"),
     "item_updates_on_pending": ("accept", "422"),
+    "rate_limit_scope": RATE_LIMIT_SCOPES,
+    **variants.CHOICE_SWITCHES,
 }
+_BOOL_SWITCHES = ("conflict_on_create", *variants.BOOL_SWITCHES)
 
 
 def _as_bool(value: Any) -> bool:
@@ -353,7 +365,8 @@ class Subscription:
     deleted_by: str | None = None
     activities: list[dict] = field(default_factory=list)
 
-    def to_api(self) -> dict:
+    def to_api(self, spelling: str = JOB_CREATED_EVENT) -> dict:
+        """``spelling``: how the created event is shown (the ``event_type_spelling`` switch)."""
         auth: dict[str, Any] = {"type": self.auth_type}
         if self.auth_type == "BASIC":
             # Echo the username only: passwords are never returned.
@@ -361,7 +374,7 @@ class Subscription:
         out = {
             "id": self.id,
             "endpointUrl": self.endpoint_url,
-            "eventTypes": list(self.event_types),
+            "eventTypes": variants.shown_event_types(self.event_types, spelling),
             "status": self.status,
             "customHeaders": dict(self.custom_headers),
             "endpointAuth": auth,
@@ -396,6 +409,7 @@ class SandboxState:
         # Set by the server on stop so stalled handlers wake up at once.
         self.stop_event = threading.Event()
         self.oauth = OAuthServer(self)
+        self.rate_limiter = RateLimiter()
         self._init_data()
 
     def _init_data(self) -> None:
@@ -429,6 +443,7 @@ class SandboxState:
             if seed is not None:
                 self.seed = seed
             self._init_data()
+            self.rate_limiter.reset()
             self.faults.clear()
             self.request_log.clear()
             self.webhooks.reset()
@@ -657,17 +672,22 @@ class SandboxState:
         created_by: str | None = None,
         accounting_entry_ids: Sequence[str] | None = None,
         notify: bool = True,
+        conflict_check: bool = False,
     ) -> dict:
         """Create a pending job as Pleo's web app would; returns its API representation.
 
         ``items``: a count (all ``normal``), a list of kinds, or ``{kind: count}`` (in order);
         kinds are ``normal``, ``foreign``, ``refund``, ``missing_account``, ``missing_contra``.
-        ``notify`` sends the ``v1.export-job.created`` webhook.
+        ``notify`` sends the ``v1.export-job.created`` webhook. The ``conflict_on_create`` rule
+        (one unfinished job per company) is bypassed unless ``conflict_check``: then a company
+        with an unfinished job raises the 409 ``ApiError`` that ``POST /v3/export-jobs`` answers.
         """
         kinds = self._expand_kinds(items)
         with self._lock:
             self._sweep()
             company = self._company(company_id)
+            if conflict_check:
+                self._check_conflict(company.id)
             if accounting_entry_ids is not None:
                 if len(accounting_entry_ids) != len(kinds):
                     kinds = ["normal"] * len(accounting_entry_ids)
@@ -793,7 +813,7 @@ class SandboxState:
         """Force a job's status (escape hatch for test set-up; no transition rules)."""
         with self._lock:
             job = self._jobs[job_id]
-            job.status = _enum(status, JOB_STATUSES, "status")
+            job.status = _enum(status, (*JOB_STATUSES, variants.EXPIRED_STATUS), "status")
             for name, value in fields.items():
                 setattr(job, name, value)
             return job.to_api()
@@ -866,8 +886,12 @@ class SandboxState:
                     value = str(value)
                     if value not in _SWITCH_CHOICES[name]:
                         raise ValueError(f"switch {name} must be one of {_SWITCH_CHOICES[name]}")
-                elif name == "conflict_on_create":
+                elif name in _BOOL_SWITCHES:
                     value = _as_bool(value)
+                elif name == "rate_limit_per_minute":
+                    value = int(value)
+                    if value < 0:
+                        raise ValueError("rate_limit_per_minute must be >= 0 (0: no limit)")
                 elif name == "webhook_retry_schedule":
                     value = [float(v) for v in value]
                     if any(v < 0 for v in value):
@@ -878,8 +902,8 @@ class SandboxState:
                         raise ValueError(f"switch {name} must be at least 1")
                 else:
                     value = float(value)
-                    if value < 0:
-                        raise ValueError(f"switch {name} must be >= 0")
+                    if value < 0 or (value == 0 and name == "rate_limit_window_seconds"):
+                        raise ValueError(f"switch {name} must be >= 0 (a window > 0)")
                 self._switches[name] = value
             self._sweep()
             return self.switches
@@ -925,7 +949,7 @@ class SandboxState:
         """Every live subscription, with its owner credential id (control view, no secrets)."""
         with self._lock:
             return [
-                {**s.to_api(), "ownerCredentialId": s.owner_id}
+                {**s.to_api(self._spelling()), "ownerCredentialId": s.owner_id}
                 for s in self._subscriptions.values()
                 if s.deleted_at is None
             ]
@@ -1028,9 +1052,9 @@ class SandboxState:
             if now < deadline + lag:
                 continue
             before = job.status
-            job.status = "failed"
-            job.failure_reason_type = "job_expired"
-            job.failure_reason = MSG_EXPIRED
+            job.status, job.failure_reason_type, job.failure_reason = variants.expired_fields(
+                bool(self._switches["expired_status"]), MSG_EXPIRED
+            )
             job.expired_at = deadline + lag
             self._abandon_items(job)
             job.events.append(
@@ -1040,9 +1064,9 @@ class SandboxState:
                     "identity": EXPIRY_SWEEPER,
                     "accepted": True,
                     "statusBefore": before,
-                    "statusAfter": "failed",
-                    "failureReason": MSG_EXPIRED,
-                    "failureReasonType": "job_expired",
+                    "statusAfter": job.status,
+                    "failureReason": job.failure_reason,
+                    "failureReasonType": job.failure_reason_type,
                     "requestId": None,
                 }
             )
@@ -1182,19 +1206,20 @@ class SandboxState:
             if (
                 sub.deleted_at is not None
                 or sub.status != "ACTIVE"
-                or JOB_CREATED_EVENT not in sub.event_types
+                or not any(variants.is_job_created(t) for t in sub.event_types)
                 or owner is None
                 or owner.revoked
                 or job.company_id not in self._visible_companies(owner)
             ):
                 continue
-            body = {"data": data, "eventId": self._new_id(), "eventType": JOB_CREATED_EVENT}
+            spelling = self._spelling()
+            body = {"data": data, "eventId": self._new_id(), "eventType": spelling}
             deliveries.append(
                 Delivery(
                     id=f"dlv_{self._rng.randbytes(8).hex()}",
                     webhook_id=new_message_id(self._rng),
                     event_id=body["eventId"],
-                    event_type=JOB_CREATED_EVENT,
+                    event_type=spelling,
                     subscription_id=sub.id,
                     url=sub.endpoint_url,
                     secret=sub.secret,
@@ -1209,6 +1234,33 @@ class SandboxState:
                 )
             )
         return deliveries
+
+    def _check_conflict(self, company_id: str) -> None:
+        """The ``conflict_on_create`` switch: 409 while the company has an unfinished job."""
+        if self._switches["conflict_on_create"] and any(
+            j.company_id == company_id and not j.finished for j in self._jobs.values()
+        ):
+            raise ApiError(409, "EXPORT_ALREADY_IN_PROGRESS", MSG_ALREADY_IN_PROGRESS)
+
+    def count_request(self, cred: Credential) -> None:
+        """The steady rate limit (``rate_limit_*`` switches): 429 with ``Retry-After`` past it."""
+        limit = int(self._switches["rate_limit_per_minute"])
+        if limit <= 0:
+            return
+        key = rate_limit_key(cred, self._switches["rate_limit_scope"])
+        wait = self.rate_limiter.take(
+            key, limit, float(self._switches["rate_limit_window_seconds"])
+        )
+        if wait is not None:
+            retry_after = RateLimiter.retry_after_header(wait)
+            raise ApiError(429, "TOO_MANY_REQUESTS", MSG_RATE_LIMITED, {"Retry-After": retry_after})
+
+    def error_body(self, body: Any) -> Any:
+        """An error answer's body as sent (the ``error_type_case`` switch)."""
+        return variants.with_error_case(body, self._switches["error_type_case"])
+
+    def _spelling(self) -> str:
+        return self._switches["event_type_spelling"]
 
     def _subscription_active(self, subscription_id: str) -> bool:
         with self._lock:
@@ -1233,7 +1285,10 @@ class SandboxState:
             for raw in query.get("statuses", []) + query.get("statuses[]", []):
                 for value in raw.split(","):
                     if value:
-                        statuses.append(_enum(value, JOB_STATUSES, "statuses"))
+                        allowed = variants.job_statuses(
+                            JOB_STATUSES, bool(self._switches["expired_status"])
+                        )
+                        statuses.append(_enum(value, allowed, "statuses"))
             rows = [
                 j
                 for j in self._jobs.values()
@@ -1288,10 +1343,7 @@ class SandboxState:
             company = self._companies[company_id]
             if not company.contra_accounts_configured:
                 raise ApiError(400, "MISSING_CONTRA_ACCOUNTS", MSG_MISSING_CONTRA)
-            if self._switches["conflict_on_create"] and any(
-                j.company_id == company_id and not j.finished for j in self._jobs.values()
-            ):
-                raise ApiError(409, "EXPORT_ALREADY_IN_PROGRESS", MSG_ALREADY_IN_PROGRESS)
+            self._check_conflict(company_id)
             entries = []
             for entry_id in entry_ids:
                 roll = random.Random(f"{self.seed}/kind/{entry_id}").random()
@@ -1335,6 +1387,7 @@ class SandboxState:
         with self._lock:
             self._sweep()
             job = self._visible_job(cred, parsed["jobId"])
+            self._strict_event_check(job, parsed, cred.identity, request_id)
             accepted = self._apply_event(
                 job,
                 parsed["event"],
@@ -1345,6 +1398,36 @@ class SandboxState:
             )
             if not accepted:
                 raise ApiError(422, "INVALID_EXPORT_JOB_STATUS_CHANGE", MSG_INVALID_CHANGE)
+
+    def _strict_event_check(
+        self, job: Job, parsed: dict, identity: str, request_id: str | None
+    ) -> None:
+        """The ``strict_final_event`` switch: refuse (and record) what a strict Pleo would."""
+        try:
+            variants.check_event(
+                strict=bool(self._switches["strict_final_event"]),
+                event=parsed["event"],
+                has_failure_fields=parsed["failureReason"] is not None
+                or parsed["failureReasonType"] is not None,
+                unfinished_items=sum(
+                    i.status in UNFINISHED_ITEM_STATUSES for i in job.items.values()
+                ),
+                job_status=job.status,
+            )
+        except ApiError:
+            job.events.append(
+                self._event_record(
+                    job,
+                    parsed["event"],
+                    identity,
+                    False,
+                    job.status,
+                    parsed["failureReason"],
+                    parsed["failureReasonType"],
+                    request_id,
+                )
+            )
+            raise
 
     def other_integration_preempts(self, body: Any) -> bool:
         """The ``other_integration_starts`` fault: start the body's job as someone else."""
@@ -1435,7 +1518,9 @@ class SandboxState:
                         {
                             "accountingEntryId": update["accountingEntryId"],
                             "message": MSG_ENTRY_MISSING,
-                            "type": "ACCOUNTING_ENTRY_DOES_NOT_EXIST",
+                            "type": variants.error_type(
+                                "ACCOUNTING_ENTRY_DOES_NOT_EXIST", self._switches["error_type_case"]
+                            ),
                         }
                     )
                     continue
@@ -1446,10 +1531,11 @@ class SandboxState:
                 item.failure_reason = update["failureReason"]
                 item.failure_reason_type = update["failureReasonType"]
                 data.append(item.to_api())
-            job.last_updated_at = self.clock.now()
+            if self._switches["put_refreshes_last_updated"]:
+                job.last_updated_at = self.clock.now()
             job.item_updates.append(
                 {
-                    "at": iso(job.last_updated_at),
+                    "at": iso(self.clock.now()),
                     "identity": cred.identity,
                     "requestId": request_id,
                     "updates": [
@@ -1565,17 +1651,22 @@ class SandboxState:
         for raw in query.get("event_types", []) + query.get("event_types[]", []):
             wanted.update(v for v in raw.split(",") if v)
         with self._lock:
+            # Any spelling of the created event finds a subscription to it.
+            spelling = self._spelling()
+            wanted = set(variants.shown_event_types(wanted, spelling))
             rows = [
                 s
                 for s in self._subscriptions.values()
                 if s.owner_id == cred.id
                 and s.deleted_at is None
                 and (status is None or s.status == status)
-                and (not wanted or wanted & set(s.event_types))
+                and (
+                    not wanted or wanted & set(variants.shown_event_types(s.event_types, spelling))
+                )
             ]
             rows = self._ordered(rows, key=lambda s: s.seq)
             page, info = self._page(rows, query, {"createdAt": lambda s: s.created_at})
-            return {"data": [s.to_api() for s in page], "pagination": info}
+            return {"data": [s.to_api(self._spelling()) for s in page], "pagination": info}
 
     def api_create_subscription(self, cred: Credential, body: Any) -> dict:
         fields = self._parse_subscription(body)
@@ -1592,11 +1683,12 @@ class SandboxState:
             )
             self._subscriptions[sub.id] = sub
             self._activity(sub, cred, "CREATE", "Subscription created")
-            return {"data": sub.to_api()}
+            return {"data": sub.to_api(self._spelling())}
 
     def api_get_subscription(self, cred: Credential, subscription_id: str) -> dict:
         with self._lock:
-            return {"data": self._own_subscription(cred, subscription_id).to_api()}
+            sub = self._own_subscription(cred, subscription_id)
+            return {"data": sub.to_api(self._spelling())}
 
     def api_update_subscription(self, cred: Credential, subscription_id: str, body: Any) -> dict:
         fields = self._parse_subscription(body)
@@ -1606,7 +1698,7 @@ class SandboxState:
                 setattr(sub, name, value)
             sub.updated_at = self.clock.now()
             self._activity(sub, cred, "UPDATE", "Subscription updated")
-            return {"data": sub.to_api()}
+            return {"data": sub.to_api(self._spelling())}
 
     def api_delete_subscription(self, cred: Credential, subscription_id: str) -> None:
         with self._lock:

@@ -1047,6 +1047,11 @@ class PleoClient:
 
     # --- Request plumbing ---
 
+    def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+        """One ``GET`` under the same retry, budget and auth rules; the decoded body, unparsed
+        (``manage.py verify_pleo_contract`` checks Pleo's raw answers with it)."""
+        return self._get_json(path, params)
+
     def _get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         response = self._request("GET", path, params=params, idempotent=True)
         return self._json(response, "GET", path)

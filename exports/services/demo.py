@@ -26,6 +26,8 @@ from exports.services.companies import company_add_or_update
 DEMO_NAMESPACE = uuid.UUID("6f1c1f0e-3a34-4d0b-9c52-8e0d2b7a1c11")
 DEMO_COMPANIES = ("Nordlys ApS", "Fjordkraft AS", "Skärgård AB")
 NEW_JOB_EVERY_SECONDS = 25
+# Pleo's documented limit (reference §6.2), so the demo runs the product's budget against it.
+SANDBOX_SWITCHES = {"rate_limit_per_minute": 600}
 NOTABLE_STEPS = {
     "started": "started",
     "completed": "completed",
@@ -73,7 +75,11 @@ class Demo:
                 time.sleep(0.2)
         else:
             raise RuntimeError(f"The Pleo sandbox did not answer at {self.url} within 20 s.")
+        self.configure_sandbox()
         self.out.write(self.style.SUCCESS(f"Pleo sandbox: {self.url} (PLEO_SANDBOX=1)"))
+
+    def configure_sandbox(self) -> None:
+        self._control("PATCH", "/switches", SANDBOX_SWITCHES)
 
     def _control(self, method: str, path: str, body: dict | None = None) -> dict:
         response = requests.request(
@@ -140,20 +146,34 @@ class Demo:
         now = time.monotonic()
         if now >= self.next_job_at:
             self.next_job_at = now + NEW_JOB_EVERY_SECONDS
-            company = self.rng.choice(self.companies)
             try:
-                job = self._control(
-                    "POST",
-                    "/jobs",
-                    {"companyId": str(company.pleo_company_id), "items": self.rng.randint(1, 4)},
-                )["data"]
-                self.out.write(
-                    f"[sandbox] {company.name}: a bookkeeper exported {job['numberOfItems']} "
-                    f"item(s) -> job {job['id'][:8]} created (pending)"
-                )
+                self._new_job()
             except requests.RequestException as exc:
                 self.err.write(f"[sandbox] could not create a demo job: {exc}")
         self._print_new_audit_entries()
+
+    def _new_job(self) -> None:
+        """A bookkeeper of a random demo company clicks Export. As in Pleo, a company with an
+        unfinished job cannot export again (409 EXPORT_ALREADY_IN_PROGRESS): another is tried."""
+        for company in self.rng.sample(self.companies, len(self.companies)):
+            response = requests.post(
+                f"{self.url}/_sandbox/jobs",
+                json={
+                    "companyId": str(company.pleo_company_id),
+                    "items": self.rng.randint(1, 4),
+                    "conflictCheck": True,
+                },
+                timeout=TIMEOUT,
+            )
+            if response.status_code == 409:
+                continue
+            response.raise_for_status()
+            job = response.json()["data"]
+            self.out.write(
+                f"[sandbox] {company.name}: a bookkeeper exported {job['numberOfItems']} "
+                f"item(s) -> job {job['id'][:8]} created (pending)"
+            )
+            return
 
     def _print_new_audit_entries(self) -> None:
         entries = list(

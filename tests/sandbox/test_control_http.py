@@ -141,3 +141,74 @@ def test_control_errors_are_json(pleo_sandbox):
     )
     assert ctl.call("POST", "/clock/advance", 400, json={})["type"] == "SANDBOX_BAD_REQUEST"
     assert ctl.call("GET", "/health")["ok"] is True
+
+
+def test_issue_16_switches_over_http(pleo_sandbox):
+    """Every switch of issue 16 is settable over HTTP (camelCase or snake_case) and reset."""
+    ctl = Control(pleo_sandbox.url)
+    defaults = ctl.call("GET", "/switches")["data"]
+    assert {k: defaults[k] for k in NEW_SWITCHES} == {
+        "expired_status": False,
+        "error_type_case": "upper",
+        "event_type_spelling": "v1.export-job.created",
+        "conflict_on_create": True,
+        "rate_limit_per_minute": 0,
+        "rate_limit_scope": "credential",
+        "rate_limit_window_seconds": 60.0,
+        "put_refreshes_last_updated": True,
+        "strict_final_event": False,
+    }
+    changed = ctl.call(
+        "PATCH",
+        "/switches",
+        json={
+            "expiredStatus": True,
+            "errorTypeCase": "lower",
+            "eventTypeSpelling": "export-job.created",
+            "conflictOnCreate": "false",
+            "rateLimitPerMinute": 600,
+            "rate_limit_scope": "global",
+            "rateLimitWindowSeconds": 2,
+            "putRefreshesLastUpdated": False,
+            "strictFinalEvent": "true",
+        },
+    )["data"]
+    assert {k: changed[k] for k in NEW_SWITCHES} == {
+        "expired_status": True,
+        "error_type_case": "lower",
+        "event_type_spelling": "export-job.created",
+        "conflict_on_create": False,
+        "rate_limit_per_minute": 600,
+        "rate_limit_scope": "global",
+        "rate_limit_window_seconds": 2.0,
+        "put_refreshes_last_updated": False,
+        "strict_final_event": True,
+    }
+    ctl.call("PATCH", "/switches", 400, json={"errorTypeCase": "title"})
+    ctl.call("PATCH", "/switches", 400, json={"rateLimitScope": "company"})
+    assert ctl.call("DELETE", "/switches")["data"] == defaults
+
+
+def test_control_job_creation_bypasses_the_conflict_unless_asked(pleo_sandbox):
+    ctl = Control(pleo_sandbox.url)
+    company = ctl.call("POST", "/companies", 201, json={})["data"]
+    for _ in range(2):
+        ctl.call("POST", "/jobs", 201, json={"companyId": company["id"]})
+    refused = ctl.call(
+        "POST", "/jobs", 409, json={"companyId": company["id"], "conflictCheck": True}
+    )
+    assert refused["type"] == "EXPORT_ALREADY_IN_PROGRESS"
+    assert len(ctl.call("GET", "/jobs", params={"company_id": company["id"]})["data"]) == 2
+
+
+NEW_SWITCHES = (
+    "expired_status",
+    "error_type_case",
+    "event_type_spelling",
+    "conflict_on_create",
+    "rate_limit_per_minute",
+    "rate_limit_scope",
+    "rate_limit_window_seconds",
+    "put_refreshes_last_updated",
+    "strict_final_event",
+)

@@ -4,6 +4,7 @@ import uuid
 
 import pytest
 
+from pleo_sandbox.errors import ApiError
 from pleo_sandbox.state import MSG_ALREADY_IN_PROGRESS, MSG_MISSING_CONTRA
 from tests.openapi_schemas import (
     PLEO_TIMESTAMP_RE,
@@ -156,12 +157,11 @@ def test_create_job(sb):
     assert view["events"][0]["identity"] == sb.key.identity
 
 
-def test_create_job_409_switch(sb):
-    body = create_body(sb.company.id)
-    assert sb.api.post("/v3/export-jobs", json=body).status_code == 201
-    # Off by default: a second unfinished job is fine.
-    assert sb.api.post("/v3/export-jobs", json=create_body(sb.company.id)).status_code == 201
-    sb.state.set_switches(conflict_on_create=True)
+def test_create_job_409_while_the_company_has_an_unfinished_job(sb):
+    """On by default (Pleo documents 409 EXPORT_ALREADY_IN_PROGRESS, reference §3.3)."""
+    assert sb.state.switches["conflict_on_create"] is True
+    first = sb.api.post("/v3/export-jobs", json=create_body(sb.company.id))
+    assert first.status_code == 201
     conflict = sb.api.post("/v3/export-jobs", json=create_body(sb.company.id))
     assert conflict.status_code == 409
     assert conflict.json() == {
@@ -169,11 +169,32 @@ def test_create_job_409_switch(sb):
         "message": MSG_ALREADY_IN_PROGRESS,
     }
     validate_response(conflict.json(), "POST", "/v3/export-jobs", 409)
+    # An in-progress job blocks too; another company is not affected.
+    job_id = first.json()["data"]["id"]
+    sb.api.event(job_id, "started")
+    assert sb.api.post("/v3/export-jobs", json=create_body(sb.company.id)).status_code == 409
+    other = sb.state.add_company("Other")
+    other_api = sb.client(sb.state.add_api_key(other.id))
+    assert other_api.post("/v3/export-jobs", json=create_body(other.id)).status_code == 201
+    # The control API bypasses the rule (tests that need several unfinished jobs), unless asked.
+    assert sb.state.create_job(sb.company.id, 1)["status"] == "pending"
+    with pytest.raises(ApiError) as refused:
+        sb.state.create_job(sb.company.id, 1, conflict_check=True)
+    assert refused.value.status == 409
     # Once every job of the company is finished, creating works again.
     for job in sb.state.list_jobs(sb.company.id):
         sb.api.event(job["id"], "started")
         sb.api.event(job["id"], "failed", failureReasonType="canceled_by_user")
     assert sb.api.post("/v3/export-jobs", json=create_body(sb.company.id)).status_code == 201
+    other_api.close()
+
+
+def test_create_job_conflict_switch_off(sb):
+    sb.state.set_switches(conflict_on_create=False)
+    for _ in range(2):
+        assert sb.api.post("/v3/export-jobs", json=create_body(sb.company.id)).status_code == 201
+    assert sb.state.create_job(sb.company.id, 1, conflict_check=True)["status"] == "pending"
+    assert len(sb.state.list_jobs(sb.company.id)) == 3
 
 
 def test_create_job_missing_contra_accounts(sb):

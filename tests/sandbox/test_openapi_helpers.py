@@ -8,6 +8,7 @@ from tests.openapi_schemas import (
     enum_values,
     errors,
     load_spec,
+    response_errors,
     schema,
     validate,
     validate_request_body,
@@ -76,6 +77,24 @@ def test_request_and_response_helpers():
     validate_response({"type": "EXPORT_NOT_FOUND"}, "GET", "/v3/export-jobs/{jobId}", 404)
     with pytest.raises(KeyError):
         validate_response({}, "GET", "/v3/export-jobs/{jobId}", 418)
+
+
+PATH_JOB = "/v3/export-jobs/{jobId}"
+
+
+def test_response_errors_lists_without_raising():
+    page = {"data": [JOB], "pagination": {"hasNextPage": False, "hasPreviousPage": False}}
+    assert response_errors(page, "GET", "/v3/export-jobs", 200) == [
+        "/pagination: 'currentRequestPagination' is a required property"
+    ]
+    page["pagination"]["currentRequestPagination"] = {"parameters": {}}
+    assert response_errors(page, "GET", "/v3/export-jobs", 200) == []
+    # The spec types a job's status as a plain string (its enum is a separate schema).
+    assert response_errors({"data": {**JOB, "status": "expired"}}, "GET", PATH_JOB, 200) == []
+    [problem] = response_errors({"data": {**JOB, "expiresIn": "1h"}}, "GET", PATH_JOB, 200)
+    assert problem == "/data/expiresIn: '1h' is not of type 'integer'"
+    assert response_errors(None, "POST", "/v3/export-job-events", 202) == []
+    assert response_errors({"x": 1}, "POST", "/v3/export-job-events", 202)
 
 
 def test_enum_values():

@@ -1,0 +1,421 @@
+"""``verify_pleo_contract``: check what one company's Pleo answers against Pleo's published
+contract and our readings of it, with read-only calls (issue 16).
+
+For an operator with a real (staging or production) credential. The calls, all ``GET``, through
+the product's own client for the company's stored credential (so its base URL, authentication,
+retries and the shared request budget apply), at most ``MAX_PAGES`` pages of ``PAGE_LIMIT`` per
+list, so a check costs a handful of requests (about 7; at most ~25):
+
+1. the company's jobs with every status (no ``statuses`` filter), every page;
+2. the same list filtered ``statuses=pending&statuses=in_progress``, as the product asks;
+3. one job (the newest unfinished, else the newest), its items, and its export items when it is
+   unfinished (Pleo serves export items only then) - for a finished job instead the 422 that
+   export items answer then;
+4. a job id that does not exist (a fresh random UUID): the 404 and its error ``type``;
+5. the credential's webhook subscriptions.
+
+Nothing is written to Pleo; no secret is read (the subscription secret endpoint is not called)
+and none is printed. An OAuth credential's access token may be refreshed first, as for any run.
+What each answer is checked for: :mod:`exports.pleo.contract`.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from exports.models import Company
+from exports.pleo import client as pleo
+from exports.pleo import contract
+from exports.pleo.contract import EXPORT_API, EXPORT_ITEMS, SUBSCRIPTIONS, Finding
+from exports.services.credentials import CredentialUnusable, client_for_company
+from exports.services.subscriptions import EVENT_TYPES
+from exports.services.webhooks import EXPORT_JOB_CREATED_EVENT_TYPES
+
+logger = logging.getLogger(__name__)
+
+PAGE_LIMIT = 100
+MAX_PAGES = 5
+UNFINISHED = ("pending", "in_progress")
+
+
+@dataclass
+class ContractReport:
+    company: Company
+    base_url: str
+    findings: list[Finding] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)  # "GET /path", in order
+    stopped: str = ""  # why the check could not go on (budget, credential), if it stopped
+
+    @property
+    def ok(self) -> bool:
+        return not self.stopped and not any(
+            f.status == contract.Status.MISMATCH for f in self.findings
+        )
+
+    def counts(self) -> dict[str, int]:
+        counts = {status.value: 0 for status in contract.Status}
+        for finding in self.findings:
+            counts[finding.status.value] += 1
+        return counts
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "company": self.company.name,
+            "pleo_company_id": str(self.company.pleo_company_id),
+            "base_url": self.base_url,
+            "ok": self.ok,
+            "counts": self.counts(),
+            "requests": len(self.requests),
+            "methods": sorted({r.split(" ", 1)[0] for r in self.requests}),
+            "stopped": self.stopped,
+            "findings": [f.as_dict() for f in self.findings],
+        }
+
+
+class _Stop(Exception):
+    """The check cannot go on (budget spent, credential refused)."""
+
+
+class _Reader:
+    """The read-only calls, each recorded; Pleo's errors are returned, not raised, except the
+    ones that stop the whole check."""
+
+    def __init__(self, client: pleo.PleoClient, report: ContractReport) -> None:
+        self.client = client
+        self.report = report
+
+    def get(self, path: str, params: dict | None = None) -> Any:
+        self.report.requests.append(f"GET {path}")
+        try:
+            return self.client.get_json(path, params)
+        except pleo.BudgetExhausted as exc:
+            raise _Stop(
+                f"our request budget is spent ({exc}); run the check again after "
+                f"{exc.retry_at:%H:%M:%S} UTC"
+            ) from None
+        except pleo.PleoAuthError as exc:
+            raise _Stop(f"Pleo refused the credential: {exc}") from None
+
+    def pages(self, path: str, params: dict) -> tuple[list[Any], bool]:
+        """Up to ``MAX_PAGES`` raw pages; True when more were left unread."""
+        query = {**params, "limit": PAGE_LIMIT}
+        pages: list[Any] = []
+        while True:
+            body = self.get(path, query)
+            pages.append(body)
+            info = body.get("pagination") if isinstance(body, dict) else None
+            cursor = info.get("endCursor") if isinstance(info, dict) else None
+            if not (isinstance(info, dict) and info.get("hasNextPage") is True and cursor):
+                return pages, False
+            if len(pages) >= MAX_PAGES:
+                return pages, True
+            query = {**query, "after": cursor}
+
+
+def _rows(pages: list[Any]) -> list[Any]:
+    rows: list[Any] = []
+    for body in pages:
+        data = body.get("data") if isinstance(body, dict) else None
+        rows += data if isinstance(data, list) else []
+    return rows
+
+
+def _failed(check: str, exc: pleo.PleoError) -> Finding:
+    return contract.mismatch(check, f"the call failed: {exc}")
+
+
+def pleo_contract_verify(*, company: Company) -> ContractReport:
+    """Run every check for ``company``; never raises for what Pleo answers."""
+    credential = company.credential
+    report = ContractReport(company=company, base_url=credential.api_base_url or "")
+    try:
+        client = client_for_company(company, run_id=None)
+    except CredentialUnusable as exc:
+        report.stopped = str(exc)
+        return report
+    report.base_url = client.config.base_url
+    with client:
+        reader = _Reader(client, report)
+        try:
+            _run_checks(reader, report, company)
+        except _Stop as exc:
+            report.stopped = str(exc)
+    logger.info(
+        "Pleo contract check for %s: %s (%d requests)",
+        company.name,
+        "all matched" if report.ok else "differences found",
+        len(report.requests),
+    )
+    return report
+
+
+def _run_checks(reader: _Reader, report: ContractReport, company: Company) -> None:
+    add = report.findings.append
+    company_id = str(company.pleo_company_id)
+    lists: dict[str, list[Any]] = {}
+    capped: list[str] = []
+
+    # 1. Every job of the company, whatever its status.
+    try:
+        job_pages, more = reader.pages("/v3/export-jobs", {"company_id": company_id})
+    except pleo.PleoError as exc:
+        add(_failed("jobs.schema", exc))
+        job_pages, more = [], False
+    jobs = [j for j in _rows(job_pages) if isinstance(j, dict)]
+    if job_pages:
+        lists["jobs"] = job_pages
+        if more:
+            capped.append(f"jobs after {len(job_pages)} pages")
+        what = f"{contract.plural(len(jobs), 'job')} on {contract.plural(len(job_pages), 'page')}"
+        add(
+            contract.schema_finding(
+                "jobs.schema", job_pages, "GET", "/v3/export-jobs", EXPORT_API, what
+            )
+        )
+        add(_company_filter(jobs, company_id))
+        add(
+            contract.enum_finding("jobs.status_enum", jobs, "status", "ExportJobStatus", what="job")
+        )
+        add(
+            contract.enum_finding(
+                "jobs.failure_reason_type_enum",
+                jobs,
+                "failureReasonType",
+                "ExportJobFailureReasonType",
+                what="job",
+                nullable=True,
+            )
+        )
+
+    # 2. The filter the product uses to find work.
+    add(_statuses_filter(reader, company_id, jobs, complete=bool(job_pages) and not more))
+
+    # 3. One job, its items and export items.
+    job = _pick(jobs)
+    if job is None:
+        why = "the company has no export job to read" if job_pages else "the job list failed"
+        for check in ("job.schema", "items.schema", "export_items.schema"):
+            add(contract.skipped(check, why))
+    else:
+        _job_checks(reader, report, job, lists, capped)
+
+    # 4. A job that does not exist: the documented 404 and the case of its error type.
+    add(_not_found(reader))
+
+    # 5. Subscriptions of the credential.
+    try:
+        sub_pages, more = reader.pages("/v1/subscriptions", {})
+    except pleo.PleoError as exc:
+        add(_failed("subscriptions.schema", exc))
+        sub_pages, more = [], False
+    if sub_pages:
+        lists["subscriptions"] = sub_pages
+        if more:
+            capped.append(f"subscriptions after {len(sub_pages)} pages")
+        subs = _rows(sub_pages)
+        what = contract.plural(len(subs), "subscription")
+        add(
+            contract.schema_finding(
+                "subscriptions.schema", sub_pages, "GET", "/v1/subscriptions", SUBSCRIPTIONS, what
+            )
+        )
+        for finding in contract.event_types_findings(
+            subs, subscribe_with=EVENT_TYPES[0], accepted=EXPORT_JOB_CREATED_EVENT_TYPES
+        ):
+            add(finding)
+
+    if lists:
+        add(contract.pagination_finding("pagination", lists, capped))
+
+
+def _company_filter(jobs: list[dict], company_id: str) -> Finding:
+    others = sorted({str(j.get("companyId")) for j in jobs} - {company_id})
+    if others:
+        return contract.mismatch(
+            "jobs.company_filter",
+            f"company_id={company_id} also listed jobs of {contract.examples(others)}",
+        )
+    return contract.match("jobs.company_filter", "company_id= lists only this company's jobs")
+
+
+def _statuses_filter(reader: _Reader, company_id: str, jobs: list[dict], complete: bool) -> Finding:
+    check = "jobs.statuses_filter"
+    params = {"company_id": company_id, "statuses": list(UNFINISHED), "limit": PAGE_LIMIT}
+    try:
+        body = reader.get("/v3/export-jobs", params)
+    except pleo.PleoError as exc:
+        return _failed(check, exc)
+    listed = [j for j in _rows([body]) if isinstance(j, dict)]
+    wrong = sorted({str(j.get("status")) for j in listed} - set(UNFINISHED))
+    if wrong:
+        return contract.mismatch(
+            check, f"statuses=pending&statuses=in_progress also listed {', '.join(wrong)} jobs"
+        )
+    expected = {str(j.get("id")) for j in jobs if j.get("status") in UNFINISHED}
+    got = {str(j.get("id")) for j in listed}
+    has_more = isinstance(body, dict) and (body.get("pagination") or {}).get("hasNextPage") is True
+    if complete and not has_more and got != expected:
+        return contract.mismatch(
+            check,
+            f"the filtered list has {len(got)} jobs, the unfiltered one {len(expected)} "
+            f"pending or in progress",
+        )
+    return contract.match(
+        check, f"repeated statuses= (as we send it) lists {contract.plural(len(got), 'job')}"
+    )
+
+
+def _pick(jobs: list[dict]) -> dict | None:
+    """The newest unfinished job (its export items can be read), else the newest job."""
+
+    def newest(rows: list[dict]) -> dict | None:
+        return max(rows, key=lambda j: (str(j.get("createdAt")), str(j.get("id"))), default=None)
+
+    return newest([j for j in jobs if j.get("status") in UNFINISHED]) or newest(jobs)
+
+
+def _job_checks(
+    reader: _Reader, report: ContractReport, job: dict, lists: dict, capped: list
+) -> None:
+    add = report.findings.append
+    job_id = str(job.get("id"))
+    try:
+        uuid.UUID(job_id)
+    except ValueError:
+        add(contract.skipped("job.schema", f"the newest job's id {job_id[:40]!r} is not a UUID"))
+        return
+    path = f"/v3/export-jobs/{job_id}"
+    try:
+        body = reader.get(path)
+    except pleo.PleoError as exc:
+        add(_failed("job.schema", exc))
+        body = None
+    status = job.get("status")
+    if body is not None:
+        add(
+            contract.schema_finding(
+                "job.schema", [body], "GET", "/v3/export-jobs/{jobId}", EXPORT_API, f"job {job_id}"
+            )
+        )
+        data = body.get("data") if isinstance(body, dict) else None
+        if isinstance(data, dict):
+            status = data.get("status")
+            add(
+                contract.enum_finding(
+                    "job.status_enum", [data], "status", "ExportJobStatus", what="job"
+                )
+            )
+
+    try:
+        item_pages, more = reader.pages(f"{path}/items", {})
+    except pleo.PleoError as exc:
+        add(_failed("items.schema", exc))
+        item_pages, more = [], False
+    if item_pages:
+        lists["items"] = item_pages
+        if more:
+            capped.append(f"items after {len(item_pages)} pages")
+        items = _rows(item_pages)
+        what = f"{contract.plural(len(items), 'item')} of job {job_id}"
+        add(
+            contract.schema_finding(
+                "items.schema", item_pages, "GET", "/v3/export-jobs/{jobId}/items", EXPORT_API, what
+            )
+        )
+        ident = "accountingEntryId"
+        add(
+            contract.enum_finding(
+                "items.status_enum",
+                items,
+                "status",
+                "ExportJobItemStatus",
+                what="item",
+                ident=ident,
+            )
+        )
+        add(
+            contract.enum_finding(
+                "items.failure_reason_type_enum",
+                items,
+                "failureReasonType",
+                "ExportJobItemFailureReasonType",
+                what="item",
+                ident=ident,
+                nullable=True,
+            )
+        )
+
+    if status in UNFINISHED:
+        _export_items(reader, report, job_id, lists, capped)
+    else:
+        add(
+            contract.skipped(
+                "export_items.schema",
+                f"no unfinished job (Pleo serves export items only while a job is pending or in "
+                f"progress); job {job_id} is {status}",
+            )
+        )
+        add(_finished_export_items(reader, job_id))
+
+
+def _export_items(reader: _Reader, report: ContractReport, job_id: str, lists, capped) -> None:
+    add = report.findings.append
+    try:
+        pages, more = reader.pages("/v3/export-items", {"job_id": job_id})
+    except pleo.PleoError as exc:
+        add(_failed("export_items.schema", exc))
+        return
+    lists["export items"] = pages
+    if more:
+        capped.append(f"export items after {len(pages)} pages")
+    rows = _rows(pages)
+    what = f"{contract.plural(len(rows), 'export item')} of job {job_id}"
+    add(
+        contract.schema_finding(
+            "export_items.schema", pages, "GET", "/v3/export-items", EXPORT_ITEMS, what
+        )
+    )
+    add(
+        contract.receipt_hosts_finding(
+            "export_items.receipt_hosts", rows, api_base_url=report.base_url
+        )
+    )
+
+
+def _finished_export_items(reader: _Reader, job_id: str) -> Finding:
+    """Export items of a finished job: the documented 422 and the case of its error type."""
+    check = "export_items.finished_job_error"
+    try:
+        reader.get("/v3/export-items", {"job_id": job_id, "limit": 1})
+    except pleo.PleoHTTPError as exc:
+        return contract.error_type_finding(
+            check,
+            status=exc.status,
+            error_type=exc.error_type,
+            expected_status=422,
+            expected=pleo.ErrorType.EXPORT_JOB_STATUS_UNPROCESSABLE.value,
+        )
+    except pleo.PleoError as exc:
+        return _failed(check, exc)
+    return contract.mismatch(check, f"export items of finished job {job_id} were served (200)")
+
+
+def _not_found(reader: _Reader) -> Finding:
+    check = "errors.not_found"
+    missing = uuid.uuid4()  # random: no job has it
+    try:
+        reader.get(f"/v3/export-jobs/{missing}")
+    except pleo.PleoHTTPError as exc:
+        return contract.error_type_finding(
+            check,
+            status=exc.status,
+            error_type=exc.error_type,
+            expected_status=404,
+            expected=pleo.ErrorType.EXPORT_NOT_FOUND.value,
+        )
+    except pleo.PleoError as exc:
+        return _failed(check, exc)
+    return contract.mismatch(check, f"a job that does not exist ({missing}) was served (200)")

@@ -1,0 +1,54 @@
+"""The demo's sandbox (exports/services/demo.py), in-process: Pleo's rate limit is switched on,
+and new demo jobs respect Pleo's one-unfinished-job-per-company rule (409 on create)."""
+
+from __future__ import annotations
+
+import io
+from urllib.parse import urlsplit
+
+import pytest
+from django.core.management.base import BaseCommand
+
+from exports.services.demo import Demo
+from tests.factories import make_sandbox_company
+
+pytestmark = pytest.mark.django_db
+
+
+def demo_for(sandbox) -> tuple[Demo, io.StringIO]:
+    out = io.StringIO()
+    command = BaseCommand(stdout=out, stderr=io.StringIO())
+    demo = Demo(
+        command=command,
+        sandbox_port=urlsplit(sandbox.url).port,
+        spawn=lambda *a: None,
+        manage=lambda *a: [],
+    )
+    return demo, out
+
+
+def test_the_demo_sandbox_has_pleos_rate_limit(pleo_sandbox):
+    demo, _ = demo_for(pleo_sandbox)
+    demo.configure_sandbox()
+    assert pleo_sandbox.state.switches["rate_limit_per_minute"] == 600
+    assert pleo_sandbox.state.switches["conflict_on_create"] is True
+
+
+def test_demo_jobs_go_only_to_companies_without_an_unfinished_job(pleo_sandbox):
+    state = pleo_sandbox.state
+    busy_remote, busy = make_sandbox_company(pleo_sandbox, name="Busy")
+    free_remote, free = make_sandbox_company(pleo_sandbox, name="Free")
+    state.create_job(busy_remote.id, 1, notify=False)
+    demo, out = demo_for(pleo_sandbox)
+    demo.companies = [busy, free]
+    demo.rng.sample = lambda population, k: list(population)  # the busy company is tried first
+    demo._new_job()
+    assert len(state.list_jobs(free_remote.id)) == 1
+    assert len(state.list_jobs(busy_remote.id)) == 1
+    assert "Free: a bookkeeper exported" in out.getvalue()
+    assert "Busy:" not in out.getvalue()
+    # Both busy now: nothing is created, nothing printed.
+    before = out.getvalue()
+    demo._new_job()
+    assert out.getvalue() == before
+    assert len(state.list_jobs()) == 2
