@@ -307,8 +307,7 @@ class CredentialPageMixin:
             self.message_user(request, check.message, messages.SUCCESS)
         elif check.outcome == ConnectionOutcome.REFUSED:
             marked = (
-                " It is marked invalid: no call is made with it until its secret is entered "
-                "again."
+                " It is marked invalid: no call is made with it until its secret is entered again."
                 if credential.status == Credential.Status.INVALID
                 else ""
             )

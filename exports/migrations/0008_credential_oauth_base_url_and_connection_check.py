@@ -4,25 +4,28 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('exports', '0007_notifications'),
+        ("exports", "0007_notifications"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='credential',
-            name='connection_check_result',
+            model_name="credential",
+            name="connection_check_result",
             field=models.CharField(blank=True, editable=False, max_length=500),
         ),
         migrations.AddField(
-            model_name='credential',
-            name='connection_checked_at',
+            model_name="credential",
+            name="connection_checked_at",
             field=models.DateTimeField(blank=True, editable=False, null=True),
         ),
         migrations.AddField(
-            model_name='credential',
-            name='oauth_base_url',
-            field=models.URLField(blank=True, help_text='Blank: the PLEO_OAUTH_BASE_URL setting.', verbose_name='OAuth base URL override'),
+            model_name="credential",
+            name="oauth_base_url",
+            field=models.URLField(
+                blank=True,
+                help_text="Blank: the PLEO_OAUTH_BASE_URL setting.",
+                verbose_name="OAuth base URL override",
+            ),
         ),
     ]
