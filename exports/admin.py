@@ -22,6 +22,7 @@ from django.utils.html import format_html, format_html_join
 from exports import clock, crypto
 from exports.adapters import adapter_choices
 from exports.adapters.journal import format_minor, write_journal_csv
+from exports.admin_company_form import CompanyFormMixin
 from exports.admin_credentials import CredentialForm, CredentialPageMixin
 from exports.admin_scoping import CompanyScopedAdminMixin
 from exports.admin_secrets import SecretHintsAdminMixin, secret_display
@@ -263,7 +264,7 @@ class CompanyForm(forms.ModelForm):
 
 
 @admin.register(Company)
-class CompanyAdmin(CompanyScopedAdminMixin, admin.ModelAdmin):
+class CompanyAdmin(CompanyScopedAdminMixin, CompanyFormMixin, admin.ModelAdmin):
     form = CompanyForm
     list_display = (
         "name",
