@@ -118,7 +118,7 @@ def _operator_story(browser, live, pleo_sandbox):
 
     page = browser.new_page(viewport={"width": 1360, "height": 900})
     page.set_default_timeout(20_000)
-    not_found: list[str] = []  # every 404 the browser meets (a favicon's on every page, once)
+    not_found: list[str] = []  # every 404 the browser meets (headless fetches no favicon)
     page.on("response", lambda r: not_found.append(r.url) if r.status == 404 else None)
 
     # Log in.
