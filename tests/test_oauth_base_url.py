@@ -178,3 +178,13 @@ def test_a_stored_disallowed_override_is_refused_before_any_request(settings):
             oauth_service.connect_begin(credential)
         with pytest.raises(HostNotAllowed):
             oauth_service.oauth_config(credential)
+
+
+def test_database_check_names_a_stored_refused_oauth_base_url():
+    from django.core import checks
+
+    bad = make_oauth_credential(name="Old OAuth row")
+    Credential.objects.filter(pk=bad.pk).update(oauth_base_url=EVIL)
+    warnings = [w for w in checks.run_checks(databases=["default"]) if w.id == "exports.W101"]
+    assert [w.msg.split(":")[0] for w in warnings] == [f"Credential {bad.pk} (Old OAuth row)"]
+    assert "its OAuth base URL is refused" in warnings[0].msg
