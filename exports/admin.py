@@ -19,9 +19,11 @@ from django.shortcuts import get_object_or_404, redirect
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from exports import clock, crypto, validators
+from exports import clock, crypto
 from exports.adapters import adapter_choices
 from exports.adapters.journal import format_minor, write_journal_csv
+from exports.admin_company_form import CompanyFormMixin
+from exports.admin_credentials import CredentialForm, CredentialPageMixin
 from exports.admin_scoping import CompanyScopedAdminMixin
 from exports.admin_secrets import SecretHintsAdminMixin, secret_display
 from exports.models import (
@@ -101,128 +103,6 @@ class ReadOnlyMixin(ViewOnlyMixin):
         return False
 
 
-def _stored_hint(instance, field: str) -> str:
-    if instance is None or instance.pk is None:
-        return ""
-    if not getattr(instance, f"{field}_ciphertext"):
-        return "Nothing stored yet."
-    try:
-        return f"Stored: {crypto.secret_hint(getattr(instance, field))}. Leave blank to keep it."
-    except (crypto.SecretDecryptionError, crypto.EncryptionKeysMissing) as exc:
-        return f"Stored, but unreadable: {exc}"
-
-
-_SECRET_COLUMNS = tuple(f"{name}_ciphertext" for name in Credential.SECRET_FIELDS)
-
-
-class CredentialForm(forms.ModelForm):
-    """Secret fields are never rendered back; blank keeps the stored value."""
-
-    WRITE_ONLY = ("api_key", "oauth_client_secret")
-
-    api_key = forms.CharField(
-        label="API key",
-        required=False,
-        strip=True,
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
-    )
-    oauth_client_secret = forms.CharField(
-        label="OAuth client secret",
-        required=False,
-        strip=True,
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
-    )
-
-    api_base_url = forms.URLField(
-        label="API base URL override",
-        required=False,
-        assume_scheme="https",
-        max_length=Credential._meta.get_field("api_base_url").max_length,
-        help_text="Blank: the PLEO_API_BASE_URL setting. Only a Pleo host of PLEO_ALLOWED_HOSTS, "
-        "over https; changing it needs the secret entered again.",
-    )
-
-    class Meta:
-        model = Credential
-        fields = [
-            "name",
-            "kind",
-            "api_key",
-            "oauth_client_id",
-            "oauth_client_secret",
-            "api_base_url",
-        ]
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        for field in self.WRITE_ONLY:
-            hint = _stored_hint(self.instance, field)
-            if hint:
-                self.fields[field].help_text = hint
-
-    def clean_api_base_url(self):
-        value = self.cleaned_data.get("api_base_url") or ""
-        validators.validate_pleo_base_url(value)
-        return value
-
-    def clean_api_key(self):
-        value = self.cleaned_data.get("api_key") or ""
-        validators.validate_secret_text(value, label="The API key")
-        return value
-
-    def clean_oauth_client_secret(self):
-        value = self.cleaned_data.get("oauth_client_secret") or ""
-        validators.validate_secret_text(value, label="The client secret")
-        return value
-
-    def clean(self):
-        cleaned = super().clean()
-        self._secret_again_for_a_new_base_url(cleaned)
-        kind = cleaned.get("kind")
-        has_key = bool(cleaned.get("api_key")) or bool(self.instance.api_key_ciphertext)
-        if kind == Credential.Kind.API_KEY and not has_key:
-            self.add_error("api_key", "An API-key credential needs its API key.")
-        if kind == Credential.Kind.OAUTH and not cleaned.get("oauth_client_id"):
-            self.add_error("oauth_client_id", "An OAuth credential needs its client id.")
-        return cleaned
-
-    def _secret_again_for_a_new_base_url(self, cleaned) -> None:
-        """A stored secret is never sent to a new address on the strength of a URL edit alone:
-        whoever changes the base URL enters the secret again (issue 15 §3)."""
-        credential = self.instance
-        if credential.pk is None or "api_base_url" not in self.changed_data:
-            return
-        if not any(getattr(credential, column) for column in _SECRET_COLUMNS):
-            return
-        if cleaned.get("kind") == Credential.Kind.OAUTH:
-            field, label = "oauth_client_secret", "OAuth client secret"
-        else:
-            field, label = "api_key", "API key"
-        if not cleaned.get(field):
-            self.add_error(
-                field,
-                f"The API base URL changed, so enter the {label} again: a stored secret is "
-                f"never sent to a new address on a URL edit alone.",
-            )
-
-    def save(self, commit=True):
-        credential = super().save(commit=False)
-        changed_secret = False
-        for field in self.WRITE_ONLY:
-            value = self.cleaned_data.get(field)
-            if value:
-                setattr(credential, field, value)
-                changed_secret = True
-        if changed_secret or self.has_changed():
-            # An operator edited it: calls may be made with it again (foundation rule).
-            if credential.status == Credential.Status.INVALID:
-                credential.status = Credential.Status.OK
-                credential.last_error = ""
-        if commit:
-            credential.save()
-        return credential
-
-
 class WebhookEndpointInline(SecretHintsAdminMixin, CompanyScopedAdminMixin, admin.StackedInline):
     model = WebhookEndpoint
     can_delete = False
@@ -252,7 +132,9 @@ class WebhookEndpointInline(SecretHintsAdminMixin, CompanyScopedAdminMixin, admi
 
 
 @admin.register(Credential)
-class CredentialAdmin(SecretHintsAdminMixin, CompanyScopedAdminMixin, admin.ModelAdmin):
+class CredentialAdmin(
+    SecretHintsAdminMixin, CompanyScopedAdminMixin, CredentialPageMixin, admin.ModelAdmin
+):
     form = CredentialForm
     list_display = ("name", "kind", "status", "company_count", "updated_at")
     list_filter = ("kind", "status")
@@ -263,6 +145,7 @@ class CredentialAdmin(SecretHintsAdminMixin, CompanyScopedAdminMixin, admin.Mode
         "status_changed_at",
         "token_state",
         "request_budget",
+        "connection_test",
     )
     inlines = [WebhookEndpointInline]
     actions = ["subscribe_webhooks", "unsubscribe_webhooks", "rotate_webhook_secret"]
@@ -318,20 +201,6 @@ class CredentialAdmin(SecretHintsAdminMixin, CompanyScopedAdminMixin, admin.Mode
 
     def has_manage_webhooks_permission(self, request):
         return request.user.has_perm("exports.manage_webhooks")
-
-    def get_fieldsets(self, request, obj=None):
-        return [
-            (None, {"fields": ["name", "kind", "api_base_url"]}),
-            ("API key", {"fields": ["api_key"]}),
-            (
-                "OAuth 2.0",
-                {"fields": ["oauth_client_id", "oauth_client_secret", "token_state"]},
-            ),
-            (
-                "Status",
-                {"fields": ["status", "last_error", "status_changed_at", "request_budget"]},
-            ),
-        ]
 
     @admin.display(description="Companies")
     def company_count(self, obj):
@@ -395,7 +264,7 @@ class CompanyForm(forms.ModelForm):
 
 
 @admin.register(Company)
-class CompanyAdmin(CompanyScopedAdminMixin, admin.ModelAdmin):
+class CompanyAdmin(CompanyScopedAdminMixin, CompanyFormMixin, admin.ModelAdmin):
     form = CompanyForm
     list_display = (
         "name",

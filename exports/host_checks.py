@@ -48,23 +48,25 @@ def stored_credential_urls(app_configs, databases=None, **kwargs):
         # ``migrate`` runs database checks before it migrates: a fresh database has no table.
         if Credential._meta.db_table not in connections["default"].introspection.table_names():
             return []
-        stored = list(
-            Credential.objects.exclude(api_base_url="")
+        stored = [
+            (pk, name, label, url)
+            for column, label in (("api_base_url", "API"), ("oauth_base_url", "OAuth"))
+            for pk, name, url in Credential.objects.exclude(**{column: ""})
             .order_by("pk")
-            .values_list("pk", "name", "api_base_url")
-        )
+            .values_list("pk", "name", column)
+        ]
     except DatabaseError:  # not migrated far enough: nothing stored to warn about yet
         return []
     policy = hosts.policy_from_settings()
     problems = []
-    for pk, name, url in stored:
+    for pk, name, label, url in stored:
         problem = policy.problem(url)
         if problem:
             problems.append(
                 Warning(
-                    f"Credential {pk} ({name}): its API base URL is refused ({problem}); its "
+                    f"Credential {pk} ({name}): its {label} base URL is refused ({problem}); its "
                     f"companies' checks fail until it is fixed.",
-                    hint="Fix the API base URL on the credential's admin page and enter its "
+                    hint=f"Fix the {label} base URL on the credential's admin page and enter its "
                     "secret again.",
                     id="exports.W101",
                 )

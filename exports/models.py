@@ -81,9 +81,17 @@ class Credential(models.Model):
         blank=True,
         help_text="Blank: the PLEO_API_BASE_URL setting.",
     )
+    oauth_base_url = models.URLField(
+        "OAuth base URL override",
+        blank=True,
+        help_text="Blank: the PLEO_OAUTH_BASE_URL setting.",
+    )
     status = models.CharField(max_length=30, choices=Status.choices, default=Status.OK)
     last_error = models.TextField(blank=True)
     status_changed_at = models.DateTimeField(null=True, blank=True)
+    # The last "Test connection" (or the check made on save): when, and what Pleo answered.
+    connection_checked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    connection_check_result = models.CharField(max_length=500, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -2,12 +2,13 @@ from django.contrib import admin
 from django.urls import path
 from django.views.generic import RedirectView
 
-from exports import health, oauth_views, webhooks
+from exports import favicon, health, oauth_views, webhooks
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
     path("webhooks/pleo/<uuid:endpoint_uuid>/", webhooks.pleo_webhook, name="pleo-webhook"),
     path("healthz", health.healthz, name="healthz"),
+    path("favicon.ico", favicon.favicon, name="favicon"),
     path("oauth/pleo/callback/", oauth_views.callback, name="pleo-oauth-callback"),
 ]

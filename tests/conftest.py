@@ -42,6 +42,34 @@ def _no_secret_in_logs(caplog):
     assert not leaked, f"secret(s) found in the logs: {[s[:6] + '…' for s in leaked]}"
 
 
+@pytest.fixture(autouse=True)
+def _no_internet(monkeypatch):
+    """No test reaches a real host: a name other than localhost does not resolve (as on a
+    machine without a network). Saving a credential tests it against Pleo, so a test that does
+    not fake Pleo gets "unreachable" everywhere, never a real Pleo answer to a test key."""
+    import socket
+
+    real_getaddrinfo = socket.getaddrinfo
+
+    def getaddrinfo(host, *args, **kwargs):
+        name = host.decode() if isinstance(host, bytes) else str(host or "")
+        if name and name.lower() != "localhost" and not _is_ip_literal(name):
+            raise socket.gaierror(socket.EAI_NONAME, f"tests do not resolve {name}")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
+def _is_ip_literal(name: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(name.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
 def pytest_addoption(parser):
     parser.addoption(
         "--run-slow",

@@ -104,5 +104,5 @@ def test_main_command_demo_starts_a_job_via_webhook_and_stops_cleanly(tmp_path):
     assert "Created the admin login" not in out
     with sqlite3.connect(db_path) as db:
         assert db.execute("SELECT COUNT(*) FROM exports_company").fetchone()[0] == 3
-        assert db.execute("SELECT COUNT(*) FROM exports_credential").fetchone()[0] == 3
+        assert db.execute("SELECT COUNT(*) FROM exports_credential").fetchone()[0] == 4  # + OAuth
     assert "Traceback" not in out, out[-4000:]

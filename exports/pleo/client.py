@@ -780,6 +780,16 @@ class PleoClient:
         jobs = self._collect("/v3/export-jobs", params, limit, ExportJob.from_api)
         return sorted(jobs, key=lambda job: (job.created_at, str(job.id)))
 
+    def probe_export_jobs(self, *, company_id: uuid.UUID | str | None = None) -> int:
+        """One ``GET /v3/export-jobs?limit=1`` (never a second page): whether Pleo accepts this
+        client's credential. Returns how many jobs the page held (0 or 1)."""
+        params: dict[str, Any] = {"limit": 1}
+        if company_id is not None:
+            params["company_id"] = str(_uuid_arg(company_id, "company_id"))
+        body = self._get_json("/v3/export-jobs", params)
+        items, _, _ = self._parse("GET", "/v3/export-jobs", body, _read_page)
+        return len(items)
+
     def get_export_job(self, job_id: uuid.UUID | str) -> ExportJob:
         path = f"/v3/export-jobs/{_uuid_arg(job_id, 'job_id')}"
         return self._parse("GET", path, self._get_json(path), _data_of(ExportJob.from_api))

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import dataclass, replace
+from enum import StrEnum
 
 from django.conf import settings
 
@@ -102,3 +104,100 @@ def client_for_credential(credential: Credential, *, run_id: uuid.UUID | None) -
 
 def client_for_company(company: Company, *, run_id: uuid.UUID | None) -> PleoClient:
     return client_for_credential(company.credential, run_id=run_id)
+
+
+# --- Test connection (issue 17 §8) -----------------------------------------------------------
+
+
+class ConnectionOutcome(StrEnum):
+    ACCEPTED = "accepted"  # Pleo answered the call: the credential works
+    REFUSED = "refused"  # Pleo refused it (401/403): marked invalid (API key)
+    UNREACHABLE = "unreachable"  # no answer that says either way; the status is unchanged
+    NOT_TESTED = "not_tested"  # no call made (unusable, not connected, refused URL)
+
+
+@dataclass(frozen=True)
+class ConnectionCheck:
+    outcome: ConnectionOutcome
+    message: str
+
+    @property
+    def accepted(self) -> bool:
+        return self.outcome == ConnectionOutcome.ACCEPTED
+
+
+TEST_READ_TIMEOUT_SECONDS = 10.0
+
+
+def effective_api_base_url(credential: Credential) -> str:
+    """The credential's API base URL override, or the PLEO_API_BASE_URL setting."""
+    return (credential.api_base_url or settings.PLEO_API_BASE_URL).rstrip("/")
+
+
+def credential_test_connection(*, credential: Credential) -> ConnectionCheck:
+    """One list call to Pleo with this credential (``GET /v3/export-jobs?limit=1``, for one of
+    its companies when it has one), through the request budget, one attempt, with timeouts.
+
+    A 401/403 marks an API-key credential invalid (the client's rule); an OAuth credential goes
+    through its token refresh rule. The outcome is stored on the credential (when, and the
+    message) and returned; the message never holds a secret."""
+    check = _test_connection(credential)
+    Credential.objects.filter(pk=credential.pk).update(
+        connection_checked_at=clock.now(), connection_check_result=check.message[:500]
+    )
+    log = logger.info if check.accepted else logger.warning
+    log("Credential %s connection test: %s", credential.pk, check.outcome)
+    return check
+
+
+def _test_connection(credential: Credential) -> ConnectionCheck:
+    from exports.pleo.client import BudgetExhausted, PleoError, PleoHTTPError
+
+    company = credential.companies.order_by("pk").first()
+    where = f"for {company.name}" if company else "(no company uses it yet)"
+    try:
+        client = client_for_credential(credential, run_id=None)
+    except CredentialUnusable as exc:
+        return ConnectionCheck(ConnectionOutcome.NOT_TESTED, f"Not tested: {exc}")
+    except (ValueError, KeyError) as exc:  # an unreadable secret, an empty key
+        return ConnectionCheck(ConnectionOutcome.NOT_TESTED, f"Not tested: {exc}")
+    client.config = replace(
+        client.config,
+        max_attempts=1,
+        read_timeout=min(client.config.read_timeout, TEST_READ_TIMEOUT_SECONDS),
+    )
+    url = client.config.base_url
+    try:
+        client.probe_export_jobs(company_id=company.pleo_company_id if company else None)
+    except PleoAuthError as exc:
+        return ConnectionCheck(
+            ConnectionOutcome.REFUSED,
+            f"Pleo at {url} refused the credential {where} ({exc.status}"
+            f"{' ' + exc.error_type if exc.error_type else ''}): check the key and its scopes "
+            f"(export-jobs:read is needed).",
+        )
+    except CredentialUnusable as exc:  # OAuth: the token could not be refreshed
+        return ConnectionCheck(ConnectionOutcome.REFUSED, f"Pleo at {url} refused it: {exc}")
+    except BudgetExhausted:
+        return ConnectionCheck(
+            ConnectionOutcome.UNREACHABLE,
+            "Not tested: this credential's Pleo request budget is spent for now; try again in a "
+            "minute.",
+        )
+    except PleoHTTPError as exc:
+        if company is None and exc.status and 400 <= exc.status < 500:
+            return ConnectionCheck(
+                ConnectionOutcome.ACCEPTED,
+                f"Pleo at {url} accepted the credential (it answered {exc.status} without a "
+                f"company; add a company to test it fully).",
+            )
+        return ConnectionCheck(
+            ConnectionOutcome.UNREACHABLE, f"Pleo at {url} answered {exc.status}: {exc}"
+        )
+    except PleoError as exc:
+        return ConnectionCheck(ConnectionOutcome.UNREACHABLE, f"Pleo at {url}: {exc}")
+    finally:
+        client.close()
+    return ConnectionCheck(
+        ConnectionOutcome.ACCEPTED, f"Pleo at {url} accepted the credential {where}."
+    )

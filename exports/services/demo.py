@@ -8,6 +8,9 @@ and audited. It prints a short line per notable event.
 Only ``serve`` seeds, and never into a database that holds real (non-sandbox) companies. The
 sandbox keeps its state in memory, so on every start the demo companies (same ids, same API keys)
 are registered with the new sandbox again; our database is only written when they are missing.
+An OAuth 2.0 demo credential is seeded too, its client registered with the sandbox's OAuth
+server, so "Connect to Pleo" works locally (its tokens are dropped on every start: the new
+sandbox does not know them).
 """
 
 from __future__ import annotations
@@ -20,11 +23,15 @@ from urllib.parse import urlsplit
 
 import requests
 
-from exports.models import AuditEntry, Company
-from exports.services.companies import company_add_or_update
+from exports.models import AuditEntry, Company, Credential
+from exports.services.companies import company_add_or_update, ensure_webhook_endpoint
 
 DEMO_NAMESPACE = uuid.UUID("6f1c1f0e-3a34-4d0b-9c52-8e0d2b7a1c11")
 DEMO_COMPANIES = ("Nordlys ApS", "Fjordkraft AS", "Skärgård AB")
+# An OAuth 2.0 client of the first demo company, registered with the sandbox's OAuth server:
+# "Connect to Pleo" on this credential walks the whole flow locally (serve points
+# PLEO_OAUTH_BASE_URL at the sandbox). No company uses it until an operator chooses to.
+DEMO_OAUTH_CREDENTIAL = "Nordlys ApS (OAuth 2.0, sandbox)"
 NEW_JOB_EVERY_SECONDS = 25
 # Pleo's documented limit (reference §6.2), so the demo runs the product's budget against it.
 SANDBOX_SWITCHES = {"rate_limit_per_minute": 600}
@@ -132,11 +139,46 @@ class Demo:
                 company.credential.save(update_fields=["api_base_url", "updated_at"])
             webhooks_subscribe(company.credential)
             self.companies.append(company)
+        self._seed_oauth_client(self.companies[0])
         self.out.write(
             f"Demo companies: {', '.join(DEMO_COMPANIES)} "
             f"({created} created, {len(DEMO_COMPANIES) - created} already there); "
             f"webhooks subscribed. A new export job arrives every ~{NEW_JOB_EVERY_SECONDS} s."
         )
+
+    def _seed_oauth_client(self, company: Company) -> None:
+        """The demo OAuth credential, and its client registered again with this sandbox (which
+        forgot it, and every token it issued, when it stopped)."""
+        from exports.services.oauth import redirect_uri
+
+        credential = Credential.objects.filter(
+            name=DEMO_OAUTH_CREDENTIAL, kind=Credential.Kind.OAUTH
+        ).first()
+        if credential is None:
+            credential = Credential(
+                name=DEMO_OAUTH_CREDENTIAL,
+                kind=Credential.Kind.OAUTH,
+                oauth_client_id=f"sbx_demo_{secrets.token_hex(6)}",
+            )
+            credential.oauth_client_secret = f"sbx_ocs_{secrets.token_urlsafe(24)}"
+        self._control(
+            "POST",
+            "/oauth-clients",
+            {
+                "clientId": credential.oauth_client_id,
+                "clientSecret": credential.oauth_client_secret,
+                "redirectUris": [redirect_uri()],
+                "companyId": str(company.pleo_company_id),
+                "name": "pleo-export-bridge (demo)",
+            },
+        )
+        credential.api_base_url = self.url
+        credential.access_token_ciphertext = credential.refresh_token_ciphertext = ""
+        credential.access_token_expires_at = None
+        credential.status = Credential.Status.OK
+        credential.last_error = ""
+        credential.save()
+        ensure_webhook_endpoint(credential)
 
     # --- while running -------------------------------------------------------------------------
 

@@ -94,13 +94,25 @@ def redirect_uri() -> str:
     return settings.PUBLIC_BASE_URL.rstrip("/") + reverse("pleo-oauth-callback")
 
 
+def oauth_base_url(credential: Credential) -> str:
+    """The credential's OAuth base URL override, or the PLEO_OAUTH_BASE_URL setting."""
+    return (credential.oauth_base_url or settings.PLEO_OAUTH_BASE_URL).rstrip("/")
+
+
+def _refused(credential: Credential, exc: Exception) -> str:
+    where = (
+        "The credential's OAuth base URL" if credential.oauth_base_url else "PLEO_OAUTH_BASE_URL"
+    )
+    return f"{where} is refused: {exc}."
+
+
 @sensitive_variables("secret")
 def oauth_config(credential: Credential) -> pleo_oauth.OAuthConfig:
     if credential.kind != Credential.Kind.OAUTH:
         raise ValueError(f"credential {credential.pk} is not an OAuth credential")
     secret = credential.oauth_client_secret
     return pleo_oauth.OAuthConfig(
-        base_url=settings.PLEO_OAUTH_BASE_URL,
+        base_url=oauth_base_url(credential),
         client_id=credential.oauth_client_id,
         client_secret=secret,
     )
@@ -131,7 +143,7 @@ def connect_begin(credential: Credential) -> ConnectStart:
     state = pleo_oauth.new_state()
     try:
         url = pleo_oauth.authorize_url(
-            base_url=settings.PLEO_OAUTH_BASE_URL,
+            base_url=oauth_base_url(credential),
             client_id=credential.oauth_client_id,
             redirect_uri=redirect_uri(),
             scopes=oauth_scopes(),
@@ -139,7 +151,7 @@ def connect_begin(credential: Credential) -> ConnectStart:
             challenge=pkce.challenge,
         )
     except HostNotAllowed as exc:
-        raise ConnectFailed(f"PLEO_OAUTH_BASE_URL is refused: {exc}.") from None
+        raise ConnectFailed(_refused(credential, exc)) from None
     return ConnectStart(
         url=url,
         state=state,
@@ -166,7 +178,7 @@ def connect_complete(
     try:
         config = oauth_config(credential)
     except HostNotAllowed as exc:
-        raise ConnectFailed(f"PLEO_OAUTH_BASE_URL is refused: {exc}.") from None
+        raise ConnectFailed(_refused(credential, exc)) from None
     except (crypto.SecretDecryptionError, crypto.EncryptionKeysMissing, ValueError) as exc:
         raise ConnectFailed(f"The OAuth client secret cannot be used: {exc}") from None
     received_at = clock.now()

@@ -118,6 +118,8 @@ def _operator_story(browser, live, pleo_sandbox):
 
     page = browser.new_page(viewport={"width": 1360, "height": 900})
     page.set_default_timeout(20_000)
+    not_found: list[str] = []  # every 404 the browser meets (headless fetches no favicon)
+    page.on("response", lambda r: not_found.append(r.url) if r.status == 404 else None)
 
     # Log in.
     page.goto(f"{live}/admin/")
@@ -134,7 +136,15 @@ def _operator_story(browser, live, pleo_sandbox):
     page.fill("#id_api_base_url", pleo_sandbox.url)
     page.click("input[name=_save]")
     page.wait_for_selector(".messagelist .success")
+    assert "accepted the credential" in page.inner_text(".messagelist")  # tested on save
     assert key.key not in page.content()
+
+    # Its page: the status banner at the top, and Test connection asks Pleo again.
+    page.click("text=Nordlys API key")
+    page.wait_for_selector("#credential-status-banner .success")
+    page.get_by_role("button", name="Test connection").click()
+    page.wait_for_selector(".messagelist .success")
+    assert "accepted the credential" in page.inner_text(".messagelist")
 
     # The company, with that credential and the journal adapter.
     page.goto(f"{live}/admin/exports/company/add/")
@@ -185,3 +195,4 @@ def _operator_story(browser, live, pleo_sandbox):
     page.wait_for_selector(f"#export-status tr[data-company='{company.pk}']")
     assert "completed" in page.inner_text(f"#export-status tr[data-company='{company.pk}']")
     shot(page, "admin-index-status")
+    assert not_found == [], not_found

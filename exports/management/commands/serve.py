@@ -2,7 +2,8 @@
 
 Before starting: migrations, ``ensure_schedules`` and a local admin login (printed once). With
 ``PLEO_SANDBOX=1`` it also starts the local Pleo sandbox and seeds a demo (see
-``exports.services.demo``); without it, the same command runs against Pleo.
+``exports.services.demo``), and points ``PLEO_OAUTH_BASE_URL`` at the sandbox's OAuth server;
+without it, the same command runs against Pleo.
 """
 
 from __future__ import annotations
@@ -20,14 +21,52 @@ from django.core.management.base import BaseCommand, CommandError
 STOP_GRACE_SECONDS = 10
 
 
+def sandbox_url(sandbox_port: int) -> str:
+    return f"http://127.0.0.1:{sandbox_port}"
+
+
+def serve_environment(
+    *, host: str, port: int, sandbox_port: int, environ: dict | None = None
+) -> dict[str, str]:
+    """What the web server, the worker and the sandbox are started with, on top of the
+    environment: ``PUBLIC_BASE_URL`` where we listen (unless configured), and with
+    ``PLEO_SANDBOX`` on, ``PLEO_OAUTH_BASE_URL`` at the sandbox's OAuth server (the same server
+    as its API), so "Connect to Pleo" goes to the sandbox's consent page, never Pleo's login."""
+    environ = os.environ if environ is None else environ
+    extra_env: dict[str, str] = {
+        # The terminal tells the story: children log warnings unless LOG_LEVEL says otherwise.
+        "LOG_LEVEL": environ.get("LOG_LEVEL") or "WARNING",
+    }
+    if "PUBLIC_BASE_URL" not in environ:
+        # Not configured: Pleo (the sandbox) and browsers reach us where we listen.
+        extra_env["PUBLIC_BASE_URL"] = f"http://{host}:{port}"
+    if settings.PLEO_SANDBOX:
+        extra_env["PLEO_OAUTH_BASE_URL"] = sandbox_url(sandbox_port)
+    return extra_env
+
+
 class Command(BaseCommand):
     help = "Set up the database and run the web server and the worker (and the sandbox demo)."
 
     def add_arguments(self, parser):
-        parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
-        parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
         parser.add_argument(
-            "--sandbox-port", type=int, default=int(os.environ.get("PLEO_SANDBOX_PORT", "8765"))
+            "--host",
+            default=os.environ.get("HOST", "127.0.0.1"),
+            help="Address the web server listens on (default: HOST, else 127.0.0.1; 0.0.0.0 "
+            "for every interface).",
+        )
+        parser.add_argument(
+            "--port",
+            type=int,
+            default=int(os.environ.get("PORT", "8000")),
+            help="Port of the web server and the admin (default: PORT, else 8000).",
+        )
+        parser.add_argument(
+            "--sandbox-port",
+            type=int,
+            default=int(os.environ.get("PLEO_SANDBOX_PORT", "8765")),
+            help="Port of the local Pleo sandbox, API and OAuth server, started with "
+            "PLEO_SANDBOX=1 (default: PLEO_SANDBOX_PORT, else 8765).",
         )
         parser.add_argument(
             "--no-worker", action="store_true", help="Run only the web server (no qcluster)."
@@ -64,14 +103,12 @@ class Command(BaseCommand):
         call_command("ensure_admin")
 
         base = f"http://{options['host']}:{options['port']}"
-        extra_env: dict[str, str] = {
-            # The terminal tells the story: children log warnings unless LOG_LEVEL says otherwise.
-            "LOG_LEVEL": os.environ.get("LOG_LEVEL") or "WARNING",
-        }
-        if "PUBLIC_BASE_URL" not in os.environ:
-            # Not configured: Pleo (the sandbox) and browsers reach us where we listen.
-            settings.PUBLIC_BASE_URL = base
-            extra_env["PUBLIC_BASE_URL"] = base
+        extra_env = serve_environment(
+            host=options["host"], port=options["port"], sandbox_port=options["sandbox_port"]
+        )
+        for name in ("PUBLIC_BASE_URL", "PLEO_OAUTH_BASE_URL"):
+            if name in extra_env:  # this process (the demo's seeding) uses them too
+                setattr(settings, name, extra_env[name])
 
         demo = None
         if settings.PLEO_SANDBOX:
