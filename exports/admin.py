@@ -22,6 +22,7 @@ from django.utils.html import format_html, format_html_join
 from exports import clock, crypto, validators
 from exports.adapters import adapter_choices
 from exports.adapters.journal import format_minor, write_journal_csv
+from exports.admin_failing import CompanyFailingAdminMixin, JobFailingAdminMixin
 from exports.admin_scoping import CompanyScopedAdminMixin
 from exports.admin_secrets import SecretHintsAdminMixin, secret_display
 from exports.models import (
@@ -395,7 +396,7 @@ class CompanyForm(forms.ModelForm):
 
 
 @admin.register(Company)
-class CompanyAdmin(CompanyScopedAdminMixin, admin.ModelAdmin):
+class CompanyAdmin(CompanyFailingAdminMixin, CompanyScopedAdminMixin, admin.ModelAdmin):
     form = CompanyForm
     list_display = (
         "name",
@@ -414,12 +415,15 @@ class CompanyAdmin(CompanyScopedAdminMixin, admin.ModelAdmin):
         "last_check_at",
         "last_check_outcome",
         "last_check_error",
+        "failing_state",
         "lease_holder",
         "lease_expires_at",
         "recheck_requested",
         "created_at",
         "updated_at",
         "deliveries_received",
+        "recent_jobs",
+        "recent_audit",
     )
     fields = (
         "name",
@@ -614,7 +618,9 @@ class ExportItemRecordInline(CompanyScopedAdminMixin, ViewOnlyMixin, admin.Tabul
 
 
 @admin.register(ExportJob)
-class ExportJobAdmin(CompanyScopedAdminMixin, ReadOnlyMixin, admin.ModelAdmin):
+class ExportJobAdmin(
+    JobFailingAdminMixin, CompanyScopedAdminMixin, ReadOnlyMixin, admin.ModelAdmin
+):
     list_display = (
         "pleo_job_id",
         "company",
@@ -657,7 +663,7 @@ class ExportJobAdmin(CompanyScopedAdminMixin, ReadOnlyMixin, admin.ModelAdmin):
         return request.user.has_perm("exports.adopt_exportjob")
 
     def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields] + ["expiry_note"]
+        return [f.name for f in self.model._meta.fields] + ["expiry_note", "failing_state"]
 
     @admin.display(description="Started by us", ordering="claimed_at")
     def claimed_by_us_at(self, obj):
