@@ -155,7 +155,7 @@ def test_check_exports_reports_job_expired_and_exits_1(env, monkeypatch, capsys)
 
 @pytest.mark.parametrize(
     ("reason_type", "outcome"),
-    [("job_expired", Outcome.JOB_EXPIRED), ("accounting_system_unreachable", Outcome.FAILED_JOB)],
+    [("job_expired", "job_expired"), ("accounting_system_unreachable", "failed_job")],
 )
 def test_recovery_finding_our_job_failed_in_pleo_is_an_error(env, reason_type, outcome):
     job_id = env.job(2)
