@@ -306,3 +306,22 @@ def test_a_5xx_failed_outcome_shows_its_reason_on_the_company_page(env, operator
         reverse("admin:exports_auditentry_changelist") + f"?company__id__exact={env.company.pk}"
         in company_page
     )
+
+
+# --- the documented outcomes ------------------------------------------------------------------
+
+
+def test_the_readme_and_the_command_list_every_outcome_check_exports_can_print():
+    from pathlib import Path
+
+    from exports.management.commands.check_exports import Command
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme[readme.index("## Command line") : readme.index("## Configuration")]
+    outcomes = {
+        value for name, value in vars(Outcome).items() if name.isupper() and isinstance(value, str)
+    }
+    assert {"job_expired", "failed_job", "completed", "finished_elsewhere"} <= outcomes
+    for outcome in outcomes:
+        assert f"`{outcome}`" in section, outcome
+        assert outcome in Command.help, outcome
