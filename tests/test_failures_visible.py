@@ -282,6 +282,21 @@ def test_a_failed_run_repeated_is_counted_and_audited_hourly(env):
     assert env.fresh().failing_since is None
 
 
+def test_an_unexpected_exception_counts_one_attempt(env, monkeypatch):
+    from exports.services import start_flow
+    from exports.services.company_guard import company_check_guarded
+
+    def boom(**kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(start_flow, "_run_once", boom)
+    result = company_check_guarded(company=env.fresh(), trigger=Trigger.SCHEDULE)
+    assert result.outcome == Outcome.FAILED
+    company = env.fresh()
+    assert (company.attempts, company.last_error) == (1, "Unexpected error: RuntimeError: boom")
+    assert company.lease_token is None
+
+
 # --- 3. every failed outcome carries its reason -----------------------------------------------
 
 

@@ -328,7 +328,8 @@ def run_export_check(
                 error=final.error if final else "The run was interrupted.",
                 work_pending=final.work_pending if final else False,
                 not_before=final.not_before if final else None,
-                failing=_is_failing(final) if final else True,
+                # An exception: the company guard records the failed attempt (counted once).
+                failing=_is_failing(final) if final else None,
             )
     return _summarise(outcomes)
 

@@ -3,7 +3,9 @@ number of companies.
 
 Per company: the last check and its outcome, the job in progress with its expiry countdown (at
 risk when less than a quarter of ``expiresIn`` is left, or it is past), failures (error audit
-entries) in the last 24 hours, and a credential that needs re-authorisation (or is invalid). Also
+entries) in the last 24 hours, the failing state of the company or of its failing job (or the
+reason of a failed last outcome: never a company shown as fine while its job is failing), and a
+credential that needs re-authorisation (or is invalid). Also
 the request budget in use. Companies that need attention come first. A company-scoped user sees
 the rows (and the budget lines) of their companies only.
 """
