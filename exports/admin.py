@@ -24,6 +24,7 @@ from exports.adapters import adapter_choices
 from exports.adapters.journal import format_minor, write_journal_csv
 from exports.admin_company_form import CompanyFormMixin
 from exports.admin_credentials import CredentialForm, CredentialPageMixin
+from exports.admin_failing import CompanyFailingAdminMixin, JobFailingAdminMixin
 from exports.admin_scoping import CompanyScopedAdminMixin
 from exports.admin_secrets import SecretHintsAdminMixin, secret_display
 from exports.models import (
@@ -264,7 +265,9 @@ class CompanyForm(forms.ModelForm):
 
 
 @admin.register(Company)
-class CompanyAdmin(CompanyScopedAdminMixin, CompanyFormMixin, admin.ModelAdmin):
+class CompanyAdmin(
+    CompanyFailingAdminMixin, CompanyScopedAdminMixin, CompanyFormMixin, admin.ModelAdmin
+):
     form = CompanyForm
     list_display = (
         "name",
@@ -283,12 +286,15 @@ class CompanyAdmin(CompanyScopedAdminMixin, CompanyFormMixin, admin.ModelAdmin):
         "last_check_at",
         "last_check_outcome",
         "last_check_error",
+        "failing_state",
         "lease_holder",
         "lease_expires_at",
         "recheck_requested",
         "created_at",
         "updated_at",
         "deliveries_received",
+        "recent_jobs",
+        "recent_audit",
     )
     fields = (
         "name",
@@ -483,7 +489,9 @@ class ExportItemRecordInline(CompanyScopedAdminMixin, ViewOnlyMixin, admin.Tabul
 
 
 @admin.register(ExportJob)
-class ExportJobAdmin(CompanyScopedAdminMixin, ReadOnlyMixin, admin.ModelAdmin):
+class ExportJobAdmin(
+    JobFailingAdminMixin, CompanyScopedAdminMixin, ReadOnlyMixin, admin.ModelAdmin
+):
     list_display = (
         "pleo_job_id",
         "company",
@@ -526,7 +534,7 @@ class ExportJobAdmin(CompanyScopedAdminMixin, ReadOnlyMixin, admin.ModelAdmin):
         return request.user.has_perm("exports.adopt_exportjob")
 
     def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields] + ["expiry_note"]
+        return [f.name for f in self.model._meta.fields] + ["expiry_note", "failing_state"]
 
     @admin.display(description="Started by us", ordering="claimed_at")
     def claimed_by_us_at(self, obj):

@@ -203,6 +203,12 @@ class Company(models.Model):
         "unknown job status", max_length=100, blank=True, editable=False
     )
     unknown_status_since = models.DateTimeField(null=True, blank=True, editable=False)
+    # Repeated failures (exports.services.failing): set by every run that failed or left work
+    # unfinished, cleared by one that did not. Never edited by hand.
+    failing_since = models.DateTimeField(null=True, blank=True, editable=False)
+    attempts = models.PositiveIntegerField("failed attempts", default=0, editable=False)
+    next_retry_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_error = models.TextField(blank=True, editable=False)
 
     class Meta:
         ordering = ["name"]
@@ -311,6 +317,11 @@ class ExportJob(models.Model):
     # Locally detected expiry, kept apart from Pleo's status.
     expired_detected_at = models.DateTimeField(null=True, blank=True)
     processing_state = models.CharField(max_length=30, blank=True)
+    # Repeated failures of runs on this job (exports.services.failing), as on the company.
+    failing_since = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField("failed attempts", default=0)
+    next_retry_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-created_at"]

@@ -547,7 +547,7 @@ def test_a_job_expiring_mid_run_is_mirrored_and_never_retried(env, monkeypatch):
     monkeypatch.setattr(SlowJournal, "product_clock_too", False)  # Pleo's clock jumps alone
     env.use_adapter(SlowJournal.name)
     job_id = env.job(2)
-    assert env.run().outcome == Outcome.FINISHED_ELSEWHERE
+    assert env.run().outcome == Outcome.JOB_EXPIRED
     assert [e["status"] for e in env.puts(job_id)] == [422]
     assert env.final_events(job_id) == []
     job = ExportJob.objects.get(pleo_job_id=job_id)
@@ -556,7 +556,7 @@ def test_a_job_expiring_mid_run_is_mirrored_and_never_retried(env, monkeypatch):
         "job_expired",
         "done",
     )
-    assert "Resubmit the export" in audit(env, "job_ended").message
+    assert "Ask the bookkeeper to export again from Pleo" in audit(env, "job_ended").message
     assert env.run().outcome == Outcome.NOTHING_PENDING
     assert len(env.puts(job_id)) == 1
 
@@ -598,7 +598,7 @@ def test_final_event_422_because_the_job_expired_stops_without_retrying(env, mon
 
     monkeypatch.setattr(PleoClient, "post_export_job_event", expire_first)
     job_id = env.job(2)
-    assert env.run().outcome == Outcome.FINISHED_ELSEWHERE
+    assert env.run().outcome == Outcome.JOB_EXPIRED
     assert [e["status"] for e in env.final_events(job_id)] == [422]
     assert "job_expired" in audit(env, "job_ended").message
     assert ExportJob.objects.get(pleo_job_id=job_id).failure_reason_type == "job_expired"

@@ -89,7 +89,7 @@ def test_a_job_that_expires_mid_export_tells_the_company(env, monkeypatch):
     monkeypatch.setattr(SlowJournal, "sandbox_state", env.state)
     Company.objects.filter(pk=env.company.pk).update(accounting_adapter=SlowJournal.name)
     job_id = env.job(2)
-    assert env.run().outcome == Outcome.FINISHED_ELSEWHERE
+    assert env.run().outcome == Outcome.JOB_EXPIRED
     notification = only_notification(Kind.JOB_FAILED)
     assert notification.subject == f"[pleo-export-bridge] Acme: export job {job_id} expired"
     assert f"Pleo job: {job_id}" in notification.text

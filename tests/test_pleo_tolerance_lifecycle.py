@@ -100,10 +100,10 @@ def test_a_lowercase_422_to_an_item_update_ends_the_expired_job(env, monkeypatch
         f"/v3/export-jobs/{job_id}/items",
         **lowercase_error(422, "EXPORT_JOB_STATUS_UNPROCESSABLE", "Export job is finished."),
     )
-    assert env.run().outcome == Outcome.FINISHED_ELSEWHERE
+    assert env.run().outcome == Outcome.JOB_EXPIRED
     job = ExportJob.objects.get(pleo_job_id=job_id)
     assert (job.status, job.failure_reason_type) == ("failed", "job_expired")
-    assert "Resubmit the export" in audits(env, "job_ended")[0].message
+    assert "export again from Pleo" in audits(env, "job_ended")[0].message
 
 
 def test_a_lowercase_missing_contra_accounts_fails_the_job(env):

@@ -274,11 +274,12 @@ def test_our_expired_job_is_failed_job_expired_and_the_company_goes_on(company, 
     fake.get(LIST, json=page([pending]))
     fake.get(LIST, json=page([]))
     result = run(company, trigger=Trigger.RECOVERY, recover=True)
-    assert result.outcome == Outcome.COMPLETED
+    # The next job completed, but the run reports the expired one (issue 17 §1).
+    assert (result.outcome, str(result.job_id)) == (Outcome.JOB_EXPIRED, expired["id"])
     job = ExportJob.objects.get(pleo_job_id=expired["id"])
     assert (job.status, job.failure_reason_type) == ("failed", "job_expired")
     assert job.last_payload["status"] == "expired"
-    assert audits(company, "finished_elsewhere")
+    assert [a.outcome for a in audits(company, "job_ended")] == [AuditEntry.Outcome.ERROR]
     assert audits(company, "unknown_status") == []
     assert events_for(fake, pending) == ["started", "completed"]
 

@@ -20,6 +20,7 @@ from django.db import transaction
 
 from exports import audit, clock
 from exports.models import AuditEntry, Company
+from exports.services.failing import failing_fields
 from exports.services.start_flow import FlowResult, Outcome, run_export_check
 
 logger = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ def company_record_unexpected_failure(
                 last_check_at=clock.now(),
                 last_check_outcome=Outcome.FAILED,
                 last_check_error=reason,
+                **failing_fields(company_id=company.pk, failing=True, error=reason),
             )
             audit.record(
                 company=company,

@@ -177,11 +177,13 @@ def lease_release_or_recheck(
     error: str = "",
     work_pending: bool = False,
     not_before: datetime | None = None,
+    failing: bool | None = None,
 ) -> bool:
     """Release the lease and record the check, unless a recheck was requested meanwhile.
 
     Returns True when the holder must run again (a trigger arrived while it worked): the lease is
-    then kept and renewed. Recording the last check happens in the same UPDATE that releases.
+    then kept and renewed. Recording the last check happens in the same UPDATE that releases, and
+    so does the failing state (``failing`` True or False; None leaves it: ``services.failing``).
     """
     now = clock.now()
     with transaction.atomic():
@@ -197,6 +199,7 @@ def lease_release_or_recheck(
             last_check_error=error[:2000],
             work_pending=work_pending,
             next_run_not_before=not_before,
+            **_failing(lease, failing, error, work_pending, not_before, now),
         )
         if released:
             return False
@@ -219,20 +222,38 @@ def lease_release(
     error: str = "",
     work_pending: bool = False,
     not_before: datetime | None = None,
+    failing: bool | None = None,
 ) -> None:
     """Release unconditionally (used in ``finally`` after a failure); never raises LeaseLost.
 
     ``not_before`` (with ``work_pending``): the sweep does not pick the company up before then.
     """
+    now = clock.now()
     Company.objects.filter(pk=lease.company_id, lease_token=lease.token).update(
         lease_token=None,
         lease_expires_at=None,
         lease_holder="",
-        last_check_at=clock.now(),
+        last_check_at=now,
         last_check_outcome=outcome,
         last_check_error=error[:2000],
         work_pending=work_pending,
         next_run_not_before=not_before,
+        **_failing(lease, failing, error, work_pending, not_before, now),
+    )
+
+
+def _failing(lease, failing, error, work_pending, not_before, now) -> dict:
+    if failing is None:
+        return {}
+    from exports.services.failing import failing_fields
+
+    return failing_fields(
+        company_id=lease.company_id,
+        failing=failing,
+        error=error,
+        work_pending=work_pending,
+        not_before=not_before,
+        now=now,
     )
 
 

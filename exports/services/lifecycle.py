@@ -29,6 +29,9 @@ renewed as the run goes. ``ExportJob.processing_state`` shows where a job stands
 A 422 (``INVALID_EXPORT_JOB_STATUS_CHANGE`` on the final event, ``EXPORT_JOB_STATUS_UNPROCESSABLE``
 on items or export items; error types compared in any case) means the job finished or expired
 under us: the job is re-read, mirrored and audited, and nothing more is sent. Never a retry loop.
+Expired or failed in Pleo is an ERROR with Pleo's reason and what to do (outcome ``job_expired``
+or ``failed_job``: ``exports.services.job_end``); completed by someone else is
+``finished_elsewhere``.
 A re-read that shows a status we do not know stops the run's work on the job (the company is
 held: ``exports.services.unknown_status``). Items in a status we do not know are never booked;
 they count as not exported.
@@ -36,6 +39,8 @@ they count as not exported.
 A transient problem (Pleo unreachable, an unknown outcome that could not be settled, the
 accounting system down) stops the run with an audit entry; the job stays ours and in progress,
 ``work_pending`` is set for the sweep, and the next run resumes from Pleo's view of the items.
+Each such stop counts a failed attempt on the job (``exports.services.failing``); the same stop
+again is audited again when the error changes or an hour has passed.
 A spent request budget (``BudgetExhausted``) stops it the same way, but is no error: the start
 flow audits it once, at INFO ("deferred"), with when the company may run again.
 """
@@ -45,6 +50,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Iterable
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from django.conf import settings
@@ -63,7 +69,9 @@ from exports.audit import HttpCall
 from exports.models import AuditEntry, ExportItemRecord, ExportJob
 from exports.notifications import service as notifications
 from exports.pleo import client as pleo
+from exports.services import failing
 from exports.services.expiry_guard import DeadlineGuard
+from exports.services.job_end import job_end_in_pleo, what_to_do
 from exports.services.leases import LeaseLost
 
 logger = logging.getLogger(__name__)
@@ -147,9 +155,11 @@ def _outcomes():
 def carry_job(*, run, job: ExportJob, resumed: bool) -> str | None:
     """Carry a job we own on from where it stands.
 
-    Returns ``completed``, ``completed_with_errors``, ``failed_job`` (we sent ``failed``),
-    ``finished_elsewhere`` (Pleo finished or expired it under us), or None when the job is left
-    unfinished for the next run (then ``run.work_pending`` is set).
+    Returns ``completed``, ``completed_with_errors``, ``failed_job`` (we sent ``failed``, or Pleo
+    failed it under us, or no longer finds it), ``job_expired`` (Pleo expired it under us),
+    ``finished_elsewhere`` (completed in Pleo by someone else), or None when the job is left
+    unfinished for the next run (then ``run.work_pending`` is set). Why a job stopped or ended
+    badly is in ``run.job_errors``.
     """
     carrier = _Carrier(run, job, resumed)
     try:
@@ -501,8 +511,7 @@ class _Carrier(DeadlineGuard):
         """After an early report: one GET, and the deadline Pleo reports now (expiry_guard)."""
         remote = self.pleo_call("re-reading the job after an early report", self.reread)
         if remote.is_terminal:
-            self.mark_ended(remote, "after an early report")
-            raise _Ended(_outcomes().FINISHED_ELSEWHERE)
+            raise _Ended(self.mark_ended(remote, "after an early report"))
         self.note_refresh(before, remote)
 
     def decide_without_booking(self, record: ExportItemRecord) -> None:
@@ -828,6 +837,7 @@ class _Carrier(DeadlineGuard):
                     "updated_at",
                 ]
             )
+            failing.job_failing_end(job=self.job)
         counts = self.counts()
         if event == pleo.JobEvent.COMPLETED:
             step, outcome = "completed", Outcome.COMPLETED
@@ -841,6 +851,7 @@ class _Carrier(DeadlineGuard):
         else:
             step, outcome = "job_failed", Outcome.FAILED_JOB
             message = f"Job marked failed in Pleo ({reason_type}): {reason}"
+            self.run.job_errors[self.job.pleo_job_id] = message
         self.audit(
             step,
             f"{message} {note}".strip(),
@@ -872,8 +883,7 @@ class _Carrier(DeadlineGuard):
                 http=_http("GET", self.job_path, 200),
                 note="(Our event had taken effect.)",
             )
-        self.mark_ended(remote, "when the job was to be finished")
-        return _outcomes().FINISHED_ELSEWHERE
+        return self.mark_ended(remote, "when the job was to be finished")
 
     # --- helpers ----------------------------------------------------------------------------
 
@@ -895,8 +905,11 @@ class _Carrier(DeadlineGuard):
                     http=_error_http(exc),
                 )
                 raise _Ended(None) from None
-            self.mark_ended(remote, f"while {what} (422 {exc.error_type})", http=_error_http(exc))
-            raise _Ended(_outcomes().FINISHED_ELSEWHERE) from None
+            raise _Ended(
+                self.mark_ended(
+                    remote, f"while {what} (422 {exc.error_type})", http=_error_http(exc)
+                )
+            ) from None
         except pleo.PleoNotFound as exc:
             raise _Ended(self.vanished(_error_http(exc))) from None
 
@@ -910,42 +923,46 @@ class _Carrier(DeadlineGuard):
             raise _Ended(_outcomes().UNKNOWN_STATUS)
         return remote
 
-    def mark_ended(self, remote: pleo.ExportJob, when: str, http: HttpCall | None = None) -> None:
+    def mark_ended(self, remote: pleo.ExportJob, when: str, http: HttpCall | None = None) -> str:
+        """The job is final in Pleo, not by our final event. Returns the run's outcome:
+        ``job_expired`` / ``failed_job`` (an error, with what to do) or ``finished_elsewhere``."""
+        end = job_end_in_pleo(job=self.job, remote=remote, when=when)
         with self.run.lease.guard():
             self.job.processing_state = State.DONE
             self.job.save(update_fields=["processing_state", "updated_at"])
-        detail = ""
-        if remote.failure_reason_type or remote.failure_reason:
-            detail = f" ({remote.failure_reason_type or 'no type'}: {remote.failure_reason or ''})"
-        expired = remote.failure_type == pleo.JobFailureReasonType.JOB_EXPIRED
+            failing.job_failing_end(job=self.job, error=end.message if end.bad else "")
+        message = end.message
+        if not end.bad and self.any_booked():
+            message += " Items already booked stay in the accounting system."
+        if end.bad:
+            self.run.job_errors[self.job.pleo_job_id] = end.message
         self.audit(
             "job_ended",
-            f"The job finished or expired under us {when}: Pleo shows it {remote.status}"
-            f"{detail}. Nothing more is sent for it."
-            + (" Resubmit the export from Pleo's web app." if expired else "")
-            + (" Items already booked stay in the accounting system." if self.any_booked() else ""),
-            outcome=AuditEntry.Outcome.WARNING,
+            message,
+            outcome=AuditEntry.Outcome.ERROR if end.bad else AuditEntry.Outcome.WARNING,
             http=http or _http("GET", self.job_path, 200),
         )
         # Notification hook: a job of ours ended failed/expired in Pleo (issue 17's job_expired).
         notifications.notification_request_job_outcome(
             company=self.run.company, job=self.job, cause=notifications.JobEnd.ENDED_IN_PLEO
         )
+        return end.outcome
 
     def vanished(self, http: HttpCall | None) -> str:
+        message = (
+            f"Pleo no longer finds this job (404 EXPORT_NOT_FOUND); nothing more is sent for it. "
+            f"{what_to_do(self.job)}"
+        )
         with self.run.lease.guard():
             self.job.processing_state = State.DONE
             self.job.save(update_fields=["processing_state", "updated_at"])
-        self.audit(
-            "job_ended",
-            "Pleo no longer finds this job (404 EXPORT_NOT_FOUND). Nothing more is sent for it.",
-            outcome=AuditEntry.Outcome.ERROR,
-            http=http,
-        )
+            failing.job_failing_end(job=self.job, error=message)
+        self.run.job_errors[self.job.pleo_job_id] = message
+        self.audit("job_ended", message, outcome=AuditEntry.Outcome.ERROR, http=http)
         notifications.notification_request_job_outcome(
             company=self.run.company, job=self.job, cause=notifications.JobEnd.NOT_FOUND
         )
-        return _outcomes().FINISHED_ELSEWHERE
+        return _outcomes().FAILED_JOB
 
     def any_booked(self) -> bool:
         return ExportItemRecord.objects.filter(
@@ -996,14 +1013,30 @@ class _Carrier(DeadlineGuard):
     def pause(self, message: str, *, http: HttpCall | None = None) -> None:
         self.queue = []
         self.run.work_pending = True
+        self.run.job_errors[self.job.pleo_job_id] = message
         text = (
             f"{message} The job stays in progress; the next run continues where this one stopped."
         )
+        with self.run.lease.guard():
+            failing.job_failing_record(
+                job=self.job,
+                error=message,
+                next_retry_at=clock.now() + timedelta(seconds=settings.RECOVERY_RETRY_SECONDS),
+            )
         if self.paused_alike_before(text):
-            # The same stop as the job's last error, with no item reported since: a retry that
-            # met the same problem. Audited once (like a failed run), logged every time.
-            logger.warning("Job %s paused again: %s", self.job.pleo_job_id, message)
+            # The same stop as the job's last error, with no item reported since, less than an
+            # hour ago: a retry that met the same problem. Counted on the job and the company,
+            # logged every time; audited again when the error changes or hourly.
+            logger.warning(
+                "Job %s paused again (attempt %d): %s",
+                self.job.pleo_job_id,
+                self.job.attempts,
+                message,
+            )
             return None
+        if self.job.attempts > 1:
+            since = f"{self.job.failing_since:%Y-%m-%d %H:%M:%S} UTC"
+            text += f" (Attempt {self.job.attempts}, failing since {since}.)"
         self.audit("paused", text, outcome=AuditEntry.Outcome.ERROR, http=http)
         return None
 
@@ -1016,6 +1049,11 @@ class _Carrier(DeadlineGuard):
         """
         self.queue = []
         self.run.work_pending = True
+        self.run.job_errors[self.job.pleo_job_id] = f"Deferred: {exc}."
+        with self.run.lease.guard():
+            failing.job_failing_record(
+                job=self.job, error=f"Deferred: {exc}.", next_retry_at=exc.retry_at
+            )
         logger.info("Job %s deferred (request budget): %s", self.job.pleo_job_id, exc)
         return None
 
@@ -1025,8 +1063,15 @@ class _Carrier(DeadlineGuard):
             .order_by("-id")
             .first()
         )
-        if previous is None or previous.step != "paused" or previous.message != text:
+        if previous is None or previous.step != "paused" or not _same_stop(previous.message, text):
             return False
+        if clock.now() - previous.created_at >= failing.REAUDIT_AFTER:
+            return False  # a lasting failure is audited at least once an hour
         return not AuditEntry.objects.filter(
             export_job=self.job, step="items_reported", pk__gt=previous.pk
         ).exists()
+
+
+def _same_stop(previous: str, text: str) -> bool:
+    """The same stop, whatever attempt note the earlier entry carried."""
+    return previous == text or previous.startswith(text + " (Attempt ")

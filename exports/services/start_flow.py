@@ -38,6 +38,8 @@ from exports.models import AuditEntry, Company, ExportJob, Trigger
 from exports.notifications import service as notifications
 from exports.pleo import client as pleo
 from exports.services.credentials import CredentialUnusable, client_for_company
+from exports.services.failing import audit_again_due, job_failing_end
+from exports.services.job_end import job_end_in_pleo
 from exports.services.leases import (
     Lease,
     LeaseLost,
@@ -64,8 +66,12 @@ class Outcome:
     # Set by the export lifecycle (exports.services.lifecycle) when it carried the job to its end.
     COMPLETED = "completed"
     COMPLETED_WITH_ERRORS = "completed_with_errors"
-    FAILED_JOB = "failed_job"  # we sent 'failed' (validation failed, or every item failed)
-    FINISHED_ELSEWHERE = "finished_elsewhere"  # the job finished or expired under us
+    # A job of ours failed: we sent 'failed' (validation failed, or every item failed), or Pleo
+    # failed it under us for a reason other than expiry, or no longer finds it.
+    FAILED_JOB = "failed_job"
+    JOB_EXPIRED = "job_expired"  # Pleo expired a job of ours before we finished it
+    # A job we worked on was completed in Pleo, not by our final event (someone else finished it).
+    FINISHED_ELSEWHERE = "finished_elsewhere"
     # Held: a job of ours is in a status we do not know (exports.services.unknown_status).
     UNKNOWN_STATUS = "unknown_status"
     # Not now: the request budget is spent, or MAX_CONCURRENT_COMPANIES companies run already.
@@ -73,11 +79,13 @@ class Outcome:
     DEFERRED = "deferred"
 
     # Which outcome of several iterations (a recheck loop) the run reports.
+    # A job of ours that failed or expired outranks one completed after it in the same run.
     PRIORITY = [
         DEFERRED,
+        JOB_EXPIRED,
+        FAILED_JOB,
         COMPLETED,
         COMPLETED_WITH_ERRORS,
-        FAILED_JOB,
         FINISHED_ELSEWHERE,
         STARTED,
         RESUMED,
@@ -88,6 +96,8 @@ class Outcome:
         EXPIRED_SKIPPED,
         NOTHING_PENDING,
     ]
+    # Outcomes that need a person: ``check_exports`` exits 1, the index flags the company.
+    FAILURES = frozenset({FAILED, FAILED_JOB, JOB_EXPIRED})
 
 
 MAX_START_ATTEMPTS = 3
@@ -145,6 +155,11 @@ class _Run:
     finished_job_ids: set[uuid.UUID] = field(default_factory=set)
     # Jobs this run has read from Pleo (and mirrored).
     fresh_job_ids: set[uuid.UUID] = field(default_factory=set)
+    # Why a job of ours stopped or ended badly in this run (the lifecycle's pause or end
+    # message): the run's error, so the company's last check says it (issue 17 §2-3).
+    job_errors: dict[uuid.UUID, str] = field(default_factory=dict)
+    # Jobs of ours that recovery found failed or expired in Pleo: outcomes of this run.
+    ended: list[_Decision] = field(default_factory=list)
 
     # Each write below runs in its own lease guard (a transaction that checks the lease). The
     # ``*_guarded`` forms are for several writes in ONE guard: the caller holds it.
@@ -289,6 +304,7 @@ def run_export_check(
                 outcome=result.outcome,
                 error=result.error,
                 work_pending=result.work_pending,
+                failing=_is_failing(result),
             ):
                 released = True
                 break
@@ -312,8 +328,15 @@ def run_export_check(
                 error=final.error if final else "The run was interrupted.",
                 work_pending=final.work_pending if final else False,
                 not_before=final.not_before if final else None,
+                # An exception: the company guard records the failed attempt (counted once).
+                failing=_is_failing(final) if final else None,
             )
     return _summarise(outcomes)
+
+
+def _is_failing(result: FlowResult) -> bool:
+    """A run that failed or left work unfinished is a failed attempt (``services.failing``)."""
+    return result.outcome == Outcome.FAILED or result.work_pending
 
 
 def _summarise(outcomes: list[FlowResult]) -> FlowResult:
@@ -343,12 +366,12 @@ def _run_once(*, company, lease, trigger, recover, run_id) -> FlowResult:
         with client:
             if recover:
                 _recover_our_claims(run)
-            flow = _detect_and_start(run)
+            flow = _by_priority([*run.ended, _detect_and_start(run)])
             if client.budget_exhausted is not None:
                 # A call was refused by the budget and the lifecycle stopped the job there,
                 # without an audit entry of its own: _deferred writes the run's one entry.
                 return _deferred(run, client.budget_exhausted, job_id=flow.job_id)
-            flow_result = result(flow.outcome, flow.job_id, flow.error)
+            flow_result = result(flow.outcome, flow.job_id, flow.error or _run_error(run, flow))
             flow_result.hints = run.hints
             flow_result.work_pending = run.work_pending
             return flow_result
@@ -360,6 +383,24 @@ def _run_once(*, company, lease, trigger, recover, run_id) -> FlowResult:
         return _failed(company, lease, trigger, run_id, str(exc))
     except pleo.PleoError as exc:
         return _failed(company, lease, trigger, run_id, _describe(exc), http=_error_http(exc))
+
+
+def _run_error(run: _Run, flow: _Decision) -> str:
+    """The reason of a failed outcome, or of work left unfinished, when the decision has none:
+    the job's stop message, else the run's last error entry. Every failed outcome carries one."""
+    if flow.outcome not in Outcome.FAILURES and not run.work_pending:
+        return ""
+    if flow.job_id is not None and run.job_errors.get(flow.job_id):
+        return run.job_errors[flow.job_id]
+    if run.job_errors:
+        return list(run.job_errors.values())[-1]
+    last = (
+        AuditEntry.objects.filter(run_id=run.run_id, outcome=AuditEntry.Outcome.ERROR)
+        .order_by("-id")
+        .values_list("message", flat=True)
+        .first()
+    )
+    return last or ""
 
 
 def _deferred(run: _Run, exc: pleo.BudgetExhausted, job_id=None) -> FlowResult:
@@ -407,9 +448,14 @@ def _describe(exc: pleo.PleoError) -> str:
 def _failed(
     company, lease, trigger, run_id, error: str, http: HttpCall | None = None
 ) -> FlowResult:
-    """Record a failed run. The same failure twice in a row is audited once."""
+    """Record a failed run. The same failure again is audited again only once it is an hour old
+    (``services.failing``); every attempt is counted on the company and logged."""
     company.refresh_from_db(fields=["last_check_outcome", "last_check_error"])
-    repeated = company.last_check_outcome == Outcome.FAILED and company.last_check_error == error
+    repeated = (
+        company.last_check_outcome == Outcome.FAILED
+        and company.last_check_error == error
+        and not audit_again_due(company_id=company.pk, job=None, step="error", message=error)
+    )
     if not repeated:
         with lease.guard():
             audit.record(
@@ -452,6 +498,7 @@ FINISHED = (
     Outcome.COMPLETED,
     Outcome.COMPLETED_WITH_ERRORS,
     Outcome.FAILED_JOB,
+    Outcome.JOB_EXPIRED,
     Outcome.FINISHED_ELSEWHERE,
 )
 MAX_JOBS_PER_RUN = 25
@@ -474,6 +521,10 @@ def _detect_and_start(run: _Run) -> _Decision:
         if decision.outcome not in FINISHED:
             break
         run.finished_job_ids.add(decision.job_id)
+    return _by_priority(decisions)
+
+
+def _by_priority(decisions: list[_Decision]) -> _Decision:
     for wanted in Outcome.PRIORITY:
         for decision in decisions:
             if decision.outcome == wanted:
@@ -557,7 +608,7 @@ def _resume(run: _Run, local: ExportJob) -> _Decision:
     from exports.services.lifecycle import carry_job
 
     finished = carry_job(run=run, job=local, resumed=True)
-    return _Decision(finished or Outcome.RESUMED, local.pleo_job_id)
+    return _carried(run, finished or Outcome.RESUMED, local)
 
 
 def _start_oldest_pending(run: _Run, pending: list[pleo.ExportJob]) -> _Decision:
@@ -668,15 +719,18 @@ def _start(run: _Run, local: ExportJob) -> _Decision:
         else:
             crashpoints.crash_point("after_started")
             finished = _mark_started(run, local, http=_http("POST", events_path, 202))
-            return _Decision(finished or Outcome.STARTED, local.pleo_job_id)
-    run.audit(
-        "error",
+            return _carried(run, finished or Outcome.STARTED, local)
+    message = (
         f"'started' was sent {MAX_START_ATTEMPTS} times with no known outcome; the job is left "
-        f"for the next run to reconcile.",
-        job=local,
-        outcome=AuditEntry.Outcome.ERROR,
+        f"for the next run to reconcile."
     )
-    return _Decision(Outcome.FAILED, local.pleo_job_id)
+    run.audit("error", message, job=local, outcome=AuditEntry.Outcome.ERROR)
+    return _Decision(Outcome.FAILED, local.pleo_job_id, message)
+
+
+def _carried(run: _Run, outcome: str, local: ExportJob) -> _Decision:
+    """The decision for a job the lifecycle carried: with why it stopped or ended badly."""
+    return _Decision(outcome, local.pleo_job_id, run.job_errors.get(local.pleo_job_id, ""))
 
 
 def _mark_started(
@@ -715,7 +769,7 @@ def _reconcile_after_unknown(run: _Run, local: ExportJob) -> _Decision | None:
             http=_http("GET", f"/v3/export-jobs/{remote.id}", 200),
             note="The job is in progress after our 'started' with unknown outcome: it is ours.",
         )
-        return _Decision(finished or Outcome.STARTED, local.pleo_job_id)
+        return _carried(run, finished or Outcome.STARTED, local)
     run.set_claim(local, ExportJob.Claim.NONE)
     run.audit(
         "finished_elsewhere",
@@ -780,12 +834,27 @@ def _recover_our_claims(run: _Run) -> None:
             continue
         local, status_changed = run.mirror(remote)
         if status_changed and remote.status in pleo.TERMINAL_JOB_STATUSES:
-            run.audit(
-                "finished_elsewhere",
-                f"Recovery: the job we claimed is now {remote.status} in Pleo.",
-                job=local,
-                outcome=AuditEntry.Outcome.INFO,
-            )
+            end = job_end_in_pleo(job=local, remote=remote, when="(found by recovery)")
+            if end.outcome == Outcome.FINISHED_ELSEWHERE:
+                run.audit(
+                    "finished_elsewhere",
+                    f"Recovery: the job we claimed is now {remote.status} in Pleo.",
+                    job=local,
+                    outcome=AuditEntry.Outcome.INFO,
+                )
+            else:
+                # A job of ours that failed or expired: an error, and an outcome of this run.
+                with run.lease.guard():
+                    job_failing_end(job=local, error=end.message)
+                run.audit(
+                    "job_ended",
+                    f"Recovery: {end.message}",
+                    job=local,
+                    outcome=AuditEntry.Outcome.ERROR,
+                    http=_http("GET", f"/v3/export-jobs/{local.pleo_job_id}", 200),
+                )
+                run.job_errors[local.pleo_job_id] = end.message
+                run.ended.append(_Decision(end.outcome, local.pleo_job_id, end.message))
             notifications.notification_request_job_outcome(
                 company=run.company, job=local, cause=notifications.JobEnd.ENDED_IN_PLEO
             )

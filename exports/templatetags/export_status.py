@@ -3,7 +3,9 @@ number of companies.
 
 Per company: the last check and its outcome, the job in progress with its expiry countdown (at
 risk when less than a quarter of ``expiresIn`` is left, or it is past), failures (error audit
-entries) in the last 24 hours, and a credential that needs re-authorisation (or is invalid). Also
+entries) in the last 24 hours, the failing state of the company or of its failing job (or the
+reason of a failed last outcome: never a company shown as fine while its job is failing), and a
+credential that needs re-authorisation (or is invalid). Also
 the request budget in use. Companies that need attention come first. A company-scoped user sees
 the rows (and the budget lines) of their companies only.
 """
@@ -19,10 +21,14 @@ from django.db.models import Count
 from exports import clock
 from exports.models import AuditEntry, Company, Credential, ExportJob
 from exports.selectors.company_access import scope_to_user
+from exports.selectors.failing import failing_text
 
 register = template.Library()
 
 MAX_ROWS = 50
+# Outcomes that need a person (start_flow.Outcome.FAILURES), and "deferred".
+ATTENTION_OUTCOMES = ("failed", "failed_job", "job_expired", "deferred")
+PROBLEM_SHOWN = 240
 AT_RISK_SHARE = 0.25  # as the lifecycle's "at risk" audit
 
 
@@ -51,6 +57,9 @@ class CompanyStatus:
     failures_24h: int = 0
     credential_problem: str = ""
     budget: str = ""
+    # The failing state ("failing since …, 5 attempts, next retry at …, last error …"), of the
+    # company or of its failing job; else the reason of a failed last outcome (issue 17 §2-3).
+    problem: str = ""
 
     @property
     def needs_attention(self) -> bool:
@@ -58,7 +67,8 @@ class CompanyStatus:
             (self.job and self.job.at_risk)
             or self.credential_problem
             or self.failures_24h
-            or self.company.last_check_outcome in ("failed", "deferred")
+            or self.problem
+            or self.company.last_check_outcome in ATTENTION_OUTCOMES
             or self.company.unknown_status_job_id is not None
         )
 
@@ -112,6 +122,26 @@ def build_status(now: datetime | None = None, limit: int = MAX_ROWS, *, user=Non
         .annotate(n=Count("id"))
         .order_by()
     )
+    failing_jobs = {}
+    for job in (
+        ExportJob.objects.filter(
+            company_id__in=ids,
+            failing_since__isnull=False,
+            status__in=[ExportJob.Status.PENDING, ExportJob.Status.IN_PROGRESS],
+        )
+        .order_by("failing_since")
+        .only(
+            "company_id",
+            "pleo_job_id",
+            "status",
+            "processing_state",
+            "failing_since",
+            "attempts",
+            "next_retry_at",
+            "last_error",
+        )
+    ):
+        failing_jobs.setdefault(job.company_id, job)
     keys = {c.pk: budget.key_for(c.credential) for c in companies}
     usage = budget.usage_for(list(set(keys.values())))
     rows = []
@@ -130,6 +160,7 @@ def build_status(now: datetime | None = None, limit: int = MAX_ROWS, *, user=Non
                 failures_24h=failures.get(company.pk, 0),
                 credential_problem=problem,
                 budget=f"{found.used_this_minute}/{found.limit}" if found else "",
+                problem=_problem(company, failing_jobs.get(company.pk)),
             )
         )
     status.jobs_in_progress = len(jobs)
@@ -143,6 +174,17 @@ def build_status(now: datetime | None = None, limit: int = MAX_ROWS, *, user=Non
         for found in sorted(usage.values(), key=lambda u: -u.used_this_minute)
     ][:5]
     return status
+
+
+def _problem(company: Company, failing_job: ExportJob | None) -> str:
+    text = failing_text(company)
+    if not text and failing_job is not None:
+        text = f"job {str(failing_job.pleo_job_id)[:8]}… {failing_text(failing_job)}"
+    if not text and company.last_check_outcome in ATTENTION_OUTCOMES:
+        text = company.last_check_error
+    text = " ".join(text.split())
+    text = text[:1].upper() + text[1:]
+    return text if len(text) <= PROBLEM_SHOWN else text[: PROBLEM_SHOWN - 1] + "…"
 
 
 @register.simple_tag(takes_context=True)

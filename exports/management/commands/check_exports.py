@@ -1,6 +1,7 @@
 """``check_exports``: run the detect-and-start flow now, in the foreground.
 
-Same service the worker uses. Exit 0 when no company failed, 1 when any did, 2 on a usage error.
+Same service the worker uses. Exit 0 when no company failed, 1 when any did (outcome ``failed``,
+``failed_job`` or ``job_expired``), 2 on a usage error.
 An unexpected exception in one company's run is that company's ``failed`` line; the others run.
 A run deferred by the request budget (or ``MAX_CONCURRENT_COMPANIES``) is waited for, at most
 ``--wait`` seconds in all, without holding the company's lease; past that it reports ``deferred``.
@@ -29,12 +30,15 @@ class Command(BaseCommand):
         "Run the export check now for the named companies (or all active ones): detect and "
         "start (or resume) the oldest job, then carry it through validation, booking and item "
         "reports to its final event. Outcomes: completed, completed_with_errors, failed_job "
-        "(we sent 'failed': validation failed or every item failed), finished_elsewhere (the "
-        "job finished or expired under us), started/resumed (the job is left in progress for "
-        "the next run), nothing_pending, busy, owned_elsewhere, unknown_status (a job of ours is "
-        "in a status we do not know: the company is held until it is known or released), "
-        "conflict, expired_skipped, deferred (the request budget is spent or too many companies "
-        "run; waited for up to --wait seconds, then left to the worker), failed (the run itself "
+        "(a job of ours failed: we sent 'failed' because validation failed or every item "
+        "failed, or Pleo failed it or no longer finds it; exit code 1), job_expired (Pleo "
+        "expired a job of ours before it was finished: ask the bookkeeper to export again; "
+        "exit code 1), finished_elsewhere (a job we worked on was completed in Pleo by someone "
+        "else), started/resumed (the job is left in progress for the next run; the error says "
+        "why), nothing_pending, busy, owned_elsewhere, unknown_status (a job of ours is in a "
+        "status we do not know: the company is held until it is known or released), conflict, "
+        "expired_skipped, deferred (the request budget is spent or too many companies run; "
+        "waited for up to --wait seconds, then left to the worker), failed (the run itself "
         "failed; exit code 1)."
     )
 
@@ -68,7 +72,7 @@ class Command(BaseCommand):
         wait_until = time.monotonic() + max(0.0, options["wait"])
         for company in companies:
             result = self._run(company, options["recover"], wait_until)
-            if result.outcome == Outcome.FAILED:
+            if result.outcome in Outcome.FAILURES:
                 failed += 1
             if options["json"]:
                 self.stdout.write(json.dumps(result.as_dict()))

@@ -1,0 +1,110 @@
+"""Read-only facts for the company and job pages (issue 17 §2-3): the failing state ("failing
+since 12:14, 5 attempts, next retry at 12:23, last error …"), and a company's recent jobs and
+audit entries with links to their filtered lists. Small display methods, placed in any fieldset.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+
+from exports.selectors import failing as selectors
+
+
+def _at(value) -> str:
+    return f"{value:%Y-%m-%d %H:%M:%S}" if value else ""
+
+
+class CompanyFailingAdminMixin:
+    """For ``CompanyAdmin``: ``failing_state``, ``recent_jobs``, ``recent_audit``."""
+
+    @admin.display(description="Failing state")
+    def failing_state(self, obj):
+        if obj is None or obj.pk is None:
+            return "-"
+        text = selectors.company_failing_text(obj)
+        if not text:
+            return "Not failing."
+        return format_html(
+            '<strong style="color:#ba2121">⚠ {}</strong>', text[0].upper() + text[1:]
+        )
+
+    @admin.display(description="Recent export jobs")
+    def recent_jobs(self, obj):
+        if obj is None or obj.pk is None:
+            return "-"
+        jobs = selectors.recent_jobs(obj)
+        list_url = reverse("admin:exports_exportjob_changelist") + f"?company__id__exact={obj.pk}"
+        if not jobs:
+            return "None yet."
+        rows = format_html_join(
+            "",
+            '<tr><td><a href="{}">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>',
+            (
+                (
+                    reverse("admin:exports_exportjob_change", args=[job.pk]),
+                    job.pleo_job_id,
+                    job.get_status_display(),
+                    job.get_claim_display(),
+                    _at(job.created_at),
+                    selectors.failing_text(job) or job.failure_reason_type or "",
+                )
+                for job in jobs
+            ),
+        )
+        return format_html(
+            '<table class="recent-jobs"><tr><th>Pleo job</th><th>Status</th><th>Claim</th>'
+            "<th>Created (UTC)</th><th>Problem</th></tr>{}</table>"
+            '<p><a href="{}">All export jobs of this company</a></p>',
+            rows,
+            list_url,
+        )
+
+    @admin.display(description="Recent audit entries")
+    def recent_audit(self, obj):
+        if obj is None or obj.pk is None:
+            return "-"
+        entries = selectors.recent_audit(obj)
+        base = reverse("admin:exports_auditentry_changelist") + f"?company__id__exact={obj.pk}"
+        if not entries:
+            return "None yet."
+        rows = format_html_join(
+            "",
+            '<tr class="audit-{}"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>',
+            (
+                (
+                    entry.outcome,
+                    _at(entry.created_at),
+                    str(entry.export_job.pleo_job_id)[:8] if entry.export_job_id else "",
+                    entry.step,
+                    entry.get_outcome_display(),
+                    entry.message,
+                )
+                for entry in entries
+            ),
+        )
+        return format_html(
+            '<table class="recent-audit"><tr><th>When (UTC)</th><th>Job</th><th>Step</th>'
+            "<th>Outcome</th><th>Message</th></tr>{}</table>"
+            '<p><a href="{}">All audit entries of this company</a> · '
+            '<a href="{}&outcome__exact=error">its errors</a></p>',
+            rows,
+            base,
+            base,
+        )
+
+
+class JobFailingAdminMixin:
+    """For ``ExportJobAdmin``: ``failing_state``."""
+
+    @admin.display(description="Failing state")
+    def failing_state(self, obj):
+        if obj is None or obj.pk is None:
+            return "-"
+        text = selectors.failing_text(obj)
+        if not text:
+            return "Not failing."
+        return format_html(
+            '<strong style="color:#ba2121">⚠ {}</strong>', text[0].upper() + text[1:]
+        )
