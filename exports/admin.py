@@ -18,6 +18,7 @@ from django.utils.html import format_html, format_html_join
 
 from exports import crypto, validators
 from exports.adapters import adapter_choices
+from exports.admin_filters import AgeListFilter, ExpiryRiskListFilter
 from exports.admin_scoping import CompanyScopedAdminMixin
 from exports.admin_secrets import SecretHintsAdminMixin, secret_display
 from exports.models import (
@@ -620,7 +621,7 @@ class ExportJobAdmin(CompanyScopedAdminMixin, ReadOnlyMixin, admin.ModelAdmin):
         "number_of_items",
         "expiry_note",
     )
-    list_filter = ("status", "claim", "company")
+    list_filter = ("status", ExpiryRiskListFilter, "claim", "company")
     search_fields = ("pleo_job_id",)
     list_select_related = ("company",)
     date_hierarchy = "created_at"
@@ -679,7 +680,7 @@ class AuditEntryAdmin(CompanyScopedAdminMixin, ReadOnlyMixin, admin.ModelAdmin):
         "http_call",
         "worker",
     )
-    list_filter = ("outcome", "step", "trigger", "company")
+    list_filter = ("outcome", AgeListFilter, "step", "trigger", "company")
     date_hierarchy = "created_at"
     search_fields = ("message", "export_job__pleo_job_id")
     list_select_related = ("company", "export_job")
