@@ -8,23 +8,20 @@ value. Every admin shows a company-scoped user only their companies' rows
 
 from __future__ import annotations
 
-import io
 import re
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.options import IncorrectLookupParameters
-from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from exports import clock, crypto
+from exports import crypto
 from exports.adapters import adapter_choices
-from exports.adapters.journal import format_minor, write_journal_csv
 from exports.admin_company_form import CompanyFormMixin
 from exports.admin_credentials import CredentialForm, CredentialPageMixin
 from exports.admin_failing import CompanyFailingAdminMixin, JobFailingAdminMixin
+from exports.admin_filters import AgeListFilter, ExpiryRiskListFilter
 from exports.admin_scoping import CompanyScopedAdminMixin
 from exports.admin_secrets import SecretHintsAdminMixin, secret_display
 from exports.models import (
@@ -34,7 +31,6 @@ from exports.models import (
     ExportItemRecord,
     ExportJob,
     JournalEntry,
-    JournalLine,
     Trigger,
     WebhookDelivery,
     WebhookEndpoint,
@@ -502,7 +498,7 @@ class ExportJobAdmin(
         "number_of_items",
         "expiry_note",
     )
-    list_filter = ("status", "claim", "company")
+    list_filter = ("status", ExpiryRiskListFilter, "claim", "company")
     search_fields = ("pleo_job_id",)
     list_select_related = ("company",)
     date_hierarchy = "created_at"
@@ -561,7 +557,7 @@ class AuditEntryAdmin(CompanyScopedAdminMixin, ReadOnlyMixin, admin.ModelAdmin):
         "http_call",
         "worker",
     )
-    list_filter = ("outcome", "step", "trigger", "company")
+    list_filter = ("outcome", AgeListFilter, "step", "trigger", "company")
     date_hierarchy = "created_at"
     search_fields = ("message", "export_job__pleo_job_id")
     list_select_related = ("company", "export_job")
@@ -626,113 +622,7 @@ class WorkerHeartbeatAdmin(CompanyScopedAdminMixin, ViewOnlyMixin, admin.ModelAd
     list_display = ("name", "started_at", "last_seen_at")
 
 
-class JournalLineInline(CompanyScopedAdminMixin, ViewOnlyMixin, admin.TabularInline):
-    model = JournalLine
-    extra = 0
-    can_delete = False
-    fields = ("position", "kind", "account_code", "account_name", "debit_amount", "credit_amount")
-    readonly_fields = fields
-
-    @admin.display(description="Debit")
-    def debit_amount(self, obj):
-        return format_minor(obj.debit, obj.entry.currency) if obj.debit else ""
-
-    @admin.display(description="Credit")
-    def credit_amount(self, obj):
-        return format_minor(obj.credit, obj.entry.currency) if obj.credit else ""
-
-
-@admin.register(JournalEntry)
-class JournalEntryAdmin(CompanyScopedAdminMixin, ReadOnlyMixin, admin.ModelAdmin):
-    """The local journal, read-only; "Download CSV" exports the filtered list (one row a line)."""
-
-    list_display = (
-        "number",
-        "date",
-        "company",
-        "job_link",
-        "accounting_entry_id",
-        "total",
-        "currency",
-        "description",
-    )
-    list_filter = ("company", ("export_job", admin.RelatedOnlyFieldListFilter), "currency")
-    search_fields = ("accounting_entry_id", "reconciliation_id", "description")
-    list_select_related = ("company", "export_job")
-    date_hierarchy = "date"
-    inlines = [JournalLineInline]
-    change_list_template = "admin/exports/journalentry/change_list.html"
-    fields = (
-        "number",
-        "company",
-        "export_job",
-        "accounting_entry_id",
-        "date",
-        "total",
-        "currency",
-        "supplier_total",
-        "description",
-        "pleo_type",
-        "reconciliation_id",
-        "vendor_code",
-        "vendor_name",
-        "pleo_links",
-        "created_at",
-    )
-    readonly_fields = fields
-
-    @admin.display(description="Number", ordering="pk")
-    def number(self, obj):
-        return obj.number
-
-    @admin.display(description="Job")
-    def job_link(self, obj):
-        if obj.export_job_id is None:
-            return "-"
-        url = reverse("admin:exports_exportjob_change", args=[obj.export_job_id])
-        return format_html('<a href="{}">{}</a>', url, str(obj.export_job.pleo_job_id)[:8])
-
-    @admin.display(description="Amount", ordering="amount")
-    def total(self, obj):
-        return format_minor(obj.amount, obj.currency)
-
-    @admin.display(description="Amount in the supplier's currency")
-    def supplier_total(self, obj):
-        if obj.supplier_amount is None or not obj.supplier_currency:
-            return "-"
-        return f"{format_minor(obj.supplier_amount, obj.supplier_currency)} {obj.supplier_currency}"
-
-    def get_urls(self):
-        return [
-            path(
-                "csv/",
-                self.admin_site.admin_view(self.csv_view),
-                name="exports_journalentry_csv",
-            ),
-        ] + super().get_urls()
-
-    def csv_view(self, request):
-        """The changelist's entries (its filters and search apply) as CSV."""
-        if not self.has_view_permission(request):
-            self.message_user(request, "You may not view the journal.", messages.ERROR)
-            return redirect("admin:index")
-        try:
-            changelist = self.get_changelist_instance(request)
-        except IncorrectLookupParameters:
-            return HttpResponse("Unknown filter.", status=400, content_type="text/plain")
-        entries = (
-            changelist.get_queryset(request)
-            .select_related("company", "export_job")
-            .prefetch_related("lines")
-            .order_by("pk")
-        )
-        out = io.StringIO()
-        write_journal_csv(entries, out)
-        response = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
-        name = f"journal-{clock.now():%Y%m%d-%H%M%S}.csv"
-        response["Content-Disposition"] = f'attachment; filename="{name}"'
-        return response
-
-
-# The notification log (exports.notifications), registered in its own module.
+# The journal (exports.admin_journal) and the notification log (exports.notifications), registered
+# in their own modules.
+from exports import admin_journal as _journal_admin  # noqa: E402,F401
 from exports.notifications import admin as _notifications_admin  # noqa: E402,F401

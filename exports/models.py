@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import models
 
 from exports import crypto
+from exports.money import format_money
 from exports.notifications.recipients import validate_email_list
 
 
@@ -580,8 +581,9 @@ class JournalLine(models.Model):
         ]
 
     def __str__(self):
-        side = f"D {self.debit}" if self.debit else f"C {self.credit}"
-        return f"{self.account_code} {side}"
+        """``4060 debit 1952.27 DKK``: in major units, like every amount people read."""
+        side, value = ("debit", self.debit) if self.debit else ("credit", self.credit)
+        return f"{self.account_code} {side} {format_money(value, self.entry.currency)}"
 
 
 # --- Scale ---

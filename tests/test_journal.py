@@ -17,15 +17,9 @@ from django.urls import reverse
 
 from exports import clock
 from exports.adapters import ADAPTERS, adapter_choices, get_adapter
-from exports.adapters.journal import (
-    CSV_COLUMNS,
-    JournalAdapter,
-    Unbookable,
-    csv_cell,
-    plan_entry,
-    write_journal_csv,
-)
+from exports.adapters.journal import JournalAdapter, Unbookable, plan_entry
 from exports.models import ExportItemRecord, ExportJob, JournalEntry, JournalLine, Trigger
+from exports.selectors.journal_csv import CSV_COLUMNS, csv_cell, write_journal_csv
 from pleo_sandbox.data import ITEM_KINDS, CompanyProfile, generate_export_item
 from tests.factories import make_company
 

@@ -33,25 +33,16 @@ Idempotency: the key is unique on the entry, and ``export`` with a key already b
 that entry. An accounting entry already in this company's journal from an earlier job (one that
 expired after we booked it, say) is not booked twice either: the earlier entry is reported.
 
-CSV export (:func:`write_journal_csv`): one row per journal line, columns
-
-    Entry number, Date, Company, Job id, Accounting entry id, Reconciliation id, Account code,
-    Account name, Debit, Credit, Currency, Description
-
-Debit and credit are in major units (``1234.50``; the currency's number of decimals), the
-empty cell on the other side. Description is the entry's. A text cell starting with ``=``,
-``+``, ``-``, ``@``, a tab or a carriage return is prefixed with ``'`` so a spreadsheet shows it
-as text instead of running it as a formula.
+The journal's CSV export is ``exports.selectors.journal_csv``; amounts are formatted by
+``exports.money`` (the currency's number of decimals).
 """
 
 from __future__ import annotations
 
-import csv
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -60,31 +51,11 @@ from django.urls import reverse
 
 from exports import clock
 from exports.adapters.base import AccountingAdapter, BookingResult, ValidationResult
+from exports.money import format_minor
 from exports.pleo.client import ItemFailureReasonType as ItemFailure
 
 # Largest amount accepted, in minor units (far below BigIntegerField's limit even when summed).
 MAX_MINOR = 10**15
-# ISO 4217 currencies without two decimals; every other currency has two.
-CURRENCY_EXPONENTS = {
-    **dict.fromkeys(["BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG"], 0),
-    **dict.fromkeys(["RWF", "UGX", "UYI", "VND", "VUV", "XAF", "XOF", "XPF"], 0),
-    **dict.fromkeys(["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"], 3),
-}
-CSV_COLUMNS = (
-    "Entry number",
-    "Date",
-    "Company",
-    "Job id",
-    "Accounting entry id",
-    "Reconciliation id",
-    "Account code",
-    "Account name",
-    "Debit",
-    "Credit",
-    "Currency",
-    "Description",
-)
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 class Unbookable(Exception):
@@ -130,12 +101,6 @@ class EntryPlan:
     @property
     def credits(self) -> int:
         return sum(line.credit for line in self.lines)
-
-
-def format_minor(value: int, currency: str) -> str:
-    """Minor units as a decimal amount in major units: ``123450, "DKK"`` → ``1234.50``."""
-    exponent = CURRENCY_EXPONENTS.get(currency, 2)
-    return f"{Decimal(value).scaleb(-exponent):.{exponent}f}"
 
 
 def _text(value: Any, limit: int) -> str:
@@ -420,38 +385,3 @@ def entry_admin_url(entry) -> str:
     """The entry's admin page, absolute (``PUBLIC_BASE_URL``): the ``externalUrl`` Pleo shows."""
     path = reverse("admin:exports_journalentry_change", args=[entry.pk])
     return f"{settings.PUBLIC_BASE_URL}{path}"
-
-
-def csv_cell(value: Any) -> str:
-    """A cell as text; one that a spreadsheet would read as a formula gets a leading ``'``."""
-    text = "" if value is None else str(value)
-    return f"'{text}" if text.startswith(_FORMULA_STARTS) else text
-
-
-def journal_csv_rows(entries: Iterable) -> Iterable[list[str]]:
-    """The header, then one row per line of ``entries`` (see the module docstring)."""
-    yield list(CSV_COLUMNS)
-    for entry in entries:
-        job_id = entry.export_job.pleo_job_id if entry.export_job_id else ""
-        for line in entry.lines.all():
-            row = [
-                entry.number,
-                entry.date.isoformat(),
-                entry.company.name,
-                job_id,
-                entry.accounting_entry_id,
-                entry.reconciliation_id,
-                line.account_code,
-                line.account_name,
-                format_minor(line.debit, entry.currency) if line.debit else "",
-                format_minor(line.credit, entry.currency) if line.credit else "",
-                entry.currency,
-                entry.description,
-            ]
-            yield [csv_cell(cell) for cell in row]
-
-
-def write_journal_csv(entries: Iterable, out) -> None:
-    writer = csv.writer(out)
-    for row in journal_csv_rows(entries):
-        writer.writerow(row)

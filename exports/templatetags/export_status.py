@@ -7,7 +7,10 @@ entries) in the last 24 hours, the failing state of the company or of its failin
 reason of a failed last outcome: never a company shown as fine while its job is failing), and a
 credential that needs re-authorisation (or is invalid). Also
 the request budget in use. Companies that need attention come first. A company-scoped user sees
-the rows (and the budget lines) of their companies only.
+the rows (and the budget lines) of their companies only. Outcomes read as words
+(``exports.services.outcome_labels``); each count links to its filtered list, the budget lines
+name credentials, and worker and poll health come from ``/healthz``'s checks
+(``exports.selectors.index_panel``).
 """
 
 from __future__ import annotations
@@ -20,8 +23,10 @@ from django.db.models import Count
 
 from exports import clock
 from exports.models import AuditEntry, Company, Credential, ExportJob
+from exports.selectors import index_panel
 from exports.selectors.company_access import scope_to_user
 from exports.selectors.failing import failing_text
+from exports.services.outcome_labels import outcome_is_bad, outcome_label
 
 register = template.Library()
 
@@ -62,6 +67,18 @@ class CompanyStatus:
     problem: str = ""
 
     @property
+    def outcome_label(self) -> str:
+        return outcome_label(self.company.last_check_outcome)
+
+    @property
+    def outcome_is_bad(self) -> bool:
+        return outcome_is_bad(self.company.last_check_outcome)
+
+    @property
+    def failures_url(self) -> str:
+        return index_panel.company_failures_url(self.company.pk)
+
+    @property
     def needs_attention(self) -> bool:
         return bool(
             (self.job and self.job.at_risk)
@@ -82,6 +99,8 @@ class Status:
     failures_24h: int = 0
     reauthorise: int = 0
     budget_lines: list[str] = field(default_factory=list)
+    links: index_panel.PanelLinks | None = None
+    health: list[index_panel.HealthLine] = field(default_factory=list)
 
 
 def build_status(now: datetime | None = None, limit: int = MAX_ROWS, *, user=None) -> Status:
@@ -166,13 +185,10 @@ def build_status(now: datetime | None = None, limit: int = MAX_ROWS, *, user=Non
     status.jobs_in_progress = len(jobs)
     status.at_risk = sum(1 for job in jobs.values() if job.at_risk)
     status.failures_24h = sum(failures.values())
-    status.reauthorise = sum(1 for row in rows if row.credential_problem)
+    status.reauthorise = len({row.company.credential_id for row in rows if row.credential_problem})
     rows.sort(key=lambda row: (not row.needs_attention, row.company.name))
     status.rows = rows[:limit]
-    status.budget_lines = [
-        budget.describe(found)
-        for found in sorted(usage.values(), key=lambda u: -u.used_this_minute)
-    ][:5]
+    status.budget_lines = index_panel.budget_lines(usage, companies=companies, keys=keys)
     return status
 
 
@@ -194,4 +210,7 @@ def export_status(context):
     user = getattr(request, "user", None)
     if user is None or not user.has_perm("exports.view_company"):
         return None
-    return build_status(user=user)
+    status = build_status(user=user)
+    status.links = index_panel.panel_links()
+    status.health = index_panel.health_lines(user=user)
+    return status

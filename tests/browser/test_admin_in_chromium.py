@@ -193,6 +193,6 @@ def _operator_story(browser, live, pleo_sandbox):
     # The index: the at-a-glance status with the company's last check.
     page.goto(f"{live}/admin/")
     page.wait_for_selector(f"#export-status tr[data-company='{company.pk}']")
-    assert "completed" in page.inner_text(f"#export-status tr[data-company='{company.pk}']")
+    assert "Completed" in page.inner_text(f"#export-status tr[data-company='{company.pk}']")
     shot(page, "admin-index-status")
     assert not_found == [], not_found
