@@ -24,6 +24,7 @@ from exports.adapters import adapter_choices
 from exports.adapters.journal import format_minor, write_journal_csv
 from exports.admin_scoping import CompanyScopedAdminMixin
 from exports.admin_secrets import SecretHintsAdminMixin, secret_display
+from exports.admin_time import timestamp_text
 from exports.models import (
     AuditEntry,
     Company,
@@ -355,14 +356,14 @@ class CredentialAdmin(SecretHintsAdminMixin, CompanyScopedAdminMixin, admin.Mode
             return f"Not connected. {hint}"
         expires = obj.access_token_expires_at
         text = (
-            f"Connected; access token expires {expires:%Y-%m-%d %H:%M:%S} UTC."
+            f"Connected; access token expires {timestamp_text(expires)}."
             if expires
             else "Connected."
         )
         if obj.status == Credential.Status.NEEDS_REAUTHORISATION:
             text = "Needs re-authorisation: use Reconnect to Pleo."
         if obj.refreshing_until:
-            text += f" A token refresh is in flight (until {obj.refreshing_until:%H:%M:%S} UTC)."
+            text += f" A token refresh is in flight (until {timestamp_text(obj.refreshing_until)})."
         return f"{text} {hint}"
 
     def save_model(self, request, obj, form, change):
@@ -446,7 +447,7 @@ class CompanyAdmin(CompanyScopedAdminMixin, admin.ModelAdmin):
             (
                 (
                     reverse("admin:exports_webhookdelivery_change", args=[d.pk]),
-                    f"{d.received_at:%Y-%m-%d %H:%M:%S}",
+                    timestamp_text(d.received_at),
                     d.event_type,
                     d.webhook_id,
                     d.pleo_job_id or "",

@@ -92,6 +92,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "exports.request_guards.RejectMalformedAdminSelection",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "exports.admin_time.DisplayTimeZoneMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -149,9 +150,12 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-us"
-TIME_ZONE = "UTC"
+TIME_ZONE = "UTC"  # storage and logs stay UTC; pages show DISPLAY_TIME_ZONE
 USE_I18N = True
 USE_TZ = True
+# The time zone the admin shows timestamps in (an IANA name: Europe/Copenhagen), always with
+# seconds, the zone's abbreviation and a relative time beside it (exports.admin_time).
+DISPLAY_TIME_ZONE = env.str("DISPLAY_TIME_ZONE", default="UTC") or "UTC"
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
