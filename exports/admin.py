@@ -22,6 +22,7 @@ from django.utils.html import format_html, format_html_join
 from exports import clock, crypto, validators
 from exports.adapters import adapter_choices
 from exports.adapters.journal import format_minor, write_journal_csv
+from exports.admin_deliveries import CredentialRejectionsMixin, DeliveryAdminMixin
 from exports.admin_scoping import CompanyScopedAdminMixin
 from exports.admin_secrets import SecretHintsAdminMixin, secret_display
 from exports.admin_time import timestamp_text
@@ -253,7 +254,9 @@ class WebhookEndpointInline(SecretHintsAdminMixin, CompanyScopedAdminMixin, admi
 
 
 @admin.register(Credential)
-class CredentialAdmin(SecretHintsAdminMixin, CompanyScopedAdminMixin, admin.ModelAdmin):
+class CredentialAdmin(
+    CredentialRejectionsMixin, SecretHintsAdminMixin, CompanyScopedAdminMixin, admin.ModelAdmin
+):
     form = CredentialForm
     list_display = ("name", "kind", "status", "company_count", "updated_at")
     list_filter = ("kind", "status")
@@ -264,6 +267,7 @@ class CredentialAdmin(SecretHintsAdminMixin, CompanyScopedAdminMixin, admin.Mode
         "status_changed_at",
         "token_state",
         "request_budget",
+        "rejected_requests",
     )
     inlines = [WebhookEndpointInline]
     actions = ["subscribe_webhooks", "unsubscribe_webhooks", "rotate_webhook_secret"]
@@ -330,7 +334,15 @@ class CredentialAdmin(SecretHintsAdminMixin, CompanyScopedAdminMixin, admin.Mode
             ),
             (
                 "Status",
-                {"fields": ["status", "last_error", "status_changed_at", "request_budget"]},
+                {
+                    "fields": [
+                        "status",
+                        "last_error",
+                        "status_changed_at",
+                        "request_budget",
+                        "rejected_requests",
+                    ]
+                },
             ),
         ]
 
@@ -714,35 +726,15 @@ class AuditEntryAdmin(CompanyScopedAdminMixin, ReadOnlyMixin, admin.ModelAdmin):
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(CompanyScopedAdminMixin, ViewOnlyMixin, admin.ModelAdmin):
+class WebhookDeliveryAdmin(
+    DeliveryAdminMixin, CompanyScopedAdminMixin, ViewOnlyMixin, admin.ModelAdmin
+):
+    # Reprocess, the job link and the read-only fields: exports.admin_deliveries.
     list_display = ("received_at", "endpoint", "event_type", "webhook_id", "company", "state")
     list_filter = ("state", "event_type", "company")
     search_fields = ("webhook_id",)
     date_hierarchy = "received_at"
     actions = ["reprocess"]
-
-    @admin.action(
-        description="Reprocess (enqueue the company's check again)", permissions=["check_now"]
-    )
-    def reprocess(self, request, queryset):
-        from exports.services.webhooks import webhook_delivery_reprocess
-
-        done = 0
-        for delivery in queryset:
-            if delivery.state not in (
-                WebhookDelivery.State.FAILED,
-                WebhookDelivery.State.ENQUEUE_FAILED,
-            ):
-                continue
-            webhook_delivery_reprocess(delivery)
-            done += 1
-        self.message_user(request, f"{done} failed deliveries reprocessed.", messages.SUCCESS)
-
-    def has_check_now_permission(self, request):
-        return request.user.has_perm("exports.check_now")
-
-    def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields]
 
 
 @admin.register(WorkerHeartbeat)

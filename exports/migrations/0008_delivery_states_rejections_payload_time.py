@@ -5,38 +5,57 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('exports', '0007_notifications'),
+        ("exports", "0007_notifications"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='WebhookRejectionCount',
+            name="WebhookRejectionCount",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('status', models.PositiveSmallIntegerField(choices=[(401, '401 signature not verified'), (404, '404 unknown endpoint'), (413, '413 body too large')])),
-                ('key', models.CharField(editable=False, max_length=60, unique=True)),
-                ('count', models.BigIntegerField(default=0)),
-                ('first_at', models.DateTimeField()),
-                ('last_at', models.DateTimeField()),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "status",
+                    models.PositiveSmallIntegerField(
+                        choices=[
+                            (401, "401 signature not verified"),
+                            (404, "404 unknown endpoint"),
+                            (413, "413 body too large"),
+                        ]
+                    ),
+                ),
+                ("key", models.CharField(editable=False, max_length=60, unique=True)),
+                ("count", models.BigIntegerField(default=0)),
+                ("first_at", models.DateTimeField()),
+                ("last_at", models.DateTimeField()),
             ],
             options={
-                'ordering': ['status', 'endpoint_id'],
+                "ordering": ["status", "endpoint_id"],
             },
         ),
         migrations.AddField(
-            model_name='exportjob',
-            name='payload_received_at',
+            model_name="exportjob",
+            name="payload_received_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddIndex(
-            model_name='webhookdelivery',
-            index=models.Index(fields=['company', 'state'], name='delivery_company_state'),
+            model_name="webhookdelivery",
+            index=models.Index(fields=["company", "state"], name="delivery_company_state"),
         ),
         migrations.AddField(
-            model_name='webhookrejectioncount',
-            name='endpoint',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='rejection_counts', to='exports.webhookendpoint'),
+            model_name="webhookrejectioncount",
+            name="endpoint",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="rejection_counts",
+                to="exports.webhookendpoint",
+            ),
         ),
     ]
