@@ -23,6 +23,7 @@ from exports import clock, crypto, validators
 from exports.adapters import adapter_choices
 from exports.adapters.journal import format_minor, write_journal_csv
 from exports.admin_deliveries import CredentialRejectionsMixin, DeliveryAdminMixin
+from exports.admin_job_page import NONE_YET_TABULAR, ExportJobPageMixin, RunLinkMixin
 from exports.admin_scoping import CompanyScopedAdminMixin
 from exports.admin_secrets import SecretHintsAdminMixin, secret_display
 from exports.admin_time import timestamp_text
@@ -571,9 +572,10 @@ class CompanyAdmin(CompanyScopedAdminMixin, admin.ModelAdmin):
         return ""
 
 
-class AuditInline(CompanyScopedAdminMixin, ViewOnlyMixin, admin.TabularInline):
+class AuditInline(RunLinkMixin, CompanyScopedAdminMixin, ViewOnlyMixin, admin.TabularInline):
     model = AuditEntry
     fk_name = "export_job"
+    template = NONE_YET_TABULAR
     extra = 0
     can_delete = False
     ordering = ("-created_at", "-id")
@@ -585,7 +587,7 @@ class AuditInline(CompanyScopedAdminMixin, ViewOnlyMixin, admin.TabularInline):
         "trigger",
         "http_call",
         "worker",
-        "run_id",
+        "run_link",
     )
     readonly_fields = fields
 
@@ -599,6 +601,7 @@ class ExportItemRecordInline(CompanyScopedAdminMixin, ViewOnlyMixin, admin.Tabul
 
     model = ExportItemRecord
     fk_name = "export_job"
+    template = NONE_YET_TABULAR
     extra = 0
     can_delete = False
     verbose_name = "item"
@@ -627,7 +630,8 @@ class ExportItemRecordInline(CompanyScopedAdminMixin, ViewOnlyMixin, admin.Tabul
 
 
 @admin.register(ExportJob)
-class ExportJobAdmin(CompanyScopedAdminMixin, ReadOnlyMixin, admin.ModelAdmin):
+class ExportJobAdmin(ExportJobPageMixin, CompanyScopedAdminMixin, ReadOnlyMixin, admin.ModelAdmin):
+    # The page's groups and displays: exports.admin_job_page.
     list_display = (
         "pleo_job_id",
         "company",
@@ -668,9 +672,6 @@ class ExportJobAdmin(CompanyScopedAdminMixin, ReadOnlyMixin, admin.ModelAdmin):
 
     def has_adopt_permission(self, request):
         return request.user.has_perm("exports.adopt_exportjob")
-
-    def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields] + ["expiry_note"]
 
     @admin.display(description="Started by us", ordering="claimed_at")
     def claimed_by_us_at(self, obj):
