@@ -19,7 +19,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from exports import clock, crypto, validators
+from exports import admin_live, clock, crypto, validators
 from exports.adapters import adapter_choices
 from exports.adapters.journal import format_minor, write_journal_csv
 from exports.admin_deliveries import CredentialRejectionsMixin, DeliveryAdminMixin
@@ -41,6 +41,7 @@ from exports.models import (
     WorkerHeartbeat,
 )
 from exports.selectors.company_access import sees_all_companies
+from exports.selectors.live_status import check_now_follow_link
 from exports.services.dispatch import EnqueueFailed, enqueue_company_check
 
 # The audit table and the journal are wide: their pages get the whole width (the index and the
@@ -73,7 +74,10 @@ def _enqueue_checks(modeladmin, request, companies, *, recover: bool) -> None:
         parts.append(f"{already} already queued")
     if inactive:
         parts.append(f"{inactive} inactive, skipped")
-    modeladmin.message_user(request, "; ".join(parts) + ".", messages.SUCCESS)
+    text = "; ".join(parts) + "."
+    if len(companies) == 1 and queued + already:
+        text = format_html("{} {}.", text, check_now_follow_link(companies[0]))
+    modeladmin.message_user(request, text, messages.SUCCESS)
 
 
 _UUID_IN_PATH = re.compile(r"([0-9a-f]{8})-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -518,6 +522,11 @@ class CompanyAdmin(CompanyScopedAdminMixin, admin.ModelAdmin):
 
     def get_urls(self):
         return [
+            path(
+                "live-status/",
+                self.admin_site.admin_view(admin_live.live_status_view),
+                name="exports_live_status",
+            ),
             path(
                 "<int:company_id>/check-now/",
                 self.admin_site.admin_view(self.check_now_view),

@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from exports import clock
-from exports.admin_time import duration_text, timestamp_html
+from exports.admin_time import duration_text, timestamp_html, timestamp_text
 from exports.models import ExportJob
 
 # A read-only tabular inline that says "None yet." when empty.
@@ -146,20 +146,23 @@ class ExportJobPageMixin:
         )
 
 
-def expiry_countdown_text(job: ExportJob, *, now=None) -> str:
-    """``in 12 min 30 s (2025-03-04 12:14:05 UTC)``; for a job no longer open, why none."""
+def _countdown(job: ExportJob, *, now, when) -> str:
     if job.status not in UNFINISHED:
         return f"- (the job is {job.get_status_display().lower()} in Pleo)"
     now = now or clock.now()
     deadline = expiry_deadline(job)
     left = int((deadline - now).total_seconds())
-    when = timestamp_html(deadline, now=now)
     if left <= 0:
-        return format_html("expired {} ago, at {}", duration_text(-left), when)
-    return format_html("in {}, at {}", duration_text(left), when)
+        return format_html("expired {} ago, at {}", duration_text(-left), when(deadline, now=now))
+    return format_html("in {}, at {}", duration_text(left), when(deadline, now=now))
 
 
 def expiry_countdown_html(job: ExportJob, *, now=None):
-    return format_html(
-        '<span data-live-field="expiry_countdown">{}</span>', expiry_countdown_text(job, now=now)
-    )
+    """``in 12 min 30 s, at 2025-03-04 12:14:05 UTC (in 12 min)``; for a job no longer open,
+    why there is none."""
+    return _countdown(job, now=now, when=timestamp_html)
+
+
+def expiry_countdown_plain(job: ExportJob, *, now=None) -> str:
+    """:func:`expiry_countdown_html` as text (the live refresh)."""
+    return str(_countdown(job, now=now, when=timestamp_text))
