@@ -130,3 +130,12 @@ def test_timestamps_have_seconds_the_zone_and_a_relative_time(admin_client, sett
     assert settings.TIME_ZONE == "UTC"
     company.refresh_from_db()
     assert company.last_check_at == checked
+
+
+def test_an_unknown_display_time_zone_stops_the_process_naming_the_setting():
+    from tests.test_settings import _check
+
+    result = _check({"DEBUG": "1", "DISPLAY_TIME_ZONE": "Mars/Olympus_Mons"})
+    assert result.returncode != 0
+    assert "DISPLAY_TIME_ZONE='Mars/Olympus_Mons' is not a time zone name" in result.stderr
+    assert _check({"DEBUG": "1", "DISPLAY_TIME_ZONE": "Europe/Copenhagen"}).returncode == 0
