@@ -16,14 +16,17 @@ from django.shortcuts import get_object_or_404, redirect
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from exports import crypto
+from exports import admin_live, crypto
 from exports.adapters import adapter_choices
 from exports.admin_company_form import CompanyFormMixin
 from exports.admin_credentials import CredentialForm, CredentialPageMixin
+from exports.admin_deliveries import CredentialRejectionsMixin, DeliveryAdminMixin
 from exports.admin_failing import CompanyFailingAdminMixin, JobFailingAdminMixin
 from exports.admin_filters import AgeListFilter, ExpiryRiskListFilter
+from exports.admin_job_page import NONE_YET_TABULAR, ExportJobPageMixin, RunLinkMixin
 from exports.admin_scoping import CompanyScopedAdminMixin
 from exports.admin_secrets import SecretHintsAdminMixin, secret_display
+from exports.admin_time import timestamp_text
 from exports.models import (
     AuditEntry,
     Company,
@@ -37,6 +40,7 @@ from exports.models import (
     WorkerHeartbeat,
 )
 from exports.selectors.company_access import sees_all_companies
+from exports.selectors.live_status import check_now_follow_link
 from exports.services.dispatch import EnqueueFailed, enqueue_company_check
 
 # The audit table and the journal are wide: their pages get the whole width (the index and the
@@ -69,7 +73,10 @@ def _enqueue_checks(modeladmin, request, companies, *, recover: bool) -> None:
         parts.append(f"{already} already queued")
     if inactive:
         parts.append(f"{inactive} inactive, skipped")
-    modeladmin.message_user(request, "; ".join(parts) + ".", messages.SUCCESS)
+    text = "; ".join(parts) + "."
+    if len(companies) == 1 and queued + already:
+        text = format_html("{} {}.", text, check_now_follow_link(companies[0]))
+    modeladmin.message_user(request, text, messages.SUCCESS)
 
 
 _UUID_IN_PATH = re.compile(r"([0-9a-f]{8})-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -130,7 +137,11 @@ class WebhookEndpointInline(SecretHintsAdminMixin, CompanyScopedAdminMixin, admi
 
 @admin.register(Credential)
 class CredentialAdmin(
-    SecretHintsAdminMixin, CompanyScopedAdminMixin, CredentialPageMixin, admin.ModelAdmin
+    CredentialRejectionsMixin,
+    SecretHintsAdminMixin,
+    CompanyScopedAdminMixin,
+    CredentialPageMixin,
+    admin.ModelAdmin,
 ):
     form = CredentialForm
     list_display = ("name", "kind", "status", "company_count", "updated_at")
@@ -143,6 +154,7 @@ class CredentialAdmin(
         "token_state",
         "request_budget",
         "connection_test",
+        "rejected_requests",
     )
     inlines = [WebhookEndpointInline]
     actions = ["subscribe_webhooks", "unsubscribe_webhooks", "rotate_webhook_secret"]
@@ -221,14 +233,14 @@ class CredentialAdmin(
             return f"Not connected. {hint}"
         expires = obj.access_token_expires_at
         text = (
-            f"Connected; access token expires {expires:%Y-%m-%d %H:%M:%S} UTC."
+            f"Connected; access token expires {timestamp_text(expires)}."
             if expires
             else "Connected."
         )
         if obj.status == Credential.Status.NEEDS_REAUTHORISATION:
             text = "Needs re-authorisation: use Reconnect to Pleo."
         if obj.refreshing_until:
-            text += f" A token refresh is in flight (until {obj.refreshing_until:%H:%M:%S} UTC)."
+            text += f" A token refresh is in flight (until {timestamp_text(obj.refreshing_until)})."
         return f"{text} {hint}"
 
     def save_model(self, request, obj, form, change):
@@ -317,7 +329,7 @@ class CompanyAdmin(
             (
                 (
                     reverse("admin:exports_webhookdelivery_change", args=[d.pk]),
-                    f"{d.received_at:%Y-%m-%d %H:%M:%S}",
+                    timestamp_text(d.received_at),
                     d.event_type,
                     d.webhook_id,
                     d.pleo_job_id or "",
@@ -376,6 +388,11 @@ class CompanyAdmin(
     def get_urls(self):
         return [
             path(
+                "live-status/",
+                self.admin_site.admin_view(admin_live.live_status_view),
+                name="exports_live_status",
+            ),
+            path(
                 "<int:company_id>/check-now/",
                 self.admin_site.admin_view(self.check_now_view),
                 name="exports_company_check_now",
@@ -429,9 +446,10 @@ class CompanyAdmin(
         return ""
 
 
-class AuditInline(CompanyScopedAdminMixin, ViewOnlyMixin, admin.TabularInline):
+class AuditInline(RunLinkMixin, CompanyScopedAdminMixin, ViewOnlyMixin, admin.TabularInline):
     model = AuditEntry
     fk_name = "export_job"
+    template = NONE_YET_TABULAR
     extra = 0
     can_delete = False
     ordering = ("-created_at", "-id")
@@ -443,7 +461,7 @@ class AuditInline(CompanyScopedAdminMixin, ViewOnlyMixin, admin.TabularInline):
         "trigger",
         "http_call",
         "worker",
-        "run_id",
+        "run_link",
     )
     readonly_fields = fields
 
@@ -457,6 +475,7 @@ class ExportItemRecordInline(CompanyScopedAdminMixin, ViewOnlyMixin, admin.Tabul
 
     model = ExportItemRecord
     fk_name = "export_job"
+    template = NONE_YET_TABULAR
     extra = 0
     can_delete = False
     verbose_name = "item"
@@ -486,8 +505,13 @@ class ExportItemRecordInline(CompanyScopedAdminMixin, ViewOnlyMixin, admin.Tabul
 
 @admin.register(ExportJob)
 class ExportJobAdmin(
-    JobFailingAdminMixin, CompanyScopedAdminMixin, ReadOnlyMixin, admin.ModelAdmin
+    JobFailingAdminMixin,
+    ExportJobPageMixin,
+    CompanyScopedAdminMixin,
+    ReadOnlyMixin,
+    admin.ModelAdmin,
 ):
+    # The page's groups and displays: exports.admin_job_page.
     list_display = (
         "pleo_job_id",
         "company",
@@ -528,9 +552,6 @@ class ExportJobAdmin(
 
     def has_adopt_permission(self, request):
         return request.user.has_perm("exports.adopt_exportjob")
-
-    def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields] + ["expiry_note", "failing_state"]
 
     @admin.display(description="Started by us", ordering="claimed_at")
     def claimed_by_us_at(self, obj):
@@ -586,35 +607,15 @@ class AuditEntryAdmin(CompanyScopedAdminMixin, ReadOnlyMixin, admin.ModelAdmin):
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(CompanyScopedAdminMixin, ViewOnlyMixin, admin.ModelAdmin):
+class WebhookDeliveryAdmin(
+    DeliveryAdminMixin, CompanyScopedAdminMixin, ViewOnlyMixin, admin.ModelAdmin
+):
+    # Reprocess, the job link and the read-only fields: exports.admin_deliveries.
     list_display = ("received_at", "endpoint", "event_type", "webhook_id", "company", "state")
     list_filter = ("state", "event_type", "company")
     search_fields = ("webhook_id",)
     date_hierarchy = "received_at"
     actions = ["reprocess"]
-
-    @admin.action(
-        description="Reprocess (enqueue the company's check again)", permissions=["check_now"]
-    )
-    def reprocess(self, request, queryset):
-        from exports.services.webhooks import webhook_delivery_reprocess
-
-        done = 0
-        for delivery in queryset:
-            if delivery.state not in (
-                WebhookDelivery.State.FAILED,
-                WebhookDelivery.State.ENQUEUE_FAILED,
-            ):
-                continue
-            webhook_delivery_reprocess(delivery)
-            done += 1
-        self.message_user(request, f"{done} failed deliveries reprocessed.", messages.SUCCESS)
-
-    def has_check_now_permission(self, request):
-        return request.user.has_perm("exports.check_now")
-
-    def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields]
 
 
 @admin.register(WorkerHeartbeat)

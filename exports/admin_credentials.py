@@ -234,6 +234,7 @@ def credential_fieldsets(obj) -> list:
                         "status_changed_at",
                         "connection_test",
                         "request_budget",
+                        "rejected_requests",
                     ]
                 },
             )

@@ -307,6 +307,9 @@ class ExportJob(models.Model):
     failure_reason = models.TextField(blank=True)
     failure_reason_type = models.CharField(max_length=60, blank=True)
     last_payload = models.JSONField(default=dict, blank=True)
+    # When the stored payload was received (the first read that changed it: a read that finds it
+    # unchanged writes nothing).
+    payload_received_at = models.DateTimeField(null=True, blank=True)
 
     first_seen_at = models.DateTimeField(auto_now_add=True)
     seen_via = models.CharField(max_length=20, choices=Trigger.choices)
@@ -425,6 +428,9 @@ class WebhookDelivery(models.Model):
     class Meta:
         ordering = ["-received_at", "-id"]
         verbose_name_plural = "webhook deliveries"
+        # The worker settles a company's deliveries still enqueued after each check
+        # (exports.services.delivery_states): found by this index, not a scan.
+        indexes = [models.Index(fields=["company", "state"], name="delivery_company_state")]
         constraints = [
             models.UniqueConstraint(
                 fields=["endpoint", "webhook_id"], name="unique_webhook_id_per_endpoint"
@@ -615,3 +621,6 @@ class RequestBudget(models.Model):
 
 # Defined in their own package, registered with the app here.
 from exports.notifications.models import Notification, NotificationThrottle  # noqa: E402,F401
+
+# Rejected webhook requests, counted (exports.rejections).
+from exports.rejections.models import WebhookRejectionCount  # noqa: E402,F401

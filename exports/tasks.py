@@ -26,6 +26,7 @@ from exports.models import Company, Trigger, WorkerHeartbeat
 from exports.notifications.service import notifications_maintenance
 from exports.services import heartbeat
 from exports.services.company_guard import company_check_guarded
+from exports.services.delivery_states import webhook_deliveries_settle
 from exports.services.dispatch import (
     clear_queued_marker,
     clear_queued_markers,
@@ -45,6 +46,7 @@ BATCH_SECONDS = 120.0
 def run_company_check(
     company_id: int, trigger: str, recover: bool = False, queued_at: datetime | None = None
 ) -> str:
+    picked_up_at = clock.now()
     clear_queued_marker(company_id, queued_at)
     company = (
         Company.objects.select_related("credential").filter(pk=company_id, active=True).first()
@@ -53,6 +55,10 @@ def run_company_check(
         return "skipped: company inactive or gone"
     result = company_check_guarded(
         company=company, trigger=trigger, recover=recover, check=run_export_check
+    )
+    # The deliveries that queued it (a single check: most often a webhook's) follow its outcome.
+    webhook_deliveries_settle(
+        results={company_id: result}, received_before=picked_up_at, look_first=False
     )
     heartbeat.beat()
     return result.outcome
@@ -66,6 +72,7 @@ def run_company_checks(
 ) -> str:
     """One task, several companies (the poll tick's batches), one after the other."""
     started = time.monotonic()
+    picked_up_at = clock.now()
     clear_queued_markers(company_ids, queued_at)
     by_id = {
         company.pk: company
@@ -74,6 +81,7 @@ def run_company_checks(
         )
     }
     outcomes: Counter[str] = Counter()
+    results = {}
     ordered = [pk for pk in company_ids if pk in by_id]
     for index, company_id in enumerate(ordered):
         if index and time.monotonic() - started > BATCH_SECONDS:
@@ -89,6 +97,10 @@ def run_company_checks(
             company=by_id[company_id], trigger=trigger, recover=recover, check=run_export_check
         )
         outcomes[result.outcome] += 1
+        results[company_id] = result
+    # Deliveries that coalesced into these checks follow them: one read for the batch, and a
+    # write only for the companies that have some.
+    webhook_deliveries_settle(results=results, received_before=picked_up_at, look_first=True)
     heartbeat.beat()
     return ", ".join(f"{outcome}: {count}" for outcome, count in sorted(outcomes.items()))
 

@@ -18,7 +18,9 @@ same size limit while reading; a server that does not (runserver) gets 411.
 
 The view is CSRF-exempt (the signature is the authentication) and not wrapped in a request
 transaction, so the stored delivery survives whatever happens after it. Rejections are counted
-per reason and logged at WARNING without the body or the signature header.
+per reason and logged at WARNING without the body or the signature header; 401, 413 and 404 are
+also tallied in memory and written at most once a minute (``exports.rejections.counter``), so
+unauthenticated traffic never costs a database write per request.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from exports import clock, webhook_signing
 from exports.crypto import SecretDecryptionError
+from exports.rejections.counter import rejection_note, rejections_flush_if_due
 from exports.services.webhooks import (
     active_webhook_secrets,
     webhook_delivery_receive,
@@ -64,6 +67,7 @@ def reset_rejection_counts() -> None:
 def _reject(
     request: HttpRequest, status: int, reason: str, detail: str, endpoint_uuid=None
 ) -> JsonResponse:
+    rejection_note(status=status, endpoint_uuid=endpoint_uuid)  # in memory; flushed each minute
     with _rejections_lock:
         _rejections[reason] += 1
         total = _rejections[reason]
@@ -189,7 +193,7 @@ def pleo_webhook(request: HttpRequest, endpoint_uuid):
     try:
         body = _read_body(request)
     except BodyRejected as rejected:
-        return _reject(request, rejected.status, rejected.reason, rejected.detail)
+        return _reject(request, rejected.status, rejected.reason, rejected.detail, endpoint_uuid)
 
     try:
         target = webhook_target_find(endpoint_uuid, body)
@@ -223,6 +227,7 @@ def pleo_webhook(request: HttpRequest, endpoint_uuid):
     except _DATABASE_UNAVAILABLE as exc:
         return _unavailable("the database is unavailable", exc, endpoint_uuid)
     delivery = received.delivery
+    rejections_flush_if_due()  # this process's tally of rejected requests, once a minute
     if received.enqueue_failed:
         detail = (
             "stored; the check could not be queued"

@@ -7,6 +7,7 @@ Every value comes from the environment (django-environ), with safe local default
 
 import os
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import environ
 from cryptography.fernet import Fernet
@@ -92,6 +93,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "exports.request_guards.RejectMalformedAdminSelection",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "exports.admin_time.DisplayTimeZoneMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -149,9 +151,18 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-us"
-TIME_ZONE = "UTC"
+TIME_ZONE = "UTC"  # storage and logs stay UTC; pages show DISPLAY_TIME_ZONE
 USE_I18N = True
 USE_TZ = True
+# The time zone the admin shows timestamps in (an IANA name: Europe/Copenhagen), always with
+# seconds, the zone's abbreviation and a relative time beside it (exports.admin_time).
+DISPLAY_TIME_ZONE = env.str("DISPLAY_TIME_ZONE", default="UTC") or "UTC"
+try:
+    ZoneInfo(DISPLAY_TIME_ZONE)
+except (ZoneInfoNotFoundError, ValueError) as _exc:
+    raise ImproperlyConfigured(
+        f"DISPLAY_TIME_ZONE={DISPLAY_TIME_ZONE!r} is not a time zone name (e.g. Europe/Copenhagen)"
+    ) from _exc
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"

@@ -34,6 +34,16 @@ def _product_clock():
 
 
 @pytest.fixture(autouse=True)
+def _rejection_tally():
+    """Each test starts with an empty tally of rejected webhooks, not due for a flush."""
+    from exports.rejections import counter
+
+    counter.reset_for_tests()
+    yield
+    counter.reset_for_tests()
+
+
+@pytest.fixture(autouse=True)
 def _no_secret_in_logs(caplog):
     """Logs are captured at DEBUG for every test: no secret a test made may appear in them."""
     secrets_registry.start_test()

@@ -7,6 +7,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from exports.admin_scoping import CompanyScopedAdminMixin
+from exports.admin_time import timestamp_text
 from exports.notifications.models import Notification
 
 
@@ -86,7 +87,7 @@ class NotificationAdmin(CompanyScopedAdminMixin, admin.ModelAdmin):
                 (
                     (
                         reverse("admin:exports_notification_change", args=[row.pk]),
-                        f"{row.created_at:%Y-%m-%d %H:%M:%S}",
+                        timestamp_text(row.created_at),
                         row.summary,
                     )
                     for row in rows

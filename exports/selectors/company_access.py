@@ -40,6 +40,7 @@ COMPANY_LOOKUPS: dict[str, str] = {
 CREDENTIAL_LOOKUPS: dict[str, str] = {
     "exports.credential": "pk",
     "exports.webhookendpoint": "credential",
+    "exports.webhookrejectioncount": "endpoint__credential",  # global rows: users who see all
 }
 # Models with no company: only users who see all companies may have permissions on them.
 UNSCOPED_EXPORTS_MODELS = frozenset(

@@ -200,6 +200,7 @@ class _Run:
                 pleo_job_id=remote.id,
                 company=self.company,
                 seen_via=self.trigger,
+                payload_received_at=clock.now(),
                 **fields,
             )
             return local, True
@@ -211,7 +212,8 @@ class _Run:
         if changed:
             for name in changed:
                 setattr(local, name, fields[name])
-            local.save(update_fields=[*changed, "updated_at"])
+            local.payload_received_at = clock.now()
+            local.save(update_fields=[*changed, "payload_received_at", "updated_at"])
         return local, status_changed
 
     def set_claim(self, job: ExportJob, claim: str, **extra) -> None:

@@ -1,0 +1,44 @@
+"""Rejected webhook requests, counted (issue 17 §5): how many and when last, never what they held.
+
+One row per endpoint and status for 401 (the signature did not verify) and 413 (the body was too
+large), and one global row per status for 404 (no such endpoint, or one a 413 named that does not
+exist). Written by ``exports.rejections.counter`` at most once a minute per process, never per
+request.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class WebhookRejectionCount(models.Model):
+    class Status(models.IntegerChoices):
+        UNAUTHORIZED = 401, "401 signature not verified"
+        NOT_FOUND = 404, "404 unknown endpoint"
+        TOO_LARGE = 413, "413 body too large"
+
+    endpoint = models.ForeignKey(
+        "exports.WebhookEndpoint",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="rejection_counts",
+    )
+    status = models.PositiveSmallIntegerField(choices=Status.choices)
+    # "<endpoint pk>:<status>", or "global:<status>": unique where a nullable pair would not be.
+    key = models.CharField(max_length=60, unique=True, editable=False)
+    count = models.BigIntegerField(default=0)
+    first_at = models.DateTimeField()
+    last_at = models.DateTimeField()
+
+    class Meta:
+        app_label = "exports"
+        ordering = ["status", "endpoint_id"]
+
+    def __str__(self):
+        where = f"endpoint {self.endpoint_id}" if self.endpoint_id else "any endpoint"
+        return f"{self.count} × {self.status} on {where}"
+
+    @staticmethod
+    def key_for(endpoint_pk: int | None, status: int) -> str:
+        return f"{endpoint_pk if endpoint_pk is not None else 'global'}:{status}"
