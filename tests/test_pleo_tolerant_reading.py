@@ -12,7 +12,7 @@ import json
 import pytest
 import responses
 
-from exports.pleo.client import (
+from exports.pleo import (
     ApiKeyAuth,
     ClientConfig,
     ErrorType,

@@ -22,12 +22,12 @@ from django.conf import settings
 from exports import clock
 from exports.models import Company, Credential
 from exports.notifications import service as notifications
-from exports.pleo import hosts
-from exports.pleo.client import (
+from exports.pleo import (
     ApiKeyAuth,
     ClientConfig,
     PleoAuthError,
     PleoClient,
+    hosts,
     shared_session,
 )
 
