@@ -577,6 +577,14 @@ def test_paginate_yields_raw_items(http, client):
     ]
 
 
+def test_get_json_returns_the_raw_body_under_the_same_rules(http, client, sleeps):
+    raw = {"data": fakes.job_json(status="not-a-status"), "extra": [1]}
+    http.get(JOB, status=503)
+    http.get(JOB, json=raw)
+    assert client.get_json(f"/v3/export-jobs/{fakes.JOB_ID}") == raw  # unparsed, retried once
+    assert len(sleeps) == 1
+
+
 def test_page_size_is_sent_as_the_limit_of_list_calls_that_give_none(http, make_client):
     client = make_client(page_size=100)
     http.get(JOBS, json=fakes.page([fakes.job_json()]))

@@ -26,6 +26,7 @@ from exports.pleo import (
     JobEvent,
     PleoClient,
     PleoError,
+    PleoHostNotAllowed,
     PleoHTTPError,
     PleoOutcomeUnknown,
     PleoRateLimited,
@@ -546,3 +547,18 @@ def test_other_hook_errors_pass_through_untouched(http, api_key, sleeps):
     with pytest.raises(RuntimeError, match="hook broke"):
         client.get_export_job(fakes.JOB_ID)
     assert client.budget_exhausted is None and len(http.calls) == 0
+
+
+# --- The host check (exports.pleo.hosts; the whole matrix is in tests/test_pleo_hosts.py) --------
+
+
+def test_a_host_off_the_allow_list_is_refused_before_a_credential_is_read(http, make_client):
+    tokens_read = []
+    client = make_client(
+        base_url="https://collector.evil.example",
+        auth=BearerAuth(lambda: tokens_read.append(1) or "at_never_read"),
+    )
+    with pytest.raises(PleoHostNotAllowed, match="not a Pleo host") as refused:
+        client.get_export_job(fakes.JOB_ID)
+    assert (refused.value.method, refused.value.path) == ("GET", f"/v3/export-jobs/{fakes.JOB_ID}")
+    assert tokens_read == [] and len(http.calls) == 0
