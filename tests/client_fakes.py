@@ -106,6 +106,29 @@ def job_json(**overrides: Any) -> dict[str, Any]:
     return job
 
 
+def timestamp(moment: datetime) -> str:
+    """Pleo's form of a moment: UTC, ``YYYY-MM-DDTHH:MM:SSZ``."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def company_job_json(
+    company_id: Any, *, created_at: datetime, job_id: Any = None, **overrides: Any
+) -> dict[str, Any]:
+    """A new job of ``company_id`` (a fresh id unless given), as Pleo lists it: nothing set yet
+    that Pleo sets later (``createdBy``, ``lastUpdatedAt``, ``failureReasonType`` are null)."""
+    return job_json(
+        **{
+            "id": str(job_id or uuid.uuid4()),
+            "companyId": str(company_id),
+            "createdAt": timestamp(created_at),
+            "createdBy": None,
+            "lastUpdatedAt": None,
+            "failureReasonType": None,
+            **overrides,
+        }
+    )
+
+
 def job_item_json(n: int = 1, **overrides: Any) -> dict[str, Any]:
     item = {
         "accountingEntryId": entry_id(n),
