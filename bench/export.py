@@ -66,7 +66,7 @@ def _template(path: str, job_id: str) -> str:
 def baseline(state, sandbox_url: str, remote, key, items: int) -> float:
     """The same calls by a bare client: list, get, started, items, export items, reports,
     completed."""
-    from exports.pleo import client as pleo
+    from exports import pleo
 
     job = state.create_job(remote.id, items, notify=False)
     config = pleo.ClientConfig(base_url=sandbox_url, page_size=PAGE)

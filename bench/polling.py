@@ -77,7 +77,7 @@ def run_tick_in_process():
 
 
 def baseline(sandbox_url: str, pairs) -> float:
-    from exports.pleo.client import ApiKeyAuth, ClientConfig, PleoClient
+    from exports.pleo import ApiKeyAuth, ClientConfig, PleoClient
 
     config = ClientConfig(base_url=sandbox_url)
     started = time.perf_counter()

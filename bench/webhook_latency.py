@@ -89,7 +89,7 @@ def _worker_idle() -> bool:
 
 
 def baseline(state, sandbox_url, remote, key, jobs: int) -> list[float]:
-    from exports.pleo import client as pleo
+    from exports import pleo
 
     config = pleo.ClientConfig(base_url=sandbox_url)
     out = []

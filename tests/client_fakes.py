@@ -1,15 +1,20 @@
-"""Fakes for the Pleo client tests: JSON builders shaped like Pleo's schemas, transport
-exceptions built the way requests/urllib3 build them, and tiny real TCP servers."""
+"""Fakes for the Pleo client tests: URLs and helpers for requests faked with `responses` (checked
+against Pleo's OpenAPI schemas), JSON builders shaped like Pleo's schemas, transport exceptions
+built the way requests/urllib3 build them, and tiny real TCP servers. The client tests' fixtures
+(``http``, ``make_client``, ``client``, ...) are in ``tests/pleo_client/conftest.py``."""
 
 from __future__ import annotations
 
 import http.client
 import json
+import re
 import socket
 import threading
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import requests
 from urllib3.exceptions import (
@@ -21,6 +26,9 @@ from urllib3.exceptions import (
     ReadTimeoutError,
 )
 
+from exports.pleo import ItemUpdate, JobEvent
+from tests.openapi_schemas import validate_request_body, validate_response
+
 BASE_URL = "https://pleo.test"
 COMPANY_ID = "5d3c4b1a-0000-4000-8000-0000000000c0"
 JOB_ID = "8f6e1c2a-0000-4000-8000-0000000000a1"
@@ -28,8 +36,50 @@ JOB_ID_2 = "8f6e1c2a-0000-4000-8000-0000000000a2"
 SUBSCRIPTION_ID = "123e4567-e89b-12d3-a456-426614174000"
 
 
+URL = BASE_URL
+JOBS = f"{URL}/v3/export-jobs"
+JOB = f"{JOBS}/{JOB_ID}"
+ITEMS = f"{JOB}/items"
+PUT_ITEMS_PATH = "/v3/export-jobs/{jobId}/items"
+EVENTS = f"{URL}/v3/export-job-events"
+EXPORT_ITEMS = f"{URL}/v3/export-items"
+SUBSCRIPTIONS = f"{URL}/v1/subscriptions"
+SUBSCRIPTION = f"{SUBSCRIPTIONS}/{SUBSCRIPTION_ID}"
+NOW = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)
+PLEO_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+
+
 def entry_id(n: int) -> str:
     return f"00000000-0000-4000-8000-{n:012d}"
+
+
+# --- Requests faked with `responses`: what was sent, checked against Pleo's schemas -------------
+# Request bodies are checked against the operation's requestBody schema with no_extra_fields, so
+# a misspelled or invented field name (say ``exportJobId``) fails as well as a wrong value.
+
+
+def check_request(body: object, method: str, path: str) -> None:
+    validate_request_body(body, method, path, no_extra_fields=True)
+
+
+def check_response(body: object, method: str, path: str) -> None:
+    validate_response(body, method, path, 200, no_extra_fields=True)
+
+
+def query(call) -> dict[str, list[str]]:
+    return parse_qs(urlsplit(call.request.url).query)
+
+
+def sent_json(call):
+    return json.loads(call.request.body)
+
+
+def post_event(client) -> None:
+    client.post_export_job_event(JOB_ID, JobEvent.STARTED)
+
+
+def put_items(client) -> None:
+    client.update_export_job_items(JOB_ID, [ItemUpdate.successful(entry_id(1))])
 
 
 # --- JSON shaped like Pleo's responses ------------------------------------------------------------
@@ -54,6 +104,29 @@ def job_json(**overrides: Any) -> dict[str, Any]:
     }
     job.update(overrides)
     return job
+
+
+def timestamp(moment: datetime) -> str:
+    """Pleo's form of a moment: UTC, ``YYYY-MM-DDTHH:MM:SSZ``."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def company_job_json(
+    company_id: Any, *, created_at: datetime, job_id: Any = None, **overrides: Any
+) -> dict[str, Any]:
+    """A new job of ``company_id`` (a fresh id unless given), as Pleo lists it: nothing set yet
+    that Pleo sets later (``createdBy``, ``lastUpdatedAt``, ``failureReasonType`` are null)."""
+    return job_json(
+        **{
+            "id": str(job_id or uuid.uuid4()),
+            "companyId": str(company_id),
+            "createdAt": timestamp(created_at),
+            "createdBy": None,
+            "lastUpdatedAt": None,
+            "failureReasonType": None,
+            **overrides,
+        }
+    )
 
 
 def job_item_json(n: int = 1, **overrides: Any) -> dict[str, Any]:

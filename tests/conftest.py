@@ -101,6 +101,17 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture
+def sent(monkeypatch):
+    """The tasks the product queues, as ``(func, *args)``, instead of queueing them."""
+    calls = []
+    monkeypatch.setattr(
+        "exports.services.dispatch.async_task",
+        lambda func, *args, **kw: calls.append((func, *args)),
+    )
+    return calls
+
+
+@pytest.fixture
 def test_database_url(transactional_db):
     """The test database as a DATABASE_URL, for product processes started by a test."""
     from django.db import connection

@@ -17,7 +17,7 @@ from django.urls import reverse
 
 from exports import clock
 from exports.models import AuditEntry, Company, Credential, RequestBudget, Trigger
-from exports.pleo.client import BudgetExhausted
+from exports.pleo import BudgetExhausted
 from exports.services import budget
 from exports.services.start_flow import Outcome, run_export_check
 from exports.services.sweep import sweep_stale_leases
@@ -147,7 +147,7 @@ CONSUMER = """
 import sys, time
 import django
 django.setup()
-from exports.pleo.client import BudgetExhausted
+from exports.pleo import BudgetExhausted
 from exports.services import budget
 key, start_at, until = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
 while time.time() < start_at:

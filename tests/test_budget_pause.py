@@ -15,7 +15,7 @@ import pytest
 
 from exports import clock
 from exports.models import AuditEntry, Company, ExportJob, JournalEntry, Trigger
-from exports.pleo.client import BudgetExhausted
+from exports.pleo import BudgetExhausted
 from exports.services import budget
 from exports.services.start_flow import Outcome, run_export_check
 from exports.services.sweep import sweep_stale_leases

@@ -45,13 +45,6 @@ def scoped_client(client, scene):
     return client
 
 
-@pytest.fixture
-def sent(monkeypatch):
-    calls = []
-    monkeypatch.setattr("exports.services.dispatch.async_task", lambda *a, **k: calls.append(a))
-    return calls
-
-
 def _names(queryset):
     return sorted(obj.name for obj in queryset)
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from exports import clock
-from exports.pleo.client import ExportJob, JobStatus
+from exports.pleo import ExportJob, JobStatus
 from exports.services.expiry_guard import DeadlineGuard
 
 T0 = datetime(2025, 5, 23, 12, 0, tzinfo=UTC)

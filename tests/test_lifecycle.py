@@ -19,7 +19,7 @@ from exports import clock
 from exports.adapters import ADAPTERS, AccountingAdapter, BookingResult, ValidationResult
 from exports.adapters.journal import JournalAdapter
 from exports.models import AuditEntry, Company, ExportItemRecord, ExportJob, JournalEntry, Trigger
-from exports.pleo.client import PleoClient
+from exports.pleo import PleoClient
 from exports.services import lifecycle
 from exports.services.start_flow import Outcome, run_export_check
 from tests import secrets_registry

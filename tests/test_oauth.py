@@ -18,8 +18,8 @@ from responses import matchers
 
 from exports import clock, crypto
 from exports.models import Credential
+from exports.pleo import PleoAuthError, PleoUnavailable
 from exports.pleo import oauth as pleo_oauth
-from exports.pleo.client import PleoAuthError, PleoUnavailable
 from exports.services import oauth as oauth_service
 from exports.services.credentials import CredentialUnusable, client_for_credential
 from tests import secrets_registry

@@ -18,7 +18,7 @@ from django.contrib.auth.models import User
 from django.urls import reverse
 
 from exports.models import AuditEntry, Company, Credential, Trigger
-from exports.pleo.client import PleoAuthError
+from exports.pleo import PleoAuthError
 from exports.services.credentials import CredentialUnusable, client_for_credential
 from exports.services.start_flow import run_export_check
 from tests import processes, secrets_registry

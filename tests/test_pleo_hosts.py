@@ -23,8 +23,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.urls import reverse
 
+from exports import pleo
 from exports.models import Company, Credential, Trigger
-from exports.pleo import client as pleo
 from exports.pleo import hosts
 from exports.pleo import oauth as pleo_oauth
 from exports.services import oauth as oauth_service

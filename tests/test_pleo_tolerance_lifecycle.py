@@ -16,7 +16,7 @@ import pytest
 from exports import clock
 from exports.adapters import ADAPTERS
 from exports.models import AuditEntry, Company, ExportItemRecord, ExportJob, JournalEntry
-from exports.pleo.client import PleoClient
+from exports.pleo import PleoClient
 from exports.services.start_flow import Outcome
 from pleo_sandbox.clock import parse_iso
 from tests import secrets_registry

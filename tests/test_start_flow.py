@@ -3,7 +3,7 @@
 import json
 import re
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 import responses
@@ -14,6 +14,8 @@ from exports import clock
 from exports.models import AuditEntry, Company, Credential, ExportJob, Trigger
 from exports.services import leases
 from exports.services.start_flow import Outcome, run_export_check
+from tests.client_fakes import company_job_json, page
+from tests.client_fakes import timestamp as iso
 from tests.factories import make_company, make_credential
 
 pytestmark = pytest.mark.django_db
@@ -23,43 +25,10 @@ LIST = f"{BASE}/v3/export-jobs"
 EVENTS = f"{BASE}/v3/export-job-events"
 
 
-def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def job_json(company, *, status="pending", created_minutes_ago=10, job_id=None, **extra):
-    created = clock.now() - timedelta(minutes=created_minutes_ago)
-    body = {
-        "id": str(job_id or uuid.uuid4()),
-        "companyId": str(company.pleo_company_id),
-        "status": status,
-        "createdAt": iso(created),
-        "expiresIn": 3600,
-        "isInteractive": True,
-        "numberOfItems": 2,
-        "vendorBasedBookkeeping": False,
-        "createdBy": None,
-        "startedAt": None,
-        "lastUpdatedAt": None,
-        "completedAt": None,
-        "expiredAt": None,
-        "failureReason": None,
-        "failureReasonType": None,
-    }
-    body.update(extra)
-    return body
-
-
-def page(jobs):
-    return {
-        "data": jobs,
-        "pagination": {
-            "currentRequestPagination": {"parameters": {}},
-            "hasNextPage": False,
-            "hasPreviousPage": False,
-            "total": len(jobs),
-        },
-    }
+def job_json(company, *, created_minutes_ago=10, **extra):
+    """A job of ``company`` created ``created_minutes_ago`` minutes ago (``status`` pending)."""
+    created_at = clock.now() - timedelta(minutes=created_minutes_ago)
+    return company_job_json(company.pleo_company_id, created_at=created_at, **extra)
 
 
 @pytest.fixture

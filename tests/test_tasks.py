@@ -15,16 +15,6 @@ from tests.factories import make_company
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def sent(monkeypatch):
-    calls = []
-    monkeypatch.setattr(
-        "exports.services.dispatch.async_task",
-        lambda func, *args, **kw: calls.append((func, *args)),
-    )
-    return calls
-
-
 def test_ensure_schedules_is_idempotent_and_follows_the_interval(settings):
     settings.PLEO_POLL_INTERVAL_MINUTES = 5
     for _ in range(3):

@@ -19,16 +19,6 @@ from tests.factories import make_company, make_credential
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def sent(monkeypatch):
-    calls = []
-    monkeypatch.setattr(
-        "exports.services.dispatch.async_task",
-        lambda func, *args, **kw: calls.append((func, *args)),
-    )
-    return calls
-
-
 def queued_ids(sent) -> list[int]:
     return sorted(pk for call in sent for pk in call[1])
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 import responses
@@ -20,6 +20,7 @@ from exports import clock
 from exports.models import AuditEntry, Company, ExportJob, Trigger
 from exports.services.start_flow import Outcome, run_export_check
 from exports.services.unknown_status import company_release_unknown_status
+from tests.client_fakes import company_job_json, page
 from tests.factories import make_company, make_credential
 
 pytestmark = pytest.mark.django_db
@@ -29,31 +30,11 @@ LIST = f"{BASE}/v3/export-jobs"
 EVENTS = f"{BASE}/v3/export-job-events"
 
 
-def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def job_json(company, *, status="pending", created_minutes_ago=10, **extra):
-    body = {
-        "id": str(uuid.uuid4()),
-        "companyId": str(company.pleo_company_id),
-        "status": status,
-        "createdAt": iso(clock.now() - timedelta(minutes=created_minutes_ago)),
-        "expiresIn": 3600,
-        "isInteractive": True,
-        "numberOfItems": 0,
-        "vendorBasedBookkeeping": False,
-        "lastUpdatedAt": None,
-        "failureReason": None,
-        "failureReasonType": None,
-    }
-    body.update(extra)
-    return body
-
-
-def page(jobs):
-    info = {"currentRequestPagination": {"parameters": {}}, "hasNextPage": False}
-    return {"data": jobs, "pagination": {**info, "hasPreviousPage": False}}
+def job_json(company, *, created_minutes_ago=10, **extra):
+    """A job of ``company`` with no items, created ``created_minutes_ago`` minutes ago."""
+    created_at = clock.now() - timedelta(minutes=created_minutes_ago)
+    extra = {"numberOfItems": 0, **extra}
+    return company_job_json(company.pleo_company_id, created_at=created_at, **extra)
 
 
 @pytest.fixture

@@ -12,8 +12,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from exports.models import Credential
-from exports.pleo import contract
-from exports.pleo.client import BudgetExhausted
+from exports.pleo import BudgetExhausted, contract
 from exports.services import budget
 from exports.services.subscriptions import webhooks_subscribe
 from pleo_sandbox.variants import JOB_CREATED_SPELLINGS

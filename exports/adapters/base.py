@@ -7,13 +7,13 @@ three questions:
     Pre-export validation, before any item is touched: is the accounting system reachable, is it
     configured, can it do what the job needs (vendor-based bookkeeping when the job's
     ``vendor_based_bookkeeping`` is true)? A failure carries a job ``failureReasonType``
-    (:class:`~exports.pleo.client.JobFailureReasonType`) and a message for the bookkeeper; the
+    (:class:`~exports.pleo.enums.JobFailureReasonType`) and a message for the bookkeeper; the
     lifecycle then sends ``failed`` to Pleo and stops.
 
 ``export(item, idempotency_key) -> BookingResult``
     Book one export item: ``item`` is Pleo's ``ExportItemV3`` as a dict (``ExportItem.raw``).
     Booked: ``external_id``, ``external_url``, ``exported_at``. Not booked: an item
-    ``failureReasonType`` (:class:`~exports.pleo.client.ItemFailureReasonType`) and a message
+    ``failureReasonType`` (:class:`~exports.pleo.enums.ItemFailureReasonType`) and a message
     the bookkeeper can act on. ``idempotency_key`` is the same for the same item of the same job
     on every attempt; an adapter that can pass it on to its accounting system should.
     Raise :class:`AdapterUnavailable` when the system could not be reached and nothing was
@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
-from exports.pleo.client import ItemFailureReasonType, JobFailureReasonType
+from exports.pleo import ItemFailureReasonType, JobFailureReasonType
 
 
 class LookupUnsupported(Exception):

@@ -52,7 +52,7 @@ from django.urls import reverse
 from exports import clock
 from exports.adapters.base import AccountingAdapter, BookingResult, ValidationResult
 from exports.money import format_minor
-from exports.pleo.client import ItemFailureReasonType as ItemFailure
+from exports.pleo import ItemFailureReasonType as ItemFailure
 
 # Largest amount accepted, in minor units (far below BigIntegerField's limit even when summed).
 MAX_MINOR = 10**15

@@ -1,4 +1,93 @@
-"""Pleo API access. Everything public lives in :mod:`exports.pleo.client`; re-exported here."""
+"""The Pleo client: everything that speaks HTTP to Pleo, and no Django model.
 
-from exports.pleo.client import *  # noqa: F403
-from exports.pleo.client import __all__  # noqa: F401
+``enums`` (Pleo's values and how we read them), ``errors`` (what a call can raise), ``resources``
+(parsed answers and request bodies), ``connection`` (configuration, auth, sessions), ``transport``
+(the retry and idempotency rules, ``_request``), ``client`` (the endpoints, ``PleoClient``);
+``hosts`` (the allow-list of Pleo hosts), ``oauth`` (tokens), ``openapi``/``contract`` (Pleo's
+schemas and the live contract check). The public names are re-exported here: import from
+``exports.pleo``.
+"""
+
+from exports.pleo.client import MAX_PAGES, PleoClient
+from exports.pleo.connection import ApiKeyAuth, BearerAuth, ClientConfig, shared_session
+from exports.pleo.enums import (
+    TERMINAL_JOB_STATUSES,
+    UNFINISHED_JOB_STATUSES,
+    ErrorType,
+    ItemFailureReasonType,
+    ItemStatus,
+    JobEvent,
+    JobFailureReasonType,
+    JobStatus,
+    SubscriptionStatus,
+    WebhookEventType,
+    error_type_is,
+)
+from exports.pleo.errors import (
+    BudgetExhausted,
+    PleoAuthError,
+    PleoBadRequest,
+    PleoConflict,
+    PleoError,
+    PleoHostNotAllowed,
+    PleoHTTPError,
+    PleoNotFound,
+    PleoOutcomeUnknown,
+    PleoPayloadTooLarge,
+    PleoRateLimited,
+    PleoResponseError,
+    PleoServerError,
+    PleoUnavailable,
+    PleoUnprocessable,
+)
+from exports.pleo.resources import (
+    ExportItem,
+    ExportJob,
+    ExportJobItem,
+    ItemUpdate,
+    ItemUpdateError,
+    ItemUpdateResult,
+    Subscription,
+)
+
+__all__ = [
+    "ApiKeyAuth",
+    "BearerAuth",
+    "BudgetExhausted",
+    "ClientConfig",
+    "ErrorType",
+    "ExportItem",
+    "ExportJob",
+    "ExportJobItem",
+    "ItemFailureReasonType",
+    "ItemStatus",
+    "ItemUpdate",
+    "ItemUpdateError",
+    "ItemUpdateResult",
+    "JobEvent",
+    "JobFailureReasonType",
+    "JobStatus",
+    "MAX_PAGES",
+    "PleoAuthError",
+    "PleoBadRequest",
+    "PleoClient",
+    "PleoConflict",
+    "PleoError",
+    "PleoHTTPError",
+    "PleoHostNotAllowed",
+    "PleoNotFound",
+    "PleoOutcomeUnknown",
+    "PleoPayloadTooLarge",
+    "PleoRateLimited",
+    "PleoResponseError",
+    "PleoServerError",
+    "PleoUnavailable",
+    "PleoUnprocessable",
+    "Subscription",
+    "SubscriptionStatus",
+    "TERMINAL_JOB_STATUSES",
+    "UNFINISHED_JOB_STATUSES",
+    "WebhookEventType",
+    "error_type_is",
+    "shared_session",
+]

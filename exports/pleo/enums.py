@@ -11,7 +11,7 @@ Read generously: one unexpected value from Pleo must never make a response unrea
 * Error ``type`` codes are compared case-insensitively (:func:`error_type_is`): Pleo's pages show
   both ``INVALID_EXPORT_JOB_STATUS_CHANGE`` and ``missing_contra_accounts``.
 
-This module imports nothing from ``exports``; :mod:`exports.pleo.client` re-exports everything.
+This module imports nothing from ``exports``; :mod:`exports.pleo` re-exports its public names.
 """
 
 from __future__ import annotations

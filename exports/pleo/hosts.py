@@ -8,7 +8,7 @@ derive from ``DEBUG`` or ``PLEO_SANDBOX`` (the local sandbox).
 
 The same check runs where a URL is entered (the credential admin form, ``add_company``, a system
 check of the ``PLEO_*_BASE_URL`` settings) and again in the HTTP clients before every request
-(:mod:`exports.pleo.client`, :mod:`exports.pleo.oauth`), so a URL stored by any other way (an
+(:mod:`exports.pleo.transport`, :mod:`exports.pleo.oauth`), so a URL stored by any other way (an
 old row, a shell, a fixture) is refused before a connection is opened.
 
 Exact means exact: no suffix or subdomain matching (``external.pleo.io.evil.example``), no user

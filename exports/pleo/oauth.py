@@ -44,12 +44,12 @@ from urllib.parse import urlencode
 import requests
 
 from exports.pleo import hosts
-from exports.pleo.client import (
-    _TRANSPORT_FAILURES,
-    _adapter_without_retries,
-    _describe_transport_failure,
-    _one_line,
-    _provably_not_sent,
+from exports.pleo.connection import adapter_without_retries
+from exports.pleo.errors import one_line
+from exports.pleo.transport import (
+    TRANSPORT_FAILURES,
+    describe_transport_failure,
+    provably_not_sent,
 )
 from pleo_integration import __version__
 
@@ -72,7 +72,7 @@ class OAuthError(Exception):
     def __init__(
         self, description: str, *, error: str | None = None, status: int | None = None
     ) -> None:
-        self.description = _one_line(description) or "unknown error"
+        self.description = one_line(description) or "unknown error"
         self.error = error
         self.status = status
         super().__init__(str(self))
@@ -254,8 +254,8 @@ def _token_request(
     own_session = session is None
     if own_session:
         session = requests.Session()
-        session.mount("https://", _adapter_without_retries())
-        session.mount("http://", _adapter_without_retries())
+        session.mount("https://", adapter_without_retries())
+        session.mount("http://", adapter_without_retries())
     started = time.monotonic()
     outcome: Any = "error"
     try:
@@ -272,10 +272,10 @@ def _token_request(
             )
         except requests.RequestException as exc:
             outcome = type(exc).__name__
-            reason = _describe_transport_failure(exc)
-            if isinstance(exc, requests.ConnectTimeout) or _provably_not_sent(exc):
+            reason = describe_transport_failure(exc)
+            if isinstance(exc, requests.ConnectTimeout) or provably_not_sent(exc):
                 raise OAuthUnavailable(f"Pleo's OAuth server is unreachable: {reason}") from None
-            if isinstance(exc, _TRANSPORT_FAILURES):
+            if isinstance(exc, TRANSPORT_FAILURES):
                 raise OAuthOutcomeUnknown(
                     f"{reason} after the token request was sent; it may have been applied"
                 ) from None

@@ -25,7 +25,7 @@ per pickup is the burst, and a resumed job re-reads its items before it goes on;
 (250 a minute at the defaults) is what continuous polling on one key gets.
 
 **When spent.** The client's ``before_request`` hook (:class:`BudgetHook`) raises
-:class:`exports.pleo.client.BudgetExhausted` with ``retry_at`` (when there is room again) and
+:class:`exports.pleo.errors.BudgetExhausted` with ``retry_at`` (when there is room again) and
 nothing is sent. A worker run then releases its lease and records when the company may run
 again; the sweep picks it up (``exports.services.start_flow``); ``check_exports`` waits, bounded.
 
@@ -47,7 +47,7 @@ from django.db import connection
 from django.db.models import Case, F, Value, When
 
 from exports import clock
-from exports.pleo.client import BudgetExhausted
+from exports.pleo import BudgetExhausted
 
 if TYPE_CHECKING:
     from exports.models import Credential

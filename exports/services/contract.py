@@ -26,8 +26,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from exports import pleo
 from exports.models import Company
-from exports.pleo import client as pleo
 from exports.pleo import contract
 from exports.pleo.contract import EXPORT_API, EXPORT_ITEMS, SUBSCRIPTIONS, Finding
 from exports.services.credentials import CredentialUnusable, client_for_company

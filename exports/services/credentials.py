@@ -24,12 +24,12 @@ from django.conf import settings
 from exports import clock
 from exports.models import Company, Credential
 from exports.notifications import service as notifications
-from exports.pleo import hosts
-from exports.pleo.client import (
+from exports.pleo import (
     ApiKeyAuth,
     ClientConfig,
     PleoAuthError,
     PleoClient,
+    hosts,
     shared_session,
 )
 
@@ -151,7 +151,7 @@ def credential_test_connection(*, credential: Credential) -> ConnectionCheck:
 
 
 def _test_connection(credential: Credential) -> ConnectionCheck:
-    from exports.pleo.client import BudgetExhausted, PleoError, PleoHTTPError
+    from exports.pleo import BudgetExhausted, PleoError, PleoHTTPError
 
     company = credential.companies.order_by("pk").first()
     where = f"for {company.name}" if company else "(no company uses it yet)"

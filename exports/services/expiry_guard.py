@@ -25,11 +25,10 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 
-from exports import clock
+from exports import clock, pleo
 from exports.adapters import BookingResult
 from exports.audit import HttpCall
 from exports.models import AuditEntry
-from exports.pleo import client as pleo
 
 # Finish this share of expiresIn (plus the clock-skew allowance) before a deadline that Pleo did
 # not extend: room for the last reports and the final event, with their retries.

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from exports import pleo
 from exports.models import ExportJob
 from exports.notifications.render import item_counts
-from exports.pleo import client as pleo
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,7 @@ from typing import Any, TypeVar
 
 from django.conf import settings
 
-from exports import clock, crashpoints
+from exports import clock, crashpoints, pleo
 from exports.adapters import (
     AccountingAdapter,
     AdapterUnavailable,
@@ -68,7 +68,6 @@ from exports.adapters import (
 from exports.audit import HttpCall
 from exports.models import AuditEntry, ExportItemRecord, ExportJob
 from exports.notifications import service as notifications
-from exports.pleo import client as pleo
 from exports.services import failing
 from exports.services.expiry_guard import DeadlineGuard
 from exports.services.job_end import job_end_in_pleo, what_to_do

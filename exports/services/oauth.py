@@ -43,8 +43,8 @@ from django.views.decorators.debug import sensitive_variables
 from exports import clock, crypto
 from exports.models import Credential
 from exports.notifications import service as notifications
+from exports.pleo import BearerAuth, PleoAuthError, PleoUnavailable
 from exports.pleo import oauth as pleo_oauth
-from exports.pleo.client import BearerAuth, PleoAuthError, PleoUnavailable
 from exports.pleo.hosts import HostNotAllowed
 from exports.services.credentials import CredentialUnusable
 

@@ -32,11 +32,10 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 
-from exports import audit, clock, crashpoints
+from exports import audit, clock, crashpoints, pleo
 from exports.audit import HttpCall
 from exports.models import AuditEntry, Company, ExportJob, Trigger
 from exports.notifications import service as notifications
-from exports.pleo import client as pleo
 from exports.services.credentials import CredentialUnusable, client_for_company
 from exports.services.failing import audit_again_due, job_failing_end
 from exports.services.job_end import job_end_in_pleo

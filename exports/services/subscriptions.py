@@ -25,7 +25,7 @@ from django.db import transaction
 
 from exports import clock
 from exports.models import Credential, WebhookEndpoint
-from exports.pleo.client import (
+from exports.pleo import (
     PleoClient,
     PleoError,
     PleoNotFound,

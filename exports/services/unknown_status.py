@@ -24,10 +24,9 @@ import uuid
 
 from django.db import transaction
 
-from exports import audit, clock
+from exports import audit, clock, pleo
 from exports.audit import HttpCall
 from exports.models import AuditEntry, Company, ExportJob, Trigger
-from exports.pleo import client as pleo
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,5 @@
-"""Issue 16: the client reads Pleo's answers generously (HTTP faked at the transport).
+"""exports.pleo.enums, through the client: Pleo's answers are read generously (HTTP faked with
+`responses`).
 
 Unknown job statuses, item statuses and failure types read as the enum's UNKNOWN and keep the raw
 string; ``expired`` reads as failed/job_expired; error types compare in any case; a subscription's
@@ -10,11 +11,8 @@ from __future__ import annotations
 import json
 
 import pytest
-import responses
 
-from exports.pleo.client import (
-    ApiKeyAuth,
-    ClientConfig,
+from exports.pleo import (
     ErrorType,
     ExportJob,
     ExportJobItem,
@@ -23,32 +21,19 @@ from exports.pleo.client import (
     ItemUpdate,
     JobFailureReasonType,
     JobStatus,
-    PleoClient,
     PleoError,
     PleoUnprocessable,
     Subscription,
     error_type_is,
 )
 from tests import client_fakes as fakes
-
-JOBS = f"{fakes.BASE_URL}/v3/export-jobs"
-JOB = f"{JOBS}/{fakes.JOB_ID}"
-ITEMS = f"{JOB}/items"
-EVENTS = f"{fakes.BASE_URL}/v3/export-job-events"
-SUBSCRIPTIONS = f"{fakes.BASE_URL}/v1/subscriptions"
+from tests.client_fakes import EVENTS, ITEMS, JOB, JOBS, SUBSCRIPTIONS
 
 
 @pytest.fixture
-def http():
-    with responses.RequestsMock() as mock:
-        yield mock
-
-
-@pytest.fixture
-def client():
-    config = ClientConfig(base_url=fakes.BASE_URL, max_attempts=1)
-    with PleoClient(config=config, auth=ApiKeyAuth("k_test"), request_id="run-1") as c:
-        yield c
+def client(make_client):
+    """One attempt per call: a refused answer is final at once."""
+    return make_client(max_attempts=1)
 
 
 # --- job and item statuses ----------------------------------------------------------------------
