@@ -141,4 +141,10 @@ def product_env(test_database_url, settings):
             "PYTHONUNBUFFERED": "1",
         }
     )
+    # A worker started with this environment reads the broker's queue: with Redis, tasks an
+    # earlier test left there (queued in this process, signed with its SECRET_KEY, not the
+    # subprocess's) would reach it as BadSignature tracebacks. Each such test starts empty.
+    from django_q.brokers import get_broker
+
+    get_broker().purge_queue()
     return env
