@@ -114,21 +114,7 @@ def apply_event(
             target = "failed"
     started_again_ok = store.switch("started_on_in_progress") == "202"
     idempotent = (before, event) == ("in_progress", "started") and started_again_ok
-    if target is None and not idempotent:
-        job.events.append(
-            event_record(
-                store,
-                job,
-                event,
-                identity,
-                False,
-                before,
-                failure_reason,
-                failure_reason_type,
-                request_id,
-            )
-        )
-        return False
+    accepted = target is not None or idempotent
     if target is not None:
         job.status = target
         if event == "started":
@@ -139,21 +125,22 @@ def apply_event(
             job.failure_reason = failure_reason
             job.failure_reason_type = failure_reason_type
             abandon_items(job)
-    job.last_updated_at = now
+    if accepted:
+        job.last_updated_at = now
     job.events.append(
         event_record(
             store,
             job,
             event,
             identity,
-            True,
+            accepted,
             before,
             failure_reason,
             failure_reason_type,
             request_id,
         )
     )
-    return True
+    return accepted
 
 
 def parse_event_body(body: Any) -> dict:

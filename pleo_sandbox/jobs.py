@@ -191,11 +191,7 @@ class Jobs:
         """Another integration posts ``started`` for the job; True if it moved to in_progress."""
         with self.store.lock:
             sweep(self.store)
-            job = self.store.jobs[job_id]
-            if job.status != "pending":
-                return False
-            apply_event(self.store, job, "started", OTHER_INTEGRATION, None, None, None)
-            return True
+            return self._started_by_another(self.store.jobs[job_id])
 
     def set_job_status(self, job_id: str, status: str, **fields: Any) -> dict:
         """Force a job's status (escape hatch for test set-up; no transition rules)."""
@@ -368,8 +364,11 @@ class Jobs:
             return False
         with self.store.lock:
             sweep(self.store)
-            job = self.store.jobs.get(str(body.get("jobId")))
-            if job is None or job.status != "pending":
-                return False
-            apply_event(self.store, job, "started", OTHER_INTEGRATION, None, None, None)
-            return True
+            return self._started_by_another(self.store.jobs.get(str(body.get("jobId"))))
+
+    def _started_by_another(self, job: Job | None) -> bool:
+        """Another integration posts ``started`` for a pending job; True if it did."""
+        if job is None or job.status != "pending":
+            return False
+        apply_event(self.store, job, "started", OTHER_INTEGRATION, None, None, None)
+        return True
