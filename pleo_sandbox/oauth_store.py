@@ -16,7 +16,6 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 from urllib.parse import urlsplit
 
 from pleo_sandbox.clock import iso
@@ -173,10 +172,10 @@ class OAuthStore:
         with self.store.lock:
             return [g.to_dict() for g in self._grants.values()]
 
-    def refresh_token_status(self, token: str) -> str | None:
+    def refresh_token_status(self, refresh_token: str) -> str | None:
         """``active``, ``rotated``, ``revoked`` or None (unknown)."""
         with self.store.lock:
-            rt = self._refresh_tokens.get(token)
+            rt = self._refresh_tokens.get(refresh_token)
             return rt.status if rt else None
 
     def revoke_grant(self, grant_id: str, reason: str = "revoked by the sandbox control") -> dict:
@@ -185,7 +184,7 @@ class OAuthStore:
             self.revoke(grant, reason)
             return grant.to_dict()
 
-    def issue_tokens(self, client_id: str, *, scopes: Any = None) -> dict:
+    def issue_tokens(self, client_id: str, *, scopes: Iterable[str] | None = None) -> dict:
         """Tokens for ``client_id`` as if its user had just approved (no authorize round trip):
         ``{access_token, refresh_token, expires_in, token_type, scope, grantId}``."""
         with self.store.lock:

@@ -3,7 +3,9 @@
 :class:`SandboxState` is both the domain the HTTP layer calls (the ``api_*`` methods, with an
 authenticated :class:`~pleo_sandbox.entities.Credential`) and the Python control API used by tests
 (every public method without the ``api_`` prefix; listed in the package docstring). It holds no
-logic of its own: each method hands over to one part.
+logic of its own: each method hands over to one part, most of them as ``name = _to(part,
+Part.method)``, so ``state.create_job`` *is* ``Jobs.create_job`` bound to the sandbox's jobs (same
+signature, same docstring).
 
 * :mod:`pleo_sandbox.store`: the data, the lock, ids, clock, switches, faults, request log;
   companies, organisations and credentials.
@@ -22,22 +24,44 @@ every operation and whenever the clock or the switches move.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
 from pleo_sandbox import auth
 from pleo_sandbox.clock import SandboxClock
 from pleo_sandbox.entities import Company, Credential, Organisation
-from pleo_sandbox.faults import Fault
+from pleo_sandbox.faults import Fault, FaultRegistry
 from pleo_sandbox.items import Items
 from pleo_sandbox.job_events import parse_event_body, sweep
 from pleo_sandbox.jobs import Jobs
 from pleo_sandbox.oauth import OAuthServer
-from pleo_sandbox.oauth_store import OAuthClient, OAuthStore
+from pleo_sandbox.oauth_store import OAuthStore
 from pleo_sandbox.ratelimit import RateLimiter
+from pleo_sandbox.requestlog import RequestLog
 from pleo_sandbox.store import Store
 from pleo_sandbox.subscriptions import Subscriptions
+from pleo_sandbox.webhooks import WebhookDispatcher
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class _To(Generic[P, R]):
+    """``name = _to("part", Part.method)`` in the class body: ``instance.name`` is
+    ``instance.part.method`` (the part's bound method itself, so its signature and docstring)."""
+
+    def __init__(self, part: str, method: Callable[Concatenate[Any, P], R]) -> None:
+        self.part = part
+        self.method = method
+
+    def __get__(self, instance: object, owner: type | None = None) -> Callable[P, R]:
+        if instance is None:
+            return self.method  # read on the class: the part's method (help, signature)
+        return getattr(getattr(instance, self.part), self.method.__name__)
+
+
+_to = _To  # reads as "hand to": ``create_job = _to("_jobs", Jobs.create_job)``
 
 
 class SandboxState:
@@ -87,40 +111,9 @@ class SandboxState:
             self._oauth_store.reset()
             self.webhooks.reset()
 
-    def add_company(
-        self,
-        name: str | None = None,
-        *,
-        currency: str = "DKK",
-        company_id: str | None = None,
-        organisation_id: str | None = None,
-        contra_accounts_configured: bool = True,
-    ) -> Company:
-        return self.store.add_company(
-            name,
-            currency=currency,
-            company_id=company_id,
-            organisation_id=organisation_id,
-            contra_accounts_configured=contra_accounts_configured,
-        )
-
-    def update_company(self, company_id: str, *, contra_accounts_configured: bool) -> Company:
-        return self.store.update_company(
-            company_id, contra_accounts_configured=contra_accounts_configured
-        )
-
-    def add_organisation(
-        self,
-        name: str | None = None,
-        *,
-        company_ids: Iterable[str] = (),
-        n_companies: int = 0,
-        currency: str = "DKK",
-    ) -> Organisation:
-        """An organisation holding ``company_ids`` plus ``n_companies`` new companies."""
-        return self.store.add_organisation(
-            name, company_ids=company_ids, n_companies=n_companies, currency=currency
-        )
+    add_company = _to("store", Store.add_company)
+    update_company = _to("store", Store.update_company)
+    add_organisation = _to("store", Store.add_organisation)
 
     def add_api_key(
         self,
@@ -166,8 +159,7 @@ class SandboxState:
             expires_in=expires_in,
         )
 
-    def revoke(self, credential_id: str) -> Credential:
-        return self.store.revoke(credential_id)
+    revoke = _to("store", Store.revoke)
 
     def credentials(self) -> list[Credential]:
         with self.store.lock:
@@ -184,117 +176,25 @@ class SandboxState:
     # ==========================================================================================
     # Control API: OAuth 2.0 (pleo_sandbox.oauth)
     # ==========================================================================================
-    def add_oauth_client(
-        self,
-        client_id: str | None = None,
-        *,
-        client_secret: str | None = None,
-        redirect_uris: Iterable[str] | str = (),
-        company_id: str | None = None,
-        company_ids: Iterable[str] | None = None,
-        organisation_id: str | None = None,
-        scopes: Iterable[str] | str | None = None,
-        name: str | None = None,
-    ) -> OAuthClient:
-        """Register an OAuth client (``.client_id``, ``.client_secret``, ``.redirect_uris``)."""
-        return self._oauth_store.add_client(
-            client_id,
-            client_secret=client_secret,
-            redirect_uris=redirect_uris,
-            company_id=company_id,
-            company_ids=company_ids,
-            organisation_id=organisation_id,
-            scopes=scopes,
-            name=name,
-        )
-
-    def oauth_clients(self) -> list[OAuthClient]:
-        return self._oauth_store.clients()
-
-    def oauth_authorize(
-        self, url: str | None = None, *, decision: str = "approve", **params
-    ) -> str:
-        """Approve (or ``decision="deny"``) an authorize request given as its URL or its
-        parameters, as the user would on the consent page; returns the redirect URL."""
-        return self.oauth.authorize(url, decision=decision, **params)
-
-    def oauth_issue_tokens(self, client_id: str, *, scopes: Iterable[str] | None = None) -> dict:
-        """A fresh token family for ``client_id`` without the authorize round trip:
-        ``{access_token, refresh_token, expires_in, token_type, scope, grantId}``."""
-        return self._oauth_store.issue_tokens(client_id, scopes=scopes)
-
-    def oauth_grants(self) -> list[dict]:
-        """Every authorisation (token family) with its refresh tokens' statuses (no secrets)."""
-        return self._oauth_store.grants()
-
-    def oauth_refresh_token_status(self, refresh_token: str) -> str | None:
-        """``active``, ``rotated``, ``revoked`` or None for an unknown token."""
-        return self._oauth_store.refresh_token_status(refresh_token)
-
-    def oauth_revoke_grant(self, grant_id: str) -> dict:
-        return self._oauth_store.revoke_grant(grant_id)
+    add_oauth_client = _to("_oauth_store", OAuthStore.add_client)
+    oauth_clients = _to("_oauth_store", OAuthStore.clients)
+    oauth_authorize = _to("oauth", OAuthServer.authorize)
+    oauth_issue_tokens = _to("_oauth_store", OAuthStore.issue_tokens)
+    oauth_grants = _to("_oauth_store", OAuthStore.grants)
+    oauth_refresh_token_status = _to("_oauth_store", OAuthStore.refresh_token_status)
+    oauth_revoke_grant = _to("_oauth_store", OAuthStore.revoke_grant)
 
     # ==========================================================================================
     # Control API: jobs
     # ==========================================================================================
-    def create_job(
-        self,
-        company_id: str,
-        items: int | Sequence[str] | Mapping[str, int] = 3,
-        *,
-        created_at: datetime | str | None = None,
-        expires_in: int | None = None,
-        vendor_based_bookkeeping: bool = False,
-        is_interactive: bool = True,
-        created_by: str | None = None,
-        accounting_entry_ids: Sequence[str] | None = None,
-        notify: bool = True,
-        conflict_check: bool = False,
-    ) -> dict:
-        """Create a pending job as Pleo's web app would (see :meth:`Jobs.create_job`)."""
-        return self._jobs.create_job(
-            company_id,
-            items,
-            created_at=created_at,
-            expires_in=expires_in,
-            vendor_based_bookkeeping=vendor_based_bookkeeping,
-            is_interactive=is_interactive,
-            created_by=created_by,
-            accounting_entry_ids=accounting_entry_ids,
-            notify=notify,
-            conflict_check=conflict_check,
-        )
-
-    def get_job(self, job_id: str) -> dict:
-        """Everything about a job: ``{"job", "items" (with kinds), "events", "itemUpdates"}``."""
-        return self._jobs.get_job(job_id)
-
-    def list_jobs(self, company_id: str | None = None) -> list[dict]:
-        return self._jobs.list_jobs(company_id)
-
-    def export_items(self, job_id: str) -> list[dict]:
-        """The job's ExportItemV3 payloads, whatever its status (control view)."""
-        return self._items.export_items(job_id)
-
-    def start_as_other_integration(self, job_id: str) -> bool:
-        """Another integration posts ``started`` for the job; True if it moved to in_progress."""
-        return self._jobs.start_as_other_integration(job_id)
-
-    def set_job_status(self, job_id: str, status: str, **fields: Any) -> dict:
-        """Force a job's status (escape hatch for test set-up; no transition rules)."""
-        return self._jobs.set_job_status(job_id, status, **fields)
-
-    def send_job_created_webhook(self, job_id: str) -> int:
-        """(Re)send ``v1.export-job.created`` for a job as a new event; returns deliveries."""
-        return self._jobs.send_job_created_webhook(job_id)
-
-    def seed_companies(
-        self, n: int, *, jobs_per_company: int = 2, items_per_job: int | Mapping[str, int] = 3
-    ) -> list[dict]:
-        """``n`` companies, each with an API key and ``jobs_per_company`` pending jobs."""
-        return self._jobs.seed_companies(
-            n, jobs_per_company=jobs_per_company, items_per_job=items_per_job
-        )
+    create_job = _to("_jobs", Jobs.create_job)
+    get_job = _to("_jobs", Jobs.get_job)
+    list_jobs = _to("_jobs", Jobs.list_jobs)
+    export_items = _to("_items", Items.export_items)
+    start_as_other_integration = _to("_jobs", Jobs.start_as_other_integration)
+    set_job_status = _to("_jobs", Jobs.set_job_status)
+    send_job_created_webhook = _to("_jobs", Jobs.send_job_created_webhook)
+    seed_companies = _to("_jobs", Jobs.seed_companies)
 
     # ==========================================================================================
     # Control API: clock, switches, faults, logs
@@ -336,22 +236,15 @@ class SandboxState:
         """Add a fault (see :mod:`pleo_sandbox.faults` for kinds and parameters)."""
         return self.faults.add(Fault(kind=kind, method=method, path=path, **params))
 
-    def remove_fault(self, fault_id: str) -> bool:
-        return self.faults.remove(fault_id)
-
-    def clear_faults(self) -> None:
-        self.faults.clear()
+    remove_fault = _to("faults", FaultRegistry.remove)
+    clear_faults = _to("faults", FaultRegistry.clear)
 
     def requests(self, method: str | None = None, path: str | None = None) -> list[dict]:
         """The request log (oldest first), optionally filtered by method and exact path."""
         return self.request_log.entries(method=method, path=path)
 
-    def clear_requests(self) -> None:
-        self.request_log.clear()
-
-    def webhook_deliveries(self) -> list[dict]:
-        """One entry per delivery attempt, oldest first."""
-        return self.webhooks.log()
+    clear_requests = _to("request_log", RequestLog.clear)
+    webhook_deliveries = _to("webhooks", WebhookDispatcher.log)
 
     def wait_for_deliveries(self, count: int = 1, timeout: float = 5.0, **match: Any) -> list[dict]:
         """Wait until ``count`` attempts whose fields equal ``match`` are logged; return them."""
@@ -362,12 +255,8 @@ class SandboxState:
         self.webhooks.wait_for(lambda log: len(matching(log)) >= count, timeout)
         return matching(self.webhooks.log())
 
-    def subscriptions(self) -> list[dict]:
-        """Every live subscription, with its owner credential id (control view, no secrets)."""
-        return self._subscriptions.live()
-
-    def file(self, file_id: str) -> dict | None:
-        return self._items.file(file_id)
+    subscriptions = _to("_subscriptions", Subscriptions.live)
+    file = _to("_items", Items.file)
 
     # ==========================================================================================
     # For the HTTP layer: authentication, rate limit, error bodies
@@ -379,76 +268,28 @@ class SandboxState:
     def authenticate(self, authorization: str | None) -> Credential:
         return auth.authenticate(self.store, authorization)
 
-    @staticmethod
-    def require_scope(cred: Credential, scope: str) -> None:
-        auth.require_scope(cred, scope)
-
-    def count_request(self, cred: Credential) -> None:
-        """The steady rate limit (``rate_limit_*`` switches): 429 with ``Retry-After`` past it."""
-        self.store.count_request(cred)
-
-    def error_body(self, body: Any) -> Any:
-        """An error answer's body as sent (the ``error_type_case`` switch)."""
-        return self.store.error_body(body)
+    require_scope = staticmethod(auth.require_scope)
+    count_request = _to("store", Store.count_request)
+    error_body = _to("store", Store.error_body)
 
     # ==========================================================================================
-    # Export API v3 (called by the HTTP layer with an authenticated credential)
+    # Export API v3 and webhook subscriptions v1 (the HTTP layer calls them with an
+    # authenticated credential)
     # ==========================================================================================
-    def api_list_jobs(self, cred: Credential, query: dict[str, list[str]]) -> dict:
-        return self._jobs.api_list_jobs(cred, query)
+    api_list_jobs = _to("_jobs", Jobs.api_list_jobs)
+    api_get_job = _to("_jobs", Jobs.api_get_job)
+    api_create_job = _to("_jobs", Jobs.api_create_job)
+    parse_event_body = staticmethod(parse_event_body)
+    api_post_event = _to("_jobs", Jobs.api_post_event)
+    other_integration_preempts = _to("_jobs", Jobs.other_integration_preempts)
+    api_list_job_items = _to("_items", Items.api_list_job_items)
+    api_update_items = _to("_items", Items.api_update_items)
+    api_list_export_items = _to("_items", Items.api_list_export_items)
 
-    def api_get_job(self, cred: Credential, job_id: str) -> dict:
-        return self._jobs.api_get_job(cred, job_id)
-
-    def api_create_job(self, cred: Credential, body: Any) -> dict:
-        return self._jobs.api_create_job(cred, body)
-
-    @staticmethod
-    def parse_event_body(body: Any) -> dict:
-        return parse_event_body(body)
-
-    def api_post_event(self, cred: Credential, body: Any, request_id: str | None = None) -> None:
-        self._jobs.api_post_event(cred, body, request_id)
-
-    def other_integration_preempts(self, body: Any) -> bool:
-        """The ``other_integration_starts`` fault: start the body's job as someone else."""
-        return self._jobs.other_integration_preempts(body)
-
-    def api_list_job_items(
-        self, cred: Credential, job_id: str, query: dict[str, list[str]]
-    ) -> dict:
-        return self._items.api_list_job_items(cred, job_id, query)
-
-    def api_update_items(
-        self, cred: Credential, job_id: str, body: Any, request_id: str | None = None
-    ) -> dict:
-        return self._items.api_update_items(cred, job_id, body, request_id)
-
-    def api_list_export_items(self, cred: Credential, query: dict[str, list[str]]) -> dict:
-        return self._items.api_list_export_items(cred, query)
-
-    # ==========================================================================================
-    # Webhook subscriptions v1
-    # ==========================================================================================
-    def api_list_subscriptions(self, cred: Credential, query: dict[str, list[str]]) -> dict:
-        return self._subscriptions.api_list_subscriptions(cred, query)
-
-    def api_create_subscription(self, cred: Credential, body: Any) -> dict:
-        return self._subscriptions.api_create_subscription(cred, body)
-
-    def api_get_subscription(self, cred: Credential, subscription_id: str) -> dict:
-        return self._subscriptions.api_get_subscription(cred, subscription_id)
-
-    def api_update_subscription(self, cred: Credential, subscription_id: str, body: Any) -> dict:
-        return self._subscriptions.api_update_subscription(cred, subscription_id, body)
-
-    def api_delete_subscription(self, cred: Credential, subscription_id: str) -> None:
-        self._subscriptions.api_delete_subscription(cred, subscription_id)
-
-    def api_subscription_secret(self, cred: Credential, subscription_id: str) -> dict:
-        return self._subscriptions.api_subscription_secret(cred, subscription_id)
-
-    def api_subscription_activities(
-        self, cred: Credential, subscription_id: str, query: dict[str, list[str]]
-    ) -> dict:
-        return self._subscriptions.api_subscription_activities(cred, subscription_id, query)
+    api_list_subscriptions = _to("_subscriptions", Subscriptions.api_list_subscriptions)
+    api_create_subscription = _to("_subscriptions", Subscriptions.api_create_subscription)
+    api_get_subscription = _to("_subscriptions", Subscriptions.api_get_subscription)
+    api_update_subscription = _to("_subscriptions", Subscriptions.api_update_subscription)
+    api_delete_subscription = _to("_subscriptions", Subscriptions.api_delete_subscription)
+    api_subscription_secret = _to("_subscriptions", Subscriptions.api_subscription_secret)
+    api_subscription_activities = _to("_subscriptions", Subscriptions.api_subscription_activities)
