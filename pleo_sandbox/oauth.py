@@ -18,6 +18,10 @@
   ``invalid_grant``, ``unsupported_grant_type``, ``invalid_scope`` (400) and ``invalid_client``
   (401 with ``WWW-Authenticate``).
 
+Here: the protocol (authorize checks, the token endpoint's grant rules, client authentication) and
+the HTTP handlers. The registry of clients, codes and token families is
+:mod:`pleo_sandbox.oauth_store`; the HTML pages are :mod:`pleo_sandbox.oauth_pages`.
+
 Tokens, codes, verifiers and client secrets never reach a log: the request log stores form
 bodies and token responses with those fields redacted (``pleo_sandbox.requestlog``).
 """
@@ -28,35 +32,18 @@ import base64
 import binascii
 import hashlib
 import hmac
-import html
 import re
-import secrets
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
-from pleo_sandbox.clock import iso
 from pleo_sandbox.errors import ApiError
 from pleo_sandbox.messages import Request, Response
-
-if TYPE_CHECKING:  # pragma: no cover
-    from pleo_sandbox.state import SandboxState
+from pleo_sandbox.oauth_pages import AUTHORIZE_PARAMS, NO_STORE, consent_page, error_page
+from pleo_sandbox.oauth_store import OAuthClient, OAuthStore
+from pleo_sandbox.store import Store
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
-HTML_CONTENT_TYPE = "text/html; charset=utf-8"
 VERIFIER_RE = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
 CHALLENGE_RE = re.compile(r"[A-Za-z0-9\-_]{43}")
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-AUTHORIZE_PARAMS = (
-    "client_id",
-    "redirect_uri",
-    "response_type",
-    "scope",
-    "state",
-    "code_challenge",
-    "code_challenge_method",
-)
 
 
 class OAuthApiError(ApiError):
@@ -109,203 +96,14 @@ def with_query(url: str, params: dict[str, str]) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
-# ----------------------------------------------------------------------------------------------
-# Entities
-# ----------------------------------------------------------------------------------------------
-@dataclass
-class OAuthClient:
-    client_id: str
-    client_secret: str = field(repr=False)
-    redirect_uris: tuple[str, ...]
-    company_ids: tuple[str, ...]
-    organisation_id: str | None
-    scopes: frozenset[str]
-    name: str
-
-    def to_dict(self) -> dict:
-        return {
-            "clientId": self.client_id,
-            "clientSecret": self.client_secret,
-            "name": self.name,
-            "redirectUris": list(self.redirect_uris),
-            "companyIds": list(self.company_ids),
-            "organisationId": self.organisation_id,
-            "scopes": sorted(self.scopes),
-        }
-
-
-@dataclass
-class AuthorizationCode:
-    code: str = field(repr=False)
-    client_id: str
-    redirect_uri: str
-    scopes: frozenset[str]
-    code_challenge: str
-    expires_at: datetime
-    used: bool = False
-    grant_id: str | None = None
-
-
-@dataclass
-class RefreshToken:
-    id: str
-    token: str = field(repr=False)
-    grant_id: str
-    issued_at: datetime
-    expires_at: datetime
-    status: str = "active"  # active | rotated | revoked
-
-    def to_dict(self) -> dict:
-        return {
-            "id": self.id,
-            "status": self.status,
-            "issuedAt": iso(self.issued_at),
-            "expiresAt": iso(self.expires_at),
-        }
-
-
-@dataclass
-class Grant:
-    """One authorisation (a token family): every refresh and access token issued from it."""
-
-    id: str
-    client_id: str
-    scopes: frozenset[str]
-    created_at: datetime
-    via: str  # authorization_code | control
-    refresh_tokens: list[RefreshToken] = field(default_factory=list)
-    access_token_ids: list[str] = field(default_factory=list)
-    revoked_at: datetime | None = None
-    revoked_reason: str | None = None
-
-    def to_dict(self) -> dict:
-        return {
-            "id": self.id,
-            "clientId": self.client_id,
-            "scopes": sorted(self.scopes),
-            "createdAt": iso(self.created_at),
-            "via": self.via,
-            "revoked": self.revoked_at is not None,
-            "revokedAt": iso(self.revoked_at),
-            "revokedReason": self.revoked_reason,
-            "refreshTokens": [t.to_dict() for t in self.refresh_tokens],
-            "accessTokenIds": list(self.access_token_ids),
-        }
-
-
-# ----------------------------------------------------------------------------------------------
-# The server
-# ----------------------------------------------------------------------------------------------
 class OAuthServer:
-    """OAuth clients, codes and token families; every method runs under the state's lock."""
+    """The OAuth endpoints and the consent step over the registry; all under the store's lock."""
 
-    def __init__(self, state: SandboxState) -> None:
-        self.state = state
-        self.reset()
+    def __init__(self, store: Store, tokens: OAuthStore) -> None:
+        self.store = store
+        self.tokens = tokens
 
-    def reset(self) -> None:
-        self._clients: dict[str, OAuthClient] = {}
-        self._codes: dict[str, AuthorizationCode] = {}
-        self._grants: dict[str, Grant] = {}
-        self._refresh_tokens: dict[str, RefreshToken] = {}
-
-    @property
-    def _lock(self):
-        return self.state._lock
-
-    def _now(self) -> datetime:
-        return self.state.clock.now()
-
-    def _switch(self, name: str) -> int:
-        return int(self.state._switches[name])
-
-    # -- control ---------------------------------------------------------------------------------
-    def add_client(
-        self,
-        client_id: str | None = None,
-        *,
-        client_secret: str | None = None,
-        redirect_uris: Any = (),
-        company_id: str | None = None,
-        company_ids: Any = None,
-        organisation_id: str | None = None,
-        scopes: Any = None,
-        name: str | None = None,
-    ) -> OAuthClient:
-        from pleo_sandbox.state import SCOPES
-
-        with self._lock:
-            if isinstance(redirect_uris, str):
-                redirect_uris = [redirect_uris]
-            uris = tuple(str(u) for u in redirect_uris or ())
-            if not uris:
-                raise ValueError("an OAuth client needs at least one redirect URI")
-            for uri in uris:
-                parts = urlsplit(uri)
-                if parts.scheme not in ("http", "https") or not parts.netloc or parts.fragment:
-                    raise ValueError(f"redirect URI {uri!r} must be an absolute http(s) URL")
-            ids = ([company_id] if company_id else []) + list(company_ids or [])
-            companies = tuple(self.state._company(cid).id for cid in ids)
-            if organisation_id is not None and organisation_id not in self.state._organisations:
-                raise ValueError(f"unknown organisation {organisation_id}")
-            if not companies and organisation_id is None:
-                raise ValueError("an OAuth client needs a company, companies or an organisation")
-            if isinstance(scopes, str):
-                scopes = scopes.split()
-            scope_set = frozenset(scopes) if scopes is not None else frozenset(SCOPES)
-            unknown = scope_set - set(SCOPES)
-            if unknown:
-                raise ValueError(f"unknown scopes {sorted(unknown)}")
-            client_id = client_id or f"sbx_client_{secrets.token_hex(8)}"
-            if client_id in self._clients:
-                raise ValueError(f"OAuth client {client_id} exists")
-            client = OAuthClient(
-                client_id=client_id,
-                client_secret=client_secret or f"sbx_ocs_{secrets.token_urlsafe(24)}",
-                redirect_uris=uris,
-                company_ids=companies,
-                organisation_id=organisation_id,
-                scopes=scope_set,
-                name=name or f"Sandbox OAuth client {len(self._clients) + 1}",
-            )
-            self._clients[client_id] = client
-            return client
-
-    def clients(self) -> list[OAuthClient]:
-        with self._lock:
-            return list(self._clients.values())
-
-    def grants(self) -> list[dict]:
-        with self._lock:
-            return [g.to_dict() for g in self._grants.values()]
-
-    def refresh_token_status(self, token: str) -> str | None:
-        """``active``, ``rotated``, ``revoked`` or None (unknown)."""
-        with self._lock:
-            rt = self._refresh_tokens.get(token)
-            return rt.status if rt else None
-
-    def revoke_grant(self, grant_id: str, reason: str = "revoked by the sandbox control") -> dict:
-        with self._lock:
-            grant = self._grants[grant_id]
-            self._revoke(grant, reason)
-            return grant.to_dict()
-
-    def issue_tokens(self, client_id: str, *, scopes: Any = None) -> dict:
-        """Tokens for ``client_id`` as if its user had just approved (no authorize round trip)."""
-        with self._lock:
-            client = self._clients.get(client_id)
-            if client is None:
-                raise ValueError(f"unknown OAuth client {client_id}")
-            if isinstance(scopes, str):
-                scopes = scopes.split()
-            scope_set = frozenset(scopes) if scopes is not None else client.scopes
-            if not scope_set <= client.scopes:
-                raise ValueError("scopes must be a subset of the client's scopes")
-            grant = self._new_grant(client, scope_set, via="control")
-            body = self._issue(client, grant)
-            return {**body, "grantId": grant.id}
-
+    # -- control -------------------------------------------------------------------------------
     def authorize(self, url: str | None = None, *, decision: str = "approve", **params) -> str:
         """Perform the consent step for a test: returns the redirect URL (``Location``)."""
         query: dict[str, str] = {}
@@ -314,7 +112,7 @@ class OAuthServer:
         query.update({k: str(v) for k, v in params.items() if v is not None})
         if decision not in ("approve", "deny"):
             raise ValueError("decision must be 'approve' or 'deny'")
-        with self._lock:
+        with self.store.lock:
             try:
                 return self._decide(query, decision)
             except _PageError as exc:
@@ -323,7 +121,7 @@ class OAuthServer:
     # -- HTTP: authorize ---------------------------------------------------------------------
     def _client_and_redirect(self, params: dict[str, str]) -> tuple[OAuthClient, str]:
         client_id = params.get("client_id") or ""
-        client = self._clients.get(client_id)
+        client = self.tokens.client(client_id)
         if client is None:
             raise _PageError("Unknown client_id." if client_id else "client_id is required.")
         redirect_uri = params.get("redirect_uri") or ""
@@ -368,15 +166,12 @@ class OAuthServer:
             return self._error_redirect(
                 redirect_uri, "access_denied", "The user denied the request.", state
             )
-        code = AuthorizationCode(
-            code=f"sbx_code_{secrets.token_urlsafe(24)}",
-            client_id=client.client_id,
+        code = self.tokens.add_code(
+            client,
             redirect_uri=redirect_uri,
             scopes=scopes,
-            code_challenge=params["code_challenge"],
-            expires_at=self._now() + timedelta(seconds=self._switch("oauth_code_lifetime")),
+            challenge=params["code_challenge"],
         )
-        self._codes[code.code] = code
         answer = {"code": code.code}
         if state is not None:
             answer["state"] = state
@@ -384,11 +179,11 @@ class OAuthServer:
 
     def http_authorize_page(self, req: Request) -> Response:
         params = {k: v[0] for k, v in req.query.items() if v}
-        with self._lock:
+        with self.store.lock:
             try:
                 client, redirect_uri = self._client_and_redirect(params)
             except _PageError as exc:
-                return _error_page(str(exc))
+                return error_page(str(exc))
             try:
                 scopes = self._check_authorize(client, params)
             except _RedirectError as exc:
@@ -397,30 +192,30 @@ class OAuthServer:
                 )
                 return Response(302, None, {"Location": location})
             companies = [
-                self.state._companies[c].name
+                self.store.companies[c].name
                 for c in client.company_ids
-                if c in self.state._companies
+                if c in self.store.companies
             ]
-            org = self.state._organisations.get(client.organisation_id or "")
-        return _consent_page(client, scopes, params, companies, org.name if org else None)
+            org = self.store.organisation(client.organisation_id)
+        return consent_page(client, scopes, params, companies, org.name if org else None)
 
     def http_authorize_decision(self, req: Request) -> Response:
         form = _form(req, strict=False)
         decision = form.pop("decision", "")
         if decision not in ("approve", "deny"):
-            return _error_page("decision must be 'approve' or 'deny'.")
+            return error_page("decision must be 'approve' or 'deny'.")
         params = {k: v for k, v in form.items() if k in AUTHORIZE_PARAMS}
-        with self._lock:
+        with self.store.lock:
             try:
                 location = self._decide(params, decision)
             except _PageError as exc:
-                return _error_page(str(exc))
+                return error_page(str(exc))
         return Response(302, None, {"Location": location, **NO_STORE})
 
     # -- HTTP: token -------------------------------------------------------------------------
     def http_token(self, req: Request) -> Response:
         form = _form(req, strict=True)
-        with self._lock:
+        with self.store.lock:
             client = self._authenticate_client(req, form)
             grant_type = form.get("grant_type")
             if not grant_type:
@@ -462,7 +257,7 @@ class OAuthServer:
                 raise _invalid_client("Client authentication is required.")
             if secret is None:
                 raise _invalid_client("client_secret is required.")
-        client = self._clients.get(client_id)
+        client = self.tokens.client(client_id)
         if client is None or not hmac.compare_digest(
             client.client_secret.encode(), secret.encode()
         ):
@@ -481,43 +276,43 @@ class OAuthServer:
             raise _invalid_request("code_verifier is required (PKCE).")
         if not VERIFIER_RE.fullmatch(verifier):
             raise _invalid_request("code_verifier must be 43-128 characters of [A-Za-z0-9-._~].")
-        code = self._codes.get(raw)
+        code = self.tokens.code(raw)
         if code is None or code.client_id != client.client_id:
             raise _invalid_grant("Invalid authorization code.")
         if code.used:
             # RFC 6749 §4.1.2: a code used twice revokes what was issued from it.
-            grant = self._grants.get(code.grant_id or "")
+            grant = self.tokens.grant(code.grant_id or "")
             if grant is not None:
-                self._revoke(grant, "authorization code used twice")
+                self.tokens.revoke(grant, "authorization code used twice")
             raise _invalid_grant("Authorization code was already used.")
-        if self._now() >= code.expires_at:
+        if self.store.now() >= code.expires_at:
             raise _invalid_grant("Authorization code expired.")
         if redirect_uri != code.redirect_uri:
             raise _invalid_grant("redirect_uri does not match the authorization request.")
         if not hmac.compare_digest(s256(verifier), code.code_challenge):
             raise _invalid_grant("code_verifier does not match the code_challenge.")
         code.used = True
-        grant = self._new_grant(client, code.scopes, via="authorization_code")
+        grant = self.tokens.new_grant(client, code.scopes, via="authorization_code")
         code.grant_id = grant.id
-        return self._issue(client, grant)
+        return self.tokens.issue(client, grant)
 
     def _grant_refresh(self, client: OAuthClient, form: dict[str, str]) -> dict:
         raw = form.get("refresh_token")
         if not raw:
             raise _invalid_request("refresh_token is required.")
-        rt = self._refresh_tokens.get(raw)
-        grant = self._grants.get(rt.grant_id) if rt else None
+        rt = self.tokens.refresh_token(raw)
+        grant = self.tokens.grant(rt.grant_id) if rt else None
         if rt is None or grant is None or grant.client_id != client.client_id:
             raise _invalid_grant("Invalid refresh token.")
         if grant.revoked_at is not None or rt.status == "revoked":
             raise _invalid_grant("Refresh token was revoked.")
         if rt.status == "rotated":
-            self._revoke(grant, "a rotated refresh token was presented again")
+            self.tokens.revoke(grant, "a rotated refresh token was presented again")
             raise _invalid_grant(
                 "Refresh token was already used: every token of this authorisation is revoked."
             )
-        if self._now() >= rt.expires_at:
-            self._revoke(grant, "an expired refresh token was presented")
+        if self.store.now() >= rt.expires_at:
+            self.tokens.revoke(grant, "an expired refresh token was presented")
             raise _invalid_grant(
                 "Refresh token expired: every token of this authorisation is revoked."
             )
@@ -525,61 +320,7 @@ class OAuthServer:
         if requested and not frozenset(requested) <= grant.scopes:
             raise OAuthApiError(400, "invalid_scope", "Scope exceeds the original grant.")
         rt.status = "rotated"
-        return self._issue(client, grant)
-
-    # -- internals -------------------------------------------------------------------------------
-    def _new_grant(self, client: OAuthClient, scopes: frozenset[str], *, via: str) -> Grant:
-        grant = Grant(
-            id=f"grt_{secrets.token_hex(6)}",
-            client_id=client.client_id,
-            scopes=scopes,
-            created_at=self._now(),
-            via=via,
-        )
-        self._grants[grant.id] = grant
-        return grant
-
-    def _issue(self, client: OAuthClient, grant: Grant) -> dict:
-        lifetime = self._switch("oauth_access_token_lifetime")
-        access = self.state._add_credential(
-            "token",
-            f"sbx_oat_{secrets.token_urlsafe(32)}",
-            None,
-            client.company_ids,
-            client.organisation_id,
-            grant.scopes,
-            f"oauth:{client.client_id}:{grant.id}",
-            lifetime,
-        )
-        grant.access_token_ids.append(access.id)
-        now = self._now()
-        rt = RefreshToken(
-            id=f"rt_{secrets.token_hex(6)}",
-            token=f"sbx_ort_{secrets.token_urlsafe(32)}",
-            grant_id=grant.id,
-            issued_at=now,
-            expires_at=now + timedelta(seconds=self._switch("oauth_refresh_token_lifetime")),
-        )
-        grant.refresh_tokens.append(rt)
-        self._refresh_tokens[rt.token] = rt
-        return {
-            "access_token": access.secret,
-            "token_type": "Bearer",
-            "expires_in": lifetime,
-            "refresh_token": rt.token,
-            "scope": " ".join(sorted(grant.scopes)),
-        }
-
-    def _revoke(self, grant: Grant, reason: str) -> None:
-        if grant.revoked_at is None:
-            grant.revoked_at = self._now()
-            grant.revoked_reason = reason
-        for rt in grant.refresh_tokens:
-            rt.status = "revoked"
-        for cred_id in grant.access_token_ids:
-            cred = self.state._credentials.get(cred_id)
-            if cred is not None:
-                cred.revoked = True
+        return self.tokens.issue(client, grant)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -618,57 +359,3 @@ def _basic_client(authorization: str | None) -> tuple[str | None, str | None]:
     if not sep or not client_id:
         return None, None
     return unquote(client_id.replace("+", " ")), unquote(secret.replace("+", " "))
-
-
-_PAGE_STYLE = (
-    "body{font-family:system-ui,sans-serif;max-width:36rem;margin:3rem auto;color:#222}"
-    "h1{font-size:1.4rem}code{background:#f3f3f3;padding:0 .2rem}"
-    "button{font-size:1rem;padding:.5rem 1.2rem;margin-right:.6rem}"
-    ".approve{background:#2e6b30;color:#fff;border:0}.deny{background:#eee;border:1px solid #999}"
-)
-
-
-def _page(title: str, body: str, status: int = 200) -> Response:
-    text = (
-        "<!doctype html><html><head><meta charset='utf-8'>"
-        f"<title>{html.escape(title)}</title><style>{_PAGE_STYLE}</style></head>"
-        f"<body>{body}</body></html>"
-    )
-    return Response(status, text.encode("utf-8"), dict(NO_STORE), HTML_CONTENT_TYPE)
-
-
-def _error_page(message: str) -> Response:
-    return _page(
-        "Authorization error",
-        f"<h1>Authorization error</h1><p class='error'>{html.escape(message)}</p>",
-        400,
-    )
-
-
-def _consent_page(
-    client: OAuthClient,
-    scopes: frozenset[str],
-    params: dict[str, str],
-    companies: list[str],
-    organisation: str | None,
-) -> Response:
-    e = html.escape
-    hidden = "".join(
-        f"<input type='hidden' name='{e(k)}' value='{e(params[k])}'>"
-        for k in AUTHORIZE_PARAMS
-        if params.get(k) is not None
-    )
-    scope_items = "".join(f"<li><code>{e(s)}</code></li>" for s in sorted(scopes))
-    where = e(organisation) if organisation else e(", ".join(companies))
-    body = (
-        "<h1>Pleo sandbox: authorise an integration</h1>"
-        f"<p><strong>{e(client.name)}</strong> (client <code>{e(client.client_id)}</code>) "
-        f"asks for access to <strong>{where}</strong> with these scopes:</p>"
-        f"<ul class='scopes'>{scope_items}</ul>"
-        f"<p>You will be sent back to <code>{e(params['redirect_uri'])}</code>.</p>"
-        f"<form method='post' action='/oauth/authorize'>{hidden}"
-        "<button class='approve' type='submit' name='decision' value='approve'>Approve</button>"
-        "<button class='deny' type='submit' name='decision' value='deny'>Deny</button>"
-        "</form>"
-    )
-    return _page("Authorise an integration", body)

@@ -9,12 +9,15 @@
   the previous one. Both cursors are omitted on an empty page.
 * ``sorting_keys``/``sorting_order``: keys the endpoint knows are applied (ASC/DESC, nulls
   ordering honoured), unknown keys are echoed and ignored; the two lists must be equally long.
+
+Before paging, :func:`ordered` puts a list in the ``list_order`` switch's order.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import re
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -165,3 +168,24 @@ def paginate(
         info["startCursor"] = encode_cursor(start)
         info["endCursor"] = encode_cursor(start + len(page) - 1)
     return page, info
+
+
+def ordered(rows: list, key: Callable, *, order: str, seed: int) -> list:
+    """``rows`` sorted by ``key``, then as the ``list_order`` switch says (chronological,
+    reverse or shuffled; a shuffle is stable for a given seed, so paging through it stays
+    consistent)."""
+    rows = sorted(rows, key=key)
+    if order == "reverse":
+        rows.reverse()
+    elif order == "shuffled":
+        rows.sort(key=lambda r: hashlib.sha256(f"{seed}/{_row_id(r)}".encode()).digest())
+    return rows
+
+
+def _row_id(row: Any) -> str:
+    if isinstance(row, tuple):
+        return "/".join(_row_id(r) for r in row)
+    for attr in ("id", "accounting_entry_id"):
+        if hasattr(row, attr):
+            return str(getattr(row, attr))
+    return str(row)

@@ -1,6 +1,7 @@
 """Switches for where Pleo's own documents disagree, or say nothing (issue 16).
 
-Each function here is one switchable reading; ``state.py`` calls them with the switch's value.
+Each function here is one switchable reading; the domain (``jobs``, ``job_events``, ``items``,
+``subscriptions``, ``store``) calls them with the switch's value.
 The switches (defaults first; see README.md "Switches" for the document behind each):
 
 ``expired_status``            ``False`` · ``True``: an expired job shows status ``expired`` (what

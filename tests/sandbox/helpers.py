@@ -6,6 +6,7 @@ import json
 import re
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -167,3 +168,34 @@ class Receiver:
     def stop(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+# -- v1 subscriptions (tests/sandbox/test_subscriptions.py, test_webhooks.py) --------------------
+SUBS = "webhook-subscriptions"
+
+
+def subscribe(api, url, **extra) -> dict:
+    body = {"endpointUrl": url, "eventTypes": ["v1.export-job.created"], **extra}
+    validate(body, "SubscriptionRequest", spec=SUBS, no_extra_fields=True)
+    response = api.post("/v1/subscriptions", json=body)
+    assert response.status_code == 200, response.text
+    validate_response(response.json(), "POST", "/v1/subscriptions", 200)
+    validate(response.json(), "SubscriptionResponse", spec=SUBS, no_extra_fields=True)
+    return response.json()["data"]
+
+
+def secret_of(api, sub_id) -> str:
+    response = api.get(f"/v1/subscriptions/{sub_id}/secret")
+    assert response.status_code == 200
+    validate(response.json(), "SubscriptionSecretResponse", spec=SUBS, no_extra_fields=True)
+    return response.json()["data"]["secretKey"]
+
+
+def create_job_via_api(sb, company_id=None, n=2) -> dict:
+    body = {
+        "companyId": company_id or sb.company.id,
+        "accountingEntryIds": [str(uuid.uuid4()) for _ in range(n)],
+    }
+    response = sb.api.post("/v3/export-jobs", json=body)
+    assert response.status_code == 201, response.text
+    return response.json()["data"]

@@ -4,8 +4,8 @@ import uuid
 
 import pytest
 
+from pleo_sandbox.entities import MSG_ALREADY_IN_PROGRESS, MSG_MISSING_CONTRA
 from pleo_sandbox.errors import ApiError
-from pleo_sandbox.state import MSG_ALREADY_IN_PROGRESS, MSG_MISSING_CONTRA
 from tests.openapi_schemas import (
     PLEO_TIMESTAMP_RE,
     enum_values,

@@ -1,0 +1,302 @@
+"""Pleo's vocabulary and objects as the sandbox keeps them: statuses, reasons, scopes, messages,
+and the entities (companies, organisations, credentials, jobs, items, subscriptions).
+
+Plain data: no locking, no clock, no behaviour beyond rendering (``to_api``/``to_dict``). The
+store (:mod:`pleo_sandbox.store`) holds them; the parts of the domain change them under its lock.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pleo_sandbox import variants
+from pleo_sandbox.clock import iso
+from pleo_sandbox.data import CompanyProfile
+
+JOB_STATUSES = ("pending", "in_progress", "failed", "completed", "completed_with_errors")
+UNFINISHED_JOB_STATUSES = ("pending", "in_progress")
+JOB_EVENTS = ("started", "failed", "completed", "completed_with_errors")
+JOB_FAILURE_REASON_TYPES = (
+    "invalid_configuration",
+    "missing_configuration",
+    "authentication_failure",
+    "accounting_system_authentication_failure",
+    "pleo_rate_limit",
+    "accounting_system_rate_limit",
+    "service_unreachable",
+    "accounting_system_unreachable",
+    "validation_failure",
+    "authorization_failure",
+    "integration_unusable",
+    "job_expired",
+    "service_timeout",
+    "accounting_system_timeout",
+    "canceled_by_user",
+)
+ITEM_STATUSES = ("pending", "in_progress", "failed", "successful", "abandoned")
+UNFINISHED_ITEM_STATUSES = ("pending", "in_progress")
+ITEM_FAILURE_REASON_TYPES = (
+    "receipt_upload_failure",
+    "receipt_download_failure",
+    "receipt_file_size_limit_exceeded",
+    "receipt_conversion_failure",
+    "unexpected_failure",
+    "invalid_configuration",
+    "missing_configuration",
+    "accounting_system_authentication_failure",
+    "accounting_system_rate_limit",
+    "accounting_system_unreachable",
+    "validation_failure",
+    "accounting_system_validation_failure",
+    "authorization_failure",
+    "accounting_system_timeout",
+    "vendor_unknown",
+    "account_unknown",
+    "tax_code_unknown",
+    "tag_unknown",
+)
+# Section 4.7 of the reference: every (status, event) pair not listed answers 422.
+TRANSITIONS = {
+    ("pending", "started"): "in_progress",
+    ("in_progress", "failed"): "failed",
+    ("in_progress", "completed"): "completed",
+    ("in_progress", "completed_with_errors"): "completed_with_errors",
+}
+FINAL_EVENTS = ("failed", "completed", "completed_with_errors")
+MAX_ITEMS_PER_UPDATE = 100
+SCOPES = ("export-jobs:read", "export-jobs:write", "export-items:read")
+EVENT_TYPES = variants.subscribable_event_types()
+JOB_CREATED_EVENT = variants.JOB_CREATED_SPELLINGS[0]
+SUBSCRIPTION_STATUSES = ("ACTIVE", "INACTIVE")
+ENDPOINT_AUTH_TYPES = ("NONE", "BASIC")
+WALLET_CURRENCIES = ("DKK", "EUR", "GBP", "SEK")
+
+OTHER_INTEGRATION = "other-integration"
+EXPIRY_SWEEPER = "pleo-expiry-sweeper"
+CONTROL_IDENTITY = "sandbox-control"
+
+MSG_JOB_NOT_FOUND = "Export job not found."
+MSG_INVALID_CHANGE = "Export Job status change failed"
+MSG_ITEMS_LIMIT = "Number of items to update is more than 100."
+MSG_JOB_FINISHED_ITEMS = "Export job is finished."
+MSG_JOB_FINISHED_EXPORT_ITEMS = "Export Job is finished and can no longer be processed."
+MSG_JOB_NOT_STARTED = "Export job is not started."
+MSG_ALREADY_IN_PROGRESS = "Export Job already in progress for this company."
+MSG_MISSING_CONTRA = (
+    "Contra accounts are not fully configured. Please map contra accounts in the Accounting "
+    "settings."
+)
+MSG_EXPIRED = "Job not updated within expiry time limit."
+MSG_ENTRY_MISSING = "Accounting entry does not exist."
+
+
+def scope_set(scopes: Iterable[str] | None) -> frozenset[str]:
+    """``scopes`` checked against :data:`SCOPES` (None: every scope); ValueError if unknown."""
+    checked = frozenset(scopes) if scopes is not None else frozenset(SCOPES)
+    unknown = checked - set(SCOPES)
+    if unknown:
+        raise ValueError(f"unknown scopes {sorted(unknown)}")
+    return checked
+
+
+# ----------------------------------------------------------------------------------------------
+# Entities
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class Company:
+    id: str
+    name: str
+    currency: str
+    profile: CompanyProfile = field(repr=False)
+    organisation_id: str | None = None
+    contra_accounts_configured: bool = True
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "currency": self.currency,
+            "organisationId": self.organisation_id,
+            "contraAccountsConfigured": self.contra_accounts_configured,
+        }
+
+
+@dataclass
+class Organisation:
+    id: str
+    name: str
+    company_ids: list[str]
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "name": self.name, "companyIds": list(self.company_ids)}
+
+
+@dataclass
+class Credential:
+    """An API key (``kind="api_key"``) or registered bearer token (``kind="token"``)."""
+
+    id: str
+    kind: str
+    secret: str = field(repr=False)
+    company_ids: tuple[str, ...] = ()
+    organisation_id: str | None = None
+    scopes: frozenset[str] = frozenset(SCOPES)
+    label: str | None = None
+    revoked: bool = False
+    expires_at: datetime | None = None
+
+    @property
+    def identity(self) -> str:
+        return f"{self.kind}:{self.id}"
+
+    @property
+    def key(self) -> str:
+        return self.secret
+
+    @property
+    def token(self) -> str:
+        return self.secret
+
+    @property
+    def actor_urn(self) -> str:
+        if self.organisation_id:
+            return f"urn:pleo:organisation:{self.organisation_id}"
+        return f"urn:pleo:company:{self.company_ids[0]}" if self.company_ids else "urn:pleo:unknown"
+
+    def auth_header(self) -> dict[str, str]:
+        """The ``Authorization`` header Pleo expects for this credential."""
+        if self.kind == "token":
+            return {"Authorization": f"Bearer {self.secret}"}
+        raw = base64.b64encode(f"{self.secret}:".encode()).decode("ascii")
+        return {"Authorization": f"Basic {raw}"}
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "secret": self.secret,
+            "companyIds": list(self.company_ids),
+            "organisationId": self.organisation_id,
+            "scopes": sorted(self.scopes),
+            "label": self.label,
+            "revoked": self.revoked,
+            "expiresAt": iso(self.expires_at),
+            "identity": self.identity,
+            "authorization": self.auth_header()["Authorization"],
+        }
+
+
+@dataclass
+class JobItem:
+    accounting_entry_id: str
+    job_id: str
+    kind: str
+    status: str = "pending"
+    exported_at: str | None = None
+    external_id: str | None = None
+    external_url: str | None = None
+    failure_reason: str | None = None
+    failure_reason_type: str | None = None
+
+    def to_api(self) -> dict:
+        return {
+            "accountingEntryId": self.accounting_entry_id,
+            "exportJobId": self.job_id,
+            "status": self.status,
+            "exportedAt": self.exported_at,
+            "externalId": self.external_id,
+            "externalUrl": self.external_url,
+            "failureReason": self.failure_reason,
+            "failureReasonType": self.failure_reason_type,
+        }
+
+
+@dataclass
+class Job:
+    id: str
+    company_id: str
+    created_at: datetime
+    expires_in: int
+    is_interactive: bool
+    vendor_based_bookkeeping: bool
+    created_by: str | None
+    seq: int
+    status: str = "pending"
+    started_at: datetime | None = None
+    last_updated_at: datetime | None = None
+    completed_at: datetime | None = None
+    expired_at: datetime | None = None
+    failure_reason: str | None = None
+    failure_reason_type: str | None = None
+    items: dict[str, JobItem] = field(default_factory=dict)
+    export_items: dict[str, dict] = field(default_factory=dict)
+    events: list[dict] = field(default_factory=list)
+    item_updates: list[dict] = field(default_factory=list)
+
+    @property
+    def finished(self) -> bool:
+        return self.status not in UNFINISHED_JOB_STATUSES
+
+    def to_api(self) -> dict:
+        return {
+            "id": self.id,
+            "companyId": self.company_id,
+            "status": self.status,
+            "createdAt": iso(self.created_at),
+            "createdBy": self.created_by,
+            "expiresIn": self.expires_in,
+            "isInteractive": self.is_interactive,
+            "numberOfItems": len(self.items),
+            "vendorBasedBookkeeping": self.vendor_based_bookkeeping,
+            "startedAt": iso(self.started_at),
+            "lastUpdatedAt": iso(self.last_updated_at),
+            "completedAt": iso(self.completed_at),
+            "expiredAt": iso(self.expired_at),
+            "failureReason": self.failure_reason,
+            "failureReasonType": self.failure_reason_type,
+        }
+
+
+@dataclass
+class Subscription:
+    id: str
+    owner_id: str
+    endpoint_url: str
+    event_types: list[str]
+    status: str
+    custom_headers: dict[str, str]
+    auth_type: str
+    auth_username: str | None
+    auth_password: str | None = field(repr=False)
+    secret: str = field(repr=False)
+    created_at: datetime
+    updated_at: datetime
+    seq: int
+    deleted_at: datetime | None = None
+    deleted_by: str | None = None
+    activities: list[dict] = field(default_factory=list)
+
+    def to_api(self, spelling: str = JOB_CREATED_EVENT) -> dict:
+        """``spelling``: how the created event is shown (the ``event_type_spelling`` switch)."""
+        auth: dict[str, Any] = {"type": self.auth_type}
+        if self.auth_type == "BASIC":
+            # Echo the username only: passwords are never returned.
+            auth["credentials"] = {"username": self.auth_username or ""}
+        out = {
+            "id": self.id,
+            "endpointUrl": self.endpoint_url,
+            "eventTypes": variants.shown_event_types(self.event_types, spelling),
+            "status": self.status,
+            "customHeaders": dict(self.custom_headers),
+            "endpointAuth": auth,
+            "createdAt": iso(self.created_at),
+            "updatedAt": iso(self.updated_at),
+        }
+        if self.deleted_at is not None:
+            out["deletedAt"] = iso(self.deleted_at)
+            out["deletedBy"] = self.deleted_by
+        return out
