@@ -126,6 +126,17 @@ def _text(page, selector: str) -> str:
     return " ".join(page.inner_text(selector).split())
 
 
+def _width(page) -> int:
+    """The page's width, or its widest table or inline (as in test_narrow_screens)."""
+    return page.evaluate(
+        """() => Math.max(
+            document.documentElement.scrollWidth,
+            ...Array.from(document.querySelectorAll("#content table, #content .inline-group"))
+                .map((el) => Math.max(el.scrollWidth, el.getBoundingClientRect().width))
+        )"""
+    )
+
+
 def _walk(chromium, base: str, scene: dict) -> None:
     page = chromium.new_page(viewport=DESKTOP)
     page.set_default_timeout(20_000)
@@ -166,6 +177,8 @@ def _walk(chromium, base: str, scene: dict) -> None:
     assert "Failed" in text, text
     assert "'started' was sent 3 times with no known outcome" in text, text
     shot(page, "failure-index")
+    width = _width(page)  # the reasons wrap: no page running off a desktop screen
+    assert width <= DESKTOP["width"] + SLACK, f"index {width} px wide at {DESKTOP['width']} px"
 
     # --- expiry mid-export: an Error with Pleo's reason and what to do ---
     page.goto(f"{base}/admin/exports/company/{expired.pk}/change/")
@@ -222,13 +235,7 @@ def _walk(chromium, base: str, scene: dict) -> None:
     page.goto(f"{base}/admin/exports/company/{limited.pk}/change/")
     failing = _text(page, ".field-failing_state .readonly")
     assert failing.startswith("⚠ Failing since") and "5 attempts" in failing, failing
-    width = page.evaluate(
-        """() => Math.max(
-            document.documentElement.scrollWidth,
-            ...Array.from(document.querySelectorAll("#content table, #content .inline-group"))
-                .map((el) => Math.max(el.scrollWidth, el.getBoundingClientRect().width))
-        )"""
-    )
+    width = _width(page)
     shot(page, "failure-429-company-narrow")
     assert width <= PHONE["width"] + SLACK, f"company page {width} px wide at 390 px"
     assert errors == [], errors
