@@ -283,7 +283,7 @@ class CompanyAdmin(
         "active",
         "credential",
         "last_check_at",
-        "last_check_outcome",
+        "last_check_result",
         "job_in_progress",
         "credential_warning",
     )
@@ -292,7 +292,7 @@ class CompanyAdmin(
     list_select_related = ("credential",)
     readonly_fields = (
         "last_check_at",
-        "last_check_outcome",
+        "last_check_result",
         "last_check_error",
         "failing_state",
         "lease_holder",

@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from exports.selectors import failing as selectors
+from exports.services.outcome_labels import outcome_label
 
 
 def _at(value) -> str:
@@ -17,7 +18,16 @@ def _at(value) -> str:
 
 
 class CompanyFailingAdminMixin:
-    """For ``CompanyAdmin``: ``failing_state``, ``recent_jobs``, ``recent_audit``."""
+    """For ``CompanyAdmin``: ``last_check_result``, ``failing_state``, ``recent_jobs``,
+    ``recent_audit``."""
+
+    @admin.display(description="Last check outcome", ordering="last_check_outcome")
+    def last_check_result(self, obj):
+        """The outcome in words, as on the index ("Job expired in Pleo", not ``job_expired``);
+        plain text, so the page's live refresh can put the same words in its place."""
+        if obj is None or not obj.last_check_outcome:
+            return "-"
+        return outcome_label(obj.last_check_outcome)
 
     @admin.display(description="Failing state")
     def failing_state(self, obj):
@@ -54,8 +64,9 @@ class CompanyFailingAdminMixin:
             ),
         )
         return format_html(
-            '<table class="recent-jobs"><tr><th>Pleo job</th><th>Status</th><th>Claim</th>'
-            "<th>Created (UTC)</th><th>Problem</th></tr>{}</table>"
+            '<table class="recent-jobs stack-narrow"><thead><tr><th>Pleo job</th><th>Status</th>'
+            "<th>Claim</th><th>Created (UTC)</th><th>Problem</th></tr></thead>"
+            "<tbody>{}</tbody></table>"
             '<p><a href="{}">All export jobs of this company</a></p>',
             rows,
             list_url,
@@ -85,8 +96,8 @@ class CompanyFailingAdminMixin:
             ),
         )
         return format_html(
-            '<table class="recent-audit"><tr><th>When (UTC)</th><th>Job</th><th>Step</th>'
-            "<th>Outcome</th><th>Message</th></tr>{}</table>"
+            '<table class="recent-audit stack-narrow"><thead><tr><th>When (UTC)</th><th>Job</th>'
+            "<th>Step</th><th>Outcome</th><th>Message</th></tr></thead><tbody>{}</tbody></table>"
             '<p><a href="{}">All audit entries of this company</a> · '
             '<a href="{}&outcome__exact=error">its errors</a></p>',
             rows,

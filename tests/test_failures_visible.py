@@ -308,6 +308,7 @@ def test_a_5xx_failed_outcome_shows_its_reason_on_the_company_page(env, operator
     result = env.run()
     assert result.outcome == Outcome.FAILED
     assert "'started' was sent 3 times with no known outcome" in result.error
+    assert "(last answer: 503 SERVICE_UNAVAILABLE" in result.error  # what Pleo said, not just "3"
     company = env.fresh()
     assert company.last_check_outcome == "failed"
     assert "'started' was sent 3 times" in company.last_check_error

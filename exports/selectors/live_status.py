@@ -78,7 +78,8 @@ class LiveStatus:
 def _company_fields(company: Company, *, now: datetime) -> dict[str, str]:
     return {
         "last_check_at": timestamp_text(company.last_check_at, now=now),
-        "last_check_outcome": company.last_check_outcome or "-",
+        "last_check_outcome": company.last_check_outcome or "-",  # the code, for scripts
+        "last_check_result": outcome_label(company.last_check_outcome) or "-",  # the page's words
         "last_check_error": company.last_check_error or "-",
     }
 

@@ -696,12 +696,14 @@ def _start(run: _Run, local: ExportJob) -> _Decision:
     crashpoints.crash_point("after_claim")
     events_path = "/v3/export-job-events"
     earlier_unknown = False
+    last_answer = ""
     for _attempt in range(MAX_START_ATTEMPTS):
         run.lease.renew_if_due()
         try:
             run.client.post_export_job_event(local.pleo_job_id, pleo.JobEvent.STARTED)
         except pleo.PleoOutcomeUnknown as exc:
             earlier_unknown = True
+            last_answer = str(exc)
             run.audit(
                 "start_unknown",
                 f"Outcome of 'started' unknown ({exc}); re-reading the job.",
@@ -722,8 +724,8 @@ def _start(run: _Run, local: ExportJob) -> _Decision:
             finished = _mark_started(run, local, http=_http("POST", events_path, 202))
             return _carried(run, finished or Outcome.STARTED, local)
     message = (
-        f"'started' was sent {MAX_START_ATTEMPTS} times with no known outcome; the job is left "
-        f"for the next run to reconcile."
+        f"'started' was sent {MAX_START_ATTEMPTS} times with no known outcome (last answer: "
+        f"{last_answer}); the job is left for the next run to reconcile."
     )
     run.audit("error", message, job=local, outcome=AuditEntry.Outcome.ERROR)
     return _Decision(Outcome.FAILED, local.pleo_job_id, message)

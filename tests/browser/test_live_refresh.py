@@ -60,8 +60,8 @@ def _story(chromium, base, pleo_sandbox):
 
     # No reload from here: the page's script polls the status view until the check is done.
     page.wait_for_function(
-        "document.querySelector('.field-last_check_outcome .readonly').textContent.trim()"
-        " === 'completed'",
+        "document.querySelector('.field-last_check_result .readonly').textContent.trim()"
+        " === 'Completed'",
         timeout=60_000,
     )
     assert page.inner_text(".field-last_check_error .readonly").strip() == "-"
