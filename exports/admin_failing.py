@@ -9,12 +9,14 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
+from exports.admin_time import timestamp_text
 from exports.selectors import failing as selectors
 from exports.services.outcome_labels import outcome_label
 
 
 def _at(value) -> str:
-    return f"{value:%Y-%m-%d %H:%M:%S}" if value else ""
+    """With seconds, the zone shown (``DISPLAY_TIME_ZONE``) and how long ago."""
+    return timestamp_text(value, empty="")
 
 
 class CompanyFailingAdminMixin:
@@ -65,7 +67,7 @@ class CompanyFailingAdminMixin:
         )
         return format_html(
             '<table class="recent-jobs stack-narrow"><thead><tr><th>Pleo job</th><th>Status</th>'
-            "<th>Claim</th><th>Created (UTC)</th><th>Problem</th></tr></thead>"
+            "<th>Claim</th><th>Created</th><th>Problem</th></tr></thead>"
             "<tbody>{}</tbody></table>"
             '<p><a href="{}">All export jobs of this company</a></p>',
             rows,
@@ -96,7 +98,7 @@ class CompanyFailingAdminMixin:
             ),
         )
         return format_html(
-            '<table class="recent-audit stack-narrow"><thead><tr><th>When (UTC)</th><th>Job</th>'
+            '<table class="recent-audit stack-narrow"><thead><tr><th>When</th><th>Job</th>'
             "<th>Step</th><th>Outcome</th><th>Message</th></tr></thead><tbody>{}</tbody></table>"
             '<p><a href="{}">All audit entries of this company</a> · '
             '<a href="{}&outcome__exact=error">its errors</a></p>',

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from exports.admin_time import absolute
 from exports.models import AuditEntry, Company, ExportJob
 
 RECENT_JOBS = 10
@@ -18,7 +19,8 @@ ERROR_SHOWN = 500
 
 
 def _at(value: datetime) -> str:
-    return f"{value:%Y-%m-%d %H:%M:%S} UTC"
+    """With seconds and the zone shown (``DISPLAY_TIME_ZONE``)."""
+    return absolute(value)
 
 
 def _short(text: str, limit: int = ERROR_SHOWN) -> str:
