@@ -22,7 +22,7 @@ from exports.admin_company_form import CompanyFormMixin
 from exports.admin_credentials import CredentialForm, CredentialPageMixin
 from exports.admin_deliveries import CredentialRejectionsMixin, DeliveryAdminMixin
 from exports.admin_failing import CompanyFailingAdminMixin, JobFailingAdminMixin
-from exports.admin_filters import AgeListFilter, ExpiryRiskListFilter
+from exports.admin_filters import AgeListFilter, ExpiryRiskListFilter, LastCheckOutcomeFilter
 from exports.admin_job_page import NONE_YET_TABULAR, ExportJobPageMixin, RunLinkMixin
 from exports.admin_scoping import CompanyScopedAdminMixin
 from exports.admin_secrets import SecretHintsAdminMixin, secret_display
@@ -287,7 +287,7 @@ class CompanyAdmin(
         "job_in_progress",
         "credential_warning",
     )
-    list_filter = ("active", "last_check_outcome", "credential")
+    list_filter = ("active", LastCheckOutcomeFilter, "credential")
     search_fields = ("name", "pleo_company_id")
     list_select_related = ("credential",)
     readonly_fields = (

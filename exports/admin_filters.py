@@ -3,6 +3,8 @@
 - ``AgeListFilter``: rows of the last hour, day or week (the index's "failures in the last day"
   leads to the audit list filtered this way).
 - ``ExpiryRiskListFilter``: in-progress jobs at risk of expiry, as the index counts them.
+- ``LastCheckOutcomeFilter``: a company's last check outcome in words (as the index shows it),
+  keeping the parameter Django's own filter used (``last_check_outcome__exact``).
 - ``PleoJobIdFilter``: a text box for a Pleo job id (in full, or its first characters as the
   lists show them), instead of a sidebar listing every job's UUID.
 
@@ -18,6 +20,21 @@ from datetime import timedelta
 from django.contrib import admin
 
 from exports import clock
+
+
+class LastCheckOutcomeFilter(admin.SimpleListFilter):
+    title = "last check outcome"
+    parameter_name = "last_check_outcome__exact"
+
+    def lookups(self, request, model_admin):
+        from exports.services.outcome_labels import OUTCOME_LABELS
+
+        return list(OUTCOME_LABELS.items())
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(last_check_outcome=self.value())
+        return queryset
 
 
 class AgeListFilter(admin.SimpleListFilter):

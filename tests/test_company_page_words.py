@@ -101,3 +101,16 @@ def test_recent_jobs_and_audit_stack_on_narrow_screens(admin_client, expired_com
         assert "stack-narrow" in table.group(1).split(), table.group(1)
         assert table.group(2).lstrip().startswith("<thead><tr><th>"), table.group(2)[:80]
         assert "<tbody>" in table.group(2)
+
+
+def test_the_company_list_filters_outcomes_in_words(admin_client):
+    from exports.models import Company
+    from tests.factories import make_company
+
+    make_company(name="Expired Co", last_check_outcome="job_expired")
+    make_company(name="Calm Co", last_check_outcome="nothing_pending")
+    page = admin_client.get("/admin/exports/company/").content.decode()
+    assert "Job expired in Pleo" in page and "Nothing pending" in page
+    filtered = admin_client.get("/admin/exports/company/?last_check_outcome__exact=job_expired")
+    assert [c.name for c in filtered.context["cl"].result_list] == ["Expired Co"]
+    assert Company.objects.count() == 2
