@@ -20,7 +20,7 @@ from django.urls import reverse
 
 from exports.selectors.company_access import sees_all_companies
 
-FAILURES_WINDOW = "24h"  # exports.admin_filters.AgeListFilter: the index counts the last day
+FAILURES_WINDOW = "24h"  # exports.admin.filters.AgeListFilter: the index counts the last day
 
 
 def _changelist(model: str, **params: str) -> str:
@@ -46,7 +46,7 @@ def company_failures_url(company_id: int) -> str:
 
 
 def panel_links() -> PanelLinks:
-    from exports.admin_filters import ExpiryRiskListFilter
+    from exports.admin.filters import ExpiryRiskListFilter
     from exports.models import AuditEntry, Credential, ExportJob
 
     problems = ",".join([Credential.Status.NEEDS_REAUTHORISATION, Credential.Status.INVALID])
