@@ -1,5 +1,5 @@
 """Reads for the admin index's status panel (``templates/admin/index.html``) besides the rows
-themselves (``exports.templatetags.export_status.build_status``): where each count leads, the
+themselves (``exports.selectors.index_status.build_status``): where each count leads, the
 request-budget lines in words, and the worker's and the poll tick's health.
 
 - Every count links to the list that shows what it counts, filtered (and, like every list,
