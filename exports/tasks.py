@@ -1,13 +1,8 @@
 """django-q2 entry points: thin. Load by id, call a service.
 
-The poll tick is spread over its interval (issue 11). django-q2 has no delayed enqueue, so the
-tick does not queue everything at once: it splits the active companies into ``S`` slices by id
-(``pk % S``, ``S`` = ``PLEO_POLL_SLICES``, by default one per minute of the interval) and queues
-slice 0 at once; the every-minute maintenance task queues slice ``k`` once ``k`` slices' worth of
-the interval have passed since the tick (catching up on any it missed). A company is queued in a
-round only while it has not been checked since the round began, is not running, not deferred and
-not queued already, so a company a webhook just checked is not polled again in the same round.
-Slices go out ``PLEO_POLL_BATCH_SIZE`` companies per task.
+The poll tick and the every-minute maintenance start and continue a polling round spread over
+the interval in slices: :mod:`exports.services.polling`. Slices go out
+``PLEO_POLL_BATCH_SIZE`` companies per task (:func:`run_company_checks`).
 """
 
 from __future__ import annotations
@@ -15,14 +10,10 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from datetime import datetime, timedelta
-
-from django.conf import settings
-from django.db.models import Q
-from django.db.models.functions import Mod
+from datetime import datetime
 
 from exports import clock
-from exports.models import Company, Trigger, WorkerHeartbeat
+from exports.models import Company
 from exports.notifications.service import notifications_maintenance
 from exports.services import heartbeat
 from exports.services.company_guard import company_check_guarded
@@ -31,8 +22,8 @@ from exports.services.dispatch import (
     clear_queued_marker,
     clear_queued_markers,
     enqueue_company_checks,
-    queued_marker_ttl,
 )
+from exports.services.polling import poll_round_queue_due, poll_round_start
 from exports.services.start_flow import run_export_check
 from exports.services.sweep import sweep_stale_leases
 
@@ -105,62 +96,14 @@ def run_company_checks(
     return ", ".join(f"{outcome}: {count}" for outcome, count in sorted(outcomes.items()))
 
 
-def poll_slices() -> int:
-    configured = int(getattr(settings, "PLEO_POLL_SLICES", 0) or 0)
-    return max(1, configured or int(settings.PLEO_POLL_INTERVAL_MINUTES))
-
-
-def _queue_slices(*, round_start: datetime, upto: int, now: datetime) -> int:
-    """Queue the companies of slices ``0..upto`` not checked since ``round_start``."""
-    slices = poll_slices()
-    stale = now - queued_marker_ttl()
-    eligible = (
-        Company.objects.filter(active=True, lease_token__isnull=True)
-        .filter(Q(last_check_at__isnull=True) | Q(last_check_at__lt=round_start))
-        .filter(Q(check_queued_at__isnull=True) | Q(check_queued_at__lt=stale))
-        .filter(Q(next_run_not_before__isnull=True) | Q(next_run_not_before__lte=now))
-    )
-    if slices > 1:
-        eligible = eligible.alias(slot=Mod("pk", slices)).filter(slot__lte=upto)
-    ids = list(eligible.order_by("pk").values_list("pk", flat=True))
-    if not ids:
-        return 0
-    return enqueue_company_checks(
-        company_ids=ids, trigger=Trigger.SCHEDULE, batch_size=settings.PLEO_POLL_BATCH_SIZE
-    )
-
-
 def poll_tick() -> int:
     """The polling schedule: start a round; its first slice is queued now, the rest later."""
-    now = clock.now()
-    queued = _queue_slices(round_start=now, upto=0, now=now)
-    heartbeat.tick_completed()  # the round's start, read by poll_due_slices
-    logger.info("Poll tick queued %d company check(s) (slice 1 of %d)", queued, poll_slices())
-    return queued
+    return poll_round_start()
 
 
 def poll_due_slices(now: datetime | None = None) -> int:
     """Queue the slices of the current round whose time has come (called every minute)."""
-    slices = poll_slices()
-    if slices <= 1:
-        return 0
-    round_start = (
-        WorkerHeartbeat.objects.filter(name=WorkerHeartbeat.TICK)
-        .values_list("last_seen_at", flat=True)
-        .first()
-    )
-    if round_start is None:
-        return 0
-    now = now or clock.now()
-    interval = timedelta(minutes=settings.PLEO_POLL_INTERVAL_MINUTES)
-    elapsed = now - round_start
-    upto = slices - 1 if elapsed >= interval else int(elapsed / (interval / slices))
-    if upto < 1:
-        return 0
-    queued = _queue_slices(round_start=round_start, upto=upto, now=now)
-    if queued:
-        logger.info("Poll round: queued %d company check(s) of slices up to %d", queued, upto + 1)
-    return queued
+    return poll_round_queue_due(now=now)
 
 
 def maintenance() -> int:

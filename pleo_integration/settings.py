@@ -93,7 +93,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "exports.request_guards.RejectMalformedAdminSelection",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "exports.admin_time.DisplayTimeZoneMiddleware",
+    "exports.admin.timestamps.DisplayTimeZoneMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -155,7 +155,7 @@ TIME_ZONE = "UTC"  # storage and logs stay UTC; pages show DISPLAY_TIME_ZONE
 USE_I18N = True
 USE_TZ = True
 # The time zone the admin shows timestamps in (an IANA name: Europe/Copenhagen), always with
-# seconds, the zone's abbreviation and a relative time beside it (exports.admin_time).
+# seconds, the zone's abbreviation and a relative time beside it (exports.admin.timestamps).
 DISPLAY_TIME_ZONE = env.str("DISPLAY_TIME_ZONE", default="UTC") or "UTC"
 try:
     ZoneInfo(DISPLAY_TIME_ZONE)

@@ -9,7 +9,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.urls import reverse
 
-from exports.admin_company_form import INTERNAL_FIELDS
+from exports.admin.forms import INTERNAL_FIELDS
 from tests.factories import make_company, make_credential
 
 pytestmark = pytest.mark.django_db

@@ -53,7 +53,7 @@ def _credential_holding_every_secret() -> tuple[Credential, list[str]]:
 
 
 def test_every_registered_admin_passes_the_secret_check():
-    from exports.admin_secrets import admin_secret_problems
+    from exports.admin.secrets import admin_secret_problems
 
     assert admin_secret_problems() == []
 
@@ -62,7 +62,7 @@ def test_an_admin_that_could_show_a_secret_is_refused():
     from django.contrib import admin
     from django.core.exceptions import ImproperlyConfigured
 
-    from exports.admin_secrets import SecretHintsAdminMixin, admin_secret_problems
+    from exports.admin.secrets import SecretHintsAdminMixin, admin_secret_problems
 
     site = admin.AdminSite(name="probe")
 
@@ -86,7 +86,7 @@ def test_a_secret_named_in_any_field_list_renders_as_its_hint(rf):
     """Whatever someone lists later (columns, read-only fields), the page shows the hint."""
     from django.contrib import admin
 
-    from exports.admin_secrets import SecretHintsAdminMixin
+    from exports.admin.secrets import SecretHintsAdminMixin
 
     credential, values = _credential_holding_every_secret()
     names = ("api_key", "oauth_client_secret", "access_token", "refresh_token")

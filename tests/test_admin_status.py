@@ -15,7 +15,7 @@ from django.urls import reverse
 
 from exports import audit, clock
 from exports.models import AuditEntry, Credential, ExportJob, Trigger
-from exports.templatetags.export_status import build_status
+from exports.selectors.index_status import build_status
 from tests.factories import make_company, make_credential
 
 pytestmark = pytest.mark.django_db

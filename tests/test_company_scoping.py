@@ -14,7 +14,7 @@ from django.contrib import admin
 from django.contrib.auth.models import Group, Permission, User
 from django.urls import reverse
 
-from exports.admin_scoping import CompanyScopedAdminMixin
+from exports.admin.scoping import CompanyScopedAdminMixin
 from exports.models import (
     Company,
     CompanyMembership,

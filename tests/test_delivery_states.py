@@ -217,7 +217,7 @@ def test_rejections_cost_no_write_per_request_and_are_flushed_once_a_minute(monk
 
 def test_a_too_large_body_is_counted_on_its_endpoint(monkeypatch, settings):
     hook = Hook()
-    monkeypatch.setattr("exports.webhooks.MAX_BODY_BYTES", 10)
+    monkeypatch.setattr("exports.webhook_views.MAX_BODY_BYTES", 10)
     assert hook.post(job_event(hook.company)).status_code == 413
     counter.rejections_flush()
     assert WebhookRejectionCount.objects.get(endpoint=hook.endpoint, status=413).count == 1

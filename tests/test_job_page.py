@@ -14,7 +14,7 @@ from django.contrib.auth import get_user_model
 from django.urls import reverse
 
 from exports import audit, clock
-from exports.admin_job_page import JOB_FIELDSETS
+from exports.admin.job_page import JOB_FIELDSETS
 from exports.models import AuditEntry, ExportJob, Trigger
 from tests.factories import make_company
 

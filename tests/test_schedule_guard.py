@@ -28,7 +28,7 @@ from django_q.scheduler import scheduler
 from django_q.signing import SignedPackage
 from django_q.tasks import async_task
 
-from exports.schedule_admin import ScheduleForm
+from exports.admin.schedules import ScheduleForm
 from exports.services import dispatch
 from exports.services.schedules import TASK_FUNCTIONS, wanted_schedules
 from exports.task_guard import REFUSED_TASK, schedules_run_product_tasks

@@ -15,19 +15,19 @@ import pytest
 from django.db import OperationalError, connection
 from django.test.utils import CaptureQueriesContext
 
-from exports import webhooks
+from exports import webhook_views
 from exports.models import WebhookDelivery
 from tests.test_webhooks import Hook, job_event, only_delivery
 from tests.test_webhooks import tasks as tasks  # noqa: F401  (fixture)
 
 State = WebhookDelivery.State
-LIMIT = webhooks.MAX_BODY_BYTES
+LIMIT = webhook_views.MAX_BODY_BYTES
 ANY_HEADERS = {"webhook-id": "x", "webhook-timestamp": "1", "webhook-signature": "y"}
 
 
 @pytest.fixture(autouse=True)
 def _fresh_counters():
-    webhooks.reset_rejection_counts()
+    webhook_views.reset_rejection_counts()
 
 
 @pytest.fixture
@@ -221,7 +221,7 @@ def test_chunked_body_on_a_server_that_does_not_end_the_input_is_411(hook, tasks
     )
     assert response.status_code == 411, response.content
     assert response.json()["error"] == "length_required"
-    assert webhooks.rejection_counts() == {"length_required": 1}
+    assert webhook_views.rejection_counts() == {"length_required": 1}
 
 
 class BrokenStream:
@@ -277,7 +277,7 @@ def test_database_unavailable_is_503_with_retry_after(hook, tasks, monkeypatch, 
     def unavailable(*args, **kwargs):
         raise OperationalError("could not connect to server")
 
-    monkeypatch.setattr(webhooks, "webhook_target_find", unavailable)
+    monkeypatch.setattr(webhook_views, "webhook_target_find", unavailable)
     response = hook.post()
     assert response.status_code == 503
     assert response["Retry-After"] == "60"

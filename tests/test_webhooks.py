@@ -16,7 +16,7 @@ from django.test import AsyncClient, Client
 from django.test.client import FakePayload
 from django.test.utils import CaptureQueriesContext
 
-from exports import clock, webhooks
+from exports import clock, webhook_views
 from exports.models import Company, Trigger, WebhookDelivery
 from exports.services import dispatch as webhook_dispatch
 from exports.services import webhooks as webhook_services
@@ -89,7 +89,7 @@ class Hook:
 
 @pytest.fixture(autouse=True)
 def _fresh_counters():
-    webhooks.reset_rejection_counts()
+    webhook_views.reset_rejection_counts()
 
 
 @pytest.fixture
@@ -215,7 +215,7 @@ def test_retired_secret_is_rejected_but_the_new_one_verifies(hook, tasks):
 
     response = hook.post(secret=hook.secret)
     assert response.status_code == 401
-    assert webhooks.rejection_counts() == {"signature_mismatch": 1}
+    assert webhook_views.rejection_counts() == {"signature_mismatch": 1}
     assert hook.post(secret=new).status_code == 200
 
 
@@ -236,14 +236,14 @@ def assert_rejected(response, status, reason, tasks):
     assert response.status_code == status, response.content
     assert WebhookDelivery.objects.count() == 0
     assert tasks == []
-    assert webhooks.rejection_counts() == {reason: 1}
+    assert webhook_views.rejection_counts() == {reason: 1}
 
 
 def test_get_is_405(hook, tasks):
     response = hook.client.get(hook.url)
     assert response.status_code == 405
     assert response["Allow"] == "POST"
-    assert webhooks.rejection_counts() == {"method_not_allowed": 1}
+    assert webhook_views.rejection_counts() == {"method_not_allowed": 1}
 
 
 @pytest.mark.parametrize("method", ["put", "delete", "patch"])
@@ -408,7 +408,7 @@ def test_rejections_are_logged_without_body_or_signature(hook, tasks, caplog):
     assert BODY_MARKER not in caplog.text
     assert headers["webhook-signature"] not in caplog.text
     assert headers["webhook-signature"].split(",", 1)[1] not in caplog.text
-    assert webhooks.rejection_counts() == {"signature_mismatch": 2}
+    assert webhook_views.rejection_counts() == {"signature_mismatch": 2}
 
 
 # --- Stored but ignored ---------------------------------------------------------------------------

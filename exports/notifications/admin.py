@@ -6,8 +6,8 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from exports.admin_scoping import CompanyScopedAdminMixin
-from exports.admin_time import timestamp_text
+from exports.admin.scoping import CompanyScopedAdminMixin
+from exports.admin.timestamps import timestamp_text
 from exports.notifications.models import Notification
 
 

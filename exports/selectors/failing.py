@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from exports.admin_time import absolute
+from exports.admin.timestamps import absolute
 from exports.models import AuditEntry, Company, ExportJob
 
 RECENT_JOBS = 10

@@ -1,5 +1,5 @@
 """Reads for the admin index's status panel (``templates/admin/index.html``) besides the rows
-themselves (``exports.templatetags.export_status.build_status``): where each count leads, the
+themselves (``exports.selectors.index_status.build_status``): where each count leads, the
 request-budget lines in words, and the worker's and the poll tick's health.
 
 - Every count links to the list that shows what it counts, filtered (and, like every list,
@@ -20,7 +20,7 @@ from django.urls import reverse
 
 from exports.selectors.company_access import sees_all_companies
 
-FAILURES_WINDOW = "24h"  # exports.admin_filters.AgeListFilter: the index counts the last day
+FAILURES_WINDOW = "24h"  # exports.admin.filters.AgeListFilter: the index counts the last day
 
 
 def _changelist(model: str, **params: str) -> str:
@@ -46,7 +46,7 @@ def company_failures_url(company_id: int) -> str:
 
 
 def panel_links() -> PanelLinks:
-    from exports.admin_filters import ExpiryRiskListFilter
+    from exports.admin.filters import ExpiryRiskListFilter
     from exports.models import AuditEntry, Credential, ExportJob
 
     problems = ",".join([Credential.Status.NEEDS_REAUTHORISATION, Credential.Status.INVALID])

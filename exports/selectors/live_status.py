@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from exports import clock
-from exports.admin_time import timestamp_text
+from exports.admin.timestamps import timestamp_text
 from exports.models import Company, ExportJob
 from exports.selectors.company_access import companies_visible_to, scope_to_user
 from exports.services.dispatch import queued_marker_ttl
@@ -85,7 +85,7 @@ def _company_fields(company: Company, *, now: datetime) -> dict[str, str]:
 
 
 def _job_fields(job: ExportJob, *, now: datetime) -> dict[str, str]:
-    from exports.admin_job_page import expiry_countdown_plain
+    from exports.admin.job_page import expiry_countdown_plain
 
     return {
         "status": job.get_status_display(),

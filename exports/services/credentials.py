@@ -33,11 +33,10 @@ from exports.pleo import (
     shared_session,
 )
 
+# CredentialUnusable is defined in a leaf module (oauth raises it too); callers import it from here.
+from exports.services.credential_errors import CredentialUnusable, unusable_message
+
 logger = logging.getLogger(__name__)
-
-
-class CredentialUnusable(Exception):
-    """The credential may not be used for calls (invalid, or needs re-authorisation)."""
 
 
 def credential_mark_invalid(*, credential_id: int, reason: str) -> None:
@@ -58,7 +57,7 @@ def client_for_credential(credential: Credential, *, run_id: uuid.UUID | None) -
 
     if credential.status != Credential.Status.OK:
         raise CredentialUnusable(
-            oauth.unusable_message(credential.name, credential.status, credential.last_error)
+            unusable_message(credential.name, credential.status, credential.last_error)
         )
     base_url = credential.api_base_url or settings.PLEO_API_BASE_URL
     problem = hosts.policy_from_settings().problem(base_url)

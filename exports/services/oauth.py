@@ -21,7 +21,8 @@ across processes and machines, without holding a database lock across the HTTP c
    marked ``needs_reauthorisation`` with the reason. A marker whose deadline passed is the same
    case (its holder stopped or hung mid-refresh) and is treated the same way.
 5. ``invalid_grant`` marks the credential ``needs_reauthorisation``; every later use raises
-   :class:`~exports.services.credentials.CredentialUnusable` with the reason (no HTTP call).
+   ``CredentialUnusable`` (:mod:`exports.services.credential_errors`) with the reason (no HTTP
+   call).
 
 Nothing here logs or puts in an exception a token, code, verifier or client secret.
 """
@@ -46,7 +47,7 @@ from exports.notifications import service as notifications
 from exports.pleo import BearerAuth, PleoAuthError, PleoUnavailable
 from exports.pleo import oauth as pleo_oauth
 from exports.pleo.hosts import HostNotAllowed
-from exports.services.credentials import CredentialUnusable
+from exports.services.credential_errors import CredentialUnusable, unusable_message
 
 logger = logging.getLogger(__name__)
 
@@ -248,21 +249,6 @@ def credential_mark_needs_reauthorisation(
             kind=notifications.Kind.REAUTHORISATION, credential=credential_id
         )
     return bool(updated)
-
-
-def unusable_message(name: str, status: str, last_error: str) -> str:
-    if status == Credential.Status.NEEDS_REAUTHORISATION:
-        text = f"Credential '{name}' needs re-authorisation"
-        text += f": {last_error.rstrip('.')}." if last_error else "."
-        if "reconnect" not in last_error.lower():
-            text += " Use 'Reconnect to Pleo' on the credential's admin page."
-        return text
-    label = Credential.Status(status).label.lower() if status in Credential.Status else status
-    return (
-        f"Credential '{name}' is {label}"
-        + (f": {last_error}" if last_error else "")
-        + ". Edit it in the admin to use it again."
-    )
 
 
 # --- Refresh --------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 Also the one allow-list of what django-q2 may run for this product. A schedule's ``func`` and
 ``hook`` are dotted paths that the worker imports and calls (``pydoc.locate``), so whoever can
 write a schedule can run any function the worker can import. Here, only :data:`TASK_FUNCTIONS`
-run: the Schedule admin offers nothing else (``exports.schedule_admin``), a system check names any
+run: the Schedule admin offers nothing else (``exports.admin.schedules``), a system check names any
 stored schedule outside it, and every task queued by any process is checked against it before it
 is sent (``exports.task_guard``). A new task function is added here, or it will not run.
 """

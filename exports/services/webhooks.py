@@ -1,9 +1,10 @@
 """Received webhook deliveries: store, route, deduplicate, enqueue (and reprocess).
 
-The view (``exports.webhooks``) verifies the signature and calls :func:`webhook_delivery_receive`
-with the raw bytes. The worker never sees a task before its delivery row (the ORM broker's task
-commits with the row; another broker's is sent when the row has committed); the export flow
-itself never runs in the request. A webhook is only a hint: the queued check re-reads Pleo.
+The view (``exports.webhook_views``) verifies the signature and calls
+:func:`webhook_delivery_receive` with the raw bytes. The worker never sees a task before its
+delivery row (the ORM broker's task commits with the row; another broker's is sent when the row
+has committed); the export flow itself never runs in the request. A webhook is only a hint: the
+queued check re-reads Pleo.
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """``{% load admin_time %}``: ``{{ value|timestamp }}`` and ``{{ seconds|duration }}`` in templates,
-as the admin shows them everywhere (``exports.admin_time``)."""
+as the admin shows them everywhere (``exports.admin.timestamps``)."""
 
 from __future__ import annotations
 
 from django import template
 
-from exports import admin_time
+from exports.admin import timestamps as admin_time
 
 register = template.Library()
 

@@ -166,7 +166,7 @@ def test_no_secret_in_the_error_report_of_a_failing_webhook(pleo_sandbox, settin
     from django.test import RequestFactory
     from django.views.debug import ExceptionReporter
 
-    from exports import webhooks
+    from exports import webhook_views
 
     settings.DEBUG = False
     seeded = support.seed_companies(pleo_sandbox, 1, prefix="Error report")
@@ -182,7 +182,7 @@ def test_no_secret_in_the_error_report_of_a_failing_webhook(pleo_sandbox, settin
     def boom(**kwargs):
         raise RuntimeError("storage failed")
 
-    monkeypatch.setattr(webhooks, "webhook_delivery_receive", boom)
+    monkeypatch.setattr(webhook_views, "webhook_delivery_receive", boom)
     request = RequestFactory().post(
         endpoint.path,
         data=body,
@@ -190,7 +190,7 @@ def test_no_secret_in_the_error_report_of_a_failing_webhook(pleo_sandbox, settin
         headers=headers,
     )
     try:
-        webhooks.pleo_webhook(request, endpoint_uuid=endpoint.uuid)
+        webhook_views.pleo_webhook(request, endpoint_uuid=endpoint.uuid)
     except RuntimeError:
         exc_info = sys.exc_info()
     else:

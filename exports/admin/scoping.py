@@ -12,7 +12,6 @@ from __future__ import annotations
 from django.contrib import admin
 from django.contrib.admin.utils import get_fields_from_path
 
-from exports.models import CompanyMembership
 from exports.selectors.company_access import is_scopable, scope_to_user, sees_all_companies
 
 
@@ -96,21 +95,3 @@ class SuperuserOnlyMixin:
 
     def has_delete_permission(self, request, obj=None):
         return request.user.is_active and request.user.is_superuser
-
-
-@admin.register(CompanyMembership)
-class CompanyMembershipAdmin(SuperuserOnlyMixin, admin.ModelAdmin):
-    """Limits a staff user or a group to some companies. Superusers only, whatever permissions."""
-
-    list_display = ("__str__", "company_names", "updated_at")
-    list_select_related = ("user", "group")
-    fields = ("user", "group", "companies")
-    filter_horizontal = ("companies",)
-    search_fields = ("user__username", "group__name", "companies__name")
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).prefetch_related("companies")
-
-    @admin.display(description="Companies")
-    def company_names(self, obj):
-        return ", ".join(company.name for company in obj.companies.all()) or "(none)"

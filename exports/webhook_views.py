@@ -44,7 +44,8 @@ from exports.services.webhooks import (
     webhook_target_find,
 )
 
-logger = logging.getLogger(__name__)
+# The log keeps its name from before the module was renamed (log routing and alerts use it).
+logger = logging.getLogger("exports.webhooks")
 
 MAX_BODY_BYTES = 256 * 1024
 REQUIRED_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")

@@ -71,7 +71,7 @@ class ExpiryRiskListFilter(admin.SimpleListFilter):
         if self.value() != self.AT_RISK:
             return queryset
         from exports.models import ExportJob
-        from exports.templatetags.export_status import AT_RISK_SHARE
+        from exports.selectors.index_status import AT_RISK_SHARE
 
         now = clock.now()
         candidates = queryset.filter(

@@ -120,7 +120,7 @@ def admin_shows_no_secret(app_configs, **kwargs):
     return [
         Error(
             f"{problem}: a page could show a secret.",
-            hint="See exports/admin_secrets.py: secrets are shown as their last 4 at most.",
+            hint="See exports/admin/secrets.py: secrets are shown as their last 4 at most.",
             id="exports.E030",
         )
         for problem in admin_secret_problems()

@@ -18,9 +18,9 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from exports import clock
-from exports.admin import ReadOnlyMixin, ViewOnlyMixin
-from exports.admin_filters import PleoJobIdFilter
-from exports.admin_scoping import CompanyScopedAdminMixin
+from exports.admin.filters import PleoJobIdFilter
+from exports.admin.mixins import ReadOnlyMixin, ViewOnlyMixin
+from exports.admin.scoping import CompanyScopedAdminMixin
 from exports.models import JournalEntry, JournalLine
 from exports.money import format_minor, format_money
 from exports.selectors.journal_csv import CsvFormat, journal_csv

@@ -2,7 +2,8 @@
 what it did and did not do, and rejected requests are counted on the credential page and the
 index (counts and the last time, never what the requests held).
 
-Mixed into the admins of ``exports.admin``; reads for the pages are in
+Mixed into the credential's admin (``exports.admin.credentials``), with the deliveries' own
+admin here; reads for the pages are in
 ``exports.rejections.selectors``.
 """
 
@@ -12,8 +13,10 @@ from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from exports.admin_time import timestamp_text
-from exports.models import ExportJob
+from exports.admin.mixins import ViewOnlyMixin
+from exports.admin.scoping import CompanyScopedAdminMixin
+from exports.admin.timestamps import timestamp_text
+from exports.models import ExportJob, WebhookDelivery
 from exports.rejections.selectors import rejection_counts_for_credential
 
 
@@ -98,3 +101,15 @@ class CredentialRejectionsMixin:
         if obj is None or obj.pk is None:
             return "-"
         return rejection_lines_html(rejection_counts_for_credential(credential=obj))
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(
+    DeliveryAdminMixin, CompanyScopedAdminMixin, ViewOnlyMixin, admin.ModelAdmin
+):
+    # Reprocess, the job link and the read-only fields: DeliveryAdminMixin above.
+    list_display = ("received_at", "endpoint", "event_type", "webhook_id", "company", "state")
+    list_filter = ("state", "event_type", "company")
+    search_fields = ("webhook_id",)
+    date_hierarchy = "received_at"
+    actions = ["reprocess"]

@@ -14,7 +14,7 @@ for the whole admin:
   handling there (``date_hierarchy``, the ``date`` filter) agrees with what is shown.
 
 The relative part is computed on the product's clock (``exports.clock``) when the page is made;
-the pages that refresh their live parts (``exports.admin_live``) send it again.
+the pages that refresh their live parts (``exports.admin.live``) send it again.
 """
 
 from __future__ import annotations

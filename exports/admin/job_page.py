@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from exports import clock
-from exports.admin_time import duration_text, timestamp_html, timestamp_text
+from exports.admin.timestamps import duration_text, timestamp_html, timestamp_text
 from exports.models import ExportJob
 
 # A read-only tabular inline that says "None yet." when empty.

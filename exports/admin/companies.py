@@ -1,0 +1,192 @@
+"""The company admin: list, change page, "Check now" and the release of an unknown-status hold."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+
+from exports.admin import live
+from exports.admin.actions import enqueue_checks
+from exports.admin.failing import CompanyFailingAdminMixin
+from exports.admin.filters import LastCheckOutcomeFilter
+from exports.admin.forms import CompanyForm, CompanyFormMixin
+from exports.admin.scoping import CompanyScopedAdminMixin
+from exports.admin.timestamps import timestamp_text
+from exports.models import Company, Credential, ExportJob
+from exports.selectors.company_access import sees_all_companies
+
+
+@admin.register(Company)
+class CompanyAdmin(
+    CompanyFailingAdminMixin, CompanyScopedAdminMixin, CompanyFormMixin, admin.ModelAdmin
+):
+    form = CompanyForm
+    list_display = (
+        "name",
+        "pleo_company_id",
+        "active",
+        "credential",
+        "last_check_at",
+        "last_check_result",
+        "job_in_progress",
+        "credential_warning",
+    )
+    list_filter = ("active", LastCheckOutcomeFilter, "credential")
+    search_fields = ("name", "pleo_company_id")
+    list_select_related = ("credential",)
+    readonly_fields = (
+        "last_check_at",
+        "last_check_result",
+        "last_check_error",
+        "failing_state",
+        "lease_holder",
+        "lease_expires_at",
+        "recheck_requested",
+        "created_at",
+        "updated_at",
+        "deliveries_received",
+        "recent_jobs",
+        "recent_audit",
+    )
+    fields = (
+        "name",
+        "pleo_company_id",
+        "active",
+        "credential",
+        "accounting_adapter",
+        "notify_emails",
+    ) + readonly_fields
+    actions = ["check_now", "check_now_recover", "release_unknown_status"]
+    DELIVERIES_SHOWN = 20
+
+    @admin.display(description="Webhook deliveries received")
+    def deliveries_received(self, obj):
+        """The newest deliveries for this company (read-only; reprocess from their own list)."""
+        if obj is None or obj.pk is None:
+            return "-"
+        deliveries = list(obj.deliveries.order_by("-received_at", "-id")[: self.DELIVERIES_SHOWN])
+        if not deliveries:
+            return "None yet."
+        rows = format_html_join(
+            "",
+            '<tr><td><a href="{}">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>',
+            (
+                (
+                    reverse("admin:exports_webhookdelivery_change", args=[d.pk]),
+                    timestamp_text(d.received_at),
+                    d.event_type,
+                    d.webhook_id,
+                    d.pleo_job_id or "",
+                    d.get_state_display(),
+                )
+                for d in deliveries
+            ),
+        )
+        list_url = (
+            reverse("admin:exports_webhookdelivery_changelist") + f"?company__id__exact={obj.pk}"
+        )
+        return format_html(
+            "<table><tr><th>Received</th><th>Event</th><th>Webhook id</th><th>Job</th>"
+            '<th>State</th></tr>{}</table><p><a href="{}">All deliveries of this company'
+            "</a> (reprocess failed ones there)</p>",
+            rows,
+            list_url,
+        )
+
+    change_form_template = "admin/exports/company/change_form.html"
+
+    @admin.action(description="Check now", permissions=["check_now"])
+    def check_now(self, request, queryset):
+        enqueue_checks(self, request, queryset, recover=False)
+
+    @admin.action(description="Check now (recover)", permissions=["check_now"])
+    def check_now_recover(self, request, queryset):
+        enqueue_checks(self, request, queryset, recover=True)
+
+    def has_check_now_permission(self, request):
+        return request.user.has_perm("exports.check_now")
+
+    @admin.action(
+        description="Release company (unknown job status)", permissions=["release_unknown_status"]
+    )
+    def release_unknown_status(self, request, queryset):
+        from exports.services.unknown_status import company_release_unknown_status
+
+        released = []
+        for company in queryset:
+            user_name = request.user.get_username()
+            if company_release_unknown_status(company=company, user_name=user_name):
+                released.append(company)
+            else:
+                self.message_user(
+                    request,
+                    f"{company} is not held by a job in an unknown status; skipped.",
+                    messages.WARNING,
+                )
+        if released:
+            enqueue_checks(self, request, released, recover=False)
+
+    def has_release_unknown_status_permission(self, request):
+        return request.user.has_perm("exports.release_unknown_status")
+
+    def get_urls(self):
+        return [
+            path(
+                "live-status/",
+                self.admin_site.admin_view(live.live_status_view),
+                name="exports_live_status",
+            ),
+            path(
+                "<int:company_id>/check-now/",
+                self.admin_site.admin_view(self.check_now_view),
+                name="exports_company_check_now",
+            ),
+        ] + super().get_urls()
+
+    def check_now_view(self, request, company_id):
+        if request.method != "POST" or not self.has_check_now_permission(request):
+            self.message_user(request, "You may not trigger checks.", messages.ERROR)
+        else:
+            company = get_object_or_404(self.get_queryset(request), pk=company_id)
+            enqueue_checks(self, request, [company], recover=request.POST.get("recover") == "1")
+        return redirect("admin:exports_company_change", company_id)
+
+    def get_readonly_fields(self, request, obj=None):
+        """A company-scoped user does not move a company to another credential."""
+        fields = super().get_readonly_fields(request, obj)
+        if sees_all_companies(user=request.user):
+            return fields
+        return ("credential", *fields)
+
+    def render_change_form(self, request, context, *args, **kwargs):
+        context["can_check_now"] = self.has_check_now_permission(request)
+        return super().render_change_form(request, context, *args, **kwargs)
+
+    @admin.display(description="Job in progress")
+    def job_in_progress(self, obj):
+        job = (
+            obj.export_jobs.filter(status=ExportJob.Status.IN_PROGRESS)
+            .order_by("created_at")
+            .first()
+        )
+        if job is None:
+            return "-"
+        url = reverse("admin:exports_exportjob_change", args=[job.pk])
+        return format_html('<a href="{}">{}</a>', url, str(job.pleo_job_id)[:8])
+
+    @admin.display(description="Credential warning")
+    def credential_warning(self, obj):
+        credential = obj.credential
+        if credential.status == Credential.Status.NEEDS_REAUTHORISATION:
+            url = reverse("admin:exports_credential_change", args=[credential.pk])
+            return format_html(
+                '<a href="{}" style="color:#ba2121;font-weight:bold">'
+                "⚠ Needs re-authorisation: reconnect to Pleo</a>",
+                url,
+            )
+        if credential.status == Credential.Status.INVALID:
+            url = reverse("admin:exports_credential_change", args=[credential.pk])
+            return format_html('<a href="{}" style="color:#ba2121">⚠ Credential invalid</a>', url)
+        return ""
