@@ -72,6 +72,7 @@ from exports.services import failing
 from exports.services.expiry_guard import DeadlineGuard
 from exports.services.job_end import job_end_in_pleo, what_to_do
 from exports.services.leases import LeaseLost
+from exports.services.runs import Outcome, RunContext, error_http, http_call
 
 logger = logging.getLogger(__name__)
 
@@ -145,13 +146,7 @@ class _FailJob(Exception):
         self.result = result
 
 
-def _outcomes():
-    from exports.services.start_flow import Outcome
-
-    return Outcome
-
-
-def carry_job(*, run, job: ExportJob, resumed: bool) -> str | None:
+def carry_job(*, run: RunContext, job: ExportJob, resumed: bool) -> str | None:
     """Carry a job we own on from where it stands.
 
     Returns ``completed``, ``completed_with_errors``, ``failed_job`` (we sent ``failed``, or Pleo
@@ -175,17 +170,7 @@ def carry_job(*, run, job: ExportJob, resumed: bool) -> str | None:
     except (LeaseLost, pleo.PleoAuthError):
         raise
     except pleo.PleoError as exc:
-        return carrier.pause(f"Pleo call failed: {exc}.", http=_error_http(exc))
-
-
-def _http(method: str, path: str, status: int | None) -> HttpCall:
-    return HttpCall(method=method, path=path, status=status)
-
-
-def _error_http(exc: pleo.PleoError) -> HttpCall | None:
-    if not exc.method or not exc.path:
-        return None
-    return HttpCall(method=exc.method, path=exc.path, status=exc.status)
+        return carrier.pause(f"Pleo call failed: {exc}.", http=error_http(exc))
 
 
 def _plural(count: int, word: str) -> str:
@@ -195,7 +180,7 @@ def _plural(count: int, word: str) -> str:
 class _Carrier(DeadlineGuard):
     """One job, one run."""
 
-    def __init__(self, run, job: ExportJob, resumed: bool) -> None:
+    def __init__(self, run: RunContext, job: ExportJob, resumed: bool) -> None:
         self.run = run
         self.job = job
         self.resumed = resumed
@@ -307,7 +292,7 @@ class _Carrier(DeadlineGuard):
             "items_read",
             message + ".",
             outcome=AuditEntry.Outcome.WARNING if unknown else AuditEntry.Outcome.OK,
-            http=_http("GET", self.items_path, 200),
+            http=http_call("GET", self.items_path, 200),
         )
         return open_items
 
@@ -324,7 +309,7 @@ class _Carrier(DeadlineGuard):
                 "export_items_refused",
                 f"Pleo refused the export items: {exc.message}",
                 outcome=AuditEntry.Outcome.ERROR,
-                http=_http("GET", EXPORT_ITEMS_PATH, 400),
+                http=http_call("GET", EXPORT_ITEMS_PATH, 400),
             )
             raise _FailJob(
                 ValidationResult.failed(
@@ -337,7 +322,7 @@ class _Carrier(DeadlineGuard):
         self.audit(
             "export_items_read",
             f"Read the accounting data of {_plural(len(by_id), 'item')} from Pleo.",
-            http=_http("GET", EXPORT_ITEMS_PATH, 200),
+            http=http_call("GET", EXPORT_ITEMS_PATH, 200),
         )
         return by_id
 
@@ -400,7 +385,7 @@ class _Carrier(DeadlineGuard):
                 f"{_plural(len(still_open), 'item')} of the job "
                 f"{'is' if len(still_open) == 1 else 'are'} not final in Pleo yet, so the job "
                 f"cannot be finished.",
-                http=_http("GET", self.items_path, 200),
+                http=http_call("GET", self.items_path, 200),
             )
 
     def finish(self) -> str | None:
@@ -667,7 +652,7 @@ class _Carrier(DeadlineGuard):
                     f"EXPORT_JOB_ITEMS_UPDATE_LIMIT); sending at most {self.batch_size} per "
                     f"call from now on.",
                     outcome=AuditEntry.Outcome.WARNING,
-                    http=_http("PUT", self.items_path, 413),
+                    http=http_call("PUT", self.items_path, 413),
                 )
                 continue
             except pleo.PleoOutcomeUnknown as exc:
@@ -677,7 +662,7 @@ class _Carrier(DeadlineGuard):
                     f"The outcome of reporting {_plural(len(chunk), 'item')} is unknown "
                     f"({exc.message}); re-reading the job's items to see which took effect.",
                     outcome=AuditEntry.Outcome.WARNING,
-                    http=_http("PUT", self.items_path, exc.status),
+                    http=http_call("PUT", self.items_path, exc.status),
                 )
                 landed = self.reconcile({update.accounting_entry_id for update in chunk})
                 pending = [u for u in pending if u.accounting_entry_id not in landed]
@@ -723,14 +708,14 @@ class _Carrier(DeadlineGuard):
         )
         if result.errors:
             message += f" Pleo rejected {len(result.errors)} of them (see below)."
-        self.audit("items_reported", message, http=_http("PUT", self.items_path, 200))
+        self.audit("items_reported", message, http=http_call("PUT", self.items_path, 200))
         for error in result.errors:
             self.audit(
                 "item_report_rejected",
                 f"Pleo did not accept the outcome of item {error.accounting_entry_id} "
                 f"({error.type}): {error.message or 'no message'}. It stays unreported.",
                 outcome=AuditEntry.Outcome.WARNING,
-                http=_http("PUT", self.items_path, 200),
+                http=http_call("PUT", self.items_path, 200),
             )
 
     def reconcile(self, sent: set[uuid.UUID]) -> set[uuid.UUID]:
@@ -746,7 +731,7 @@ class _Carrier(DeadlineGuard):
             f"{len(landed)} of {len(sent)} reported item outcomes had taken effect in Pleo and "
             f"are not sent again; {len(sent - landed)} will be sent again.",
             outcome=AuditEntry.Outcome.INFO,
-            http=_http("GET", self.items_path, 200),
+            http=http_call("GET", self.items_path, 200),
         )
         if landed:
             self.mark_touched()  # the PUT that landed refreshed the job in Pleo
@@ -780,7 +765,7 @@ class _Carrier(DeadlineGuard):
                     "finish_unknown",
                     f"The outcome of '{event}' is unknown ({exc.message}); re-reading the job.",
                     outcome=AuditEntry.Outcome.WARNING,
-                    http=_http("POST", EVENTS_PATH, exc.status),
+                    http=http_call("POST", EVENTS_PATH, exc.status),
                 )
                 remote = self.reread()
                 if remote.is_terminal:
@@ -795,13 +780,13 @@ class _Carrier(DeadlineGuard):
                     f"Pleo answered 422 INVALID_EXPORT_JOB_STATUS_CHANGE to '{event}'; the job "
                     f"is {remote.status} in Pleo. Not sent again.",
                     outcome=AuditEntry.Outcome.WARNING,
-                    http=_http("POST", EVENTS_PATH, 422),
+                    http=http_call("POST", EVENTS_PATH, 422),
                 )
                 if remote.is_terminal:
                     return self.concluded(remote, event, reason_type)
                 raise _Ended(None) from None
             except pleo.PleoNotFound:
-                return self.vanished(_http("POST", EVENTS_PATH, 404))
+                return self.vanished(http_call("POST", EVENTS_PATH, 404))
             else:
                 return self.record_final(event, reason, reason_type)
         raise _Pause(
@@ -818,7 +803,6 @@ class _Carrier(DeadlineGuard):
         http: HttpCall | None = None,
         note: str = "",
     ) -> str:
-        Outcome = _outcomes()
         with self.run.lease.guard():
             self.job.status = EVENT_STATUS[event]
             self.job.completed_at = self.job.completed_at or clock.now()
@@ -857,7 +841,7 @@ class _Carrier(DeadlineGuard):
             outcome=AuditEntry.Outcome.OK
             if event == pleo.JobEvent.COMPLETED
             else AuditEntry.Outcome.WARNING,
-            http=http or _http("POST", EVENTS_PATH, 202),
+            http=http or http_call("POST", EVENTS_PATH, 202),
         )
         notifications.notification_request_job_outcome(
             company=self.run.company, job=self.job, cause=notifications.JobEnd.REPORTED
@@ -879,7 +863,7 @@ class _Carrier(DeadlineGuard):
                 event,
                 remote.failure_reason,
                 reason_type,
-                http=_http("GET", self.job_path, 200),
+                http=http_call("GET", self.job_path, 200),
                 note="(Our event had taken effect.)",
             )
         return self.mark_ended(remote, "when the job was to be finished")
@@ -901,16 +885,16 @@ class _Carrier(DeadlineGuard):
                     f"Pleo answered 422 {exc.error_type} while {what}, yet the job is still "
                     f"{remote.status}. Stopping; not retried in this run.",
                     outcome=AuditEntry.Outcome.ERROR,
-                    http=_error_http(exc),
+                    http=error_http(exc),
                 )
                 raise _Ended(None) from None
             raise _Ended(
                 self.mark_ended(
-                    remote, f"while {what} (422 {exc.error_type})", http=_error_http(exc)
+                    remote, f"while {what} (422 {exc.error_type})", http=error_http(exc)
                 )
             ) from None
         except pleo.PleoNotFound as exc:
-            raise _Ended(self.vanished(_error_http(exc))) from None
+            raise _Ended(self.vanished(error_http(exc))) from None
 
     def reread(self) -> pleo.ExportJob:
         """Read the job again and mirror it. A status we do not know ends this run's work on the
@@ -919,7 +903,7 @@ class _Carrier(DeadlineGuard):
         remote = self.client.get_export_job(self.job.pleo_job_id)
         self.job, _ = self.run.mirror(remote)
         if remote.status == pleo.JobStatus.UNKNOWN:
-            raise _Ended(_outcomes().UNKNOWN_STATUS)
+            raise _Ended(Outcome.UNKNOWN_STATUS)
         return remote
 
     def mark_ended(self, remote: pleo.ExportJob, when: str, http: HttpCall | None = None) -> str:
@@ -939,7 +923,7 @@ class _Carrier(DeadlineGuard):
             "job_ended",
             message,
             outcome=AuditEntry.Outcome.ERROR if end.bad else AuditEntry.Outcome.WARNING,
-            http=http or _http("GET", self.job_path, 200),
+            http=http or http_call("GET", self.job_path, 200),
         )
         # Notification hook: a job of ours ended failed/expired in Pleo (issue 17's job_expired).
         notifications.notification_request_job_outcome(
@@ -961,7 +945,7 @@ class _Carrier(DeadlineGuard):
         notifications.notification_request_job_outcome(
             company=self.run.company, job=self.job, cause=notifications.JobEnd.NOT_FOUND
         )
-        return _outcomes().FAILED_JOB
+        return Outcome.FAILED_JOB
 
     def any_booked(self) -> bool:
         return ExportItemRecord.objects.filter(
