@@ -20,7 +20,7 @@ from exports.adapters import ADAPTERS, AccountingAdapter, BookingResult, Validat
 from exports.adapters.journal import JournalAdapter
 from exports.models import AuditEntry, Company, ExportItemRecord, ExportJob, JournalEntry, Trigger
 from exports.pleo import PleoClient
-from exports.services import lifecycle
+from exports.services import lifecycle, lifecycle_common
 from exports.services.start_flow import Outcome, run_export_check
 from tests import secrets_registry
 from tests.factories import make_company, make_credential
@@ -259,7 +259,7 @@ def test_a_failed_event_that_does_not_get_through_is_retried_after_validating_ag
         "status", "POST", EVENTS, status=503, body_match={"event": "failed"}, count=None
     )
     assert env.run().outcome == Outcome.STARTED  # 'failed' sent 3 times, outcome unknown
-    assert len(env.final_events(job_id)) == lifecycle.MAX_FINAL_EVENT_ATTEMPTS
+    assert len(env.final_events(job_id)) == lifecycle_common.MAX_FINAL_EVENT_ATTEMPTS
     assert ExportJob.objects.get(pleo_job_id=job_id).processing_state == "validating"
     env.state.remove_fault(fault.id)
     assert env.run(recover=True).outcome == Outcome.FAILED_JOB

@@ -20,6 +20,7 @@ from datetime import timedelta
 from django.contrib import admin
 
 from exports import clock
+from exports.selectors import index_panel
 
 
 class LastCheckOutcomeFilter(admin.SimpleListFilter):
@@ -61,8 +62,8 @@ class ExpiryRiskListFilter(admin.SimpleListFilter):
     """In-progress jobs of active companies with less than a quarter of ``expiresIn`` left."""
 
     title = "expiry"
-    parameter_name = "expiry"
-    AT_RISK = "at_risk"
+    parameter_name = index_panel.EXPIRY_PARAMETER
+    AT_RISK = index_panel.EXPIRY_AT_RISK
 
     def lookups(self, request, model_admin):
         return [(self.AT_RISK, "At risk of expiry")]

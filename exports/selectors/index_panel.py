@@ -45,17 +45,19 @@ def company_failures_url(company_id: int) -> str:
     return _changelist("auditentry", **params, age=FAILURES_WINDOW)
 
 
+# The job list's "at risk" filter (``exports.admin.filters.ExpiryRiskListFilter`` uses these).
+EXPIRY_PARAMETER = "expiry"
+EXPIRY_AT_RISK = "at_risk"
+
+
 def panel_links() -> PanelLinks:
-    from exports.admin.filters import ExpiryRiskListFilter
     from exports.models import AuditEntry, Credential, ExportJob
 
     problems = ",".join([Credential.Status.NEEDS_REAUTHORISATION, Credential.Status.INVALID])
     return PanelLinks(
         companies=_changelist("company", active__exact="1"),
         jobs_in_progress=_changelist("exportjob", status__exact=ExportJob.Status.IN_PROGRESS),
-        at_risk=_changelist(
-            "exportjob", **{ExpiryRiskListFilter.parameter_name: ExpiryRiskListFilter.AT_RISK}
-        ),
+        at_risk=_changelist("exportjob", **{EXPIRY_PARAMETER: EXPIRY_AT_RISK}),
         failures_24h=_changelist(
             "auditentry", outcome__exact=AuditEntry.Outcome.ERROR, age=FAILURES_WINDOW
         ),

@@ -29,7 +29,7 @@ from exports.selectors.failing import failing_text
 from exports.services.outcome_labels import outcome_is_bad, outcome_label
 
 MAX_ROWS = 50
-# Outcomes that need a person (start_flow.Outcome.FAILURES), and "deferred".
+# Outcomes that need a person (runs.Outcome.FAILURES), and "deferred".
 ATTENTION_OUTCOMES = ("failed", "failed_job", "job_expired", "deferred")
 PROBLEM_SHOWN = 240
 AT_RISK_SHARE = 0.25  # as the lifecycle's "at risk" audit

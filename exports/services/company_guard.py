@@ -21,7 +21,8 @@ from django.db import transaction
 from exports import audit, clock
 from exports.models import AuditEntry, Company
 from exports.services.failing import failing_fields
-from exports.services.start_flow import FlowResult, Outcome, run_export_check
+from exports.services.runs import FlowResult, Outcome
+from exports.services.start_flow import run_export_check
 
 logger = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from datetime import datetime
 from django.db import DatabaseError
 
 from exports.models import WebhookDelivery
-from exports.services.start_flow import FlowResult, Outcome
+from exports.services.runs import FlowResult, Outcome
 
 logger = logging.getLogger(__name__)
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from exports import pleo
 from exports.models import ExportJob
 from exports.notifications.render import item_counts
+from exports.services.runs import Outcome
 
 
 @dataclass(frozen=True)
@@ -23,12 +24,6 @@ class EndInPleo:
     outcome: str  # an ``Outcome`` of the start flow
     message: str
     bad: bool  # failed or expired: an error
-
-
-def _outcomes():
-    from exports.services.start_flow import Outcome
-
-    return Outcome
 
 
 def expired_in_pleo(remote: pleo.ExportJob) -> bool:
@@ -60,7 +55,6 @@ def what_to_do(job: ExportJob) -> str:
 
 def job_end_in_pleo(*, job: ExportJob, remote: pleo.ExportJob, when: str) -> EndInPleo:
     """``remote`` (terminal) is what Pleo shows of our ``job``; ``when`` says where we were."""
-    Outcome = _outcomes()
     if remote.status != pleo.JobStatus.FAILED:
         return EndInPleo(
             Outcome.FINISHED_ELSEWHERE,

@@ -1,4 +1,4 @@
-"""What a run's outcome (``start_flow.Outcome``, the codes ``check_exports`` prints and
+"""What a run's outcome (``runs.Outcome``, the codes ``check_exports`` prints and
 ``Company.last_check_outcome`` stores) reads as on a page: the one mapping from codes to words.
 
 The codes stay the stable interface (command line, JSON, filters); people read the labels. A code
@@ -7,7 +7,7 @@ without a label here (one added later) still reads as words: ``job_expired`` →
 
 from __future__ import annotations
 
-from exports.services.start_flow import Outcome
+from exports.services.runs import Outcome
 
 OUTCOME_LABELS: dict[str, str] = {
     Outcome.STARTED: "Started a job",

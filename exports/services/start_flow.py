@@ -3,44 +3,33 @@
 Every trigger (webhook, schedule, admin "Check now", ``check_exports``, the recovery sweep) ends in
 :func:`run_export_check`. Holding the company's lease it:
 
-1. lists the company's unfinished jobs (``pending`` and ``in_progress``, every page);
-2. resumes an ``in_progress`` job that our claim record says we started, or, when such a job is not
-   ours, records it as owned elsewhere and starts nothing (Pleo's single-worker rule);
-3. otherwise takes the oldest ``pending`` job (``createdAt``, then id), confirms it with
-   ``GET /v3/export-jobs/{id}`` (a 404, a terminal status or an expired job is recorded and the
-   next oldest is taken);
-4. commits a claim record (state "starting"), then POSTs ``started``; a 422
-   ``INVALID_EXPORT_JOB_STATUS_CHANGE`` is expected (never retried: the company is listed
-   again); an unknown outcome is reconciled by re-reading the job: in progress means our POST
-   took effect, still pending means ``started`` is sent again (bounded), and a 422 to that is
-   never taken as ours (at most one owner per job; an operator can adopt the job).
+1. with ``--recover``, re-reads every unfinished claim of ours
+   (``exports.services.claims_recovery``);
+2. detects the job to work on and starts or resumes it (``exports.services.job_start``: list the
+   unfinished jobs, resume ours, or confirm and start the oldest pending one);
+3. lets the export lifecycle carry that job to its end (``exports.services.lifecycle``), and the
+   company's next pending job after it, while each one finishes;
+4. releases the lease with the run's outcome (``exports.services.runs.Outcome``), or lists again
+   when a recheck was requested during the run.
 
 A run that changes nothing writes no audit rows: it only records the last check in the same
 statement that releases the lease.
-
-The one case this cannot tell apart: we crashed after committing "starting" but before the POST
-left, and another integration started the job meanwhile. The job is then ``in_progress`` with our
-"starting" claim, and we resume it as ours. Pleo offers no way to learn who sent ``started``.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC
 
-from django.conf import settings
-
-from exports import audit, clock, crashpoints, pleo
+from exports import audit, pleo
 from exports.audit import HttpCall
 from exports.models import AuditEntry, Company, ExportJob, Trigger
-from exports.notifications import service as notifications
+from exports.services.claims_recovery import claims_recover
 from exports.services.credentials import CredentialUnusable, client_for_company
-from exports.services.failing import audit_again_due, job_failing_end
-from exports.services.job_end import job_end_in_pleo
+from exports.services.failing import audit_again_due
+from exports.services.job_start import jobs_detect_and_start
 from exports.services.leases import (
-    Lease,
     LeaseLost,
     RunDeferred,
     lease_acquire,
@@ -48,213 +37,16 @@ from exports.services.leases import (
     lease_release,
     lease_release_or_recheck,
 )
-from exports.services.unknown_status import company_hold_check, job_status_noted, raw_status_of
+from exports.services.runs import (
+    Decision,
+    FlowResult,
+    Outcome,
+    RunContext,
+    by_priority,
+    error_http,
+)
 
 logger = logging.getLogger(__name__)
-
-
-class Outcome:
-    STARTED = "started"
-    RESUMED = "resumed"
-    NOTHING_PENDING = "nothing_pending"
-    BUSY = "busy"
-    OWNED_ELSEWHERE = "owned_elsewhere"
-    CONFLICT = "conflict"
-    EXPIRED_SKIPPED = "expired_skipped"
-    FAILED = "failed"
-    # Set by the export lifecycle (exports.services.lifecycle) when it carried the job to its end.
-    COMPLETED = "completed"
-    COMPLETED_WITH_ERRORS = "completed_with_errors"
-    # A job of ours failed: we sent 'failed' (validation failed, or every item failed), or Pleo
-    # failed it under us for a reason other than expiry, or no longer finds it.
-    FAILED_JOB = "failed_job"
-    JOB_EXPIRED = "job_expired"  # Pleo expired a job of ours before we finished it
-    # A job we worked on was completed in Pleo, not by our final event (someone else finished it).
-    FINISHED_ELSEWHERE = "finished_elsewhere"
-    # Held: a job of ours is in a status we do not know (exports.services.unknown_status).
-    UNKNOWN_STATUS = "unknown_status"
-    # Not now: the request budget is spent, or MAX_CONCURRENT_COMPANIES companies run already.
-    # The lease is released and the sweep runs the company again at ``FlowResult.not_before``.
-    DEFERRED = "deferred"
-
-    # Which outcome of several iterations (a recheck loop) the run reports.
-    # A job of ours that failed or expired outranks one completed after it in the same run.
-    PRIORITY = [
-        DEFERRED,
-        JOB_EXPIRED,
-        FAILED_JOB,
-        COMPLETED,
-        COMPLETED_WITH_ERRORS,
-        FINISHED_ELSEWHERE,
-        STARTED,
-        RESUMED,
-        FAILED,
-        UNKNOWN_STATUS,
-        CONFLICT,
-        OWNED_ELSEWHERE,
-        EXPIRED_SKIPPED,
-        NOTHING_PENDING,
-    ]
-    # Outcomes that need a person: ``check_exports`` exits 1, the index flags the company.
-    FAILURES = frozenset({FAILED, FAILED_JOB, JOB_EXPIRED})
-
-
-MAX_START_ATTEMPTS = 3
-MAX_RELISTS = 3
-UNFINISHED = (pleo.JobStatus.PENDING, pleo.JobStatus.IN_PROGRESS)
-
-
-@dataclass
-class FlowResult:
-    company: Company
-    outcome: str
-    run_id: uuid.UUID
-    job_id: uuid.UUID | None = None
-    error: str = ""
-    hints: list[str] = field(default_factory=list)
-    work_pending: bool = False  # a job of ours was left unfinished for the next run
-    not_before: datetime | None = None  # deferred: when the company may run again
-
-    def as_dict(self) -> dict:
-        return {
-            "company": self.company.name,
-            "pleo_company_id": str(self.company.pleo_company_id),
-            "outcome": self.outcome,
-            "job_id": str(self.job_id) if self.job_id else None,
-            "run_id": str(self.run_id),
-            "error": self.error or None,
-        }
-
-
-def job_deadline(job: pleo.ExportJob | ExportJob) -> datetime:
-    """``lastUpdatedAt`` (or ``createdAt`` when null) plus ``expiresIn``."""
-    base = job.last_updated_at or job.created_at
-    return base + timedelta(seconds=job.expires_in)
-
-
-def is_expired(job: pleo.ExportJob, *, now: datetime) -> bool:
-    skew = timedelta(seconds=settings.EXPIRY_CLOCK_SKEW_SECONDS)
-    return now > job_deadline(job) + skew
-
-
-@dataclass
-class _Run:
-    """What one run carries between its steps."""
-
-    company: Company
-    lease: Lease
-    client: pleo.PleoClient
-    trigger: str
-    run_id: uuid.UUID
-    recover: bool
-    hints: list[str] = field(default_factory=list)
-    work_pending: bool = False
-    # Jobs this run carried to their end: a list that still shows one (a stale read) is not
-    # allowed to make the run touch it again.
-    finished_job_ids: set[uuid.UUID] = field(default_factory=set)
-    # Jobs this run has read from Pleo (and mirrored).
-    fresh_job_ids: set[uuid.UUID] = field(default_factory=set)
-    # Why a job of ours stopped or ended badly in this run (the lifecycle's pause or end
-    # message): the run's error, so the company's last check says it (issue 17 §2-3).
-    job_errors: dict[uuid.UUID, str] = field(default_factory=dict)
-    # Jobs of ours that recovery found failed or expired in Pleo: outcomes of this run.
-    ended: list[_Decision] = field(default_factory=list)
-
-    # Each write below runs in its own lease guard (a transaction that checks the lease). The
-    # ``*_guarded`` forms are for several writes in ONE guard: the caller holds it.
-
-    def audit(self, step, message, *, job=None, outcome=AuditEntry.Outcome.OK, http=None):
-        with self.lease.guard():
-            self.audit_guarded(step, message, job=job, outcome=outcome, http=http)
-
-    def audit_guarded(self, step, message, *, job=None, outcome=AuditEntry.Outcome.OK, http=None):
-        audit.record(
-            company=self.company,
-            trigger=self.trigger,
-            step=step,
-            message=message,
-            run_id=self.run_id,
-            outcome=outcome,
-            export_job=job,
-            http=http,
-        )
-
-    def mirror(self, remote: pleo.ExportJob) -> tuple[ExportJob, bool]:
-        """Create or refresh our mirror of ``remote``. Returns (row, status_changed). A status
-        change is noted for the unknown-status rules (exports.services.unknown_status)."""
-        with self.lease.guard():
-            local, status_changed = self.mirror_guarded(remote)
-            if status_changed:
-                job_status_noted(run=self, local=local, remote=remote)
-            return local, status_changed
-
-    def mirror_guarded(self, remote: pleo.ExportJob) -> tuple[ExportJob, bool]:
-        """As :meth:`mirror`, in the caller's guard, without the unknown-status rules (for a job
-        confirmed pending). ``status_changed`` is also true when an unknown raw status changed."""
-        self.fresh_job_ids.add(remote.id)
-        local = ExportJob.objects.filter(pleo_job_id=remote.id).first()
-        fields = _mirror_fields(remote)
-        if local is None:
-            local = ExportJob.objects.create(
-                pleo_job_id=remote.id,
-                company=self.company,
-                seen_via=self.trigger,
-                payload_received_at=clock.now(),
-                **fields,
-            )
-            return local, True
-        previous_raw = raw_status_of(local)
-        changed = [name for name, value in fields.items() if getattr(local, name) != value]
-        status_changed = "status" in changed or (
-            remote.status == pleo.JobStatus.UNKNOWN and previous_raw != remote.raw_status
-        )
-        if changed:
-            for name in changed:
-                setattr(local, name, fields[name])
-            local.payload_received_at = clock.now()
-            local.save(update_fields=[*changed, "payload_received_at", "updated_at"])
-        return local, status_changed
-
-    def set_claim(self, job: ExportJob, claim: str, **extra) -> None:
-        with self.lease.guard():
-            self.set_claim_guarded(job, claim, **extra)
-
-    def set_claim_guarded(self, job: ExportJob, claim: str, **extra) -> None:
-        job.claim = claim
-        for name, value in extra.items():
-            setattr(job, name, value)
-        job.save(update_fields=["claim", *extra, "updated_at"])
-
-
-def _mirror_fields(remote: pleo.ExportJob) -> dict:
-    return {
-        "status": remote.status,
-        "created_at": remote.created_at,
-        "started_at": remote.started_at,
-        "last_updated_at": remote.last_updated_at,
-        "completed_at": remote.completed_at,
-        "expired_at": remote.expired_at,
-        "expires_in": remote.expires_in,
-        "number_of_items": remote.number_of_items,
-        "is_interactive": remote.is_interactive,
-        "vendor_based_bookkeeping": remote.vendor_based_bookkeeping,
-        "created_by": remote.created_by,
-        "failure_reason": remote.failure_reason or "",
-        "failure_reason_type": remote.failure_reason_type or "",
-        "last_payload": remote.raw,
-    }
-
-
-def _http(method: str, path: str, status: int | None) -> HttpCall:
-    return HttpCall(method=method, path=path, status=status)
-
-
-def _error_http(exc: pleo.PleoError) -> HttpCall | None:
-    method = getattr(exc, "method", None)
-    path = getattr(exc, "path", None)
-    if not method or not path:
-        return None
-    return HttpCall(method=method, path=path, status=getattr(exc, "status", None))
 
 
 def run_export_check(
@@ -360,14 +152,14 @@ def _run_once(*, company, lease, trigger, recover, run_id) -> FlowResult:
         client = client_for_company(company, run_id=run_id)
     except CredentialUnusable as exc:
         return _failed(company, lease, trigger, run_id, str(exc))
-    run = _Run(
+    run = RunContext(
         company=company, lease=lease, client=client, trigger=trigger, run_id=run_id, recover=recover
     )
     try:
         with client:
             if recover:
-                _recover_our_claims(run)
-            flow = _by_priority([*run.ended, _detect_and_start(run)])
+                claims_recover(run=run)
+            flow = by_priority([*run.ended, jobs_detect_and_start(run=run)])
             if client.budget_exhausted is not None:
                 # A call was refused by the budget and the lifecycle stopped the job there,
                 # without an audit entry of its own: _deferred writes the run's one entry.
@@ -383,10 +175,10 @@ def _run_once(*, company, lease, trigger, recover, run_id) -> FlowResult:
     except CredentialUnusable as exc:
         return _failed(company, lease, trigger, run_id, str(exc))
     except pleo.PleoError as exc:
-        return _failed(company, lease, trigger, run_id, _describe(exc), http=_error_http(exc))
+        return _failed(company, lease, trigger, run_id, _describe(exc), http=error_http(exc))
 
 
-def _run_error(run: _Run, flow: _Decision) -> str:
+def _run_error(run: RunContext, flow: Decision) -> str:
     """The reason of a failed outcome, or of work left unfinished, when the decision has none:
     the job's stop message, else the run's last error entry. Every failed outcome carries one."""
     if flow.outcome not in Outcome.FAILURES and not run.work_pending:
@@ -404,7 +196,7 @@ def _run_error(run: _Run, flow: _Decision) -> str:
     return last or ""
 
 
-def _deferred(run: _Run, exc: pleo.BudgetExhausted, job_id=None) -> FlowResult:
+def _deferred(run: RunContext, exc: pleo.BudgetExhausted, job_id=None) -> FlowResult:
     """Our request budget is spent: stop, release, and let the sweep run again at ``retry_at``.
 
     Expected under load, not an error. A run that had already done something (audited) says why
@@ -470,397 +262,6 @@ def _failed(
             )
     logger.warning("%s: check failed: %s", company.name, error)
     return FlowResult(company=company, outcome=Outcome.FAILED, run_id=run_id, error=error)
-
-
-@dataclass
-class _Decision:
-    outcome: str
-    job_id: uuid.UUID | None = None
-    error: str = ""
-
-
-def _list_unfinished(run: _Run) -> list[pleo.ExportJob]:
-    run.lease.renew_if_due()
-    jobs = run.client.list_export_jobs(
-        company_id=run.company.pleo_company_id, statuses=list(UNFINISHED)
-    )
-    # The list's order is not documented: sort ourselves, oldest first, ties by id.
-    return sorted(
-        (
-            job
-            for job in jobs
-            if job.company_id == run.company.pleo_company_id and job.id not in run.finished_job_ids
-        ),
-        key=lambda job: (job.created_at, str(job.id)),
-    )
-
-
-FINISHED = (
-    Outcome.COMPLETED,
-    Outcome.COMPLETED_WITH_ERRORS,
-    Outcome.FAILED_JOB,
-    Outcome.JOB_EXPIRED,
-    Outcome.FINISHED_ELSEWHERE,
-)
-MAX_JOBS_PER_RUN = 25
-
-
-def _detect_and_start(run: _Run) -> _Decision:
-    """One job after another, oldest first, while each one is carried to its end in this run.
-
-    A job that finished frees the company for its next pending job at once (Pleo's single
-    worker, strictly sequential); a run stops at the first job that does not finish, and after
-    ``MAX_JOBS_PER_RUN`` jobs (the queue brings it back).
-    """
-    decisions = []
-    for _ in range(MAX_JOBS_PER_RUN):
-        if company_hold_check(run):
-            decisions.append(_held(run))
-            break
-        decision = _detect_and_start_one(run)
-        decisions.append(decision)
-        if decision.outcome not in FINISHED:
-            break
-        run.finished_job_ids.add(decision.job_id)
-    return _by_priority(decisions)
-
-
-def _by_priority(decisions: list[_Decision]) -> _Decision:
-    for wanted in Outcome.PRIORITY:
-        for decision in decisions:
-            if decision.outcome == wanted:
-                return decision
-    return decisions[-1]
-
-
-def _held(run: _Run) -> _Decision:
-    company = run.company
-    return _Decision(
-        Outcome.UNKNOWN_STATUS,
-        company.unknown_status_job_id,
-        f"Held: Pleo reports job {company.unknown_status_job_id} of ours with the unknown status "
-        f"'{company.unknown_status}'; nothing else is started until Pleo shows a status we know "
-        f"or an operator releases the company.",
-    )
-
-
-def _detect_and_start_one(run: _Run) -> _Decision:
-    conflict_seen = False
-    for _ in range(MAX_RELISTS):
-        jobs = _list_unfinished(run)
-        for job in jobs:
-            if job.status == pleo.JobStatus.UNKNOWN:
-                run.mirror(job)  # audited once; a job of ours holds the company
-        if company_hold_check(run):
-            return _held(run)
-        running = [job for job in jobs if job.status == pleo.JobStatus.IN_PROGRESS]
-        if running:
-            decision = _handle_running(run, running)
-        else:
-            pending = [job for job in jobs if job.status == pleo.JobStatus.PENDING]
-            decision = _start_oldest_pending(run, pending)
-        if decision.outcome == Outcome.CONFLICT:
-            conflict_seen = True
-            continue  # as the seed says: list the company's jobs again
-        if conflict_seen and decision.outcome in (Outcome.NOTHING_PENDING, Outcome.OWNED_ELSEWHERE):
-            return _Decision(Outcome.CONFLICT, decision.job_id)
-        return decision
-    return _Decision(Outcome.CONFLICT)
-
-
-def _handle_running(run: _Run, running: list[pleo.ExportJob]) -> _Decision:
-    mirrored = [(remote, run.mirror(remote)[0]) for remote in running]
-    for _remote, local in mirrored:
-        if local.is_ours:
-            return _resume(run, local)
-    remote, local = mirrored[0]
-    if local.claim != ExportJob.Claim.ELSEWHERE:
-        run.set_claim(local, ExportJob.Claim.ELSEWHERE)
-        run.audit(
-            "owned_elsewhere",
-            "Job is in progress but not started by us (another integration, or our records "
-            "were lost). Nothing else is started for this company until it finishes; an "
-            "operator can adopt it from the admin.",
-            job=local,
-            outcome=AuditEntry.Outcome.WARNING,
-        )
-    # Told once it has blocked the company for an hour (the service decides; no write before).
-    notifications.notification_request(
-        kind=notifications.Kind.BLOCKED_ELSEWHERE, company=run.company, job=local
-    )
-    if run.recover:
-        run.hints.append(
-            f"Job {remote.id} is in progress but not ours. If our records were lost, adopt it "
-            f"in the admin (Export jobs → select it → 'Adopt job')."
-        )
-    return _Decision(Outcome.OWNED_ELSEWHERE, remote.id)
-
-
-def _resume(run: _Run, local: ExportJob) -> _Decision:
-    if local.claim == ExportJob.Claim.STARTING:
-        # Our earlier run committed "starting" and the job is in progress: the POST landed.
-        run.set_claim(local, ExportJob.Claim.OURS)
-        run.audit(
-            "started",
-            "Our earlier 'started' (outcome unknown at the time) had taken effect: "
-            "the job is ours.",
-            job=local,
-        )
-    from exports.services.lifecycle import carry_job
-
-    finished = carry_job(run=run, job=local, resumed=True)
-    return _carried(run, finished or Outcome.RESUMED, local)
-
-
-def _start_oldest_pending(run: _Run, pending: list[pleo.ExportJob]) -> _Decision:
-    expired_seen = False
-    for listed in pending:
-        # Only read here: the job is mirrored with what the confirming GET returns (for a job
-        # we start, in the transaction that also commits the claim).
-        known = ExportJob.objects.filter(pleo_job_id=listed.id).only("expired_detected_at").first()
-        if known is not None and known.expired_detected_at is not None:
-            if is_expired(listed, now=clock.now()):
-                expired_seen = True  # recorded on an earlier run; not again
-                continue
-        run.lease.renew_if_due()
-        path = f"/v3/export-jobs/{listed.id}"
-        try:
-            remote = run.client.get_export_job(listed.id)
-        except pleo.PleoNotFound:
-            local, _ = run.mirror(listed)
-            run.audit(
-                "not_found",
-                "Job was listed but Pleo no longer finds it; skipped.",
-                job=local,
-                outcome=AuditEntry.Outcome.WARNING,
-                http=_http("GET", path, 404),
-            )
-            continue
-        if remote.status == pleo.JobStatus.PENDING and not is_expired(remote, now=clock.now()):
-            # One transaction, committed before 'started' is sent: the confirmed read, its audit
-            # entry and our claim (fewer write transactions between the Pleo calls: benchmark 1).
-            with run.lease.guard():
-                local, _ = run.mirror_guarded(remote)
-                run.audit_guarded(
-                    "selected",
-                    f"Oldest pending job (created {remote.created_at:%Y-%m-%d %H:%M:%S} UTC, "
-                    f"{remote.number_of_items} items) confirmed pending.",
-                    job=local,
-                    http=_http("GET", path, 200),
-                )
-                run.set_claim_guarded(
-                    local, ExportJob.Claim.STARTING, claim_run_id=run.run_id, claimed_at=clock.now()
-                )
-            return _start(run, local)
-        local, status_changed = run.mirror(remote)
-        if remote.status in pleo.TERMINAL_JOB_STATUSES:
-            if status_changed:
-                run.audit(
-                    "finished_elsewhere",
-                    f"Job is already {remote.status} in Pleo; skipped.",
-                    job=local,
-                    outcome=AuditEntry.Outcome.INFO,
-                    http=_http("GET", path, 200),
-                )
-            continue
-        if remote.status == pleo.JobStatus.IN_PROGRESS:
-            return _handle_running(run, [remote])
-        if remote.status == pleo.JobStatus.UNKNOWN:
-            if company_hold_check(run):  # it was ours after all (claimed earlier)
-                return _held(run)
-            continue  # not ours: never started (audited once by the mirror)
-        if is_expired(remote, now=clock.now()):  # pending, but past its deadline
-            expired_seen = True
-            if local.expired_detected_at is None:
-                with run.lease.guard():
-                    local.expired_detected_at = clock.now()
-                    local.save(update_fields=["expired_detected_at", "updated_at"])
-                run.audit(
-                    "expired",
-                    f"Job expired at {job_deadline(remote):%Y-%m-%d %H:%M:%S} UTC before it "
-                    f"could be started; it was not started. Resubmit the export from Pleo's "
-                    f"web app.",
-                    job=local,
-                    outcome=AuditEntry.Outcome.WARNING,
-                    http=_http("GET", path, 200),
-                )
-            continue
-    if expired_seen:
-        return _Decision(Outcome.EXPIRED_SKIPPED)
-    return _Decision(Outcome.NOTHING_PENDING)
-
-
-def _start(run: _Run, local: ExportJob) -> _Decision:
-    """POST ``started`` for a job whose claim ("starting") is committed; reconcile an unknown
-    outcome."""
-    crashpoints.crash_point("after_claim")
-    events_path = "/v3/export-job-events"
-    earlier_unknown = False
-    last_answer = ""
-    for _attempt in range(MAX_START_ATTEMPTS):
-        run.lease.renew_if_due()
-        try:
-            run.client.post_export_job_event(local.pleo_job_id, pleo.JobEvent.STARTED)
-        except pleo.PleoOutcomeUnknown as exc:
-            earlier_unknown = True
-            last_answer = str(exc)
-            run.audit(
-                "start_unknown",
-                f"Outcome of 'started' unknown ({exc}); re-reading the job.",
-                job=local,
-                outcome=AuditEntry.Outcome.WARNING,
-                http=_http("POST", events_path, getattr(exc, "status", None)),
-            )
-            decision = _reconcile_after_unknown(run, local)
-            if decision is None:
-                continue  # still pending: POST again (bounded)
-            return decision
-        except pleo.PleoUnprocessable as exc:
-            if not exc.has_type(pleo.ErrorType.INVALID_EXPORT_JOB_STATUS_CHANGE):
-                raise
-            return _start_conflict(run, local, earlier_unknown=earlier_unknown)
-        else:
-            crashpoints.crash_point("after_started")
-            finished = _mark_started(run, local, http=_http("POST", events_path, 202))
-            return _carried(run, finished or Outcome.STARTED, local)
-    message = (
-        f"'started' was sent {MAX_START_ATTEMPTS} times with no known outcome (last answer: "
-        f"{last_answer}); the job is left for the next run to reconcile."
-    )
-    run.audit("error", message, job=local, outcome=AuditEntry.Outcome.ERROR)
-    return _Decision(Outcome.FAILED, local.pleo_job_id, message)
-
-
-def _carried(run: _Run, outcome: str, local: ExportJob) -> _Decision:
-    """The decision for a job the lifecycle carried: with why it stopped or ended badly."""
-    return _Decision(outcome, local.pleo_job_id, run.job_errors.get(local.pleo_job_id, ""))
-
-
-def _mark_started(
-    run: _Run, local: ExportJob, *, http: HttpCall | None, note: str = ""
-) -> str | None:
-    """Record that the job is ours, then carry it on. Returns the lifecycle's final outcome."""
-    with run.lease.guard():
-        local.claim = ExportJob.Claim.OURS
-        local.status = ExportJob.Status.IN_PROGRESS
-        # Until the job is read from Pleo again, the time Pleo accepted our event (as
-        # ``completed_at`` is set when our final event is accepted): not re-read for one field.
-        local.started_at = local.started_at or clock.now()
-        local.save(update_fields=["claim", "status", "started_at", "updated_at"])
-        run.audit_guarded(
-            "started", note or "Pleo accepted 'started': the job is ours.", job=local, http=http
-        )
-    from exports.services.lifecycle import carry_job
-
-    return carry_job(run=run, job=local, resumed=False)
-
-
-def _reconcile_after_unknown(run: _Run, local: ExportJob) -> _Decision | None:
-    """Re-read the job after an unknown outcome. None: still pending (send again)."""
-    remote = run.client.get_export_job(local.pleo_job_id)
-    local, _ = run.mirror(remote)
-    if remote.status == pleo.JobStatus.PENDING:
-        return None
-    if remote.status == pleo.JobStatus.UNKNOWN:
-        # Our 'started' may have landed: the job keeps our claim and holds the company.
-        return _held(run)
-    if remote.status == pleo.JobStatus.IN_PROGRESS:
-        # Our claim says "starting" for this run: the POST took effect.
-        finished = _mark_started(
-            run,
-            local,
-            http=_http("GET", f"/v3/export-jobs/{remote.id}", 200),
-            note="The job is in progress after our 'started' with unknown outcome: it is ours.",
-        )
-        return _carried(run, finished or Outcome.STARTED, local)
-    run.set_claim(local, ExportJob.Claim.NONE)
-    run.audit(
-        "finished_elsewhere",
-        f"After an unknown outcome the job is {remote.status} in Pleo; nothing more is done.",
-        job=local,
-        outcome=AuditEntry.Outcome.WARNING,
-    )
-    return _Decision(Outcome.CONFLICT, local.pleo_job_id)
-
-
-def _start_conflict(run: _Run, local: ExportJob, *, earlier_unknown: bool) -> _Decision:
-    """A 422 to ``started``: the job is not ours, and is never claimed as ours.
-
-    Even after an earlier attempt of ours with an unknown outcome: that attempt was followed by a
-    re-read that found the job still pending, so whoever Pleo started it for since is someone
-    else, or (rarely) our attempt landing late. Claiming it could give the job two owners (two
-    integrations booking the same items); leaving it gives it at most one, and an operator who
-    knows no other integration runs can adopt it.
-    """
-    message = (
-        "Pleo answered 422 INVALID_EXPORT_JOB_STATUS_CHANGE to 'started' (expected when another "
-        "worker moved first); not retried, listing the company's jobs again."
-    )
-    if earlier_unknown:
-        message += (
-            " An earlier 'started' of ours had an unknown outcome, but the job was still pending "
-            "after it, so the job is not claimed as ours. If no other integration exports for "
-            "this company, adopt it in the admin (Export jobs → 'Adopt job')."
-        )
-    run.audit(
-        "start_conflict",
-        message,
-        job=local,
-        outcome=AuditEntry.Outcome.WARNING if earlier_unknown else AuditEntry.Outcome.INFO,
-        http=_http("POST", "/v3/export-job-events", 422),
-    )
-    run.set_claim(local, ExportJob.Claim.LOST)
-    return _Decision(Outcome.CONFLICT, local.pleo_job_id)
-
-
-def _recover_our_claims(run: _Run) -> None:
-    """``--recover``: re-read every unfinished claim of ours and bring our mirror up to date."""
-    claims = ExportJob.objects.filter(
-        company=run.company,
-        claim__in=[ExportJob.Claim.OURS, ExportJob.Claim.STARTING, ExportJob.Claim.ADOPTED],
-        status__in=[ExportJob.Status.PENDING, ExportJob.Status.IN_PROGRESS],
-    )
-    for local in claims:
-        run.lease.renew_if_due()
-        try:
-            remote = run.client.get_export_job(local.pleo_job_id)
-        except pleo.PleoNotFound:
-            # Recorded once: the claim is dropped, so neither recovery nor the sweep asks again.
-            run.set_claim(local, ExportJob.Claim.NONE, processing_state="not_found")
-            run.audit(
-                "not_found",
-                "A job we claimed is no longer found in Pleo; our claim on it was dropped.",
-                job=local,
-                outcome=AuditEntry.Outcome.WARNING,
-                http=_http("GET", f"/v3/export-jobs/{local.pleo_job_id}", 404),
-            )
-            continue
-        local, status_changed = run.mirror(remote)
-        if status_changed and remote.status in pleo.TERMINAL_JOB_STATUSES:
-            end = job_end_in_pleo(job=local, remote=remote, when="(found by recovery)")
-            if end.outcome == Outcome.FINISHED_ELSEWHERE:
-                run.audit(
-                    "finished_elsewhere",
-                    f"Recovery: the job we claimed is now {remote.status} in Pleo.",
-                    job=local,
-                    outcome=AuditEntry.Outcome.INFO,
-                )
-            else:
-                # A job of ours that failed or expired: an error, and an outcome of this run.
-                with run.lease.guard():
-                    job_failing_end(job=local, error=end.message)
-                run.audit(
-                    "job_ended",
-                    f"Recovery: {end.message}",
-                    job=local,
-                    outcome=AuditEntry.Outcome.ERROR,
-                    http=_http("GET", f"/v3/export-jobs/{local.pleo_job_id}", 200),
-                )
-                run.job_errors[local.pleo_job_id] = end.message
-                run.ended.append(_Decision(end.outcome, local.pleo_job_id, end.message))
-            notifications.notification_request_job_outcome(
-                company=run.company, job=local, cause=notifications.JobEnd.ENDED_IN_PLEO
-            )
 
 
 def job_adopt(*, job: ExportJob, user_name: str) -> None:

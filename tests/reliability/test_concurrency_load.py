@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from exports.services.start_flow import MAX_START_ATTEMPTS
+from exports.services.job_start import MAX_START_ATTEMPTS
 from exports.tasks import poll_tick
 from tests import processes
 from tests.reliability import support

@@ -17,7 +17,8 @@ from django.core.management.base import BaseCommand, CommandError
 from exports import clock
 from exports.models import Company, Trigger
 from exports.services.company_guard import company_check_guarded
-from exports.services.start_flow import Outcome, run_export_check
+from exports.services.runs import Outcome
+from exports.services.start_flow import run_export_check
 
 
 def _terminate(signum, frame):

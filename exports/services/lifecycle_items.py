@@ -1,0 +1,243 @@
+"""The export lifecycle's items: learn Pleo's statuses, and bring each open item to booked or
+failed, calling the accounting adapter at most once per item (crash-safe: a record left
+``booking`` is settled by the adapter's lookup).
+
+A mixin of the lifecycle's ``_Carrier`` (``exports.services.lifecycle``): it uses the carrier's
+``run``, ``job``, ``client``, ``audit`` and ``pleo_call``.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from exports import clock, crashpoints, pleo
+from exports.adapters import AdapterUnavailable, BookingResult, LookupUnsupported
+from exports.models import AuditEntry, ExportItemRecord
+from exports.services.leases import LeaseLost
+from exports.services.lifecycle_common import (
+    FINAL_ITEM,
+    Ended,
+    Pause,
+    idempotency_key,
+)
+
+logger = logging.getLogger("exports.services.lifecycle")
+
+
+class ItemBooking:
+    def learn(self, items: Iterable[pleo.ExportJobItem]) -> None:
+        """Take Pleo's word on item statuses; records of items final in Pleo become reported."""
+        items = list(items)
+        for item in items:
+            self.statuses[item.accounting_entry_id] = item.status
+            if item.failure_reason_type:
+                self.failure_types[item.accounting_entry_id] = item.failure_reason_type
+        final = {item.accounting_entry_id: item for item in items if item.status in FINAL_ITEM}
+        if not final:
+            return
+        with self.run.lease.guard():
+            records = ExportItemRecord.objects.filter(
+                export_job=self.job, accounting_entry_id__in=list(final)
+            ).exclude(state=ExportItemRecord.State.REPORTED)
+            for record in records:
+                status = final[record.accounting_entry_id].status
+                record.state = ExportItemRecord.State.REPORTED
+                record.reported_at = clock.now()
+                if status == pleo.ItemStatus.SUCCESSFUL:
+                    record.result = ExportItemRecord.Result.SUCCESSFUL
+                elif status == pleo.ItemStatus.FAILED:
+                    record.result = ExportItemRecord.Result.FAILED
+                record.save(update_fields=["state", "reported_at", "result", "updated_at"])
+
+    def records_for(self, entry_ids: list[uuid.UUID]) -> dict[uuid.UUID, ExportItemRecord]:
+        with self.run.lease.guard():
+            existing = {
+                record.accounting_entry_id: record
+                for record in ExportItemRecord.objects.filter(
+                    export_job=self.job, accounting_entry_id__in=entry_ids
+                )
+            }
+            missing = [entry for entry in entry_ids if entry not in existing]
+            ExportItemRecord.objects.bulk_create(
+                ExportItemRecord(
+                    export_job=self.job,
+                    accounting_entry_id=entry,
+                    idempotency_key=idempotency_key(self.job.pleo_job_id, entry),
+                )
+                for entry in missing
+            )
+        if missing:
+            existing.update(
+                {
+                    record.accounting_entry_id: record
+                    for record in ExportItemRecord.objects.filter(
+                        export_job=self.job, accounting_entry_id__in=missing
+                    )
+                }
+            )
+        return existing
+
+    def decide(self, record: ExportItemRecord, data: pleo.ExportItem | None) -> None:
+        """Bring ``record`` to booked or failed, calling the adapter at most once per item."""
+        states = ExportItemRecord.State
+        if record.state in (states.BOOKED, states.FAILED):
+            return  # decided by an earlier run, not reported yet
+        if record.state == states.REPORTED:
+            # Pleo still shows the item open: our report did not take effect. Send it again.
+            self.save_record(
+                record,
+                state=states.BOOKED
+                if record.result == ExportItemRecord.Result.SUCCESSFUL
+                else states.FAILED,
+                reported_at=None,
+            )
+            return
+        if record.state == states.BOOKING:
+            if self.settle_interrupted(record):
+                return
+        if data is None:
+            self.apply(
+                record,
+                BookingResult.failure(
+                    pleo.ItemFailureReasonType.UNEXPECTED_FAILURE,
+                    "Pleo returned no accounting data for this item, so it could not be "
+                    "booked. Export it again from Pleo.",
+                ),
+            )
+            return
+        self.book(record, data)
+
+    def check_deadline(self, before) -> None:
+        """After an early report: one GET, and the deadline Pleo reports now (expiry_guard)."""
+        remote = self.pleo_call("re-reading the job after an early report", self.reread)
+        if remote.is_terminal:
+            raise Ended(self.mark_ended(remote, "after an early report"))
+        self.note_refresh(before, remote)
+
+    def decide_without_booking(self, record: ExportItemRecord) -> None:
+        """The expiry guard stops booking: an item decided earlier is reported as decided, an
+        interrupted one is settled by lookup, any other is reported failed, never booked."""
+        states = ExportItemRecord.State
+        if record.state in (states.BOOKED, states.FAILED, states.REPORTED):
+            self.decide(record, None)
+            return
+        if record.state == states.BOOKING and self.settle_interrupted(record):
+            return
+        self.apply(record, self.timed_out_result(), audit=False)
+
+    def settle_interrupted(self, record: ExportItemRecord) -> bool:
+        """A record left ``booking`` by a run that died. True when its outcome is now known."""
+        adapter = self.adapter
+        assert adapter is not None
+        try:
+            found = adapter.lookup(record.idempotency_key)
+        except LookupUnsupported:
+            self.apply(
+                record,
+                BookingResult.failure(
+                    pleo.ItemFailureReasonType.UNEXPECTED_FAILURE,
+                    f"An earlier run was interrupted while booking this item and "
+                    f"{adapter.label} cannot tell whether it was booked. It was not booked "
+                    f"again, to avoid a duplicate: check {adapter.label} and export the item "
+                    f"again from Pleo if it is missing.",
+                ),
+            )
+            return True
+        if found is None:
+            return False  # not booked: safe to book now
+        self.apply(record, found)
+        self.audit(
+            "item_recovered",
+            f"Item {record.accounting_entry_id}: an earlier run was interrupted after booking; "
+            f"{adapter.label} confirms it as {found.external_id or 'booked'}. Not booked again.",
+            outcome=AuditEntry.Outcome.INFO,
+        )
+        return True
+
+    def book(self, record: ExportItemRecord, data: pleo.ExportItem) -> None:
+        adapter = self.adapter
+        assert adapter is not None
+        # Committed before the adapter is called: a crash from here on is settled by lookup.
+        self.save_record(
+            record,
+            state=ExportItemRecord.State.BOOKING,
+            adapter=adapter.name,
+            booking_started_at=clock.now(),
+        )
+        if adapter.writes_locally:
+            try:
+                with self.run.lease.guard():  # the entry and our record: one transaction
+                    result = adapter.export(data.raw, record.idempotency_key)
+                    crashpoints.crash_point("after_adapter_call")
+                    self.apply(record, result, audit=False)
+            except LeaseLost:
+                raise
+            except Exception as exc:  # rolled back: nothing was booked
+                logger.exception("Adapter %s failed on an item", adapter.name)
+                result = BookingResult.failure(
+                    pleo.ItemFailureReasonType.UNEXPECTED_FAILURE,
+                    f"Booking failed unexpectedly in {adapter.label} ({type(exc).__name__}); "
+                    f"nothing was booked. Export the item again from Pleo.",
+                )
+                self.apply(record, result, audit=False)
+        else:
+            try:
+                result = adapter.export(data.raw, record.idempotency_key)
+                crashpoints.crash_point("after_adapter_call")
+            except AdapterUnavailable as exc:
+                self.save_record(record, state=ExportItemRecord.State.PENDING)
+                self.flush()  # report what is ready before stopping
+                raise Pause(f"{adapter.label} is unreachable ({exc}); nothing was booked.")
+            except Exception as exc:
+                logger.exception("Adapter %s failed on an item", adapter.name)
+                self.flush()  # report what is ready before stopping
+                raise Pause(
+                    f"Booking item {record.accounting_entry_id} in {adapter.label} ended with "
+                    f"an unknown outcome ({type(exc).__name__}); the next run asks "
+                    f"{adapter.label} before booking it again."
+                ) from None
+            self.apply(record, result, audit=False)
+        if not result.booked:
+            self.audit_item_failure(record, result)
+
+    def apply(self, record: ExportItemRecord, result: BookingResult, *, audit: bool = True) -> None:
+        if result.booked:
+            self.save_record(
+                record,
+                state=ExportItemRecord.State.BOOKED,
+                result=ExportItemRecord.Result.SUCCESSFUL,
+                external_id=result.external_id[:200],
+                external_url=result.external_url[:500],
+                exported_at=result.exported_at or clock.now(),
+                failure_reason="",
+                failure_reason_type="",
+            )
+        else:
+            self.save_record(
+                record,
+                state=ExportItemRecord.State.FAILED,
+                result=ExportItemRecord.Result.FAILED,
+                failure_reason=result.message,
+                failure_reason_type=str(
+                    result.failure_type or pleo.ItemFailureReasonType.UNEXPECTED_FAILURE
+                ),
+            )
+            if audit:
+                self.audit_item_failure(record, result)
+
+    def audit_item_failure(self, record: ExportItemRecord, result: BookingResult) -> None:
+        self.audit(
+            "item_failed",
+            f"Item {record.accounting_entry_id} not booked ({record.failure_reason_type}): "
+            f"{result.message}",
+            outcome=AuditEntry.Outcome.WARNING,
+        )
+
+    def save_record(self, record: ExportItemRecord, **fields: Any) -> None:
+        with self.run.lease.guard():
+            for name, value in fields.items():
+                setattr(record, name, value)
+            record.save(update_fields=[*fields, "updated_at"])
