@@ -4,6 +4,7 @@ client. Enqueueing is observed at ``exports.services.dispatch.async_task`` and o
 
 import base64
 import json
+import math
 import secrets
 import time
 import uuid
@@ -286,7 +287,10 @@ def test_wrong_secret_is_401(hook, tasks):
     ("offset", "reason"), [(-301, "timestamp_too_old"), (301, "timestamp_too_new")]
 )
 def test_stale_and_future_timestamps_are_401(hook, tasks, offset, reason):
-    timestamp = int(clock.now().timestamp()) + offset
+    # Rounded away from now: a timestamp floored to the second and sent a moment later would
+    # otherwise be only 300.x s in the future by the time it is checked (a flake under load).
+    now = clock.now().timestamp()
+    timestamp = (math.ceil(now) if offset > 0 else math.floor(now)) + offset
     assert_rejected(hook.post(timestamp=timestamp), 401, reason, tasks)
 
 
