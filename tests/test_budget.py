@@ -57,7 +57,10 @@ def test_rate_parameters():
         budget.Rate(limit=1)
 
 
-@pytest.mark.parametrize("burst", [0, 1, 7, 19])
+@pytest.mark.parametrize(
+    "burst",
+    [0, pytest.param(1, marks=pytest.mark.slow), pytest.param(7, marks=pytest.mark.slow), 19],
+)
 def test_gcra_never_grants_more_than_the_limit_in_any_window(burst):
     """Random arrival times, many more than the limit: any 1 s window holds at most 20 grants,
     and the budget is not wasted (the steady rate is reached)."""
@@ -204,6 +207,7 @@ def _assert_held(granted: list[float]) -> None:
     assert len(granted) >= 0.7 * expected, (len(granted), expected)
 
 
+@pytest.mark.slow  # a multi-process proof (about 7 s): .ci/run runs it
 @pytest.mark.subprocess
 @pytest.mark.django_db(transaction=True)
 def test_processes_sharing_the_database_budget_never_exceed_it(product_env, tmp_path):
@@ -213,6 +217,7 @@ def test_processes_sharing_the_database_budget_never_exceed_it(product_env, tmp_
     assert RequestBudget.objects.get(key="global").used > 0
 
 
+@pytest.mark.slow  # a multi-process proof (about 7 s): .ci/run runs it
 @pytest.mark.subprocess
 @pytest.mark.redis
 @pytest.mark.django_db(transaction=True)

@@ -66,6 +66,7 @@ def _round(env, tmp_path, round_no):
         processes.stop(process)
 
 
+@pytest.mark.slow  # a multi-process proof (about 5 s): .ci/run runs it
 def test_parallel_check_exports_start_each_job_once_oldest_first(
     pleo_sandbox, product_env, tmp_path
 ):

@@ -91,6 +91,7 @@ def _serve(db_path, tmp_path, name, until, timeout=60):
     return out
 
 
+@pytest.mark.slow  # the whole demo (about 13 s): .ci/run runs it
 def test_main_command_demo_starts_a_job_via_webhook_and_stops_cleanly(tmp_path):
     db_path = tmp_path / "fresh.sqlite3"
     out = _serve(db_path, tmp_path, "first", until="started (via webhook)")

@@ -81,6 +81,7 @@ def _register_stored_tokens(credential_id):
     return credential
 
 
+@pytest.mark.slow  # a multi-process proof (about 10 s): .ci/run runs it
 @pytest.mark.subprocess
 @pytest.mark.django_db(transaction=True)
 def test_twenty_processes_with_an_expired_token_make_exactly_one_refresh(

@@ -175,6 +175,7 @@ print("RESULT", taken, deferred, worst, flush=True)
 """
 
 
+@pytest.mark.slow  # a multi-process proof (about 6 s): .ci/run runs it
 @pytest.mark.subprocess
 def test_the_bound_holds_across_processes(companies, product_env, tmp_path):
     """Four processes race for leases on twelve companies with a bound of 2: never more than two
