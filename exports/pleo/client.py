@@ -1,11 +1,12 @@
 """The Pleo endpoints we use: Export API v3 (jobs, job events, job items, export items) and
 Webhook Subscriptions API v1, as methods of :class:`PleoClient`, plus cursor pagination (§6.3).
 
-Section numbers (§) refer to our working reference, ``pleo-export-api.md``. Each method checks its
-arguments before any HTTP (ids must be UUIDs, enum values known), sends one call (or one per page
-or batch) through :class:`~exports.pleo.transport.PleoTransport`, whose module docstring states
-the retry and idempotency rules (every write here goes with ``idempotent=False``), and parses the
-answer into :mod:`exports.pleo.resources`. Errors: :mod:`exports.pleo.errors`.
+Section numbers (§) refer to our working reference, ``docs/pleo-export-api.md``. Each method
+checks its arguments before any HTTP (ids must be UUIDs, enum values known), sends one call (or
+one per page or batch) through :class:`~exports.pleo.transport.PleoTransport`, whose module
+docstring states the retry and idempotency rules (every write here goes with
+``idempotent=False``), and parses the answer into :mod:`exports.pleo.resources`. Errors:
+:mod:`exports.pleo.errors`.
 
 The Pleo client (this package) imports no Django model and nothing from ``exports`` outside
 ``exports.pleo``; callers pass in what it needs.

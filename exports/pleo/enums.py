@@ -1,4 +1,4 @@
-"""Pleo's enums (§4 of ``pleo-export-api.md``), and how we read the values Pleo sends us.
+"""Pleo's enums (§4 of ``docs/pleo-export-api.md``), and how we read the values Pleo sends us.
 
 Read generously: one unexpected value from Pleo must never make a response unreadable.
 

@@ -1,9 +1,9 @@
 """The request budget: how many Pleo requests the whole service may send, shared by every process.
 
 Pleo allows 600 requests a minute and asks integrations to stay under 500, retries included
-(``pleo-export-api.md`` §6.2). A client's own 429 handling cannot keep that promise once several
-worker processes, on several machines, call Pleo for many companies: this budget does. It is
-ours, on top of Pleo's: a 429 that Pleo still sends is retried by the client as before.
+(``docs/pleo-export-api.md`` §6.2). A client's own 429 handling cannot keep that promise once
+several worker processes, on several machines, call Pleo for many companies: this budget does.
+It is ours, on top of Pleo's: a 429 that Pleo still sends is retried by the client as before.
 
 **Where.** In the database (:class:`exports.models.RequestBudget`, one row per key) by default,
 or in Redis when ``REDIS_URL`` is set (one hash per key, updated by one Lua script). Either way a

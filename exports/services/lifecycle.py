@@ -1,6 +1,6 @@
 """The export lifecycle: carry a job we started (or resumed) to its end, in the same run.
 
-Pleo's how-to steps 2-7 (``pleo-export-api.md`` §1, §3.6-3.8, §7), under the company's lease,
+Pleo's how-to steps 2-7 (``docs/pleo-export-api.md`` §1, §3.6-3.8, §7), under the company's lease,
 renewed as the run goes. ``ExportJob.processing_state`` shows where a job stands:
 
 ``validating``  pre-export validation by the company's accounting adapter
