@@ -8,7 +8,6 @@ other spelling, or the control API puts the job back the way Pleo would leave it
 
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
 
 import pytest
@@ -19,29 +18,14 @@ from exports.models import AuditEntry, Company, ExportItemRecord, ExportJob, Jou
 from exports.pleo import PleoClient
 from exports.services.start_flow import Outcome
 from pleo_sandbox.clock import parse_iso
-from tests import secrets_registry
-from tests.factories import make_company, make_credential
-from tests.test_lifecycle import EVENTS, PUBLIC, Env, SlowJournal
+from tests import test_lifecycle
+from tests.test_lifecycle import EVENTS, SlowJournal
 
 pytestmark = pytest.mark.django_db
 
+env = test_lifecycle.env  # the sandbox company of the lifecycle tests (a fixture)
+
 PAGE = {"currentRequestPagination": {"parameters": {}}, "hasNextPage": False}
-
-
-@pytest.fixture
-def env(pleo_sandbox, settings):
-    settings.PUBLIC_BASE_URL = PUBLIC
-    settings.PLEO_MAX_ATTEMPTS = 2
-    settings.PLEO_BACKOFF_BASE = 0
-    settings.PLEO_BACKOFF_MAX = 0
-    settings.PLEO_ITEMS_BATCH_SIZE = 100
-    state = pleo_sandbox.state
-    remote = state.add_company("Sandbox Acme", currency="DKK")
-    key = state.add_api_key(remote.id)
-    secrets_registry.register(key.key)
-    credential = make_credential(api_key=key.key, api_base_url=pleo_sandbox.url)
-    company = make_company(name="Acme", pleo_company_id=uuid.UUID(remote.id), credential=credential)
-    return Env(pleo_sandbox, state, remote, key, company)
 
 
 def audits(env, step) -> list[AuditEntry]:
