@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
@@ -30,8 +29,8 @@ from exports.adapters import ADAPTERS
 from exports.adapters.journal import JournalAdapter
 from exports.models import AuditEntry, Company, ExportJob, Notification, Trigger
 from exports.notifications.kinds import Kind
-from exports.services.start_flow import Outcome, run_export_check
-from tests import secrets_registry
+from exports.services.start_flow import Outcome
+from tests import secrets_registry, test_notification_hooks
 from tests.factories import make_company, make_credential
 
 pytestmark = pytest.mark.django_db
@@ -40,22 +39,8 @@ EXPORT_ITEMS = "/v3/export-items"
 EVENTS = "/v3/export-job-events"
 
 
-@dataclass
-class Env:
-    state: object
-    remote: object
-    company: Company
-
-    def job(self, items, **kw) -> str:
-        return self.state.create_job(self.remote.id, items, notify=False, **kw)["id"]
-
-    def run(self, **kw):
-        company = Company.objects.get(pk=self.company.pk)
-        return run_export_check(company=company, trigger=Trigger.SCHEDULE, **kw)
-
-    def advance(self, seconds: float) -> None:
-        self.state.advance_clock(seconds)
-        clock.advance(seconds)
+class Env(test_notification_hooks.Env):
+    """The notification tests' sandbox company, read afresh from the database on demand."""
 
     def fresh(self) -> Company:
         return Company.objects.get(pk=self.company.pk)
@@ -74,7 +59,7 @@ def env(pleo_sandbox, settings):
     secrets_registry.register(key.key)
     credential = make_credential(api_key=key.key, api_base_url=pleo_sandbox.url)
     company = make_company(name="Acme", pleo_company_id=uuid.UUID(remote.id), credential=credential)
-    return Env(state, remote, company)
+    return Env(state, remote, key, company)
 
 
 @pytest.fixture
