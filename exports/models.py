@@ -624,3 +624,6 @@ from exports.notifications.models import Notification, NotificationThrottle  # n
 
 # Rejected webhook requests, counted (exports.rejections).
 from exports.rejections.models import WebhookRejectionCount  # noqa: E402,F401
+
+# The receipt archive's index (exports.receipts).
+from exports.receipts.models import Receipt  # noqa: E402,F401
