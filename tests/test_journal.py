@@ -230,14 +230,17 @@ def _fraction(body):
     ],
 )
 def test_an_item_that_cannot_be_booked_correctly_fails_and_books_nothing(
-    journal, breaks, failure_type, text
+    journal, breaks, failure_type, text, django_assert_num_queries
 ):
     body = item([line(10000, 2500)], total=12500)
     breaks(body)
+    with django_assert_num_queries(0):  # the refusal is precheck's: it reads nothing
+        check = journal.precheck(request(body))
     result = book(journal, body)
     assert not result.booked
     assert result.failure_type == failure_type
     assert text in result.message
+    assert check.as_result() == result
     assert not JournalEntry.objects.exists()
 
 
@@ -249,6 +252,7 @@ def test_vendor_based_job_needs_a_vendor_on_each_item(settings):
     assert adapter.validate(job).ok
     missing = adapter.book(request(item([line(100, 25)], total=125), "k1"))
     assert (missing.booked, missing.failure_type) == (False, "vendor_unknown")
+    assert adapter.precheck(request(item([line(100, 25)], total=125))).as_result() == missing
     adapter.job = None
     vendor = {"id": "v", "name": "Joe & The Juice", "code": "V1001"}
     assert adapter.book(request(item([line(100, 25)], total=125, vendor=vendor), "k2")).booked
