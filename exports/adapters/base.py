@@ -21,7 +21,8 @@ implementation of this contract, never a change to it.
     ``receipt_*`` types, …) and a message the bookkeeper can act on. The lifecycle runs it
     before booking; an item that fails is recorded failed with that type and message and is
     never booked. The default passes. A preview runs it alone. :class:`AdapterUnavailable`
-    means "could not check, try later" (the item stays open).
+    means "could not check, try later" (the item stays open); any other exception fails the
+    item (``unexpected_failure``): nothing was booked.
 
 ``book(request) -> BookingResult``
     Book one item (a :class:`BookingRequest`). Booked: ``external_id``, ``external_url``,
