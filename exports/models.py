@@ -627,3 +627,6 @@ from exports.receipts.models import Receipt  # noqa: E402,F401
 
 # Rejected webhook requests, counted (exports.rejections).
 from exports.rejections.models import WebhookRejectionCount  # noqa: E402,F401
+
+# Items booked by hand (exports.settlement).
+from exports.settlement.models import ManualBooking  # noqa: E402,F401

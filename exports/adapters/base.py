@@ -45,7 +45,15 @@ implementation of this contract, never a change to it.
     in a new job, with a new key). Either may be given; the key is asked first. The result of
     the booking found, or None. An adapter that cannot tell raises :class:`LookupUnsupported`;
     the lifecycle then reports an interrupted item ``failed`` (``unexpected_failure``) and never
-    books it again, so nothing is booked twice. The lifecycle asks by key only.
+    books it again, so nothing is booked twice. The lifecycle asks by key here.
+
+``lookup_entries(accounting_entry_ids) -> dict[id, BookingResult]``
+    ``lookup(accounting_entry_id=…)`` for many ids at once: the earlier booking of each id that
+    has one (absent: none). The lifecycle asks it once per page of items before booking, so a
+    re-exported expense is reported with its earlier booking instead of being booked again
+    (``exports.services.settlement``). The default asks ``lookup`` once per id; an adapter
+    that can ask in one request (the journal: one query) overrides it. ``LookupUnsupported``:
+    the adapter cannot tell (the check is skipped; ``book`` stays responsible).
 
 ``attachment_limits: AttachmentLimits``
     What the accounting system accepts as attachments (receipts): largest file, most files,
@@ -340,3 +348,13 @@ class AccountingAdapter:
         accounting_entry_id: uuid.UUID | str | None = None,
     ) -> BookingResult | None:
         raise LookupUnsupported(f"{self.label} cannot look up earlier bookings.")
+
+    def lookup_entries(
+        self, accounting_entry_ids: Iterable[uuid.UUID | str]
+    ) -> dict[uuid.UUID | str, BookingResult]:
+        found = {}
+        for entry_id in accounting_entry_ids:
+            result = self.lookup(accounting_entry_id=entry_id)
+            if result is not None:
+                found[entry_id] = result
+        return found

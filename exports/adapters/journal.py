@@ -406,6 +406,24 @@ class JournalAdapter(AccountingAdapter):
             )
         return self._result(entry) if entry is not None else None
 
+    def lookup_entries(self, accounting_entry_ids) -> dict:
+        """The earliest entry of each id in this company's journal: one query."""
+        from exports.models import JournalEntry
+
+        wanted = {}
+        for entry_id in accounting_entry_ids:
+            try:
+                wanted[uuid.UUID(str(entry_id))] = entry_id
+            except ValueError:
+                continue  # not Pleo's id: no entry has it
+        found = {}
+        entries = JournalEntry.objects.filter(
+            company=self.company, accounting_entry_id__in=list(wanted)
+        ).order_by("-pk")  # the earliest last: it wins
+        for entry in entries:
+            found[wanted[entry.accounting_entry_id]] = self._result(entry)
+        return found
+
     def _plan(self, request: BookingRequest) -> EntryPlan:
         vendor_required = bool(getattr(self.job, "vendor_based_bookkeeping", False))
         return plan_entry(request.item, vendor_required=vendor_required)

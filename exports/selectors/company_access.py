@@ -36,6 +36,7 @@ COMPANY_LOOKUPS: dict[str, str] = {
     "exports.journalline": "entry__company",
     "exports.notification": "company",
     "exports.receipt": "company",
+    "exports.manualbooking": "company",
 }
 # Model label -> the lookup from that model to its credential (see the module docstring).
 CREDENTIAL_LOOKUPS: dict[str, str] = {

@@ -141,6 +141,7 @@ class _Carrier(ItemBooking, ItemReporting, FinalEvent, DeadlineGuard):
         self.failure_types: dict[uuid.UUID, str] = {}
         self.queue: list[ExportItemRecord] = []
         self.at_risk_noted = False
+        self.earlier: dict = {}  # items booked before this job booked them (find_earlier)
 
     # --- the stages ---------------------------------------------------------------------------
 
@@ -279,6 +280,7 @@ class _Carrier(ItemBooking, ItemReporting, FinalEvent, DeadlineGuard):
 
         ordered = sorted(open_items, key=order)
         records = self.records_for([item.accounting_entry_id for item in ordered])
+        self.find_earlier(records)
         for item in ordered:
             self.run.lease.renew_if_due()
             record = records[item.accounting_entry_id]

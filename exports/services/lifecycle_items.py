@@ -30,6 +30,12 @@ from exports.services.lifecycle_common import (
     Pause,
     idempotency_key,
 )
+from exports.services.settlement import (
+    SettlementStep,
+    already_booked_message,
+    earlier_bookings_find,
+)
+from exports.settlement.models import BY_HAND
 
 logger = logging.getLogger("exports.services.lifecycle")
 
@@ -87,6 +93,19 @@ class ItemBooking:
             )
         return existing
 
+    def find_earlier(self, records: dict[uuid.UUID, ExportItemRecord]) -> None:
+        """Before booking: which of the items still to book are booked already (by hand, or
+        found by the adapter from an earlier job). One query each way per page of items."""
+        to_book = [
+            entry
+            for entry, record in records.items()
+            if record.state in (ExportItemRecord.State.PENDING, ExportItemRecord.State.BOOKING)
+        ]
+        assert self.adapter is not None
+        self.earlier = earlier_bookings_find(
+            company=self.run.company, adapter=self.adapter, entry_ids=to_book, job=self.job
+        )
+
     def decide(self, record: ExportItemRecord, data: pleo.ExportItem | None) -> None:
         """Bring ``record`` to booked or failed, calling the adapter at most once per item."""
         states = ExportItemRecord.State
@@ -105,6 +124,16 @@ class ItemBooking:
         if record.state == states.BOOKING:
             if self.settle_interrupted(record):
                 return
+        earlier = self.earlier.get(record.accounting_entry_id)
+        if earlier is not None:
+            adapter = BY_HAND if earlier.by_hand else self.adapter.name
+            self.apply(record, earlier.result, adapter=adapter)
+            self.audit(
+                SettlementStep.ALREADY_BOOKED,
+                already_booked_message(record, earlier),
+                outcome=AuditEntry.Outcome.INFO,
+            )
+            return
         if data is None:
             self.apply(
                 record,
