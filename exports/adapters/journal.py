@@ -51,6 +51,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Case, Q, When
 from django.urls import reverse
 
 from exports import clock
@@ -337,16 +338,16 @@ class JournalAdapter(AccountingAdapter):
     def book(self, request: BookingRequest) -> BookingResult:
         from exports.models import JournalEntry, JournalLine
 
-        found = self.lookup(idempotency_key=request.idempotency_key)
+        found = self.lookup(
+            idempotency_key=request.idempotency_key,
+            accounting_entry_id=request.accounting_entry_id,
+        )
         if found is not None:
             return found
         try:
             plan = self._plan(request)
         except Unbookable as exc:
             return exc.result
-        earlier = self.lookup(accounting_entry_id=plan.accounting_entry_id)
-        if earlier is not None:
-            return earlier
         with transaction.atomic():
             entry = JournalEntry.objects.create(
                 company=self.company,
@@ -388,22 +389,22 @@ class JournalAdapter(AccountingAdapter):
         accounting_entry_id: uuid.UUID | str | None = None,
     ) -> BookingResult | None:
         """By key (unique in the journal), else by Pleo's accounting entry id in this company's
-        journal (its earliest entry). One query per key given."""
+        journal (its earliest entry). One query, whichever are given."""
         from exports.models import JournalEntry
 
-        entry = None
         try:
             entry_id = uuid.UUID(str(accounting_entry_id)) if accounting_entry_id else None
         except ValueError:
             entry_id = None  # not Pleo's id: no entry has it
+        wanted = Q()
         if idempotency_key:
-            entry = JournalEntry.objects.filter(idempotency_key=idempotency_key).first()
-        if entry is None and entry_id is not None:
-            entry = (
-                JournalEntry.objects.filter(company=self.company, accounting_entry_id=entry_id)
-                .order_by("pk")
-                .first()
-            )
+            wanted |= Q(idempotency_key=idempotency_key)
+        if entry_id is not None:
+            wanted |= Q(company=self.company, accounting_entry_id=entry_id)
+        if not wanted:
+            return None
+        by_key = Case(When(idempotency_key=idempotency_key or "", then=0), default=1)
+        entry = JournalEntry.objects.filter(wanted).order_by(by_key, "pk").first()
         return self._result(entry) if entry is not None else None
 
     def lookup_entries(self, accounting_entry_ids) -> dict:
