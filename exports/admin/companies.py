@@ -12,6 +12,7 @@ from exports.admin.actions import enqueue_checks
 from exports.admin.failing import CompanyFailingAdminMixin
 from exports.admin.filters import LastCheckOutcomeFilter
 from exports.admin.forms import CompanyForm, CompanyFormMixin
+from exports.admin.preview import may_preview, preview_page
 from exports.admin.scoping import CompanyScopedAdminMixin
 from exports.admin.timestamps import timestamp_text
 from exports.models import Company, Credential, ExportJob
@@ -139,6 +140,11 @@ class CompanyAdmin(
                 name="exports_live_status",
             ),
             path(
+                "<path:object_id>/preview/",
+                self.admin_site.admin_view(self.preview_view),
+                name="exports_company_preview",
+            ),
+            path(
                 "<int:company_id>/check-now/",
                 self.admin_site.admin_view(self.check_now_view),
                 name="exports_company_check_now",
@@ -153,6 +159,10 @@ class CompanyAdmin(
             enqueue_checks(self, request, [company], recover=request.POST.get("recover") == "1")
         return redirect("admin:exports_company_change", company_id)
 
+    def preview_view(self, request, object_id):
+        company = get_object_or_404(self.get_queryset(request), pk=object_id)
+        return preview_page(self, request, company=company)
+
     def get_readonly_fields(self, request, obj=None):
         """A company-scoped user does not move a company to another credential."""
         fields = super().get_readonly_fields(request, obj)
@@ -162,6 +172,7 @@ class CompanyAdmin(
 
     def render_change_form(self, request, context, *args, **kwargs):
         context["can_check_now"] = self.has_check_now_permission(request)
+        context["can_preview"] = may_preview(request)
         return super().render_change_form(request, context, *args, **kwargs)
 
     @admin.display(description="Job in progress")

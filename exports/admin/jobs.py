@@ -5,13 +5,15 @@ from __future__ import annotations
 import re
 
 from django.contrib import admin, messages
-from django.urls import reverse
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
 from django.utils.html import format_html
 
 from exports.admin.failing import JobFailingAdminMixin
 from exports.admin.filters import AgeListFilter, ExpiryRiskListFilter
 from exports.admin.job_page import NONE_YET_TABULAR, ExportJobPageMixin, RunLinkMixin
 from exports.admin.mixins import ReadOnlyMixin, ViewOnlyMixin
+from exports.admin.preview import may_preview, preview_page
 from exports.admin.scoping import CompanyScopedAdminMixin
 from exports.models import (
     AuditEntry,
@@ -137,6 +139,23 @@ class ExportJobAdmin(
             self.message_user(
                 request, f"{adopted} job(s) adopted; a recovery check was queued.", messages.SUCCESS
             )
+
+    def get_urls(self):
+        return [
+            path(
+                "<path:object_id>/preview/",
+                self.admin_site.admin_view(self.preview_view),
+                name="exports_exportjob_preview",
+            ),
+        ] + super().get_urls()
+
+    def preview_view(self, request, object_id):
+        job = get_object_or_404(self.get_queryset(request).select_related("company"), pk=object_id)
+        return preview_page(self, request, company=job.company, job=job)
+
+    def render_change_form(self, request, context, *args, **kwargs):
+        context["can_preview"] = may_preview(request)
+        return super().render_change_form(request, context, *args, **kwargs)
 
     def has_adopt_permission(self, request):
         return request.user.has_perm("exports.adopt_exportjob")

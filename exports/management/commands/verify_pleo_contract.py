@@ -7,11 +7,10 @@ credential refused or unusable, request budget spent), 2 on a usage error or an 
 """
 
 import json
-import uuid
 
 from django.core.management.base import BaseCommand, CommandError
 
-from exports.models import Company
+from exports.management.company_arg import company_by_pleo_id
 from exports.services.contract import pleo_contract_verify
 
 LABELS = {"match": "match", "mismatch": "MISMATCH", "skipped": "skipped"}
@@ -31,7 +30,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="One JSON object.")
 
     def handle(self, *args, **options):
-        company = self._company(options["company"])
+        company = company_by_pleo_id(options["company"])
         report = pleo_contract_verify(company=company)
         if options["json"]:
             self.stdout.write(json.dumps(report.as_dict()))
@@ -58,15 +57,3 @@ class Command(BaseCommand):
             f"{counts['match']} matched, {counts['mismatch']} did not, {counts['skipped']} "
             f"skipped; {len(report.requests)} requests ({methods})."
         )
-
-    def _company(self, value: str) -> Company:
-        try:
-            pleo_id = uuid.UUID(value)
-        except ValueError:
-            raise CommandError(f"--company: '{value}' is not a UUID.", returncode=2)
-        company = (
-            Company.objects.filter(pleo_company_id=pleo_id).select_related("credential").first()
-        )
-        if company is None:
-            raise CommandError(f"--company: unknown company {pleo_id}.", returncode=2)
-        return company
