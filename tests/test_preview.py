@@ -83,8 +83,8 @@ def test_a_preview_refused_by_pleo_is_unavailable_with_pleos_answer(env):
         "status",
         "GET",
         "/v3/export-items",
-        status=403,
-        body={"type": "FORBIDDEN", "message": "Not for pending jobs"},
+        status=400,
+        body={"type": "EXPORT_JOB_NOT_STARTED", "message": "Not for pending jobs"},
         count=1,
     )
     report = job_preview(company=env.company)
