@@ -492,6 +492,10 @@ class ExportItemRecord(models.Model):
     failure_reason_type = models.CharField(max_length=60, blank=True)
     booking_started_at = models.DateTimeField(null=True, blank=True)
     reported_at = models.DateTimeField(null=True, blank=True)
+    # What we booked (the adapter's booking_summary), for the reconciliation report.
+    booked_amount = models.BigIntegerField(null=True, blank=True, editable=False)
+    booked_currency = models.CharField(max_length=3, blank=True, editable=False)
+    booked_accounts = models.CharField(max_length=500, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -113,3 +113,11 @@ def maintenance() -> int:
     poll_due_slices()
     notifications_maintenance()  # retries and digests; never raises
     return swept
+
+
+def reconcile_monthly() -> int:
+    """The monthly reconciliation (``RECONCILIATION_SCHEDULE=monthly``): last month of every
+    active company; notifies where anything is flagged."""
+    from exports.services.reconciliation import reconciliation_notify_all
+
+    return reconciliation_notify_all()

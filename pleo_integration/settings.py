@@ -386,3 +386,9 @@ LOGGING = {
         **{name: {"filters": ["client_fault_as_warning"]} for name in CLIENT_FAULT_LOGGERS},
     },
 }
+
+# Reconciliation (exports/services/reconciliation.py): "monthly" adds a schedule (ensure_schedules)
+# that reconciles last month of every active company and notifies when anything is flagged.
+RECONCILIATION_SCHEDULE = env.str("RECONCILIATION_SCHEDULE", default="")
+if RECONCILIATION_SCHEDULE not in ("", "monthly"):
+    raise ImproperlyConfigured("RECONCILIATION_SCHEDULE must be empty (off) or 'monthly'.")

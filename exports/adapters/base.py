@@ -55,6 +55,14 @@ implementation of this contract, never a change to it.
     that can ask in one request (the journal: one query) overrides it. ``LookupUnsupported``:
     the adapter cannot tell (the check is skipped; ``book`` stays responsible).
 
+``booking_summary(request) -> LedgerSummary | None`` and ``read_back(external_ids)``
+    For the reconciliation report (``exports.services.reconciliation``): what a booking of the
+    request amounts to in the ledger (total in minor units, currency, the accounts it touches),
+    stored on the item's record when it is booked; and the ledger's documents now, by our
+    external ids (``dict[external_id, LedgerDocument]``; absent: missing or deleted). The default
+    summary is Pleo's wallet total and the accounts of the lines, tax and contra account; the
+    default ``read_back`` raises :class:`ReadBackUnsupported` (then nothing is matched).
+
 ``attachment_limits: AttachmentLimits``
     What the accounting system accepts as attachments (receipts): largest file, most files,
     MIME types. :meth:`AttachmentLimits.judge` says which file breaks which limit, so the
@@ -86,6 +94,10 @@ class LookupUnsupported(Exception):
 
 class AdapterUnavailable(Exception):
     """The accounting system could not be reached; nothing was booked. Try again later."""
+
+
+class ReadBackUnsupported(Exception):
+    """The adapter cannot read its bookings back from the accounting system (yet)."""
 
 
 class UnknownAdapter(LookupError):
@@ -185,6 +197,54 @@ class BookingRequest:
     def accounting_entry_id(self) -> Any:
         """Pleo's ``accountingEntryId`` as it came (None when the item has none)."""
         return self.item.get("accountingEntryId") if isinstance(self.item, Mapping) else None
+
+
+@dataclass(frozen=True)
+class LedgerSummary:
+    """A booking as the ledger holds it: total (minor units), currency and accounts (sorted)."""
+
+    amount: int | None
+    currency: str
+    accounts: tuple[str, ...]
+
+    @property
+    def accounts_text(self) -> str:
+        return ",".join(self.accounts)
+
+
+@dataclass(frozen=True)
+class LedgerDocument:
+    """One booking read back from the ledger: its summary now, and the external ids of other
+    documents booked for the same Pleo expense (``duplicates``)."""
+
+    external_id: str
+    summary: LedgerSummary
+    duplicates: tuple[str, ...] = ()
+
+
+def _account_code(account: Any) -> str:
+    if isinstance(account, Mapping):
+        for key in ("code", "identifier"):
+            value = account.get(key)
+            if isinstance(value, str) and value.strip():
+                return value.strip()[:100]
+    return account.strip()[:100] if isinstance(account, str) else ""
+
+
+def pleo_booking_summary(item: Mapping[str, Any]) -> LedgerSummary | None:
+    """Pleo's wallet total and every account an item's lines, tax and contra account name."""
+    try:
+        wallet = item["amount"]["inWalletCurrency"]
+        amount, currency = int(wallet["value"]), str(wallet["currency"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    accounts = {_account_code(item.get("contraAccount"))}
+    for line in item.get("accountingEntryLines") or []:
+        if isinstance(line, Mapping):
+            accounts.add(_account_code(line.get("account")))
+            tax = line.get("tax") if isinstance(line.get("tax"), Mapping) else {}
+            accounts.add(_account_code(tax.get("ingoingTaxAccount")))
+    return LedgerSummary(amount, currency, tuple(sorted(accounts - {""})))
 
 
 class AttachmentLimit(enum.StrEnum):
@@ -348,6 +408,12 @@ class AccountingAdapter:
         accounting_entry_id: uuid.UUID | str | None = None,
     ) -> BookingResult | None:
         raise LookupUnsupported(f"{self.label} cannot look up earlier bookings.")
+
+    def booking_summary(self, request: BookingRequest) -> LedgerSummary | None:
+        return pleo_booking_summary(request.item)
+
+    def read_back(self, external_ids: Sequence[str]) -> dict[str, LedgerDocument]:
+        raise ReadBackUnsupported(f"{self.label} cannot read its bookings back yet.")
 
     def lookup_entries(
         self, accounting_entry_ids: Iterable[uuid.UUID | str]

@@ -61,6 +61,8 @@ from exports.adapters.base import (
     BookingRequest,
     BookingResult,
     ItemCheck,
+    LedgerDocument,
+    LedgerSummary,
     ValidationResult,
 )
 from exports.money import format_minor
@@ -425,6 +427,46 @@ class JournalAdapter(AccountingAdapter):
             found[wanted[entry.accounting_entry_id]] = self._result(entry)
         return found
 
+    def booking_summary(self, request: BookingRequest) -> LedgerSummary | None:
+        """What ``book`` writes: the entry's total and the accounts of its lines."""
+        try:
+            plan = self._plan(request)
+        except Unbookable:
+            return None
+        return _summary(plan.total, plan.currency, (line.account_code for line in plan.lines))
+
+    def read_back(self, external_ids) -> dict[str, LedgerDocument]:
+        """The entries named ``JE-…`` with their lines now, and the other entries of the same
+        expense in this company's journal (three queries)."""
+        from exports.models import JournalEntry
+
+        pks = {JournalEntry.pk_from_number(number): number for number in external_ids}
+        pks.pop(None, None)
+        entries = list(
+            JournalEntry.objects.filter(company=self.company, pk__in=list(pks)).prefetch_related(
+                "lines"
+            )
+        )
+        twins: dict[uuid.UUID, list[str]] = {}
+        for pk, entry_id in JournalEntry.objects.filter(
+            company=self.company,
+            accounting_entry_id__in=[entry.accounting_entry_id for entry in entries],
+        ).values_list("pk", "accounting_entry_id"):
+            twins.setdefault(entry_id, []).append(f"JE-{pk:06d}")
+        found = {}
+        for entry in entries:
+            accounts = (line.account_code for line in entry.lines.all())
+            found[entry.number] = LedgerDocument(
+                external_id=entry.number,
+                summary=_summary(entry.amount, entry.currency, accounts),
+                duplicates=tuple(
+                    number
+                    for number in twins.get(entry.accounting_entry_id, [])
+                    if number != entry.number
+                ),
+            )
+        return found
+
     def _plan(self, request: BookingRequest) -> EntryPlan:
         vendor_required = bool(getattr(self.job, "vendor_based_bookkeeping", False))
         return plan_entry(request.item, vendor_required=vendor_required)
@@ -436,6 +478,10 @@ class JournalAdapter(AccountingAdapter):
             external_url=entry_admin_url(entry),
             exported_at=entry.created_at,
         )
+
+
+def _summary(amount: int, currency: str, accounts) -> LedgerSummary:
+    return LedgerSummary(amount, currency, tuple(sorted(set(accounts))))
 
 
 def entry_admin_url(entry) -> str:

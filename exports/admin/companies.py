@@ -13,6 +13,7 @@ from exports.admin.failing import CompanyFailingAdminMixin
 from exports.admin.filters import LastCheckOutcomeFilter
 from exports.admin.forms import CompanyForm, CompanyFormMixin
 from exports.admin.preview import may_preview, preview_page
+from exports.admin.reconciliation import may_reconcile, reconciliation_page
 from exports.admin.scoping import CompanyScopedAdminMixin
 from exports.admin.timestamps import timestamp_text
 from exports.models import Company, Credential, ExportJob
@@ -140,6 +141,11 @@ class CompanyAdmin(
                 name="exports_live_status",
             ),
             path(
+                "<path:object_id>/reconciliation/",
+                self.admin_site.admin_view(self.reconciliation_view),
+                name="exports_company_reconciliation",
+            ),
+            path(
                 "<path:object_id>/preview/",
                 self.admin_site.admin_view(self.preview_view),
                 name="exports_company_preview",
@@ -159,6 +165,10 @@ class CompanyAdmin(
             enqueue_checks(self, request, [company], recover=request.POST.get("recover") == "1")
         return redirect("admin:exports_company_change", company_id)
 
+    def reconciliation_view(self, request, object_id):
+        company = get_object_or_404(self.get_queryset(request), pk=object_id)
+        return reconciliation_page(self, request, company=company)
+
     def preview_view(self, request, object_id):
         company = get_object_or_404(self.get_queryset(request), pk=object_id)
         return preview_page(self, request, company=company)
@@ -173,6 +183,7 @@ class CompanyAdmin(
     def render_change_form(self, request, context, *args, **kwargs):
         context["can_check_now"] = self.has_check_now_permission(request)
         context["can_preview"] = may_preview(request)
+        context["can_reconcile"] = may_reconcile(request)
         return super().render_change_form(request, context, *args, **kwargs)
 
     @admin.display(description="Job in progress")

@@ -12,6 +12,7 @@ class Kind(models.TextChoices):
     JOB_AT_RISK = "job_at_risk", "Job at risk of expiry"
     BLOCKED_ELSEWHERE = "blocked_elsewhere", "Company blocked by a job owned elsewhere"
     SERVICE_UNHEALTHY = "service_unhealthy", "Worker or poll tick missing"
+    RECONCILIATION_FLAGGED = "reconciliation_flagged", "Reconciliation found differences"
 
 
 # Conditions rather than events: they are observed again on every poll (or every minute, for

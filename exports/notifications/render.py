@@ -298,6 +298,25 @@ def service_unhealthy(*, facts: dict) -> Message:
     )
 
 
+def reconciliation_flagged(*, company: Company, job: ExportJob | None, facts: dict) -> Message:
+    totals = facts.get("totals") or {}
+    listed = ", ".join(f"{status.replace('_', ' ')}: {count}" for status, count in totals.items())
+    period = f"{facts.get('from')} to {facts.get('to')}"
+    return _compose(
+        subject=f"{company.name}: the reconciliation of {period} flagged "
+        f"{_plural(int(facts.get('flagged') or 0), 'item')}",
+        company=company_line(company),
+        job=None,
+        happened=f"Matching what the bridge reported to Pleo against the ledger ({period}) "
+        f"found differences ({listed}).",
+        todo="Open the company's reconciliation page for the period, read each flagged row "
+        "(a booking missing, changed or twice in the ledger, or an item Pleo holds as exported "
+        "that the bridge has no record of) and correct the ledger or ask the bookkeeper.",
+        link=admin_url("admin:exports_company_reconciliation", company.pk)
+        + f"?date_from={facts.get('from')}&date_to={facts.get('to')}",
+    )
+
+
 def render(
     kind: Kind,
     *,
@@ -315,5 +334,6 @@ def render(
         Kind.ITEMS_FAILED: items_failed,
         Kind.JOB_AT_RISK: job_at_risk,
         Kind.BLOCKED_ELSEWHERE: blocked_elsewhere,
+        Kind.RECONCILIATION_FLAGGED: reconciliation_flagged,
     }
     return by_kind[kind](company=company, job=job, facts=facts)

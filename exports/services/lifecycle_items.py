@@ -203,6 +203,16 @@ class ItemBooking:
         )
         if self.refused_by_precheck(adapter, record, request):
             return
+        summary = adapter.booking_summary(request)
+        booked_as = (
+            {
+                "booked_amount": summary.amount,
+                "booked_currency": summary.currency[:3],
+                "booked_accounts": summary.accounts_text[:500],
+            }
+            if summary is not None
+            else {}
+        )
         # Committed before the adapter is called: a crash from here on is settled by lookup.
         self.save_record(
             record,
@@ -215,7 +225,7 @@ class ItemBooking:
                 with self.run.lease.guard():  # the entry and our record: one transaction
                     result = adapter.book(request)
                     crashpoints.crash_point("after_adapter_call")
-                    self.apply(record, result, audit=False)
+                    self.apply(record, result, audit=False, **(booked_as if result.booked else {}))
             except LeaseLost:
                 raise
             except Exception as exc:  # rolled back: nothing was booked
@@ -242,7 +252,7 @@ class ItemBooking:
                     f"an unknown outcome ({type(exc).__name__}); the next run asks "
                     f"{adapter.label} before booking it again."
                 ) from None
-            self.apply(record, result, audit=False)
+            self.apply(record, result, audit=False, **(booked_as if result.booked else {}))
         if not result.booked:
             self.audit_item_failure(record, result)
 

@@ -23,6 +23,7 @@ from exports import clock
 
 POLL = "pleo-export-poll"
 MAINTENANCE = "pleo-export-maintenance"
+RECONCILIATION = "pleo-export-reconciliation"
 
 # The product's task functions: the only functions a schedule, or any queued task, may run.
 TASK_FUNCTIONS: dict[str, str] = {
@@ -31,12 +32,23 @@ TASK_FUNCTIONS: dict[str, str] = {
     "exports.tasks.run_company_check": "Check one company (args: company id, trigger)",
     "exports.tasks.run_company_checks": "Check several companies (args: [ids], trigger)",
     "exports.notifications.tasks.send_notification": "Send one notification (args: its id)",
+    "exports.tasks.reconcile_monthly": "Reconcile last month of every company; notify flags",
 }
 # Result hooks a schedule may name (called with the finished task). The product has none.
 HOOK_FUNCTIONS: dict[str, str] = {}
 
 
 def wanted_schedules() -> dict[str, dict]:
+    wanted = _core_schedules()
+    if settings.RECONCILIATION_SCHEDULE == "monthly":
+        wanted[RECONCILIATION] = {
+            "func": "exports.tasks.reconcile_monthly",
+            "schedule_type": Schedule.MONTHLY,
+        }
+    return wanted
+
+
+def _core_schedules() -> dict[str, dict]:
     return {
         POLL: {
             "func": "exports.tasks.poll_tick",
