@@ -33,6 +33,7 @@ from exports.models import (
     ExportJob,
     JournalEntry,
     JournalLine,
+    ManualBooking,
     Trigger,
     WebhookDelivery,
     WorkerHeartbeat,
@@ -41,7 +42,13 @@ from exports.services.companies import ensure_webhook_endpoint, webhook_endpoint
 from tests import secrets_registry
 
 OUTSIDER = "OUTSIDER"
-NAMED_PERMISSIONS = ("check_now", "manage_webhooks", "adopt_exportjob", "view_all_companies")
+NAMED_PERMISSIONS = (
+    "check_now",
+    "manage_webhooks",
+    "adopt_exportjob",
+    "view_all_companies",
+    "settle_item",
+)
 
 
 @dataclass
@@ -116,6 +123,14 @@ def _company_rows(company: Company, label: str) -> None:
         adapter="journal",
         state=ExportItemRecord.State.BOOKED,
         failure_reason=f"{label} item note",
+    )
+    ManualBooking.objects.create(
+        company=company,
+        accounting_entry_id=item.accounting_entry_id,
+        reference=f"{label} voucher",
+        item_record=item,
+        booked_by_name=f"{label} bookkeeper",
+        booked_at=now,
     )
     entry = JournalEntry.objects.create(
         company=company,

@@ -1,3 +1,5 @@
+import uuid
+
 import pytest
 from django.contrib import admin
 from django.contrib.auth.models import User
@@ -123,7 +125,8 @@ def test_every_admin_action_is_registered_and_reachable(admin_client):
     from tests.test_models import _job
 
     company = make_company()
-    _job(company)
+    job = _job(company)
+    job.item_records.create(accounting_entry_id=uuid.uuid4(), idempotency_key="k-actions")
     WebhookDelivery.objects.create(
         endpoint=company.credential.webhook_endpoint,
         webhook_id="msg_1",

@@ -126,3 +126,21 @@ def test_the_check_before_booking_costs_queries_per_page_not_per_item(env):
         found = earlier_bookings_find(company=company, adapter=adapter, entry_ids=ids)
     assert len(found) == 30
     assert len(queries) == 3  # manual bookings, the journal, the earlier jobs' records
+
+
+def test_a_company_scoped_user_cannot_settle_another_companys_item(env, client):
+    from exports.models import CompanyMembership
+    from tests.factories import make_company
+
+    _, failed = _failed_item(env)
+    user = User.objects.create_user("scoped", "s@example.com", None, is_staff=True)
+    user.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_exportitemrecord", "settle_item"])
+    )
+    membership = CompanyMembership.objects.create(user=user)
+    membership.companies.add(make_company(name="Other"))
+    client.force_login(user)
+    assert str(failed.accounting_entry_id) not in client.get(reverse(CHANGELIST)).content.decode()
+    _data = {"action": "mark_booked_by_hand", "_selected_action": [failed.pk], "confirm": "yes"}
+    client.post(reverse(CHANGELIST), {**_data, f"reference_{failed.pk}": "V-9"})
+    assert not ManualBooking.objects.exists()
