@@ -120,6 +120,9 @@ def arrange(kind: Kind, company: Company) -> dict:
             status=Credential.Status.INVALID, last_error="Pleo refused the API key (401)."
         )
         return {"credential": credential.pk}
+    if kind == Kind.RECONCILIATION_FLAGGED:
+        facts = {"from": "2026-11-01", "to": "2026-11-30", "flagged": 2, "totals": {"missing": 2}}
+        return {"company": company, "facts": facts}
     return {"facts": {"failing": {"worker": "worker heartbeat stale: last seen 600 s ago"}}}
 
 

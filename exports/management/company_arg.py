@@ -9,6 +9,12 @@ from django.core.management.base import CommandError
 from exports.models import Company
 
 
+def add_company_arguments(parser) -> None:
+    """``--company UUID`` (required) and ``--json``."""
+    parser.add_argument("--company", required=True, metavar="UUID", help="Pleo company id.")
+    parser.add_argument("--json", action="store_true", help="One JSON object.")
+
+
 def company_by_pleo_id(value: str) -> Company:
     """The company with Pleo company id ``value``; exit 2 when not a UUID or unknown."""
     try:

@@ -122,6 +122,19 @@ def already_booked_message(record: ExportItemRecord, earlier: EarlierBooking) ->
     )
 
 
+def _audit(record: ExportItemRecord, step: SettlementStep, message: str, **kwargs) -> None:
+    """An operator's act on an item, in the audit table (trigger: manual, no run)."""
+    audit.record(
+        company=record.export_job.company,
+        export_job=record.export_job,
+        trigger=Trigger.MANUAL,
+        step=step,
+        message=message,
+        run_id=None,
+        **kwargs,
+    )
+
+
 def manual_booking_create(
     *, records: Iterable[ExportItemRecord], references: dict[int, str], user
 ) -> SettleOutcome:
@@ -156,15 +169,12 @@ def manual_booking_create(
                     f"({booking.reference}, by {booking.booked_by_name}); not marked again."
                 )
                 continue
-            audit.record(
-                company=company,
-                export_job=record.export_job,
-                trigger=Trigger.MANUAL,
-                step=SettlementStep.BOOKED_BY_HAND,
-                message=f"Item {record.accounting_entry_id} marked as booked by hand by {name} "
-                f"at {_utc(now)}, reference {reference}. When Pleo exports it again it "
-                f"is reported successful with that reference, not booked.",
-                run_id=None,
+            _audit(
+                record,
+                SettlementStep.BOOKED_BY_HAND,
+                f"Item {record.accounting_entry_id} marked as booked by hand by {name} at "
+                f"{_utc(now)}, reference {reference}. When Pleo exports it again it is reported "
+                f"successful with that reference, not booked.",
             )
         settled.append(booking)
     return SettleOutcome(settled, skipped)
@@ -184,17 +194,14 @@ def manual_booking_forget(*, records: Iterable[ExportItemRecord], user) -> int:
             )
             if booking is None:
                 continue
-            audit.record(
-                company=company,
-                export_job=record.export_job,
-                trigger=Trigger.MANUAL,
-                step=SettlementStep.FORGOTTEN,
-                outcome=AuditEntry.Outcome.WARNING,
-                message=f"Manual booking of item {record.accounting_entry_id} (reference "
+            _audit(
+                record,
+                SettlementStep.FORGOTTEN,
+                f"Manual booking of item {record.accounting_entry_id} (reference "
                 f"{booking.reference}, by {booking.booked_by_name} on "
-                f"{_utc(booking.booked_at)}) forgotten by {name} at "
-                f"{_utc(clock.now())}. A new export of it will be booked.",
-                run_id=None,
+                f"{_utc(booking.booked_at)}) forgotten by {name} at {_utc(clock.now())}. A new "
+                f"export of it will be booked.",
+                outcome=AuditEntry.Outcome.WARNING,
             )
             booking.delete()
         forgotten += 1

@@ -11,7 +11,7 @@ import uuid
 
 from django.core.management.base import BaseCommand, CommandError
 
-from exports.management.company_arg import company_by_pleo_id
+from exports.management.company_arg import add_company_arguments, company_by_pleo_id
 from exports.services.preview import PreviewStatus, job_preview
 
 
@@ -23,9 +23,8 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--company", required=True, metavar="UUID", help="Pleo company id.")
+        add_company_arguments(parser)
         parser.add_argument("--job", metavar="UUID", help="Pleo job id (default: oldest pending).")
-        parser.add_argument("--json", action="store_true", help="One JSON object.")
 
     def handle(self, *args, **options):
         company = company_by_pleo_id(options["company"])

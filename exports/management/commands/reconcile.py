@@ -9,7 +9,7 @@ from datetime import date
 
 from django.core.management.base import BaseCommand, CommandError
 
-from exports.management.company_arg import company_by_pleo_id
+from exports.management.company_arg import add_company_arguments, company_by_pleo_id
 from exports.services.reconciliation import reconciliation_report
 
 
@@ -28,10 +28,9 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--company", required=True, metavar="UUID", help="Pleo company id.")
+        add_company_arguments(parser)
         parser.add_argument("--from", dest="date_from", required=True, metavar="DATE")
         parser.add_argument("--to", dest="date_to", required=True, metavar="DATE")
-        parser.add_argument("--json", action="store_true", help="One JSON object.")
 
     def handle(self, *args, **options):
         company = company_by_pleo_id(options["company"])

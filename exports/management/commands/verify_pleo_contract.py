@@ -10,7 +10,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from exports.management.company_arg import company_by_pleo_id
+from exports.management.company_arg import add_company_arguments, company_by_pleo_id
 from exports.services.contract import pleo_contract_verify
 
 LABELS = {"match": "match", "mismatch": "MISMATCH", "skipped": "skipped"}
@@ -26,8 +26,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--company", required=True, metavar="UUID", help="Pleo company id.")
-        parser.add_argument("--json", action="store_true", help="One JSON object.")
+        add_company_arguments(parser)
 
     def handle(self, *args, **options):
         company = company_by_pleo_id(options["company"])
