@@ -114,3 +114,15 @@ def test_the_preview_pages_run_on_post_only_and_show_the_report(env, client):
     assert 'data-status="fails"' in page and "account_unknown" in page
     assert "Pleo (its account" in page or "the expense in Pleo" in page
     assert env.pleo(job_id)["job"]["status"] == "pending"
+
+
+def test_a_pending_jobs_page_previews_that_job(env, admin_client):
+    from tests.test_models import _job
+
+    job_id = env.job(["normal", "missing_account"])
+    job = _job(env.company, pleo_job_id=job_id)
+    page = admin_client.get(reverse("admin:exports_exportjob_change", args=[job.pk]))
+    assert "Preview this job" in page.content.decode()
+    url = reverse("admin:exports_exportjob_preview", args=[job.pk])
+    report = admin_client.post(url).content.decode()
+    assert 'data-status="fails"' in report and job_id in report

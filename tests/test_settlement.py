@@ -58,6 +58,7 @@ def test_a_manual_booking_is_honoured_when_pleo_exports_the_expense_again(env, c
     booking = ManualBooking.objects.get()
     assert (booking.reference, booking.booked_by_name) == ("V-2026-0042", "settler")
     assert booking.accounting_entry_id == failed.accounting_entry_id
+    assert "V-2026-0042 (settler)" in client.get(reverse(CHANGELIST)).content.decode()
     marked = AuditEntry.objects.get(step=SettlementStep.BOOKED_BY_HAND)
     assert "settler" in marked.message and "V-2026-0042" in marked.message
 

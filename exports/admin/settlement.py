@@ -11,6 +11,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.db.models import OuterRef, Subquery
 from django.template.response import TemplateResponse
 
 from exports.admin.mixins import ReadOnlyMixin
@@ -66,12 +67,26 @@ class ExportItemRecordAdmin(CompanyScopedAdminMixin, ReadOnlyMixin, admin.ModelA
     def company(self, obj):
         return obj.export_job.company
 
+    def get_queryset(self, request):
+        """With the manual booking of each item's expense (one subquery, not one per row)."""
+        bookings = ManualBooking.objects.filter(
+            company_id=OuterRef("export_job__company_id"),
+            accounting_entry_id=OuterRef("accounting_entry_id"),
+        )
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                manual_reference=Subquery(bookings.values("reference")[:1]),
+                manual_by=Subquery(bookings.values("booked_by_name")[:1]),
+            )
+        )
+
     @admin.display(description="Booked by hand")
     def booked_by_hand(self, obj):
-        booking = ManualBooking.objects.filter(
-            company_id=obj.export_job.company_id, accounting_entry_id=obj.accounting_entry_id
-        ).first()
-        return f"{booking.reference} ({booking.booked_by_name})" if booking else "-"
+        if not getattr(obj, "manual_reference", None):
+            return "-"
+        return f"{obj.manual_reference} ({obj.manual_by})"
 
     def has_settle_permission(self, request):
         return request.user.has_perm(SETTLE_PERMISSION)

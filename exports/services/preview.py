@@ -201,7 +201,14 @@ def _preview(client, company, pleo_job_id, report: PreviewReport) -> None:
             f"The accounting adapter '{company.accounting_adapter}' chosen for this company is "
             f"not installed; choose one in the admin."
         ) from None
-    report.validation = adapter.validate(remote)
+    try:
+        report.validation = adapter.validate(remote)
+    except Exception as exc:
+        logger.exception("Adapter %s failed to validate in a preview", adapter.name)
+        report.validation = ValidationResult.failed(
+            pleo.JobFailureReasonType.ACCOUNTING_SYSTEM_UNREACHABLE,
+            f"Failed to reach the accounting system to check it ({type(exc).__name__}).",
+        )
     earlier = earlier_bookings_find(
         company=company, adapter=adapter, entry_ids=[i.accounting_entry_id for i in open_items]
     )
