@@ -15,6 +15,7 @@ from typing import Any
 
 from exports import clock, crashpoints, pleo
 from exports.adapters import AdapterUnavailable, BookingResult, LookupUnsupported
+from exports.adapters.item_snapshot import item_snapshot
 from exports.models import AuditEntry, ExportItemRecord
 from exports.services.leases import LeaseLost
 from exports.services.lifecycle_common import (
@@ -166,6 +167,7 @@ class ItemBooking:
             state=ExportItemRecord.State.BOOKING,
             adapter=adapter.name,
             booking_started_at=clock.now(),
+            item_snapshot=item_snapshot(data.raw),  # what the audit pack shows, redacted
         )
         if adapter.writes_locally:
             try:
