@@ -141,6 +141,15 @@ def test_all_items_succeed_and_the_job_completes(env):
     job = ExportJob.objects.get(pleo_job_id=job_id)
     assert (job.status, job.processing_state) == ("completed", "done")
     assert set(job.item_records.values_list("state", flat=True)) == {"reported"}
+    for record in job.item_records.all():  # each item as received, stored redacted at booking
+        snapshot = record.item_snapshot
+        assert snapshot["accountingEntryId"] == str(record.accounting_entry_id)
+        assert (
+            snapshot["amount"]["inWalletCurrency"]["value"]
+            == entries[record.accounting_entry_id].amount
+        )
+        assert "user" not in snapshot and "user" in snapshot["_redacted"]
+        assert not any("url" in file for file in snapshot["files"])
     assert steps(env) == [
         "selected",
         "started",
