@@ -55,6 +55,11 @@ def _attachment(response):
     return response
 
 
+def _object_url(action: str, view, name: str):
+    """``<object_id>/<action>/`` of a model admin, before its catch-all ``<object_id>/``."""
+    return path(f"<path:object_id>/{action}/", view, name=name)
+
+
 def download_link(receipt):
     url = reverse("admin:exports_receipt_download", args=[receipt.pk])
     return format_html('<a href="{}" class="receipt-download">Download</a>', url)
@@ -116,13 +121,9 @@ class AuditPackAdminMixin:
     """For ``ExportJobAdmin``: the audit pack's URL and its button on the job's page."""
 
     def get_urls(self):
-        return [
-            path(
-                "<path:object_id>/audit-pack/",
-                self.admin_site.admin_view(self.audit_pack_view),
-                name="exports_exportjob_audit_pack",
-            ),
-        ] + super().get_urls()
+        view = self.admin_site.admin_view(self.audit_pack_view)
+        pack = _object_url("audit-pack", view, "exports_exportjob_audit_pack")
+        return [pack, *super().get_urls()]
 
     def has_export_audit_pack_permission(self, request) -> bool:
         return self.has_view_permission(request) and request.user.has_perm(EXPORT_AUDIT_PACK)
@@ -169,13 +170,9 @@ class ReceiptAdmin(CompanyScopedAdminMixin, ReadOnlyMixin, admin.ModelAdmin):
         return with_download_flag(super().get_queryset(request), request)
 
     def get_urls(self):
-        return [
-            path(
-                "<path:object_id>/download/",
-                self.admin_site.admin_view(self.download_view),
-                name="exports_receipt_download",
-            ),
-        ] + super().get_urls()
+        view = self.admin_site.admin_view(self.download_view)
+        download = _object_url("download", view, "exports_receipt_download")
+        return [download, *super().get_urls()]
 
     def download_view(self, request, object_id):
         if not may_download_receipts(user=request.user):

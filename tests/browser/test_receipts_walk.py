@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.test_admin_in_chromium import PASSWORD, browser, live, shot  # noqa: F401
+from tests.browser.test_admin_in_chromium import browser, live, log_in, shot  # noqa: F401
 
 pytestmark = [
     pytest.mark.browser,
@@ -52,11 +52,7 @@ def _walk(chromium, base):
 
     page = chromium.new_page(viewport={"width": 1400, "height": 900}, accept_downloads=True)
     page.set_default_timeout(20_000)
-    page.goto(f"{base}/admin/")
-    page.fill("#id_username", "operator")
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_selector("#export-status")
+    log_in(page, base)
 
     page.goto(f"{base}/admin/exports/exportjob/{job.pk}/change/")
     page.wait_for_selector("ul.receipts")
