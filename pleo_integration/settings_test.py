@@ -29,7 +29,8 @@ PLEO_ALLOWED_HOSTS = [*PLEO_ALLOWED_HOSTS, "pleo.test", "api.example.test", "aut
 STORAGES["receipts"] = {  # noqa: F405
     **STORAGES["receipts"],  # noqa: F405
     "OPTIONS": {
-        "location": os.environ.setdefault(
+        "location": os.environ.get("TEST_RECEIPTS_DIR")
+        or os.environ.setdefault(
             "TEST_RECEIPTS_DIR", tempfile.mkdtemp(prefix="pleo-export-bridge-receipts-")
         )
     },

@@ -70,7 +70,6 @@ def receipts_html(receipts, *, may_download: bool):
     receipts = list(receipts)
     if not receipts:
         return "-"
-
     return format_html(
         '<ul class="receipts">{}</ul>',
         format_html_join(
