@@ -187,6 +187,12 @@ def test_some_items_fail_with_their_reasons_and_the_job_completes_with_errors(en
     assert by_kind["normal"]["status"] == "successful"
     assert JournalEntry.objects.count() == 2
     assert steps(env).count("item_failed") == 2
+    # Refused items are kept as received too (the audit pack shows what was refused).
+    refused = ExportItemRecord.objects.filter(result=ExportItemRecord.Result.FAILED)
+    assert sorted(record.item_snapshot["contraAccount"] is None for record in refused) == [
+        False,
+        True,
+    ]
     assert [e["body"]["event"] for e in env.final_events(job_id)] == ["completed_with_errors"]
 
 
@@ -226,7 +232,7 @@ class NoVendorAdapter(AccountingAdapter):
     label = "Vendorless ERP"
     supports_vendor_based_bookkeeping = False
 
-    def export(self, item, idempotency_key):  # pragma: no cover - never reached
+    def book(self, request):  # pragma: no cover - never reached
         raise AssertionError("no item may be touched")
 
 
@@ -440,9 +446,9 @@ class RemoteWithoutLookup(AccountingAdapter):
     calls: list[str] = []
     crash_on: set[str] = set()
 
-    def export(self, item, idempotency_key):
-        self.calls.append(item["accountingEntryId"])
-        if item["accountingEntryId"] in self.crash_on:
+    def book(self, request):
+        self.calls.append(request.accounting_entry_id)
+        if request.accounting_entry_id in self.crash_on:
             raise TimeoutError("read timeout")
         return BookingResult.success(external_id=f"R-{len(self.calls)}", exported_at=clock.now())
 
@@ -529,11 +535,11 @@ class SlowJournal(JournalAdapter):
     seconds = 0
     product_clock_too = True
 
-    def export(self, item, idempotency_key):
+    def book(self, request):
         type(self).sandbox_state.advance_clock(self.seconds)
         if self.product_clock_too:
             clock.advance(self.seconds)
-        return super().export(item, idempotency_key)
+        return super().book(request)
 
 
 def test_a_slow_stage_reports_what_it_has_at_half_of_expires_in(env, monkeypatch):
