@@ -66,7 +66,8 @@ class RateLimiter:
         with self._lock:
             now = self._now()
             windows = [self._window(key, window, now) for key, _, window in checks]
-            for index, (granted, (_, limit, window)) in enumerate(zip(windows, checks, strict=True)):
+            pairs = zip(windows, checks, strict=True)
+            for index, (granted, (_, limit, window)) in enumerate(pairs):
                 if len(granted) >= limit:
                     return index, max(granted[0] + window - now, 0.001)
             for granted in windows:
