@@ -19,7 +19,7 @@ from pleo_sandbox.messages import Request, Response
 from pleo_sandbox.routing import route
 from xero_sandbox import documents
 from xero_sandbox.contacts import contact_save, contacts_search
-from xero_sandbox.dates import msdatetime
+from xero_sandbox.dates import msdate, msdatetime, parse_date
 from xero_sandbox.errors import as_response, bad_request, not_found, problem, validation
 
 API = "/api.xro/2.0"
@@ -158,6 +158,12 @@ def _elements(req: Request, key: str) -> list:
 
 def _echo(element: Any, kind: str, messages: list[str]) -> dict:
     echo = dict(element) if isinstance(element, dict) else {}
+    for name in ("Date", "DueDate"):  # Xero answers with the dates it read, as /Date(…)/
+        parsed = parse_date(echo.get(name))
+        if parsed is not None:
+            echo[name] = msdate(parsed)
+    if kind in documents.KIND_TYPES and echo.get("Type") not in documents.KIND_TYPES[kind]:
+        echo.pop("Type", None)  # a Type the document cannot have is not echoed
     echo["ValidationErrors"] = [{"Message": m} for m in messages]
     if messages and kind in ERROR_FLAG:
         echo[ERROR_FLAG[kind]] = True
