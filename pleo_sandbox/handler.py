@@ -7,15 +7,13 @@ Content-Length, chunked request bodies, the shared fault kinds) is :mod:`pleo_sa
 from __future__ import annotations
 
 import logging
-import time
 from urllib.parse import parse_qs, urlsplit
 
 from pleo_sandbox import routes
-from pleo_sandbox.clock import iso
 from pleo_sandbox.errors import ApiError
-from pleo_sandbox.httpbase import BaseRequestHandler, BodyError, wall_time
+from pleo_sandbox.httpbase import BaseRequestHandler, BodyError
 from pleo_sandbox.messages import Request, Response
-from pleo_sandbox.requestlog import redact_fields, redact_headers
+from pleo_sandbox.requestlog import redact_fields
 
 logger = logging.getLogger("pleo_sandbox")
 
@@ -29,8 +27,6 @@ class SandboxRequestHandler(BaseRequestHandler):
     # -- main ------------------------------------------------------------------------------------
     def _handle(self) -> None:
         state = self.server.state
-        started_mono = time.monotonic()
-        started_wall = wall_time()
         split = urlsplit(self.path)
         path = split.path or "/"
         query = parse_qs(split.query, keep_blank_values=True)
@@ -51,30 +47,15 @@ class SandboxRequestHandler(BaseRequestHandler):
 
         oauth = routes.is_oauth_path(path)
         form = req.form_body()
-        entry = state.request_log.start(
-            {
-                "method": req.method,
-                "path": path,
-                "query": {k: list(v) for k, v in query.items()},
-                # Form bodies (OAuth) are logged as a dict with secrets redacted.
-                "body": redact_fields(form) if form is not None else req.loose_body(),
-                "headers": redact_headers(dict(self.headers.items())),
-                "identity": (
-                    state.oauth.identity(req)
-                    if oauth
-                    else state.identity_for(headers.get("authorization"))
-                ),
-                "requestId": req.request_id,
-                "sandboxTime": iso(state.clock.now()),
-                "startedAt": started_wall,
-                "startedMonotonic": started_mono,
-                "status": None,
-                "fault": None,
-                "faultId": None,
-                "outcome": None,
-                "responseSent": None,
-                "complete": False,
-            }
+        entry = self.start_log_entry(
+            req,
+            # Form bodies (OAuth) are logged as a dict with secrets redacted.
+            body=redact_fields(form) if form is not None else req.loose_body(),
+            identity=(
+                state.oauth.identity(req)
+                if oauth
+                else state.identity_for(headers.get("authorization"))
+            ),
         )
         route, params, allowed = routes.match_api(req.method, path)
         fault = None
@@ -102,32 +83,18 @@ class SandboxRequestHandler(BaseRequestHandler):
             if fault is None or fault.body is None:
                 response.body = state.error_body(response.body)
 
-        status = response.status if response is not None else None
-        # The entry is complete before the answer leaves: a client holding its answer always
-        # finds the request logged (endedAt is when the answer was ready to send).
-        state.request_log.finish(
+        status = self.finish_and_answer(
             entry,
-            status=status,
-            responseSent=response is not None,
-            responseBody=(redact_fields(response.body) if oauth else response.body)
+            req,
+            response,
+            fault=fault,
+            outcome=outcome,
+            response_body=(redact_fields(response.body) if oauth else response.body)
             if response is not None and not isinstance(response.body, bytes)
             else None,
             # e.g. Retry-After of a 429 (never a secret: the sandbox sets no cookie or token)
-            responseHeaders=dict(response.headers) if response is not None else None,
-            fault=fault.kind if fault else None,
-            faultId=fault.id if fault else None,
-            outcome=outcome,
-            endedAt=wall_time(),
-            endedMonotonic=time.monotonic(),
+            response_headers=dict(response.headers) if response is not None else None,
         )
-        try:
-            if response is not None:
-                self._send(response, req.request_id)
-            else:
-                self._drop(rst=outcome == "reset")
-        except OSError:  # the client went away (e.g. after a stall): nothing to answer
-            self.close_connection = True
-            state.request_log.update(entry, responseSent=False)
         logger.debug(
             "pleo sandbox %s %s -> %s (%s)%s",
             req.method,

@@ -18,16 +18,20 @@ from __future__ import annotations
 import json
 import logging
 import selectors
+import signal
 import socket
 import socketserver
 import struct
 import threading
+import time
 import weakref
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from pleo_sandbox.messages import JSON_CONTENT_TYPE, Response
+from pleo_sandbox.clock import iso
+from pleo_sandbox.messages import JSON_CONTENT_TYPE, Request, Response
+from pleo_sandbox.requestlog import redact_headers
 
 logger = logging.getLogger("pleo_sandbox")
 
@@ -193,6 +197,21 @@ class BaseSandboxServer:
     def running(self) -> bool:
         return self._httpd is not None
 
+    def serve_until_signalled(self, announce) -> None:
+        """For a command line: call ``announce()``, serve until Ctrl-C or SIGTERM, then stop."""
+        stop = threading.Event()
+        previous = signal.getsignal(signal.SIGTERM)
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        try:
+            announce()
+            while not stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            self.stop()
+
     def __enter__(self):
         self.start()
         return self
@@ -288,6 +307,7 @@ class BaseRequestHandler(BaseHTTPRequestHandler):
     do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_GET
 
     def _dispatch(self) -> None:
+        self._started_mono, self._started_wall = time.monotonic(), wall_time()
         try:
             self._handle()
         except (BrokenPipeError, ConnectionResetError, TimeoutError, OSError):
@@ -372,6 +392,70 @@ class BaseRequestHandler(BaseHTTPRequestHandler):
             self._call(route, params, req)
             return None, "dropped"
         return self.custom_fault(route, params, req, fault)
+
+    # -- request log ---------------------------------------------------------------------------
+    def start_log_entry(self, req: Request, *, body, identity, **extra) -> dict:
+        """Log a request as it arrives (headers redacted; ``body`` already made safe)."""
+        state = self.server.state
+        return state.request_log.start(
+            {
+                "method": req.method,
+                "path": req.path,
+                "query": {k: list(v) for k, v in req.query.items()},
+                "body": body,
+                "headers": redact_headers(dict(self.headers.items())),
+                "identity": identity,
+                **extra,
+                "requestId": req.request_id,
+                "sandboxTime": iso(state.clock.now()),
+                "startedAt": self._started_wall,
+                "startedMonotonic": self._started_mono,
+                "status": None,
+                "fault": None,
+                "faultId": None,
+                "outcome": None,
+                "responseSent": None,
+                "complete": False,
+            }
+        )
+
+    def finish_and_answer(
+        self,
+        entry: dict,
+        req: Request,
+        response: Response | None,
+        *,
+        fault,
+        outcome: str,
+        response_body,
+        response_headers,
+    ) -> int | None:
+        """Complete the log entry, then send the answer (or drop the connection)."""
+        log = self.server.state.request_log
+        status = response.status if response is not None else None
+        # The entry is complete before the answer leaves: a client holding its answer always
+        # finds the request logged (endedAt is when the answer was ready to send).
+        log.finish(
+            entry,
+            status=status,
+            responseSent=response is not None,
+            responseBody=response_body,
+            responseHeaders=response_headers,
+            fault=fault.kind if fault else None,
+            faultId=fault.id if fault else None,
+            outcome=outcome,
+            endedAt=wall_time(),
+            endedMonotonic=time.monotonic(),
+        )
+        try:
+            if response is not None:
+                self._send(response, req.request_id)
+            else:
+                self._drop(rst=outcome == "reset")
+        except OSError:  # the client went away (e.g. after a stall): nothing to answer
+            self.close_connection = True
+            log.update(entry, responseSent=False)
+        return status
 
     # -- output ------------------------------------------------------------------------------
     def _drop(self, *, rst: bool) -> None:

@@ -9,7 +9,7 @@ from pleo_sandbox.clock import iso
 from pleo_sandbox.data import file_content
 from pleo_sandbox.errors import ApiError
 from pleo_sandbox.messages import Request, Response
-from pleo_sandbox.routing import Route
+from pleo_sandbox.routing import Route, run_control
 from pleo_sandbox.routing import control_kwargs as _kwargs
 from pleo_sandbox.routing import match_route as _match
 from pleo_sandbox.routing import route as _route
@@ -448,20 +448,4 @@ CONTROL_ROUTES = [
 
 
 def handle_control(server, req: Request) -> Response:
-    route, params, allowed = _match(CONTROL_ROUTES, req.method, req.path)
-    if route is None:
-        if allowed:
-            return Response(
-                405,
-                {"type": "METHOD_NOT_ALLOWED", "message": f"Use {', '.join(sorted(allowed))}."},
-                {"Allow": ", ".join(sorted(allowed))},
-            )
-        return Response(404, {"type": "SANDBOX_NOT_FOUND", "message": f"No control {req.path}."})
-    try:
-        return route.fn(server, req, **params)
-    except ApiError as exc:
-        return Response.error(exc)
-    except KeyError as exc:
-        return Response(404, {"type": "SANDBOX_NOT_FOUND", "message": f"Unknown id {exc}."})
-    except (ValueError, TypeError) as exc:
-        return Response(400, {"type": "SANDBOX_BAD_REQUEST", "message": str(exc)})
+    return run_control(CONTROL_ROUTES, server, req)

@@ -4,9 +4,8 @@ logged): the same operations as the Python control API on ``server.state``."""
 from __future__ import annotations
 
 from pleo_sandbox.clock import iso
-from pleo_sandbox.errors import ApiError
 from pleo_sandbox.messages import Request, Response
-from pleo_sandbox.routing import control_kwargs, match_route, route, snake
+from pleo_sandbox.routing import control_kwargs, route, run_control, snake
 
 
 def _body(req: Request, allowed: tuple[str, ...]) -> dict:
@@ -218,15 +217,4 @@ CONTROL_ROUTES = [
 
 
 def handle(server, req: Request) -> Response:
-    found, params, allowed = match_route(CONTROL_ROUTES, req.method, req.path)
-    if found is None:
-        status = 405 if allowed else 404
-        return Response(status, {"type": "SANDBOX_NOT_FOUND", "message": f"No control {req.path}."})
-    try:
-        return found.fn(server, req, **params)
-    except ApiError as exc:
-        return Response(exc.status, exc.body())
-    except KeyError as exc:
-        return Response(404, {"type": "SANDBOX_NOT_FOUND", "message": f"Unknown id {exc}."})
-    except (ValueError, TypeError) as exc:
-        return Response(400, {"type": "SANDBOX_BAD_REQUEST", "message": str(exc)})
+    return run_control(CONTROL_ROUTES, server, req)

@@ -6,15 +6,13 @@ answer like Xero. The HTTP/1.1 plumbing and the shared fault kinds are
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from urllib.parse import parse_qs, urlsplit
 
-from pleo_sandbox.clock import iso
 from pleo_sandbox.errors import ApiError
-from pleo_sandbox.httpbase import BaseRequestHandler, BodyError, wall_time
+from pleo_sandbox.httpbase import BaseRequestHandler, BodyError
 from pleo_sandbox.messages import Request, Response
-from pleo_sandbox.requestlog import redact_fields, redact_headers
+from pleo_sandbox.requestlog import redact_fields
 from pleo_sandbox.routing import match_route
 from xero_sandbox import control, routes
 from xero_sandbox.errors import XeroError, as_response, forbidden, problem
@@ -63,7 +61,6 @@ class XeroRequestHandler(BaseRequestHandler):
     # -- main ------------------------------------------------------------------------------------
     def _handle(self) -> None:
         state = self.server.state
-        started_mono, started_wall = time.monotonic(), wall_time()
         split = urlsplit(self.path)
         path = split.path or "/"
         query = parse_qs(split.query, keep_blank_values=True)
@@ -81,25 +78,11 @@ class XeroRequestHandler(BaseRequestHandler):
         if path == "/_sandbox" or path.startswith("/_sandbox/"):
             self._send(control.handle(self.server, req), req.request_id)
             return
-        entry = state.request_log.start(
-            {
-                "method": req.method,
-                "path": path,
-                "query": {k: list(v) for k, v in query.items()},
-                "body": _body_for_log(req),
-                "headers": redact_headers(dict(self.headers.items())),
-                "identity": state.oauth.identity(headers.get("authorization")),
-                "tenantId": headers.get("xero-tenant-id"),
-                "requestId": req.request_id,
-                "sandboxTime": iso(state.now()),
-                "startedAt": started_wall,
-                "startedMonotonic": started_mono,
-                "status": None,
-                "fault": None,
-                "faultId": None,
-                "outcome": None,
-                "complete": False,
-            }
+        entry = self.start_log_entry(
+            req,
+            body=_body_for_log(req),
+            identity=state.oauth.identity(headers.get("authorization")),
+            tenantId=headers.get("xero-tenant-id"),
         )
         xroute, params, allowed = match_route(routes.API_ROUTES, req.method, path)
         self._ctx = routes.Context()
@@ -130,29 +113,17 @@ class XeroRequestHandler(BaseRequestHandler):
             for name, value in state.limits.headers(tenant_id, token and token.client_id).items():
                 response.headers.setdefault(name, value)
             response.headers.setdefault("Xero-Correlation-Id", str(uuid.uuid4()))
-        status = response.status if response is not None else None
-        state.request_log.finish(
+        status = self.finish_and_answer(
             entry,
-            status=status,
-            responseSent=response is not None,
-            responseBody=redact_fields(response.body)
+            req,
+            response,
+            fault=fault,
+            outcome=outcome,
+            response_body=redact_fields(response.body)
             if response is not None and isinstance(response.body, dict | list)
             else None,
-            responseHeaders=_headers_for_log(response.headers) if response is not None else None,
-            fault=fault.kind if fault else None,
-            faultId=fault.id if fault else None,
-            outcome=outcome,
-            endedAt=wall_time(),
-            endedMonotonic=time.monotonic(),
+            response_headers=_headers_for_log(response.headers) if response is not None else None,
         )
-        try:
-            if response is not None:
-                self._send(response, req.request_id)
-            else:
-                self._drop(rst=outcome == "reset")
-        except OSError:
-            self.close_connection = True
-            state.request_log.update(entry, responseSent=False)
         logger.debug("xero sandbox %s %s -> %s (%s)", req.method, path, status, entry["identity"])
 
     def _prepare(self, xroute, params: dict, req: Request) -> tuple[str, str] | None:

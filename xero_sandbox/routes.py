@@ -115,33 +115,29 @@ def get_organisation(state, req, ctx):
     return _ok(state, ctx, Organisations=[ctx.tenant.organisation()])
 
 
-def get_accounts(state, req, ctx, account_id: str | None = None):
-    items = ctx.tenant.accounts
-    if account_id is not None:
-        items = [a for a in items if a["AccountID"] == account_id.lower()]
+def _settings(state, req, ctx, key: str, items: list[dict], id_field: str, given: str | None):
+    """A settings list (``where`` applies), or the one whose ``id_field`` is ``given`` (404)."""
+    if given is not None:
+        items = [i for i in items if str(i[id_field]).lower() == given.lower()]
         if not items:
             raise not_found()
-    return _ok(state, ctx, Accounts=where(list(items), req.param("where")))
+    return _ok(state, ctx, **{key: where(list(items), req.param("where"))})
+
+
+def get_accounts(state, req, ctx, account_id: str | None = None):
+    return _settings(state, req, ctx, "Accounts", ctx.tenant.accounts, "AccountID", account_id)
 
 
 def get_tax_rates(state, req, ctx, tax_type: str | None = None):
-    items = ctx.tenant.tax_rates
-    if tax_type is not None:
-        items = [t for t in items if t["TaxType"] == tax_type.upper()]
-        if not items:
-            raise not_found()
-    return _ok(state, ctx, TaxRates=where(list(items), req.param("where")))
+    return _settings(state, req, ctx, "TaxRates", ctx.tenant.tax_rates, "TaxType", tax_type)
 
 
 def get_tracking(state, req, ctx, category_id: str | None = None):
     items = ctx.tenant.tracking
     if req.param("includeArchived", "false").lower() != "true":
         items = [c for c in items if c["Status"] == "ACTIVE"]
-    if category_id is not None:
-        items = [c for c in items if c["TrackingCategoryID"] == category_id.lower()]
-        if not items:
-            raise not_found()
-    return _ok(state, ctx, TrackingCategories=where(list(items), req.param("where")))
+    key, id_field = "TrackingCategories", "TrackingCategoryID"
+    return _settings(state, req, ctx, key, items, id_field, category_id)
 
 
 # ---- batches ----------------------------------------------------------------------------------

@@ -10,9 +10,6 @@ them, so the product's Xero connection can be pointed at the sandbox.
 
 from __future__ import annotations
 
-import signal
-import threading
-
 from django.core.management.base import BaseCommand, CommandError
 
 from xero_sandbox.server import XeroSandboxServer
@@ -36,10 +33,8 @@ class Command(BaseCommand):
             url = server.start()
         except OSError as exc:
             raise CommandError(f"cannot listen on {options['host']}:{options['port']}: {exc}")
-        stop = threading.Event()
-        previous = signal.getsignal(signal.SIGTERM)
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        try:
+
+        def announce() -> None:
             self.stdout.write(f"Xero sandbox listening on {url}")
             self.stdout.write(f"Accounting API: {server.api_url}")
             self.stdout.write(f"Control API: {url}/_sandbox/ (see xero_sandbox/README.md)")
@@ -55,11 +50,6 @@ class Command(BaseCommand):
                 self.stdout.write(f"oauth client {client.client_id} secret {client.client_secret}")
             self.stdout.write("Press Ctrl-C to stop.")
             self.stdout.flush()
-            while not stop.wait(0.5):
-                pass
-        except KeyboardInterrupt:
-            pass
-        finally:
-            signal.signal(signal.SIGTERM, previous)
-            server.stop()
-            self.stdout.write("Xero sandbox stopped.")
+
+        server.serve_until_signalled(announce)
+        self.stdout.write("Xero sandbox stopped.")
