@@ -28,6 +28,7 @@ import weakref
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from pleo_sandbox.clock import iso
 from pleo_sandbox.messages import JSON_CONTENT_TYPE, Request, Response
@@ -252,6 +253,12 @@ class BaseRequestHandler(BaseHTTPRequestHandler):
     def fault_rate_limit_body(self) -> Any:
         return {"type": "TOO_MANY_REQUESTS", "message": "Rate limit exceeded."}
 
+    def body_error_response(self, status: int, message: str) -> Response:
+        return Response(status, {"type": "BAD_REQUEST", "message": message})
+
+    def handle_control(self, req: Request) -> Response:  # pragma: no cover - abstract
+        raise NotImplementedError
+
     def custom_fault(self, route, params, req, fault) -> tuple[Response | None, str]:
         raise AssertionError(fault.kind)
 
@@ -352,6 +359,26 @@ class BaseRequestHandler(BaseHTTPRequestHandler):
         if length > limit:
             raise BodyError(413, "Request body too large.")
         return self.rfile.read(length) if length else b""
+
+    def read_request(self) -> Request | None:
+        """The request, or None once a control request or an unreadable body was answered."""
+        split = urlsplit(self.path)
+        path = split.path or "/"
+        query = parse_qs(split.query, keep_blank_values=True)
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        try:
+            raw = self._read_body()
+        except BodyError as exc:
+            self.close_connection = True
+            self._send(self.body_error_response(exc.status, exc.message))
+            return None
+        req = Request(
+            self.command, path, query, headers, raw, request_id=headers.get("x-request-id")
+        )
+        if path == "/_sandbox" or path.startswith("/_sandbox/"):
+            self._send(self.handle_control(req), req.request_id)
+            return None
+        return req
 
     # -- faults ----------------------------------------------------------------------------------
     def run_with_fault(self, route, params, req, fault) -> tuple[Response | None, str]:
