@@ -20,7 +20,7 @@ from pleo_sandbox.routing import route
 from xero_sandbox import documents
 from xero_sandbox.contacts import contact_save, contacts_search
 from xero_sandbox.dates import msdate, msdatetime, parse_date
-from xero_sandbox.errors import as_response, bad_request, not_found, problem, validation
+from xero_sandbox.errors import JSON, as_response, bad_request, not_found, problem, validation
 
 API = "/api.xro/2.0"
 DOC_KINDS = {
@@ -107,7 +107,7 @@ def paged(req: Request, items: list[dict], key: str) -> dict:
 
 
 def _ok(state, ctx: Context, **payload) -> Response:
-    return Response(200, envelope(state, ctx, **payload), content_type="application/json")
+    return Response(200, envelope(state, ctx, **payload), content_type=JSON)
 
 
 # ---- settings ---------------------------------------------------------------------------------
