@@ -187,6 +187,17 @@ def test_bills_and_credit_notes_with_contacts_by_name(xero_sandbox, xero_call):
     assert [c["ContactID"] for c in found["Contacts"]] == [contact_id]
     listed = xero_call("GET", f"{API}/Invoices", params={"Statuses": "AUTHORISED"}).json()
     assert len(listed["Invoices"]) == 1
+    note_id = note.json()["CreditNotes"][0]["CreditNoteID"]
+    for path in (
+        f"{API}/Invoices/{invoice['InvoiceID']}",
+        f"{API}/Invoices/{invoice['InvoiceID']}/History",
+        f"{API}/CreditNotes",
+        f"{API}/CreditNotes/{note_id}",
+        f"{API}/CreditNotes/{note_id}/Attachments",
+    ):
+        assert xero_call("GET", path).status_code == 200, path  # each checked against the spec
+    voided = xero_call("POST", f"{API}/Invoices/{invoice['InvoiceID']}", json={"Status": "VOIDED"})
+    assert voided.json()["Invoices"][0]["Status"] == "VOIDED"
 
 
 def test_contacts_create_update_unique_names_and_where(xero_sandbox, xero_call):
