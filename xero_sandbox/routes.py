@@ -178,14 +178,21 @@ def _batch(state, req: Request, ctx: Context, kind: str, save, item_id: str | No
     tenant = ctx.tenant
     snapshot = copy.deepcopy(tenant.__dict__) if summarize else None
     results: list[tuple[Any, dict | None, list[str]]] = []
+    store = tenant.contacts if kind == "Contacts" else tenant.documents[kind]
     for element in elements:
-        if req.method == "PUT" and isinstance(element, dict) and item_id is None:
-            given = element.get(documents.KIND_ID.get(kind, "ContactID"))
-            if given:
-                results.append((element, None, [f"Use POST to update an existing {kind[:-1]}."]))
-                continue
+        given = (
+            element.get(documents.KIND_ID.get(kind, "ContactID"))
+            if isinstance(element, dict)
+            else None
+        )
+        if req.method == "PUT" and given and item_id is None:
+            results.append((element, None, [f"Use POST to update an existing {kind[:-1]}."]))
+            continue
+        existing = store.get(str(item_id or given or "").lower())
         saved, messages = save(element, item_id)
-        results.append((element, saved, messages))
+        # A refused update is echoed as the document with the changes asked for.
+        shown = {**documents.public(existing), **element} if existing and messages else element
+        results.append((shown, saved, messages))
     failed = any(messages for _, _, messages in results)
     if failed and summarize:
         tenant.__dict__.update(snapshot)

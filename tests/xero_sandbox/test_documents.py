@@ -136,6 +136,12 @@ def test_post_updates_and_status_changes(xero_sandbox, xero_call):
     assert posted.json()["ManualJournals"][0]["Status"] == "POSTED"
     edit = xero_call("POST", url, json={"Narration": "changed", "Status": "POSTED"})
     assert edit.status_code == 400  # a posted journal can only be voided
+    state, tenant = xero_sandbox.state, xero_sandbox.tenant
+    state.set_account_status(tenant.id, "400", "ARCHIVED")  # a void re-checks no line
+    state.set_lock_dates(tenant.id, period="2026-11-30")
+    locked = xero_call("POST", url, json={"Status": "VOIDED"})
+    assert locked.status_code == 400 and "lock date" in str(locked.json())
+    state.set_lock_dates(tenant.id, period=None)
     voided = xero_call("POST", url, json={"Status": "VOIDED"})
     assert voided.json()["ManualJournals"][0]["Status"] == "VOIDED"
     put_with_id = xero_call("PUT", MJ, json=journal() | {"ManualJournalID": mj["ManualJournalID"]})
