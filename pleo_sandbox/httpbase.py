@@ -148,6 +148,9 @@ class BaseSandboxServer:
             host = f"[{host}]"
         return f"http://{host}:{port}"
 
+    def _logger(self) -> logging.Logger:
+        return logging.getLogger(self.label.replace(" ", "_"))  # pleo_sandbox, xero_sandbox
+
     def on_start(self) -> None:
         """Called before the server binds (e.g. restart background workers)."""
 
@@ -174,7 +177,7 @@ class BaseSandboxServer:
             daemon=True,
         )
         self._thread.start()
-        logger.info("%s listening on %s (seed %s)", self.label, self.url, self.state.seed)
+        self._logger().info("%s listening on %s (seed %s)", self.label, self.url, self.state.seed)
         return self.url
 
     def stop(self) -> None:
@@ -192,7 +195,7 @@ class BaseSandboxServer:
         httpd.close_connections()
         httpd.server_close()
         self.on_stop()
-        logger.info("%s on port %s stopped", self.label, self.port)
+        self._logger().info("%s on port %s stopped", self.label, self.port)
 
     @property
     def running(self) -> bool:

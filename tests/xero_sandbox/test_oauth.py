@@ -88,6 +88,8 @@ def test_consent_page_tenant_choice_and_code_exchange(xero_sandbox):
         timeout=5,
     )
     assert org.status_code == 200
+    decision = state.requests(method="POST", path="/identity/connect/authorize")[-1]
+    assert decision["responseHeaders"]["Location"].endswith("?<redacted>")  # the code
     log = state.requests(path="/connect/token")
     assert log and "access_token" not in json.dumps(log[-1]["body"])
     assert log[-1]["responseBody"]["access_token"] == "<redacted>"
