@@ -149,6 +149,17 @@ class XeroRequestHandler(BaseRequestHandler):
             )
             if not ok:
                 raise forbidden(f"AuthorizationUnsuccessful: scope accounting.{family} is required")
+        accept = req.headers.get("accept", "")
+        if (
+            state.switches["accept_json_required"]
+            and "application/json" not in accept.lower()
+            and xroute.fn is not routes.get_attachment
+        ):
+            raise problem(
+                406,
+                "Not Acceptable",
+                "Send Accept: application/json (Xero answers XML otherwise; the sandbox only JSON)",
+            )
         state.limits.enter(tenant.id, token.client_id)
         return tenant.id, token.client_id
 
