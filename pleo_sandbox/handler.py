@@ -27,11 +27,8 @@ class SandboxRequestHandler(BaseRequestHandler):
         return routes.handle_control(self.server, req)
 
     # -- main ------------------------------------------------------------------------------------
-    def _handle(self) -> None:
+    def _handle(self, req: Request) -> None:
         state = self.server.state
-        req = self.read_request()
-        if req is None:
-            return
         path, headers = req.path, req.headers
 
         oauth = routes.is_oauth_path(path)

@@ -235,7 +235,8 @@ class BaseRequestHandler(BaseHTTPRequestHandler):
     max_body_bytes = 5 * 1024 * 1024
 
     # -- hooks -----------------------------------------------------------------------------------
-    def _handle(self) -> None:  # pragma: no cover - abstract
+    def _handle(self, req: Request) -> None:  # pragma: no cover - abstract
+        """Answer one API request (control requests and unreadable bodies are answered already)."""
         raise NotImplementedError
 
     def _call(self, route, params: dict, req) -> Response:  # pragma: no cover - abstract
@@ -319,7 +320,9 @@ class BaseRequestHandler(BaseHTTPRequestHandler):
     def _dispatch(self) -> None:
         self._started_mono, self._started_wall = time.monotonic(), wall_time()
         try:
-            self._handle()
+            req = self.read_request()
+            if req is not None:
+                self._handle(req)
         except (BrokenPipeError, ConnectionResetError, TimeoutError, OSError):
             self.close_connection = True
         except Exception:

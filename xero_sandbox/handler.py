@@ -65,11 +65,8 @@ class XeroRequestHandler(BaseRequestHandler):
         return control.handle(self.server, req)
 
     # -- main ------------------------------------------------------------------------------------
-    def _handle(self) -> None:
+    def _handle(self, req: Request) -> None:
         state = self.server.state
-        req = self.read_request()
-        if req is None:
-            return
         path, headers = req.path, req.headers
         entry = self.start_log_entry(
             req,

@@ -3,17 +3,14 @@ serves, stops on SIGTERM."""
 
 from __future__ import annotations
 
-import os
 import re
 import signal
-import subprocess
-import sys
 
 import pytest
 import requests
 from django.core.management import get_commands
 
-from tests.sandbox.test_command import REPO, read_until
+from tests.sandbox.test_command import read_until, start_command
 
 
 def test_the_command_is_installed_in_debug():
@@ -24,21 +21,8 @@ def test_the_command_is_installed_in_debug():
 @pytest.mark.slow
 @pytest.mark.subprocess
 def test_command_serves_and_stops_cleanly():
-    env = {
-        **os.environ,
-        "DEBUG": "1",
-        "DJANGO_SETTINGS_MODULE": "pleo_integration.settings",
-        "PYTHONUNBUFFERED": "1",
-    }
     args = ["--port", "0", "--redirect-uri", "http://localhost/cb", "--client-id", "CLI"]
-    proc = subprocess.Popen(
-        [sys.executable, "manage.py", "xero_sandbox", *args],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_command("xero_sandbox", *args)
     try:
         lines = read_until(proc, "Press Ctrl-C")
         url = re.search(r"listening on (http://\S+)", lines[0]).group(1)
