@@ -35,7 +35,10 @@ ERROR_FLAG = {
     "CreditNotes": "HasErrors",
     "Contacts": "HasValidationErrors",
 }
-_WHERE = re.compile(r'^\s*(\w+)\s*(==|!=)\s*"([^"]*)"\s*$')
+_WHERE = re.compile(
+    r'^\s*(\w+(?:\.\w+)?)\s*(==|!=|=)\s*(?:"([^"]*)"|Guid\("([^"]*)"\)|(true|false))\s*$',
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -70,17 +73,23 @@ def envelope(state, ctx: Context, **payload) -> dict:
 
 
 def where(items: list[dict], expr: str | None) -> list[dict]:
-    """Xero's ``where``, the subset the sandbox reads: ``Field=="v"`` / ``!=`` joined by AND."""
+    """Xero's ``where``, the subset the sandbox reads: ``Field=="v"``, ``Field==Guid("id")``,
+    ``Field==true``, ``!=``, one level of nesting (``Contact.Name``), joined by AND."""
     if not expr:
         return items
     for clause in re.split(r"\s+(?:AND|&&)\s+", expr.strip(), flags=re.IGNORECASE):
         m = _WHERE.match(clause)
         if m is None:
             raise bad_request(f"The sandbox cannot read the where clause '{clause}'.")
-        name, op, value = m.groups()
-        items = [
-            i for i in items if (str(i.get(name, "")).lower() == value.lower()) == (op == "==")
-        ]
+        name, op, text, guid, flag = m.groups()
+        value = next(v for v in (text, guid, flag) if v is not None).lower()
+
+        def field(item: dict, path: str = name) -> str:
+            for part in path.split("."):
+                item = item.get(part) if isinstance(item, dict) else None
+            return str(item).lower() if item is not None else ""
+
+        items = [i for i in items if (field(i) == value) == (op != "!=")]
     return items
 
 

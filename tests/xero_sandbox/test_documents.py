@@ -193,6 +193,13 @@ def test_bills_and_credit_notes_with_contacts_by_name(xero_sandbox, xero_call):
     assert [c["ContactID"] for c in found["Contacts"]] == [contact_id]
     listed = xero_call("GET", f"{API}/Invoices", params={"Statuses": "AUTHORISED"}).json()
     assert len(listed["Invoices"]) == 1
+    by_contact = f'Contact.ContactID==Guid("{contact_id}") AND Type=="ACCPAY"'
+    assert (
+        len(xero_call("GET", f"{API}/Invoices", params={"where": by_contact}).json()["Invoices"])
+        == 1
+    )
+    suppliers = xero_call("GET", f"{API}/Contacts", params={"where": "IsSupplier==true"}).json()
+    assert [c["ContactID"] for c in suppliers["Contacts"]] == [contact_id]
     note_id = note.json()["CreditNotes"][0]["CreditNoteID"]
     for path in (
         f"{API}/Invoices/{invoice['InvoiceID']}",
