@@ -330,7 +330,10 @@ class ExportJob(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["company", "status"])]
-        permissions = [("adopt_exportjob", "Can adopt an in-progress job as ours")]
+        permissions = [
+            ("adopt_exportjob", "Can adopt an in-progress job as ours"),
+            ("export_audit_pack", "Can download a job's audit pack"),
+        ]
 
     def __str__(self):
         return f"Job {self.pleo_job_id} ({self.status})"
@@ -496,6 +499,8 @@ class ExportItemRecord(models.Model):
     booked_amount = models.BigIntegerField(null=True, blank=True, editable=False)
     booked_currency = models.CharField(max_length=3, blank=True, editable=False)
     booked_accounts = models.CharField(max_length=500, blank=True, editable=False)
+    # The item as Pleo sent it when it was booked, redacted (exports.adapters.item_snapshot).
+    item_snapshot = models.JSONField(default=dict, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

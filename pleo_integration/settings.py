@@ -82,6 +82,10 @@ INSTALLED_APPS = [
 # The local Pleo sandbox is a development tool: never installed in production settings.
 if DEBUG or PLEO_SANDBOX:
     INSTALLED_APPS.append("pleo_sandbox")
+# The local Xero sandbox (xero_sandbox/, `manage.py xero_sandbox`): a development tool, too.
+XERO_SANDBOX = env.bool("XERO_SANDBOX", default=False)
+if DEBUG or XERO_SANDBOX:
+    INSTALLED_APPS.append("xero_sandbox")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -175,6 +179,13 @@ STORAGES = {
     },
 }
 WHITENOISE_USE_FINDERS = True
+# The receipt archive (exports.receipts): a minimal local default until the receipts-fetch work
+# makes it configurable (RECEIPTS_STORAGE). Files are served only through the admin's checked
+# download view, never from a public URL.
+STORAGES["receipts"] = {
+    "BACKEND": "django.core.files.storage.FileSystemStorage",
+    "OPTIONS": {"location": BASE_DIR / "var" / "receipts"},
+}
 
 # --- HTTPS (production: behind a proxy that terminates TLS) -----------------------------------
 # The defaults follow PUBLIC_BASE_URL: served at an https:// URL with DEBUG off, the service
