@@ -39,8 +39,8 @@ from exports import clock, webhook_signing
 from exports.crypto import SecretDecryptionError
 from exports.rejections.counter import rejection_note, rejections_flush_if_due
 from exports.services.webhooks import (
-    active_webhook_secrets,
     webhook_delivery_receive,
+    webhook_secrets_active,
     webhook_target_find,
 )
 
@@ -206,7 +206,7 @@ def pleo_webhook(request: HttpRequest, endpoint_uuid):
 
     now = clock.now()
     try:
-        secrets = active_webhook_secrets(endpoint, now=now)
+        secrets = webhook_secrets_active(endpoint, now=now)
     except _SECRETS_UNREADABLE as exc:
         return _unavailable("its signing secrets cannot be read", exc, endpoint_uuid)
     msg_id = request.headers["webhook-id"]

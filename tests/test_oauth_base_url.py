@@ -175,7 +175,7 @@ def test_a_stored_disallowed_override_is_refused_before_any_request(settings):
     )
     with responses.RequestsMock():  # any request fails the test
         with pytest.raises(oauth_service.ConnectFailed, match="OAuth base URL is refused"):
-            oauth_service.connect_begin(credential)
+            oauth_service.oauth_connect_begin(credential)
         with pytest.raises(HostNotAllowed):
             oauth_service.oauth_config(credential)
 

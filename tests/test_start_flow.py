@@ -13,7 +13,7 @@ from django.core.management.base import CommandError
 from exports import clock
 from exports.models import AuditEntry, Company, Credential, ExportJob, Trigger
 from exports.services import leases
-from exports.services.start_flow import Outcome, run_export_check
+from exports.services.start_flow import Outcome, company_check_run
 from tests.client_fakes import company_job_json, page
 from tests.client_fakes import timestamp as iso
 from tests.factories import make_company, make_credential
@@ -58,7 +58,7 @@ def steps(company):
 
 
 def run(company, trigger=Trigger.SCHEDULE, **kwargs):
-    return run_export_check(company=Company.objects.get(pk=company.pk), trigger=trigger, **kwargs)
+    return company_check_run(company=Company.objects.get(pk=company.pk), trigger=trigger, **kwargs)
 
 
 def test_nothing_pending_writes_no_audit_and_records_last_check(company, fake):

@@ -17,7 +17,7 @@ import requests
 import responses
 
 from exports.models import WebhookEndpoint
-from exports.services.companies import webhook_url
+from exports.services.companies import webhook_endpoint_url
 from exports.services.subscriptions import webhooks_subscribe
 from tests import secrets_registry
 from tests.factories import make_company, make_credential
@@ -76,7 +76,7 @@ def register_secrets(credential) -> None:
 )
 def test_a_subscription_carrying_delivery_settings_is_replaced_not_cleared(sandboxed, held):
     sandbox, key, credential = sandboxed
-    url = webhook_url(endpoint_of(credential))
+    url = webhook_endpoint_url(endpoint_of(credential))
     old = create_directly(
         sandbox, key, {"endpointUrl": url, "eventTypes": [EVENT], "status": "INACTIVE", **held}
     )
@@ -100,7 +100,7 @@ def test_a_subscription_carrying_delivery_settings_is_replaced_not_cleared(sandb
 
 def test_a_plain_subscription_of_ours_is_still_updated_in_place(sandboxed):
     sandbox, key, credential = sandboxed
-    url = webhook_url(endpoint_of(credential))
+    url = webhook_endpoint_url(endpoint_of(credential))
     old = create_directly(sandbox, key, {"endpointUrl": url, "eventTypes": [EVENT]})
     requests.put(
         f"{sandbox.url}/v1/subscriptions/{old['id']}",
@@ -117,7 +117,7 @@ def test_a_plain_subscription_of_ours_is_still_updated_in_place(sandboxed):
 
 def test_the_replaced_subscription_left_behind_is_removed_by_the_next_subscribe(sandboxed):
     sandbox, key, credential = sandboxed
-    url = webhook_url(endpoint_of(credential))
+    url = webhook_endpoint_url(endpoint_of(credential))
     auth = {"type": "BASIC", "credentials": {"username": "u", "password": "pw"}}
     old = create_directly(
         sandbox,
@@ -138,7 +138,7 @@ def test_the_replaced_subscription_left_behind_is_removed_by_the_next_subscribe(
 def test_event_types_as_a_single_string_keep_the_subscription(db, fast):
     base = "https://pleo.test"
     credential = make_credential(api_base_url=base)
-    url = webhook_url(endpoint_of(credential))
+    url = webhook_endpoint_url(endpoint_of(credential))
     sub_id = str(uuid.uuid4())
     sub = {
         "id": sub_id,

@@ -16,15 +16,15 @@ import responses
 
 from exports import clock
 from exports.models import Credential, WebhookEndpoint
-from exports.services.companies import webhook_endpoint_add_secret, webhook_url
+from exports.services.companies import webhook_endpoint_add_secret, webhook_endpoint_url
 from exports.services.subscriptions import (
     SubscriptionError,
+    webhook_secret_rotate,
     webhook_secrets_prune,
-    webhooks_rotate_secret,
     webhooks_subscribe,
     webhooks_unsubscribe,
 )
-from exports.services.webhooks import active_webhook_secrets
+from exports.services.webhooks import webhook_secrets_active
 from tests import secrets_registry
 from tests.factories import make_company, make_credential
 
@@ -157,7 +157,7 @@ def endpoint_of(credential) -> WebhookEndpoint:
 
 
 def url_of(credential) -> str:
-    return webhook_url(endpoint_of(credential))
+    return webhook_endpoint_url(endpoint_of(credential))
 
 
 def assert_no_secret_in(text):
@@ -251,7 +251,7 @@ def test_subscribe_when_the_stored_subscription_is_gone(pleo, credential):
     assert old["secret"] == old_secret and old["retire_after"] is not None
     assert new["subscription_id"] == new_id and new["retire_after"] is None
     clock.advance(2 * 3600 + 1)
-    assert active_webhook_secrets(endpoint) == [pleo.secrets[new_id]]
+    assert webhook_secrets_active(endpoint) == [pleo.secrets[new_id]]
 
 
 @pytest.mark.parametrize(
@@ -346,10 +346,10 @@ def test_rotation_keeps_both_secrets_until_the_overlap_ends(pleo, credential):
     old_secret = pleo.secrets[old_id]
     stored_at_delete = []
     pleo.on_delete = lambda sub_id: stored_at_delete.append(
-        active_webhook_secrets(endpoint_of(credential))
+        webhook_secrets_active(endpoint_of(credential))
     )
 
-    message = webhooks_rotate_secret(credential, overlap=timedelta(hours=24))
+    message = webhook_secret_rotate(credential, overlap=timedelta(hours=24))
 
     (new_id,) = pleo.subs
     assert new_id != old_id
@@ -362,19 +362,19 @@ def test_rotation_keeps_both_secrets_until_the_overlap_ends(pleo, credential):
     retire = datetime.fromisoformat(old["retire_after"])
     assert abs((retire - clock.now()) - timedelta(hours=24)) < timedelta(seconds=5)
     assert new["retire_after"] is None
-    assert active_webhook_secrets(endpoint) == [old_secret, new_secret_value]
+    assert webhook_secrets_active(endpoint) == [old_secret, new_secret_value]
     assert f"old subscription {old_id} deleted" in message and "24 h" in message
     assert_no_secret_in(message)
 
     clock.advance(24 * 3600 + 1)
-    assert active_webhook_secrets(endpoint) == [new_secret_value]
+    assert webhook_secrets_active(endpoint) == [new_secret_value]
     assert webhook_secrets_prune(endpoint) == "Removed 1 retired webhook secret(s); 1 kept."
     assert [e["secret"] for e in endpoint_of(credential).secret_entries()] == [new_secret_value]
 
 
 def test_rotation_needs_a_subscription(pleo, credential):
     with pytest.raises(SubscriptionError, match="subscribe first"):
-        webhooks_rotate_secret(credential)
+        webhook_secret_rotate(credential)
     assert pleo.calls == []
 
 
@@ -385,7 +385,7 @@ def test_rotation_when_the_secret_cannot_be_fetched(pleo, credential):
 
     pleo.secret_fails = lambda sub_id: sub_id != old_id
     with pytest.raises(SubscriptionError, match="old secret is still in use") as caught:
-        webhooks_rotate_secret(credential)
+        webhook_secret_rotate(credential)
     assert "was deleted again" in str(caught.value)
     assert set(pleo.subs) == {old_id}
     after = endpoint_of(credential)
@@ -399,11 +399,11 @@ def test_rotation_when_the_old_subscription_cannot_be_deleted(pleo, credential):
 
     pleo.on_delete = lambda sub_id: 502 if sub_id == old_id else None
     with pytest.raises(SubscriptionError, match="run subscribe to remove it"):
-        webhooks_rotate_secret(credential)
+        webhook_secret_rotate(credential)
     endpoint = endpoint_of(credential)
     new_id = endpoint.pleo_subscription_id
     assert new_id != old_id
-    assert len(active_webhook_secrets(endpoint)) == 2
+    assert len(webhook_secrets_active(endpoint)) == 2
     # Subscribe tidies up: the old subscription goes, the new one stays.
     pleo.on_delete = None
     webhooks_subscribe(credential)
@@ -492,16 +492,16 @@ def test_sandbox_rotation(sandboxed):
     credential = company.credential
     webhooks_subscribe(credential)
     old_id = endpoint_of(credential).pleo_subscription_id
-    webhooks_rotate_secret(credential, overlap=timedelta(hours=1))
+    webhook_secret_rotate(credential, overlap=timedelta(hours=1))
     register_endpoint_secrets(credential)
     (sub,) = sandbox_subscriptions(sandbox)
     assert sub["id"] != old_id
     endpoint = endpoint_of(credential)
     assert endpoint.pleo_subscription_id == sub["id"]
     assert [e["subscription_id"] for e in endpoint.secret_entries()] == [old_id, sub["id"]]
-    assert len(active_webhook_secrets(endpoint)) == 2
+    assert len(webhook_secrets_active(endpoint)) == 2
     clock.advance(3601)
-    assert len(active_webhook_secrets(endpoint)) == 1
+    assert len(webhook_secrets_active(endpoint)) == 1
     webhook_secrets_prune(endpoint)
     assert [e["subscription_id"] for e in endpoint_of(credential).secret_entries()] == [sub["id"]]
 
@@ -549,7 +549,7 @@ def test_sandbox_delivery_reaches_our_view_and_is_stored_and_enqueued(
     assert Company.objects.get(pk=company.pk).check_queued_at is not None
 
     # After a rotation the new subscription's deliveries verify too.
-    webhooks_rotate_secret(credential)
+    webhook_secret_rotate(credential)
     register_endpoint_secrets(credential)
     Company.objects.filter(pk=company.pk).update(check_queued_at=None)
     job2 = state.create_job(pleo_company.id, items=1)

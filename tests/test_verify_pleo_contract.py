@@ -186,10 +186,10 @@ def test_sandbox_rate_limit_is_waited_out(acme):
 def test_a_spent_budget_stops_the_check(acme, settings):
     state, remote, company = acme
     settings.PLEO_RATE_LIMIT_PER_MINUTE = 4
-    key = budget.key_for(company.credential)
+    key = budget.budget_key_for(company.credential)
     with pytest.raises(BudgetExhausted):
         for _ in range(5):
-            budget.consume(key)
+            budget.budget_consume(key)
     code, out = verify(remote.id)
     assert code == 1
     assert "STOPPED" in out and "budget" in out

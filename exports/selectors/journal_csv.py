@@ -103,7 +103,7 @@ def journal_csv_rows(
             yield [csv_cell(cell) for cell in row]
 
 
-def write_journal_csv(
+def journal_csv_write(
     entries: Iterable, out, *, csv_format: CsvFormat = CsvFormat.STANDARD
 ) -> None:
     """The rows into the text stream ``out`` (no byte-order mark: see :func:`journal_csv`)."""
@@ -116,5 +116,5 @@ def journal_csv(*, entries, csv_format: CsvFormat = CsvFormat.STANDARD) -> bytes
     """The file to download: UTF-8 with a byte-order mark, in ``csv_format``."""
     out = io.StringIO()
     out.write(BOM)
-    write_journal_csv(journal_csv_entries(entries), out, csv_format=csv_format)
+    journal_csv_write(journal_csv_entries(entries), out, csv_format=csv_format)
     return out.getvalue().encode("utf-8")

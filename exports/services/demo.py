@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import requests
 
 from exports.models import AuditEntry, Company, Credential
-from exports.services.companies import company_add_or_update, ensure_webhook_endpoint
+from exports.services.companies import company_add_or_update, webhook_endpoint_ensure
 
 DEMO_NAMESPACE = uuid.UUID("6f1c1f0e-3a34-4d0b-9c52-8e0d2b7a1c11")
 DEMO_COMPANIES = ("Nordlys ApS", "Fjordkraft AS", "Skärgård AB")
@@ -149,7 +149,7 @@ class Demo:
     def _seed_oauth_client(self, company: Company) -> None:
         """The demo OAuth credential, and its client registered again with this sandbox (which
         forgot it, and every token it issued, when it stopped)."""
-        from exports.services.oauth import redirect_uri
+        from exports.services.oauth import oauth_redirect_uri
 
         credential = Credential.objects.filter(
             name=DEMO_OAUTH_CREDENTIAL, kind=Credential.Kind.OAUTH
@@ -167,7 +167,7 @@ class Demo:
             {
                 "clientId": credential.oauth_client_id,
                 "clientSecret": credential.oauth_client_secret,
-                "redirectUris": [redirect_uri()],
+                "redirectUris": [oauth_redirect_uri()],
                 "companyId": str(company.pleo_company_id),
                 "name": "pleo-export-bridge (demo)",
             },
@@ -178,7 +178,7 @@ class Demo:
         credential.status = Credential.Status.OK
         credential.last_error = ""
         credential.save()
-        ensure_webhook_endpoint(credential)
+        webhook_endpoint_ensure(credential)
 
     # --- while running -------------------------------------------------------------------------
 

@@ -32,7 +32,7 @@ from exports import clock, crashpoints, pleo
 from exports.audit import HttpCall
 from exports.models import AuditEntry, ExportJob
 from exports.notifications import service as notifications
-from exports.services.lifecycle import carry_job
+from exports.services.lifecycle import job_carry
 from exports.services.runs import (
     FINISHED,
     Decision,
@@ -54,7 +54,7 @@ def job_deadline(job: pleo.ExportJob | ExportJob) -> datetime:
     return base + timedelta(seconds=job.expires_in)
 
 
-def is_expired(job: pleo.ExportJob, *, now: datetime) -> bool:
+def job_is_expired(job: pleo.ExportJob, *, now: datetime) -> bool:
     skew = timedelta(seconds=settings.EXPIRY_CLOCK_SKEW_SECONDS)
     return now > job_deadline(job) + skew
 
@@ -171,7 +171,7 @@ def _resume(run: RunContext, local: ExportJob) -> Decision:
             "the job is ours.",
             job=local,
         )
-    finished = carry_job(run=run, job=local, resumed=True)
+    finished = job_carry(run=run, job=local, resumed=True)
     return _carried(run, finished or Outcome.RESUMED, local)
 
 
@@ -182,7 +182,7 @@ def _start_oldest_pending(run: RunContext, pending: list[pleo.ExportJob]) -> Dec
         # we start, in the transaction that also commits the claim).
         known = ExportJob.objects.filter(pleo_job_id=listed.id).only("expired_detected_at").first()
         if known is not None and known.expired_detected_at is not None:
-            if is_expired(listed, now=clock.now()):
+            if job_is_expired(listed, now=clock.now()):
                 expired_seen = True  # recorded on an earlier run; not again
                 continue
         run.lease.renew_if_due()
@@ -199,7 +199,7 @@ def _start_oldest_pending(run: RunContext, pending: list[pleo.ExportJob]) -> Dec
                 http=http_call("GET", path, 404),
             )
             continue
-        if remote.status == pleo.JobStatus.PENDING and not is_expired(remote, now=clock.now()):
+        if remote.status == pleo.JobStatus.PENDING and not job_is_expired(remote, now=clock.now()):
             # One transaction, committed before 'started' is sent: the confirmed read, its audit
             # entry and our claim (fewer write transactions between the Pleo calls: benchmark 1).
             with run.lease.guard():
@@ -232,7 +232,7 @@ def _start_oldest_pending(run: RunContext, pending: list[pleo.ExportJob]) -> Dec
             if company_hold_check(run):  # it was ours after all (claimed earlier)
                 return _held(run)
             continue  # not ours: never started (audited once by the mirror)
-        if is_expired(remote, now=clock.now()):  # pending, but past its deadline
+        if job_is_expired(remote, now=clock.now()):  # pending, but past its deadline
             expired_seen = True
             if local.expired_detected_at is None:
                 with run.lease.guard():
@@ -313,7 +313,7 @@ def _mark_started(
         run.audit_guarded(
             "started", note or "Pleo accepted 'started': the job is ours.", job=local, http=http
         )
-    return carry_job(run=run, job=local, resumed=False)
+    return job_carry(run=run, job=local, resumed=False)
 
 
 def _reconcile_after_unknown(run: RunContext, local: ExportJob) -> Decision | None:

@@ -91,7 +91,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def carry_job(*, run: RunContext, job: ExportJob, resumed: bool) -> str | None:
+def job_carry(*, run: RunContext, job: ExportJob, resumed: bool) -> str | None:
     """Carry a job we own on from where it stands.
 
     Returns ``completed``, ``completed_with_errors``, ``failed_job`` (we sent ``failed``, or Pleo

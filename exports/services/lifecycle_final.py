@@ -13,7 +13,7 @@ from exports.audit import HttpCall
 from exports.models import AuditEntry
 from exports.notifications import service as notifications
 from exports.services import failing
-from exports.services.job_end import job_end_in_pleo, what_to_do
+from exports.services.job_end import job_end_advice, job_end_in_pleo
 from exports.services.lifecycle_common import (
     EVENT_STATUS,
     EVENTS_PATH,
@@ -184,7 +184,7 @@ class FinalEvent:
     def vanished(self, http: HttpCall | None) -> str:
         message = (
             f"Pleo no longer finds this job (404 EXPORT_NOT_FOUND); nothing more is sent for it. "
-            f"{what_to_do(self.job)}"
+            f"{job_end_advice(self.job)}"
         )
         with self.run.lease.guard():
             self.job.processing_state = State.DONE

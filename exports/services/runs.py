@@ -21,7 +21,7 @@ from exports import audit, clock, pleo
 from exports.audit import HttpCall
 from exports.models import AuditEntry, Company, ExportJob
 from exports.services.leases import Lease
-from exports.services.unknown_status import job_status_noted, raw_status_of
+from exports.services.unknown_status import job_raw_status, job_status_noted
 
 
 class Outcome(StrEnum):
@@ -219,7 +219,7 @@ class RunContext:
                 **fields,
             )
             return local, True
-        previous_raw = raw_status_of(local)
+        previous_raw = job_raw_status(local)
         changed = [name for name, value in fields.items() if getattr(local, name) != value]
         status_changed = "status" in changed or (
             remote.status == pleo.JobStatus.UNKNOWN and previous_raw != remote.raw_status

@@ -1,7 +1,7 @@
 """The detect-and-start flow: Pleo's how-to "Detect and start export jobs", one service function.
 
 Every trigger (webhook, schedule, admin "Check now", ``check_exports``, the recovery sweep) ends in
-:func:`run_export_check`. Holding the company's lease it:
+:func:`company_check_run`. Holding the company's lease it:
 
 1. with ``--recover``, re-reads every unfinished claim of ours
    (``exports.services.claims_recovery``);
@@ -26,7 +26,7 @@ from exports import audit, pleo
 from exports.audit import HttpCall
 from exports.models import AuditEntry, Company, ExportJob, Trigger
 from exports.services.claims_recovery import claims_recover
-from exports.services.credentials import CredentialUnusable, client_for_company
+from exports.services.credentials import CredentialUnusable, pleo_client_for_company
 from exports.services.failing import audit_again_due
 from exports.services.job_start import jobs_detect_and_start
 from exports.services.leases import (
@@ -49,7 +49,7 @@ from exports.services.runs import (
 logger = logging.getLogger(__name__)
 
 
-def run_export_check(
+def company_check_run(
     *,
     company: Company,
     trigger: str,
@@ -149,7 +149,7 @@ def _run_once(*, company, lease, trigger, recover, run_id) -> FlowResult:
         )
 
     try:
-        client = client_for_company(company, run_id=run_id)
+        client = pleo_client_for_company(company, run_id=run_id)
     except CredentialUnusable as exc:
         return _failed(company, lease, trigger, run_id, str(exc))
     run = RunContext(
