@@ -58,7 +58,7 @@ def connect(request, credential_id: int):
         messages.error(request, "You may not connect credentials to Pleo.")
         return redirect(_change_page(credential.pk))
     try:
-        start = oauth_service.oauth_connect_begin(credential)
+        start = oauth_service.oauth_connect_begin(credential=credential)
     except oauth_service.ConnectFailed as exc:
         messages.error(request, f"Cannot connect to Pleo: {exc}")
         return redirect(_change_page(credential.pk))

@@ -38,7 +38,7 @@ def run_company_check(
     company_id: int, trigger: str, recover: bool = False, queued_at: datetime | None = None
 ) -> str:
     picked_up_at = clock.now()
-    queued_marker_clear(company_id, queued_at)
+    queued_marker_clear(company_id=company_id, queued_at=queued_at)
     company = (
         Company.objects.select_related("credential").filter(pk=company_id, active=True).first()
     )
@@ -64,7 +64,7 @@ def run_company_checks(
     """One task, several companies (the poll tick's batches), one after the other."""
     started = time.monotonic()
     picked_up_at = clock.now()
-    queued_markers_clear(company_ids, queued_at)
+    queued_markers_clear(company_ids=company_ids, queued_at=queued_at)
     by_id = {
         company.pk: company
         for company in Company.objects.select_related("credential").filter(

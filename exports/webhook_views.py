@@ -197,7 +197,7 @@ def pleo_webhook(request: HttpRequest, endpoint_uuid):
         return _reject(request, rejected.status, rejected.reason, rejected.detail, endpoint_uuid)
 
     try:
-        target = webhook_target_find(endpoint_uuid, body)
+        target = webhook_target_find(endpoint_uuid=endpoint_uuid, body=body)
     except _DATABASE_UNAVAILABLE as exc:
         return _unavailable("the database is unavailable", exc, endpoint_uuid)
     if target is None:
@@ -206,7 +206,7 @@ def pleo_webhook(request: HttpRequest, endpoint_uuid):
 
     now = clock.now()
     try:
-        secrets = webhook_secrets_active(endpoint, now=now)
+        secrets = webhook_secrets_active(endpoint=endpoint, now=now)
     except _SECRETS_UNREADABLE as exc:
         return _unavailable("its signing secrets cannot be read", exc, endpoint_uuid)
     msg_id = request.headers["webhook-id"]

@@ -15,7 +15,7 @@ def make_credential(
     )
     credential.api_key = secrets_registry.register(api_key or secrets_registry.new_api_key())
     credential.save()
-    webhook_endpoint_ensure(credential)
+    webhook_endpoint_ensure(credential=credential)
     return credential
 
 

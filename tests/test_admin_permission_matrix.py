@@ -56,7 +56,7 @@ def _object_ids(model, scene) -> list[str]:
         return [str(pk) for pk in rows.values_list("pk", flat=True)]
     if not model_is_scopable(model):
         return [str(pk) for pk in rows.values_list("pk", flat=True)[:1]]
-    inside = queryset_for_user(rows, user=scene.users["scoped"])
+    inside = queryset_for_user(queryset=rows, user=scene.users["scoped"])
     picked = [inside.first(), rows.exclude(pk__in=inside.values("pk")).first()]
     return [str(obj.pk) for obj in picked if obj is not None]
 

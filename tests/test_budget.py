@@ -113,20 +113,26 @@ def test_keys_follow_the_scope(settings):
     api = make_credential(name="Key")
     oauth = Credential.objects.create(name="O", kind=Credential.Kind.OAUTH, oauth_client_id="c-1")
     settings.PLEO_RATE_LIMIT_SCOPE = "credential"
-    labels = [budget.budget_key_label(budget.budget_key_for(c)) for c in (api, oauth)]
+    labels = [
+        budget.budget_key_label(key=budget.budget_key_for(credential=c)) for c in (api, oauth)
+    ]
     assert labels == [f"credential:{api.pk}", f"credential:{oauth.pk}"]
-    assert budget.budget_key_for(api) != budget.budget_key_for(oauth)
+    assert budget.budget_key_for(credential=api) != budget.budget_key_for(credential=oauth)
     settings.PLEO_RATE_LIMIT_SCOPE = "oauth_client"
-    assert budget.budget_key_label(budget.budget_key_for(api)) == f"credential:{api.pk}"
-    assert budget.budget_key_for(oauth) == "oauth_client:c-1"
+    assert (
+        budget.budget_key_label(key=budget.budget_key_for(credential=api)) == f"credential:{api.pk}"
+    )
+    assert budget.budget_key_for(credential=oauth) == "oauth_client:c-1"
     settings.PLEO_RATE_LIMIT_SCOPE = "global"
-    assert budget.budget_key_for(api) == budget.budget_key_for(oauth) == "global"
+    assert (
+        budget.budget_key_for(credential=api) == budget.budget_key_for(credential=oauth) == "global"
+    )
 
 
 def test_switched_off_means_no_hook(settings):
     settings.PLEO_RATE_LIMIT_PER_MINUTE = 0
-    assert budget.budget_hook_for(make_credential()) is None
-    assert budget.budget_usage_describe(None).startswith("Switched off")
+    assert budget.budget_hook_for(credential=make_credential()) is None
+    assert budget.budget_usage_describe(usage=None).startswith("Switched off")
 
 
 def test_a_client_built_from_a_credential_spends_its_budget(settings):
@@ -134,12 +140,12 @@ def test_a_client_built_from_a_credential_spends_its_budget(settings):
 
     settings.PLEO_RATE_LIMIT_PER_MINUTE = 4
     credential = make_credential()
-    client = pleo_client_for_credential(credential, run_id=None)
+    client = pleo_client_for_credential(credential=credential, run_id=None)
     client._before_request("GET", "/v3/export-jobs")
     client._before_request("GET", "/v3/export-jobs")
     with pytest.raises(BudgetExhausted) as caught:
         client._before_request("GET", "/v3/export-jobs")
-    assert caught.value.key == budget.budget_key_for(credential)
+    assert caught.value.key == budget.budget_key_for(credential=credential)
     assert caught.value.key.startswith(f"credential:{credential.pk}:")
     assert caught.value.retry_at > clock.now()
 
@@ -242,10 +248,10 @@ def sandbox_company(pleo_sandbox, settings):
 
 def _spend_everything(company: Company, settings, limit=4) -> None:
     settings.PLEO_RATE_LIMIT_PER_MINUTE = limit
-    key = budget.budget_key_for(company.credential)
+    key = budget.budget_key_for(credential=company.credential)
     with pytest.raises(BudgetExhausted):
         for _ in range(limit + 1):
-            budget.budget_consume(key)
+            budget.budget_consume(key=key)
 
 
 def test_a_run_that_finds_the_budget_spent_defers_and_the_sweep_picks_it_up_then(
@@ -291,13 +297,13 @@ def test_a_budget_spent_in_the_middle_of_a_job_pauses_it_and_the_next_run_finish
     real = budget.budget_consume
     calls = []
 
-    def consume(key):
+    def consume(*, key):
         calls.append(key)
         if len(calls) > 4:  # list, get, started, items: then spent
             raise BudgetExhausted(
                 "budget spent (test)", retry_at=clock.now() + timedelta(seconds=30), key=key
             )
-        return real(key)
+        return real(key=key)
 
     monkeypatch.setattr(budget, "budget_consume", consume)
     result = company_check_run(company=company, trigger=Trigger.SCHEDULE)
@@ -324,11 +330,11 @@ def test_check_exports_waits_for_the_budget_then_runs(sandbox_company, settings,
     real = budget.budget_consume
     refusals = []
 
-    def consume(key):
+    def consume(*, key):
         if not refusals:
             refusals.append(key)
             raise BudgetExhausted("spent", retry_at=clock.now() + timedelta(seconds=0.3), key=key)
-        return real(key)
+        return real(key=key)
 
     monkeypatch.setattr(budget, "budget_consume", consume)
     out = io.StringIO()
@@ -354,7 +360,7 @@ def test_credential_page_shows_the_budget_in_use(admin_client, settings):
     credential = make_credential()
     settings.PLEO_RATE_LIMIT_PER_MINUTE = 10
     for _ in range(3):
-        budget.budget_consume(budget.budget_key_for(credential))
+        budget.budget_consume(key=budget.budget_key_for(credential=credential))
     html = admin_client.get(
         reverse("admin:exports_credential_change", args=[credential.pk])
     ).content.decode()

@@ -176,7 +176,8 @@ def test_actions_on_other_companies_do_nothing(
 
     called = []
     monkeypatch.setattr(
-        "exports.services.subscriptions.webhooks_subscribe", lambda c, **k: called.append(c) or "ok"
+        "exports.services.subscriptions.webhooks_subscribe",
+        lambda credential, **k: called.append(credential) or "ok",
     )
     scoped_client.post(
         reverse("admin:exports_credential_changelist"),

@@ -16,7 +16,7 @@ def test_failing_times_follow_the_display_zone(settings):
         next_retry_at=datetime(2026, 1, 6, 12, 23, 0, tzinfo=UTC),
         last_error="Pleo call failed: 429",
     )
-    text = failing_text_for(company)
+    text = failing_text_for(obj=company)
     assert "failing since 2026-01-06 13:14:05 CET" in text
     assert "next retry at 2026-01-06 13:23:00 CET" in text
     assert "UTC" not in text

@@ -319,7 +319,7 @@ def test_bank_details_and_attendee_names_are_never_copied(journal, caplog):
     assert book(journal, body).booked
     entry = JournalEntry.objects.get()
     out = io.StringIO()
-    journal_csv_write(JournalEntry.objects.all(), out)
+    journal_csv_write(entries=JournalEntry.objects.all(), out=out)
     stored = " ".join(
         [
             str(list(JournalEntry.objects.values().get().values())),
@@ -351,7 +351,7 @@ def test_csv_has_the_documented_columns_one_row_per_line(journal):
     body["contraAccount"]["name"] = "-Pleo DKK"
     assert book(journal, body).booked
     out = io.StringIO()
-    journal_csv_write(JournalEntry.objects.all(), out)
+    journal_csv_write(entries=JournalEntry.objects.all(), out=out)
     rows = list(csv.reader(io.StringIO(out.getvalue())))
     assert (
         tuple(rows[0])

@@ -167,7 +167,7 @@ def test_approve_stores_both_tokens_and_the_api_accepts_them(flow, settings):
 
     # The stored token works for the API.
     flow.state.create_job(flow.company.id, items=1, notify=False)
-    with pleo_client_for_credential(credential, run_id=None) as pleo:
+    with pleo_client_for_credential(credential=credential, run_id=None) as pleo:
         assert len(pleo.list_export_jobs(company_id=flow.company.id)) == 1
     (api_call,) = [e for e in flow.settled_log() if e["path"] == "/v3/export-jobs"]
     assert api_call["status"] == 200 and api_call["identity"].startswith("token:")

@@ -190,7 +190,7 @@ def test_reused_refresh_token_needs_reauthorisation_and_makes_no_api_call(oauth_
     (grant,) = state.oauth_grants()
     assert grant["revoked"]
     with pytest.raises(CredentialUnusable, match="needs re-authorisation"):
-        pleo_client_for_credential(credential, run_id=None)
+        pleo_client_for_credential(credential=credential, run_id=None)
     second = company_check_run(company=company, trigger=Trigger.MANUAL)
     assert second.outcome == "failed"
     assert len(_token_requests(state)) == 1
@@ -205,13 +205,13 @@ def test_dropped_refresh_answer_is_not_retried_and_does_not_revoke_the_family(oa
         "apply_then_drop", "POST", "/oauth/token", body_match={"grant_type": "refresh_token"}
     )
     credential = Credential.objects.get(pk=setup.credential.pk)
-    with pleo_client_for_credential(credential, run_id=None) as client:
+    with pleo_client_for_credential(credential=credential, run_id=None) as client:
         with pytest.raises(CredentialUnusable, match="unknown outcome"):
             client.list_export_jobs()
         with pytest.raises(CredentialUnusable):
             client.list_export_jobs()
     with pytest.raises(CredentialUnusable):
-        pleo_client_for_credential(Credential.objects.get(pk=credential.pk), run_id=None)
+        pleo_client_for_credential(credential=Credential.objects.get(pk=credential.pk), run_id=None)
 
     (token_call,) = _token_requests(state)
     assert token_call["outcome"] == "dropped"
@@ -235,7 +235,7 @@ def test_401_refreshes_once_retries_once_and_a_second_401_needs_reauthorisation(
     (old,) = [c for c in state.credentials() if c.secret == setup.tokens["access_token"]]
     state.revoke(old.id)
     credential = Credential.objects.get(pk=setup.credential.pk)
-    with pleo_client_for_credential(credential, run_id=None) as client:
+    with pleo_client_for_credential(credential=credential, run_id=None) as client:
         client.list_export_jobs()
     _register_stored_tokens(credential.pk)
     api = _api_requests(state)
@@ -247,7 +247,7 @@ def test_401_refreshes_once_retries_once_and_a_second_401_needs_reauthorisation(
     # A 401 that a refresh does not cure: the second 401 is final.
     state.clear_requests()
     state.add_fault("status", "GET", "/v3/export-jobs", status=401, count=2)
-    with pleo_client_for_credential(credential, run_id=None) as client:
+    with pleo_client_for_credential(credential=credential, run_id=None) as client:
         with pytest.raises(PleoAuthError):
             client.list_export_jobs()
     _register_stored_tokens(credential.pk)
@@ -265,7 +265,7 @@ def test_no_token_or_secret_in_logs_reports_or_admin_pages(oauth_sandbox, client
         name="OAuth ApS", pleo_company_id=uuid.UUID(setup.company.id), credential=setup.credential
     )
     state.create_job(setup.company.id, items=1, notify=False)
-    with pleo_client_for_credential(setup.credential, run_id=None) as pleo:
+    with pleo_client_for_credential(credential=setup.credential, run_id=None) as pleo:
         assert len(pleo.list_export_jobs(company_id=setup.company.id)) == 1
     credential = _register_stored_tokens(setup.credential.pk)
     secrets_registry.register(setup.client.client_secret)

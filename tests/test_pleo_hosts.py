@@ -304,7 +304,7 @@ def test_changing_an_oauth_credentials_base_url_needs_its_client_secret(editor):
     )
     from exports.services.companies import webhook_endpoint_ensure
 
-    webhook_endpoint_ensure(credential)
+    webhook_endpoint_ensure(credential=credential)
     response = _post(editor, credential, api_base_url=STAGING)
     assert response.status_code == 200
     assert "enter the OAuth client secret again" in response.content.decode()
@@ -344,7 +344,7 @@ def test_stored_plain_http_or_odd_url_is_refused_before_any_secret_is_read(url):
     Credential.objects.filter(pk=credential.pk).update(api_base_url=url)
     credential.refresh_from_db()
     with pytest.raises(CredentialUnusable, match="refused"):
-        pleo_client_for_credential(credential, run_id=None)
+        pleo_client_for_credential(credential=credential, run_id=None)
 
 
 @pytest.mark.django_db
@@ -375,7 +375,7 @@ def test_oauth_refresh_never_posts_the_client_secret_to_a_foreign_token_endpoint
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         mock.post(f"{EVIL}/oauth/token", json={})
         with pytest.raises(CredentialUnusable, match="not a Pleo host"):
-            oauth_service.oauth_access_token(credential.pk)
+            oauth_service.oauth_access_token(credential_id=credential.pk)
         assert len(mock.calls) == 0
     credential.refresh_from_db()
     # Nothing was spent: the refresh token is intact, the marker released, the status unchanged.
@@ -389,7 +389,7 @@ def test_connect_to_pleo_never_sends_the_browser_to_a_foreign_oauth_host(setting
     settings.PLEO_OAUTH_BASE_URL = EVIL
     credential = make_oauth_credential()
     with pytest.raises(oauth_service.ConnectFailed, match="PLEO_OAUTH_BASE_URL is refused"):
-        oauth_service.oauth_connect_begin(credential)
+        oauth_service.oauth_connect_begin(credential=credential)
     with pytest.raises(oauth_service.ConnectFailed, match="PLEO_OAUTH_BASE_URL is refused"):
         oauth_service.oauth_connect_complete(
             credential_id=credential.pk, code="c0de_hosts", code_verifier="v" * 43

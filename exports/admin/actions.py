@@ -37,5 +37,5 @@ def enqueue_checks(modeladmin, request, companies, *, recover: bool) -> None:
         parts.append(f"{inactive} inactive, skipped")
     text = "; ".join(parts) + "."
     if len(companies) == 1 and queued + already:
-        text = format_html("{} {}.", text, check_now_follow_link(companies[0]))
+        text = format_html("{} {}.", text, check_now_follow_link(company=companies[0]))
     modeladmin.message_user(request, text, messages.SUCCESS)

@@ -201,7 +201,9 @@ class WebhookEndpointInline(SecretHintsAdminMixin, CompanyScopedAdminMixin, admi
     def webhook_url(self, obj):
         from exports.services.companies import webhook_endpoint_url
 
-        return webhook_endpoint_url(obj) if obj and obj.pk else "Saved with the credential."
+        return (
+            webhook_endpoint_url(endpoint=obj) if obj and obj.pk else "Saved with the credential."
+        )
 
     @secret_display("Signing secrets")
     def signing_secrets(self, obj):
@@ -270,7 +272,7 @@ class CredentialAdmin(
 
         for credential in queryset:
             try:
-                message = getattr(subscriptions, operation)(credential)
+                message = getattr(subscriptions, operation)(credential=credential)
             except Exception as exc:  # each credential reports its own failure
                 self.message_user(
                     request, f"{credential.name}: {verb} failed: {exc}", messages.ERROR
@@ -304,7 +306,9 @@ class CredentialAdmin(
 
         if not obj or not obj.pk:
             return "-"
-        return budget.budget_usage_describe(budget.budget_usage_for_credential(obj))
+        return budget.budget_usage_describe(
+            usage=budget.budget_usage_for_credential(credential=obj)
+        )
 
     @admin.display(description="OAuth tokens")
     def token_state(self, obj):
@@ -329,4 +333,4 @@ class CredentialAdmin(
         super().save_model(request, obj, form, change)
         from exports.services.companies import webhook_endpoint_ensure
 
-        webhook_endpoint_ensure(obj)
+        webhook_endpoint_ensure(credential=obj)

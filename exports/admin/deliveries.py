@@ -53,7 +53,7 @@ class DeliveryAdminMixin:
         done, refused = [], []
         for delivery in queryset:
             try:
-                done.append(webhook_delivery_reprocess(delivery))
+                done.append(webhook_delivery_reprocess(delivery=delivery))
             except WebhookReprocessError as exc:
                 refused.append(str(exc))
         if done:

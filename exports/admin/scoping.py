@@ -26,7 +26,7 @@ class ScopedRelatedFieldListFilter(admin.RelatedFieldListFilter):
         related = field.remote_field.model
         if user_sees_all_companies(user=request.user) or not model_is_scopable(related):
             return super().field_choices(field, request, model_admin)
-        visible = queryset_for_user(related._default_manager.all(), user=request.user)
+        visible = queryset_for_user(queryset=related._default_manager.all(), user=request.user)
         return field.get_choices(
             include_blank=False,
             ordering=self.field_admin_ordering(field, request, model_admin),
@@ -57,7 +57,7 @@ class CompanyScopedAdminMixin:
     scoped_users_may_add = False
 
     def get_queryset(self, request):
-        return queryset_for_user(super().get_queryset(request), user=request.user)
+        return queryset_for_user(queryset=super().get_queryset(request), user=request.user)
 
     def get_list_filter(self, request):
         return [scoped_list_filter(self.model, entry) for entry in super().get_list_filter(request)]
@@ -76,7 +76,7 @@ class CompanyScopedAdminMixin:
             queryset = kwargs.get("queryset")
             if queryset is None:
                 queryset = related._default_manager.all()
-            kwargs["queryset"] = queryset_for_user(queryset, user=request.user)
+            kwargs["queryset"] = queryset_for_user(queryset=queryset, user=request.user)
 
     def has_add_permission(self, request, *args):
         if not self.scoped_users_may_add and not user_sees_all_companies(user=request.user):

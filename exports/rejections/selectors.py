@@ -19,5 +19,5 @@ def rejection_counts_for_index(*, user) -> list[WebhookRejectionCount]:
     rejections_flush_if_due()
     rows = WebhookRejectionCount.objects.select_related("endpoint__credential")
     if not user_sees_all_companies(user=user):
-        rows = queryset_for_user(rows, user=user)
+        rows = queryset_for_user(queryset=rows, user=user)
     return list(rows.order_by("status", "endpoint_id"))

@@ -77,7 +77,7 @@ def company_list_for_user(*, user) -> QuerySet[Company]:
 
 
 def credential_list_for_user(*, user) -> QuerySet[Credential]:
-    return queryset_for_user(Credential.objects.all(), user=user)
+    return queryset_for_user(queryset=Credential.objects.all(), user=user)
 
 
 def model_is_scopable(model) -> bool:
@@ -86,7 +86,7 @@ def model_is_scopable(model) -> bool:
     return label in COMPANY_LOOKUPS or label in CREDENTIAL_LOOKUPS
 
 
-def queryset_for_user(queryset: QuerySet, *, user) -> QuerySet:
+def queryset_for_user(*, queryset: QuerySet, user) -> QuerySet:
     """``queryset`` filtered to the rows ``user`` may see (unchanged for users who see all).
 
     A model that cannot be tied to a company gives nothing to a company-scoped user.

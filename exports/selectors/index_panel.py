@@ -39,7 +39,7 @@ class PanelLinks:
     reauthorise: str
 
 
-def company_failures_url(company_id: int) -> str:
+def company_failures_url(*, company_id: int) -> str:
     """The audit list: this company's errors of the last day (what its failure count counts)."""
     params = {"company__id__exact": str(company_id), "outcome__exact": "error"}
     return _changelist("auditentry", **params, age=FAILURES_WINDOW)
@@ -65,7 +65,7 @@ def index_panel_links() -> PanelLinks:
     )
 
 
-def index_budget_line(usage, *, label: str) -> str:
+def index_budget_line(*, usage, label: str) -> str:
     """``Nordlys API key: 8 of 500 requests this minute (2 %)``: no internal key."""
     text = f"{label}: {usage.used_this_minute} of {usage.limit} requests this minute"
     text += f" ({usage.percent} %)"
@@ -77,7 +77,7 @@ def index_budget_line(usage, *, label: str) -> str:
 
 
 def index_budget_lines(
-    usage: dict, *, companies, keys: dict[int, str], limit: int = 5
+    *, usage: dict, companies, keys: dict[int, str], limit: int = 5
 ) -> list[str]:
     """One line per budget in use, busiest first, named after the credentials spending it."""
     names: dict[str, set[str]] = {}
@@ -94,7 +94,7 @@ def index_budget_lines(
             label = f"{', '.join(spenders[:3])}{' …' if len(spenders) > 3 else ''} (shared)"
         else:
             label = "Another credential"
-        lines.append(index_budget_line(found, label=label))
+        lines.append(index_budget_line(usage=found, label=label))
     return lines
 
 

@@ -30,7 +30,7 @@ class CheckState:
     RUNNING = "running"
 
 
-def company_check_state(company: Company, *, now: datetime) -> str:
+def company_check_state(*, company: Company, now: datetime) -> str:
     if company.lease_token is not None and (
         company.lease_expires_at is None or company.lease_expires_at > now
     ):
@@ -104,7 +104,7 @@ def live_status_for_company(*, user, company_pk: int, now=None) -> LiveStatus | 
     company = company_list_for_user(user=user).filter(pk=company_pk).first()
     if company is None:
         return None
-    state = company_check_state(company, now=now)
+    state = company_check_state(company=company, now=now)
     return LiveStatus(
         active=state != CheckState.IDLE,
         banner=_banner(company, state, now=now),
@@ -116,14 +116,14 @@ def live_status_for_job(*, user, job_pk: int, now=None) -> LiveStatus | None:
     """The job page's live parts (while its company's check is queued or running)."""
     now = now or clock.now()
     job = (
-        queryset_for_user(ExportJob.objects.all(), user=user)
+        queryset_for_user(queryset=ExportJob.objects.all(), user=user)
         .select_related("company")
         .filter(pk=job_pk)
         .first()
     )
     if job is None:
         return None
-    state = company_check_state(job.company, now=now)
+    state = company_check_state(company=job.company, now=now)
     return LiveStatus(
         active=state != CheckState.IDLE,
         banner=_banner(job.company, state, now=now),
@@ -138,7 +138,7 @@ def live_status_for_index(*, user, now=None) -> LiveStatus:
     status = LiveStatus()
     running = 0
     for company in companies[:MAX_COMPANIES]:
-        state = company_check_state(company, now=now)
+        state = company_check_state(company=company, now=now)
         running += state != CheckState.IDLE
         status.companies[str(company.pk)] = {
             "last_check": _last_check(company, now=now),
@@ -150,7 +150,7 @@ def live_status_for_index(*, user, now=None) -> LiveStatus:
     return status
 
 
-def check_now_follow_link(company: Company):
+def check_now_follow_link(*, company: Company):
     """Where the operator follows a check just queued: the company's open job, or its audit
     entries while it has none."""
     job = (

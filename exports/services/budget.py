@@ -110,7 +110,7 @@ def budget_scope() -> str:
     return value if value in Scope.ALL else Scope.CREDENTIAL
 
 
-def budget_key_for(credential: Credential) -> str:
+def budget_key_for(*, credential: Credential) -> str:
     """The budget key a credential's requests count against, under the configured scope.
 
     A credential's key carries its creation time as well as its id, so a credential created
@@ -125,7 +125,7 @@ def budget_key_for(credential: Credential) -> str:
     return f"credential:{credential.pk}:{created}"
 
 
-def budget_key_label(key: str) -> str:
+def budget_key_label(*, key: str) -> str:
     """The key as people read it (``credential:12``)."""
     return ":".join(key.split(":")[:2])
 
@@ -342,7 +342,7 @@ def _as_product_time(epoch: float, budget_now: float) -> datetime:
 # --- The hook and the callers' helpers ----------------------------------------------------------
 
 
-def budget_consume(key: str) -> Decision:
+def budget_consume(*, key: str) -> Decision:
     """Take one request from ``key``'s budget; raises ``BudgetExhausted`` when it is spent."""
     rate = budget_rate()
     if rate is None:
@@ -364,7 +364,7 @@ def budget_consume(key: str) -> Decision:
     if not decision.granted:
         retry_at = _as_product_time(decision.retry_at, decision.at)
         raise BudgetExhausted(
-            f"our request budget '{budget_key_label(key)}' ({rate.limit} requests per "
+            f"our request budget '{budget_key_label(key=key)}' ({rate.limit} requests per "
             f"{rate.window:g} s) is "
             f"spent; room again at {retry_at:%H:%M:%S} UTC",
             retry_at=retry_at,
@@ -380,20 +380,20 @@ class BudgetHook:
         self.key = key
 
     def __call__(self, method: str, path: str) -> None:
-        budget_consume(self.key)
+        budget_consume(key=self.key)
 
     def __repr__(self) -> str:
         return f"BudgetHook({self.key!r})"
 
 
-def budget_hook_for(credential: Credential) -> BudgetHook | None:
+def budget_hook_for(*, credential: Credential) -> BudgetHook | None:
     """The hook for a client built from ``credential``; None when the budget is switched off."""
     if budget_rate() is None:
         return None
-    return BudgetHook(budget_key_for(credential))
+    return BudgetHook(budget_key_for(credential=credential))
 
 
-def budget_usage_for(keys: list[str]) -> dict[str, Usage]:
+def budget_usage_for(*, keys: list[str]) -> dict[str, Usage]:
     """Current use of each key (keys never used are left out). Empty when switched off."""
     rate = budget_rate()
     if rate is None or not keys:
@@ -407,21 +407,21 @@ def budget_usage_for(keys: list[str]) -> dict[str, Usage]:
         return {}
 
 
-def budget_usage_for_credential(credential: Credential) -> Usage | None:
+def budget_usage_for_credential(*, credential: Credential) -> Usage | None:
     rate = budget_rate()
     if rate is None:
         return None
-    key = budget_key_for(credential)
-    return budget_usage_for([key]).get(key) or Usage(key, rate.limit, 0, 0, None)
+    key = budget_key_for(credential=credential)
+    return budget_usage_for(keys=[key]).get(key) or Usage(key, rate.limit, 0, 0, None)
 
 
-def budget_usage_describe(usage: Usage | None) -> str:
+def budget_usage_describe(*, usage: Usage | None) -> str:
     """One line for the admin."""
     if usage is None:
         return "Switched off (PLEO_RATE_LIMIT_PER_MINUTE=0)."
     text = (
         f"{usage.used_this_minute} of {usage.limit} requests this minute "
-        f"({usage.percent} %), budget '{budget_key_label(usage.key)}'"
+        f"({usage.percent} %), budget '{budget_key_label(key=usage.key)}'"
     )
     if usage.refused_this_minute:
         text += f"; {usage.refused_this_minute} refused (runs deferred)"

@@ -132,7 +132,7 @@ def pleo_contract_verify(*, company: Company) -> ContractReport:
     credential = company.credential
     report = ContractReport(company=company, base_url=credential.api_base_url or "")
     try:
-        client = pleo_client_for_company(company, run_id=None)
+        client = pleo_client_for_company(company=company, run_id=None)
     except CredentialUnusable as exc:
         report.stopped = str(exc)
         return report

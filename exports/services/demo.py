@@ -137,7 +137,7 @@ class Demo:
                 # The sandbox listens on another port this time.
                 company.credential.api_base_url = self.url
                 company.credential.save(update_fields=["api_base_url", "updated_at"])
-            webhooks_subscribe(company.credential)
+            webhooks_subscribe(credential=company.credential)
             self.companies.append(company)
         self._seed_oauth_client(self.companies[0])
         self.out.write(
@@ -178,7 +178,7 @@ class Demo:
         credential.status = Credential.Status.OK
         credential.last_error = ""
         credential.save()
-        webhook_endpoint_ensure(credential)
+        webhook_endpoint_ensure(credential=credential)
 
     # --- while running -------------------------------------------------------------------------
 

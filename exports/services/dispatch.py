@@ -71,7 +71,7 @@ def queue_progress() -> datetime | None:
     return Company.objects.aggregate(progress=Max("check_picked_queued_at"))["progress"]
 
 
-def queued_marker_stale_before(now: datetime, progress: datetime | None) -> datetime:
+def queued_marker_stale_before(*, now: datetime, progress: datetime | None) -> datetime:
     """A queued marker set before this no longer blocks a new check: its task was lost."""
     expired = now - queued_marker_ttl()
     if progress is None:
@@ -160,7 +160,7 @@ def company_check_enqueue(
         stale = now - marker_stale_after
     else:
         stale = queued_marker_stale_before(
-            now, queue_progress() if progress is NOT_READ else progress
+            now=now, progress=queue_progress() if progress is NOT_READ else progress
         )
     with connection.cursor() as cursor:
         cursor.execute(
@@ -193,7 +193,7 @@ def _picked_up(queued_at: datetime | None) -> dict:
     return {"check_picked_queued_at": queued_at} if queued_at is not None else {}
 
 
-def queued_marker_clear(company_id: int, queued_at: datetime | None = None) -> None:
+def queued_marker_clear(*, company_id: int, queued_at: datetime | None = None) -> None:
     """The worker picked the task (queued at ``queued_at``) up: a new trigger may queue another
     check from now on, and the queue's progress is recorded (one UPDATE)."""
     Company.objects.filter(pk=company_id).update(check_queued_at=None, **_picked_up(queued_at))
@@ -214,7 +214,7 @@ def company_checks_enqueue(
     """
     batch_size = max(1, int(batch_size))
     now = clock.now()
-    stale = queued_marker_stale_before(now, queue_progress())
+    stale = queued_marker_stale_before(now=now, progress=queue_progress())
     queued = 0
     for chunk in _chunks(list(company_ids), _MARK_CHUNK):
         marked = (
@@ -276,7 +276,7 @@ def _sender(func: str, target, trigger: str, recover: bool, marked_at, *, task_n
     return send
 
 
-def queued_markers_clear(company_ids: Sequence[int], queued_at: datetime | None = None) -> None:
+def queued_markers_clear(*, company_ids: Sequence[int], queued_at: datetime | None = None) -> None:
     """A batch task (queued at ``queued_at``) was picked up: its companies may be queued again
     from now on, and the queue's progress is recorded."""
     Company.objects.filter(pk__in=list(company_ids)).update(

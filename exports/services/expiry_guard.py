@@ -39,7 +39,7 @@ def _utc(moment: datetime) -> str:
     return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
 
 
-def job_pleo_deadline(job: pleo.ExportJob) -> datetime | None:
+def job_pleo_deadline(*, job: pleo.ExportJob) -> datetime | None:
     """The deadline Pleo reports: ``lastUpdatedAt`` plus ``expiresIn`` (None without one)."""
     if job.last_updated_at is None:
         return None
@@ -67,7 +67,7 @@ class DeadlineGuard:
 
     def note_refresh(self, before: datetime, remote: pleo.ExportJob) -> None:
         """Audit the deadline Pleo reports after an early report (``before``: ours before it)."""
-        after = job_pleo_deadline(remote)
+        after = job_pleo_deadline(job=remote)
         if after is not None and after > before:
             # Never later than our own reckoning: our clock or Pleo's may be off.
             self.touched = min(self.touched, after - timedelta(seconds=remote.expires_in))

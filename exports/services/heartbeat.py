@@ -7,7 +7,7 @@ from exports.audit import worker_identity
 from exports.models import WorkerHeartbeat
 
 
-def heartbeat_beat(name: str | None = None) -> None:
+def heartbeat_beat(*, name: str | None = None) -> None:
     now = clock.now()
     obj, created = WorkerHeartbeat.objects.get_or_create(
         name=name or f"worker {worker_identity()}",
@@ -18,4 +18,4 @@ def heartbeat_beat(name: str | None = None) -> None:
 
 
 def heartbeat_tick_completed() -> None:
-    heartbeat_beat(WorkerHeartbeat.TICK)
+    heartbeat_beat(name=WorkerHeartbeat.TICK)

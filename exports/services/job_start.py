@@ -48,15 +48,15 @@ MAX_RELISTS = 3
 UNFINISHED = (pleo.JobStatus.PENDING, pleo.JobStatus.IN_PROGRESS)
 
 
-def job_deadline(job: pleo.ExportJob | ExportJob) -> datetime:
+def job_deadline(*, job: pleo.ExportJob | ExportJob) -> datetime:
     """``lastUpdatedAt`` (or ``createdAt`` when null) plus ``expiresIn``."""
     base = job.last_updated_at or job.created_at
     return base + timedelta(seconds=job.expires_in)
 
 
-def job_is_expired(job: pleo.ExportJob, *, now: datetime) -> bool:
+def job_is_expired(*, job: pleo.ExportJob, now: datetime) -> bool:
     skew = timedelta(seconds=settings.EXPIRY_CLOCK_SKEW_SECONDS)
-    return now > job_deadline(job) + skew
+    return now > job_deadline(job=job) + skew
 
 
 def _list_unfinished(run: RunContext) -> list[pleo.ExportJob]:
@@ -87,7 +87,7 @@ def jobs_detect_and_start(*, run: RunContext) -> Decision:
     """
     decisions = []
     for _ in range(MAX_JOBS_PER_RUN):
-        if company_hold_check(run):
+        if company_hold_check(run=run):
             decisions.append(_held(run))
             break
         decision = _detect_and_start_one(run)
@@ -116,7 +116,7 @@ def _detect_and_start_one(run: RunContext) -> Decision:
         for job in jobs:
             if job.status == pleo.JobStatus.UNKNOWN:
                 run.mirror(job)  # audited once; a job of ours holds the company
-        if company_hold_check(run):
+        if company_hold_check(run=run):
             return _held(run)
         running = [job for job in jobs if job.status == pleo.JobStatus.IN_PROGRESS]
         if running:
@@ -182,7 +182,7 @@ def _start_oldest_pending(run: RunContext, pending: list[pleo.ExportJob]) -> Dec
         # we start, in the transaction that also commits the claim).
         known = ExportJob.objects.filter(pleo_job_id=listed.id).only("expired_detected_at").first()
         if known is not None and known.expired_detected_at is not None:
-            if job_is_expired(listed, now=clock.now()):
+            if job_is_expired(job=listed, now=clock.now()):
                 expired_seen = True  # recorded on an earlier run; not again
                 continue
         run.lease.renew_if_due()
@@ -199,7 +199,9 @@ def _start_oldest_pending(run: RunContext, pending: list[pleo.ExportJob]) -> Dec
                 http=http_call("GET", path, 404),
             )
             continue
-        if remote.status == pleo.JobStatus.PENDING and not job_is_expired(remote, now=clock.now()):
+        if remote.status == pleo.JobStatus.PENDING and not job_is_expired(
+            job=remote, now=clock.now()
+        ):
             # One transaction, committed before 'started' is sent: the confirmed read, its audit
             # entry and our claim (fewer write transactions between the Pleo calls: benchmark 1).
             with run.lease.guard():
@@ -229,10 +231,10 @@ def _start_oldest_pending(run: RunContext, pending: list[pleo.ExportJob]) -> Dec
         if remote.status == pleo.JobStatus.IN_PROGRESS:
             return _handle_running(run, [remote])
         if remote.status == pleo.JobStatus.UNKNOWN:
-            if company_hold_check(run):  # it was ours after all (claimed earlier)
+            if company_hold_check(run=run):  # it was ours after all (claimed earlier)
                 return _held(run)
             continue  # not ours: never started (audited once by the mirror)
-        if job_is_expired(remote, now=clock.now()):  # pending, but past its deadline
+        if job_is_expired(job=remote, now=clock.now()):  # pending, but past its deadline
             expired_seen = True
             if local.expired_detected_at is None:
                 with run.lease.guard():
@@ -240,7 +242,7 @@ def _start_oldest_pending(run: RunContext, pending: list[pleo.ExportJob]) -> Dec
                     local.save(update_fields=["expired_detected_at", "updated_at"])
                 run.audit(
                     "expired",
-                    f"Job expired at {job_deadline(remote):%Y-%m-%d %H:%M:%S} UTC before it "
+                    f"Job expired at {job_deadline(job=remote):%Y-%m-%d %H:%M:%S} UTC before it "
                     f"could be started; it was not started. Resubmit the export from Pleo's "
                     f"web app.",
                     job=local,

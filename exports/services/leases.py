@@ -107,7 +107,7 @@ def lease_max_concurrent() -> int:
     return max(0, int(getattr(settings, "MAX_CONCURRENT_COMPANIES", 0) or 0))
 
 
-def lease_live_count(now: datetime | None = None) -> int:
+def lease_live_count(*, now: datetime | None = None) -> int:
     now = now or clock.now()
     return Company.objects.filter(lease_token__isnull=False, lease_expires_at__gte=now).count()
 
@@ -117,7 +117,7 @@ def _at_concurrency_bound(bound: int, now: datetime) -> bool:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_ACQUIRE_LOCK_KEY])
-    return lease_live_count(now) >= bound
+    return lease_live_count(now=now) >= bound
 
 
 def lease_acquire(*, company_id: int, trigger: str) -> Lease | None:
@@ -171,8 +171,8 @@ def lease_acquire(*, company_id: int, trigger: str) -> Lease | None:
 
 
 def lease_release_or_recheck(
-    lease: Lease,
     *,
+    lease: Lease,
     outcome: str,
     error: str = "",
     work_pending: bool = False,
@@ -216,8 +216,8 @@ def lease_release_or_recheck(
 
 
 def lease_release(
-    lease: Lease,
     *,
+    lease: Lease,
     outcome: str,
     error: str = "",
     work_pending: bool = False,

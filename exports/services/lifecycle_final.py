@@ -184,7 +184,7 @@ class FinalEvent:
     def vanished(self, http: HttpCall | None) -> str:
         message = (
             f"Pleo no longer finds this job (404 EXPORT_NOT_FOUND); nothing more is sent for it. "
-            f"{job_end_advice(self.job)}"
+            f"{job_end_advice(job=self.job)}"
         )
         with self.run.lease.guard():
             self.job.processing_state = State.DONE

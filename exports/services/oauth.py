@@ -95,7 +95,7 @@ def oauth_redirect_uri() -> str:
     return settings.PUBLIC_BASE_URL.rstrip("/") + reverse("pleo-oauth-callback")
 
 
-def oauth_base_url(credential: Credential) -> str:
+def oauth_base_url(*, credential: Credential) -> str:
     """The credential's OAuth base URL override, or the PLEO_OAUTH_BASE_URL setting."""
     return (credential.oauth_base_url or settings.PLEO_OAUTH_BASE_URL).rstrip("/")
 
@@ -108,12 +108,12 @@ def _refused(credential: Credential, exc: Exception) -> str:
 
 
 @sensitive_variables("secret")
-def oauth_config(credential: Credential) -> pleo_oauth.OAuthConfig:
+def oauth_config(*, credential: Credential) -> pleo_oauth.OAuthConfig:
     if credential.kind != Credential.Kind.OAUTH:
         raise ValueError(f"credential {credential.pk} is not an OAuth credential")
     secret = credential.oauth_client_secret
     return pleo_oauth.OAuthConfig(
-        base_url=oauth_base_url(credential),
+        base_url=oauth_base_url(credential=credential),
         client_id=credential.oauth_client_id,
         client_secret=secret,
     )
@@ -133,7 +133,7 @@ class ConnectStart:
     client_id: str
 
 
-def oauth_connect_begin(credential: Credential) -> ConnectStart:
+def oauth_connect_begin(*, credential: Credential) -> ConnectStart:
     if credential.kind != Credential.Kind.OAUTH:
         raise ConnectFailed(f"Credential '{credential.name}' is not an OAuth 2.0 credential.")
     if not credential.oauth_client_id:
@@ -144,7 +144,7 @@ def oauth_connect_begin(credential: Credential) -> ConnectStart:
     state = pleo_oauth.new_state()
     try:
         url = pleo_oauth.authorize_url(
-            base_url=oauth_base_url(credential),
+            base_url=oauth_base_url(credential=credential),
             client_id=credential.oauth_client_id,
             redirect_uri=oauth_redirect_uri(),
             scopes=oauth_scopes(),
@@ -177,7 +177,7 @@ def oauth_connect_complete(
     if client_id is not None and credential.oauth_client_id != client_id:
         raise ConnectFailed("The credential's OAuth client id changed meanwhile: connect again.")
     try:
-        config = oauth_config(credential)
+        config = oauth_config(credential=credential)
     except HostNotAllowed as exc:
         raise ConnectFailed(_refused(credential, exc)) from None
     except (crypto.SecretDecryptionError, crypto.EncryptionKeysMissing, ValueError) as exc:
@@ -269,7 +269,9 @@ class _Row:
     def usable_or_raise(self) -> None:
         if self.status != Credential.Status.OK:
             raise CredentialUnusable(
-                credential_unusable_message(self.name, self.status, self.last_error)
+                credential_unusable_message(
+                    name=self.name, status=self.status, last_error=self.last_error
+                )
             )
         if self.kind != Credential.Kind.OAUTH:
             raise CredentialUnusable(f"Credential '{self.name}' is not an OAuth credential.")
@@ -291,7 +293,7 @@ def _read(credential_id: int) -> _Row:
     return _Row(**values)
 
 
-def oauth_access_token(credential_id: int) -> str:
+def oauth_access_token(*, credential_id: int) -> str:
     """A usable access token, refreshed first when it expires within the margin (one refresh in
     flight per credential; other callers wait for it). Raises ``CredentialUnusable`` when the
     credential may not be used, ``PleoUnavailable``/``PleoAuthError`` when a needed refresh
@@ -303,7 +305,7 @@ def oauth_access_token(credential_id: int) -> str:
     return _refresh(credential_id, stale=row.access_token_ciphertext, force=False)
 
 
-def oauth_refresh_after_unauthorized(credential_id: int, rejected_token: str | None) -> bool:
+def oauth_refresh_after_unauthorized(*, credential_id: int, rejected_token: str | None) -> bool:
     """Pleo answered 401 to ``rejected_token``: make sure a newer token is stored (refreshing
     once, unless another caller already did). True when one is."""
     row = _read(credential_id)
@@ -331,7 +333,9 @@ def _refresh(credential_id: int, *, stale: str, force: bool) -> str:
             reason = "No refresh token is stored: connect the credential to Pleo."
             credential_mark_needs_reauthorisation(credential_id=credential_id, reason=reason)
             raise CredentialUnusable(
-                credential_unusable_message(row.name, "needs_reauthorisation", reason)
+                credential_unusable_message(
+                    name=row.name, status="needs_reauthorisation", last_error=reason
+                )
             )
         marker = row.refreshing_until
         if marker is None:
@@ -379,7 +383,7 @@ def _refresh_holding_marker(credential_id: int, row: _Row, until: datetime, *, f
     """We hold the marker: present the refresh token once and store the outcome."""
     try:
         credential = Credential.objects.get(pk=credential_id)
-        config = oauth_config(credential)
+        config = oauth_config(credential=credential)
         refresh_token = crypto.decrypt(row.refresh_token_ciphertext)
     except ValueError as exc:  # no client id: nothing can be sent
         _release_marker(credential_id, until)
@@ -402,7 +406,9 @@ def _refresh_holding_marker(credential_id: int, row: _Row, until: datetime, *, f
         )
         _release_marker(credential_id, until)
         raise CredentialUnusable(
-            credential_unusable_message(row.name, "needs_reauthorisation", reason)
+            credential_unusable_message(
+                name=row.name, status="needs_reauthorisation", last_error=reason
+            )
         ) from None
     except pleo_oauth.OAuthOutcomeUnknown as exc:
         return _after_unknown_outcome(credential_id, row, until, exc)
@@ -459,7 +465,11 @@ def _after_unknown_outcome(
         refresh_token_ciphertext=row.refresh_token_ciphertext,
     )
     _release_marker(credential_id, until)
-    raise CredentialUnusable(credential_unusable_message(row.name, "needs_reauthorisation", reason))
+    raise CredentialUnusable(
+        credential_unusable_message(
+            name=row.name, status="needs_reauthorisation", last_error=reason
+        )
+    )
 
 
 def _current_token_or_raise(credential_id: int) -> str:
@@ -494,7 +504,7 @@ def _store_refreshed(
 # --- The client's bearer auth ---------------------------------------------------------------------
 
 
-def oauth_bearer_auth(credential_id: int) -> tuple[BearerAuth, Callable[[PleoAuthError], None]]:
+def oauth_bearer_auth(*, credential_id: int) -> tuple[BearerAuth, Callable[[PleoAuthError], None]]:
     """``BearerAuth`` for a client of this credential, and its ``on_auth_failure``.
 
     ``get_token`` reads (and if needed refreshes) the token for every request; ``refresh`` is
@@ -504,13 +514,15 @@ def oauth_bearer_auth(credential_id: int) -> tuple[BearerAuth, Callable[[PleoAut
     last: dict = {"token": None, "refreshed": False}
 
     def get_token() -> str:
-        token = oauth_access_token(credential_id)
+        token = oauth_access_token(credential_id=credential_id)
         last["token"] = token
         return token
 
     def refresh() -> bool:
         last["refreshed"] = False
-        last["refreshed"] = oauth_refresh_after_unauthorized(credential_id, last["token"])
+        last["refreshed"] = oauth_refresh_after_unauthorized(
+            credential_id=credential_id, rejected_token=last["token"]
+        )
         return last["refreshed"]
 
     def on_auth_failure(exc: PleoAuthError) -> None:

@@ -219,7 +219,7 @@ class RunContext:
                 **fields,
             )
             return local, True
-        previous_raw = job_raw_status(local)
+        previous_raw = job_raw_status(job=local)
         changed = [name for name, value in fields.items() if getattr(local, name) != value]
         status_changed = "status" in changed or (
             remote.status == pleo.JobStatus.UNKNOWN and previous_raw != remote.raw_status

@@ -93,7 +93,7 @@ def company_check_run(
             if result.outcome in (Outcome.FAILED, Outcome.DEFERRED):
                 break
             if not lease_release_or_recheck(
-                lease,
+                lease=lease,
                 outcome=result.outcome,
                 error=result.error,
                 work_pending=result.work_pending,
@@ -116,7 +116,7 @@ def company_check_run(
         if not released:
             final = outcomes[-1] if outcomes else None
             lease_release(
-                lease,
+                lease=lease,
                 outcome=final.outcome if final else Outcome.FAILED,
                 error=final.error if final else "The run was interrupted.",
                 work_pending=final.work_pending if final else False,
@@ -149,7 +149,7 @@ def _run_once(*, company, lease, trigger, recover, run_id) -> FlowResult:
         )
 
     try:
-        client = pleo_client_for_company(company, run_id=run_id)
+        client = pleo_client_for_company(company=company, run_id=run_id)
     except CredentialUnusable as exc:
         return _failed(company, lease, trigger, run_id, str(exc))
     run = RunContext(

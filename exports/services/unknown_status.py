@@ -36,7 +36,7 @@ RELEASE_HINT = (
 )
 
 
-def job_raw_status(job: ExportJob) -> str:
+def job_raw_status(*, job: ExportJob) -> str:
     """The status string Pleo last sent for ``job`` (from its last payload)."""
     payload = job.last_payload if isinstance(job.last_payload, dict) else {}
     raw = payload.get("status")
@@ -76,7 +76,7 @@ def job_status_noted(*, run, local: ExportJob, remote: pleo.ExportJob) -> None:
             _hold(company, job_id=None, raw="")
             note = "The company is no longer held."
         else:
-            _hold(company, job_id=following.pleo_job_id, raw=job_raw_status(following))
+            _hold(company, job_id=following.pleo_job_id, raw=job_raw_status(job=following))
             note = f"The company stays held by job {following.pleo_job_id}."
         run.audit_guarded(
             "unknown_status_cleared",
@@ -86,7 +86,7 @@ def job_status_noted(*, run, local: ExportJob, remote: pleo.ExportJob) -> None:
         )
 
 
-def company_hold_check(run) -> bool:
+def company_hold_check(*, run) -> bool:
     """True when the company is held by a job of ours in an unknown status.
 
     Re-reads the holding job first (one GET, unless this run already read it): a status we know
@@ -171,7 +171,7 @@ def _forget_vanished(run, job_id: uuid.UUID) -> None:
         if following is None:
             _hold(run.company, job_id=None, raw="")
         else:
-            _hold(run.company, job_id=following.pleo_job_id, raw=job_raw_status(following))
+            _hold(run.company, job_id=following.pleo_job_id, raw=job_raw_status(job=following))
         if local is not None:
             local.claim = ExportJob.Claim.NONE
             local.processing_state = "not_found"

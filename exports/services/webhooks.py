@@ -67,7 +67,7 @@ class DeliveryReceived:
 # --- Secrets -----------------------------------------------------------------------------------
 
 
-def webhook_secret_retire_after(entry: dict) -> datetime | None:
+def webhook_secret_retire_after(*, entry: dict) -> datetime | None:
     """When the secret stops being accepted (None: never). Unreadable counts as retired."""
     value = entry.get("retire_after")
     if not value:
@@ -80,12 +80,12 @@ def webhook_secret_retire_after(entry: dict) -> datetime | None:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
-def webhook_secrets_active(endpoint: WebhookEndpoint, *, now: datetime | None = None) -> list[str]:
+def webhook_secrets_active(*, endpoint: WebhookEndpoint, now: datetime | None = None) -> list[str]:
     """The endpoint's signing secrets that verification may use: not retired at ``now``."""
     now = now or clock.now()
     active = []
     for entry in endpoint.secret_entries():
-        retire_after = webhook_secret_retire_after(entry)
+        retire_after = webhook_secret_retire_after(entry=entry)
         if retire_after is not None and retire_after <= now:
             continue
         if entry.get("secret"):
@@ -164,7 +164,7 @@ def _target_sql() -> str:
     )
 
 
-def webhook_target_find(endpoint_uuid, body: bytes) -> WebhookTarget | None:
+def webhook_target_find(*, endpoint_uuid, body: bytes) -> WebhookTarget | None:
     """The endpoint at ``endpoint_uuid`` and the route of ``body``; None: no such endpoint.
 
     The company named by the body is read together with its credential's endpoint (one query);
@@ -302,7 +302,9 @@ def _check_already_queued(company: Company | None, progress: datetime | None) ->
     jobs when it starts, which is after this read, so it sees the job this webhook announces.
     """
     queued_at = company.check_queued_at if company is not None else None
-    return queued_at is not None and queued_at >= queued_marker_stale_before(clock.now(), progress)
+    return queued_at is not None and queued_at >= queued_marker_stale_before(
+        now=clock.now(), progress=progress
+    )
 
 
 def webhook_delivery_receive(
@@ -430,7 +432,7 @@ def _enqueue(delivery: WebhookDelivery, *, trigger: str = Trigger.WEBHOOK) -> bo
 REPROCESSABLE_STATES = (State.FAILED, State.ENQUEUE_FAILED)
 
 
-def webhook_delivery_reprocess(delivery: WebhookDelivery) -> str:
+def webhook_delivery_reprocess(*, delivery: WebhookDelivery) -> str:
     """Enqueue a check of the delivery's company again (for failed / enqueue_failed deliveries).
 
     Returns a message for the operator; raises :class:`WebhookReprocessError` when it cannot.

@@ -79,10 +79,10 @@ def test_no_secret_on_any_admin_page_after_a_full_run(
         companies.append((remote, key, whsec, saved))
     oauth = Credential(name="OAuth app", kind=Credential.Kind.OAUTH, oauth_client_id="client-123")
     oauth.oauth_client_secret = secret(f"cs_{secrets.token_urlsafe(24)}")
-    oauth.oauth_access_token = secret(f"at_{secrets.token_urlsafe(32)}")
+    oauth.access_token = secret(f"at_{secrets.token_urlsafe(32)}")
     oauth.refresh_token = secret(f"rt_{secrets.token_urlsafe(32)}")
     oauth.save()
-    webhook_endpoint_ensure(oauth)
+    webhook_endpoint_ensure(credential=oauth)
     Company.objects.create(
         name="OAuth company", pleo_company_id=uuid.uuid4(), credential=oauth, active=False
     )
@@ -172,7 +172,7 @@ def test_no_secret_in_the_error_report_of_a_failing_webhook(pleo_sandbox, settin
     seeded = support.seed_companies(pleo_sandbox, 1, prefix="Error report")
     remote, company = seeded.companies[0]
     whsec = secrets_registry.register("whsec_" + base64.b64encode(secrets.token_bytes(24)).decode())
-    endpoint = webhook_endpoint_ensure(company.credential)
+    endpoint = webhook_endpoint_ensure(credential=company.credential)
     from exports.services.companies import webhook_endpoint_add_secret
 
     webhook_endpoint_add_secret(endpoint=endpoint, secret=whsec)

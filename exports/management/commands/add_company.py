@@ -73,7 +73,7 @@ class Command(BaseCommand):
             "name": saved.company.name,
             "created": saved.created,
             "webhook_path": saved.endpoint.path,
-            "webhook_url": webhook_endpoint_url(saved.endpoint),
+            "webhook_url": webhook_endpoint_url(endpoint=saved.endpoint),
         }
         if options["json"]:
             self.stdout.write(json.dumps(payload))
