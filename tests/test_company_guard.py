@@ -53,12 +53,12 @@ def b_explodes(three, monkeypatch):
     original = start_flow.pleo_client_for_company
     b_key = three["B"].credential.api_key
 
-    def client_for_company(company, *, run_id):
+    def pleo_client_for_company(*, company, run_id):
         if company.pk == three["B"].pk:
             raise RuntimeError(f"boom: unexpected state near {b_key}")
-        return original(company, run_id=run_id)
+        return original(company=company, run_id=run_id)
 
-    monkeypatch.setattr(start_flow, "pleo_client_for_company", client_for_company)
+    monkeypatch.setattr(start_flow, "pleo_client_for_company", pleo_client_for_company)
     return three
 
 
