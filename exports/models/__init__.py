@@ -6,7 +6,7 @@ One module per concern; every model is importable from here (``from exports.mode
 Business logic lives in ``exports.services``; models hold data, constraints and tiny helpers.
 """
 
-from exports.models.audit import AuditEntry, AuditQuerySet
+from exports.models.audit import AuditEntry, AuditQuerySet, AuditStep
 from exports.models.budget import RequestBudget
 from exports.models.companies import Company, CompanyMembership, Trigger
 from exports.models.credentials import Credential, EncryptedSecret, WebhookEndpoint, secret_column
@@ -23,6 +23,7 @@ from exports.rejections.models import WebhookRejectionCount
 __all__ = [
     "AuditEntry",
     "AuditQuerySet",
+    "AuditStep",
     "Company",
     "CompanyMembership",
     "Credential",

@@ -8,6 +8,57 @@ from exports.models.companies import Company, Trigger
 from exports.models.jobs import ExportJob
 
 
+class AuditStep(models.TextChoices):
+    """Every step an audit entry can name, in the order a run meets them. The values are what
+    operators, the README and tests read and filter by: they never change, and the admin shows
+    them as they are (each label is its value)."""
+
+    # Picking a job (exports.services.job_start, start_flow, claims_recovery)
+    DEFERRED = "deferred", "deferred"
+    SELECTED = "selected", "selected"
+    OWNED_ELSEWHERE = "owned_elsewhere", "owned_elsewhere"
+    FINISHED_ELSEWHERE = "finished_elsewhere", "finished_elsewhere"
+    NOT_FOUND = "not_found", "not_found"
+    EXPIRED = "expired", "expired"
+    STARTED = "started", "started"
+    START_CONFLICT = "start_conflict", "start_conflict"
+    START_UNKNOWN = "start_unknown", "start_unknown"
+    ADOPTED = "adopted", "adopted"
+    # Carrying it (exports.services.lifecycle*)
+    VALIDATED = "validated", "validated"
+    VALIDATION_FAILED = "validation_failed", "validation_failed"
+    ITEMS_READ = "items_read", "items_read"
+    EXPORT_ITEMS_READ = "export_items_read", "export_items_read"
+    EXPORT_ITEMS_REFUSED = "export_items_refused", "export_items_refused"
+    JOB_REFUSED = "job_refused", "job_refused"
+    REPORT_EARLY = "report_early", "report_early"
+    AT_RISK = "at_risk", "at_risk"
+    DEADLINE_CHECKED = "deadline_checked", "deadline_checked"
+    DEADLINE_NOT_REFRESHED = "deadline_not_refreshed", "deadline_not_refreshed"
+    DEADLINE_GUARD = "deadline_guard", "deadline_guard"
+    ITEM_RECOVERED = "item_recovered", "item_recovered"
+    ITEM_FAILED = "item_failed", "item_failed"
+    BATCH_TOO_LARGE = "batch_too_large", "batch_too_large"
+    REPORT_UNKNOWN = "report_unknown", "report_unknown"
+    ITEMS_REPORTED = "items_reported", "items_reported"
+    ITEM_REPORT_REJECTED = "item_report_rejected", "item_report_rejected"
+    REPORT_RECONCILED = "report_reconciled", "report_reconciled"
+    PAUSED = "paused", "paused"
+    # Its end (exports.services.lifecycle_final)
+    COMPLETED = "completed", "completed"
+    COMPLETED_WITH_ERRORS = "completed_with_errors", "completed_with_errors"
+    JOB_FAILED = "job_failed", "job_failed"
+    FINISH_UNKNOWN = "finish_unknown", "finish_unknown"
+    FINISH_REFUSED = "finish_refused", "finish_refused"
+    JOB_ENDED = "job_ended", "job_ended"
+    # Unknown statuses (exports.services.unknown_status)
+    UNKNOWN_STATUS = "unknown_status", "unknown_status"
+    UNKNOWN_STATUS_CLEARED = "unknown_status_cleared", "unknown_status_cleared"
+    RELEASED = "released", "released"
+    # Any step that failed unexpectedly
+    ERROR = "error", "error"
+
+
 class AuditQuerySet(models.QuerySet):
     def update(self, **kwargs):
         raise PermissionError("Audit entries are append-only: they cannot be updated.")
@@ -40,7 +91,7 @@ class AuditEntry(models.Model):
         ExportJob, on_delete=models.PROTECT, null=True, blank=True, related_name="audit_entries"
     )
     trigger = models.CharField(max_length=20, choices=Trigger.choices)
-    step = models.CharField(max_length=40, db_index=True)
+    step = models.CharField(max_length=40, db_index=True, choices=AuditStep.choices)
     outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.OK)
     http_method = models.CharField(max_length=10, blank=True)
     http_path = models.CharField(max_length=300, blank=True)

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from django.db import transaction
 
 from exports import audit, clock
-from exports.models import AuditEntry, Company
+from exports.models import AuditEntry, AuditStep, Company
 from exports.services.failing import job_failing_fields
 from exports.services.runs import FlowResult, Outcome
 from exports.services.start_flow import company_check_run
@@ -71,7 +71,7 @@ def company_record_unexpected_failure(
             audit.record(
                 company=company,
                 trigger=trigger,
-                step="error",
+                step=AuditStep.ERROR,
                 message=reason,
                 run_id=run_id,
                 outcome=AuditEntry.Outcome.ERROR,

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from exports.models import AuditEntry, Company, Credential
+from exports.models import AuditEntry, AuditStep, Company, Credential
 from exports.services.companies import company_add_or_update, webhook_endpoint_ensure
 
 DEMO_NAMESPACE = uuid.UUID("6f1c1f0e-3a34-4d0b-9c52-8e0d2b7a1c11")
@@ -36,13 +36,13 @@ NEW_JOB_EVERY_SECONDS = 25
 # Pleo's documented limit (reference §6.2), so the demo runs the product's budget against it.
 SANDBOX_SWITCHES = {"rate_limit_per_minute": 600}
 NOTABLE_STEPS = {
-    "started": "started",
-    "completed": "completed",
-    "completed_with_errors": "completed with errors",
-    "failed_job": "failed",
-    "expired": "expired before it could be started",
-    "owned_elsewhere": "owned elsewhere",
-    "error": "error",
+    AuditStep.STARTED: "started",
+    AuditStep.COMPLETED: "completed",
+    AuditStep.COMPLETED_WITH_ERRORS: "completed with errors",
+    AuditStep.JOB_FAILED: "failed",
+    AuditStep.EXPIRED: "expired before it could be started",
+    AuditStep.OWNED_ELSEWHERE: "owned elsewhere",
+    AuditStep.ERROR: "error",
 }
 TIMEOUT = (2, 5)
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}

@@ -28,7 +28,7 @@ from django.conf import settings
 from exports import clock, pleo
 from exports.adapters import BookingResult
 from exports.audit import HttpCall
-from exports.models import AuditEntry
+from exports.models import AuditEntry, AuditStep
 
 # Finish this share of expiresIn (plus the clock-skew allowance) before a deadline that Pleo did
 # not extend: room for the last reports and the final event, with their retries.
@@ -72,7 +72,7 @@ class DeadlineGuard:
             # Never later than our own reckoning: our clock or Pleo's may be off.
             self.touched = min(self.touched, after - timedelta(seconds=remote.expires_in))
             self.audit(
-                "deadline_checked",
+                AuditStep.DEADLINE_CHECKED,
                 f"After the early report Pleo expires the job at {_utc(after)} (before it: "
                 f"{_utc(before)}): reporting item results refreshed the job.",
                 outcome=AuditEntry.Outcome.INFO,
@@ -92,7 +92,7 @@ class DeadlineGuard:
                 f"move its deadline."
             )
         self.audit(
-            "deadline_not_refreshed",
+            AuditStep.DEADLINE_NOT_REFRESHED,
             f"After the early report {seen} The refresh is not trusted: the job is finished "
             f"before {_utc(self.deadline_fixed)}, and items that cannot be booked in time are "
             f"reported failed, to be exported again.",
@@ -128,7 +128,7 @@ class DeadlineGuard:
         assert self.deadline_fixed is not None
         count = f"{self.given_up} item" + ("" if self.given_up == 1 else "s")
         self.audit(
-            "deadline_guard",
+            AuditStep.DEADLINE_GUARD,
             f"{count} not booked: Pleo expires the job at {_utc(self.deadline_fixed)} and did not "
             f"extend it. They are reported failed (export them again from Pleo) so that the job "
             f"is finished in time.",

@@ -22,7 +22,7 @@ from django.db.models import F, Value
 from django.db.models.functions import Coalesce
 
 from exports import clock
-from exports.models import AuditEntry, ExportJob
+from exports.models import AuditEntry, AuditStep, ExportJob
 
 REAUDIT_AFTER = timedelta(hours=1)
 MAX_ERROR = 2000
@@ -100,7 +100,9 @@ def job_failing_end(*, job: ExportJob, error: str = "") -> None:
         setattr(job, name, value)
 
 
-def audit_again_due(*, company_id: int, job: ExportJob | None, step: str, message: str) -> bool:
+def audit_again_due(
+    *, company_id: int, job: ExportJob | None, step: AuditStep, message: str
+) -> bool:
     """Whether a repeated failure gets a new audit row: yes unless the last ERROR row of the job
     (or, without a job, of the company) is ``step`` with this very ``message``, written less
     than :data:`REAUDIT_AFTER` ago."""

@@ -30,7 +30,7 @@ from django.conf import settings
 
 from exports import clock, crashpoints, pleo
 from exports.audit import HttpCall
-from exports.models import AuditEntry, ExportJob
+from exports.models import AuditEntry, AuditStep, ExportJob
 from exports.notifications import service as notifications
 from exports.services.lifecycle import job_carry
 from exports.services.runs import (
@@ -142,7 +142,7 @@ def _handle_running(run: RunContext, running: list[pleo.ExportJob]) -> Decision:
     if local.claim != ExportJob.Claim.ELSEWHERE:
         run.set_claim(local, ExportJob.Claim.ELSEWHERE)
         run.audit(
-            "owned_elsewhere",
+            AuditStep.OWNED_ELSEWHERE,
             "Job is in progress but not started by us (another integration, or our records "
             "were lost). Nothing else is started for this company until it finishes; an "
             "operator can adopt it from the admin.",
@@ -166,7 +166,7 @@ def _resume(run: RunContext, local: ExportJob) -> Decision:
         # Our earlier run committed "starting" and the job is in progress: the POST landed.
         run.set_claim(local, ExportJob.Claim.OURS)
         run.audit(
-            "started",
+            AuditStep.STARTED,
             "Our earlier 'started' (outcome unknown at the time) had taken effect: "
             "the job is ours.",
             job=local,
@@ -192,7 +192,7 @@ def _start_oldest_pending(run: RunContext, pending: list[pleo.ExportJob]) -> Dec
         except pleo.PleoNotFound:
             local, _ = run.mirror(listed)
             run.audit(
-                "not_found",
+                AuditStep.NOT_FOUND,
                 "Job was listed but Pleo no longer finds it; skipped.",
                 job=local,
                 outcome=AuditEntry.Outcome.WARNING,
@@ -207,7 +207,7 @@ def _start_oldest_pending(run: RunContext, pending: list[pleo.ExportJob]) -> Dec
             with run.lease.guard():
                 local, _ = run.mirror_guarded(remote)
                 run.audit_guarded(
-                    "selected",
+                    AuditStep.SELECTED,
                     f"Oldest pending job (created {remote.created_at:%Y-%m-%d %H:%M:%S} UTC, "
                     f"{remote.number_of_items} items) confirmed pending.",
                     job=local,
@@ -221,7 +221,7 @@ def _start_oldest_pending(run: RunContext, pending: list[pleo.ExportJob]) -> Dec
         if remote.status in pleo.TERMINAL_JOB_STATUSES:
             if status_changed:
                 run.audit(
-                    "finished_elsewhere",
+                    AuditStep.FINISHED_ELSEWHERE,
                     f"Job is already {remote.status} in Pleo; skipped.",
                     job=local,
                     outcome=AuditEntry.Outcome.INFO,
@@ -241,7 +241,7 @@ def _start_oldest_pending(run: RunContext, pending: list[pleo.ExportJob]) -> Dec
                     local.expired_detected_at = clock.now()
                     local.save(update_fields=["expired_detected_at", "updated_at"])
                 run.audit(
-                    "expired",
+                    AuditStep.EXPIRED,
                     f"Job expired at {job_deadline(job=remote):%Y-%m-%d %H:%M:%S} UTC before it "
                     f"could be started; it was not started. Resubmit the export from Pleo's "
                     f"web app.",
@@ -270,7 +270,7 @@ def _start(run: RunContext, local: ExportJob) -> Decision:
             earlier_unknown = True
             last_answer = str(exc)
             run.audit(
-                "start_unknown",
+                AuditStep.START_UNKNOWN,
                 f"Outcome of 'started' unknown ({exc}); re-reading the job.",
                 job=local,
                 outcome=AuditEntry.Outcome.WARNING,
@@ -292,7 +292,7 @@ def _start(run: RunContext, local: ExportJob) -> Decision:
         f"'started' was sent {MAX_START_ATTEMPTS} times with no known outcome (last answer: "
         f"{last_answer}); the job is left for the next run to reconcile."
     )
-    run.audit("error", message, job=local, outcome=AuditEntry.Outcome.ERROR)
+    run.audit(AuditStep.ERROR, message, job=local, outcome=AuditEntry.Outcome.ERROR)
     return Decision(Outcome.FAILED, local.pleo_job_id, message)
 
 
@@ -313,7 +313,10 @@ def _mark_started(
         local.started_at = local.started_at or clock.now()
         local.save(update_fields=["claim", "status", "started_at", "updated_at"])
         run.audit_guarded(
-            "started", note or "Pleo accepted 'started': the job is ours.", job=local, http=http
+            AuditStep.STARTED,
+            note or "Pleo accepted 'started': the job is ours.",
+            job=local,
+            http=http,
         )
     return job_carry(run=run, job=local, resumed=False)
 
@@ -338,7 +341,7 @@ def _reconcile_after_unknown(run: RunContext, local: ExportJob) -> Decision | No
         return _carried(run, finished or Outcome.STARTED, local)
     run.set_claim(local, ExportJob.Claim.NONE)
     run.audit(
-        "finished_elsewhere",
+        AuditStep.FINISHED_ELSEWHERE,
         f"After an unknown outcome the job is {remote.status} in Pleo; nothing more is done.",
         job=local,
         outcome=AuditEntry.Outcome.WARNING,
@@ -366,7 +369,7 @@ def _start_conflict(run: RunContext, local: ExportJob, *, earlier_unknown: bool)
             "this company, adopt it in the admin (Export jobs → 'Adopt job')."
         )
     run.audit(
-        "start_conflict",
+        AuditStep.START_CONFLICT,
         message,
         job=local,
         outcome=AuditEntry.Outcome.WARNING if earlier_unknown else AuditEntry.Outcome.INFO,

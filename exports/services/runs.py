@@ -19,7 +19,7 @@ from enum import StrEnum, nonmember
 
 from exports import audit, clock, pleo
 from exports.audit import HttpCall
-from exports.models import AuditEntry, Company, ExportJob
+from exports.models import AuditEntry, AuditStep, Company, ExportJob
 from exports.services.leases import Lease
 from exports.services.unknown_status import job_raw_status, job_status_noted
 
@@ -165,7 +165,7 @@ class RunContext:
 
     def audit(
         self,
-        step: str,
+        step: AuditStep,
         message: str,
         *,
         job: ExportJob | None = None,
@@ -177,7 +177,7 @@ class RunContext:
 
     def audit_guarded(
         self,
-        step: str,
+        step: AuditStep,
         message: str,
         *,
         job: ExportJob | None = None,

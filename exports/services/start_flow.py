@@ -24,7 +24,7 @@ from datetime import UTC
 
 from exports import audit, pleo
 from exports.audit import HttpCall
-from exports.models import AuditEntry, Company, ExportJob, Trigger
+from exports.models import AuditEntry, AuditStep, Company, ExportJob, Trigger
 from exports.services.claims_recovery import claims_recover
 from exports.services.credentials import CredentialUnusable, pleo_client_for_company
 from exports.services.failing import audit_again_due
@@ -211,7 +211,7 @@ def _deferred(run: RunContext, exc: pleo.BudgetExhausted, job_id=None) -> FlowRe
             message += " The job stays in progress; the next run continues where this one stopped."
         retry_at = exc.retry_at.astimezone(UTC)
         run.audit(
-            "deferred",
+            AuditStep.DEFERRED,
             f"{message} The company runs again from {retry_at:%Y-%m-%d %H:%M:%S} UTC (the sweep "
             f"picks it up).",
             job=job,
@@ -247,14 +247,16 @@ def _failed(
     repeated = (
         company.last_check_outcome == Outcome.FAILED
         and company.last_check_error == error
-        and not audit_again_due(company_id=company.pk, job=None, step="error", message=error)
+        and not audit_again_due(
+            company_id=company.pk, job=None, step=AuditStep.ERROR, message=error
+        )
     )
     if not repeated:
         with lease.guard():
             audit.record(
                 company=company,
                 trigger=trigger,
-                step="error",
+                step=AuditStep.ERROR,
                 message=error,
                 run_id=run_id,
                 outcome=AuditEntry.Outcome.ERROR,
@@ -272,7 +274,7 @@ def job_adopt(*, job: ExportJob, user_name: str) -> None:
         company=job.company,
         export_job=job,
         trigger=Trigger.MANUAL,
-        step="adopted",
+        step=AuditStep.ADOPTED,
         message=f"Adopted by {user_name}: the job will be resumed as ours.",
         run_id=None,
         outcome=AuditEntry.Outcome.WARNING,
