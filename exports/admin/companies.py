@@ -13,9 +13,9 @@ from exports.admin.failing import CompanyFailingAdminMixin
 from exports.admin.filters import LastCheckOutcomeFilter
 from exports.admin.forms import CompanyForm, CompanyFormMixin
 from exports.admin.scoping import CompanyScopedAdminMixin
-from exports.admin.timestamps import timestamp_text
 from exports.models import Company, Credential, ExportJob
 from exports.selectors.company_access import user_sees_all_companies
+from exports.timestamps import timestamp_text
 
 
 @admin.register(Company)

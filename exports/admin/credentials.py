@@ -24,9 +24,9 @@ from exports.admin.deliveries import CredentialRejectionsMixin
 from exports.admin.forms import CredentialForm
 from exports.admin.scoping import CompanyScopedAdminMixin
 from exports.admin.secrets import SecretHintsAdminMixin, secret_display
-from exports.admin.timestamps import timestamp_text
 from exports.models import Credential, WebhookEndpoint
 from exports.selectors.company_access import credential_list_for_user
+from exports.timestamps import timestamp_text
 
 TEST_PERMISSION = "exports.change_credential"
 WEBHOOKS_PERMISSION = "exports.manage_webhooks"

@@ -15,9 +15,9 @@ from django.utils.html import format_html, format_html_join
 
 from exports.admin.mixins import ViewOnlyMixin
 from exports.admin.scoping import CompanyScopedAdminMixin
-from exports.admin.timestamps import timestamp_text
 from exports.models import ExportJob, WebhookDelivery
 from exports.rejections.selectors import rejection_counts_for_credential
+from exports.timestamps import timestamp_text
 
 
 class DeliveryAdminMixin:

@@ -9,9 +9,9 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from exports.admin.timestamps import timestamp_text
 from exports.selectors import failing as selectors
 from exports.services.outcome_labels import outcome_label
+from exports.timestamps import timestamp_text
 
 
 def _at(value) -> str:

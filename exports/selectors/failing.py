@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from exports.admin.timestamps import absolute
 from exports.models import AuditEntry, Company, ExportJob
+from exports.timestamps import absolute
 
 RECENT_JOBS = 10
 RECENT_AUDIT = 15

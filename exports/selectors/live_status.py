@@ -14,11 +14,11 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from exports import clock
-from exports.admin.timestamps import timestamp_text
 from exports.models import Company, ExportJob
 from exports.selectors.company_access import company_list_for_user, queryset_for_user
 from exports.services.dispatch import queued_marker_ttl
 from exports.services.outcome_labels import outcome_label
+from exports.timestamps import timestamp_text
 
 POLL_SECONDS = 3
 MAX_COMPANIES = 50  # as many rows as the index shows
