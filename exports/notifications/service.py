@@ -245,7 +245,7 @@ def blocked_since(job: ExportJob | None) -> datetime | None:
 
 
 def _secrets_of(credential: Credential | None) -> list[str]:
-    values = [str(getattr(settings, "NOTIFY_WEBHOOK_URL", "") or "")]
+    values = [str(settings.NOTIFY_WEBHOOK_URL or "")]
     if credential is not None:
         for name in Credential.SECRET_FIELDS:
             try:

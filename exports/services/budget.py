@@ -95,18 +95,18 @@ class Rate:
 
 def budget_rate() -> Rate | None:
     """The configured rate, or None when the budget is switched off (limit 0)."""
-    limit = int(getattr(settings, "PLEO_RATE_LIMIT_PER_MINUTE", 500) or 0)
+    limit = int(settings.PLEO_RATE_LIMIT_PER_MINUTE or 0)
     if limit <= 0:
         return None
     return Rate(
         limit=limit,
-        window=float(getattr(settings, "PLEO_RATE_LIMIT_WINDOW_SECONDS", 60)),
-        burst=int(getattr(settings, "PLEO_RATE_LIMIT_BURST", 0) or 0),
+        window=float(settings.PLEO_RATE_LIMIT_WINDOW_SECONDS),
+        burst=int(settings.PLEO_RATE_LIMIT_BURST or 0),
     )
 
 
 def budget_scope() -> str:
-    value = getattr(settings, "PLEO_RATE_LIMIT_SCOPE", Scope.CREDENTIAL) or Scope.CREDENTIAL
+    value = settings.PLEO_RATE_LIMIT_SCOPE
     return value if value in Scope.ALL else Scope.CREDENTIAL
 
 
@@ -317,15 +317,15 @@ _backends: dict[tuple, DatabaseBudget | RedisBudget] = {}
 
 
 def budget_backend_name() -> str:
-    chosen = getattr(settings, "PLEO_RATE_LIMIT_BACKEND", "") or "auto"
+    chosen = settings.PLEO_RATE_LIMIT_BACKEND or "auto"
     if chosen == "auto":
-        return "redis" if getattr(settings, "REDIS_URL", "") else "database"
+        return "redis" if settings.REDIS_URL else "database"
     return chosen
 
 
 def budget_backend() -> DatabaseBudget | RedisBudget:
     name = budget_backend_name()
-    url = getattr(settings, "REDIS_URL", "")
+    url = settings.REDIS_URL
     cache_key = (name, url if name == "redis" else "")
     found = _backends.get(cache_key)
     if found is None:

@@ -104,7 +104,7 @@ class Lease:
 
 
 def lease_max_concurrent() -> int:
-    return max(0, int(getattr(settings, "MAX_CONCURRENT_COMPANIES", 0) or 0))
+    return max(0, int(settings.MAX_CONCURRENT_COMPANIES or 0))
 
 
 def lease_live_count(*, now: datetime | None = None) -> int:

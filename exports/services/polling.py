@@ -32,7 +32,7 @@ logger = logging.getLogger("exports.tasks")
 
 def poll_slices() -> int:
     """How many slices a round has: ``PLEO_POLL_SLICES``, or one per minute of the interval."""
-    configured = int(getattr(settings, "PLEO_POLL_SLICES", 0) or 0)
+    configured = int(settings.PLEO_POLL_SLICES or 0)
     return max(1, configured or int(settings.PLEO_POLL_INTERVAL_MINUTES))
 
 
