@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from exports.models import AuditEntry, Company, ExportJob
+from exports.services.lifecycle_common import State
 from exports.timestamps import absolute
 
 RECENT_JOBS = 10
@@ -33,7 +34,11 @@ def failing_text_for(*, obj: Company | ExportJob) -> str:
     if obj.failing_since is None:
         return ""
     attempts = obj.attempts
-    if isinstance(obj, ExportJob) and obj.next_retry_at is None and obj.processing_state == "done":
+    if (
+        isinstance(obj, ExportJob)
+        and obj.next_retry_at is None
+        and obj.processing_state == State.DONE
+    ):
         # Final in Pleo: no retry is coming.
         text = f"ended badly ({obj.status}) after failing since {_at(obj.failing_since)}"
     else:

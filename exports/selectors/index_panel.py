@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 from django.urls import reverse
 
 from exports.selectors.company_access import user_sees_all_companies
+from exports.services.budget import Scope
 
 FAILURES_WINDOW = "24h"  # exports.admin.filters.AgeListFilter: the index counts the last day
 
@@ -86,7 +87,7 @@ def index_budget_lines(
     lines = []
     for found in sorted(usage.values(), key=lambda u: (-u.used_this_minute, u.key))[:limit]:
         spenders = sorted(names.get(found.key, ()))
-        if found.key == "global":
+        if found.key == Scope.GLOBAL:  # the one key of the global scope
             label = "All credentials (one shared budget)"
         elif len(spenders) == 1:
             label = spenders[0]

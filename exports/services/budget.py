@@ -40,26 +40,33 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from enum import StrEnum
 
 from django.conf import settings
 from django.db import connection
 from django.db.models import Case, F, Value, When
 
 from exports import clock
+from exports.models import Credential
 from exports.pleo import BudgetExhausted
-
-if TYPE_CHECKING:
-    from exports.models import Credential
 
 logger = logging.getLogger(__name__)
 
 
-class Scope:
+class Scope(StrEnum):
+    """``PLEO_RATE_LIMIT_SCOPE``: what one budget key covers."""
+
     CREDENTIAL = "credential"
     OAUTH_CLIENT = "oauth_client"
     GLOBAL = "global"
-    ALL = (CREDENTIAL, OAUTH_CLIENT, GLOBAL)
+
+
+class Backend(StrEnum):
+    """``PLEO_RATE_LIMIT_BACKEND``: where the budget lives (``auto``: Redis when ``REDIS_URL``)."""
+
+    AUTO = "auto"
+    REDIS = "redis"
+    DATABASE = "database"
 
 
 # Retry-at offset used when the budget store itself cannot be asked (fail closed).
@@ -107,7 +114,7 @@ def budget_rate() -> Rate | None:
 
 def budget_scope() -> str:
     value = settings.PLEO_RATE_LIMIT_SCOPE
-    return value if value in Scope.ALL else Scope.CREDENTIAL
+    return Scope(value) if value in tuple(Scope) else Scope.CREDENTIAL
 
 
 def budget_key_for(*, credential: Credential) -> str:
@@ -118,8 +125,12 @@ def budget_key_for(*, credential: Credential) -> str:
     """
     chosen = budget_scope()
     if chosen == Scope.GLOBAL:
-        return "global"
-    if chosen == Scope.OAUTH_CLIENT and credential.kind == "oauth" and credential.oauth_client_id:
+        return Scope.GLOBAL.value
+    if (
+        chosen == Scope.OAUTH_CLIENT
+        and credential.kind == Credential.Kind.OAUTH
+        and credential.oauth_client_id
+    ):
         return f"oauth_client:{credential.oauth_client_id}"
     created = int(credential.created_at.timestamp() * 1000) if credential.created_at else 0
     return f"credential:{credential.pk}:{created}"
@@ -317,19 +328,19 @@ _backends: dict[tuple, DatabaseBudget | RedisBudget] = {}
 
 
 def budget_backend_name() -> str:
-    chosen = settings.PLEO_RATE_LIMIT_BACKEND or "auto"
-    if chosen == "auto":
-        return "redis" if settings.REDIS_URL else "database"
+    chosen = settings.PLEO_RATE_LIMIT_BACKEND or Backend.AUTO
+    if chosen == Backend.AUTO:
+        return Backend.REDIS if settings.REDIS_URL else Backend.DATABASE
     return chosen
 
 
 def budget_backend() -> DatabaseBudget | RedisBudget:
     name = budget_backend_name()
     url = settings.REDIS_URL
-    cache_key = (name, url if name == "redis" else "")
+    cache_key = (name, url if name == Backend.REDIS else "")
     found = _backends.get(cache_key)
     if found is None:
-        found = RedisBudget(url) if name == "redis" else DatabaseBudget()
+        found = RedisBudget(url) if name == Backend.REDIS else DatabaseBudget()
         _backends[cache_key] = found
     return found
 
@@ -351,7 +362,7 @@ def budget_consume(*, key: str) -> Decision:
     try:
         decision = budget_backend().consume(key, rate)
     except Exception as exc:
-        if budget_backend_name() != "redis":
+        if budget_backend_name() != Backend.REDIS:
             raise
         # Fail closed: without the shared budget nobody may spend it.
         logger.error("Request budget unavailable (Redis): %s", type(exc).__name__)
@@ -401,7 +412,7 @@ def budget_usage_for(*, keys: list[str]) -> dict[str, Usage]:
     try:
         return budget_backend().usage(list(dict.fromkeys(keys)), rate)
     except Exception as exc:
-        if budget_backend_name() != "redis":
+        if budget_backend_name() != Backend.REDIS:
             raise
         logger.warning("Request budget usage unavailable (Redis): %s", type(exc).__name__)
         return {}

@@ -12,6 +12,7 @@ from exports.models import AuditEntry, AuditStep, ExportJob
 from exports.notifications import service as notifications
 from exports.services.failing import job_failing_end
 from exports.services.job_end import job_end_in_pleo
+from exports.services.lifecycle_common import State
 from exports.services.runs import Decision, Outcome, RunContext, http_call
 
 
@@ -28,7 +29,7 @@ def claims_recover(*, run: RunContext) -> None:
             remote = run.client.get_export_job(local.pleo_job_id)
         except pleo.PleoNotFound:
             # Recorded once: the claim is dropped, so neither recovery nor the sweep asks again.
-            run.set_claim(local, ExportJob.Claim.NONE, processing_state="not_found")
+            run.set_claim(local, ExportJob.Claim.NONE, processing_state=State.NOT_FOUND)
             run.audit(
                 AuditStep.NOT_FOUND,
                 "A job we claimed is no longer found in Pleo; our claim on it was dropped.",

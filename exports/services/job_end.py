@@ -29,7 +29,7 @@ class EndInPleo:
 def job_expired_in_pleo(*, remote: pleo.ExportJob) -> bool:
     return (
         remote.failure_type == pleo.JobFailureReasonType.JOB_EXPIRED
-        or remote.raw_status == "expired"
+        or remote.raw_status == pleo.EXPIRED_JOB_STATUS
     )
 
 

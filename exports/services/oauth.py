@@ -334,7 +334,7 @@ def _refresh(credential_id: int, *, stale: str, force: bool) -> str:
             credential_mark_needs_reauthorisation(credential_id=credential_id, reason=reason)
             raise CredentialUnusable(
                 credential_unusable_message(
-                    name=row.name, status="needs_reauthorisation", last_error=reason
+                    name=row.name, status=Credential.Status.NEEDS_REAUTHORISATION, last_error=reason
                 )
             )
         marker = row.refreshing_until
@@ -407,7 +407,7 @@ def _refresh_holding_marker(credential_id: int, row: _Row, until: datetime, *, f
         _release_marker(credential_id, until)
         raise CredentialUnusable(
             credential_unusable_message(
-                name=row.name, status="needs_reauthorisation", last_error=reason
+                name=row.name, status=Credential.Status.NEEDS_REAUTHORISATION, last_error=reason
             )
         ) from None
     except pleo_oauth.OAuthOutcomeUnknown as exc:
@@ -467,7 +467,7 @@ def _after_unknown_outcome(
     _release_marker(credential_id, until)
     raise CredentialUnusable(
         credential_unusable_message(
-            name=row.name, status="needs_reauthorisation", last_error=reason
+            name=row.name, status=Credential.Status.NEEDS_REAUTHORISATION, last_error=reason
         )
     )
 

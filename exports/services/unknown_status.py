@@ -27,6 +27,7 @@ from django.db import transaction
 from exports import audit, clock, pleo
 from exports.audit import HttpCall
 from exports.models import AuditEntry, AuditStep, Company, ExportJob, Trigger
+from exports.services.lifecycle_common import State
 
 logger = logging.getLogger(__name__)
 
@@ -174,7 +175,7 @@ def _forget_vanished(run, job_id: uuid.UUID) -> None:
             _hold(run.company, job_id=following.pleo_job_id, raw=job_raw_status(job=following))
         if local is not None:
             local.claim = ExportJob.Claim.NONE
-            local.processing_state = "not_found"
+            local.processing_state = State.NOT_FOUND
             local.save(update_fields=["claim", "processing_state", "updated_at"])
         run.audit_guarded(
             AuditStep.NOT_FOUND,
