@@ -594,10 +594,10 @@ def test_delivery_for_an_unknown_company_reads_the_endpoint_alone(hook, tasks):
 
 def test_concurrent_duplicate_falls_back_on_the_unique_constraint(hook, tasks, monkeypatch):
     """The other request stores the same webhook id between our lookup and our insert."""
-    real_route = webhook_services._route
+    real_find = webhook_views.webhook_target_find
 
-    def racing_route(parsed, company, company_id):
-        route = real_route(parsed, company, company_id)
+    def racing_find(**kwargs):
+        target = real_find(**kwargs)
         WebhookDelivery.objects.create(
             endpoint=hook.endpoint,
             webhook_id="msg_race",
@@ -607,9 +607,9 @@ def test_concurrent_duplicate_falls_back_on_the_unique_constraint(hook, tasks, m
             company=hook.company,
             state=State.ENQUEUED,
         )
-        return route
+        return target
 
-    monkeypatch.setattr(webhook_services, "_route", racing_route)
+    monkeypatch.setattr(webhook_views, "webhook_target_find", racing_find)
     response = hook.post(msg_id="msg_race")
     assert response.status_code == 200
     assert response.json() == {"status": "duplicate"}
