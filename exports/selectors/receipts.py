@@ -42,4 +42,4 @@ def receipt_for_download(*, user, receipt_id) -> Receipt | None:
         pk = int(str(receipt_id))
     except ValueError:
         return None
-    return queryset_for_user(Receipt.objects.all(), user=user).filter(pk=pk).first()
+    return queryset_for_user(queryset=Receipt.objects.all(), user=user).filter(pk=pk).first()
