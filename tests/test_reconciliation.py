@@ -25,7 +25,7 @@ from exports.services.reconciliation import (
     reconciliation_notify_all,
     reconciliation_report,
 )
-from exports.services.schedules import RECONCILIATION, TASK_FUNCTIONS, wanted_schedules
+from exports.services.schedules import RECONCILIATION, TASK_FUNCTIONS, schedules_wanted
 from exports.services.start_flow import Outcome
 from tests import test_lifecycle
 
@@ -137,7 +137,7 @@ def test_the_admin_page_shows_totals_and_a_csv(env, client):
 def test_the_monthly_schedule_notifies_when_something_is_flagged(env, settings):
     settings.RECONCILIATION_SCHEDULE = "monthly"
     settings.NOTIFY_EMAILS = ["integrator@example.com"]
-    assert wanted_schedules()[RECONCILIATION]["func"] in TASK_FUNCTIONS
+    assert schedules_wanted()[RECONCILIATION]["func"] in TASK_FUNCTIONS
     entries = _exported(env, 1)
     today = clock.now().date()
     next_month = (today.replace(day=28) + (today.replace(day=28) - today.replace(day=1))).replace(

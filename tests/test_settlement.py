@@ -12,8 +12,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from exports.models import AuditEntry, ExportItemRecord, JournalEntry, ManualBooking
-from exports.services.settlement import SettlementStep, earlier_bookings_find
+from exports.models import AuditEntry, AuditStep, ExportItemRecord, JournalEntry, ManualBooking
+from exports.services.settlement import earlier_bookings_find
 from exports.services.start_flow import Outcome
 from exports.settlement.models import BY_HAND
 from tests import test_lifecycle
@@ -59,7 +59,7 @@ def test_a_manual_booking_is_honoured_when_pleo_exports_the_expense_again(env, c
     assert (booking.reference, booking.booked_by_name) == ("V-2026-0042", "settler")
     assert booking.accounting_entry_id == failed.accounting_entry_id
     assert "V-2026-0042 (settler)" in client.get(reverse(CHANGELIST)).content.decode()
-    marked = AuditEntry.objects.get(step=SettlementStep.BOOKED_BY_HAND)
+    marked = AuditEntry.objects.get(step=AuditStep.ITEM_BOOKED_BY_HAND)
     assert "settler" in marked.message and "V-2026-0042" in marked.message
 
     # Pleo exports the same expense again, in a new job (still without an account).
@@ -70,7 +70,7 @@ def test_a_manual_booking_is_honoured_when_pleo_exports_the_expense_again(env, c
     record = ExportItemRecord.objects.get(export_job__pleo_job_id=again)
     assert (record.result, record.adapter) == (ExportItemRecord.Result.SUCCESSFUL, BY_HAND)
     assert JournalEntry.objects.count() == entries_before  # never booked by the adapter
-    said = AuditEntry.objects.get(step=SettlementStep.ALREADY_BOOKED)
+    said = AuditEntry.objects.get(step=AuditStep.ITEM_ALREADY_BOOKED)
     assert "booked by hand by settler" in said.message and "V-2026-0042" in said.message
 
 
@@ -82,7 +82,7 @@ def test_an_expense_booked_by_an_earlier_job_is_reported_with_that_entry(env):
     assert env.run().outcome == Outcome.COMPLETED
     assert JournalEntry.objects.count() == 1
     assert env.items(again)[str(entry.accounting_entry_id)]["externalId"] == entry.number
-    said = AuditEntry.objects.get(step=SettlementStep.ALREADY_BOOKED)
+    said = AuditEntry.objects.get(step=AuditStep.ITEM_ALREADY_BOOKED)
     assert f"by the earlier job {first}" in said.message and entry.number in said.message
 
 
@@ -95,7 +95,7 @@ def test_forgetting_a_manual_booking_is_audited_and_the_next_export_is_booked_ag
     assert "Forget the manual booking" in client.post(url, data).content.decode()
     assert client.post(url, {**data, "confirm": "yes"}).status_code == 302
     assert not ManualBooking.objects.exists()
-    forgot = AuditEntry.objects.get(step=SettlementStep.FORGOTTEN)
+    forgot = AuditEntry.objects.get(step=AuditStep.MANUAL_BOOKING_FORGOTTEN)
     assert "V-1" in forgot.message and "forgotten by settler" in forgot.message
     env.job(["missing_account"], accounting_entry_ids=[str(failed.accounting_entry_id)])
     assert env.run().outcome == Outcome.FAILED_JOB  # checked and refused again, not "booked"

@@ -23,7 +23,7 @@ from exports.adapters import (
     LookupUnsupported,
 )
 from exports.adapters.item_snapshot import item_snapshot
-from exports.models import AuditEntry, ExportItemRecord
+from exports.models import AuditEntry, AuditStep, ExportItemRecord
 from exports.services.leases import LeaseLost
 from exports.services.lifecycle_common import (
     FINAL_ITEM,
@@ -31,11 +31,7 @@ from exports.services.lifecycle_common import (
     Pause,
     idempotency_key,
 )
-from exports.services.settlement import (
-    SettlementStep,
-    already_booked_message,
-    earlier_bookings_find,
-)
+from exports.services.settlement import already_booked_message, earlier_bookings_find
 from exports.settlement.models import BY_HAND
 
 logger = logging.getLogger("exports.services.lifecycle")
@@ -131,7 +127,7 @@ class ItemBooking:
             kept = {"item_snapshot": item_snapshot(data.raw)} if data is not None else {}
             self.apply(record, earlier.result, adapter=adapter, **kept)
             self.audit(
-                SettlementStep.ALREADY_BOOKED,
+                AuditStep.ITEM_ALREADY_BOOKED,
                 already_booked_message(record, earlier),
                 outcome=AuditEntry.Outcome.INFO,
             )
@@ -188,7 +184,7 @@ class ItemBooking:
             return False  # not booked: safe to book now
         self.apply(record, found)
         self.audit(
-            "item_recovered",
+            AuditStep.ITEM_RECOVERED,
             f"Item {record.accounting_entry_id}: an earlier run was interrupted after booking; "
             f"{adapter.label} confirms it as {found.external_id or 'booked'}. Not booked again.",
             outcome=AuditEntry.Outcome.INFO,
@@ -323,7 +319,7 @@ class ItemBooking:
 
     def audit_item_failure(self, record: ExportItemRecord, result: BookingResult) -> None:
         self.audit(
-            "item_failed",
+            AuditStep.ITEM_FAILED,
             f"Item {record.accounting_entry_id} not booked ({record.failure_reason_type}): "
             f"{result.message}",
             outcome=AuditEntry.Outcome.WARNING,

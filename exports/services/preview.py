@@ -38,7 +38,7 @@ from exports.adapters import (
 )
 from exports.models import Company
 from exports.money import format_minor
-from exports.services.credentials import CredentialUnusable, client_for_company
+from exports.services.credentials import CredentialUnusable, pleo_client_for_company
 from exports.services.lifecycle_common import OPEN_ITEM
 from exports.services.settlement import earlier_bookings_find
 
@@ -144,7 +144,7 @@ def job_preview(*, company: Company, pleo_job_id: uuid.UUID | str | None = None)
     """Preview ``pleo_job_id`` (it must be pending), or the company's oldest pending job."""
     report = PreviewReport(company=company)
     try:
-        client = client_for_company(company, run_id=None)
+        client = pleo_client_for_company(company=company, run_id=None)
     except CredentialUnusable as exc:
         report.reason = str(exc)
         return report

@@ -42,7 +42,7 @@ from exports.models import Company, ExportItemRecord, ExportJob
 from exports.money import format_minor
 from exports.notifications import service as notifications
 from exports.notifications.kinds import Kind
-from exports.services.credentials import CredentialUnusable, client_for_company
+from exports.services.credentials import CredentialUnusable, pleo_client_for_company
 from exports.settlement.models import BY_HAND
 
 logger = logging.getLogger(__name__)
@@ -253,7 +253,7 @@ def _pleo_rows(company: Company, jobs: list[ExportJob], records) -> list[ReconRo
     ours = {(r.export_job_id, r.accounting_entry_id) for r in records}
     rows = []
     try:
-        client = client_for_company(company, run_id=None)
+        client = pleo_client_for_company(company=company, run_id=None)
     except CredentialUnusable as exc:
         return [ReconRow(ReconStatus.PLEO_UNREADABLE, None, jobs[0].pleo_job_id, detail=str(exc))]
     with client:

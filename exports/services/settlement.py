@@ -18,24 +18,15 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 
 from django.db import transaction
 
 from exports import audit, clock
 from exports.adapters import AccountingAdapter, BookingResult, LookupUnsupported
-from exports.models import AuditEntry, Company, ExportItemRecord, ManualBooking, Trigger
+from exports.models import AuditEntry, AuditStep, Company, ExportItemRecord, ManualBooking, Trigger
 
 # Items checked in one go (one query each way), like a page of Pleo's items.
 PAGE = 100
-
-
-class SettlementStep(StrEnum):
-    """Audit steps of this module."""
-
-    BOOKED_BY_HAND = "item_booked_by_hand"
-    FORGOTTEN = "manual_booking_forgotten"
-    ALREADY_BOOKED = "item_already_booked"
 
 
 @dataclass(frozen=True)
@@ -122,7 +113,7 @@ def already_booked_message(record: ExportItemRecord, earlier: EarlierBooking) ->
     )
 
 
-def _audit(record: ExportItemRecord, step: SettlementStep, message: str, **kwargs) -> None:
+def _audit(record: ExportItemRecord, step: AuditStep, message: str, **kwargs) -> None:
     """An operator's act on an item, in the audit table (trigger: manual, no run)."""
     audit.record(
         company=record.export_job.company,
@@ -171,7 +162,7 @@ def manual_booking_create(
                 continue
             _audit(
                 record,
-                SettlementStep.BOOKED_BY_HAND,
+                AuditStep.ITEM_BOOKED_BY_HAND,
                 f"Item {record.accounting_entry_id} marked as booked by hand by {name} at "
                 f"{_utc(now)}, reference {reference}. When Pleo exports it again it is reported "
                 f"successful with that reference, not booked.",
@@ -196,7 +187,7 @@ def manual_booking_forget(*, records: Iterable[ExportItemRecord], user) -> int:
                 continue
             _audit(
                 record,
-                SettlementStep.FORGOTTEN,
+                AuditStep.MANUAL_BOOKING_FORGOTTEN,
                 f"Manual booking of item {record.accounting_entry_id} (reference "
                 f"{booking.reference}, by {booking.booked_by_name} on "
                 f"{_utc(booking.booked_at)}) forgotten by {name} at {_utc(clock.now())}. A new "
