@@ -1,7 +1,7 @@
 """Settle by hand, preview and reconciliation as an operator sees them in a real Chromium.
 
 Three companies against the Pleo sandbox over real HTTP; the exports are run in this process
-(``run_export_check``), the pages are served by the live web server from the same test database:
+(``company_check_run``), the pages are served by the live web server from the same test database:
 
 - **settle by hand**: a job with an item without an account ends ``completed_with_errors``; in the
   item list the operator marks the failed item "booked by hand" and gives the reference on the
@@ -53,9 +53,9 @@ def _company(state, sandbox_url: str, name: str):
 
 def _run(company):
     from exports.models import Company, Trigger
-    from exports.services.start_flow import run_export_check
+    from exports.services.start_flow import company_check_run
 
-    return run_export_check(company=Company.objects.get(pk=company.pk), trigger=Trigger.SCHEDULE)
+    return company_check_run(company=Company.objects.get(pk=company.pk), trigger=Trigger.SCHEDULE)
 
 
 def _walk(chromium, base: str, sandbox) -> None:
