@@ -1,4 +1,4 @@
-"""A populated admin for the permission matrix and the company-scoping tests (issue 15 §1, §6).
+"""A populated admin for the permission matrix and the company-scoping tests.
 
 Two companies are inside the scoped user's scope (``Alpha``, and ``Charlie`` whose credential it
 shares with ``OUTSIDER Delta``), two outside (``OUTSIDER Bravo``, ``OUTSIDER Delta``). Every row

@@ -1,4 +1,4 @@
-"""Issue 17 §8: the credential form and page.
+"""The credential form and page.
 
 A new form does not claim "Status: OK"; saving a new or changed key asks Pleo once (one list call)
 and says clearly when Pleo refuses it; "Test connection" and "Subscribe webhooks" buttons (POST,

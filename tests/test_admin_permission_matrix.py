@@ -1,4 +1,4 @@
-"""Issue 15 §1 and §6: every admin page × every role shows no secret, and a company-scoped user
+"""Every admin page × every role shows no secret, and a company-scoped user
 nothing of another company.
 
 Pages are discovered, not listed: every URL of ``admin.site`` (the index, app lists, every model

@@ -1,4 +1,4 @@
-"""Issue 17 §5: a delivery's state follows the check it queued; "Reprocess" says what it did not do;
+"""A delivery's state follows the check it queued; "Reprocess" says what it did not do;
 rejected webhooks are counted without a write per request and shown (counts and last time)."""
 
 from __future__ import annotations

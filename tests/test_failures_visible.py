@@ -1,4 +1,4 @@
-"""Issue 17 §1-3: no failure that looks like success.
+"""No failure that looks like success.
 
 Against the Pleo sandbox over real HTTP, on the product's clock; what the operator sees is read
 from the admin pages with the Django test client.

@@ -1,4 +1,4 @@
-"""Issue 17 §11: the index's status panel as an operator reads it. Each count leads to the list
+"""The index's status panel as an operator reads it. Each count leads to the list
 that shows what it counts; outcomes read as words; the budget line names credentials, not
 internal keys; the worker's and the poll tick's health (``/healthz``'s checks) are on it, for
 those who see every company."""

@@ -1,4 +1,4 @@
-"""Issue 17 §6 and §7: the job page grouped (Pleo's view, ours, timing), the expiry as a countdown
+"""The job page grouped (Pleo's view, ours, timing), the expiry as a countdown
 and ``expiresIn`` as a duration, "None yet." on empty inlines, run ids linking to their audit
 entries, the payload labelled as last received with its time; every timestamp with seconds, the
 display zone and a relative time."""

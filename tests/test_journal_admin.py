@@ -1,4 +1,4 @@
-"""Issue 17 §12: the journal as a person reads it. Amounts in major units everywhere (captions
+"""The journal as a person reads it. Amounts in major units everywhere (captions
 too) with each currency's own decimals, debit and credit totals on an entry, Pleo's links as
 links, a job filter that is a text box instead of a list of every job, and a CSV that Excel opens
 right: UTF-8 with a byte-order mark, and ``?format=csv-nordic`` with semicolons and decimal

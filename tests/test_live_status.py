@@ -1,4 +1,4 @@
-"""Issue 17 §4: the company, job and index pages refresh their live parts while a check is queued
+"""The company, job and index pages refresh their live parts while a check is queued
 or running (a JSON status view polled by a static script), and "Check now" links to what to
 follow."""
 

@@ -1,4 +1,4 @@
-"""Notifications (issue 17): each kind, the channels, the dedupe window and digest on the
+"""Notifications: each kind, the channels, the dedupe window and digest on the
 product's clock, retries, and that no secret (nor the webhook URL) reaches a message or a log.
 
 Email goes to Django's in-memory backend; the webhook to a local HTTP receiver

@@ -1,4 +1,4 @@
-"""Issue 17 §9: in sandbox mode "Connect to Pleo" goes to the sandbox, never Pleo's login.
+"""In sandbox mode "Connect to Pleo" goes to the sandbox, never Pleo's login.
 
 ``serve`` points ``PLEO_OAUTH_BASE_URL`` at the sandbox's OAuth server when ``PLEO_SANDBOX`` is
 on, and the demo seeds an OAuth credential whose client the sandbox knows, so the whole flow works

@@ -1,4 +1,4 @@
-"""Issue 15 §3: Pleo credentials go to Pleo only.
+"""Pleo credentials go to Pleo only.
 
 The attack: a staff user who may change credentials (and is shown only a key's last 4 characters)
 points a credential's API base URL at a host they control, leaves the key blank and runs a

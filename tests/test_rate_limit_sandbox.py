@@ -1,5 +1,5 @@
 """The product's request budget against a real rate limit: the sandbox's ``rate_limit_per_minute``
-(issue 16), not only injected 429 faults.
+(a sandbox variant switch), not only injected 429 faults.
 
 One workload, three companies on one API key (an organisation's key: one budget, one limit),
 each with a pending job, run by ``check_exports``; unbudgeted it sends ~24 requests in under a

@@ -1,4 +1,4 @@
-"""Issue 16 point 3: subscriptions read generously and changed without clearing what Pleo holds.
+"""Subscriptions read generously and changed without clearing what Pleo holds.
 
 ``eventTypes`` may come as a single string; a subscription that must change is updated in place
 only when Pleo holds no ``endpointAuth``/``customHeaders`` for it, otherwise it is replaced (new

@@ -1,4 +1,4 @@
-"""Issue 16 point 1: a job status we do not know never stops a company, nor races a job of ours.
+"""A job status we do not know never stops a company, nor races a job of ours.
 
 HTTP faked at the transport (``responses``), as in ``tests/test_start_flow.py``. A job that is not
 ours is skipped and audited once; a job of ours holds the company (audited once, ERROR) until Pleo
@@ -255,7 +255,7 @@ def test_our_expired_job_is_failed_job_expired_and_the_company_goes_on(company, 
     fake.get(LIST, json=page([pending]))
     fake.get(LIST, json=page([]))
     result = run(company, trigger=Trigger.RECOVERY, recover=True)
-    # The next job completed, but the run reports the expired one (issue 17 §1).
+    # The next job completed, but the run reports the expired one.
     assert (result.outcome, str(result.job_id)) == (Outcome.JOB_EXPIRED, expired["id"])
     job = ExportJob.objects.get(pleo_job_id=expired["id"])
     assert (job.status, job.failure_reason_type) == ("failed", "job_expired")

@@ -1,4 +1,5 @@
-"""``manage.py verify_pleo_contract`` against the sandbox, with each of issue 16's switches, and
+"""``manage.py verify_pleo_contract`` against the sandbox, with each of the sandbox's variant
+switches, and
 the pure checks behind it (exports/pleo/contract.py) on hand-made answers."""
 
 from __future__ import annotations

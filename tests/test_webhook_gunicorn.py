@@ -1,4 +1,4 @@
-"""The webhook door under gunicorn, as deployed (issue 15 §2 and the chunked bullet of §5).
+"""The webhook door under gunicorn, as deployed: hostile bodies, and chunked request bodies.
 
 A correctly signed delivery sent with ``Transfer-Encoding: chunked`` (no Content-Length) is read
 and stored; a chunked body over the limit is 413; broken chunk framing is 400; hostile bodies are

@@ -1,4 +1,4 @@
-"""The export job's page (issue 17 §6): its fields grouped as Pleo sees the job, as we do, and in
+"""The export job's page: its fields grouped as Pleo sees the job, as we do, and in
 time; the expiry as a countdown and ``expiresIn`` as a duration; run ids that lead to the audit
 entries of their run; Pleo's payload labelled as last received, with its time; "None yet." on an
 empty inline.

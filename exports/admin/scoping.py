@@ -1,4 +1,4 @@
-"""Company-scoped staff in the admin (issue 15 §6): one mixin, used by every admin of the product.
+"""Company-scoped staff in the admin: one mixin, used by every admin of the product.
 
 What a user may see is decided in ``exports.selectors.company_access``; this module only applies
 it to what an admin shows and does: the list and every page of an object (a row outside the scope

@@ -97,7 +97,7 @@ def client_for_credential(credential: Credential, *, run_id: uuid.UUID | None) -
         session=shared_session(config.base_url),  # keep-alive across this worker's runs
         request_id=str(run_id) if run_id else None,
         on_auth_failure=on_auth_failure,
-        before_request=budget.hook_for(credential),  # the shared request budget (issue 11)
+        before_request=budget.hook_for(credential),  # the shared request budget
     )
 
 
@@ -105,7 +105,7 @@ def client_for_company(company: Company, *, run_id: uuid.UUID | None) -> PleoCli
     return client_for_credential(company.credential, run_id=run_id)
 
 
-# --- Test connection (issue 17 §8) -----------------------------------------------------------
+# --- Test connection --------------------------------------------------------------------------
 
 
 class ConnectionOutcome(StrEnum):

@@ -1,4 +1,4 @@
-"""Issue 17 §13: on a phone (390 px wide) the index, a job's page and a journal entry fit the
+"""On a phone (390 px wide) the index, a job's page and a journal entry fit the
 screen: no page, table or inline wider than the viewport (tables stack their rows, each cell
 labelled), in a real Chromium against
 a live web server. No worker and no sandbox: the rows are written straight to the test database,

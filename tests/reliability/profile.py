@@ -1,7 +1,7 @@
 """Sizes of the reliability scenarios, and where their figures are written.
 
 ``RELIABILITY_PROFILE=ci`` (default) keeps every scenario at a size that fits ``.ci/run``;
-``RELIABILITY_PROFILE=full`` runs the sizes of issue 10 and produces the published figures
+``RELIABILITY_PROFILE=full`` runs the larger sizes below and produces the published figures
 (``RELIABILITY.md``). Figures go to ``RELIABILITY_FIGURES`` or
 ``.reliability/figures-<profile>.json`` (git-ignored), one object per scenario, merged run by run.
 """
