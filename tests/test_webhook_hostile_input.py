@@ -1,6 +1,7 @@
 """Hostile or broken request content at the webhook door, chunked bodies included: whatever a
 request holds, signed or not, the answer is never a 5xx and nothing is logged at ERROR. Faults on
-our side (unreadable signing secrets, the database or the broker down) answer 503 with ``Retry-After``, so Pleo sends the delivery again.
+our side (unreadable signing secrets, the database or the broker down) answer 503 with
+``Retry-After``, so Pleo sends the delivery again.
 
 The view tests' helpers (``Hook``, the ``tasks`` recorder) come from ``tests/test_webhooks.py``.
 """
