@@ -157,9 +157,7 @@ def staff_client(client):
     return client
 
 
-def test_check_now_needs_its_permission(staff_client, monkeypatch):
-    sent = []
-    monkeypatch.setattr("exports.services.dispatch.async_task", lambda *a, **k: sent.append(a))
+def test_check_now_needs_its_permission(staff_client, sent):
     company = make_company()
     page = staff_client.get(reverse("admin:exports_company_changelist")).content.decode()
     assert 'value="check_now"' not in page
@@ -167,9 +165,9 @@ def test_check_now_needs_its_permission(staff_client, monkeypatch):
     assert sent == []
 
 
-def test_check_now_only_enqueues(admin_client, monkeypatch, django_capture_on_commit_callbacks):
-    sent = []
-    monkeypatch.setattr("exports.services.dispatch.async_task", lambda *a, **k: sent.append(a))
+def test_check_now_only_enqueues(
+    admin_client, monkeypatch, sent, django_capture_on_commit_callbacks
+):
     monkeypatch.setattr(
         "requests.Session.request", lambda *a, **k: pytest.fail("no Pleo call in the admin")
     )

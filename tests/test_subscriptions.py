@@ -506,18 +506,9 @@ def test_sandbox_rotation(sandboxed):
     assert [e["subscription_id"] for e in endpoint_of(credential).secret_entries()] == [sub["id"]]
 
 
-@pytest.fixture
-def recorded_tasks(monkeypatch):
-    calls = []
-    monkeypatch.setattr(
-        "exports.services.dispatch.async_task", lambda *args, **kwargs: calls.append(args)
-    )
-    return calls
-
-
 @pytest.mark.django_db(transaction=True)
 def test_sandbox_delivery_reaches_our_view_and_is_stored_and_enqueued(
-    pleo_sandbox, live_server, settings, fast_client, recorded_tasks
+    pleo_sandbox, live_server, settings, fast_client, sent
 ):
     from exports.models import Company, WebhookDelivery
 
@@ -543,7 +534,7 @@ def test_sandbox_delivery_reaches_our_view_and_is_stored_and_enqueued(
     assert delivery.company_id == company.pk
     assert str(delivery.pleo_job_id) == job["id"]
     assert delivery.body == attempt["body"]
-    assert [args[:4] for args in recorded_tasks] == [
+    assert [args[:4] for args in sent] == [
         ("exports.tasks.run_company_check", company.pk, "webhook", False)
     ]
     assert Company.objects.get(pk=company.pk).check_queued_at is not None
@@ -558,4 +549,4 @@ def test_sandbox_delivery_reaches_our_view_and_is_stored_and_enqueued(
     assert attempt2["outcome"] == "delivered"
     assert attempt2["subscriptionId"] == endpoint_of(credential).pleo_subscription_id
     assert WebhookDelivery.objects.filter(pleo_job_id=job2["id"]).get().state == "enqueued"
-    assert len(recorded_tasks) == 2
+    assert len(sent) == 2

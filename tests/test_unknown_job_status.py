@@ -146,10 +146,8 @@ def test_a_different_unknown_value_is_audited_again(company, fake):
 
 
 def test_an_operator_releases_the_company_from_the_admin(
-    company, fake, client, monkeypatch, django_capture_on_commit_callbacks
+    company, fake, client, sent, django_capture_on_commit_callbacks
 ):
-    sent = []
-    monkeypatch.setattr("exports.services.dispatch.async_task", lambda *a, **k: sent.append(a))
     held = job_json(company, status="on_hold", created_minutes_ago=30)
     pending = job_json(company, created_minutes_ago=5)
     ours(company, held)

@@ -204,9 +204,7 @@ def _fuzz_settings(examples: int):
 
 
 @pytest.fixture
-def door(monkeypatch):
-    enqueued = []
-    monkeypatch.setattr("exports.services.dispatch.async_task", lambda *a, **k: enqueued.append(a))
+def door(sent):
     company = make_company(pleo_company_id=uuid.UUID(COMPANY_ID))
     endpoint = company.credential.webhook_endpoint
     secret = secrets_registry.register(
@@ -218,7 +216,7 @@ def door(monkeypatch):
         "url": f"/webhooks/pleo/{endpoint.uuid}/",
         "secret": secret,
         "company": company,
-        "enqueued": enqueued,
+        "enqueued": sent,
     }
 
 
