@@ -148,3 +148,14 @@ def product_env(test_database_url, settings):
 
     get_broker().purge_queue()
     return env
+
+
+@pytest.fixture
+def admin_client(client, django_user_model):
+    """A client logged in as the superuser "root": pytest-django's fixture of that name, without
+    its password hashing (slow, and no test logs in with a password)."""
+    user = django_user_model.objects.create(
+        username="root", email="root@example.com", is_staff=True, is_superuser=True
+    )
+    client.force_login(user)
+    return client

@@ -10,13 +10,6 @@ from tests.factories import make_company, make_credential
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def admin_client(client):
-    user = User.objects.create_superuser("root", "root@example.com", "pw-for-tests")
-    client.force_login(user)
-    return client
-
-
 def test_credential_page_masks_secret_and_blank_keeps_it(admin_client):
     credential = make_credential(api_key="pk_test_visible_only_last4_WXYZ")
     url = reverse("admin:exports_credential_change", args=[credential.pk])

@@ -13,7 +13,6 @@ import re
 import uuid
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.urls import reverse
 
 from exports import clock
@@ -21,13 +20,6 @@ from exports.models import AuditEntry, Company, ExportJob, Trigger
 from tests.factories import make_company
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def admin_client(client):
-    user = get_user_model().objects.create_superuser("root", "root@example.com", "pw-123456789")
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.contrib.messages import get_messages
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -23,13 +22,6 @@ from tests.test_webhooks import Hook, job_event
 
 pytestmark = pytest.mark.django_db
 State = WebhookDelivery.State
-
-
-@pytest.fixture
-def admin_client(client):
-    user = get_user_model().objects.create_superuser("root", "root@example.com", "pw-123456789")
-    client.force_login(user)
-    return client
 
 
 def _delivery(company, *, state=State.ENQUEUED, job_id=None, received_at=None) -> WebhookDelivery:

@@ -10,7 +10,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.urls import reverse
 
 from exports import audit, clock
@@ -19,13 +18,6 @@ from exports.models import AuditEntry, ExportJob, Trigger
 from tests.factories import make_company
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def admin_client(client):
-    user = get_user_model().objects.create_superuser("root", "root@example.com", "pw-123456789")
-    client.force_login(user)
-    return client
 
 
 def _job(company, **extra) -> ExportJob:

@@ -11,7 +11,6 @@ import random
 import uuid
 
 import pytest
-from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 
@@ -390,13 +389,6 @@ def test_a_line_is_a_debit_or_a_credit_never_both():
 
 
 # --- admin -------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def admin_client(client):
-    user = User.objects.create_superuser("root", "root@example.com", "pw-for-tests")
-    client.force_login(user)
-    return client
 
 
 def test_journal_admin_lists_shows_lines_and_downloads_filtered_csv(admin_client, settings):

@@ -11,7 +11,6 @@ import io
 import uuid
 
 import pytest
-from django.contrib.auth.models import User
 from django.urls import reverse
 
 from exports import clock
@@ -22,12 +21,6 @@ from tests.factories import make_company
 pytestmark = pytest.mark.django_db
 
 WEB_LINK = "https://app.pleo.io/export/job/entry"
-
-
-@pytest.fixture
-def admin_client(client):
-    client.force_login(User.objects.create_superuser("root", "root@example.com", "pw-for-tests"))
-    return client
 
 
 def make_job(company) -> ExportJob:

@@ -25,13 +25,6 @@ pytestmark = pytest.mark.django_db
 STATUS_URL = "admin:exports_live_status"
 
 
-@pytest.fixture
-def admin_client(client):
-    user = get_user_model().objects.create_superuser("root", "root@example.com", "pw-123456789")
-    client.force_login(user)
-    return client
-
-
 def _status(client, **params):
     response = client.get(reverse(STATUS_URL), params)
     return response

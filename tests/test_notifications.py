@@ -524,14 +524,6 @@ def test_the_worker_task_sends_it(
     assert len(receiver.received) == 1
 
 
-@pytest.fixture
-def admin_client(client):
-    from django.contrib.auth.models import User
-
-    client.force_login(User.objects.create_superuser("root", "root@example.com", "pw-for-tests"))
-    return client
-
-
 def test_the_notification_log_in_the_admin_is_read_only(
     notify_settings, receiver, company, admin_client
 ):

@@ -13,7 +13,6 @@ from urllib.parse import urlsplit
 
 import pytest
 import responses
-from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand
 from django.urls import reverse
 
@@ -29,12 +28,6 @@ from tests.test_oauth_connect import Flow
 pytestmark = pytest.mark.django_db
 
 EVIL = "https://auth.pleo.io.evil.example"
-
-
-@pytest.fixture
-def admin_client(client):
-    client.force_login(User.objects.create_superuser("root", "root@example.com", "pw"))
-    return client
 
 
 @pytest.mark.parametrize("sandbox", [True, False])
