@@ -39,6 +39,7 @@ from exports.models import (
 )
 from exports.services.companies import ensure_webhook_endpoint, webhook_endpoint_add_secret
 from tests import secrets_registry
+from tests.factories import make_job
 
 OUTSIDER = "OUTSIDER"
 NAMED_PERMISSIONS = ("check_now", "manage_webhooks", "adopt_exportjob", "view_all_companies")
@@ -80,14 +81,11 @@ def credential_with_every_secret(name: str, found: list[str]) -> Credential:
 
 def _company_rows(company: Company, label: str) -> None:
     now = clock.now()
-    job = ExportJob.objects.create(
-        pleo_job_id=uuid.uuid4(),
-        company=company,
+    job = make_job(
+        company,
         status=ExportJob.Status.IN_PROGRESS,
         claim=ExportJob.Claim.OURS,
         created_at=now - timedelta(minutes=5),
-        expires_in=3600,
-        seen_via=Trigger.SCHEDULE,
         failure_reason=f"{label} job failure",
     )
     audit.record(

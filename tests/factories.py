@@ -2,7 +2,8 @@
 
 import uuid
 
-from exports.models import Company, Credential
+from exports import clock
+from exports.models import Company, Credential, ExportJob, Trigger
 from exports.services.companies import ensure_webhook_endpoint
 from tests import secrets_registry
 
@@ -39,4 +40,20 @@ def make_sandbox_company(sandbox, *, name="Acme", currency="DKK") -> tuple:
     )
     return remote, make_company(
         name=name, pleo_company_id=uuid.UUID(remote.id), credential=credential
+    )
+
+
+def make_job(company, **fields) -> ExportJob:
+    """An export job of ``company`` as the schedule saw it: a fresh Pleo id, ``pending``, created
+    now, Pleo's one-hour expiry. ``fields`` set or override any other field."""
+    return ExportJob.objects.create(
+        **{
+            "pleo_job_id": uuid.uuid4(),
+            "company": company,
+            "status": ExportJob.Status.PENDING,
+            "created_at": clock.now(),
+            "expires_in": 3600,
+            "seen_via": Trigger.SCHEDULE,
+            **fields,
+        }
     )

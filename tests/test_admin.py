@@ -5,7 +5,7 @@ from django.urls import reverse
 
 from exports import audit
 from exports.models import AuditEntry, Credential, Trigger
-from tests.factories import make_company, make_credential
+from tests.factories import make_company, make_credential, make_job
 
 pytestmark = pytest.mark.django_db
 
@@ -91,10 +91,8 @@ def test_audit_table_is_read_only_for_everyone(admin_client):
 
 
 def test_job_page_shows_its_audit_trail(admin_client):
-    from tests.test_models import _job
-
     company = make_company()
-    job = _job(company)
+    job = make_job(company)
     audit.record(
         company=company,
         export_job=job,
@@ -113,10 +111,9 @@ def test_every_admin_action_is_registered_and_reachable(admin_client):
     """dj-stripe's weak spot: an action that was never registered. Every action must be listed."""
     from exports import clock
     from exports.models import WebhookDelivery
-    from tests.test_models import _job
 
     company = make_company()
-    _job(company)
+    make_job(company)
     WebhookDelivery.objects.create(
         endpoint=company.credential.webhook_endpoint,
         webhook_id="msg_1",

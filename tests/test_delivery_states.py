@@ -14,10 +14,10 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from exports import clock, tasks
-from exports.models import ExportJob, Trigger, WebhookDelivery, WebhookRejectionCount
+from exports.models import Trigger, WebhookDelivery, WebhookRejectionCount
 from exports.rejections import counter
 from exports.services.start_flow import FlowResult, Outcome
-from tests.factories import make_company
+from tests.factories import make_company, make_job
 from tests.test_webhooks import Hook, job_event
 
 pytestmark = pytest.mark.django_db
@@ -155,14 +155,7 @@ def test_reprocess_of_a_failed_delivery_queues_its_check(admin_client, monkeypat
 
 def test_the_delivery_page_links_its_job(admin_client):
     company = make_company(name="Alpha")
-    job = ExportJob.objects.create(
-        pleo_job_id=uuid.uuid4(),
-        company=company,
-        status=ExportJob.Status.PENDING,
-        created_at=clock.now(),
-        expires_in=3600,
-        seen_via=Trigger.WEBHOOK,
-    )
+    job = make_job(company, seen_via=Trigger.WEBHOOK)
     delivery = _delivery(company, job_id=job.pleo_job_id)
 
     page = admin_client.get(

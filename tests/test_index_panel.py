@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import html as html_lib
 import re
-import uuid
 from datetime import timedelta
 
 import pytest
@@ -18,21 +17,18 @@ from exports.models import AuditEntry, Credential, ExportJob, Trigger, WorkerHea
 from exports.services import budget
 from exports.services.outcome_labels import OUTCOME_LABELS, outcome_label
 from exports.services.start_flow import Outcome
-from tests.factories import make_company, make_credential
+from tests.factories import make_company, make_credential, make_job
 
 pytestmark = pytest.mark.django_db
 
 
 def in_progress_job(company, *, minutes_since_update: float) -> ExportJob:
     now = clock.now()
-    return ExportJob.objects.create(
-        pleo_job_id=uuid.uuid4(),
-        company=company,
+    return make_job(
+        company,
         status=ExportJob.Status.IN_PROGRESS,
         created_at=now - timedelta(hours=2),
         last_updated_at=now - timedelta(minutes=minutes_since_update),
-        expires_in=3600,
-        seen_via=Trigger.SCHEDULE,
         claim=ExportJob.Claim.OURS,
     )
 

@@ -15,26 +15,25 @@ from django.urls import reverse
 from exports import audit, clock
 from exports.admin.job_page import JOB_FIELDSETS
 from exports.models import AuditEntry, ExportJob, Trigger
-from tests.factories import make_company
+from tests.factories import make_company, make_job
 
 pytestmark = pytest.mark.django_db
 
 
 def _job(company, **extra) -> ExportJob:
     now = clock.now()
-    fields = {
-        "pleo_job_id": uuid.uuid4(),
-        "company": company,
-        "status": ExportJob.Status.IN_PROGRESS,
-        "created_at": now - timedelta(minutes=20),
-        "last_updated_at": now - timedelta(minutes=15),
-        "expires_in": 3600,
-        "seen_via": Trigger.WEBHOOK,
-        "last_payload": {"id": "x", "status": "in_progress", "expiresIn": 3600},
-        "payload_received_at": now - timedelta(minutes=3),
-        **extra,
-    }
-    return ExportJob.objects.create(**fields)
+    return make_job(
+        company,
+        **{
+            "status": ExportJob.Status.IN_PROGRESS,
+            "created_at": now - timedelta(minutes=20),
+            "last_updated_at": now - timedelta(minutes=15),
+            "seen_via": Trigger.WEBHOOK,
+            "last_payload": {"id": "x", "status": "in_progress", "expiresIn": 3600},
+            "payload_received_at": now - timedelta(minutes=3),
+            **extra,
+        },
+    )
 
 
 def _page(admin_client, job) -> str:

@@ -14,24 +14,13 @@ import pytest
 from django.urls import reverse
 
 from exports import clock
-from exports.models import ExportJob, JournalEntry, JournalLine, Trigger
+from exports.models import JournalEntry, JournalLine
 from exports.money import currency_exponent, format_minor, format_money
-from tests.factories import make_company
+from tests.factories import make_company, make_job
 
 pytestmark = pytest.mark.django_db
 
 WEB_LINK = "https://app.pleo.io/export/job/entry"
-
-
-def make_job(company) -> ExportJob:
-    return ExportJob.objects.create(
-        pleo_job_id=uuid.uuid4(),
-        company=company,
-        status="completed",
-        created_at=clock.now(),
-        expires_in=3600,
-        seen_via=Trigger.SCHEDULE,
-    )
 
 
 def make_entry(company, *, job=None, currency="DKK", lines=((4060, 156182, 0), (5820, 0, 156182))):
@@ -111,7 +100,7 @@ def test_captions_use_the_currencys_own_decimals(admin_client):
 
 def test_the_job_filter_is_a_text_box_not_a_list_of_every_job(admin_client):
     company = make_company()
-    jobs = [make_job(company) for _ in range(3)]
+    jobs = [make_job(company, status="completed") for _ in range(3)]
     for job in jobs:
         make_entry(company, job=job)
     url = reverse("admin:exports_journalentry_changelist")

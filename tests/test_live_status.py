@@ -18,7 +18,7 @@ from django.urls import reverse
 from exports import clock
 from exports.models import Company, ExportJob, Trigger
 from tests import secrets_registry
-from tests.factories import make_company, make_credential
+from tests.factories import make_company, make_credential, make_job
 
 pytestmark = pytest.mark.django_db
 
@@ -66,14 +66,7 @@ def test_the_company_status_follows_a_queued_check_to_its_end(admin_client):
 
 def test_a_running_check_is_active_and_the_job_status_is_refreshed(admin_client):
     company = make_company(name="Alpha")
-    job = ExportJob.objects.create(
-        pleo_job_id=uuid.uuid4(),
-        company=company,
-        status=ExportJob.Status.IN_PROGRESS,
-        created_at=clock.now(),
-        expires_in=3600,
-        seen_via=Trigger.WEBHOOK,
-    )
+    job = make_job(company, status=ExportJob.Status.IN_PROGRESS, seen_via=Trigger.WEBHOOK)
     Company.objects.filter(pk=company.pk).update(
         lease_token=uuid.uuid4(), lease_expires_at=clock.now() + timedelta(minutes=5)
     )
@@ -149,14 +142,7 @@ def test_check_now_links_to_the_job_or_the_audit_entries(admin_client, monkeypat
     assert f'href="{audit_list}"' in message
     assert f'href="{audit_list}"' in response.content.decode()  # rendered as a link
 
-    job = ExportJob.objects.create(
-        pleo_job_id=uuid.uuid4(),
-        company=company,
-        status=ExportJob.Status.PENDING,
-        created_at=clock.now(),
-        expires_in=3600,
-        seen_via=Trigger.WEBHOOK,
-    )
+    job = make_job(company, seen_via=Trigger.WEBHOOK)
     Company.objects.filter(pk=company.pk).update(check_queued_at=None)
     response = admin_client.post(url, follow=True)
     (message,) = [str(m) for m in get_messages(response.wsgi_request)]

@@ -16,7 +16,7 @@ from exports.services import leases
 from exports.services.start_flow import Outcome, run_export_check
 from tests.client_fakes import company_job_json, page
 from tests.client_fakes import timestamp as iso
-from tests.factories import make_company, make_credential
+from tests.factories import make_company, make_credential, make_job
 
 pytestmark = pytest.mark.django_db
 
@@ -194,15 +194,8 @@ def test_unknown_outcome_then_pending_then_422_is_not_claimed(company, fake):
 
 def test_in_progress_job_with_our_starting_claim_is_resumed_without_started(company, fake):
     job = job_json(company, status="in_progress")
-    ExportJob.objects.create(
-        pleo_job_id=job["id"],
-        company=company,
-        status="pending",
-        created_at=clock.now(),
-        expires_in=3600,
-        seen_via=Trigger.SCHEDULE,
-        claim=ExportJob.Claim.STARTING,
-        claim_run_id=uuid.uuid4(),
+    make_job(
+        company, pleo_job_id=job["id"], claim=ExportJob.Claim.STARTING, claim_run_id=uuid.uuid4()
     )
     fake.get(LIST, json=page([job]))
     fake.post(EVENTS, status=202)
@@ -375,15 +368,7 @@ def test_unusable_credential_fails_without_http(company, fake):
 
 def test_recover_rereads_our_unfinished_claims(company, fake):
     job = job_json(company, status="completed")
-    ExportJob.objects.create(
-        pleo_job_id=job["id"],
-        company=company,
-        status="in_progress",
-        created_at=clock.now(),
-        expires_in=3600,
-        seen_via=Trigger.SCHEDULE,
-        claim=ExportJob.Claim.OURS,
-    )
+    make_job(company, pleo_job_id=job["id"], status="in_progress", claim=ExportJob.Claim.OURS)
     fake.get(f"{LIST}/{job['id']}", json={"data": job})
     fake.get(LIST, json=page([]))
     result = run(company, recover=True)
@@ -451,15 +436,7 @@ def test_add_company_creates_then_updates_and_reactivates(capsys):
 
 def test_recover_drops_a_claim_on_a_job_pleo_no_longer_has_once(company, fake):
     job_id = uuid.uuid4()
-    ExportJob.objects.create(
-        pleo_job_id=job_id,
-        company=company,
-        status="in_progress",
-        created_at=clock.now(),
-        expires_in=3600,
-        seen_via=Trigger.SCHEDULE,
-        claim=ExportJob.Claim.OURS,
-    )
+    make_job(company, pleo_job_id=job_id, status="in_progress", claim=ExportJob.Claim.OURS)
     fake.get(
         f"{LIST}/{job_id}",
         status=404,

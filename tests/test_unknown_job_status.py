@@ -21,7 +21,7 @@ from exports.models import AuditEntry, Company, ExportJob, Trigger
 from exports.services.start_flow import Outcome, run_export_check
 from exports.services.unknown_status import company_release_unknown_status
 from tests.client_fakes import company_job_json, page
-from tests.factories import make_company, make_credential
+from tests.factories import make_company, make_credential, make_job
 
 pytestmark = pytest.mark.django_db
 
@@ -77,13 +77,11 @@ def audits(company, step) -> list[AuditEntry]:
 
 
 def ours(company, job, status="in_progress") -> ExportJob:
-    return ExportJob.objects.create(
+    return make_job(
+        company,
         pleo_job_id=job["id"],
-        company=company,
         status=status,
         created_at=clock.now() - timedelta(minutes=30),
-        expires_in=3600,
-        seen_via=Trigger.SCHEDULE,
         claim=ExportJob.Claim.OURS,
         processing_state="reporting",
     )
