@@ -1,48 +1,25 @@
 """The detect-and-start flow, every branch, with HTTP faked at the transport (``responses``)."""
 
 import json
-import re
 import uuid
 from datetime import timedelta
 
 import pytest
-import responses
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from exports import clock
 from exports.models import AuditEntry, Company, Credential, ExportJob, Trigger
 from exports.services import leases
-from exports.services.start_flow import Outcome, run_export_check
-from tests.client_fakes import company_job_json, page
+from exports.services.start_flow import Outcome
+from tests.client_fakes import page
 from tests.client_fakes import timestamp as iso
-from tests.factories import make_company, make_credential, make_job
+from tests.factories import make_job
+from tests.start_flow_fakes import EVENTS, LIST, job_json, run
+from tests.start_flow_fakes import company as company  # noqa: F401  (fixture)
+from tests.start_flow_fakes import fake as fake  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.django_db
-
-BASE = "https://pleo.test"
-LIST = f"{BASE}/v3/export-jobs"
-EVENTS = f"{BASE}/v3/export-job-events"
-
-
-def job_json(company, *, created_minutes_ago=10, **extra):
-    """A job of ``company`` created ``created_minutes_ago`` minutes ago (``status`` pending)."""
-    created_at = clock.now() - timedelta(minutes=created_minutes_ago)
-    return company_job_json(company.pleo_company_id, created_at=created_at, **extra)
-
-
-@pytest.fixture
-def company():
-    return make_company(credential=make_credential(api_base_url=BASE))
-
-
-@pytest.fixture
-def fake():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        # The export lifecycle runs after a start: these jobs have no items to export.
-        mock.get(re.compile(rf"{re.escape(LIST)}/[^/]+/items"), json=page([]))
-        mock.get(f"{BASE}/v3/export-items", json=page([]))
-        yield mock
 
 
 def posts(fake):
@@ -55,10 +32,6 @@ def steps(company):
         .order_by("created_at", "id")
         .values_list("step", flat=True)
     )
-
-
-def run(company, trigger=Trigger.SCHEDULE, **kwargs):
-    return run_export_check(company=Company.objects.get(pk=company.pk), trigger=trigger, **kwargs)
 
 
 def test_nothing_pending_writes_no_audit_and_records_last_check(company, fake):

@@ -7,53 +7,36 @@ shows a status we know or an operator releases the company; ``expired`` is faile
 
 from __future__ import annotations
 
-import re
 import uuid
 from datetime import timedelta
 
 import pytest
-import responses
 from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 
 from exports import clock
 from exports.models import AuditEntry, Company, ExportJob, Trigger
-from exports.services.start_flow import Outcome, run_export_check
+from exports.services.start_flow import Outcome
 from exports.services.unknown_status import company_release_unknown_status
-from tests.client_fakes import company_job_json, page
-from tests.factories import make_company, make_credential, make_job
+from tests import start_flow_fakes
+from tests.client_fakes import page
+from tests.factories import make_job
+from tests.start_flow_fakes import EVENTS, LIST, run
+from tests.start_flow_fakes import company as company  # noqa: F401  (fixture)
+from tests.start_flow_fakes import fake as fake  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.django_db
 
-BASE = "https://pleo.test"
-LIST = f"{BASE}/v3/export-jobs"
-EVENTS = f"{BASE}/v3/export-job-events"
+
+def job_json(company, **extra):
+    """A job of ``company`` with no items (see ``start_flow_fakes.job_json``)."""
+    return start_flow_fakes.job_json(company, **{"numberOfItems": 0, **extra})
 
 
-def job_json(company, *, created_minutes_ago=10, **extra):
-    """A job of ``company`` with no items, created ``created_minutes_ago`` minutes ago."""
-    created_at = clock.now() - timedelta(minutes=created_minutes_ago)
-    extra = {"numberOfItems": 0, **extra}
-    return company_job_json(company.pleo_company_id, created_at=created_at, **extra)
-
-
-@pytest.fixture
-def company():
-    return make_company(credential=make_credential(api_base_url=BASE))
-
-
-@pytest.fixture
-def fake():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        # Jobs that get started here have no items: the lifecycle completes them at once.
-        mock.get(re.compile(rf"{re.escape(LIST)}/[^/]+/items"), json=page([]))
-        mock.get(f"{BASE}/v3/export-items", json=page([]))
-        mock.post(EVENTS, status=202)
-        yield mock
-
-
-def run(company, trigger=Trigger.SCHEDULE, **kwargs):
-    return run_export_check(company=Company.objects.get(pk=company.pk), trigger=trigger, **kwargs)
+@pytest.fixture(autouse=True)
+def _events_accepted(fake):
+    """Jobs that get started here have no items: the lifecycle completes them at once."""
+    fake.post(EVENTS, status=202)
 
 
 def events_for(fake, job) -> list[str]:
