@@ -5,6 +5,7 @@ from django.urls import reverse
 
 from exports import audit
 from exports.models import AuditEntry, Credential, Trigger
+from tests.admin_forms import credential_form
 from tests.factories import make_company, make_credential, make_job
 
 pytestmark = pytest.mark.django_db
@@ -19,20 +20,7 @@ def test_credential_page_masks_secret_and_blank_keeps_it(admin_client):
 
     response = admin_client.post(
         url,
-        {
-            "name": "Renamed",
-            "kind": "api_key",
-            "api_key": "",
-            "oauth_client_id": "",
-            "oauth_client_secret": "",
-            "api_base_url": "",
-            "webhook_endpoint-TOTAL_FORMS": "1",
-            "webhook_endpoint-INITIAL_FORMS": "1",
-            "webhook_endpoint-MIN_NUM_FORMS": "0",
-            "webhook_endpoint-MAX_NUM_FORMS": "1",
-            "webhook_endpoint-0-id": str(credential.webhook_endpoint.pk),
-            "webhook_endpoint-0-credential": str(credential.pk),
-        },
+        credential_form(credential, name="Renamed"),
     )
     assert response.status_code == 302, response.content.decode()[:2000]
     credential.refresh_from_db()
@@ -45,18 +33,7 @@ def test_new_secret_replaces_and_reenables_invalid_credential(admin_client):
     url = reverse("admin:exports_credential_change", args=[credential.pk])
     response = admin_client.post(
         url,
-        {
-            "name": credential.name,
-            "kind": "api_key",
-            "api_key": "pk_test_replacement_key_1111",
-            "api_base_url": "",
-            "webhook_endpoint-TOTAL_FORMS": "1",
-            "webhook_endpoint-INITIAL_FORMS": "1",
-            "webhook_endpoint-MIN_NUM_FORMS": "0",
-            "webhook_endpoint-MAX_NUM_FORMS": "1",
-            "webhook_endpoint-0-id": str(credential.webhook_endpoint.pk),
-            "webhook_endpoint-0-credential": str(credential.pk),
-        },
+        credential_form(credential, api_key="pk_test_replacement_key_1111"),
     )
     assert response.status_code == 302
     credential.refresh_from_db()

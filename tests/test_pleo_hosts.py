@@ -31,6 +31,7 @@ from exports.services import oauth as oauth_service
 from exports.services.credentials import CredentialUnusable, client_for_credential
 from exports.services.start_flow import Outcome, run_export_check
 from tests import secrets_registry
+from tests.admin_forms import credential_form
 from tests.client_fakes import RawServer, answer
 from tests.conftest import TEST_ENCRYPTION_KEY
 from tests.factories import make_company, make_credential
@@ -226,21 +227,7 @@ def editor(client, db):
 
 
 def _post(client, credential, **fields):
-    data = {
-        "name": credential.name,
-        "kind": credential.kind,
-        "api_key": "",
-        "oauth_client_id": credential.oauth_client_id,
-        "oauth_client_secret": "",
-        "api_base_url": credential.api_base_url,
-        "webhook_endpoint-TOTAL_FORMS": "1",
-        "webhook_endpoint-INITIAL_FORMS": "1",
-        "webhook_endpoint-MIN_NUM_FORMS": "0",
-        "webhook_endpoint-MAX_NUM_FORMS": "1",
-        "webhook_endpoint-0-id": str(credential.webhook_endpoint.pk),
-        "webhook_endpoint-0-credential": str(credential.pk),
-        **fields,
-    }
+    data = credential_form(credential, **fields)
     return client.post(reverse("admin:exports_credential_change", args=[credential.pk]), data)
 
 
