@@ -159,3 +159,14 @@ def admin_client(client, django_user_model):
     )
     client.force_login(user)
     return client
+
+
+@pytest.fixture
+def fresh_budget():
+    """The request budget's backends forgotten before and after the test (a test's settings
+    choose its backend)."""
+    from exports.services import budget
+
+    budget._backends.clear()
+    yield
+    budget._backends.clear()

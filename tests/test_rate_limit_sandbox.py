@@ -29,17 +29,10 @@ from django.core.management import call_command
 from exports.services import budget
 from tests.factories import make_company, make_credential
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_budget")]
 
 SANDBOX_LIMIT = 12
 COMPANIES = 3
-
-
-@pytest.fixture(autouse=True)
-def _fresh_backends():
-    budget._backends.clear()
-    yield
-    budget._backends.clear()
 
 
 @pytest.fixture

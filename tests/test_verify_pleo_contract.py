@@ -19,14 +19,7 @@ from exports.services.subscriptions import webhooks_subscribe
 from pleo_sandbox.variants import JOB_CREATED_SPELLINGS
 from tests.factories import make_sandbox_company
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _fresh_budget():
-    budget._backends.clear()
-    yield
-    budget._backends.clear()
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_budget")]
 
 
 @pytest.fixture
