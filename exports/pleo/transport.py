@@ -384,6 +384,12 @@ class PleoTransport:
         response = self._request("GET", path, params=params, idempotent=True)
         return self._json(response, "GET", path)
 
+    def _send_json(self, method: str, path: str, body: Any, parse: Callable[[Any], Any]) -> Any:
+        """One non-idempotent ``POST``/``PUT`` of ``body`` as JSON; its answer parsed with
+        ``parse``."""
+        response = self._request(method, path, json=body, idempotent=False)
+        return self._parse(method, path, self._json(response, method, path), parse)
+
     def _parse(self, method: str, path: str, body: Any, parse: Callable[[Any], Any]) -> Any:
         """Run ``parse``; a :class:`PleoResponseError` gets the call's method and path."""
         with blame(method, path):
