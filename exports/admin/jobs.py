@@ -12,7 +12,7 @@ from exports.admin.failing import JobFailingAdminMixin
 from exports.admin.filters import AgeListFilter, ExpiryRiskListFilter
 from exports.admin.job_page import NONE_YET_TABULAR, ExportJobPageMixin, RunLinkMixin
 from exports.admin.mixins import ReadOnlyMixin, ViewOnlyMixin
-from exports.admin.scoping import CompanyScopedAdminMixin
+from exports.admin.scoping import CompanyScopedAdminMixin, ViewOnlyTabularInline
 from exports.models import (
     AuditEntry,
     ExportItemRecord,
@@ -34,12 +34,10 @@ def http_call_summary(entry) -> str:
     return f"{entry.http_method} {path} → {entry.http_status or '—'}"
 
 
-class AuditInline(RunLinkMixin, CompanyScopedAdminMixin, ViewOnlyMixin, admin.TabularInline):
+class AuditInline(RunLinkMixin, ViewOnlyTabularInline):
     model = AuditEntry
     fk_name = "export_job"
     template = NONE_YET_TABULAR
-    extra = 0
-    can_delete = False
     ordering = ("-created_at", "-id")
     fields = (
         "created_at",
@@ -58,14 +56,12 @@ class AuditInline(RunLinkMixin, CompanyScopedAdminMixin, ViewOnlyMixin, admin.Ta
         return http_call_summary(obj)
 
 
-class ExportItemRecordInline(CompanyScopedAdminMixin, ViewOnlyMixin, admin.TabularInline):
+class ExportItemRecordInline(ViewOnlyTabularInline):
     """The job's items as we processed them, with their outcome and ledger entry."""
 
     model = ExportItemRecord
     fk_name = "export_job"
     template = NONE_YET_TABULAR
-    extra = 0
-    can_delete = False
     verbose_name = "item"
     verbose_name_plural = "items (as this bridge processed them)"
     fields = (

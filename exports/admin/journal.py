@@ -19,8 +19,8 @@ from django.utils.html import format_html, format_html_join
 
 from exports import clock
 from exports.admin.filters import PleoJobIdFilter
-from exports.admin.mixins import ReadOnlyMixin, ViewOnlyMixin
-from exports.admin.scoping import CompanyScopedAdminMixin
+from exports.admin.mixins import ReadOnlyMixin
+from exports.admin.scoping import CompanyScopedAdminMixin, ViewOnlyTabularInline
 from exports.models import JournalEntry, JournalLine
 from exports.money import format_minor, format_money
 from exports.selectors.journal_csv import CsvFormat, journal_csv
@@ -28,10 +28,8 @@ from exports.selectors.journal_csv import CsvFormat, journal_csv
 FORMAT_PARAM = "format"
 
 
-class JournalLineInline(CompanyScopedAdminMixin, ViewOnlyMixin, admin.TabularInline):
+class JournalLineInline(ViewOnlyTabularInline):
     model = JournalLine
-    extra = 0
-    can_delete = False
     fields = ("position", "kind", "account_code", "account_name", "debit_amount", "credit_amount")
     readonly_fields = fields
 

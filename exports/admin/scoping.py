@@ -12,6 +12,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.contrib.admin.utils import get_fields_from_path
 
+from exports.admin.mixins import ViewOnlyMixin
 from exports.selectors.company_access import is_scopable, scope_to_user, sees_all_companies
 
 
@@ -95,3 +96,11 @@ class SuperuserOnlyMixin:
 
     def has_delete_permission(self, request, obj=None):
         return request.user.is_active and request.user.is_superuser
+
+
+class ViewOnlyTabularInline(CompanyScopedAdminMixin, ViewOnlyMixin, admin.TabularInline):
+    """A company-scoped table of related rows that nobody edits here: no blank rows to fill in,
+    no delete boxes."""
+
+    extra = 0
+    can_delete = False
