@@ -52,7 +52,7 @@ def env(pleo_sandbox, settings):
     settings.PLEO_RETRY_AFTER_CAP = 0  # a 429 fails at once (no sleeping in tests)
     settings.RECOVERY_RETRY_SECONDS = 60
     remote, key, company = make_sandbox_company_and_key(pleo_sandbox, remote_name="Sandbox Acme")
-    return Env(pleo_sandbox.state, remote, key, company)
+    return Env(pleo_sandbox, pleo_sandbox.state, remote, key, company)
 
 
 @pytest.fixture

@@ -17,20 +17,10 @@ from exports.models import AuditEntry, Credential, ExportJob, Trigger, WorkerHea
 from exports.services import budget
 from exports.services.outcome_labels import OUTCOME_LABELS, outcome_label
 from exports.services.start_flow import Outcome
-from tests.factories import make_company, make_credential, make_job
+from tests.factories import make_company, make_credential
+from tests.test_admin_status import job as in_progress_job
 
 pytestmark = pytest.mark.django_db
-
-
-def in_progress_job(company, *, minutes_since_update: float) -> ExportJob:
-    now = clock.now()
-    return make_job(
-        company,
-        status=ExportJob.Status.IN_PROGRESS,
-        created_at=now - timedelta(hours=2),
-        last_updated_at=now - timedelta(minutes=minutes_since_update),
-        claim=ExportJob.Claim.OURS,
-    )
 
 
 def error(company, message: str) -> None:

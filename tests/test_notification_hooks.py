@@ -8,16 +8,16 @@ a broken notification never changes what the export does.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 
 import pytest
 from django.core import mail
 
 from exports import clock
-from exports.models import Company, Credential, Notification, Trigger
+from exports.models import Company, Credential, Notification
 from exports.notifications.kinds import Kind
 from exports.services.oauth import credential_mark_needs_reauthorisation
-from exports.services.start_flow import Outcome, run_export_check
+from exports.services.start_flow import Outcome
+from tests import test_lifecycle
 from tests.factories import make_sandbox_company_and_key
 from tests.fixtures.notify import deliver_queued
 from tests.test_lifecycle import slow_bookings
@@ -27,19 +27,8 @@ pytestmark = pytest.mark.django_db
 BOOKKEEPER = "books@acme.example"
 
 
-@dataclass
-class Env:
-    state: object
-    remote: object
-    key: object
-    company: Company
-
-    def job(self, items, **kw) -> str:
-        return self.state.create_job(self.remote.id, items, notify=False, **kw)["id"]
-
-    def run(self, **kw):
-        company = Company.objects.get(pk=self.company.pk)
-        return run_export_check(company=company, trigger=Trigger.SCHEDULE, **kw)
+class Env(test_lifecycle.Env):
+    """The lifecycle tests' sandbox company, whose clock moves with Pleo's on demand."""
 
     def advance(self, seconds: float) -> None:
         self.state.advance_clock(seconds)
@@ -54,7 +43,7 @@ def env(pleo_sandbox, settings, notify_settings):
     remote, key, company = make_sandbox_company_and_key(
         pleo_sandbox, remote_name="Sandbox Acme", notify_emails=BOOKKEEPER
     )
-    return Env(pleo_sandbox.state, remote, key, company)
+    return Env(pleo_sandbox, pleo_sandbox.state, remote, key, company)
 
 
 def only_notification(kind: Kind) -> Notification:
