@@ -26,7 +26,7 @@ from exports.services.subscriptions import (
 )
 from exports.services.webhooks import active_webhook_secrets
 from tests import secrets_registry
-from tests.factories import make_company, make_credential
+from tests.factories import make_company, make_credential, make_sandbox_company_and_key
 
 BASE = "https://pleo.test"
 PUBLIC = "https://bridge.example.com"
@@ -434,12 +434,8 @@ def test_prune_keeps_current_and_future_secrets(db, credential):
 @pytest.fixture
 def sandboxed(pleo_sandbox, fast_client, db):
     """A sandbox company with an API key, mirrored as our company and credential."""
-    state = pleo_sandbox.state
-    pleo_company = state.add_company("Sandbox Acme")
-    key = secrets_registry.register(state.add_api_key(pleo_company.id).key)
-    credential = make_credential(api_key=key, api_base_url=pleo_sandbox.url)
-    company = make_company(
-        name="Acme", pleo_company_id=uuid.UUID(pleo_company.id), credential=credential
+    _remote, _key, company = make_sandbox_company_and_key(
+        pleo_sandbox, remote_name="Sandbox Acme"
     )
     return pleo_sandbox, company
 
@@ -514,12 +510,10 @@ def test_sandbox_delivery_reaches_our_view_and_is_stored_and_enqueued(
 
     settings.PUBLIC_BASE_URL = live_server.url
     state = pleo_sandbox.state
-    pleo_company = state.add_company("Sandbox Acme")
-    key = secrets_registry.register(state.add_api_key(pleo_company.id).key)
-    credential = make_credential(api_key=key, api_base_url=pleo_sandbox.url)
-    company = make_company(
-        name="Acme", pleo_company_id=uuid.UUID(pleo_company.id), credential=credential
+    pleo_company, _key, company = make_sandbox_company_and_key(
+        pleo_sandbox, remote_name="Sandbox Acme"
     )
+    credential = company.credential
     webhooks_subscribe(credential)
     register_endpoint_secrets(credential)
 
