@@ -529,6 +529,20 @@ def test_oauth_token_request_never_follows_a_redirect(other_host, status):
 # --- add_company ----------------------------------------------------------------------------
 
 
+def add_company(api_key: str, api_base_url: str) -> None:
+    call_command(
+        "add_company",
+        "--name",
+        "Acme",
+        "--pleo-company-id",
+        "5d3c4b1a-0000-4000-8000-0000000000c0",
+        "--api-key",
+        api_key,
+        "--api-base-url",
+        api_base_url,
+    )
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     "url, why",
@@ -540,32 +554,12 @@ def test_oauth_token_request_never_follows_a_redirect(other_host, status):
 )
 def test_add_company_refuses_a_foreign_base_url(url, why):
     with pytest.raises(CommandError, match=why) as refused:
-        call_command(
-            "add_company",
-            "--name",
-            "Acme",
-            "--pleo-company-id",
-            "5d3c4b1a-0000-4000-8000-0000000000c0",
-            "--api-key",
-            "pk_test_add_company_refused",
-            "--api-base-url",
-            url,
-        )
+        add_company("pk_test_add_company_refused", url)
     assert refused.value.returncode == 2
     assert not Company.objects.exists() and not Credential.objects.exists()
 
 
 @pytest.mark.django_db
 def test_add_company_takes_the_sandbox_on_loopback_in_development():
-    call_command(
-        "add_company",
-        "--name",
-        "Acme",
-        "--pleo-company-id",
-        "5d3c4b1a-0000-4000-8000-0000000000c0",
-        "--api-key",
-        "pk_test_add_company_loopback",
-        "--api-base-url",
-        "http://127.0.0.1:8765",
-    )
+    add_company("pk_test_add_company_loopback", "http://127.0.0.1:8765")
     assert Credential.objects.get().api_base_url == "http://127.0.0.1:8765"

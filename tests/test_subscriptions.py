@@ -434,9 +434,7 @@ def test_prune_keeps_current_and_future_secrets(db, credential):
 @pytest.fixture
 def sandboxed(pleo_sandbox, fast_client, db):
     """A sandbox company with an API key, mirrored as our company and credential."""
-    _remote, _key, company = make_sandbox_company_and_key(
-        pleo_sandbox, remote_name="Sandbox Acme"
-    )
+    _remote, _key, company = make_sandbox_company_and_key(pleo_sandbox, remote_name="Sandbox Acme")
     return pleo_sandbox, company
 
 
