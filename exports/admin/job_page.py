@@ -105,6 +105,18 @@ def expiry_deadline(job: ExportJob):
     return (job.last_updated_at or job.created_at) + timedelta(seconds=job.expires_in)
 
 
+class JobLinkMixin:
+    """For a row that may belong to an export job (``export_job``): ``job_link``, the job's page
+    under the first 8 characters of its Pleo id."""
+
+    @admin.display(description="Job")
+    def job_link(self, obj):
+        if obj.export_job_id is None:
+            return "-"
+        url = reverse("admin:exports_exportjob_change", args=[obj.export_job_id])
+        return format_html('<a href="{}">{}</a>', url, str(obj.export_job.pleo_job_id)[:8])
+
+
 class RunLinkMixin:
     """For the audit inline: ``run_link`` instead of the bare ``run_id``."""
 

@@ -10,7 +10,12 @@ from django.utils.html import format_html
 
 from exports.admin.failing import JobFailingAdminMixin
 from exports.admin.filters import AgeListFilter, ExpiryRiskListFilter
-from exports.admin.job_page import NONE_YET_TABULAR, ExportJobPageMixin, RunLinkMixin
+from exports.admin.job_page import (
+    NONE_YET_TABULAR,
+    ExportJobPageMixin,
+    JobLinkMixin,
+    RunLinkMixin,
+)
 from exports.admin.mixins import ReadOnlyMixin, ViewOnlyMixin
 from exports.admin.scoping import CompanyScopedAdminMixin, ViewOnlyTabularInline
 from exports.models import (
@@ -149,7 +154,7 @@ class ExportJobAdmin(
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(CompanyScopedAdminMixin, ReadOnlyMixin, admin.ModelAdmin):
+class AuditEntryAdmin(JobLinkMixin, CompanyScopedAdminMixin, ReadOnlyMixin, admin.ModelAdmin):
     # What happened first (step, outcome, message); how (trigger, call, worker) after it.
     list_display = (
         "created_at",
@@ -177,13 +182,6 @@ class AuditEntryAdmin(CompanyScopedAdminMixin, ReadOnlyMixin, admin.ModelAdmin):
             return "-"
         url = reverse("admin:exports_company_change", args=[obj.company_id])
         return format_html('<a href="{}">{}</a>', url, obj.company.name)
-
-    @admin.display(description="Job")
-    def job_link(self, obj):
-        if obj.export_job_id is None:
-            return "-"
-        url = reverse("admin:exports_exportjob_change", args=[obj.export_job_id])
-        return format_html('<a href="{}">{}</a>', url, str(obj.export_job.pleo_job_id)[:8])
 
     @admin.display(description="HTTP")
     def http_call(self, obj):

@@ -14,11 +14,12 @@ from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.http import HttpResponse
 from django.shortcuts import redirect
-from django.urls import path, reverse
+from django.urls import path
 from django.utils.html import format_html, format_html_join
 
 from exports import clock
 from exports.admin.filters import PleoJobIdFilter
+from exports.admin.job_page import JobLinkMixin
 from exports.admin.mixins import ReadOnlyMixin
 from exports.admin.scoping import CompanyScopedAdminMixin, ViewOnlyTabularInline
 from exports.models import JournalEntry, JournalLine
@@ -77,7 +78,7 @@ def pleo_links_html(links) -> str:
 
 
 @admin.register(JournalEntry)
-class JournalEntryAdmin(CompanyScopedAdminMixin, ReadOnlyMixin, admin.ModelAdmin):
+class JournalEntryAdmin(JobLinkMixin, CompanyScopedAdminMixin, ReadOnlyMixin, admin.ModelAdmin):
     """The local journal, read-only; "Download CSV" exports the filtered list (one row a line)."""
 
     list_display = (
@@ -125,13 +126,6 @@ class JournalEntryAdmin(CompanyScopedAdminMixin, ReadOnlyMixin, admin.ModelAdmin
     @admin.display(description="Number", ordering="pk")
     def number(self, obj):
         return obj.number
-
-    @admin.display(description="Job")
-    def job_link(self, obj):
-        if obj.export_job_id is None:
-            return "-"
-        url = reverse("admin:exports_exportjob_change", args=[obj.export_job_id])
-        return format_html('<a href="{}">{}</a>', url, str(obj.export_job.pleo_job_id)[:8])
 
     @admin.display(description="Amount", ordering="amount")
     def total(self, obj):
