@@ -330,7 +330,10 @@ class ExportJob(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["company", "status"])]
-        permissions = [("adopt_exportjob", "Can adopt an in-progress job as ours")]
+        permissions = [
+            ("adopt_exportjob", "Can adopt an in-progress job as ours"),
+            ("export_audit_pack", "Can download a job's audit pack"),
+        ]
 
     def __str__(self):
         return f"Job {self.pleo_job_id} ({self.status})"
@@ -492,6 +495,8 @@ class ExportItemRecord(models.Model):
     failure_reason_type = models.CharField(max_length=60, blank=True)
     booking_started_at = models.DateTimeField(null=True, blank=True)
     reported_at = models.DateTimeField(null=True, blank=True)
+    # The item as Pleo sent it when it was booked, redacted (exports.adapters.item_snapshot).
+    item_snapshot = models.JSONField(default=dict, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -622,8 +627,8 @@ class RequestBudget(models.Model):
 # Defined in their own package, registered with the app here.
 from exports.notifications.models import Notification, NotificationThrottle  # noqa: E402,F401
 
-# Rejected webhook requests, counted (exports.rejections).
-from exports.rejections.models import WebhookRejectionCount  # noqa: E402,F401
-
 # The receipt archive's index (exports.receipts).
 from exports.receipts.models import Receipt  # noqa: E402,F401
+
+# Rejected webhook requests, counted (exports.rejections).
+from exports.rejections.models import WebhookRejectionCount  # noqa: E402,F401

@@ -135,6 +135,15 @@ def test_all_items_succeed_and_the_job_completes(env):
     job = ExportJob.objects.get(pleo_job_id=job_id)
     assert (job.status, job.processing_state) == ("completed", "done")
     assert set(job.item_records.values_list("state", flat=True)) == {"reported"}
+    for record in job.item_records.all():  # each item as received, stored redacted at booking
+        snapshot = record.item_snapshot
+        assert snapshot["accountingEntryId"] == str(record.accounting_entry_id)
+        assert (
+            snapshot["amount"]["inWalletCurrency"]["value"]
+            == entries[record.accounting_entry_id].amount
+        )
+        assert "user" not in snapshot and "user" in snapshot["_redacted"]
+        assert not any("url" in file for file in snapshot["files"])
     assert steps(env) == [
         "selected",
         "started",
@@ -172,6 +181,12 @@ def test_some_items_fail_with_their_reasons_and_the_job_completes_with_errors(en
     assert by_kind["normal"]["status"] == "successful"
     assert JournalEntry.objects.count() == 2
     assert steps(env).count("item_failed") == 2
+    # Refused items are kept as received too (the audit pack shows what was refused).
+    refused = ExportItemRecord.objects.filter(result=ExportItemRecord.Result.FAILED)
+    assert sorted(record.item_snapshot["contraAccount"] is None for record in refused) == [
+        False,
+        True,
+    ]
     assert [e["body"]["event"] for e in env.final_events(job_id)] == ["completed_with_errors"]
 
 
@@ -211,7 +226,7 @@ class NoVendorAdapter(AccountingAdapter):
     label = "Vendorless ERP"
     supports_vendor_based_bookkeeping = False
 
-    def export(self, item, idempotency_key):  # pragma: no cover - never reached
+    def book(self, request):  # pragma: no cover - never reached
         raise AssertionError("no item may be touched")
 
 
@@ -425,9 +440,9 @@ class RemoteWithoutLookup(AccountingAdapter):
     calls: list[str] = []
     crash_on: set[str] = set()
 
-    def export(self, item, idempotency_key):
-        self.calls.append(item["accountingEntryId"])
-        if item["accountingEntryId"] in self.crash_on:
+    def book(self, request):
+        self.calls.append(request.accounting_entry_id)
+        if request.accounting_entry_id in self.crash_on:
             raise TimeoutError("read timeout")
         return BookingResult.success(external_id=f"R-{len(self.calls)}", exported_at=clock.now())
 
@@ -514,11 +529,11 @@ class SlowJournal(JournalAdapter):
     seconds = 0
     product_clock_too = True
 
-    def export(self, item, idempotency_key):
+    def book(self, request):
         type(self).sandbox_state.advance_clock(self.seconds)
         if self.product_clock_too:
             clock.advance(self.seconds)
-        return super().export(item, idempotency_key)
+        return super().book(request)
 
 
 def slow_bookings(monkeypatch, state, seconds, *, product_clock_too=True) -> str:

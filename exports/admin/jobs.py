@@ -17,6 +17,7 @@ from exports.admin.job_page import (
     RunLinkMixin,
 )
 from exports.admin.mixins import ReadOnlyMixin, ViewOnlyMixin
+from exports.admin.receipts import AuditPackAdminMixin, ItemReceiptsInlineMixin
 from exports.admin.scoping import CompanyScopedAdminMixin, ViewOnlyTabularInline
 from exports.models import (
     AuditEntry,
@@ -61,8 +62,8 @@ class AuditInline(RunLinkMixin, ViewOnlyTabularInline):
         return http_call_summary(obj)
 
 
-class ExportItemRecordInline(ViewOnlyTabularInline):
-    """The job's items as we processed them, with their outcome and ledger entry."""
+class ExportItemRecordInline(ItemReceiptsInlineMixin, ViewOnlyTabularInline):
+    """The job's items as we processed them, with their outcome, ledger entry and receipts."""
 
     model = ExportItemRecord
     fk_name = "export_job"
@@ -78,6 +79,7 @@ class ExportItemRecordInline(ViewOnlyTabularInline):
         "failure_reason_type",
         "failure_reason",
         "reported_at",
+        "receipts_shown",
     )
     readonly_fields = fields
 
@@ -94,6 +96,7 @@ class ExportItemRecordInline(ViewOnlyTabularInline):
 
 @admin.register(ExportJob)
 class ExportJobAdmin(
+    AuditPackAdminMixin,
     JobFailingAdminMixin,
     ExportJobPageMixin,
     CompanyScopedAdminMixin,

@@ -21,6 +21,7 @@ from exports import clock
 from exports.admin.filters import PleoJobIdFilter
 from exports.admin.job_page import JobLinkMixin
 from exports.admin.mixins import ReadOnlyMixin
+from exports.admin.receipts import EntryReceiptsAdminMixin
 from exports.admin.scoping import CompanyScopedAdminMixin, ViewOnlyTabularInline
 from exports.models import JournalEntry, JournalLine
 from exports.money import format_minor, format_money
@@ -78,7 +79,9 @@ def pleo_links_html(links) -> str:
 
 
 @admin.register(JournalEntry)
-class JournalEntryAdmin(JobLinkMixin, CompanyScopedAdminMixin, ReadOnlyMixin, admin.ModelAdmin):
+class JournalEntryAdmin(
+    JobLinkMixin, EntryReceiptsAdminMixin, CompanyScopedAdminMixin, ReadOnlyMixin, admin.ModelAdmin
+):
     """The local journal, read-only; "Download CSV" exports the filtered list (one row a line)."""
 
     list_display = (
@@ -119,6 +122,7 @@ class JournalEntryAdmin(JobLinkMixin, CompanyScopedAdminMixin, ReadOnlyMixin, ad
         "vendor_code",
         "vendor_name",
         "pleo_links_shown",
+        "receipts_shown",
         "created_at",
     )
     readonly_fields = fields
