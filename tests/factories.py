@@ -4,7 +4,7 @@ import uuid
 
 from exports import clock
 from exports.models import Company, Credential, ExportJob, Trigger
-from exports.services.companies import ensure_webhook_endpoint
+from exports.services.companies import webhook_endpoint_ensure
 from tests import secrets_registry
 
 
@@ -16,7 +16,7 @@ def make_credential(
     )
     credential.api_key = secrets_registry.register(api_key or secrets_registry.new_api_key())
     credential.save()
-    ensure_webhook_endpoint(credential)
+    webhook_endpoint_ensure(credential=credential)
     return credential
 
 

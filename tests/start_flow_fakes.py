@@ -14,7 +14,7 @@ import responses
 
 from exports import clock
 from exports.models import Company, Trigger
-from exports.services.start_flow import run_export_check
+from exports.services.start_flow import company_check_run
 from tests.client_fakes import EVENTS as EVENTS  # re-exported for the tests
 from tests.client_fakes import JOBS, URL, company_job_json, page
 from tests.factories import make_company, make_credential
@@ -44,4 +44,4 @@ def fake():
 
 
 def run(company, trigger=Trigger.SCHEDULE, **kwargs):
-    return run_export_check(company=Company.objects.get(pk=company.pk), trigger=trigger, **kwargs)
+    return company_check_run(company=Company.objects.get(pk=company.pk), trigger=trigger, **kwargs)

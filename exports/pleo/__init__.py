@@ -12,6 +12,7 @@ from exports.pleo import errors
 from exports.pleo.client import MAX_PAGES, PleoClient
 from exports.pleo.connection import ApiKeyAuth, BearerAuth, ClientConfig, shared_session
 from exports.pleo.enums import (
+    EXPIRED_JOB_STATUS,
     TERMINAL_JOB_STATUSES,
     UNFINISHED_JOB_STATUSES,
     ErrorType,
@@ -41,6 +42,7 @@ __all__ = [
     "ClientConfig",
     "ErrorType",
     "ExportItem",
+    "EXPIRED_JOB_STATUS",
     "ExportJob",
     "ExportJobItem",
     "ItemFailureReasonType",
