@@ -35,3 +35,8 @@ STORAGES["receipts"] = {  # noqa: F405
         )
     },
 }
+
+# Tests create users with passwords in many fixtures: the production hasher (PBKDF2, a million
+# iterations) costs ~0.3-0.7 s a user on a 2-core machine, for nothing a test checks. Product
+# processes started with the production settings (``pleo_integration.settings``) keep it.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
