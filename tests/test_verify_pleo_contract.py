@@ -216,6 +216,7 @@ def test_a_company_without_jobs_or_subscriptions(pleo_sandbox):
 @pytest.mark.parametrize(
     "value, message",
     [("not-a-uuid", "is not a UUID"), (str(uuid.uuid4()), "unknown company")],
+    ids=["not-a-uuid", "unknown-company"],  # stable: pytest-xdist's workers collect the same ids
 )
 def test_usage_errors_exit_2(value, message):
     with pytest.raises(CommandError, match=message) as refused:
