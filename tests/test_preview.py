@@ -117,10 +117,10 @@ def test_the_preview_pages_run_on_post_only_and_show_the_report(env, client):
 
 
 def test_a_pending_jobs_page_previews_that_job(env, admin_client):
-    from tests.test_models import _job
+    from tests.factories import make_job
 
     job_id = env.job(["normal", "missing_account"])
-    job = _job(env.company, pleo_job_id=job_id)
+    job = make_job(env.company, pleo_job_id=job_id)
     page = admin_client.get(reverse("admin:exports_exportjob_change", args=[job.pk]))
     assert "Preview this job" in page.content.decode()
     url = reverse("admin:exports_exportjob_preview", args=[job.pk])
