@@ -21,7 +21,7 @@ import uuid
 
 import pytest
 
-from tests.browser.test_admin_in_chromium import PASSWORD, browser, live, shot  # noqa: F401
+from tests.browser.test_admin_in_chromium import browser, live, log_in, shot  # noqa: F401
 from tests.factories import make_company, make_credential
 
 pytestmark = [
@@ -66,10 +66,7 @@ def _walk(chromium, base: str, sandbox) -> None:
     state = sandbox.state
     page = chromium.new_page(viewport=DESKTOP)
     page.set_default_timeout(20_000)
-    page.goto(f"{base}/admin/")
-    page.fill("#id_username", "operator")
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
+    log_in(page, base)
 
     # --- settle by hand ---
     remote, settled = _company(state, sandbox.url, "Havbris Regnskab ApS")
