@@ -23,3 +23,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
 # The fake Pleo hosts of the tests that fake HTTP at the transport (``responses``): allowed like
 # Pleo's own, so those tests go through the same allow-list check as production does.
 PLEO_ALLOWED_HOSTS = [*PLEO_ALLOWED_HOSTS, "pleo.test", "api.example.test", "auth.example.test"]  # noqa: F405
+
+# The receipt archive of a test run: a folder of its own, never the checkout's var/receipts.
+if STORAGES["receipts"]["BACKEND"].endswith("FileSystemStorage"):  # noqa: F405
+    STORAGES["receipts"]["OPTIONS"]["location"] = tempfile.mkdtemp(prefix="receipts-test-")  # noqa: F405

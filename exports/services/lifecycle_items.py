@@ -108,6 +108,10 @@ class ItemBooking:
                 ),
             )
             return
+        blocked = self.receipts_failure(record)  # lifecycle_receipts: fetched before booking
+        if blocked is not None:
+            self.apply(record, blocked)
+            return
         self.book(record, data)
 
     def check_deadline(self, before) -> None:

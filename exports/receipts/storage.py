@@ -1,0 +1,46 @@
+"""The receipt archive's files: the named storage ``STORAGES["receipts"]`` (a local folder by
+default, S3 or an S3-compatible store with ``RECEIPTS_STORAGE=s3``), content-addressed per company.
+
+A file's name is ``<company pk>/<sha256>``: the same bytes exported twice for one company (in two
+jobs, or twice in one) are stored once. Saving a name that exists is a no-op, so concurrent
+downloads of the same file are harmless.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.core.files import File
+from django.core.files.storage import Storage, storages
+
+STORAGE_ALIAS = "receipts"
+
+
+def receipts_storage() -> Storage:
+    return storages[STORAGE_ALIAS]
+
+
+def storage_name(*, company_pk: object, sha256: str) -> str:
+    """The content address of a file of a company."""
+    return f"{company_pk}/{sha256}"
+
+
+def receipt_store(*, company_pk: object, sha256: str, path: Path) -> str:
+    """Save the file at ``path`` under its content address (unless it is there) and return the
+    name. Streams from disk: the file is never read into memory whole."""
+    storage = receipts_storage()
+    name = storage_name(company_pk=company_pk, sha256=sha256)
+    if storage.exists(name):
+        return name
+    with open(path, "rb") as handle:
+        saved = storage.save(name, File(handle, name=name))
+    if saved != name:
+        # Another thread stored the same bytes first and the storage picked a free name for
+        # ours: the content is the same, keep the one content address.
+        storage.delete(saved)
+    return name
+
+
+def receipt_open(name: str):
+    """The archived file ``name``, opened for reading (binary)."""
+    return receipts_storage().open(name, "rb")

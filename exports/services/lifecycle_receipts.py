@@ -1,0 +1,123 @@
+"""The export lifecycle's receipts: fetch the files of the items about to be booked, before they
+are booked (``exports.receipts``).
+
+A mixin of the lifecycle's ``_Carrier``. While booking, the first item whose files are not fetched
+yet fetches them for itself and the next items to book (a chunk of ``CHUNK_PER_THREAD`` per
+download thread): so the lease is renewed, early reports are sent and the expiry guard judges
+between chunks, and the time a chunk takes counts in the pace of its first item. Downloads stop
+at the job's deadline less the guard's safety margin; an item whose files could not be tried in
+time is reported failed ("export it again"), never booked without them.
+
+Per item (:class:`~exports.receipts.services.ItemReceipts`): a failure blocks the booking (the
+item is failed with the file's failure type), notes (a type other than declared, a file left out
+with ``RECEIPTS_REQUIRED`` off) go to the audit table, and the archived ``Receipt`` rows are the
+item's receipts for the adapter.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+
+from exports import pleo
+from exports.adapters import BookingResult
+from exports.models import AuditEntry, ExportItemRecord
+from exports.receipts.fetch import file_refs
+from exports.receipts.services import ItemReceipts, receipts_fetch_for_items
+from exports.services.expiry_guard import FINISH_MARGIN_SHARE, _utc
+from exports.services.leases import LeaseLost
+from exports.services.lifecycle_common import Pause
+
+logger = logging.getLogger("exports.services.lifecycle")
+
+CHUNK_PER_THREAD = 4
+_TO_BOOK = (ExportItemRecord.State.PENDING, ExportItemRecord.State.BOOKING)
+
+
+class ReceiptFetching:
+    # Per record pk: the receipts of an item fetched in this run (set up by the carrier).
+    fetched_receipts: dict[int, ItemReceipts]
+    # The time the downloads had to end by (for the message of an item out of time).
+    deadline_for_receipts = None
+
+    def receipts_ready(
+        self,
+        entry_id: uuid.UUID,
+        ordered: list[pleo.ExportJobItem],
+        records: dict[uuid.UUID, ExportItemRecord],
+        export_items: dict[uuid.UUID, pleo.ExportItem],
+    ) -> None:
+        """Make sure the item ``entry_id`` has its files fetched: fetch them, with the next
+        items' to book, unless done earlier in the run."""
+        record = records[entry_id]
+        if record.pk in self.fetched_receipts or record.state not in _TO_BOOK:
+            return
+        chunk_size = CHUNK_PER_THREAD * max(1, int(settings.RECEIPTS_DOWNLOAD_CONCURRENCY))
+        start = next(i for i, item in enumerate(ordered) if item.accounting_entry_id == entry_id)
+        chunk = []
+        for item in ordered[start:]:
+            candidate = records[item.accounting_entry_id]
+            data = export_items.get(item.accounting_entry_id)
+            if candidate.state not in _TO_BOOK or data is None:
+                continue
+            if candidate.pk in self.fetched_receipts:
+                continue
+            chunk.append((candidate, data.raw))
+            if len(chunk) >= chunk_size:
+                break
+        if not any(file_refs(raw) for _, raw in chunk):
+            self.fetched_receipts.update({r.pk: ItemReceipts() for r, _ in chunk})
+            return
+        self.run.lease.renew_if_due()
+        margin = self.job.expires_in * FINISH_MARGIN_SHARE + settings.EXPIRY_CLOCK_SKEW_SECONDS
+        deadline = self.deadline() - timedelta(seconds=margin)
+        try:
+            verdicts = receipts_fetch_for_items(
+                company=self.run.company,
+                job=self.job,
+                items=chunk,
+                deadline=deadline,
+                write_guard=self.run.lease.guard,
+            )
+        except LeaseLost:
+            raise
+        except Exception as exc:  # the archive (disk, S3) failed: nothing booked, try later
+            logger.exception("Receipts of job %s could not be archived", self.job.pleo_job_id)
+            self.flush()
+            raise Pause(
+                f"The receipt archive could not be written ({type(exc).__name__}); nothing was "
+                f"booked for the items waiting on their receipts."
+            ) from None
+        self.fetched_receipts.update(verdicts)
+        self.deadline_for_receipts = deadline
+
+    def receipts_failure(self, record: ExportItemRecord) -> BookingResult | None:
+        """Why the item may not be booked for its receipts (None: book it), auditing the notes."""
+        verdict = self.fetched_receipts.get(record.pk)
+        if verdict is None:
+            return None
+        for note in verdict.notes:
+            self.audit(
+                "receipt_note",
+                f"Item {record.accounting_entry_id}: {note}",
+                outcome=AuditEntry.Outcome.WARNING,
+            )
+        verdict.notes = []
+        if verdict.out_of_time:
+            return BookingResult.failure(
+                pleo.ItemFailureReasonType.RECEIPT_DOWNLOAD_FAILURE,
+                f"Not exported: its receipts could not be fetched before "
+                f"{_utc(self.deadline_for_receipts)}, when the job had to be finished before Pleo "
+                f"expires it. Nothing was booked for it: export it again from Pleo.",
+            )
+        if verdict.failure_type is not None:
+            return BookingResult.failure(verdict.failure_type, verdict.failure)
+        return None
+
+    def receipts_of(self, record: ExportItemRecord) -> list:
+        """The item's archived receipts (``Receipt`` rows) fetched in this run."""
+        verdict = self.fetched_receipts.get(record.pk)
+        return list(verdict.receipts) if verdict else []
