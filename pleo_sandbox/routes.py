@@ -8,8 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pleo_sandbox.clock import iso
-from pleo_sandbox.data import file_content
 from pleo_sandbox.errors import ApiError
+from pleo_sandbox.files import file_fault_body
 from pleo_sandbox.messages import Request, Response
 
 _SEG = r"(?P<{}>[^/]+)"
@@ -99,17 +99,7 @@ def subscription_activities(state, req: Request, cred, sub_id: str) -> Response:
 
 def download_file(state, req: Request, cred, file_id: str) -> Response:
     """A receipt behind a pre-signed-style URL: no auth, valid for 24 h on the sandbox clock."""
-    info = state.file(file_id)
-    if info is None:
-        raise ApiError(404, "FILE_NOT_FOUND", "File not found.")
-    try:
-        expires = int(req.param("expires", "0") or 0)
-    except ValueError:
-        expires = 0
-    if state.now().timestamp() >= expires:
-        raise ApiError(403, "FILE_URL_EXPIRED", "The file URL has expired.")
-    content = file_content(file_id, info["type"], info["size"])
-    return Response(200, content, content_type=info["type"])
+    return state.http_download(req, file_id)
 
 
 def oauth_authorize_page(state, req: Request, cred) -> Response:
@@ -371,6 +361,20 @@ def c_remove_fault(server, req: Request, fault_id: str) -> Response:
     return Response(204)
 
 
+def c_get_file(server, req: Request, file_id: str) -> Response:
+    return Response(200, {"data": server.state.file(file_id) or {}})
+
+
+def c_set_file(server, req: Request, file_id: str) -> Response:
+    kw = _kwargs(req.control_json(), ("type", "size"))
+    return Response(200, {"data": server.state.set_file(file_id, **kw)})
+
+
+def c_add_file_fault(server, req: Request, file_id: str) -> Response:
+    kw = file_fault_body({_snake(k): v for k, v in req.control_json().items()})
+    return Response(201, {"data": server.state.add_file_fault(file_id, **kw)})
+
+
 def c_requests(server, req: Request) -> Response:
     return Response(200, {"data": server.state.requests(req.param("method"), req.param("path"))})
 
@@ -471,6 +475,9 @@ CONTROL_ROUTES = [
     _c("POST", "/faults", c_add_fault),
     _c("DELETE", "/faults", c_clear_faults),
     _c("DELETE", "/faults/{fault_id}", c_remove_fault),
+    _c("GET", "/files/{file_id}", c_get_file),
+    _c("PATCH", "/files/{file_id}", c_set_file),
+    _c("POST", "/files/{file_id}/faults", c_add_file_fault),
     _c("GET", "/requests", c_requests),
     _c("DELETE", "/requests", c_clear_requests),
     _c("GET", "/webhook-deliveries", c_deliveries),
