@@ -71,12 +71,16 @@ class Files:
 
     def set_file(self, file_id: str, type: str | None = None, size: int | None = None) -> dict:  # noqa: A002
         """Change what export items declare for a file (its bytes follow the new values)."""
+        changes = {"type": type and str(type), "size": None if size is None else int(size)}
+        changes = {key: value for key, value in changes.items() if value is not None}
         with self.store.lock:
             f = self._file(file_id)
-            if type is not None:
-                f["type"] = str(type)
-            if size is not None:
-                f["size"] = int(size)
+            f.update(changes)
+            for job in self.store.jobs.values():
+                item = job.export_items.get(f["accountingEntryId"]) or {}
+                for entry in item.get("files", []):
+                    if entry.get("fileId") == file_id:
+                        entry.update(changes)
             return dict(f)
 
     def add_file_fault(
@@ -104,15 +108,13 @@ class Files:
                     "stall" if kind == "stall" else "status",
                     method="GET",
                     path=path,
-                    count=count if count is not None or kind == "not_found" else 1,
+                    count=1 if count is None and kind == "server_error" else count,
                     status=404 if kind == "not_found" else int(status),
                     body={"type": "FILE_NOT_FOUND", "message": "File not found."}
                     if kind == "not_found"
                     else None,
                     seconds=seconds,
                 )
-                if kind == "not_found" and count is None:
-                    fault.count = None
                 self.store.faults.add(fault)
                 return {"fileId": file_id, "kind": kind, "faultId": fault.id}
             spec = {"kind": kind, "count": count, "content": content, "size": size, "extra": extra}

@@ -11,6 +11,7 @@ pytest_plugins = [
     "tests.fixtures.sandbox",
     "tests.fixtures.services",
     "tests.fixtures.notify",
+    "tests.fixtures.receipts",
 ]
 
 # One key for the whole run, so subprocesses started by tests can decrypt what tests stored.

@@ -1,0 +1,234 @@
+"""Receipts in the export lifecycle, against the Pleo sandbox over real HTTP: every file of every
+item is fetched before the item is booked, archived under its content address, and a file that
+cannot be had fails its item with the right failure type (the other items unaffected, nothing
+booked twice). Nothing of ours reaches the file host, and the signed query string reaches no log
+line and no audit row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from urllib.parse import urlsplit
+
+import pytest
+
+from exports.models import AuditEntry, ExportItemRecord, JournalEntry
+from exports.receipts.models import Receipt
+from exports.receipts.storage import receipts_storage
+from exports.services.start_flow import Outcome
+from pleo_sandbox.data import file_content
+from tests import secrets_registry
+from tests.test_lifecycle import env  # noqa: F401 - the lifecycle tests' sandbox company
+
+pytestmark = pytest.mark.django_db
+
+# The signature of a pre-signed URL is its query string: in the sandbox, ``expires=…``.
+SIGNED_QUERY = "expires="
+HEADERS_SENT = {"host", "user-agent", "accept", "accept-encoding"}
+
+
+@pytest.fixture
+def rx(env, settings, receipts_archive):  # noqa: F811
+    settings.RECEIPTS_MAX_ATTEMPTS = 2
+    settings.RECEIPTS_BACKOFF_BASE = 0
+    settings.RECEIPTS_READ_TIMEOUT = 0.3
+    settings.RECEIPTS_MAX_BYTES = 200_000
+    secrets_registry.register(SIGNED_QUERY)  # no log line of the test may carry it
+    return env
+
+
+def files_by_entry(env, job_id) -> dict[str, list[dict]]:  # noqa: F811
+    """Per accounting entry: its files (``id``, ``type``, ``size``, ``path``), as Pleo declares."""
+    out = {}
+    for item in env.state.export_items(job_id):
+        out[item["accountingEntryId"]] = [
+            {
+                "id": urlsplit(f["url"]).path.rsplit("/", 1)[1],
+                "path": urlsplit(f["url"]).path,
+                "type": f["type"],
+                "size": f["size"],
+            }
+            for f in item["files"]
+        ]
+    return out
+
+
+def job_with_files(env, n=4):  # noqa: F811
+    """A job of ``n`` items; returns (job id, an entry with exactly one file, files by entry)."""
+    job_id = env.job({"normal": n})
+    files = files_by_entry(env, job_id)
+    target = next(entry for entry, fs in files.items() if len(fs) == 1)
+    return job_id, target, files
+
+
+def file_requests(env, path=None):  # noqa: F811
+    return [e for e in env.state.requests("GET") if e["path"].startswith(path or "/files/")]
+
+
+def assert_no_signed_query_stored(env):  # noqa: F811
+    for message in AuditEntry.objects.values_list("message", flat=True):
+        assert SIGNED_QUERY not in message
+    for record in ExportItemRecord.objects.all():
+        assert SIGNED_QUERY not in record.failure_reason
+    for row in Receipt.objects.values("source_host", "source_path", "storage_name"):
+        assert all(SIGNED_QUERY not in value and "?" not in value for value in row.values())
+
+
+def test_every_file_is_archived_before_its_item_is_booked_and_nothing_of_ours_is_sent(rx):
+    job_id, _, files = job_with_files(rx)
+    assert rx.run().outcome == Outcome.COMPLETED
+    declared = [f for fs in files.values() for f in fs]
+    assert len(declared) >= 3
+    rows = {r.source_path: r for r in Receipt.objects.select_related("item_record")}
+    assert set(rows) == {f["path"] for f in declared}
+    storage = receipts_storage()
+    for f in declared:
+        row = rows[f["path"]]
+        content = file_content(f["id"], f["type"], f["size"])
+        assert row.sha256 == hashlib.sha256(content).hexdigest()
+        assert (row.size, row.declared_size, row.content_type) == (f["size"], f["size"], f["type"])
+        assert row.storage_name == f"{rx.company.pk}/{row.sha256}"
+        with storage.open(row.storage_name, "rb") as handle:
+            assert handle.read() == content
+        assert row.source_host == "127.0.0.1"
+        assert row.fetched_at <= row.item_record.booking_started_at
+        assert str(row.item_record.accounting_entry_id) in files
+    seen = file_requests(rx)
+    assert len(seen) == len(declared)
+    for request in seen:
+        assert {name.lower() for name in request["headers"]} <= HEADERS_SENT
+        assert request["identity"] is None
+    assert_no_signed_query_stored(rx)
+
+
+FAILING = [
+    ("not_found", {}, "receipt_download_failure", "answered 404"),
+    ("server_error", {"count": 5}, "receipt_download_failure", "answered 503"),
+    ("stall", {"seconds": 1, "count": None}, "receipt_download_failure", "in time"),
+    ("truncated", {"count": None}, "receipt_download_failure", "cut off"),
+    ("size_mismatch", {}, "receipt_download_failure", "arrived (the file"),
+    ("oversized", {"size": 300_000}, "receipt_file_size_limit_exceeded", "over the limit"),
+    ("wrong_content", {}, "receipt_conversion_failure", "none of the accepted types"),
+    ("redirect_http", {}, "receipt_download_failure", "only https is fetched"),
+    ("redirect_loop", {}, "receipt_download_failure", "more than 3 times"),
+]
+
+
+@pytest.mark.parametrize(("kind", "params", "failure_type", "said"), FAILING, ids=lambda v: v)
+def test_a_file_that_cannot_be_had_fails_only_its_item(rx, kind, params, failure_type, said):
+    job_id, target, files = job_with_files(rx)
+    bad = files[target][0]
+    rx.state.add_file_fault(bad["id"], kind, **params)
+    assert rx.run().outcome == Outcome.COMPLETED_WITH_ERRORS
+    items = rx.items(job_id)
+    assert items[target]["status"] == "failed"
+    assert items[target]["failureReasonType"] == failure_type
+    reason = items[target]["failureReason"]
+    assert said in reason
+    assert f"file 1 (127.0.0.1:{urlsplit(rx.sandbox.url).port}{bad['path']})" in reason
+    others = [entry for entry in items if entry != target]
+    assert all(items[entry]["status"] == "successful" for entry in others)
+    booked = set(JournalEntry.objects.values_list("accounting_entry_id", flat=True))
+    assert booked == {uuid.UUID(entry) for entry in others}
+    assert sorted(rx.put_ids(job_id)) == sorted(items)  # each item reported once
+    assert not Receipt.objects.filter(accounting_entry_id=target).exists()
+    assert_no_signed_query_stored(rx)
+
+
+def test_a_redirect_loop_is_followed_at_most_three_times(rx):
+    job_id, target, files = job_with_files(rx)
+    bad = files[target][0]
+    rx.state.add_file_fault(bad["id"], "redirect_loop")
+    rx.run()
+    # Per attempt: the first request and three redirects; a refused redirect is not retried.
+    assert len(file_requests(rx, bad["path"])) == 4
+
+
+@pytest.mark.parametrize(
+    ("kind", "params", "requests_made"),
+    [
+        ("server_error", {"count": 1}, 2),
+        ("truncated", {"count": 1}, 2),
+        ("redirect_loop", {"count": 2}, 3),
+    ],
+)
+def test_a_passing_fault_is_retried_or_followed_and_the_item_booked(
+    rx, kind, params, requests_made
+):
+    job_id, target, files = job_with_files(rx)
+    bad = files[target][0]
+    rx.state.add_file_fault(bad["id"], kind, **params)
+    assert rx.run().outcome == Outcome.COMPLETED
+    assert len(file_requests(rx, bad["path"])) == requests_made
+    row = Receipt.objects.get(source_path=bad["path"])
+    assert (
+        row.sha256 == hashlib.sha256(file_content(bad["id"], bad["type"], bad["size"])).hexdigest()
+    )
+
+
+def test_a_declared_size_over_the_limit_fails_without_a_download(rx):
+    job_id, target, files = job_with_files(rx)
+    bad = files[target][0]
+    rx.state.set_file(bad["id"], size=250_000)
+    assert rx.run().outcome == Outcome.COMPLETED_WITH_ERRORS
+    item = rx.items(job_id)[target]
+    assert item["failureReasonType"] == "receipt_file_size_limit_exceeded"
+    assert "declared as 250000 bytes" in item["failureReason"]
+    assert file_requests(rx, bad["path"]) == []
+
+
+def test_accepted_content_under_another_declared_type_is_kept_as_what_it_is_and_audited(rx):
+    job_id, target, files = job_with_files(rx)
+    bad = files[target][0]
+    rx.state.set_file(bad["id"], type="image/jpeg")
+    rx.state.add_file_fault(bad["id"], "content", content="png")
+    assert rx.run().outcome == Outcome.COMPLETED
+    row = Receipt.objects.get(source_path=bad["path"])
+    assert (row.declared_type, row.content_type) == ("image/jpeg", "image/png")
+    note = AuditEntry.objects.get(step="receipt_note")
+    assert note.outcome == AuditEntry.Outcome.WARNING
+    assert "declared as 'image/jpeg' but its content is png" in note.message
+    assert bad["path"] in note.message
+
+
+def test_with_receipts_not_required_the_item_is_booked_without_the_failed_file(rx, settings):
+    settings.RECEIPTS_REQUIRED = False
+    job_id, target, files = job_with_files(rx)
+    bad = files[target][0]
+    rx.state.add_file_fault(bad["id"], "wrong_content")
+    assert rx.run().outcome == Outcome.COMPLETED
+    assert rx.items(job_id)[target]["status"] == "successful"
+    assert not Receipt.objects.filter(source_path=bad["path"]).exists()
+    note = AuditEntry.objects.get(step="receipt_note")
+    assert target in note.message and bad["path"] in note.message
+    assert "Booked without it (RECEIPTS_REQUIRED is off)" in note.message
+    assert_no_signed_query_stored(rx)
+
+
+def test_a_file_exported_twice_is_stored_once(rx):
+    first = rx.job({"normal": 3})
+    entries = list(files_by_entry(rx, first))
+    assert rx.run().outcome == Outcome.COMPLETED
+    rx.state.create_job(rx.remote.id, ["normal"] * 3, notify=False, accounting_entry_ids=entries)
+    assert rx.run().outcome == Outcome.COMPLETED
+    rows = list(Receipt.objects.all())
+    distinct = {row.sha256 for row in rows}
+    assert len(rows) == 2 * len(distinct) > 0
+    stored = receipts_storage().listdir(str(rx.company.pk))[1]
+    assert sorted(stored) == sorted(distinct)
+
+
+def test_files_that_cannot_be_fetched_before_the_deadline_are_not_booked(rx):
+    # 60 s to expiry is less than the guard's safety margin: no download may start.
+    job_id = rx.job({"normal": 4}, expires_in=60)
+    files = files_by_entry(rx, job_id)
+    rx.run()
+    items = rx.items(job_id)
+    for entry, fs in files.items():
+        if fs:
+            assert items[entry]["failureReasonType"] == "receipt_download_failure"
+            assert "could not be fetched before" in items[entry]["failureReason"]
+        else:
+            assert items[entry]["status"] == "successful"
+    assert file_requests(rx) == []
