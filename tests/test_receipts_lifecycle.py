@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from typing import ClassVar
 from urllib.parse import urlsplit
 
 import pytest
 
+from exports.adapters import ADAPTERS, AttachmentLimits
+from exports.adapters.journal import JournalAdapter
 from exports.models import AuditEntry, ExportItemRecord, JournalEntry
 from exports.receipts.models import Receipt
 from exports.receipts.storage import receipts_storage
@@ -232,3 +235,47 @@ def test_files_that_cannot_be_fetched_before_the_deadline_are_not_booked(rx):
         else:
             assert items[entry]["status"] == "successful"
     assert file_requests(rx) == []
+
+
+class SmallAttachmentsJournal(JournalAdapter):
+    """The journal, taking attachments of at most 5,000 bytes; remembers what it was given."""
+
+    name = "small_attachments"
+    attachment_limits = AttachmentLimits(max_bytes=5_000)
+    given: ClassVar[dict[str, list[bytes]]] = {}
+
+    def book(self, request):
+        files = []
+        for receipt in request.receipts:
+            with receipt.open() as handle:
+                files.append(handle.read())
+        self.given[str(request.accounting_entry_id)] = files
+        return super().book(request)
+
+
+@pytest.mark.parametrize("required", [True, False])
+def test_the_adapter_gets_the_receipts_within_its_attachment_limits(
+    rx, settings, monkeypatch, required
+):
+    settings.RECEIPTS_REQUIRED = required
+    monkeypatch.setitem(ADAPTERS, SmallAttachmentsJournal.name, SmallAttachmentsJournal)
+    monkeypatch.setattr(SmallAttachmentsJournal, "given", {})
+    rx.use_adapter(SmallAttachmentsJournal.name)
+    job_id = rx.job({"normal": 6})
+    files = files_by_entry(rx, job_id)
+    rx.run()
+    items = rx.items(job_id)
+    given = SmallAttachmentsJournal.given
+    assert any(len(fs) for fs in files.values())
+    for entry, fs in files.items():
+        small = [file_content(f["id"], f["type"], f["size"]) for f in fs if f["size"] <= 5_000]
+        if required and len(small) < len(fs):
+            assert items[entry]["failureReasonType"] == "receipt_file_size_limit_exceeded"
+            assert entry not in given
+        else:
+            assert items[entry]["status"] == "successful"
+            assert given[entry] == small
+    notes = AuditEntry.objects.filter(step="receipt_note").count()
+    too_big = sum(1 for fs in files.values() for f in fs if f["size"] > 5_000)
+    assert too_big > 0
+    assert notes == (0 if required else too_big)

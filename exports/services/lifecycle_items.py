@@ -115,11 +115,12 @@ class ItemBooking:
                 ),
             )
             return
-        blocked = self.receipts_failure(record)  # lifecycle_receipts: fetched before booking
+        # lifecycle_receipts: the files were fetched before booking, and fit the adapter's limits.
+        blocked, receipts = self.receipts_for_booking(record)
         if blocked is not None:
             self.apply(record, blocked)
             return
-        self.book(record, data)
+        self.book(record, data, receipts)
 
     def check_deadline(self, before) -> None:
         """After an early report: one GET, and the deadline Pleo reports now (expiry_guard)."""
@@ -168,13 +169,14 @@ class ItemBooking:
         )
         return True
 
-    def book(self, record: ExportItemRecord, data: pleo.ExportItem) -> None:
+    def book(self, record: ExportItemRecord, data: pleo.ExportItem, receipts: tuple = ()) -> None:
         adapter = self.adapter
         assert adapter is not None
         request = BookingRequest(
             item=data.raw,
             idempotency_key=record.idempotency_key,
             pleo_job_id=self.job.pleo_job_id,
+            receipts=receipts,
         )
         if self.refused_by_precheck(adapter, record, request):
             return

@@ -10,8 +10,10 @@ time is reported failed ("export it again"), never booked without them.
 
 Per item (:class:`~exports.receipts.services.ItemReceipts`): a failure blocks the booking (the
 item is failed with the file's failure type), notes (a type other than declared, a file left out
-with ``RECEIPTS_REQUIRED`` off) go to the audit table, and the archived ``Receipt`` rows are the
-item's receipts for the adapter.
+with ``RECEIPTS_REQUIRED`` off) go to the audit table, and the archived ``Receipt`` rows become the
+``BookingRequest.receipts`` (``ReceiptFile``, bytes through ``open()``), judged first against the
+adapter's ``attachment_limits``: a file over them fails the item (its limit's failure type) or,
+with ``RECEIPTS_REQUIRED`` off, is left out and audited.
 """
 
 from __future__ import annotations
@@ -19,14 +21,18 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import timedelta
+from functools import partial
 
 from django.conf import settings
 
 from exports import pleo
-from exports.adapters import BookingResult
+from exports.adapters import BookingResult, ReceiptFile
 from exports.models import AuditEntry, ExportItemRecord
 from exports.receipts.fetch import file_refs
+from exports.receipts.models import Receipt
 from exports.receipts.services import ItemReceipts, receipts_fetch_for_items
+from exports.receipts.sniff import kind_of
+from exports.receipts.storage import receipt_open
 from exports.services.expiry_guard import FINISH_MARGIN_SHARE, _utc
 from exports.services.leases import LeaseLost
 from exports.services.lifecycle_common import Pause
@@ -94,30 +100,57 @@ class ReceiptFetching:
         self.fetched_receipts.update(verdicts)
         self.deadline_for_receipts = deadline
 
-    def receipts_failure(self, record: ExportItemRecord) -> BookingResult | None:
-        """Why the item may not be booked for its receipts (None: book it), auditing the notes."""
+    def receipts_for_booking(
+        self, record: ExportItemRecord
+    ) -> tuple[BookingResult | None, tuple[ReceiptFile, ...]]:
+        """Why the item may not be booked for its receipts (None: book it), and the receipts to
+        pass to the adapter: those fetched, within the adapter's ``attachment_limits``. A file
+        over them fails the item, or with ``RECEIPTS_REQUIRED`` off is left out (audited)."""
         verdict = self.fetched_receipts.get(record.pk)
         if verdict is None:
-            return None
-        for note in verdict.notes:
-            self.audit(
-                "receipt_note",
-                f"Item {record.accounting_entry_id}: {note}",
-                outcome=AuditEntry.Outcome.WARNING,
-            )
-        verdict.notes = []
+            return None, ()
+        notes, verdict.notes = verdict.notes, []
         if verdict.out_of_time:
             return BookingResult.failure(
                 pleo.ItemFailureReasonType.RECEIPT_DOWNLOAD_FAILURE,
                 f"Not exported: its receipts could not be fetched before "
                 f"{_utc(self.deadline_for_receipts)}, when the job had to be finished before Pleo "
                 f"expires it. Nothing was booked for it: export it again from Pleo.",
-            )
+            ), ()
         if verdict.failure_type is not None:
-            return BookingResult.failure(verdict.failure_type, verdict.failure)
-        return None
+            return BookingResult.failure(verdict.failure_type, verdict.failure), ()
+        files = [_receipt_file(row) for row in verdict.receipts]
+        adapter = self.adapter
+        assert adapter is not None
+        problems = adapter.attachment_limits.judge(files)
+        if problems and settings.RECEIPTS_REQUIRED:
+            return BookingResult.failure(
+                problems[0].failure_type,
+                f"{adapter.label} cannot take this item's receipts: "
+                + " ".join(p.message for p in problems),
+            ), ()
+        left_out = {p.position for p in problems}
+        notes += [
+            f"{p.message} Booked in {adapter.label} without it (RECEIPTS_REQUIRED is off)."
+            for p in problems
+        ]
+        for note in notes:
+            self.audit(
+                "receipt_note",
+                f"Item {record.accounting_entry_id}: {note}",
+                outcome=AuditEntry.Outcome.WARNING,
+            )
+        return None, tuple(f for n, f in enumerate(files, start=1) if n not in left_out)
 
-    def receipts_of(self, record: ExportItemRecord) -> list:
-        """The item's archived receipts (``Receipt`` rows) fetched in this run."""
-        verdict = self.fetched_receipts.get(record.pk)
-        return list(verdict.receipts) if verdict else []
+
+def _receipt_file(row: Receipt) -> ReceiptFile:
+    """An archived receipt as the adapter sees it: its bytes through ``open()``."""
+    extension = {"image/jpeg": "jpg", "text/plain": "txt"}.get(row.content_type)
+    extension = extension or (kind_of(row.content_type) or "bin")
+    return ReceiptFile(
+        name=f"receipt-{row.accounting_entry_id}-{row.position + 1}.{extension}",
+        content_type=row.content_type,
+        size=row.size,
+        sha256=row.sha256,
+        opener=partial(receipt_open, row.storage_name),
+    )
