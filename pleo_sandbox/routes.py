@@ -252,6 +252,7 @@ def c_create_job(server, req: Request) -> Response:
             "accounting_entry_ids",
             "notify",
             "conflict_check",
+            "receipts",
         ),
     )
     company_id = kw.pop("company_id")

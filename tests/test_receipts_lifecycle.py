@@ -20,7 +20,7 @@ from exports.models import AuditEntry, ExportItemRecord, JournalEntry
 from exports.receipts.models import Receipt
 from exports.receipts.storage import receipts_storage
 from exports.services.start_flow import Outcome
-from pleo_sandbox.data import file_content
+from pleo_sandbox.data import file_chunks, file_content
 from tests import secrets_registry
 from tests.test_lifecycle import env  # noqa: F401 - the lifecycle tests' sandbox company
 
@@ -279,3 +279,35 @@ def test_the_adapter_gets_the_receipts_within_its_attachment_limits(
     too_big = sum(1 for fs in files.values() for f in fs if f["size"] > 5_000)
     assert too_big > 0
     assert notes == (0 if required else too_big)
+
+
+@pytest.mark.slow
+def test_a_large_file_and_a_file_just_over_the_limit(rx, settings):
+    settings.RECEIPTS_MAX_BYTES = 30 * 1024 * 1024
+    settings.RECEIPTS_READ_TIMEOUT = 10
+    job_id, target, files = job_with_files(rx)
+    big = files[target][0]
+    rx.state.set_file(big["id"], size=settings.RECEIPTS_MAX_BYTES)
+    other = next(f for entry, fs in files.items() if entry != target for f in fs)
+    rx.state.add_file_fault(other["id"], "oversized", size=settings.RECEIPTS_MAX_BYTES + 1)
+    assert rx.run().outcome == Outcome.COMPLETED_WITH_ERRORS
+    row = Receipt.objects.get(source_path=big["path"])
+    expected = hashlib.sha256()
+    for piece in file_chunks(big["id"], big["type"], settings.RECEIPTS_MAX_BYTES):
+        expected.update(piece)
+    assert (row.size, row.sha256) == (settings.RECEIPTS_MAX_BYTES, expected.hexdigest())
+    failed = [i for i in rx.items(job_id).values() if i["status"] == "failed"]
+    assert [i["failureReasonType"] for i in failed] == ["receipt_file_size_limit_exceeded"]
+
+
+@pytest.mark.slow
+def test_many_items_with_files_are_all_archived_once_each(rx, settings):
+    settings.RECEIPTS_DOWNLOAD_CONCURRENCY = 3
+    job_id = rx.job({"normal": 120})
+    files = files_by_entry(rx, job_id)
+    assert rx.run().outcome == Outcome.COMPLETED
+    declared = [f["path"] for fs in files.values() for f in fs]
+    assert len(declared) > 100
+    assert sorted(Receipt.objects.values_list("source_path", flat=True)) == sorted(declared)
+    assert len(file_requests(rx)) == len(declared)  # each fetched once
+    assert JournalEntry.objects.count() == 120

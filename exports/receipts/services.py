@@ -67,6 +67,7 @@ def receipts_fetch_for_items(
     outcomes = receipts_fetch_many(wanted, company_pk=company.pk, config=config, deadline=deadline)
     required = bool(settings.RECEIPTS_REQUIRED)
     verdicts: dict[int, ItemReceipts] = {}
+    to_index: list[tuple[ItemReceipts, Any, list[Fetched]]] = []
     for record, data in pairs:
         verdict = verdicts[record.pk] = ItemReceipts()
         fetched: list[Fetched] = []
@@ -87,7 +88,10 @@ def receipts_fetch_for_items(
                 if outcome.type_note:
                     verdict.notes.append(outcome.type_note)
         if not verdict.blocks_booking:
-            with write_guard():
+            to_index.append((verdict, record, fetched))
+    if to_index:
+        with write_guard():  # one transaction for the chunk's rows
+            for verdict, record, fetched in to_index:
                 verdict.receipts = _index(record, job, company, fetched)
     return verdicts
 

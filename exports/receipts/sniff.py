@@ -52,6 +52,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 ZIP_MAGIC = b"PK\x03\x04"
 OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 HEAD_BYTES = 64
+BINARY_MAGICS = (PDF_MAGIC, JPEG_MAGIC, PNG_MAGIC, ZIP_MAGIC, OLE2_MAGIC)
 _OLE_NAMES = {
     Kind.DOC: ("WordDocument".encode("utf-16-le"),),
     Kind.XLS: ("Workbook".encode("utf-16-le"), "Book\x00".encode("utf-16-le")),
@@ -89,6 +90,8 @@ class Sniffer:
     def feed(self, chunk: bytes) -> None:
         if len(self.head) < HEAD_BYTES:
             self.head += chunk[: HEAD_BYTES - len(self.head)]
+            if self.head.startswith(BINARY_MAGICS):
+                self.text_ok = False  # a known binary type: no need to read it as text
         if self.text_ok:
             if b"\x00" in chunk:
                 self.text_ok = False
