@@ -311,3 +311,19 @@ def test_many_items_with_files_are_all_archived_once_each(rx, settings):
     assert sorted(Receipt.objects.values_list("source_path", flat=True)) == sorted(declared)
     assert len(file_requests(rx)) == len(declared)  # each fetched once
     assert JournalEntry.objects.count() == 120
+
+
+class NoAttachmentsJournal(JournalAdapter):
+    """The journal as an accounting system that takes no attachments (the interface default)."""
+
+    name = "no_attachments"
+    attachment_limits = AttachmentLimits(max_count=0)
+
+
+def test_an_adapter_that_takes_no_attachments_books_and_the_receipts_stay_archived(rx, monkeypatch):
+    monkeypatch.setitem(ADAPTERS, NoAttachmentsJournal.name, NoAttachmentsJournal)
+    rx.use_adapter(NoAttachmentsJournal.name)
+    job_id, _, files = job_with_files(rx)
+    assert rx.run().outcome == Outcome.COMPLETED
+    assert Receipt.objects.count() == sum(len(fs) for fs in files.values())
+    assert AuditEntry.objects.filter(step="receipts_archived_only").count() == 1

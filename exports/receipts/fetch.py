@@ -166,7 +166,11 @@ class ReceiptFailure(Exception):
 
 
 class OutOfTime(Exception):
-    """The job's deadline came before the file could be fetched (not tried, or not again)."""
+    """The job's ``deadline`` came before the file could be fetched (not tried, or not again)."""
+
+    def __init__(self, deadline: datetime) -> None:
+        super().__init__(f"not fetched before {deadline:%Y-%m-%d %H:%M:%S} UTC")
+        self.deadline = deadline
 
 
 class _Transient(Exception):
@@ -251,7 +255,7 @@ def receipt_fetch(
     last = ""
     for attempt in range(1, config.max_attempts + 1):
         if deadline is not None and clock.now() >= deadline:
-            raise OutOfTime(ref.where)
+            raise OutOfTime(deadline)
         try:
             return _download(ref, company_pk=company_pk, config=config, session=session)
         except _Transient as exc:
@@ -265,7 +269,7 @@ def receipt_fetch(
                 "Receipt %s: %s (attempt %d of %d)", ref.where, last, attempt, config.max_attempts
             )
             if deadline is not None and (deadline - clock.now()).total_seconds() <= pause:
-                raise OutOfTime(ref.where) from None
+                raise OutOfTime(deadline) from None
             sleep(pause)
     raise ReceiptFailure(
         ItemFailureReasonType.RECEIPT_DOWNLOAD_FAILURE,

@@ -1,9 +1,11 @@
 """Fetch the receipt files of the items about to be booked, and index what was archived.
 
-:func:`receipts_fetch_for_items` is called by the export lifecycle
-(``exports.services.lifecycle_receipts``) for a chunk of items before they are booked. Per item it
-answers an :class:`ItemReceipts`: the archived files (``Receipt`` rows, one per file, written
-here), and either a failure that keeps the item from being booked, or notes for the audit table:
+:func:`receipts_fetch_for_items` fetches the files of a chunk of items before they are booked:
+:func:`receipts_download` (no database; the export lifecycle, ``exports.services.
+lifecycle_receipts``, runs it for the next chunk in a background thread while it books this one),
+then :func:`receipts_index`. Per item the answer is an :class:`ItemReceipts`: the archived files
+(``Receipt`` rows, one per file, written here), and either a failure that keeps the item from being
+booked, or notes for the audit table:
 
 * a declared file that cannot be had (download failure, over the size limit, a type not accepted)
   fails the item with that file's failure type when ``RECEIPTS_REQUIRED`` is on; when it is off
@@ -43,38 +45,47 @@ class ItemReceipts:
     failure_type: ItemFailureReasonType | None = None
     failure: str = ""
     notes: list[str] = field(default_factory=list)
-    out_of_time: bool = False
+    # Set when a file could not be fetched before this deadline (the job's, less a margin).
+    out_of_time: datetime | None = None
 
     @property
     def blocks_booking(self) -> bool:
-        return self.out_of_time or self.failure_type is not None
+        return self.out_of_time is not None or self.failure_type is not None
 
 
-def receipts_fetch_for_items(
+def receipts_download(
+    *,
+    company_pk: object,
+    items: Iterable[tuple[Any, dict]],
+    deadline: datetime | None = None,
+    config: FetchConfig | None = None,
+) -> dict[tuple[int, int], Fetched | ReceiptFailure | OutOfTime]:
+    """Download and archive every file of ``items`` (``(record, ExportItemV3 dict)`` pairs); the
+    outcome per ``(record pk, position)``. Touches no database: may run in another thread."""
+    wanted = [((record.pk, ref.position), ref) for record, data in items for ref in file_refs(data)]
+    return receipts_fetch_many(wanted, company_pk=company_pk, config=config, deadline=deadline)
+
+
+def receipts_index(
     *,
     company: Any,
     job: Any,
     items: Iterable[tuple[Any, dict]],
-    deadline: datetime | None = None,
-    config: FetchConfig | None = None,
+    outcomes: dict[tuple[int, int], Fetched | ReceiptFailure | OutOfTime],
     write_guard: Callable[[], AbstractContextManager] = transaction.atomic,
 ) -> dict[int, ItemReceipts]:
-    """``items``: ``(ExportItemRecord, ExportItemV3 as a dict)`` pairs. Returns one
-    :class:`ItemReceipts` per record pk. The downloads run outside any transaction; the rows
-    are written under ``write_guard`` (the lifecycle's lease guard)."""
-    pairs = list(items)
-    wanted = [((record.pk, ref.position), ref) for record, data in pairs for ref in file_refs(data)]
-    outcomes = receipts_fetch_many(wanted, company_pk=company.pk, config=config, deadline=deadline)
+    """Judge the downloads per item and write the ``Receipt`` rows of the items that may be
+    booked (one transaction, under ``write_guard``). One :class:`ItemReceipts` per record pk."""
     required = bool(settings.RECEIPTS_REQUIRED)
     verdicts: dict[int, ItemReceipts] = {}
     to_index: list[tuple[ItemReceipts, Any, list[Fetched]]] = []
-    for record, data in pairs:
+    for record, data in items:
         verdict = verdicts[record.pk] = ItemReceipts()
         fetched: list[Fetched] = []
         for ref in file_refs(data):
             outcome = outcomes[(record.pk, ref.position)]
             if isinstance(outcome, OutOfTime):
-                verdict.out_of_time = True
+                verdict.out_of_time = outcome.deadline
             elif isinstance(outcome, ReceiptFailure):
                 if required:
                     verdict.failure_type = verdict.failure_type or outcome.failure_type
@@ -90,10 +101,29 @@ def receipts_fetch_for_items(
         if not verdict.blocks_booking:
             to_index.append((verdict, record, fetched))
     if to_index:
-        with write_guard():  # one transaction for the chunk's rows
+        with write_guard():
             for verdict, record, fetched in to_index:
                 verdict.receipts = _index(record, job, company, fetched)
     return verdicts
+
+
+def receipts_fetch_for_items(
+    *,
+    company: Any,
+    job: Any,
+    items: Iterable[tuple[Any, dict]],
+    deadline: datetime | None = None,
+    config: FetchConfig | None = None,
+    write_guard: Callable[[], AbstractContextManager] = transaction.atomic,
+) -> dict[int, ItemReceipts]:
+    """Download (:func:`receipts_download`) then index (:func:`receipts_index`) in one go."""
+    pairs = list(items)
+    outcomes = receipts_download(
+        company_pk=company.pk, items=pairs, deadline=deadline, config=config
+    )
+    return receipts_index(
+        company=company, job=job, items=pairs, outcomes=outcomes, write_guard=write_guard
+    )
 
 
 def _index(record: Any, job: Any, company: Any, fetched: list[Fetched]) -> list[Receipt]:

@@ -312,6 +312,7 @@ class _Carrier(ItemBooking, ItemReporting, FinalEvent, DeadlineGuard, ReceiptFet
                 else:
                     self.note_if_at_risk(force=True)
             crashpoints.crash_point("mid_items")
+        self.receipts_close()
         self.note_given_up()
         self.flush()
 
