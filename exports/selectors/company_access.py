@@ -35,6 +35,7 @@ COMPANY_LOOKUPS: dict[str, str] = {
     "exports.exportitemrecord": "export_job__company",
     "exports.journalline": "entry__company",
     "exports.notification": "company",
+    "exports.receipt": "company",
 }
 # Model label -> the lookup from that model to its credential (see the module docstring).
 CREDENTIAL_LOOKUPS: dict[str, str] = {
