@@ -144,7 +144,7 @@ def main() -> None:
         with_r, before, peak, archived, job_id = export(
             url, "Receipts", items, {"count": 1, "size": size, "type": PDF}
         )
-        without, *_ = export(url, "No receipts", items, {"count": 0})
+        without, before_0, peak_0, *_ = export(url, "No receipts", items, {"count": 0})
         bare, total = bare_downloads(url, job_id, threads)
         share = with_r - without
         print(f"\nJob of {items:,} items, one {size // 1000} KB receipt each ({archived} archived)")
@@ -157,7 +157,8 @@ def main() -> None:
         )
         print(
             f"  worker RSS              : {before / 1024:.1f} MB before, peak "
-            f"{peak / 1024:.1f} MB → growth {(peak - before) / 1024:.1f} MB"
+            f"{peak / 1024:.1f} MB → growth {(peak - before) / 1024:.1f} MB (without receipts: "
+            f"{(peak_0 - before_0) / 1024:.1f} MB; DEBUG keeps each query in memory)"
         )
     finally:
         stop(sandbox)
