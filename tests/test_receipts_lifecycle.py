@@ -17,6 +17,13 @@ import pytest
 from exports.adapters import ADAPTERS, AttachmentLimits
 from exports.adapters.journal import JournalAdapter
 from exports.models import AuditEntry, ExportItemRecord, JournalEntry
+from exports.receipts.fetch import (
+    FetchConfig,
+    ReceiptFailure,
+    file_refs,
+    new_session,
+    receipt_fetch,
+)
 from exports.receipts.models import Receipt
 from exports.receipts.storage import receipts_storage
 from exports.services.start_flow import Outcome
@@ -327,3 +334,20 @@ def test_an_adapter_that_takes_no_attachments_books_and_the_receipts_stay_archiv
     assert rx.run().outcome == Outcome.COMPLETED
     assert Receipt.objects.count() == sum(len(fs) for fs in files.values())
     assert AuditEntry.objects.filter(step="receipts_archived_only").count() == 1
+
+
+def test_a_url_past_its_24_hours_is_refused_by_the_file_host(rx):
+    job_id = rx.job({"normal": 4})
+    item = next(i for i in rx.state.export_items(job_id) if i["files"])
+    ref = file_refs(item)[0]
+    config = FetchConfig.from_settings()
+    assert fetch_one(ref, config).size == item["files"][0]["size"]
+    rx.state.advance_clock(24 * 3600)
+    with pytest.raises(ReceiptFailure) as caught:
+        fetch_one(ref, config)
+    assert caught.value.failure_type == "receipt_download_failure"
+    assert "answered 403 (the link may have expired" in caught.value.message
+
+
+def fetch_one(ref, config):
+    return receipt_fetch(ref=ref, company_pk=1, config=config, session=new_session())
