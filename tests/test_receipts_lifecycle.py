@@ -348,3 +348,26 @@ def test_a_url_past_its_24_hours_is_refused_by_the_file_host(rx):
 
 def fetch_one(ref, config):
     return receipt_fetch(ref=ref, company_pk=1, config=config, session=new_session())
+
+
+def test_an_archive_that_cannot_be_written_pauses_the_job_and_the_next_run_books_once(
+    rx, monkeypatch
+):
+    from exports.receipts import fetch
+
+    job_id = rx.job(4, receipts={"count": 1, "size": 5_000, "type": PDF})
+    real = fetch.receipt_store
+
+    def disk_full(**kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(fetch, "receipt_store", disk_full)
+    assert rx.run().outcome == Outcome.STARTED
+    assert JournalEntry.objects.count() == 0
+    paused = AuditEntry.objects.filter(step="paused").last()
+    assert "receipt archive could not be written (OSError)" in paused.message
+    monkeypatch.setattr(fetch, "receipt_store", real)
+    assert rx.run().outcome == Outcome.COMPLETED
+    assert JournalEntry.objects.count() == 4
+    assert sorted(rx.put_ids(job_id)) == sorted(rx.items(job_id))
+    assert Receipt.objects.count() == 4
