@@ -11,7 +11,8 @@
    while it is fetched and archived (it must not grow with the file: < 10 MB).
 
 The sandbox runs as its own process (``manage.py pleo_sandbox``), so the memory measured is the
-worker's alone; it streams files, and is steered over its control API.
+worker's alone; it streams files, and is steered over its control API. ``DEBUG`` is off, as in
+production (with it on, Django keeps every query in memory, which the RSS would show).
 
     .venv/bin/python bench/receipts.py [--quick] [--database-url URL]
 """
@@ -114,6 +115,7 @@ def main() -> None:
         PLEO_SANDBOX="1",
         PLEO_RATE_LIMIT_PER_MINUTE="0",
         RECEIPTS_ROOT=archive,
+        DEBUG="0",  # as in production (DEBUG keeps every query in memory: RSS would say so)
     )
     from django.conf import settings
 
@@ -158,7 +160,7 @@ def main() -> None:
         print(
             f"  worker RSS              : {before / 1024:.1f} MB before, peak "
             f"{peak / 1024:.1f} MB → growth {(peak - before) / 1024:.1f} MB (without receipts: "
-            f"{(peak_0 - before_0) / 1024:.1f} MB; DEBUG keeps each query in memory)"
+            f"{(peak_0 - before_0) / 1024:.1f} MB)"
         )
     finally:
         stop(sandbox)
