@@ -410,8 +410,10 @@ def receipts_fetch_many(
     company_pk: object,
     config: FetchConfig | None = None,
     deadline: datetime | None = None,
+    pool: ThreadPoolExecutor | None = None,
 ) -> dict[Hashable, Fetched | ReceiptFailure | OutOfTime]:
-    """Fetch every ``(key, ref)`` on ``config.concurrency`` threads; the outcome of each by key."""
+    """Fetch every ``(key, ref)`` on ``config.concurrency`` threads (of ``pool`` when given, kept
+    by the caller across calls); the outcome of each by key."""
     config = config or FetchConfig.from_settings()
     jobs = list(refs)
     if not jobs:
@@ -436,8 +438,11 @@ def receipts_fetch_many(
             return exc
 
     try:
-        with ThreadPoolExecutor(max_workers=min(config.concurrency, len(jobs))) as pool:
+        if pool is not None:
             outcomes = list(pool.map(one, [ref for _, ref in jobs]))
+        else:
+            with ThreadPoolExecutor(max_workers=min(config.concurrency, len(jobs))) as own:
+                outcomes = list(own.map(one, [ref for _, ref in jobs]))
     finally:
         for session in sessions:
             session.close()

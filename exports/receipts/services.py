@@ -19,6 +19,7 @@ An item without files has nothing to fetch and is booked as before.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -59,11 +60,14 @@ def receipts_download(
     items: Iterable[tuple[Any, dict]],
     deadline: datetime | None = None,
     config: FetchConfig | None = None,
+    pool: ThreadPoolExecutor | None = None,
 ) -> dict[tuple[int, int], Fetched | ReceiptFailure | OutOfTime]:
     """Download and archive every file of ``items`` (``(record, ExportItemV3 dict)`` pairs); the
     outcome per ``(record pk, position)``. Touches no database: may run in another thread."""
     wanted = [((record.pk, ref.position), ref) for record, data in items for ref in file_refs(data)]
-    return receipts_fetch_many(wanted, company_pk=company_pk, config=config, deadline=deadline)
+    return receipts_fetch_many(
+        wanted, company_pk=company_pk, config=config, deadline=deadline, pool=pool
+    )
 
 
 def receipts_index(

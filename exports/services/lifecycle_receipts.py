@@ -54,6 +54,8 @@ class ReceiptFetching:
     # The next chunk's downloads, running in the background: (chunk, future).
     receipts_ahead: tuple[list, Future] | None = None
     _receipts_pool: ThreadPoolExecutor | None = None
+    # The download threads, kept for the run (RECEIPTS_DOWNLOAD_CONCURRENCY of them).
+    _download_pool: ThreadPoolExecutor | None = None
     archived_only_noted = False
 
     def receipts_ready(
@@ -127,18 +129,23 @@ class ReceiptFetching:
             return {}
         margin = self.job.expires_in * FINISH_MARGIN_SHARE + settings.EXPIRY_CLOCK_SKEW_SECONDS
         deadline = self.deadline() - timedelta(seconds=margin)
+        config = FetchConfig.from_settings()
+        if self._download_pool is None:
+            self._download_pool = ThreadPoolExecutor(config.concurrency, "receipts")
         return receipts_download(
             company_pk=self.run.company.pk,
             items=chunk,
             deadline=deadline,
-            config=FetchConfig.from_settings(),
+            config=config,
+            pool=self._download_pool,
         )
 
     def receipts_close(self) -> None:
         """The run is done booking: no more downloads ahead."""
-        if self._receipts_pool is not None:
-            self._receipts_pool.shutdown(wait=True, cancel_futures=True)
-            self._receipts_pool = None
+        for pool in (self._receipts_pool, self._download_pool):
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+        self._receipts_pool = self._download_pool = None
         self.receipts_ahead = None
 
     def receipts_for_booking(
