@@ -389,7 +389,8 @@ LOGGING = {
 
 # --- Receipts (exports.receipts) --------------------------------------------------------------
 # The files of export items (receipts, invoices), fetched from Pleo's pre-signed URLs before the
-# item is booked and archived under a content address in the named storage "receipts".
+# item is booked and archived under a content address in the named storage "receipts". Files are
+# served only through the admin's checked download view, never from a public URL.
 # RECEIPTS_STORAGE: local (a folder, RECEIPTS_ROOT) or s3 (django-storages, the AWS_* below).
 RECEIPTS_STORAGE = env.str("RECEIPTS_STORAGE", default="local").strip().lower()
 RECEIPTS_ROOT = env.str("RECEIPTS_ROOT", default=str(BASE_DIR / "var" / "receipts"))

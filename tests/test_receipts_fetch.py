@@ -27,7 +27,7 @@ from exports.receipts.fetch import (
     receipts_fetch_many,
     shown_url,
 )
-from exports.receipts.storage import receipts_storage
+from exports.receipts.files import receipts_storage
 
 HOST = "https://files.pleo.test"
 SIGNED = "X-Amz-Signature=abc123secret&X-Amz-Expires=86400"

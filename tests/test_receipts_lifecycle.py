@@ -24,8 +24,8 @@ from exports.receipts.fetch import (
     new_session,
     receipt_fetch,
 )
+from exports.receipts.files import receipts_storage
 from exports.receipts.models import Receipt
-from exports.receipts.storage import receipts_storage
 from exports.services.start_flow import Outcome
 from pleo_sandbox.data import file_chunks, file_content
 from tests import secrets_registry

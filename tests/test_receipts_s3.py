@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from exports.receipts.storage import receipt_open, receipt_store, receipts_storage
+from exports.receipts.files import receipts_storage
+from exports.receipts.storage import receipt_store
 
 pytestmark = pytest.mark.slow  # starts moto's server (about 2 s)
 
@@ -65,5 +66,5 @@ def test_receipts_are_stored_once_per_content_on_s3(s3_archive, tmp_path: Path):
     assert (first, again, other) == (f"3/{sha}", f"3/{sha}", f"4/{sha}")
     keys = [o["Key"] for o in s3_archive.list_objects_v2(Bucket=BUCKET)["Contents"]]
     assert sorted(keys) == [f"3/{sha}", f"4/{sha}"]
-    with receipt_open(first) as handle:
+    with receipts_storage().open(first, "rb") as handle:
         assert handle.read() == content

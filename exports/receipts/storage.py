@@ -1,5 +1,6 @@
-"""The receipt archive's files: the named storage ``STORAGES["receipts"]`` (a local folder by
-default, S3 or an S3-compatible store with ``RECEIPTS_STORAGE=s3``), content-addressed per company.
+"""Saving into the receipt archive (the named storage ``STORAGES["receipts"]``, see
+``exports.receipts.files``: a local folder by default, S3 or an S3-compatible store with
+``RECEIPTS_STORAGE=s3``), content-addressed per company.
 
 A file's name is ``<company pk>/<sha256>``: the same bytes exported twice for one company (in two
 jobs, or twice in one) are stored once. Saving a name that exists is a no-op, so concurrent
@@ -11,13 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from django.core.files import File
-from django.core.files.storage import Storage, storages
 
-STORAGE_ALIAS = "receipts"
-
-
-def receipts_storage() -> Storage:
-    return storages[STORAGE_ALIAS]
+from exports.receipts.files import receipts_storage
 
 
 def storage_name(*, company_pk: object, sha256: str) -> str:
@@ -51,8 +47,3 @@ def receipt_store(*, company_pk: object, sha256: str, path: Path) -> str:
         # ours: the content is the same, keep the one content address.
         storage.delete(saved)
     return name
-
-
-def receipt_open(name: str):
-    """The archived file ``name``, opened for reading (binary)."""
-    return receipts_storage().open(name, "rb")

@@ -22,6 +22,7 @@ from exports.adapters import (
     BookingResult,
     LookupUnsupported,
 )
+from exports.adapters.item_snapshot import item_snapshot
 from exports.models import AuditEntry, ExportItemRecord
 from exports.services.leases import LeaseLost
 from exports.services.lifecycle_common import (
@@ -118,7 +119,7 @@ class ItemBooking:
         # lifecycle_receipts: the files were fetched before booking, and fit the adapter's limits.
         blocked, receipts = self.receipts_for_booking(record)
         if blocked is not None:
-            self.apply(record, blocked)
+            self.apply(record, blocked, item_snapshot=item_snapshot(data.raw))
             return
         self.book(record, data, receipts)
 
@@ -178,11 +179,15 @@ class ItemBooking:
             pleo_job_id=self.job.pleo_job_id,
             receipts=receipts,
         )
-        if self.refused_by_precheck(adapter, record, request):
+        # The item as received, redacted, for the audit pack: kept whether it is booked or
+        # refused, written with the record's next save (no query of its own).
+        snapshot = item_snapshot(data.raw)
+        if self.refused_by_precheck(adapter, record, request, item_snapshot=snapshot):
             return
         # Committed before the adapter is called: a crash from here on is settled by lookup.
         self.save_record(
             record,
+            item_snapshot=snapshot,
             state=ExportItemRecord.State.BOOKING,
             adapter=adapter.name,
             booking_started_at=clock.now(),
@@ -224,7 +229,11 @@ class ItemBooking:
             self.audit_item_failure(record, result)
 
     def refused_by_precheck(
-        self, adapter: AccountingAdapter, record: ExportItemRecord, request: BookingRequest
+        self,
+        adapter: AccountingAdapter,
+        record: ExportItemRecord,
+        request: BookingRequest,
+        **extra: Any,
     ) -> bool:
         """Ask the adapter's ``precheck`` (it never books). True when the item was refused and
         is now recorded failed; raises :class:`Pause` when the adapter cannot check now."""
@@ -245,7 +254,7 @@ class ItemBooking:
             if check.ok:
                 return False
             result = check.as_result()
-        self.apply(record, result, adapter=adapter.name)
+        self.apply(record, result, adapter=adapter.name, **extra)
         return True
 
     def apply(

@@ -34,10 +34,10 @@ from exports import pleo
 from exports.adapters import BookingResult, ReceiptFile
 from exports.models import AuditEntry, ExportItemRecord
 from exports.receipts.fetch import FetchConfig, file_refs
+from exports.receipts.files import receipts_storage
 from exports.receipts.models import Receipt
 from exports.receipts.services import ItemReceipts, receipts_download, receipts_index
 from exports.receipts.sniff import kind_of
-from exports.receipts.storage import receipt_open
 from exports.services.expiry_guard import FINISH_MARGIN_SHARE, _utc
 from exports.services.leases import LeaseLost
 from exports.services.lifecycle_common import Pause
@@ -216,7 +216,7 @@ def _receipt_file(row: Receipt) -> ReceiptFile:
         content_type=row.content_type,
         size=row.size,
         sha256=row.sha256,
-        opener=partial(receipt_open, row.storage_name),
+        opener=partial(receipts_storage().open, row.storage_name, "rb"),
     )
 
 

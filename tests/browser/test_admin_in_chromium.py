@@ -90,6 +90,15 @@ def live(pleo_sandbox, product_env, tmp_path, settings, django_user_model):
             assert "Traceback" not in processes.output(process), processes.output(process)[-4000:]
 
 
+def log_in(page, base: str) -> None:
+    """As the ``live`` fixture's operator, on the admin's index."""
+    page.goto(f"{base}/admin/")
+    page.fill("#id_username", "operator")
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_selector("#export-status")
+
+
 def shot(page, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
