@@ -10,7 +10,7 @@ from exports.pleo import hosts
 @register()
 def pleo_hosts_settings(app_configs, **kwargs):
     problems = []
-    for entry in getattr(settings, "PLEO_ALLOWED_HOSTS", []):
+    for entry in settings.PLEO_ALLOWED_HOSTS:
         problem = hosts.host_entry_problem(entry)
         if problem:
             problems.append(
@@ -22,7 +22,7 @@ def pleo_hosts_settings(app_configs, **kwargs):
             )
     policy = hosts.policy_from_settings()
     for name in ("PLEO_API_BASE_URL", "PLEO_OAUTH_BASE_URL"):
-        problem = policy.problem(getattr(settings, name, ""))
+        problem = policy.problem(getattr(settings, name))
         if problem:
             problems.append(
                 Error(

@@ -103,8 +103,8 @@ def policy_from_settings() -> HostPolicy:
     if not settings.configured:
         return DEFAULT_POLICY
     return HostPolicy(
-        allowed_hosts=frozenset(getattr(settings, "PLEO_ALLOWED_HOSTS", DEFAULT_ALLOWED_HOSTS)),
-        allow_loopback=bool(getattr(settings, "PLEO_ALLOW_LOOPBACK", False)),
+        allowed_hosts=frozenset(settings.PLEO_ALLOWED_HOSTS),
+        allow_loopback=bool(settings.PLEO_ALLOW_LOOPBACK),
     )
 
 

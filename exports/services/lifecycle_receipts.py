@@ -32,7 +32,7 @@ from django.conf import settings
 
 from exports import pleo
 from exports.adapters import BookingResult, ReceiptFile
-from exports.models import AuditEntry, ExportItemRecord
+from exports.models import AuditEntry, AuditStep, ExportItemRecord
 from exports.receipts.fetch import FetchConfig, file_refs
 from exports.receipts.files import receipts_storage
 from exports.receipts.models import Receipt
@@ -188,7 +188,7 @@ class ReceiptFetching:
         ]
         for note in notes:
             self.audit(
-                "receipt_note",
+                AuditStep.RECEIPT_NOTE,
                 f"Item {record.accounting_entry_id}: {note}",
                 outcome=AuditEntry.Outcome.WARNING,
             )
@@ -200,7 +200,7 @@ class ReceiptFetching:
             return
         self.archived_only_noted = True
         self.audit(
-            "receipts_archived_only",
+            AuditStep.RECEIPTS_ARCHIVED_ONLY,
             f"{label} takes no attachments: the items' receipts are archived here and booked "
             f"without them.",
             outcome=AuditEntry.Outcome.INFO,

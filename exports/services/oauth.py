@@ -1,11 +1,11 @@
 """OAuth 2.0 credentials: connecting from the admin, and the one place tokens are refreshed.
 
-Connect (``connect_begin`` → Pleo's consent page → ``connect_complete``): a fresh PKCE verifier
-and ``state`` per attempt (the views keep both in the admin user's session), the code exchanged
-once, both tokens stored encrypted with the access token's expiry, status OK.
+Connect (``oauth_connect_begin`` → Pleo's consent page → ``oauth_connect_complete``): a fresh
+PKCE verifier and ``state`` per attempt (the views keep both in the admin user's session), the
+code exchanged once, both tokens stored encrypted with the access token's expiry, status OK.
 
-Refresh (``access_token`` / ``refresh_after_unauthorized``), at most one in flight per credential
-across processes and machines, without holding a database lock across the HTTP call:
+Refresh (``oauth_access_token`` / ``oauth_refresh_after_unauthorized``), at most one in flight per
+credential across processes and machines, without holding a database lock across the HTTP call:
 
 1. A caller whose access token expires within ``PLEO_OAUTH_REFRESH_MARGIN_SECONDS`` tries to set
    ``Credential.refreshing_until`` with one compare-and-set UPDATE (marker empty, status OK, and
@@ -47,7 +47,7 @@ from exports.notifications import service as notifications
 from exports.pleo import BearerAuth, PleoAuthError, PleoUnavailable
 from exports.pleo import oauth as pleo_oauth
 from exports.pleo.hosts import HostNotAllowed
-from exports.services.credential_errors import CredentialUnusable, unusable_message
+from exports.services.credential_errors import CredentialUnusable, credential_unusable_message
 
 logger = logging.getLogger(__name__)
 
@@ -80,22 +80,22 @@ def oauth_scopes() -> str:
     return " ".join(str(settings.PLEO_OAUTH_SCOPES).split())
 
 
-def refresh_margin() -> timedelta:
+def oauth_refresh_margin() -> timedelta:
     return timedelta(seconds=float(settings.PLEO_OAUTH_REFRESH_MARGIN_SECONDS))
 
 
-def marker_lifetime() -> timedelta:
+def oauth_marker_lifetime() -> timedelta:
     return timedelta(
         seconds=pleo_oauth.CONNECT_TIMEOUT + pleo_oauth.READ_TIMEOUT + MARKER_SLACK_SECONDS
     )
 
 
-def redirect_uri() -> str:
+def oauth_redirect_uri() -> str:
     """The callback URL registered with Pleo: ``PUBLIC_BASE_URL`` + ``/oauth/pleo/callback/``."""
     return settings.PUBLIC_BASE_URL.rstrip("/") + reverse("pleo-oauth-callback")
 
 
-def oauth_base_url(credential: Credential) -> str:
+def oauth_base_url(*, credential: Credential) -> str:
     """The credential's OAuth base URL override, or the PLEO_OAUTH_BASE_URL setting."""
     return (credential.oauth_base_url or settings.PLEO_OAUTH_BASE_URL).rstrip("/")
 
@@ -108,12 +108,12 @@ def _refused(credential: Credential, exc: Exception) -> str:
 
 
 @sensitive_variables("secret")
-def oauth_config(credential: Credential) -> pleo_oauth.OAuthConfig:
+def oauth_config(*, credential: Credential) -> pleo_oauth.OAuthConfig:
     if credential.kind != Credential.Kind.OAUTH:
         raise ValueError(f"credential {credential.pk} is not an OAuth credential")
     secret = credential.oauth_client_secret
     return pleo_oauth.OAuthConfig(
-        base_url=oauth_base_url(credential),
+        base_url=oauth_base_url(credential=credential),
         client_id=credential.oauth_client_id,
         client_secret=secret,
     )
@@ -133,7 +133,7 @@ class ConnectStart:
     client_id: str
 
 
-def connect_begin(credential: Credential) -> ConnectStart:
+def oauth_connect_begin(*, credential: Credential) -> ConnectStart:
     if credential.kind != Credential.Kind.OAUTH:
         raise ConnectFailed(f"Credential '{credential.name}' is not an OAuth 2.0 credential.")
     if not credential.oauth_client_id:
@@ -144,9 +144,9 @@ def connect_begin(credential: Credential) -> ConnectStart:
     state = pleo_oauth.new_state()
     try:
         url = pleo_oauth.authorize_url(
-            base_url=oauth_base_url(credential),
+            base_url=oauth_base_url(credential=credential),
             client_id=credential.oauth_client_id,
-            redirect_uri=redirect_uri(),
+            redirect_uri=oauth_redirect_uri(),
             scopes=oauth_scopes(),
             state=state,
             challenge=pkce.challenge,
@@ -163,7 +163,7 @@ def connect_begin(credential: Credential) -> ConnectStart:
 
 
 @sensitive_variables("code", "code_verifier", "tokens", "config")
-def connect_complete(
+def oauth_connect_complete(
     *, credential_id: int, code: str, code_verifier: str, client_id: str | None = None
 ) -> Credential:
     """Exchange ``code`` and store both tokens (status OK). Raises :class:`ConnectFailed` with
@@ -177,7 +177,7 @@ def connect_complete(
     if client_id is not None and credential.oauth_client_id != client_id:
         raise ConnectFailed("The credential's OAuth client id changed meanwhile: connect again.")
     try:
-        config = oauth_config(credential)
+        config = oauth_config(credential=credential)
     except HostNotAllowed as exc:
         raise ConnectFailed(_refused(credential, exc)) from None
     except (crypto.SecretDecryptionError, crypto.EncryptionKeysMissing, ValueError) as exc:
@@ -185,7 +185,7 @@ def connect_complete(
     received_at = clock.now()
     try:
         tokens = pleo_oauth.exchange_code(
-            config, code=code, redirect_uri=redirect_uri(), code_verifier=code_verifier
+            config, code=code, redirect_uri=oauth_redirect_uri(), code_verifier=code_verifier
         )
     except pleo_oauth.OAuthInvalidGrant as exc:
         raise ConnectFailed(
@@ -268,7 +268,11 @@ class _Row:
 
     def usable_or_raise(self) -> None:
         if self.status != Credential.Status.OK:
-            raise CredentialUnusable(unusable_message(self.name, self.status, self.last_error))
+            raise CredentialUnusable(
+                credential_unusable_message(
+                    name=self.name, status=self.status, last_error=self.last_error
+                )
+            )
         if self.kind != Credential.Kind.OAUTH:
             raise CredentialUnusable(f"Credential '{self.name}' is not an OAuth credential.")
 
@@ -278,7 +282,7 @@ class _Row:
         if not self.access_token_ciphertext:
             return False
         expires = self.access_token_expires_at
-        return expires is None or expires - refresh_margin() > now
+        return expires is None or expires - oauth_refresh_margin() > now
 
 
 def _read(credential_id: int) -> _Row:
@@ -289,7 +293,7 @@ def _read(credential_id: int) -> _Row:
     return _Row(**values)
 
 
-def access_token(credential_id: int) -> str:
+def oauth_access_token(*, credential_id: int) -> str:
     """A usable access token, refreshed first when it expires within the margin (one refresh in
     flight per credential; other callers wait for it). Raises ``CredentialUnusable`` when the
     credential may not be used, ``PleoUnavailable``/``PleoAuthError`` when a needed refresh
@@ -301,7 +305,7 @@ def access_token(credential_id: int) -> str:
     return _refresh(credential_id, stale=row.access_token_ciphertext, force=False)
 
 
-def refresh_after_unauthorized(credential_id: int, rejected_token: str | None) -> bool:
+def oauth_refresh_after_unauthorized(*, credential_id: int, rejected_token: str | None) -> bool:
     """Pleo answered 401 to ``rejected_token``: make sure a newer token is stored (refreshing
     once, unless another caller already did). True when one is."""
     row = _read(credential_id)
@@ -318,7 +322,7 @@ def _refresh(credential_id: int, *, stale: str, force: bool) -> str:
     """The refresh loop of the module docstring. ``stale`` is the access token ciphertext the
     caller found wanting; any other fresh token stored meanwhile is used instead."""
     delay = POLL_FIRST_SECONDS
-    give_up_at = time.monotonic() + marker_lifetime().total_seconds() + 10
+    give_up_at = time.monotonic() + oauth_marker_lifetime().total_seconds() + 10
     while True:
         row = _read(credential_id)
         row.usable_or_raise()
@@ -328,10 +332,14 @@ def _refresh(credential_id: int, *, stale: str, force: bool) -> str:
         if not row.refresh_token_ciphertext:
             reason = "No refresh token is stored: connect the credential to Pleo."
             credential_mark_needs_reauthorisation(credential_id=credential_id, reason=reason)
-            raise CredentialUnusable(unusable_message(row.name, "needs_reauthorisation", reason))
+            raise CredentialUnusable(
+                credential_unusable_message(
+                    name=row.name, status=Credential.Status.NEEDS_REAUTHORISATION, last_error=reason
+                )
+            )
         marker = row.refreshing_until
         if marker is None:
-            until = now + marker_lifetime()
+            until = now + oauth_marker_lifetime()
             taken = Credential.objects.filter(
                 pk=credential_id,
                 status=Credential.Status.OK,
@@ -343,7 +351,8 @@ def _refresh(credential_id: int, *, stale: str, force: bool) -> str:
             continue  # someone else took it (or rotated the token): read again
         if marker <= now:
             reason = (
-                f"A token refresh started at {marker - marker_lifetime():%Y-%m-%d %H:%M:%S} UTC "
+                f"A token refresh started at "
+                f"{marker - oauth_marker_lifetime():%Y-%m-%d %H:%M:%S} UTC "
                 f"never finished (its process stopped or hung), so Pleo may have rotated the "
                 f"refresh token. It is not presented again, since re-using a rotated refresh "
                 f"token revokes every token of the authorisation. Reconnect to Pleo."
@@ -374,7 +383,7 @@ def _refresh_holding_marker(credential_id: int, row: _Row, until: datetime, *, f
     """We hold the marker: present the refresh token once and store the outcome."""
     try:
         credential = Credential.objects.get(pk=credential_id)
-        config = oauth_config(credential)
+        config = oauth_config(credential=credential)
         refresh_token = crypto.decrypt(row.refresh_token_ciphertext)
     except ValueError as exc:  # no client id: nothing can be sent
         _release_marker(credential_id, until)
@@ -397,7 +406,9 @@ def _refresh_holding_marker(credential_id: int, row: _Row, until: datetime, *, f
         )
         _release_marker(credential_id, until)
         raise CredentialUnusable(
-            unusable_message(row.name, "needs_reauthorisation", reason)
+            credential_unusable_message(
+                name=row.name, status=Credential.Status.NEEDS_REAUTHORISATION, last_error=reason
+            )
         ) from None
     except pleo_oauth.OAuthOutcomeUnknown as exc:
         return _after_unknown_outcome(credential_id, row, until, exc)
@@ -454,7 +465,11 @@ def _after_unknown_outcome(
         refresh_token_ciphertext=row.refresh_token_ciphertext,
     )
     _release_marker(credential_id, until)
-    raise CredentialUnusable(unusable_message(row.name, "needs_reauthorisation", reason))
+    raise CredentialUnusable(
+        credential_unusable_message(
+            name=row.name, status=Credential.Status.NEEDS_REAUTHORISATION, last_error=reason
+        )
+    )
 
 
 def _current_token_or_raise(credential_id: int) -> str:
@@ -489,7 +504,7 @@ def _store_refreshed(
 # --- The client's bearer auth ---------------------------------------------------------------------
 
 
-def bearer_auth(credential_id: int) -> tuple[BearerAuth, Callable[[PleoAuthError], None]]:
+def oauth_bearer_auth(*, credential_id: int) -> tuple[BearerAuth, Callable[[PleoAuthError], None]]:
     """``BearerAuth`` for a client of this credential, and its ``on_auth_failure``.
 
     ``get_token`` reads (and if needed refreshes) the token for every request; ``refresh`` is
@@ -499,13 +514,15 @@ def bearer_auth(credential_id: int) -> tuple[BearerAuth, Callable[[PleoAuthError
     last: dict = {"token": None, "refreshed": False}
 
     def get_token() -> str:
-        token = access_token(credential_id)
+        token = oauth_access_token(credential_id=credential_id)
         last["token"] = token
         return token
 
     def refresh() -> bool:
         last["refreshed"] = False
-        last["refreshed"] = refresh_after_unauthorized(credential_id, last["token"])
+        last["refreshed"] = oauth_refresh_after_unauthorized(
+            credential_id=credential_id, rejected_token=last["token"]
+        )
         return last["refreshed"]
 
     def on_auth_failure(exc: PleoAuthError) -> None:
