@@ -622,8 +622,19 @@ class RequestBudget(models.Model):
 # Defined in their own package, registered with the app here.
 from exports.notifications.models import Notification, NotificationThrottle  # noqa: E402,F401
 
+# The receipt archive's index (exports.receipts).
+from exports.receipts.models import Receipt  # noqa: E402,F401
+
 # Rejected webhook requests, counted (exports.rejections).
 from exports.rejections.models import WebhookRejectionCount  # noqa: E402,F401
 
-# The receipt archive's index (exports.receipts).
-from exports.receipts.models import Receipt  # noqa: E402,F401
+# A company's Xero connection, synced Xero data and code mapping (exports.xero.models).
+from exports.xero.models import (  # noqa: E402,F401
+    PleoCodeSeen,
+    XeroAccount,
+    XeroConnection,
+    XeroContact,
+    XeroMapping,
+    XeroTaxRate,
+    XeroTrackingOption,
+)

@@ -307,7 +307,7 @@ class PleoTransport:
         as :class:`exports.xero.transport.XeroTransport`, returns its own)."""
         return hosts.policy_from_settings()
 
-    def extra_headers(self) -> dict[str, str]:
+    def extra_headers(self, path: str) -> dict[str, str]:
         """Headers a subclass adds to every request (none for Pleo)."""
         return {}
 
@@ -338,7 +338,7 @@ class PleoTransport:
             "User-Agent": self.config.user_agent,
             "Accept": "application/json",
             "X-Request-Id": str(self.request_id),
-            **self.extra_headers(),
+            **self.extra_headers(path),
         }
         if body is not None:
             headers["Content-Type"] = JSON_CONTENT_TYPE
