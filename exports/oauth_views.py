@@ -32,10 +32,11 @@ MAX_ATTEMPTS = 5
 PERMISSION = "exports.change_credential"
 
 
-def _attempts(session) -> dict[str, dict]:
-    """Pending connect attempts of this session by ``state``, without expired ones."""
+def _attempts(session, key: str = SESSION_KEY) -> dict[str, dict]:
+    """Pending connect attempts of this session by ``state``, without expired ones (``key``:
+    the session key of one OAuth server's attempts; Xero's are ``exports.xero_views``')."""
     now = time.time()
-    attempts = session.get(SESSION_KEY) or {}
+    attempts = session.get(key) or {}
     return {
         state: attempt
         for state, attempt in attempts.items()
@@ -62,16 +63,33 @@ def connect(request, credential_id: int):
     except oauth_service.ConnectFailed as exc:
         messages.error(request, f"Cannot connect to Pleo: {exc}")
         return redirect(_change_page(credential.pk))
-    attempts = _attempts(request.session)
-    attempts[start.state] = {
-        "verifier": start.verifier,
-        "credential_id": start.credential_id,
-        "client_id": start.client_id,
-        "created": time.time(),
-    }
-    newest = sorted(attempts.items(), key=lambda item: item[1]["created"])[-MAX_ATTEMPTS:]
-    request.session[SESSION_KEY] = dict(newest)
+    remember_attempt(
+        request.session,
+        SESSION_KEY,
+        start.state,
+        {
+            "verifier": start.verifier,
+            "credential_id": start.credential_id,
+            "client_id": start.client_id,
+        },
+    )
     return HttpResponseRedirect(start.url)
+
+
+def remember_attempt(session, key: str, state: str, attempt: dict) -> None:
+    """Keep ``attempt`` under ``state`` (the newest ``MAX_ATTEMPTS`` of ``key`` are kept)."""
+    attempts = _attempts(session, key)
+    attempts[state] = {**attempt, "created": time.time()}
+    newest = sorted(attempts.items(), key=lambda item: item[1]["created"])[-MAX_ATTEMPTS:]
+    session[key] = dict(newest)
+
+
+def take_attempt(session, key: str, state: str) -> dict | None:
+    """The attempt of ``state`` (single-use: removed), or None."""
+    attempts = _attempts(session, key)
+    attempt = attempts.pop(state, None) if state else None
+    session[key] = attempts
+    return attempt
 
 
 @never_cache
@@ -79,10 +97,7 @@ def connect(request, credential_id: int):
 @sensitive_variables()
 def callback(request):
     """Pleo sends the browser back here with ``code`` + ``state`` or ``error`` + ``state``."""
-    state = request.GET.get("state") or ""
-    attempts = _attempts(request.session)
-    attempt = attempts.pop(state, None) if state else None
-    request.session[SESSION_KEY] = attempts
+    attempt = take_attempt(request.session, SESSION_KEY, request.GET.get("state") or "")
     if attempt is None:
         messages.error(
             request,

@@ -25,7 +25,6 @@ from exports.models import Company, EncryptedSecret, secret_column
 class XeroConnection(models.Model):
     class Status(models.TextChoices):
         OK = "ok", "Connected"
-        CHOOSE_TENANT = "choose_tenant", "Connected: choose the Xero organisation"
         NEEDS_REAUTHORISATION = "needs_reauthorisation", "Needs re-authorisation"
 
     company = models.OneToOneField(
@@ -34,7 +33,8 @@ class XeroConnection(models.Model):
     tenant_id = models.UUIDField("Xero tenant id", null=True, blank=True)
     tenant_name = models.CharField("Xero organisation", max_length=300, blank=True)
     connection_id = models.UUIDField("Xero connection id", null=True, blank=True)
-    # The tenants /connections offered when there were several and none is chosen yet.
+    # The tenants /connections offered when there were several and none is chosen yet (status
+    # OK without a tenant id: "choose the Xero organisation").
     tenant_choices = models.JSONField(default=list, blank=True, editable=False)
     status = models.CharField(max_length=30, choices=Status.choices, default=Status.OK)
     last_error = models.TextField(blank=True)
