@@ -75,9 +75,9 @@ class ExpiringJournal(JournalAdapter):
     name = "expiring-journal"
     sandbox_state = None
 
-    def export(self, item, idempotency_key):
+    def book(self, request):
         type(self).sandbox_state.advance_clock(4000)
-        return super().export(item, idempotency_key)
+        return super().book(request)
 
 
 def expire_while_booking(env, monkeypatch) -> None:

@@ -16,7 +16,7 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 
 from exports import clock
-from exports.adapters import ADAPTERS, adapter_choices, get_adapter
+from exports.adapters import ADAPTERS, BookingRequest, adapter_choices, get_adapter
 from exports.adapters.journal import JournalAdapter, Unbookable, plan_entry
 from exports.models import ExportItemRecord, ExportJob, JournalEntry, JournalLine, Trigger
 from exports.selectors.journal_csv import CSV_COLUMNS, csv_cell, write_journal_csv
@@ -26,6 +26,7 @@ from tests.factories import make_company
 pytestmark = pytest.mark.django_db
 
 PUBLIC = "https://bridge.example"
+JOB = uuid.UUID("0b6c3f2e-57a4-4c8e-9d0a-1e2f3a4b5c6d")
 CONTRA = {"id": str(uuid.uuid4()), "name": "Pleo DKK Account", "code": "5820", "identifier": None}
 BANK = {
     "bankName": "Danske Bank",
@@ -116,8 +117,12 @@ def journal(settings):
     return JournalAdapter(company=make_company())
 
 
+def request(body, key=None):
+    return BookingRequest(item=body, idempotency_key=key or str(uuid.uuid4()), pleo_job_id=JOB)
+
+
 def book(journal, body, key=None):
-    return journal.export(body, key or str(uuid.uuid4()))
+    return journal.book(request(body, key))
 
 
 # --- known answers ---------------------------------------------------------------------------
@@ -225,14 +230,17 @@ def _fraction(body):
     ],
 )
 def test_an_item_that_cannot_be_booked_correctly_fails_and_books_nothing(
-    journal, breaks, failure_type, text
+    journal, breaks, failure_type, text, django_assert_num_queries
 ):
     body = item([line(10000, 2500)], total=12500)
     breaks(body)
+    with django_assert_num_queries(0):  # the refusal is precheck's: it reads nothing
+        check = journal.precheck(request(body))
     result = book(journal, body)
     assert not result.booked
     assert result.failure_type == failure_type
     assert text in result.message
+    assert check.as_result() == result
     assert not JournalEntry.objects.exists()
 
 
@@ -242,11 +250,12 @@ def test_vendor_based_job_needs_a_vendor_on_each_item(settings):
     job = ExportJob(vendor_based_bookkeeping=True)
     adapter = JournalAdapter(company=company, job=job)
     assert adapter.validate(job).ok
-    missing = adapter.export(item([line(100, 25)], total=125), "k1")
+    missing = adapter.book(request(item([line(100, 25)], total=125), "k1"))
     assert (missing.booked, missing.failure_type) == (False, "vendor_unknown")
+    assert adapter.precheck(request(item([line(100, 25)], total=125))).as_result() == missing
     adapter.job = None
     vendor = {"id": "v", "name": "Joe & The Juice", "code": "V1001"}
-    assert adapter.export(item([line(100, 25)], total=125, vendor=vendor), "k2").booked
+    assert adapter.book(request(item([line(100, 25)], total=125, vendor=vendor), "k2")).booked
     assert JournalEntry.objects.get().vendor_code == "V1001"
 
 
@@ -286,8 +295,8 @@ def test_export_is_idempotent_by_key_and_lookup_finds_it(journal):
     again = book(journal, copy.deepcopy(body), key="key-1")
     assert first == again
     assert JournalEntry.objects.count() == 1
-    assert journal.lookup("key-1") == first
-    assert journal.lookup("key-2") is None
+    assert journal.lookup(idempotency_key="key-1") == first
+    assert journal.lookup(idempotency_key="key-2") is None
     # The same accounting entry from a later job (its first job expired): not booked twice.
     assert book(journal, copy.deepcopy(body), key="key-2").external_id == first.external_id
     assert JournalEntry.objects.count() == 1
@@ -439,7 +448,7 @@ def test_job_page_shows_its_items_with_outcomes_and_ledger_links(admin_client, s
     )
     adapter = JournalAdapter(company=company, job=job)
     body = item([line(10000, 2500)], total=12500)
-    result = adapter.export(body, "key-a")
+    result = adapter.book(request(body, "key-a"))
     ExportItemRecord.objects.create(
         export_job=job,
         accounting_entry_id=body["accountingEntryId"],

@@ -18,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from exports.adapters import BookingRequest
 from exports.adapters.journal import JournalAdapter, Unbookable, plan_entry
 from exports.models import JournalEntry
 from tests.factories import make_company
@@ -122,7 +123,8 @@ def test_an_item_whose_lines_do_not_add_up_is_never_booked(item):
 def test_stored_entries_balance_and_failed_items_leave_nothing(item):
     company = make_company(name="Props", pleo_company_id=uuid.uuid4())
     key = str(uuid.uuid4())
-    result = JournalAdapter(company=company).export(item, key)
+    request = BookingRequest(item=item, idempotency_key=key, pleo_job_id=uuid.uuid4())
+    result = JournalAdapter(company=company).book(request)
     stored = JournalEntry.objects.filter(idempotency_key=key).first()
     if not result.booked:
         assert stored is None

@@ -217,7 +217,7 @@ class NoVendorAdapter(AccountingAdapter):
     label = "Vendorless ERP"
     supports_vendor_based_bookkeeping = False
 
-    def export(self, item, idempotency_key):  # pragma: no cover - never reached
+    def book(self, request):  # pragma: no cover - never reached
         raise AssertionError("no item may be touched")
 
 
@@ -431,9 +431,9 @@ class RemoteWithoutLookup(AccountingAdapter):
     calls: list[str] = []
     crash_on: set[str] = set()
 
-    def export(self, item, idempotency_key):
-        self.calls.append(item["accountingEntryId"])
-        if item["accountingEntryId"] in self.crash_on:
+    def book(self, request):
+        self.calls.append(request.accounting_entry_id)
+        if request.accounting_entry_id in self.crash_on:
             raise TimeoutError("read timeout")
         return BookingResult.success(external_id=f"R-{len(self.calls)}", exported_at=clock.now())
 
@@ -520,11 +520,11 @@ class SlowJournal(JournalAdapter):
     seconds = 0
     product_clock_too = True
 
-    def export(self, item, idempotency_key):
+    def book(self, request):
         type(self).sandbox_state.advance_clock(self.seconds)
         if self.product_clock_too:
             clock.advance(self.seconds)
-        return super().export(item, idempotency_key)
+        return super().book(request)
 
 
 def test_a_slow_stage_reports_what_it_has_at_half_of_expires_in(env, monkeypatch):

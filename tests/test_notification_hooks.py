@@ -79,9 +79,9 @@ class SlowJournal(JournalAdapter):
     name = "notify-slow-journal"
     sandbox_state = None
 
-    def export(self, item, idempotency_key):
+    def book(self, request):
         type(self).sandbox_state.advance_clock(4000)
-        return super().export(item, idempotency_key)
+        return super().book(request)
 
 
 def test_a_job_that_expires_mid_export_tells_the_company(env, monkeypatch):

@@ -1,42 +1,73 @@
 """The accounting adapter interface: what the export lifecycle asks of an accounting system.
 
-An adapter is built per company (and per job) by :func:`exports.adapters.get_adapter` and answers
-three questions:
+An adapter is built per company (and per job) by :func:`exports.adapters.get_adapter`. Receipts,
+another accounting system, per-item checks, batch booking, re-exports and a preview each add an
+implementation of this contract, never a change to it.
 
 ``validate(job) -> ValidationResult``
-    Pre-export validation, before any item is touched: is the accounting system reachable, is it
-    configured, can it do what the job needs (vendor-based bookkeeping when the job's
-    ``vendor_based_bookkeeping`` is true)? A failure carries a job ``failureReasonType``
+    Job-level pre-export validation, before any item is touched: is the accounting system
+    reachable, is it configured, can it do what the job needs (vendor-based bookkeeping when the
+    job's ``vendor_based_bookkeeping`` is true; an adapter not ``selectable`` yet refuses every
+    job)? A failure carries a job ``failureReasonType``
     (:class:`~exports.pleo.enums.JobFailureReasonType`) and a message for the bookkeeper; the
-    lifecycle then sends ``failed`` to Pleo and stops.
+    lifecycle then sends ``failed`` to Pleo and stops. Subclasses call ``super().validate(job)``
+    first.
 
-``export(item, idempotency_key) -> BookingResult``
-    Book one export item: ``item`` is Pleo's ``ExportItemV3`` as a dict (``ExportItem.raw``).
-    Booked: ``external_id``, ``external_url``, ``exported_at``. Not booked: an item
-    ``failureReasonType`` (:class:`~exports.pleo.enums.ItemFailureReasonType`) and a message
-    the bookkeeper can act on. ``idempotency_key`` is the same for the same item of the same job
-    on every attempt; an adapter that can pass it on to its accounting system should.
-    Raise :class:`AdapterUnavailable` when the system could not be reached and nothing was
-    booked. Any other exception means "outcome unknown": the item is left for the next run, which
-    asks ``lookup`` first.
+``precheck(request) -> ItemCheck``
+    A per-item check that never books and writes nothing: can this item be booked as it is?
+    A failure carries an item ``failureReasonType``
+    (:class:`~exports.pleo.enums.ItemFailureReasonType`: ``account_unknown``,
+    ``tax_code_unknown``, ``tag_unknown``, ``vendor_unknown``, ``invalid_configuration``, the
+    ``receipt_*`` types, …) and a message the bookkeeper can act on. The lifecycle runs it
+    before booking; an item that fails is recorded failed with that type and message and is
+    never booked. The default passes. A preview runs it alone. :class:`AdapterUnavailable`
+    means "could not check, try later" (the item stays open); any other exception fails the
+    item (``unexpected_failure``): nothing was booked.
 
-``lookup(idempotency_key) -> BookingResult | None``
-    After an interruption between ``export`` and the recording of its answer: was the item
-    booked (its result), or not (None)? An adapter that cannot tell raises
-    :class:`LookupUnsupported`; such an item is reported ``failed`` (``unexpected_failure``) and
-    never booked again, so nothing is booked twice.
+``book(request) -> BookingResult``
+    Book one item (a :class:`BookingRequest`). Booked: ``external_id``, ``external_url``,
+    ``exported_at``. Not booked: an item failure type and a message, as ``precheck`` (``book``
+    must not trust that ``precheck`` ran: it refuses the same items). The request's
+    ``idempotency_key`` is the same for the same item of the same job on every attempt; an
+    adapter that can pass it on to its accounting system should. Raise
+    :class:`AdapterUnavailable` when the system could not be reached and nothing was booked. Any
+    other exception means "outcome unknown": the item is left for the next run, which asks
+    ``lookup`` first.
+
+``book_batch(requests) -> list[BookingResult]``
+    Book several items; one result per request, in the same order. The default calls ``book``
+    for each; an accounting system with a batch endpoint overrides it. (The lifecycle books one
+    item at a time today.)
+
+``lookup(*, idempotency_key=None, accounting_entry_id=None) -> BookingResult | None``
+    Find an earlier booking: by our idempotency key (after an interruption between ``book`` and
+    the recording of its answer) or by Pleo's ``accountingEntryId`` (a re-exported expense comes
+    in a new job, with a new key). Either may be given; the key is asked first. The result of
+    the booking found, or None. An adapter that cannot tell raises :class:`LookupUnsupported`;
+    the lifecycle then reports an interrupted item ``failed`` (``unexpected_failure``) and never
+    books it again, so nothing is booked twice. The lifecycle asks by key only.
+
+``attachment_limits: AttachmentLimits``
+    What the accounting system accepts as attachments (receipts): largest file, most files,
+    MIME types. :meth:`AttachmentLimits.judge` says which file breaks which limit, so the
+    lifecycle can refuse an item before booking. The default accepts no attachment.
+
+``selectable`` is False for an adapter that exists (registered, testable) but may not be chosen
+for a company yet: the admin does not list it and its ``validate`` refuses every job.
 
 ``writes_locally`` is True only for adapters that write to our own database and nowhere else:
-their ``export`` runs inside the run's transaction, together with our item record, so an entry
+their ``book`` runs inside the run's transaction, together with our item record, so an entry
 and the record of it are committed together or not at all.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+import enum
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import IO, Any, ClassVar
 
 from exports.pleo import ItemFailureReasonType, JobFailureReasonType
 
@@ -54,18 +85,42 @@ class UnknownAdapter(LookupError):
 
 
 @dataclass(frozen=True)
-class ValidationResult:
+class _Verdict:
+    """Passed, or failed with a failure type (of ``failure_types``) and a message."""
+
+    failure_types: ClassVar[type[enum.StrEnum]]
     ok: bool
-    failure_type: JobFailureReasonType | None = None
+    failure_type: Any = None
     message: str = ""
 
     @classmethod
-    def passed(cls, message: str = "") -> ValidationResult:
+    def passed(cls, message: str = ""):
         return cls(ok=True, message=message)
 
     @classmethod
-    def failed(cls, failure_type: JobFailureReasonType | str, message: str) -> ValidationResult:
-        return cls(ok=False, failure_type=JobFailureReasonType(failure_type), message=message)
+    def failed(cls, failure_type: enum.StrEnum | str, message: str):
+        return cls(ok=False, failure_type=cls.failure_types(failure_type), message=message)
+
+
+@dataclass(frozen=True)
+class ValidationResult(_Verdict):
+    """The answer of ``validate``: a job failure type when failed."""
+
+    failure_types = JobFailureReasonType
+    failure_type: JobFailureReasonType | None = None
+
+
+@dataclass(frozen=True)
+class ItemCheck(_Verdict):
+    """The answer of ``precheck``: an item failure type when failed."""
+
+    failure_types = ItemFailureReasonType
+    failure_type: ItemFailureReasonType | None = None
+
+    def as_result(self) -> BookingResult:
+        """The failed check as the item's (not booked) result."""
+        assert not self.ok, "a passed check is not a booking result"
+        return BookingResult.failure(self.failure_type, self.message)
 
 
 @dataclass(frozen=True)
@@ -93,6 +148,148 @@ class BookingResult:
         return cls(booked=False, failure_type=ItemFailureReasonType(failure_type), message=message)
 
 
+@dataclass(frozen=True)
+class ReceiptFile:
+    """One receipt to attach: its metadata, and ``open()`` for its bytes (binary, read-only;
+    the caller closes it). ``opener`` is whatever gives the bytes (Django storage, later)."""
+
+    name: str
+    content_type: str
+    size: int
+    sha256: str
+    opener: Callable[[], IO[bytes]] = field(repr=False, compare=False)
+
+    def open(self) -> IO[bytes]:
+        return self.opener()
+
+
+@dataclass(frozen=True)
+class BookingRequest:
+    """One item to check or book: Pleo's ``ExportItemV3`` as a dict (``ExportItem.raw``), our
+    idempotency key for it, the export job's Pleo id, and its receipts (empty for now)."""
+
+    item: Mapping[str, Any]
+    idempotency_key: str
+    pleo_job_id: uuid.UUID | str
+    receipts: tuple[ReceiptFile, ...] = ()
+
+    @property
+    def accounting_entry_id(self) -> Any:
+        """Pleo's ``accountingEntryId`` as it came (None when the item has none)."""
+        return self.item.get("accountingEntryId") if isinstance(self.item, Mapping) else None
+
+
+class AttachmentLimit(enum.StrEnum):
+    """Which limit of :class:`AttachmentLimits` a file breaks."""
+
+    SIZE = "size"
+    CONTENT_TYPE = "content_type"
+    COUNT = "count"
+
+
+# The item failure type Pleo knows for each broken limit.
+LIMIT_FAILURE_TYPES = {
+    AttachmentLimit.SIZE: ItemFailureReasonType.RECEIPT_FILE_SIZE_LIMIT_EXCEEDED,
+    AttachmentLimit.CONTENT_TYPE: ItemFailureReasonType.RECEIPT_CONVERSION_FAILURE,
+    AttachmentLimit.COUNT: ItemFailureReasonType.RECEIPT_UPLOAD_FAILURE,
+}
+
+
+@dataclass(frozen=True)
+class AttachmentProblem:
+    """File number ``position`` (from 1) of an item, named ``name``, breaks ``limit``."""
+
+    position: int
+    name: str
+    limit: AttachmentLimit
+    message: str
+
+    @property
+    def failure_type(self) -> ItemFailureReasonType:
+        return LIMIT_FAILURE_TYPES[self.limit]
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 2**20:.1f} MB"
+
+
+@dataclass(frozen=True)
+class AttachmentLimits:
+    """What an accounting system accepts as attachments. None: no limit."""
+
+    max_bytes: int | None = None
+    max_count: int | None = None
+    content_types: frozenset[str] | None = None
+
+    def judge(
+        self, files: Iterable[ReceiptFile | tuple[int, str]]
+    ) -> tuple[AttachmentProblem, ...]:
+        """Every limit each file breaks, in file order (empty: all may be attached). A file is a
+        :class:`ReceiptFile` or a ``(size, content_type)`` pair; content types are compared
+        without parameters and case."""
+        problems: list[AttachmentProblem] = []
+        for position, file in enumerate(files, start=1):
+            if isinstance(file, ReceiptFile):
+                name, size, content_type = file.name, file.size, file.content_type
+            else:
+                (size, content_type), name = file, f"File {position}"
+            if self.max_count is not None and position > self.max_count:
+                problems.append(
+                    AttachmentProblem(
+                        position,
+                        name,
+                        AttachmentLimit.COUNT,
+                        f"{name} is one receipt too many: at most {self.max_count} can be "
+                        f"attached. Remove receipts from the expense in Pleo and export it again.",
+                    )
+                )
+            if self.max_bytes is not None and size > self.max_bytes:
+                problems.append(
+                    AttachmentProblem(
+                        position,
+                        name,
+                        AttachmentLimit.SIZE,
+                        f"{name} is {_megabytes(size)}, larger than the "
+                        f"{_megabytes(self.max_bytes)} allowed. Replace it with a smaller file "
+                        f"in Pleo and export the expense again.",
+                    )
+                )
+            bare_type = (content_type or "").split(";")[0].strip().lower()
+            if self.content_types is not None and bare_type not in self.content_types:
+                problems.append(
+                    AttachmentProblem(
+                        position,
+                        name,
+                        AttachmentLimit.CONTENT_TYPE,
+                        f"{name} is of type {bare_type or 'unknown'}, which cannot be attached "
+                        f"(allowed: {', '.join(sorted(self.content_types))}). Replace it in "
+                        f"Pleo and export the expense again.",
+                    )
+                )
+        return tuple(problems)
+
+
+NO_ATTACHMENTS = AttachmentLimits(max_count=0)
+
+# Pleo's own limits on receipt files: 30 MB each, these types, any number.
+PLEO_ATTACHMENT_LIMITS = AttachmentLimits(
+    max_bytes=30 * 1024 * 1024,
+    max_count=None,
+    content_types=frozenset(
+        {
+            "application/pdf",
+            "image/jpeg",
+            "image/png",
+            "application/msword",
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+            "application/vnd.ms-excel",
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            "text/plain",
+        }
+    ),
+)
+
+
 class AccountingAdapter:
     """Base class of every adapter; see the module docstring for the contract."""
 
@@ -100,13 +297,22 @@ class AccountingAdapter:
     label: ClassVar[str] = ""
     supports_vendor_based_bookkeeping: ClassVar[bool] = False
     writes_locally: ClassVar[bool] = False
+    selectable: ClassVar[bool] = True
+    attachment_limits: ClassVar[AttachmentLimits] = NO_ATTACHMENTS
 
     def __init__(self, *, company: Any, job: Any = None) -> None:
         self.company = company
         self.job = job
 
     def validate(self, job: Any) -> ValidationResult:
-        """The capability checks every adapter shares; subclasses add theirs and call this."""
+        """The checks every adapter shares; subclasses add theirs and call this first."""
+        if not self.selectable:
+            return ValidationResult.failed(
+                JobFailureReasonType.INVALID_CONFIGURATION,
+                f"The accounting adapter '{self.name}' ({self.label}) cannot book exports yet. "
+                f"Choose another accounting adapter for the company in the bridge's admin "
+                f"(Company → Accounting adapter), then export again.",
+            )
         if getattr(job, "vendor_based_bookkeeping", False) and not (
             self.supports_vendor_based_bookkeeping
         ):
@@ -118,8 +324,19 @@ class AccountingAdapter:
             )
         return ValidationResult.passed()
 
-    def export(self, item: Mapping[str, Any], idempotency_key: str) -> BookingResult:
+    def precheck(self, request: BookingRequest) -> ItemCheck:
+        return ItemCheck.passed()
+
+    def book(self, request: BookingRequest) -> BookingResult:
         raise NotImplementedError
 
-    def lookup(self, idempotency_key: str) -> BookingResult | None:
+    def book_batch(self, requests: Sequence[BookingRequest]) -> list[BookingResult]:
+        return [self.book(request) for request in requests]
+
+    def lookup(
+        self,
+        *,
+        idempotency_key: str | None = None,
+        accounting_entry_id: uuid.UUID | str | None = None,
+    ) -> BookingResult | None:
         raise LookupUnsupported(f"{self.label} cannot look up earlier bookings.")

@@ -4,7 +4,7 @@ It needs no configuration and supports vendor-based bookkeeping (the vendor's co
 kept on the entry; an item without a vendor in such a job fails ``vendor_unknown``).
 
 Booking rules. One export item becomes one journal entry, written in one transaction together
-with our record of the item (the lifecycle runs ``export`` inside the run's transaction, see
+with our record of the item (the lifecycle runs ``book`` inside the run's transaction, see
 ``writes_locally``). Every amount is Pleo's ``inWalletCurrency`` value, in minor units:
 
 * each of ``accountingEntryLines`` is debited to its ``account`` at its ``netAmount`` (lines on
@@ -22,16 +22,20 @@ The entry must balance exactly: the lines' net amounts plus their tax must equal
 all in the wallet currency. Otherwise the item fails (``validation_failure``) and nothing is
 booked. Other item failures: a line without an account (code or identifier) is
 ``account_unknown``; no contra account is ``missing_configuration``; a non-zero tax without an
-ingoing tax account is ``tax_code_unknown``.
+ingoing tax account is ``tax_code_unknown``. These refusals are ``precheck``'s (it reads and
+writes nothing); ``book`` refuses the same items.
 
 Kept from Pleo on the entry: ``reconciliationId``, ``_links``, ``type``, the booking ``date``,
 the supplier's name and the note (as the description), the vendor and the amount in the
 supplier's currency. Never copied anywhere (journal, CSV, logs): bank details
 (``invoiceInformation.supplierBankAccount``), attendees, the user, files.
 
-Idempotency: the key is unique on the entry, and ``export`` with a key already booked returns
+Idempotency: the key is unique on the entry, and ``book`` with a key already booked returns
 that entry. An accounting entry already in this company's journal from an earlier job (one that
-expired after we booked it, say) is not booked twice either: the earlier entry is reported.
+expired after we booked it, say, or a re-export) is not booked twice either: the earlier entry
+is reported. ``lookup`` finds an entry by either (both columns are indexed).
+
+Attachments: Pleo's own limits (``PLEO_ATTACHMENT_LIMITS``); the journal keeps no files yet.
 
 The journal's CSV export is ``exports.selectors.journal_csv``; amounts are formatted by
 ``exports.money`` (the currency's number of decimals).
@@ -50,7 +54,14 @@ from django.db import transaction
 from django.urls import reverse
 
 from exports import clock
-from exports.adapters.base import AccountingAdapter, BookingResult, ValidationResult
+from exports.adapters.base import (
+    PLEO_ATTACHMENT_LIMITS,
+    AccountingAdapter,
+    BookingRequest,
+    BookingResult,
+    ItemCheck,
+    ValidationResult,
+)
 from exports.money import format_minor
 from exports.pleo import ItemFailureReasonType as ItemFailure
 
@@ -59,11 +70,13 @@ MAX_MINOR = 10**15
 
 
 class Unbookable(Exception):
-    """The item cannot be booked as it is; ``result`` is the failure to report."""
+    """The item cannot be booked as it is: ``check`` (``precheck``'s answer) or ``result``
+    (``book``'s) is the failure to report."""
 
     def __init__(self, failure_type: ItemFailure, message: str) -> None:
         super().__init__(message)
-        self.result = BookingResult.failure(failure_type, message)
+        self.check = ItemCheck.failed(failure_type, message)
+        self.result = self.check.as_result()
 
 
 @dataclass(frozen=True)
@@ -305,6 +318,7 @@ class JournalAdapter(AccountingAdapter):
     label = "the local journal"
     supports_vendor_based_bookkeeping = True
     writes_locally = True
+    attachment_limits = PLEO_ATTACHMENT_LIMITS
 
     def validate(self, job) -> ValidationResult:
         result = super().validate(job)
@@ -312,32 +326,33 @@ class JournalAdapter(AccountingAdapter):
             return result
         return ValidationResult.passed("The local journal is ready (it needs no configuration).")
 
-    def export(self, item: Mapping[str, Any], idempotency_key: str) -> BookingResult:
+    def precheck(self, request: BookingRequest) -> ItemCheck:
+        """The booking rules' refusals (module docstring); reads nothing, writes nothing."""
+        try:
+            self._plan(request)
+        except Unbookable as exc:
+            return exc.check
+        return ItemCheck.passed()
+
+    def book(self, request: BookingRequest) -> BookingResult:
         from exports.models import JournalEntry, JournalLine
 
-        found = self.lookup(idempotency_key)
+        found = self.lookup(idempotency_key=request.idempotency_key)
         if found is not None:
             return found
-        vendor_required = bool(getattr(self.job, "vendor_based_bookkeeping", False))
         try:
-            plan = plan_entry(item, vendor_required=vendor_required)
+            plan = self._plan(request)
         except Unbookable as exc:
             return exc.result
-        earlier = (
-            JournalEntry.objects.filter(
-                company=self.company, accounting_entry_id=plan.accounting_entry_id
-            )
-            .order_by("pk")
-            .first()
-        )
+        earlier = self.lookup(accounting_entry_id=plan.accounting_entry_id)
         if earlier is not None:
-            return self._result(earlier)
+            return earlier
         with transaction.atomic():
             entry = JournalEntry.objects.create(
                 company=self.company,
                 export_job=self.job,
                 accounting_entry_id=plan.accounting_entry_id,
-                idempotency_key=idempotency_key,
+                idempotency_key=request.idempotency_key,
                 date=plan.date,
                 currency=plan.currency,
                 amount=plan.total,
@@ -366,11 +381,34 @@ class JournalAdapter(AccountingAdapter):
             )
         return self._result(entry)
 
-    def lookup(self, idempotency_key: str) -> BookingResult | None:
+    def lookup(
+        self,
+        *,
+        idempotency_key: str | None = None,
+        accounting_entry_id: uuid.UUID | str | None = None,
+    ) -> BookingResult | None:
+        """By key (unique in the journal), else by Pleo's accounting entry id in this company's
+        journal (its earliest entry). One query per key given."""
         from exports.models import JournalEntry
 
-        entry = JournalEntry.objects.filter(idempotency_key=idempotency_key).first()
+        entry = None
+        try:
+            entry_id = uuid.UUID(str(accounting_entry_id)) if accounting_entry_id else None
+        except ValueError:
+            entry_id = None  # not Pleo's id: no entry has it
+        if idempotency_key:
+            entry = JournalEntry.objects.filter(idempotency_key=idempotency_key).first()
+        if entry is None and entry_id is not None:
+            entry = (
+                JournalEntry.objects.filter(company=self.company, accounting_entry_id=entry_id)
+                .order_by("pk")
+                .first()
+            )
         return self._result(entry) if entry is not None else None
+
+    def _plan(self, request: BookingRequest) -> EntryPlan:
+        vendor_required = bool(getattr(self.job, "vendor_based_bookkeeping", False))
+        return plan_entry(request.item, vendor_required=vendor_required)
 
     @staticmethod
     def _result(entry) -> BookingResult:

@@ -1,6 +1,7 @@
 """The export lifecycle's items: learn Pleo's statuses, and bring each open item to booked or
-failed, calling the accounting adapter at most once per item (crash-safe: a record left
-``booking`` is settled by the adapter's lookup).
+failed: the accounting adapter's ``precheck`` first (an item it refuses is recorded failed and
+never booked), then its ``book`` at most once per item (crash-safe: a record left ``booking`` is
+settled by the adapter's ``lookup`` by our idempotency key).
 
 A mixin of the lifecycle's ``_Carrier`` (``exports.services.lifecycle``): it uses the carrier's
 ``run``, ``job``, ``client``, ``audit`` and ``pleo_call``.
@@ -14,7 +15,13 @@ from collections.abc import Iterable
 from typing import Any
 
 from exports import clock, crashpoints, pleo
-from exports.adapters import AdapterUnavailable, BookingResult, LookupUnsupported
+from exports.adapters import (
+    AccountingAdapter,
+    AdapterUnavailable,
+    BookingRequest,
+    BookingResult,
+    LookupUnsupported,
+)
 from exports.models import AuditEntry, ExportItemRecord
 from exports.services.leases import LeaseLost
 from exports.services.lifecycle_common import (
@@ -133,7 +140,7 @@ class ItemBooking:
         adapter = self.adapter
         assert adapter is not None
         try:
-            found = adapter.lookup(record.idempotency_key)
+            found = adapter.lookup(idempotency_key=record.idempotency_key)
         except LookupUnsupported:
             self.apply(
                 record,
@@ -160,6 +167,13 @@ class ItemBooking:
     def book(self, record: ExportItemRecord, data: pleo.ExportItem) -> None:
         adapter = self.adapter
         assert adapter is not None
+        request = BookingRequest(
+            item=data.raw,
+            idempotency_key=record.idempotency_key,
+            pleo_job_id=self.job.pleo_job_id,
+        )
+        if self.refused_by_precheck(adapter, record, request):
+            return
         # Committed before the adapter is called: a crash from here on is settled by lookup.
         self.save_record(
             record,
@@ -170,7 +184,7 @@ class ItemBooking:
         if adapter.writes_locally:
             try:
                 with self.run.lease.guard():  # the entry and our record: one transaction
-                    result = adapter.export(data.raw, record.idempotency_key)
+                    result = adapter.book(request)
                     crashpoints.crash_point("after_adapter_call")
                     self.apply(record, result, audit=False)
             except LeaseLost:
@@ -185,7 +199,7 @@ class ItemBooking:
                 self.apply(record, result, audit=False)
         else:
             try:
-                result = adapter.export(data.raw, record.idempotency_key)
+                result = adapter.book(request)
                 crashpoints.crash_point("after_adapter_call")
             except AdapterUnavailable as exc:
                 self.save_record(record, state=ExportItemRecord.State.PENDING)
@@ -203,10 +217,39 @@ class ItemBooking:
         if not result.booked:
             self.audit_item_failure(record, result)
 
-    def apply(self, record: ExportItemRecord, result: BookingResult, *, audit: bool = True) -> None:
+    def refused_by_precheck(
+        self, adapter: AccountingAdapter, record: ExportItemRecord, request: BookingRequest
+    ) -> bool:
+        """Ask the adapter's ``precheck`` (it never books). True when the item was refused and
+        is now recorded failed; raises :class:`Pause` when the adapter cannot check now."""
+        try:
+            check = adapter.precheck(request)
+        except AdapterUnavailable as exc:
+            self.save_record(record, state=ExportItemRecord.State.PENDING)
+            self.flush()  # report what is ready before stopping
+            raise Pause(f"{adapter.label} is unreachable ({exc}); nothing was booked.")
+        except Exception as exc:  # a check books nothing: the item fails, nothing to settle
+            logger.exception("Adapter %s failed checking an item", adapter.name)
+            result = BookingResult.failure(
+                pleo.ItemFailureReasonType.UNEXPECTED_FAILURE,
+                f"Checking the item failed unexpectedly in {adapter.label} "
+                f"({type(exc).__name__}); nothing was booked. Export the item again from Pleo.",
+            )
+        else:
+            if check.ok:
+                return False
+            result = check.as_result()
+        self.apply(record, result, adapter=adapter.name)
+        return True
+
+    def apply(
+        self, record: ExportItemRecord, result: BookingResult, *, audit: bool = True, **extra: Any
+    ) -> None:
+        """Record ``result`` on ``record`` (with ``extra`` fields), auditing a failure."""
         if result.booked:
             self.save_record(
                 record,
+                **extra,
                 state=ExportItemRecord.State.BOOKED,
                 result=ExportItemRecord.Result.SUCCESSFUL,
                 external_id=result.external_id[:200],
@@ -218,6 +261,7 @@ class ItemBooking:
         else:
             self.save_record(
                 record,
+                **extra,
                 state=ExportItemRecord.State.FAILED,
                 result=ExportItemRecord.Result.FAILED,
                 failure_reason=result.message,
