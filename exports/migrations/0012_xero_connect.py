@@ -5,134 +5,304 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('exports', '0011_receipts'),
+        ("exports", "0011_receipts"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='XeroConnection',
+            name="XeroConnection",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('tenant_id', models.UUIDField(blank=True, null=True, verbose_name='Xero tenant id')),
-                ('tenant_name', models.CharField(blank=True, max_length=300, verbose_name='Xero organisation')),
-                ('connection_id', models.UUIDField(blank=True, null=True, verbose_name='Xero connection id')),
-                ('tenant_choices', models.JSONField(blank=True, default=list, editable=False)),
-                ('status', models.CharField(choices=[('ok', 'Connected'), ('needs_reauthorisation', 'Needs re-authorisation')], default='ok', max_length=30)),
-                ('last_error', models.TextField(blank=True)),
-                ('status_changed_at', models.DateTimeField(blank=True, null=True)),
-                ('scopes_granted', models.TextField(blank=True)),
-                ('base_currency', models.CharField(blank=True, max_length=3)),
-                ('access_token_ciphertext', models.TextField(blank=True, default='', editable=False)),
-                ('access_token_expires_at', models.DateTimeField(blank=True, null=True)),
-                ('refresh_token_ciphertext', models.TextField(blank=True, default='', editable=False)),
-                ('refreshing_until', models.DateTimeField(blank=True, editable=False, null=True)),
-                ('last_sync_at', models.DateTimeField(blank=True, null=True)),
-                ('last_sync_result', models.CharField(blank=True, max_length=500)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('company', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='xero_connection', to='exports.company')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "tenant_id",
+                    models.UUIDField(blank=True, null=True, verbose_name="Xero tenant id"),
+                ),
+                (
+                    "tenant_name",
+                    models.CharField(blank=True, max_length=300, verbose_name="Xero organisation"),
+                ),
+                (
+                    "connection_id",
+                    models.UUIDField(blank=True, null=True, verbose_name="Xero connection id"),
+                ),
+                ("tenant_choices", models.JSONField(blank=True, default=list, editable=False)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("ok", "Connected"),
+                            ("needs_reauthorisation", "Needs re-authorisation"),
+                        ],
+                        default="ok",
+                        max_length=30,
+                    ),
+                ),
+                ("last_error", models.TextField(blank=True)),
+                ("status_changed_at", models.DateTimeField(blank=True, null=True)),
+                ("scopes_granted", models.TextField(blank=True)),
+                ("base_currency", models.CharField(blank=True, max_length=3)),
+                (
+                    "access_token_ciphertext",
+                    models.TextField(blank=True, default="", editable=False),
+                ),
+                ("access_token_expires_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "refresh_token_ciphertext",
+                    models.TextField(blank=True, default="", editable=False),
+                ),
+                ("refreshing_until", models.DateTimeField(blank=True, editable=False, null=True)),
+                ("last_sync_at", models.DateTimeField(blank=True, null=True)),
+                ("last_sync_result", models.CharField(blank=True, max_length=500)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "company",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="xero_connection",
+                        to="exports.company",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['company__name'],
-                'permissions': [('connect_xero', 'Can connect a company to Xero and sync it (calls Xero)')],
+                "ordering": ["company__name"],
+                "permissions": [
+                    ("connect_xero", "Can connect a company to Xero and sync it (calls Xero)")
+                ],
             },
         ),
         migrations.CreateModel(
-            name='PleoCodeSeen',
+            name="PleoCodeSeen",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('account', 'Pleo account → Xero account code'), ('tax_code', 'Pleo tax code → Xero tax type'), ('tag', 'Pleo tag → Xero tracking option'), ('contra_account', 'Contra (wallet) account → Xero account code'), ('vendor', 'Pleo vendor → Xero contact')], max_length=20)),
-                ('pleo_code', models.CharField(max_length=200, verbose_name='Pleo code')),
-                ('label', models.CharField(blank=True, max_length=300)),
-                ('last_seen_at', models.DateTimeField()),
-                ('company', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='pleo_codes_seen', to='exports.company')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("account", "Pleo account → Xero account code"),
+                            ("tax_code", "Pleo tax code → Xero tax type"),
+                            ("tag", "Pleo tag → Xero tracking option"),
+                            ("contra_account", "Contra (wallet) account → Xero account code"),
+                            ("vendor", "Pleo vendor → Xero contact"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("pleo_code", models.CharField(max_length=200, verbose_name="Pleo code")),
+                ("label", models.CharField(blank=True, max_length=300)),
+                ("last_seen_at", models.DateTimeField()),
+                (
+                    "company",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="pleo_codes_seen",
+                        to="exports.company",
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'Pleo codes seen',
-                'ordering': ['company', 'kind', 'pleo_code'],
-                'constraints': [models.UniqueConstraint(fields=('company', 'kind', 'pleo_code'), name='unique_pleo_code_seen')],
+                "verbose_name_plural": "Pleo codes seen",
+                "ordering": ["company", "kind", "pleo_code"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("company", "kind", "pleo_code"), name="unique_pleo_code_seen"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='XeroAccount',
+            name="XeroAccount",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('account_id', models.UUIDField()),
-                ('code', models.CharField(blank=True, db_index=True, max_length=20)),
-                ('name', models.CharField(blank=True, max_length=300)),
-                ('type', models.CharField(blank=True, max_length=40)),
-                ('status', models.CharField(blank=True, max_length=20)),
-                ('tax_type', models.CharField(blank=True, max_length=60)),
-                ('connection', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='accounts', to='exports.xeroconnection')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("account_id", models.UUIDField()),
+                ("code", models.CharField(blank=True, db_index=True, max_length=20)),
+                ("name", models.CharField(blank=True, max_length=300)),
+                ("type", models.CharField(blank=True, max_length=40)),
+                ("status", models.CharField(blank=True, max_length=20)),
+                ("tax_type", models.CharField(blank=True, max_length=60)),
+                (
+                    "connection",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="accounts",
+                        to="exports.xeroconnection",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['connection', 'code'],
-                'constraints': [models.UniqueConstraint(fields=('connection', 'account_id'), name='unique_xero_account')],
+                "ordering": ["connection", "code"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("connection", "account_id"), name="unique_xero_account"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='XeroContact',
+            name="XeroContact",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('contact_id', models.UUIDField()),
-                ('name', models.CharField(max_length=300)),
-                ('status', models.CharField(blank=True, max_length=20)),
-                ('account_number', models.CharField(blank=True, db_index=True, max_length=100)),
-                ('connection', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='contacts', to='exports.xeroconnection')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("contact_id", models.UUIDField()),
+                ("name", models.CharField(max_length=300)),
+                ("status", models.CharField(blank=True, max_length=20)),
+                ("account_number", models.CharField(blank=True, db_index=True, max_length=100)),
+                (
+                    "connection",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="contacts",
+                        to="exports.xeroconnection",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['connection', 'name'],
-                'constraints': [models.UniqueConstraint(fields=('connection', 'contact_id'), name='unique_xero_contact')],
+                "ordering": ["connection", "name"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("connection", "contact_id"), name="unique_xero_contact"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='XeroMapping',
+            name="XeroMapping",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('account', 'Pleo account → Xero account code'), ('tax_code', 'Pleo tax code → Xero tax type'), ('tag', 'Pleo tag → Xero tracking option'), ('contra_account', 'Contra (wallet) account → Xero account code'), ('vendor', 'Pleo vendor → Xero contact')], max_length=20)),
-                ('pleo_code', models.CharField(max_length=200, verbose_name='Pleo code')),
-                ('xero_code', models.CharField(blank=True, max_length=200, verbose_name='Xero code')),
-                ('proposed', models.BooleanField(default=False, help_text='Proposed automatically (the codes matched); not yet edited.')),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('company', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='xero_mappings', to='exports.company')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("account", "Pleo account → Xero account code"),
+                            ("tax_code", "Pleo tax code → Xero tax type"),
+                            ("tag", "Pleo tag → Xero tracking option"),
+                            ("contra_account", "Contra (wallet) account → Xero account code"),
+                            ("vendor", "Pleo vendor → Xero contact"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("pleo_code", models.CharField(max_length=200, verbose_name="Pleo code")),
+                (
+                    "xero_code",
+                    models.CharField(blank=True, max_length=200, verbose_name="Xero code"),
+                ),
+                (
+                    "proposed",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Proposed automatically (the codes matched); not yet edited.",
+                    ),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "company",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="xero_mappings",
+                        to="exports.company",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['company', 'kind', 'pleo_code'],
-                'constraints': [models.UniqueConstraint(fields=('company', 'kind', 'pleo_code'), name='unique_xero_mapping')],
+                "ordering": ["company", "kind", "pleo_code"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("company", "kind", "pleo_code"), name="unique_xero_mapping"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='XeroTaxRate',
+            name="XeroTaxRate",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('tax_type', models.CharField(max_length=60)),
-                ('name', models.CharField(blank=True, max_length=300)),
-                ('status', models.CharField(blank=True, max_length=20)),
-                ('effective_rate', models.DecimalField(blank=True, decimal_places=4, max_digits=9, null=True)),
-                ('connection', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='tax_rates', to='exports.xeroconnection')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("tax_type", models.CharField(max_length=60)),
+                ("name", models.CharField(blank=True, max_length=300)),
+                ("status", models.CharField(blank=True, max_length=20)),
+                (
+                    "effective_rate",
+                    models.DecimalField(blank=True, decimal_places=4, max_digits=9, null=True),
+                ),
+                (
+                    "connection",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="tax_rates",
+                        to="exports.xeroconnection",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['connection', 'tax_type'],
-                'constraints': [models.UniqueConstraint(fields=('connection', 'tax_type'), name='unique_xero_tax_rate')],
+                "ordering": ["connection", "tax_type"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("connection", "tax_type"), name="unique_xero_tax_rate"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='XeroTrackingOption',
+            name="XeroTrackingOption",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('category_id', models.UUIDField()),
-                ('category_name', models.CharField(max_length=100)),
-                ('category_status', models.CharField(blank=True, max_length=20)),
-                ('option_id', models.UUIDField()),
-                ('name', models.CharField(max_length=100)),
-                ('status', models.CharField(blank=True, max_length=20)),
-                ('connection', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='tracking_options', to='exports.xeroconnection')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("category_id", models.UUIDField()),
+                ("category_name", models.CharField(max_length=100)),
+                ("category_status", models.CharField(blank=True, max_length=20)),
+                ("option_id", models.UUIDField()),
+                ("name", models.CharField(max_length=100)),
+                ("status", models.CharField(blank=True, max_length=20)),
+                (
+                    "connection",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="tracking_options",
+                        to="exports.xeroconnection",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['connection', 'category_name', 'name'],
-                'constraints': [models.UniqueConstraint(fields=('connection', 'option_id'), name='unique_xero_tracking_option')],
+                "ordering": ["connection", "category_name", "name"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("connection", "option_id"), name="unique_xero_tracking_option"
+                    )
+                ],
             },
         ),
     ]

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from django.db import models
 
-from exports.models import Company, EncryptedSecret, secret_column
+from exports.secret_fields import EncryptedSecret, secret_column
 
 
 class XeroConnection(models.Model):
@@ -28,7 +28,7 @@ class XeroConnection(models.Model):
         NEEDS_REAUTHORISATION = "needs_reauthorisation", "Needs re-authorisation"
 
     company = models.OneToOneField(
-        Company, on_delete=models.CASCADE, related_name="xero_connection"
+        "exports.Company", on_delete=models.CASCADE, related_name="xero_connection"
     )
     tenant_id = models.UUIDField("Xero tenant id", null=True, blank=True)
     tenant_name = models.CharField("Xero organisation", max_length=300, blank=True)
@@ -186,7 +186,9 @@ class XeroMapping(models.Model):
     admin makes it the operator's.
     """
 
-    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="xero_mappings")
+    company = models.ForeignKey(
+        "exports.Company", on_delete=models.CASCADE, related_name="xero_mappings"
+    )
     kind = models.CharField(max_length=20, choices=PleoCodeKind.choices)
     pleo_code = models.CharField("Pleo code", max_length=200)
     xero_code = models.CharField("Xero code", max_length=200, blank=True)
@@ -210,7 +212,9 @@ class XeroMapping(models.Model):
 class PleoCodeSeen(models.Model):
     """A Pleo code that appeared in a company's export items, and when last."""
 
-    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="pleo_codes_seen")
+    company = models.ForeignKey(
+        "exports.Company", on_delete=models.CASCADE, related_name="pleo_codes_seen"
+    )
     kind = models.CharField(max_length=20, choices=PleoCodeKind.choices)
     pleo_code = models.CharField("Pleo code", max_length=200)
     label = models.CharField(max_length=300, blank=True)
