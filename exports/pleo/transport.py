@@ -142,6 +142,8 @@ class PleoTransport:
     unretried. The request budget (``exports.services.budget``) is such a hook.
     """
 
+    service = "Pleo"  # in log lines; another service's subclass names itself
+
     def __init__(
         self,
         *,
@@ -209,7 +211,8 @@ class PleoTransport:
             if retryable and attempt < self.config.max_attempts:
                 wait = self._retry_wait(attempt, retry_after)
                 logger.warning(
-                    "Pleo %s %s attempt %d/%d failed (%s); retrying in %.2fs [request_id=%s]",
+                    "%s %s %s attempt %d/%d failed (%s); retrying in %.2fs [request_id=%s]",
+                    self.service,
                     method,
                     path,
                     attempt,
@@ -298,7 +301,12 @@ class PleoTransport:
         problem = self.host_policy().problem(self.config.base_url + path)
         if problem:
             logger.error(
-                "Pleo %s %s not sent: %s [request_id=%s]", method, path, problem, self.request_id
+                "%s %s %s not sent: %s [request_id=%s]",
+                self.service,
+                method,
+                path,
+                problem,
+                self.request_id,
             )
             raise PleoHostNotAllowed(f"not sent: {problem}", method=method, path=path)
 

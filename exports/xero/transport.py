@@ -45,6 +45,8 @@ class XeroTransport(PleoTransport):
     """The Xero side of the shared transport; see the module docstring. ``tenant_id`` may be
     set after ``/connections`` named it."""
 
+    service = "Xero"
+
     def __init__(
         self,
         *,

@@ -1,0 +1,3 @@
+"""The Xero tests' fixtures."""
+
+from tests.xero.support import xero_settings  # noqa: F401
