@@ -165,7 +165,7 @@ def xero_mapping_check_item(
             problem = target_problem(connection, code.kind, xero_code)
             if problem is None:
                 continue
-            problem = f"{name} {code.code} maps to {problem[0].lower()}{problem[1:]}"
+            problem = f"{name} {code.code} is mapped, but {problem}"
         return FAILURE_OF_KIND[PleoCodeKind(code.kind)], (
             f"{problem}. Map it on the Xero mapping page ({mapping_page_url()}) and export again."
         )
