@@ -166,3 +166,21 @@ def test_validate_checks_scopes_tenant_and_base_currency_before_refusing_to_book
     assert refused.failure_type == JobFailureReasonType.INVALID_CONFIGURATION
     assert "cannot book exports yet" in refused.message
     assert "xero" not in dict(adapter_choices())
+
+
+@responses.activate
+def test_an_expiring_token_is_refreshed_once_through_the_shared_loop_and_both_rotate():
+    connection = make_connection(access="xat-stale-0001", refresh="xrt-stale-0001", expires_in=5)
+    responses.post(TOKEN_URL, json=token_answer("xat-fresh-0001", "xrt-fresh-0001"))
+    responses.get(
+        f"{ACCOUNTING}/Organisation",
+        json={"Organisations": [{"OrganisationID": str(TENANT), "BaseCurrency": "GBP"}]},
+    )
+    assert get_adapter("xero", company=connection.company).check_connection().ok
+    connection.refresh_from_db()
+    assert connection.access_token == "xat-fresh-0001"
+    assert connection.refresh_token == "xrt-fresh-0001"
+    assert connection.refreshing_until is None
+    token_call, api_call = responses.calls
+    assert "refresh_token=xrt-stale-0001" in token_call.request.body
+    assert api_call.request.headers["Authorization"] == "Bearer xat-fresh-0001"
