@@ -82,6 +82,10 @@ INSTALLED_APPS = [
 # The local Pleo sandbox is a development tool: never installed in production settings.
 if DEBUG or PLEO_SANDBOX:
     INSTALLED_APPS.append("pleo_sandbox")
+# The local Xero sandbox (xero_sandbox/, `manage.py xero_sandbox`): a development tool, too.
+XERO_SANDBOX = env.bool("XERO_SANDBOX", default=False)
+if DEBUG or XERO_SANDBOX:
+    INSTALLED_APPS.append("xero_sandbox")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -375,7 +379,7 @@ XERO_ALLOWED_HOSTS = [
     )
     if host.strip()
 ]
-XERO_ALLOW_LOOPBACK = DEBUG or PLEO_SANDBOX or env.bool("XERO_SANDBOX", default=False)
+XERO_ALLOW_LOOPBACK = DEBUG or PLEO_SANDBOX or XERO_SANDBOX
 
 
 class _WebhookUrl(str):

@@ -2,30 +2,18 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from pleo_sandbox.clock import iso
 from pleo_sandbox.data import file_content
 from pleo_sandbox.errors import ApiError
 from pleo_sandbox.messages import Request, Response
-
-_SEG = r"(?P<{}>[^/]+)"
-
-
-@dataclass(frozen=True)
-class Route:
-    method: str
-    pattern: re.Pattern[str]
-    fn: Callable[..., Response]
-    auth: bool = True
-
-
-def _route(method: str, template: str, fn: Callable[..., Response], auth: bool = True) -> Route:
-    regex = re.sub(r"\{(\w+)\}", lambda m: _SEG.format(m.group(1)), template)
-    return Route(method, re.compile(regex + "/?"), fn, auth)
+from pleo_sandbox.routing import Route, run_control
+from pleo_sandbox.routing import control_kwargs as _kwargs
+from pleo_sandbox.routing import match_route as _match
+from pleo_sandbox.routing import route as _route
+from pleo_sandbox.routing import snake as _snake
 
 
 def _path_uuid(value: str, what: str) -> str:
@@ -153,18 +141,6 @@ def is_oauth_path(path: str) -> bool:
     return path.rstrip("/") in ("/oauth/authorize", OAUTH_TOKEN_PATH)
 
 
-def _match(routes: list[Route], method: str, path: str):
-    allowed: set[str] = set()
-    for route in routes:
-        m = route.pattern.fullmatch(path)
-        if m is None:
-            continue
-        if route.method == method:
-            return route, m.groupdict(), allowed
-        allowed.add(route.method)
-    return None, {}, allowed
-
-
 def match_api(method: str, path: str):
     """``(route, path params, allowed methods)``; route None → 404 (no allowed) or 405."""
     return _match(API_ROUTES, method, path)
@@ -173,20 +149,6 @@ def match_api(method: str, path: str):
 # ----------------------------------------------------------------------------------------------
 # Control API (/_sandbox/...)
 # ----------------------------------------------------------------------------------------------
-def _snake(name: str) -> str:
-    return re.sub(r"(?<!^)([A-Z])", r"_\1", name).lower()
-
-
-def _kwargs(body: dict, allowed: tuple[str, ...]) -> dict:
-    out = {}
-    for key, value in body.items():
-        name = _snake(key)
-        if name not in allowed:
-            raise ApiError(400, "SANDBOX_BAD_REQUEST", f"Unknown field '{key}'.")
-        out[name] = value
-    return out
-
-
 def c_health(server, req: Request) -> Response:
     return Response(200, {"ok": True, "url": server.url, "seed": server.state.seed})
 
@@ -486,20 +448,4 @@ CONTROL_ROUTES = [
 
 
 def handle_control(server, req: Request) -> Response:
-    route, params, allowed = _match(CONTROL_ROUTES, req.method, req.path)
-    if route is None:
-        if allowed:
-            return Response(
-                405,
-                {"type": "METHOD_NOT_ALLOWED", "message": f"Use {', '.join(sorted(allowed))}."},
-                {"Allow": ", ".join(sorted(allowed))},
-            )
-        return Response(404, {"type": "SANDBOX_NOT_FOUND", "message": f"No control {req.path}."})
-    try:
-        return route.fn(server, req, **params)
-    except ApiError as exc:
-        return Response.error(exc)
-    except KeyError as exc:
-        return Response(404, {"type": "SANDBOX_NOT_FOUND", "message": f"Unknown id {exc}."})
-    except (ValueError, TypeError) as exc:
-        return Response(400, {"type": "SANDBOX_BAD_REQUEST", "message": str(exc)})
+    return run_control(CONTROL_ROUTES, server, req)
