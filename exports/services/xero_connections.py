@@ -8,9 +8,10 @@ stored encrypted with the access token's expiry and the scopes Xero granted, the
 (``xero_connection_choose_tenant``); none leaves the connection needing re-authorisation.
 
 Tokens are refreshed by :mod:`exports.services.token_refresh` (one refresh in flight per
-connection across processes, as for Pleo credentials). A refused refresh token, or a 401 after a
-fresh token, puts the connection in "needs re-authorisation" with the reason; the company page
-shows it and the Xero adapter's ``validate`` fails the company's jobs with
+connection across processes, as for Pleo credentials). A refused refresh token, a 401 after a
+fresh token, or a 403 (the organisation disconnected at Xero, or a scope missing), puts the
+connection in "needs re-authorisation" with the reason; the company page shows it and the Xero
+adapter's ``validate`` fails the company's jobs with
 ``accounting_system_authentication_failure`` until someone reconnects.
 
 Nothing here logs or puts in a message a token, code, verifier or the client secret.
@@ -336,10 +337,17 @@ def xero_client(
 
     def on_auth_failure(exc: PleoAuthError) -> None:
         if exc.status == 401 and last["refreshed"]:
-            xero_connection_mark_needs_reauthorisation(
-                connection_id=connection_id,
-                reason=f"Xero refused a freshly refreshed access token ({exc}). Reconnect Xero.",
+            reason = f"Xero refused a freshly refreshed access token ({exc}). Reconnect Xero."
+        elif exc.status == 403:
+            # The organisation was disconnected from the app at Xero, or a scope is missing:
+            # either way only a new consent helps.
+            reason = (
+                f"Xero refused access to the organisation ({exc}): it was disconnected from "
+                f"the app or a scope is missing. Reconnect Xero."
             )
+        else:
+            return
+        xero_connection_mark_needs_reauthorisation(connection_id=connection_id, reason=reason)
 
     def after_response(method: str, path: str, status: int | None) -> None:
         ok = status is not None and status < 400
