@@ -91,7 +91,7 @@ def test_several_organisations_are_offered_and_one_is_chosen(admin_client):
     connection = XeroConnection.objects.get(company=company)
     assert connection.tenant_id is None and len(connection.tenant_choices) == 2
     page = page_of(admin_client, company)
-    assert 'id="xero-tenant-form"' in page and "NZ" in page
+    assert 'form="xero-tenant-form"' in page and "NZ" in page
 
     mock_settings_reads(responses)
     tenant_url = reverse("admin:exports_company_xero_tenant", args=[company.pk])
