@@ -84,6 +84,17 @@ def remember_attempt(session, key: str, state: str, attempt: dict) -> None:
     session[key] = dict(newest)
 
 
+def foreign_answer(request, service: str, button: str, back: str):
+    """The answer names no attempt of this session: say so, change nothing, go ``back``."""
+    messages.error(
+        request,
+        f"Connecting to {service} failed: the answer does not belong to a connection started in "
+        f"this browser session (the state is missing, wrong or expired). Nothing was "
+        f"changed; use '{button}' again.",
+    )
+    return redirect(back)
+
+
 def take_attempt(session, key: str, state: str) -> dict | None:
     """The attempt of ``state`` (single-use: removed), or None."""
     attempts = _attempts(session, key)
@@ -99,13 +110,9 @@ def callback(request):
     """Pleo sends the browser back here with ``code`` + ``state`` or ``error`` + ``state``."""
     attempt = take_attempt(request.session, SESSION_KEY, request.GET.get("state") or "")
     if attempt is None:
-        messages.error(
-            request,
-            "Connecting to Pleo failed: the answer does not belong to a connection started in "
-            "this browser session (the state is missing, wrong or expired). Nothing was "
-            "changed; use 'Connect to Pleo' again.",
+        return foreign_answer(
+            request, "Pleo", "Connect to Pleo", "admin:exports_credential_changelist"
         )
-        return redirect("admin:exports_credential_changelist")
     change_page = _change_page(attempt["credential_id"])
     visible = credentials_visible_to(user=request.user).filter(pk=attempt["credential_id"])
     if not request.user.has_perm(PERMISSION) or not visible.exists():

@@ -21,7 +21,7 @@ from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_POST
 
 from exports.models import Company, XeroConnection
-from exports.oauth_views import remember_attempt, take_attempt
+from exports.oauth_views import foreign_answer, remember_attempt, take_attempt
 from exports.selectors.company_access import scope_to_user
 from exports.services import xero_connections, xero_sync
 
@@ -71,13 +71,7 @@ def callback(request):
     """Xero sends the browser back here with ``code`` + ``state`` or ``error`` + ``state``."""
     attempt = take_attempt(request.session, SESSION_KEY, request.GET.get("state") or "")
     if attempt is None:
-        messages.error(
-            request,
-            "Connecting to Xero failed: the answer does not belong to a connection started in "
-            "this browser session (the state is missing, wrong or expired). Nothing was "
-            "changed; use 'Connect Xero' again.",
-        )
-        return redirect("admin:exports_company_changelist")
+        return foreign_answer(request, "Xero", "Connect Xero", "admin:exports_company_changelist")
     page = _company_page(attempt["company_id"])
     visible = scope_to_user(Company.objects.all(), user=request.user)
     if not request.user.has_perm(PERMISSION) or not visible.filter(pk=attempt["company_id"]):

@@ -6,25 +6,11 @@ once, both tokens stored encrypted with the access token's expiry, status OK.
 
 Refresh (``access_token`` / ``refresh_after_unauthorized``), at most one in flight per credential
 across processes and machines, without holding a database lock across the HTTP call. The
-compare-and-set loop is :mod:`exports.services.token_refresh` (shared with Xero's connections);
-its rules, for a Pleo credential:
-
-1. A caller whose access token expires within ``PLEO_OAUTH_REFRESH_MARGIN_SECONDS`` tries to set
-   ``Credential.refreshing_until`` with one compare-and-set UPDATE (marker empty, status OK, and
-   the refresh token still the one it read). Exactly one caller wins.
-2. The winner presents the refresh token once (no retry), then saves the new access and refresh
-   tokens and clears the marker in one UPDATE, again guarded by the refresh token it presented
-   (so tokens from an older authorisation never overwrite a reconnect).
-3. Everyone else polls the row with short sleeps until the marker is cleared (then uses the new
-   token), the status changes (then stops), or the marker's deadline passes.
-4. A refresh whose outcome is unknown (read timeout, dropped connection, 5xx, unreadable answer)
-   may have rotated the refresh token at Pleo; presenting it again would revoke the whole family.
-   So it is never retried: the row is re-read and, if no new token arrived, the credential is
-   marked ``needs_reauthorisation`` with the reason. A marker whose deadline passed is the same
-   case (its holder stopped or hung mid-refresh) and is treated the same way.
-5. ``invalid_grant`` marks the credential ``needs_reauthorisation``; every later use raises
-   ``CredentialUnusable`` (:mod:`exports.services.credential_errors`) with the reason (no HTTP
-   call).
+compare-and-set loop is :mod:`exports.services.token_refresh` (shared with Xero's connections;
+its docstring states the rules): one refresh in flight, a refresh token never presented twice,
+``invalid_grant`` or an unknown outcome marking the credential ``needs_reauthorisation``, after
+which every use raises ``CredentialUnusable`` (:mod:`exports.services.credential_errors`) with
+the reason (no HTTP call).
 
 Nothing here logs or puts in an exception a token, code, verifier or client secret.
 """
@@ -37,7 +23,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
@@ -187,25 +172,13 @@ def connect_complete(
     return credential
 
 
-@sensitive_variables("tokens", "access", "refresh")
 def _store_connected(
     credential: Credential, tokens: pleo_oauth.TokenSet, received_at: datetime
 ) -> None:
-    access = crypto.encrypt(tokens.access_token)
-    refresh = crypto.encrypt(tokens.refresh_token)
-    fields = {
-        "access_token_ciphertext": access,
-        "refresh_token_ciphertext": refresh,
-        "access_token_expires_at": tokens.expires_at(received_at),
-        "refreshing_until": None,
-        "status": Credential.Status.OK,
-        "last_error": "",
-        "updated_at": timezone.now(),
-    }
-    if credential.status != Credential.Status.OK:
-        fields["status_changed_at"] = clock.now()
-    with transaction.atomic():
-        Credential.objects.filter(pk=credential.pk).update(**fields)
+    changed = (
+        {} if credential.status == Credential.Status.OK else {"status_changed_at": clock.now()}
+    )
+    token_refresh.store_connected_tokens(TOKENS, credential.pk, tokens, received_at, **changed)
 
 
 # --- Status ---------------------------------------------------------------------------------------

@@ -306,6 +306,7 @@ def _store_refreshed(
     return bool(updated)
 
 
+@sensitive_variables("tokens", "values")
 def store_connected_tokens(
     owner: TokenOwner, pk: int, tokens: pleo_oauth.TokenSet, received_at: datetime, **fields
 ) -> None:

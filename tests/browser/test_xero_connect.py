@@ -8,7 +8,12 @@ from __future__ import annotations
 import pytest
 
 from tests import processes
-from tests.browser.test_admin_in_chromium import PASSWORD, browser, shot  # noqa: F401
+from tests.browser.test_admin_in_chromium import (  # noqa: F401
+    PASSWORD,
+    browser,
+    logged_in_page,
+    shot,
+)
 
 pytestmark = [
     pytest.mark.browser,
@@ -64,14 +69,7 @@ def _connect_story(browser, base, client, xero_sandbox):  # noqa: F811
 
     company = make_company(name="Fjord Xero ApS")
     tenant = xero_sandbox.tenant
-    page = browser.new_page(viewport={"width": 1360, "height": 900})
-    page.set_default_timeout(20_000)
-    page.goto(f"{base}/admin/")
-    page.fill("#id_username", "operator")
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_selector("#export-status")
-
+    page = logged_in_page(browser, base)
     page.goto(f"{base}/admin/exports/company/{company.pk}/change/")
     assert "not connected to Xero" in page.inner_text("#xero-panel")
     page.click("#xero-connect")
