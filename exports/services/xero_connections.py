@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -317,9 +318,11 @@ def xero_client(
     tenant: bool = True,
     trigger: str = Trigger.MANUAL,
     run_id: uuid.UUID | None = None,
+    on_call: Callable[[str, str, int | None], None] | None = None,
 ) -> XeroClient:
     """A client for ``connection`` (its tenant unless ``tenant`` is False): tokens from the
-    shared refresh loop, every HTTP call audited, a 401 after a refresh marks the connection."""
+    shared refresh loop, every HTTP call audited (and passed to ``on_call``), a 401 after a
+    refresh or a 403 marks the connection."""
     connection_id = connection.pk
     company = connection.company
     last: dict = {"token": None, "refreshed": False}
@@ -360,6 +363,8 @@ def xero_client(
             run_id=run_id,
             http=audit.HttpCall(method=method, path=path, status=status),
         )
+        if on_call is not None:
+            on_call(method, path, status)
 
     return XeroClient(
         config=config_from_settings(),
