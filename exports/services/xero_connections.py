@@ -35,7 +35,7 @@ from exports.models import AuditEntry, Company, Trigger, XeroConnection
 from exports.pleo import BearerAuth, PleoAuthError
 from exports.pleo import oauth as pleo_oauth
 from exports.pleo.hosts import HostNotAllowed
-from exports.services import token_refresh
+from exports.services import budget, token_refresh
 from exports.xero import oauth as xero_oauth
 from exports.xero.client import XeroClient, config_from_settings
 from exports.xero.errors import XeroError
@@ -312,6 +312,18 @@ TOKENS = token_refresh.TokenOwner(
 )
 
 
+# Xero allows 60 calls a minute per organisation (docs/xero-openapi/README.md); our shared budget
+# stays under it, so several processes calling one organisation never meet its 429.
+XERO_BUDGET = budget.Rate(limit=55, window=60.0)
+
+
+def budget_hook(connection: XeroConnection) -> budget.BudgetHook | None:
+    """One budget per Xero organisation (shared by every process); None without a tenant."""
+    if not connection.tenant_id:
+        return None
+    return budget.BudgetHook(f"xero_tenant:{connection.tenant_id}", XERO_BUDGET)
+
+
 def xero_client(
     *,
     connection: XeroConnection,
@@ -367,6 +379,7 @@ def xero_client(
             on_call(method, path, status)
 
     return XeroClient(
+        before_request=budget_hook(connection),
         config=config_from_settings(),
         auth=BearerAuth(get_token, refresh),
         on_auth_failure=on_auth_failure,

@@ -12,7 +12,8 @@ from django.urls import reverse
 
 from exports.adapters import adapter_choices, get_adapter
 from exports.models import AuditEntry, XeroAccount, XeroConnection
-from exports.pleo import JobFailureReasonType
+from exports.pleo import BudgetExhausted, JobFailureReasonType
+from exports.services import xero_connections
 from exports.xero_views import SESSION_KEY
 from tests.factories import make_company
 from tests.xero.support import (
@@ -184,3 +185,17 @@ def test_an_expiring_token_is_refreshed_once_through_the_shared_loop_and_both_ro
     token_call, api_call = responses.calls
     assert "refresh_token=xrt-stale-0001" in token_call.request.body
     assert api_call.request.headers["Authorization"] == "Bearer xat-fresh-0001"
+
+
+@responses.activate
+def test_calls_to_one_organisation_share_a_budget_under_xeros_minute_limit():
+    connection = make_connection()
+    hook = xero_connections.budget_hook(connection)
+    assert hook.rate.limit < 60 and str(TENANT) in hook.key
+    with pytest.raises(BudgetExhausted):
+        for _ in range(hook.rate.limit + 1):
+            hook("GET", "/api.xro/2.0/Accounts")
+    with xero_connections.xero_client(connection=connection) as client:
+        with pytest.raises(BudgetExhausted):
+            client.accounts()
+    assert len(responses.calls) == 0  # refused before anything was sent
