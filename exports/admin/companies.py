@@ -41,7 +41,7 @@ class CompanyAdmin(
     )
     list_filter = ("active", LastCheckOutcomeFilter, "credential")
     search_fields = ("name", "pleo_company_id")
-    list_select_related = ("credential",)
+    list_select_related = ("credential", "xero_connection")
     readonly_fields = (
         "last_check_at",
         "last_check_result",
