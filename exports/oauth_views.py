@@ -95,6 +95,23 @@ def foreign_answer(request, service: str, button: str, back: str):
     return redirect(back)
 
 
+def answer_problem(request, service: str, subject: str) -> str | None:
+    """Why the OAuth server's answer carries no code to exchange (denied, an error, no code),
+    as the admin's message; None when it has one."""
+    error = request.GET.get("error")
+    if error:
+        description = (request.GET.get("error_description") or "").strip()[:300]
+        if error == "access_denied":
+            text = f"Consent was denied at {service}, so {subject} was not connected."
+        else:
+            text = f"{service} did not authorise the connection ({error[:100]}"
+            text += f": {description})." if description else ")."
+        return text + " Nothing was changed."
+    if not request.GET.get("code"):
+        return f"{service}'s answer has no authorization code. Nothing was changed."
+    return None
+
+
 def take_attempt(session, key: str, state: str) -> dict | None:
     """The attempt of ``state`` (single-use: removed), or None."""
     attempts = _attempts(session, key)
@@ -118,20 +135,11 @@ def callback(request):
     if not request.user.has_perm(PERMISSION) or not visible.exists():
         messages.error(request, "You may not connect credentials to Pleo.")
         return redirect(change_page)
-    error = request.GET.get("error")
-    if error:
-        description = (request.GET.get("error_description") or "").strip()[:300]
-        if error == "access_denied":
-            text = "Consent was denied at Pleo, so the credential was not connected."
-        else:
-            text = f"Pleo did not authorise the connection ({error}"
-            text += f": {description})." if description else ")."
-        messages.error(request, text + " Nothing was changed.")
+    problem = answer_problem(request, "Pleo", "the credential")
+    if problem:
+        messages.error(request, problem)
         return redirect(change_page)
-    code = request.GET.get("code") or ""
-    if not code:
-        messages.error(request, "Pleo's answer has no authorization code. Nothing was changed.")
-        return redirect(change_page)
+    code = request.GET["code"]
     try:
         credential = oauth_service.connect_complete(
             credential_id=attempt["credential_id"],

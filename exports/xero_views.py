@@ -21,7 +21,7 @@ from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_POST
 
 from exports.models import Company, XeroConnection
-from exports.oauth_views import foreign_answer, remember_attempt, take_attempt
+from exports.oauth_views import answer_problem, foreign_answer, remember_attempt, take_attempt
 from exports.selectors.company_access import scope_to_user
 from exports.services import xero_connections, xero_sync
 
@@ -77,19 +77,11 @@ def callback(request):
     if not request.user.has_perm(PERMISSION) or not visible.filter(pk=attempt["company_id"]):
         messages.error(request, "You may not connect companies to Xero.")
         return redirect(page)
-    error = request.GET.get("error")
-    if error:
-        text = (
-            "Consent was denied at Xero, so the company was not connected."
-            if error == "access_denied"
-            else f"Xero did not authorise the connection ({error[:100]})."
-        )
-        messages.error(request, text + " Nothing was changed.")
+    problem = answer_problem(request, "Xero", "the company")
+    if problem:
+        messages.error(request, problem)
         return redirect(page)
-    code = request.GET.get("code") or ""
-    if not code:
-        messages.error(request, "Xero's answer has no authorization code. Nothing was changed.")
-        return redirect(page)
+    code = request.GET["code"]
     try:
         connection = xero_connections.xero_connection_complete(
             company_id=attempt["company_id"], code=code, code_verifier=attempt["verifier"]

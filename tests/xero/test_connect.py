@@ -114,6 +114,18 @@ def test_a_callback_with_a_foreign_state_changes_nothing(admin_client):
     assert len(admin_client.session[SESSION_KEY]) == 1  # the real attempt is still pending
 
 
+def test_denied_consent_changes_nothing_and_says_so(admin_client):
+    company = make_company(name="Xero Ltd")
+    query = start(admin_client, company)
+    answer = admin_client.get(
+        reverse("xero-oauth-callback"),
+        {"error": "access_denied", "state": query["state"]},
+        follow=True,
+    )
+    assert "Consent was denied at Xero, so the company was not connected" in answer.content.decode()
+    assert not XeroConnection.objects.filter(company=company).exists()
+
+
 def test_connect_is_post_only(admin_client):
     company = make_company(name="Xero Ltd")
     url = reverse("admin:exports_company_xero_connect", args=[company.pk])
