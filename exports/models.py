@@ -300,7 +300,10 @@ class ExportJob(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["company", "status"])]
-        permissions = [("adopt_exportjob", "Can adopt an in-progress job as ours")]
+        permissions = [
+            ("adopt_exportjob", "Can adopt an in-progress job as ours"),
+            ("export_audit_pack", "Can download a job's audit pack"),
+        ]
 
     def __str__(self):
         return f"Job {self.pleo_job_id} ({self.status})"
@@ -462,6 +465,8 @@ class ExportItemRecord(models.Model):
     failure_reason_type = models.CharField(max_length=60, blank=True)
     booking_started_at = models.DateTimeField(null=True, blank=True)
     reported_at = models.DateTimeField(null=True, blank=True)
+    # The item as Pleo sent it when it was booked, redacted (exports.adapters.item_snapshot).
+    item_snapshot = models.JSONField(default=dict, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

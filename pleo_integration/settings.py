@@ -179,6 +179,13 @@ STORAGES = {
     },
 }
 WHITENOISE_USE_FINDERS = True
+# The receipt archive (exports.receipts): a minimal local default until the receipts-fetch work
+# makes it configurable (RECEIPTS_STORAGE). Files are served only through the admin's checked
+# download view, never from a public URL.
+STORAGES["receipts"] = {
+    "BACKEND": "django.core.files.storage.FileSystemStorage",
+    "OPTIONS": {"location": BASE_DIR / "var" / "receipts"},
+}
 
 # --- HTTPS (production: behind a proxy that terminates TLS) -----------------------------------
 # The defaults follow PUBLIC_BASE_URL: served at an https:// URL with DEBUG off, the service

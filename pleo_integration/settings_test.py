@@ -23,3 +23,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
 # The fake Pleo hosts of the tests that fake HTTP at the transport (``responses``): allowed like
 # Pleo's own, so those tests go through the same allow-list check as production does.
 PLEO_ALLOWED_HOSTS = [*PLEO_ALLOWED_HOSTS, "pleo.test", "api.example.test", "auth.example.test"]  # noqa: F405
+
+# The receipt archive of a test run: a directory of its own (shared with the product processes a
+# test starts), never the checkout's var/receipts.
+STORAGES["receipts"] = {  # noqa: F405
+    **STORAGES["receipts"],  # noqa: F405
+    "OPTIONS": {
+        "location": os.environ.get("TEST_RECEIPTS_DIR")
+        or os.environ.setdefault(
+            "TEST_RECEIPTS_DIR", tempfile.mkdtemp(prefix="pleo-export-bridge-receipts-")
+        )
+    },
+}

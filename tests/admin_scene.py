@@ -3,12 +3,14 @@
 Two companies are inside the scoped user's scope (``Alpha``, and ``Charlie`` whose credential it
 shares with ``OUTSIDER Delta``), two outside (``OUTSIDER Bravo``, ``OUTSIDER Delta``). Every row
 tied to an outside company carries ``OUTSIDER`` in what a page would show (names, messages,
-webhook ids, descriptions), so one word tells whether a page leaked it. Every credential holds
-every kind of secret (API key, OAuth client secret, access and refresh token, two webhook signing
-secrets), all registered with ``tests.secrets_registry``.
+webhook ids, descriptions, the bytes of its receipt), so one word tells whether a page or a
+download leaked it. Every credential holds every kind of secret (API key, OAuth client secret,
+access and refresh token, two webhook signing secrets), all registered with
+``tests.secrets_registry``.
 
 Users: ``root`` (superuser); ``editor`` (every add/change/delete/view permission and
-``view_all_companies``, none of the named permissions: check_now, manage_webhooks, adopt);
+``view_all_companies``, none of the named permissions: check_now, manage_webhooks, adopt,
+download_receipt, export_audit_pack);
 ``viewer`` (every view permission and ``view_all_companies``); ``scoped`` (every permission,
 named ones too, but not ``view_all_companies``; limited through a group's membership to Alpha and
 Charlie).
@@ -43,6 +45,7 @@ from exports.models import (
 )
 from exports.services.companies import ensure_webhook_endpoint, webhook_endpoint_add_secret
 from tests import secrets_registry
+from tests.factories import make_receipt
 
 OUTSIDER = "OUTSIDER"
 NAMED_PERMISSIONS = (
@@ -50,6 +53,8 @@ NAMED_PERMISSIONS = (
     "manage_webhooks",
     "adopt_exportjob",
     "view_all_companies",
+    "download_receipt",
+    "export_audit_pack",
     "connect_xero",
 )
 
@@ -159,6 +164,7 @@ def _company_rows(company: Company, label: str) -> None:
         vendor_name=f"{label} vendor",
         created_at=now,
     )
+    make_receipt(item, f"%PDF-1.4 {label} receipt".encode())
     for position, (debit, credit) in enumerate(((12500, 0), (0, 12500)), start=1):
         JournalLine.objects.create(
             entry=entry,

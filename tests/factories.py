@@ -40,3 +40,38 @@ def make_sandbox_company(sandbox, *, name="Acme", currency="DKK") -> tuple:
     return remote, make_company(
         name=name, pleo_company_id=uuid.UUID(remote.id), credential=credential
     )
+
+
+def make_receipt(record, content: bytes, *, position=0, content_type="application/pdf"):
+    """A receipt of the item ``record``, its bytes stored in the receipts storage under their
+    content address (as the fetching stores them)."""
+    import hashlib
+
+    from django.core.files.base import ContentFile
+
+    from exports import clock
+    from exports.models import Receipt
+    from exports.receipts.files import receipts_storage
+
+    job = record.export_job
+    sha = hashlib.sha256(content).hexdigest()
+    name = f"{job.company_id}/{sha}"
+    storage = receipts_storage()
+    if not storage.exists(name):
+        storage.save(name, ContentFile(content))
+    return Receipt.objects.create(
+        item_record=record,
+        company_id=job.company_id,
+        export_job=job,
+        accounting_entry_id=record.accounting_entry_id,
+        position=position,
+        declared_type=content_type,
+        declared_size=len(content),
+        content_type=content_type,
+        size=len(content),
+        sha256=sha,
+        storage_name=name,
+        source_host="files.pleo.test",
+        source_path=f"/receipts/{sha[:8]}",
+        fetched_at=clock.now(),
+    )

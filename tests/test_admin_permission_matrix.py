@@ -10,14 +10,16 @@ parameter the walk does not know fails the test, naming it.
 
 from __future__ import annotations
 
+import io
 import re
+import zipfile
 
 import pytest
 from django.apps import apps
 from django.contrib import admin
 from django.urls import URLPattern, URLResolver, reverse
 
-from exports.models import Company, Credential
+from exports.models import Company, Credential, ExportJob, Receipt
 from exports.selectors.company_access import is_scopable, scope_to_user
 from tests.admin_scene import OUTSIDER, build_scene
 
@@ -128,10 +130,16 @@ def scene(client):
     return scene
 
 
+def _body(response) -> str:
+    """The page, or a download's bytes (a streamed file: a receipt, an audit pack)."""
+    if not hasattr(response, "_text"):
+        raw = b"".join(response.streaming_content) if response.streaming else response.content
+        response._text = raw.decode(errors="replace")
+    return response._text
+
+
 def _leaks(response, scene) -> list[str]:
-    text = response.content.decode(errors="replace") + " ".join(
-        f"{k}: {v}" for k, v in response.headers.items()
-    )
+    text = _body(response) + " ".join(f"{k}: {v}" for k, v in response.headers.items())
     return [secret[:8] + "…" for secret in scene.secrets if secret in text]
 
 
@@ -158,19 +166,24 @@ def test_no_admin_page_shows_a_secret_or_another_companys_rows(client, scene, ro
         leaked = _leaks(response, scene)
         if leaked:
             problems.append(f"{url}: secrets {leaked}")
-        if role == "scoped" and OUTSIDER in response.content.decode(errors="replace"):
+        if role == "scoped" and OUTSIDER in _body(response):
             problems.append(f"{url}: shows another company's rows")
     assert not problems, "\n".join(problems)
 
 
 def test_the_walk_reaches_every_custom_admin_view(scene):
-    """The custom views are in the walk (so a new one is too): Check now, CSV, Connect to Pleo."""
+    """The custom views are in the walk (so a new one is too): Check now, CSV, Connect to Pleo,
+    a receipt's download, a job's audit pack."""
     pages = admin_pages(scene)
     company, credential = scene.companies["alpha"], scene.credentials["own"]
     for expected in (
         reverse("admin:exports_company_check_now", args=[company.pk]),
         reverse("admin:exports_journalentry_csv"),
         reverse("admin:exports_credential_oauth_connect", args=[credential.pk]),
+        reverse("admin:exports_receipt_download", args=[Receipt.objects.order_by("pk").first().pk]),
+        reverse(
+            "admin:exports_exportjob_audit_pack", args=[ExportJob.objects.order_by("pk").first().pk]
+        ),
         reverse("admin:exports_credential_history", args=[credential.pk]),
         reverse("admin:exports_companymembership_changelist"),
         reverse("admin:django_q_schedule_changelist"),
@@ -178,3 +191,38 @@ def test_the_walk_reaches_every_custom_admin_view(scene):
         reverse("admin:index"),
     ):
         assert expected in pages, expected
+
+
+# Role -> (status inside the scoped user's companies, status outside) of a receipt's download and
+# a job's audit pack: both need their named permission (the editor and the viewer lack it) and a
+# company the user may see (404 outside it, as for any other row).
+DOWNLOAD_STATUS = {
+    "superuser": (200, 200),
+    "editor": (403, 403),
+    "viewer": (403, 403),
+    "scoped": (200, 404),
+}
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_receipt_downloads_and_audit_packs_need_the_permission_and_the_company(client, scene, role):
+    client.force_login(scene.users[role])
+    inside, outside = DOWNLOAD_STATUS[role]
+    for company in [*scene.inside, *scene.outside]:
+        expected = inside if company in scene.inside else outside
+        receipt = Receipt.objects.get(company=company)
+        job = ExportJob.objects.get(company=company)
+        download = client.get(reverse("admin:exports_receipt_download", args=[receipt.pk]))
+        pack = client.get(reverse("admin:exports_exportjob_audit_pack", args=[job.pk]))
+        assert (download.status_code, pack.status_code) == (expected, expected), company.name
+        if expected != 200:
+            continue
+        label = OUTSIDER if company in scene.outside else company.name
+        assert b"".join(download.streaming_content) == f"%PDF-1.4 {label} receipt".encode()
+        assert download["X-Content-Type-Options"] == "nosniff"
+        assert download["Content-Disposition"].startswith('attachment; filename="receipt-')
+        with zipfile.ZipFile(io.BytesIO(b"".join(pack.streaming_content))) as archive:
+            texts = [archive.read(name).decode(errors="replace") for name in archive.namelist()]
+        assert company.name in texts[archive.namelist().index("manifest.json")]
+        if role == "scoped":
+            assert not any(OUTSIDER in text for text in texts), company.name

@@ -141,6 +141,15 @@ def test_all_items_succeed_and_the_job_completes(env):
     job = ExportJob.objects.get(pleo_job_id=job_id)
     assert (job.status, job.processing_state) == ("completed", "done")
     assert set(job.item_records.values_list("state", flat=True)) == {"reported"}
+    for record in job.item_records.all():  # each item as received, stored redacted at booking
+        snapshot = record.item_snapshot
+        assert snapshot["accountingEntryId"] == str(record.accounting_entry_id)
+        assert (
+            snapshot["amount"]["inWalletCurrency"]["value"]
+            == entries[record.accounting_entry_id].amount
+        )
+        assert "user" not in snapshot and "user" in snapshot["_redacted"]
+        assert not any("url" in file for file in snapshot["files"])
     assert steps(env) == [
         "selected",
         "started",
@@ -178,6 +187,12 @@ def test_some_items_fail_with_their_reasons_and_the_job_completes_with_errors(en
     assert by_kind["normal"]["status"] == "successful"
     assert JournalEntry.objects.count() == 2
     assert steps(env).count("item_failed") == 2
+    # Refused items are kept as received too (the audit pack shows what was refused).
+    refused = ExportItemRecord.objects.filter(result=ExportItemRecord.Result.FAILED)
+    assert sorted(record.item_snapshot["contraAccount"] is None for record in refused) == [
+        False,
+        True,
+    ]
     assert [e["body"]["event"] for e in env.final_events(job_id)] == ["completed_with_errors"]
 
 

@@ -9,7 +9,8 @@ Where things are: ``forms`` (the company and credential forms), ``actions`` (Che
 ``filters``, ``mixins``/``scoping``/``secrets`` (shared by every admin), ``timestamps`` (how
 the admin shows times) and one module per model group: ``companies``, ``credentials``, ``jobs``
 (jobs, their items and audit, the audit table, worker heartbeats), ``deliveries``, ``journal``,
-``memberships`` and ``schedules`` (django-q2's admins, restricted). Importing this package
+``memberships``, ``receipts`` (the archive, downloads, the audit pack) and ``schedules``
+(django-q2's admins, restricted). Importing this package
 registers them all; the notification log's admin stays in ``exports.notifications``.
 """
 
@@ -26,6 +27,7 @@ from exports.admin import (  # noqa: E402,F401  (registration happens on import)
     jobs,
     journal,
     memberships,
+    receipts,
     schedules,
     xero,
 )

@@ -12,6 +12,7 @@ from exports.admin.failing import JobFailingAdminMixin
 from exports.admin.filters import AgeListFilter, ExpiryRiskListFilter
 from exports.admin.job_page import NONE_YET_TABULAR, ExportJobPageMixin, RunLinkMixin
 from exports.admin.mixins import ReadOnlyMixin, ViewOnlyMixin
+from exports.admin.receipts import AuditPackAdminMixin, ItemReceiptsInlineMixin
 from exports.admin.scoping import CompanyScopedAdminMixin
 from exports.models import (
     AuditEntry,
@@ -58,8 +59,10 @@ class AuditInline(RunLinkMixin, CompanyScopedAdminMixin, ViewOnlyMixin, admin.Ta
         return http_call_summary(obj)
 
 
-class ExportItemRecordInline(CompanyScopedAdminMixin, ViewOnlyMixin, admin.TabularInline):
-    """The job's items as we processed them, with their outcome and ledger entry."""
+class ExportItemRecordInline(
+    ItemReceiptsInlineMixin, CompanyScopedAdminMixin, ViewOnlyMixin, admin.TabularInline
+):
+    """The job's items as we processed them, with their outcome, ledger entry and receipts."""
 
     model = ExportItemRecord
     fk_name = "export_job"
@@ -77,6 +80,7 @@ class ExportItemRecordInline(CompanyScopedAdminMixin, ViewOnlyMixin, admin.Tabul
         "failure_reason_type",
         "failure_reason",
         "reported_at",
+        "receipts_shown",
     )
     readonly_fields = fields
 
@@ -93,6 +97,7 @@ class ExportItemRecordInline(CompanyScopedAdminMixin, ViewOnlyMixin, admin.Tabul
 
 @admin.register(ExportJob)
 class ExportJobAdmin(
+    AuditPackAdminMixin,
     JobFailingAdminMixin,
     ExportJobPageMixin,
     CompanyScopedAdminMixin,

@@ -20,6 +20,7 @@ from django.utils.html import format_html, format_html_join
 from exports import clock
 from exports.admin.filters import PleoJobIdFilter
 from exports.admin.mixins import ReadOnlyMixin, ViewOnlyMixin
+from exports.admin.receipts import EntryReceiptsAdminMixin
 from exports.admin.scoping import CompanyScopedAdminMixin
 from exports.models import JournalEntry, JournalLine
 from exports.money import format_minor, format_money
@@ -79,7 +80,9 @@ def pleo_links_html(links) -> str:
 
 
 @admin.register(JournalEntry)
-class JournalEntryAdmin(CompanyScopedAdminMixin, ReadOnlyMixin, admin.ModelAdmin):
+class JournalEntryAdmin(
+    EntryReceiptsAdminMixin, CompanyScopedAdminMixin, ReadOnlyMixin, admin.ModelAdmin
+):
     """The local journal, read-only; "Download CSV" exports the filtered list (one row a line)."""
 
     list_display = (
@@ -120,6 +123,7 @@ class JournalEntryAdmin(CompanyScopedAdminMixin, ReadOnlyMixin, admin.ModelAdmin
         "vendor_code",
         "vendor_name",
         "pleo_links_shown",
+        "receipts_shown",
         "created_at",
     )
     readonly_fields = fields

@@ -35,6 +35,7 @@ COMPANY_LOOKUPS: dict[str, str] = {
     "exports.exportitemrecord": "export_job__company",
     "exports.journalline": "entry__company",
     "exports.notification": "company",
+    "exports.receipt": "company",
     # Xero (exports.xero.models)
     "exports.xeroconnection": "company",
     "exports.xeroaccount": "connection__company",

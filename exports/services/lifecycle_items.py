@@ -22,6 +22,7 @@ from exports.adapters import (
     BookingResult,
     LookupUnsupported,
 )
+from exports.adapters.item_snapshot import item_snapshot
 from exports.models import AuditEntry, ExportItemRecord
 from exports.services.leases import LeaseLost
 from exports.services.lifecycle_common import (
@@ -172,11 +173,15 @@ class ItemBooking:
             idempotency_key=record.idempotency_key,
             pleo_job_id=self.job.pleo_job_id,
         )
-        if self.refused_by_precheck(adapter, record, request):
+        # The item as received, redacted, for the audit pack: kept whether it is booked or
+        # refused, written with the record's next save (no query of its own).
+        snapshot = item_snapshot(data.raw)
+        if self.refused_by_precheck(adapter, record, request, item_snapshot=snapshot):
             return
         # Committed before the adapter is called: a crash from here on is settled by lookup.
         self.save_record(
             record,
+            item_snapshot=snapshot,
             state=ExportItemRecord.State.BOOKING,
             adapter=adapter.name,
             booking_started_at=clock.now(),
@@ -218,7 +223,11 @@ class ItemBooking:
             self.audit_item_failure(record, result)
 
     def refused_by_precheck(
-        self, adapter: AccountingAdapter, record: ExportItemRecord, request: BookingRequest
+        self,
+        adapter: AccountingAdapter,
+        record: ExportItemRecord,
+        request: BookingRequest,
+        **extra: Any,
     ) -> bool:
         """Ask the adapter's ``precheck`` (it never books). True when the item was refused and
         is now recorded failed; raises :class:`Pause` when the adapter cannot check now."""
@@ -239,7 +248,7 @@ class ItemBooking:
             if check.ok:
                 return False
             result = check.as_result()
-        self.apply(record, result, adapter=adapter.name)
+        self.apply(record, result, adapter=adapter.name, **extra)
         return True
 
     def apply(

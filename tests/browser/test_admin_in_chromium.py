@@ -90,16 +90,13 @@ def live(pleo_sandbox, product_env, tmp_path, settings, django_user_model):
             assert "Traceback" not in processes.output(process), processes.output(process)[-4000:]
 
 
-def logged_in_page(browser, base: str, width: int = 1360):
-    """A new page of ``browser``, logged in as the operator of ``live`` at ``base``."""
-    page = browser.new_page(viewport={"width": width, "height": 900})
-    page.set_default_timeout(20_000)
+def log_in(page, base: str) -> None:
+    """As the ``live`` fixture's operator, on the admin's index."""
     page.goto(f"{base}/admin/")
     page.fill("#id_username", "operator")
     page.fill("#id_password", PASSWORD)
     page.click("input[type=submit]")
     page.wait_for_selector("#export-status")
-    return page
 
 
 def shot(page, name: str) -> None:

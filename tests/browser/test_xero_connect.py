@@ -11,7 +11,7 @@ from tests import processes
 from tests.browser.test_admin_in_chromium import (  # noqa: F401
     PASSWORD,
     browser,
-    logged_in_page,
+    log_in,
     shot,
 )
 
@@ -69,7 +69,9 @@ def _connect_story(browser, base, client, xero_sandbox):  # noqa: F811
 
     company = make_company(name="Fjord Xero ApS")
     tenant = xero_sandbox.tenant
-    page = logged_in_page(browser, base)
+    page = browser.new_page(viewport={"width": 1360, "height": 900})
+    page.set_default_timeout(20_000)
+    log_in(page, base)
     page.goto(f"{base}/admin/exports/company/{company.pk}/change/")
     assert "not connected to Xero" in page.inner_text("#xero-panel")
     page.click("#xero-connect")

@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("exports", "0011_receipts"),
+        ("exports", "0012_receipts_pack"),
     ]
 
     operations = [
