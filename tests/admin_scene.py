@@ -35,7 +35,6 @@ from exports.models import (
     ExportJob,
     JournalEntry,
     JournalLine,
-    PleoCodeSeen,
     Trigger,
     WebhookDelivery,
     WorkerHeartbeat,
@@ -94,7 +93,7 @@ def credential_with_every_secret(name: str, found: list[str]) -> Credential:
 
 
 def _xero_rows(company: Company, label: str, found: list[str]) -> None:
-    """A Xero connection with both tokens, a synced account, a mapping and a code seen."""
+    """A Xero connection with both tokens, a synced account and a mapping."""
     tokens = [_secret("xat_"), _secret("xrt_")]
     found.extend(tokens)
     connection = XeroConnection(
@@ -107,9 +106,6 @@ def _xero_rows(company: Company, label: str, found: list[str]) -> None:
     )
     XeroMapping.objects.create(
         company=company, kind="account", pleo_code=f"{label} code", xero_code="6100"
-    )
-    PleoCodeSeen.objects.create(
-        company=company, kind="account", pleo_code=f"{label} seen", last_seen_at=clock.now()
     )
 
 

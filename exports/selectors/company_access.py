@@ -43,7 +43,6 @@ COMPANY_LOOKUPS: dict[str, str] = {
     "exports.xerotrackingoption": "connection__company",
     "exports.xerocontact": "connection__company",
     "exports.xeromapping": "company",
-    "exports.pleocodeseen": "company",
 }
 # Model label -> the lookup from that model to its credential (see the module docstring).
 CREDENTIAL_LOOKUPS: dict[str, str] = {

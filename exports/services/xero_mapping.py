@@ -12,17 +12,17 @@ option (``category/option``), a ``ContactID``.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.db.models import Q
 from django.urls import reverse
 
-from exports import clock
 from exports.models import (
     Company,
-    PleoCodeSeen,
+    ExportItemRecord,
     XeroAccount,
     XeroConnection,
     XeroContact,
@@ -32,6 +32,9 @@ from exports.models import (
 )
 from exports.pleo import ItemFailureReasonType
 from exports.xero.models import PleoCodeKind
+
+# How many of a company's newest export items the codes seen are read from.
+RECENT_ITEMS = 2000
 
 FAILURE_OF_KIND = {
     PleoCodeKind.ACCOUNT: ItemFailureReasonType.ACCOUNT_UNKNOWN,
@@ -84,15 +87,35 @@ def pleo_codes_of_item(item: Mapping[str, Any]) -> list[PleoCode]:
     return list(found.values())
 
 
-def pleo_codes_record_seen(*, company: Company, codes: Iterable[PleoCode]) -> None:
-    now = clock.now()
-    for code in codes:
-        PleoCodeSeen.objects.update_or_create(
-            company=company,
-            kind=code.kind,
-            pleo_code=code.code[:200],
-            defaults={"label": code.label[:300], "last_seen_at": now},
-        )
+@dataclass(frozen=True)
+class SeenCode:
+    """A Pleo code found in the company's recent item snapshots, and when it was last seen."""
+
+    kind: PleoCodeKind
+    code: str
+    label: str
+    last_seen_at: datetime
+
+    def get_kind_display(self) -> str:
+        return PleoCodeKind(self.kind).label
+
+
+def pleo_codes_seen(*, company: Company, recent: int = RECENT_ITEMS) -> list[SeenCode]:
+    """Every code of the company's ``recent`` newest export items, as we stored them
+    (``ExportItemRecord.item_snapshot``: the item as Pleo sent it), sorted by kind and code."""
+    records = (
+        ExportItemRecord.objects.filter(export_job__company=company)
+        .exclude(item_snapshot={})
+        .order_by("-id")
+        .values_list("item_snapshot", "created_at")[:recent]
+    )
+    seen: dict[tuple[str, str], SeenCode] = {}
+    for snapshot, created_at in records:  # newest first: the first sighting is the last
+        for code in pleo_codes_of_item(snapshot):
+            key = (code.kind, code.code)
+            if key not in seen:
+                seen[key] = SeenCode(code.kind, code.code, code.label, created_at)
+    return sorted(seen.values(), key=lambda c: (c.kind, c.code))
 
 
 # --- Which Xero codes are valid ---------------------------------------------------------------
@@ -145,9 +168,8 @@ def xero_mapping_check_item(
     *, company: Company, connection: XeroConnection, item: Mapping[str, Any]
 ) -> tuple[ItemFailureReasonType, str] | None:
     """The first code of ``item`` with no valid mapping, as (failure type, message); None when
-    every code maps to an active Xero code. Records the codes seen."""
+    every code maps to an active Xero code. Reads only."""
     codes = pleo_codes_of_item(item)
-    pleo_codes_record_seen(company=company, codes=codes)
     mappings = {
         (m.kind, m.pleo_code): m.xero_code
         for m in XeroMapping.objects.filter(company=company).filter(
@@ -198,24 +220,25 @@ def _proposal(connection: XeroConnection, kind: str, code: str) -> str:
 
 
 def xero_mapping_propose(*, company: Company) -> int:
-    """A proposed mapping for every code seen that has none (or an empty proposed one) and whose
-    code matches a Xero code. Mappings an operator edited are never touched. Returns the count."""
+    """A proposed mapping for every code of the company's recent items that has none (or an
+    empty proposed one) and whose code matches a Xero code. Mappings an operator edited are never
+    touched. Returns the count."""
     connection = XeroConnection.objects.filter(company=company).first()
     if connection is None:
         return 0
     existing = {(m.kind, m.pleo_code): m for m in XeroMapping.objects.filter(company=company)}
     proposed = 0
-    for seen in PleoCodeSeen.objects.filter(company=company):
-        current = existing.get((seen.kind, seen.pleo_code))
+    for seen in pleo_codes_seen(company=company):
+        current = existing.get((seen.kind, seen.code))
         if current is not None and (current.xero_code or not current.proposed):
             continue
-        target = _proposal(connection, seen.kind, seen.pleo_code)
+        target = _proposal(connection, seen.kind, seen.code)
         if not target:
             continue
         XeroMapping.objects.update_or_create(
             company=company,
             kind=seen.kind,
-            pleo_code=seen.pleo_code,
+            pleo_code=seen.code[:200],
             defaults={"xero_code": target, "proposed": True},
         )
         proposed += 1
@@ -223,13 +246,13 @@ def xero_mapping_propose(*, company: Company) -> int:
 
 
 def unmapped_codes(*, company: Company) -> list[dict]:
-    """Every Pleo code seen for ``company`` with no valid mapping: kind, code, label, last seen,
-    and why."""
+    """Every Pleo code of ``company``'s recent items with no valid mapping: the code
+    (:class:`SeenCode`), its mapping if any, and why it is not valid."""
     connection = XeroConnection.objects.filter(company=company).first()
     mappings = {(m.kind, m.pleo_code): m for m in XeroMapping.objects.filter(company=company)}
     rows = []
-    for seen in PleoCodeSeen.objects.filter(company=company).order_by("kind", "pleo_code"):
-        mapping = mappings.get((seen.kind, seen.pleo_code))
+    for seen in pleo_codes_seen(company=company):
+        mapping = mappings.get((seen.kind, seen.code))
         if mapping is None or not mapping.xero_code:
             why = "no mapping"
         elif connection is None:

@@ -11,8 +11,9 @@ client (every other module of ``exports.xero``) never imports this module.
   the organisation's chart of accounts, tax rates, tracking categories (one row per option) and
   contacts as the last sync saw them (``exports.services.xero_sync``).
 * :class:`XeroMapping`: the company's mapping of a Pleo code to a Xero code, by kind.
-* :class:`PleoCodeSeen`: every Pleo code seen in the company's export items, for the page of
-  codes with no valid mapping.
+
+The Pleo codes a company's items carry are read from the item snapshots we store
+(``ExportItemRecord.item_snapshot``), not kept here (``exports.services.xero_mapping``).
 """
 
 from __future__ import annotations
@@ -167,7 +168,7 @@ class XeroContact(models.Model):
 
 
 class PleoCodeKind(models.TextChoices):
-    """What a Pleo code is, for the mapping and the codes seen."""
+    """What a Pleo code is, for the mapping."""
 
     ACCOUNT = "account", "Pleo account → Xero account code"
     TAX_CODE = "tax_code", "Pleo tax code → Xero tax type"
@@ -207,27 +208,3 @@ class XeroMapping(models.Model):
 
     def __str__(self):
         return f"{self.get_kind_display()}: {self.pleo_code} → {self.xero_code or '(none)'}"
-
-
-class PleoCodeSeen(models.Model):
-    """A Pleo code that appeared in a company's export items, and when last."""
-
-    company = models.ForeignKey(
-        "exports.Company", on_delete=models.CASCADE, related_name="pleo_codes_seen"
-    )
-    kind = models.CharField(max_length=20, choices=PleoCodeKind.choices)
-    pleo_code = models.CharField("Pleo code", max_length=200)
-    label = models.CharField(max_length=300, blank=True)
-    last_seen_at = models.DateTimeField()
-
-    class Meta:
-        ordering = ["company", "kind", "pleo_code"]
-        verbose_name_plural = "Pleo codes seen"
-        constraints = [
-            models.UniqueConstraint(
-                fields=["company", "kind", "pleo_code"], name="unique_pleo_code_seen"
-            )
-        ]
-
-    def __str__(self):
-        return f"{self.kind} {self.pleo_code}"

@@ -9,9 +9,12 @@ import uuid
 import pytest
 from django.urls import reverse
 
+from exports import clock
 from exports.adapters import BookingRequest, get_adapter
 from exports.models import (
-    PleoCodeSeen,
+    ExportItemRecord,
+    ExportJob,
+    Trigger,
     XeroAccount,
     XeroMapping,
     XeroTaxRate,
@@ -56,6 +59,25 @@ def synced(connection) -> None:
     )
 
 
+def stored(company, item=ITEM) -> None:
+    """One export item of one job of ``company``, its snapshot stored as the lifecycle does."""
+    job = ExportJob.objects.create(
+        pleo_job_id=uuid.uuid4(),
+        company=company,
+        status=ExportJob.Status.IN_PROGRESS,
+        claim=ExportJob.Claim.OURS,
+        created_at=clock.now(),
+        expires_in=3600,
+        seen_via=Trigger.SCHEDULE,
+    )
+    ExportItemRecord.objects.create(
+        export_job=job,
+        accounting_entry_id=uuid.uuid4(),
+        idempotency_key=uuid.uuid4().hex,
+        item_snapshot=item,
+    )
+
+
 def check(connection, item=ITEM):
     adapter = get_adapter("xero", company=connection.company)
     return adapter.precheck(BookingRequest(item=item, idempotency_key="k", pleo_job_id="j"))
@@ -79,8 +101,10 @@ def test_unmapped_codes_fail_the_item_then_proposals_map_the_matching_ones():
     assert first.failure_type == ItemFailureReasonType.ACCOUNT_UNKNOWN
     assert "6100 has no Xero mapping" in first.message
     assert reverse("admin:exports_xeromapping_changelist") in first.message
-    assert PleoCodeSeen.objects.filter(company=connection.company).count() == 5
+    assert xero_mapping.xero_mapping_propose(company=connection.company) == 0  # none stored yet
 
+    stored(connection.company)
+    assert len(xero_mapping.pleo_codes_seen(company=connection.company)) == 5
     assert xero_mapping.xero_mapping_propose(company=connection.company) == 4  # not the archived
     second = check(connection)
     assert second.failure_type == ItemFailureReasonType.ACCOUNT_UNKNOWN
@@ -105,9 +129,7 @@ def test_unmapped_codes_fail_the_item_then_proposals_map_the_matching_ones():
 def test_each_kind_fails_with_its_type(kind, code, failure):
     connection = make_connection()
     synced(connection)
-    xero_mapping.pleo_codes_record_seen(
-        company=connection.company, codes=xero_mapping.pleo_codes_of_item(ITEM)
-    )
+    stored(connection.company)
     xero_mapping.xero_mapping_propose(company=connection.company)
     XeroMapping.objects.filter(pleo_code="GL-6200").delete()
     XeroMapping.objects.create(
@@ -128,7 +150,7 @@ def test_a_vendor_without_a_contact_fails_vendor_unknown():
 def test_the_unmapped_page_lists_codes_without_a_valid_mapping(admin_client):
     connection = make_connection()
     synced(connection)
-    check(connection)
+    stored(connection.company)
     xero_mapping.xero_mapping_propose(company=connection.company)
     page = admin_client.get(reverse("admin:exports_xeromapping_unmapped")).content.decode()
     assert "GL-6200" in page and "no mapping" in page

@@ -16,6 +16,7 @@ from exports.pleo import ItemFailureReasonType, JobFailureReasonType
 from exports.services import xero_mapping
 from tests import secrets_registry
 from tests.factories import make_company
+from tests.xero.test_mapping import stored
 
 pytestmark = pytest.mark.django_db
 
@@ -75,9 +76,9 @@ def test_connect_sync_map_validate_and_a_removed_connection(admin_client, local_
     }
     adapter = get_adapter("xero", company=company)
     request = BookingRequest(item=item, idempotency_key="k1", pleo_job_id="j1")
-    xero_mapping.xero_mapping_propose(company=company)  # nothing seen yet
     first = adapter.precheck(request)
     assert first.failure_type == ItemFailureReasonType.ACCOUNT_UNKNOWN
+    stored(company, item)  # as the lifecycle stores every item it fetched
     assert xero_mapping.xero_mapping_propose(company=company) == 1  # the account matched
     second = adapter.precheck(request)
     assert (
