@@ -54,7 +54,7 @@ class CompanyXeroAdminMixin:
             connection = XeroConnection.objects.filter(company=obj).first()
             context["xero"] = {
                 "connection": connection,
-                "problem": xero_connections.unusable_reason(connection),
+                "problem": xero_connections.xero_connection_unusable_reason(connection=connection),
                 "can_connect": request.user.has_perm(CONNECT_PERMISSION),
                 "reconnect": connection is not None,
                 "unmapped_url": reverse("admin:exports_xeromapping_unmapped")
@@ -156,7 +156,10 @@ class XeroMappingAdmin(CompanyScopedAdminMixin, admin.ModelAdmin):
             return "no Xero code"
         if connection is None:
             return "not connected"
-        return xero_mapping.target_problem(connection, obj.kind, obj.xero_code) or "✓"
+        problem = xero_mapping.xero_mapping_target_problem(
+            connection=connection, kind=obj.kind, xero_code=obj.xero_code
+        )
+        return problem or "✓"
 
     def get_urls(self):
         return [
@@ -176,7 +179,7 @@ class XeroMappingAdmin(CompanyScopedAdminMixin, admin.ModelAdmin):
         if wanted.isdigit():
             companies = companies.filter(pk=int(wanted))
         sections = [
-            {"company": company, "rows": xero_mapping.unmapped_codes(company=company)}
+            {"company": company, "rows": xero_mapping.xero_mapping_unmapped(company=company)}
             for company in companies.filter(xero_connection__isnull=False)
         ]
         context = {

@@ -178,7 +178,9 @@ def _store_connected(
     changed = (
         {} if credential.status == Credential.Status.OK else {"status_changed_at": clock.now()}
     )
-    token_refresh.store_connected_tokens(TOKENS, credential.pk, tokens, received_at, **changed)
+    token_refresh.store_connected_tokens(
+        owner=TOKENS, pk=credential.pk, tokens=tokens, received_at=received_at, **changed
+    )
 
 
 # --- Status ---------------------------------------------------------------------------------------
@@ -258,13 +260,15 @@ def access_token(credential_id: int) -> str:
     flight per credential; other callers wait for it). Raises ``CredentialUnusable`` when the
     credential may not be used, ``PleoUnavailable``/``PleoAuthError`` when a needed refresh
     could not be made."""
-    return token_refresh.token_access(TOKENS, credential_id)
+    return token_refresh.token_access(owner=TOKENS, pk=credential_id)
 
 
 def refresh_after_unauthorized(credential_id: int, rejected_token: str | None) -> bool:
     """Pleo answered 401 to ``rejected_token``: make sure a newer token is stored (refreshing
     once, unless another caller already did). True when one is."""
-    return token_refresh.token_refresh_after_unauthorized(TOKENS, credential_id, rejected_token)
+    return token_refresh.token_refresh_after_unauthorized(
+        owner=TOKENS, pk=credential_id, rejected_token=rejected_token
+    )
 
 
 # --- The client's bearer auth ---------------------------------------------------------------------

@@ -57,17 +57,17 @@ class XeroConnectionUnusable(Exception):
 # --- Settings -----------------------------------------------------------------------------------
 
 
-def redirect_uri() -> str:
+def xero_redirect_uri() -> str:
     """The callback registered with Xero: ``PUBLIC_BASE_URL`` + ``/oauth/xero/callback/``."""
     return settings.PUBLIC_BASE_URL.rstrip("/") + reverse("xero-oauth-callback")
 
 
-def required_scopes() -> frozenset[str]:
+def xero_required_scopes() -> frozenset[str]:
     return frozenset(settings.XERO_SCOPES.split())
 
 
 @sensitive_variables("secret")
-def oauth_config() -> pleo_oauth.OAuthConfig:
+def xero_oauth_config() -> pleo_oauth.OAuthConfig:
     """From ``XERO_CLIENT_ID``/``XERO_CLIENT_SECRET``/``XERO_IDENTITY_BASE_URL`` (ValueError)."""
     secret = settings.XERO_CLIENT_SECRET
     if not settings.XERO_CLIENT_ID or not secret:
@@ -116,7 +116,7 @@ def xero_connection_begin(*, company: Company) -> XeroConnectStart:
         url = xero_oauth.authorize_url(
             login_base_url=settings.XERO_LOGIN_BASE_URL,
             client_id=settings.XERO_CLIENT_ID,
-            redirect_uri=redirect_uri(),
+            redirect_uri=xero_redirect_uri(),
             scopes=settings.XERO_SCOPES,
             state=state,
             challenge=pkce.challenge,
@@ -134,13 +134,13 @@ def xero_connection_complete(*, company_id: int, code: str, code_verifier: str) 
     if company is None:
         raise XeroConnectFailed("The company no longer exists.")
     try:
-        config = oauth_config()
+        config = xero_oauth_config()
     except ValueError as exc:  # HostNotAllowed is one
         raise XeroConnectFailed(f"Xero's OAuth settings cannot be used: {exc}.") from None
     received_at = clock.now()
     try:
         tokens = pleo_oauth.exchange_code(
-            config, code=code, redirect_uri=redirect_uri(), code_verifier=code_verifier
+            config, code=code, redirect_uri=xero_redirect_uri(), code_verifier=code_verifier
         )
     except pleo_oauth.OAuthError as exc:
         raise XeroConnectFailed(
@@ -149,10 +149,10 @@ def xero_connection_complete(*, company_id: int, code: str, code_verifier: str) 
         ) from None
     connection, _ = XeroConnection.objects.get_or_create(company=company)
     token_refresh.store_connected_tokens(
-        TOKENS,
-        connection.pk,
-        tokens,
-        received_at,
+        owner=TOKENS,
+        pk=connection.pk,
+        tokens=tokens,
+        received_at=received_at,
         scopes_granted=" ".join((tokens.scope or settings.XERO_SCOPES).split()),
         status_changed_at=clock.now(),
         tenant_choices=[],
@@ -245,7 +245,7 @@ def xero_connection_mark_needs_reauthorisation(
     return bool(updated)
 
 
-def unusable_reason(connection: XeroConnection | None) -> str | None:
+def xero_connection_unusable_reason(*, connection: XeroConnection | None) -> str | None:
     """Why the company's Xero connection cannot be used now (None when it can)."""
     if connection is None:
         return "The company is not connected to Xero: use 'Connect Xero' on its admin page."
@@ -305,7 +305,7 @@ TOKENS = token_refresh.TokenOwner(
     service="Xero",
     label="Xero connection",
     read=_read,
-    config=lambda _pk: oauth_config(),
+    config=lambda _pk: xero_oauth_config(),
     mark=_mark,
     unusable=_unusable,
     margin=_refresh_margin,
@@ -317,7 +317,7 @@ TOKENS = token_refresh.TokenOwner(
 XERO_BUDGET = budget.Rate(limit=55, window=60.0)
 
 
-def budget_hook(connection: XeroConnection) -> budget.BudgetHook | None:
+def xero_budget_hook(*, connection: XeroConnection) -> budget.BudgetHook | None:
     """One budget per Xero organisation (shared by every process); None without a tenant."""
     if not connection.tenant_id:
         return None
@@ -340,13 +340,13 @@ def xero_client(
     last: dict = {"token": None, "refreshed": False}
 
     def get_token() -> str:
-        last["token"] = token_refresh.token_access(TOKENS, connection_id)
+        last["token"] = token_refresh.token_access(owner=TOKENS, pk=connection_id)
         return last["token"]
 
     def refresh() -> bool:
         last["refreshed"] = False
         last["refreshed"] = token_refresh.token_refresh_after_unauthorized(
-            TOKENS, connection_id, last["token"]
+            owner=TOKENS, pk=connection_id, rejected_token=last["token"]
         )
         return last["refreshed"]
 
@@ -379,7 +379,7 @@ def xero_client(
             on_call(method, path, status)
 
     return XeroClient(
-        before_request=budget_hook(connection),
+        before_request=xero_budget_hook(connection=connection),
         config=config_from_settings(),
         auth=BearerAuth(get_token, refresh),
         on_auth_failure=on_auth_failure,
@@ -393,8 +393,11 @@ __all__ = [
     "TOKENS",
     "XeroConnectFailed",
     "XeroConnectionUnusable",
-    "redirect_uri",
-    "unusable_reason",
+    "xero_budget_hook",
+    "xero_connection_unusable_reason",
+    "xero_oauth_config",
+    "xero_redirect_uri",
+    "xero_required_scopes",
     "xero_client",
     "xero_connection_begin",
     "xero_connection_choose_tenant",

@@ -63,7 +63,7 @@ def xero_sync_run(
     """One sync of ``connection``'s organisation; never raises for Xero's answers (the result
     says what went wrong)."""
     company = connection.company
-    problem = xero_connections.unusable_reason(connection)
+    problem = xero_connections.xero_connection_unusable_reason(connection=connection)
     if problem:
         return _finish(connection, trigger, run_id, XeroSyncResult(False, problem, {}))
     try:
