@@ -172,7 +172,7 @@ def main() -> None:
                 api_key=key.key,
                 api_base_url=sandbox.url,
             )
-            webhooks_subscribe(saved.company.credential)
+            webhooks_subscribe(credential=saved.company.credential)
             remotes.append(remote)
             keys.append(key)
         extra = state.add_company("Baseline")

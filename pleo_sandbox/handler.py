@@ -7,11 +7,10 @@ Content-Length, chunked request bodies, the shared fault kinds) is :mod:`pleo_sa
 from __future__ import annotations
 
 import logging
-from urllib.parse import parse_qs, urlsplit
 
 from pleo_sandbox import routes
 from pleo_sandbox.errors import ApiError
-from pleo_sandbox.httpbase import BaseRequestHandler, BodyError
+from pleo_sandbox.httpbase import BaseRequestHandler
 from pleo_sandbox.messages import Request, Response
 from pleo_sandbox.requestlog import redact_fields
 
@@ -24,26 +23,13 @@ class SandboxRequestHandler(BaseRequestHandler):
     server_version = "PleoSandbox/1.0"
     max_body_bytes = MAX_BODY_BYTES
 
-    # -- main ------------------------------------------------------------------------------------
-    def _handle(self) -> None:
-        state = self.server.state
-        split = urlsplit(self.path)
-        path = split.path or "/"
-        query = parse_qs(split.query, keep_blank_values=True)
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        try:
-            raw = self._read_body()
-        except BodyError as exc:
-            self.close_connection = True
-            self._send(Response(exc.status, {"type": "BAD_REQUEST", "message": exc.message}))
-            return
-        req = Request(
-            self.command, path, query, headers, raw, request_id=headers.get("x-request-id")
-        )
+    def handle_control(self, req: Request) -> Response:
+        return routes.handle_control(self.server, req)
 
-        if path == "/_sandbox" or path.startswith("/_sandbox/"):
-            self._send(routes.handle_control(self.server, req), req.request_id)
-            return
+    # -- main ------------------------------------------------------------------------------------
+    def _handle(self, req: Request) -> None:
+        state = self.server.state
+        path, headers = req.path, req.headers
 
         oauth = routes.is_oauth_path(path)
         form = req.form_body()

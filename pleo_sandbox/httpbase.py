@@ -28,6 +28,7 @@ import weakref
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from pleo_sandbox.clock import iso
 from pleo_sandbox.messages import JSON_CONTENT_TYPE, Request, Response
@@ -147,6 +148,9 @@ class BaseSandboxServer:
             host = f"[{host}]"
         return f"http://{host}:{port}"
 
+    def _logger(self) -> logging.Logger:
+        return logging.getLogger(self.label.replace(" ", "_"))  # pleo_sandbox, xero_sandbox
+
     def on_start(self) -> None:
         """Called before the server binds (e.g. restart background workers)."""
 
@@ -173,7 +177,7 @@ class BaseSandboxServer:
             daemon=True,
         )
         self._thread.start()
-        logger.info("%s listening on %s (seed %s)", self.label, self.url, self.state.seed)
+        self._logger().info("%s listening on %s (seed %s)", self.label, self.url, self.state.seed)
         return self.url
 
     def stop(self) -> None:
@@ -191,7 +195,7 @@ class BaseSandboxServer:
         httpd.close_connections()
         httpd.server_close()
         self.on_stop()
-        logger.info("%s on port %s stopped", self.label, self.port)
+        self._logger().info("%s on port %s stopped", self.label, self.port)
 
     @property
     def running(self) -> bool:
@@ -231,7 +235,8 @@ class BaseRequestHandler(BaseHTTPRequestHandler):
     max_body_bytes = 5 * 1024 * 1024
 
     # -- hooks -----------------------------------------------------------------------------------
-    def _handle(self) -> None:  # pragma: no cover - abstract
+    def _handle(self, req: Request) -> None:  # pragma: no cover - abstract
+        """Answer one API request (control requests and unreadable bodies are answered already)."""
         raise NotImplementedError
 
     def _call(self, route, params: dict, req) -> Response:  # pragma: no cover - abstract
@@ -251,6 +256,12 @@ class BaseRequestHandler(BaseHTTPRequestHandler):
 
     def fault_rate_limit_body(self) -> Any:
         return {"type": "TOO_MANY_REQUESTS", "message": "Rate limit exceeded."}
+
+    def body_error_response(self, status: int, message: str) -> Response:
+        return Response(status, {"type": "BAD_REQUEST", "message": message})
+
+    def handle_control(self, req: Request) -> Response:  # pragma: no cover - abstract
+        raise NotImplementedError
 
     def custom_fault(self, route, params, req, fault) -> tuple[Response | None, str]:
         raise AssertionError(fault.kind)
@@ -309,7 +320,9 @@ class BaseRequestHandler(BaseHTTPRequestHandler):
     def _dispatch(self) -> None:
         self._started_mono, self._started_wall = time.monotonic(), wall_time()
         try:
-            self._handle()
+            req = self.read_request()
+            if req is not None:
+                self._handle(req)
         except (BrokenPipeError, ConnectionResetError, TimeoutError, OSError):
             self.close_connection = True
         except Exception:
@@ -352,6 +365,26 @@ class BaseRequestHandler(BaseHTTPRequestHandler):
         if length > limit:
             raise BodyError(413, "Request body too large.")
         return self.rfile.read(length) if length else b""
+
+    def read_request(self) -> Request | None:
+        """The request, or None once a control request or an unreadable body was answered."""
+        split = urlsplit(self.path)
+        path = split.path or "/"
+        query = parse_qs(split.query, keep_blank_values=True)
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        try:
+            raw = self._read_body()
+        except BodyError as exc:
+            self.close_connection = True
+            self._send(self.body_error_response(exc.status, exc.message))
+            return None
+        req = Request(
+            self.command, path, query, headers, raw, request_id=headers.get("x-request-id")
+        )
+        if path == "/_sandbox" or path.startswith("/_sandbox/"):
+            self._send(self.handle_control(req), req.request_id)
+            return None
+        return req
 
     # -- faults ----------------------------------------------------------------------------------
     def run_with_fault(self, route, params, req, fault) -> tuple[Response | None, str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 
-from pleo_sandbox.clock import iso
+from pleo_sandbox.controls import common_control_routes
 from pleo_sandbox.data import file_content
 from pleo_sandbox.errors import ApiError
 from pleo_sandbox.messages import Request, Response
@@ -256,45 +256,7 @@ def c_seed(server, req: Request) -> Response:
     return Response(201, {"data": server.state.seed_companies(n, **kw)})
 
 
-def _clock_body(server) -> dict:
-    state = server.state
-    return {"now": iso(state.now()), "offsetSeconds": state.clock.offset_seconds}
-
-
-def c_get_clock(server, req: Request) -> Response:
-    return Response(200, _clock_body(server))
-
-
-def c_advance_clock(server, req: Request) -> Response:
-    body = req.control_json()
-    if not isinstance(body.get("seconds"), int | float):
-        raise ApiError(400, "SANDBOX_BAD_REQUEST", "'seconds' (a number) is required.")
-    server.state.advance_clock(body["seconds"])
-    return Response(200, _clock_body(server))
-
-
-def c_set_clock(server, req: Request) -> Response:
-    body = req.control_json()
-    if not isinstance(body.get("offsetSeconds"), int | float):
-        raise ApiError(400, "SANDBOX_BAD_REQUEST", "'offsetSeconds' (a number) is required.")
-    server.state.set_clock_offset(body["offsetSeconds"])
-    return Response(200, _clock_body(server))
-
-
-def c_get_switches(server, req: Request) -> Response:
-    return Response(200, {"data": server.state.switches})
-
-
-def c_set_switches(server, req: Request) -> Response:
-    body = {_snake(k): v for k, v in req.control_json().items()}
-    return Response(200, {"data": server.state.set_switches(**body)})
-
-
-def c_reset_switches(server, req: Request) -> Response:
-    return Response(200, {"data": server.state.reset_switches()})
-
-
-_FAULT_FIELDS = (
+FAULT_FIELDS = (
     "kind",
     "method",
     "path",
@@ -309,37 +271,6 @@ _FAULT_FIELDS = (
     "seconds",
     "apply",
 )
-
-
-def c_list_faults(server, req: Request) -> Response:
-    return Response(200, {"data": [f.to_dict() for f in server.state.faults.list()]})
-
-
-def c_add_fault(server, req: Request) -> Response:
-    kw = _kwargs(req.control_json(), _FAULT_FIELDS)
-    if "kind" not in kw:
-        raise ApiError(400, "SANDBOX_BAD_REQUEST", "'kind' is required.")
-    return Response(201, {"data": server.state.add_fault(**kw).to_dict()})
-
-
-def c_clear_faults(server, req: Request) -> Response:
-    server.state.clear_faults()
-    return Response(204)
-
-
-def c_remove_fault(server, req: Request, fault_id: str) -> Response:
-    if not server.state.remove_fault(fault_id):
-        raise ApiError(404, "SANDBOX_NOT_FOUND", "No such fault.")
-    return Response(204)
-
-
-def c_requests(server, req: Request) -> Response:
-    return Response(200, {"data": server.state.requests(req.param("method"), req.param("path"))})
-
-
-def c_clear_requests(server, req: Request) -> Response:
-    server.state.clear_requests()
-    return Response(204)
 
 
 def c_deliveries(server, req: Request) -> Response:
@@ -422,19 +353,7 @@ CONTROL_ROUTES = [
     _c("POST", "/jobs/{job_id}/start-as-other-integration", c_other_integration),
     _c("POST", "/jobs/{job_id}/webhook", c_job_webhook),
     _c("POST", "/seed", c_seed),
-    _c("GET", "/clock", c_get_clock),
-    _c("PUT", "/clock", c_set_clock),
-    _c("POST", "/clock/advance", c_advance_clock),
-    _c("GET", "/switches", c_get_switches),
-    _c("PATCH", "/switches", c_set_switches),
-    _c("PUT", "/switches", c_set_switches),
-    _c("DELETE", "/switches", c_reset_switches),
-    _c("GET", "/faults", c_list_faults),
-    _c("POST", "/faults", c_add_fault),
-    _c("DELETE", "/faults", c_clear_faults),
-    _c("DELETE", "/faults/{fault_id}", c_remove_fault),
-    _c("GET", "/requests", c_requests),
-    _c("DELETE", "/requests", c_clear_requests),
+    *common_control_routes(FAULT_FIELDS),
     _c("GET", "/webhook-deliveries", c_deliveries),
     _c("DELETE", "/webhook-deliveries", c_clear_deliveries),
     _c("GET", "/subscriptions", c_subscriptions),

@@ -42,7 +42,7 @@ from exports.models import (
     XeroConnection,
     XeroMapping,
 )
-from exports.services.companies import ensure_webhook_endpoint, webhook_endpoint_add_secret
+from exports.services.companies import webhook_endpoint_add_secret, webhook_endpoint_ensure
 from tests import secrets_registry
 from tests.factories import make_receipt
 
@@ -84,7 +84,7 @@ def credential_with_every_secret(name: str, found: list[str]) -> Credential:
     credential.api_key, credential.oauth_client_secret = values[0], values[1]
     credential.access_token, credential.refresh_token = values[2], values[3]
     credential.save()
-    endpoint = ensure_webhook_endpoint(credential)
+    endpoint = webhook_endpoint_ensure(credential=credential)
     for _ in range(2):  # two signing secrets, as during a rotation
         secret = _secret("whsec_")
         found.append(secret)

@@ -3,7 +3,7 @@
 import uuid
 
 from exports.models import Company, Credential
-from exports.services.companies import ensure_webhook_endpoint
+from exports.services.companies import webhook_endpoint_ensure
 from tests import secrets_registry
 
 
@@ -15,7 +15,7 @@ def make_credential(
     )
     credential.api_key = secrets_registry.register(api_key or secrets_registry.new_api_key())
     credential.save()
-    ensure_webhook_endpoint(credential)
+    webhook_endpoint_ensure(credential=credential)
     return credential
 
 

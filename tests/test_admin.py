@@ -4,7 +4,7 @@ from django.contrib.auth.models import User
 from django.urls import reverse
 
 from exports import audit
-from exports.models import AuditEntry, Credential, Trigger
+from exports.models import AuditEntry, AuditStep, Credential, Trigger
 from tests.factories import make_company, make_credential
 
 pytestmark = pytest.mark.django_db
@@ -95,6 +95,20 @@ def test_audit_table_is_read_only_for_everyone(admin_client):
     detail = admin_client.get(reverse("admin:exports_auditentry_change", args=[entry.pk]))
     assert detail.status_code == 200
     assert b'type="submit" value="Save"' not in detail.content
+
+
+def test_audit_table_filters_by_step(admin_client):
+    company = make_company()
+    for step, message in ((AuditStep.SELECTED, "picked-it"), (AuditStep.PAUSED, "held-it")):
+        audit.record(
+            company=company, trigger=Trigger.MANUAL, step=step, message=message, run_id=None
+        )
+    url = reverse("admin:exports_auditentry_changelist")
+    page = admin_client.get(url).content.decode()
+    offered = {step for step in AuditStep.values if f'href="?step__exact={step}"' in page}
+    assert offered == set(AuditStep.values)  # every step, written yet or not
+    page = admin_client.get(url, {"step__exact": AuditStep.PAUSED}).content.decode()
+    assert "held-it" in page and "picked-it" not in page
 
 
 def test_job_page_shows_its_audit_trail(admin_client):

@@ -189,7 +189,9 @@ def test_subscribe_webhooks_button_uses_the_subscription_service(client, monkeyp
 
     called = []
     monkeypatch.setattr(
-        subscriptions, "webhooks_subscribe", lambda c: called.append(c.pk) or "Subscribed."
+        subscriptions,
+        "webhooks_subscribe",
+        lambda credential: called.append(credential.pk) or "Subscribed.",
     )
     credential = make_credential(api_base_url=PLEO)
     url = reverse("admin:exports_credential_subscribe_webhooks", args=[credential.pk])

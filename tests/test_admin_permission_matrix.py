@@ -20,7 +20,7 @@ from django.contrib import admin
 from django.urls import URLPattern, URLResolver, reverse
 
 from exports.models import Company, Credential, ExportJob, Receipt
-from exports.selectors.company_access import is_scopable, scope_to_user
+from exports.selectors.company_access import model_is_scopable, queryset_for_user
 from tests.admin_scene import OUTSIDER, build_scene
 
 pytestmark = pytest.mark.django_db
@@ -54,9 +54,9 @@ def _object_ids(model, scene) -> list[str]:
     rows = model._default_manager.order_by("pk")
     if model in (Company, Credential):
         return [str(pk) for pk in rows.values_list("pk", flat=True)]
-    if not is_scopable(model):
+    if not model_is_scopable(model):
         return [str(pk) for pk in rows.values_list("pk", flat=True)[:1]]
-    inside = scope_to_user(rows, user=scene.users["scoped"])
+    inside = queryset_for_user(queryset=rows, user=scene.users["scoped"])
     picked = [inside.first(), rows.exclude(pk__in=inside.values("pk")).first()]
     return [str(obj.pk) for obj in picked if obj is not None]
 

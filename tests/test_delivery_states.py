@@ -50,7 +50,7 @@ def _check_returns(monkeypatch, outcome: str, error: str = ""):
     def fake(*, company, trigger, recover, run_id):
         return FlowResult(company=company, outcome=outcome, run_id=run_id, error=error)
 
-    monkeypatch.setattr("exports.tasks.run_export_check", fake)
+    monkeypatch.setattr("exports.tasks.company_check_run", fake)
 
 
 def test_a_finished_check_marks_its_deliveries_processed(monkeypatch):

@@ -274,7 +274,7 @@ def test_an_unexpected_exception_counts_one_attempt(env, monkeypatch):
     def boom(**kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(start_flow, "_run_once", boom)
+    monkeypatch.setattr(start_flow, "jobs_detect_and_start", boom)  # inside the run, lease held
     result = company_check_guarded(company=env.fresh(), trigger=Trigger.SCHEDULE)
     assert result.outcome == Outcome.FAILED
     company = env.fresh()

@@ -145,7 +145,7 @@ def test_the_budget_line_names_credentials_not_internal_keys(admin_client, setti
     settings.PLEO_RATE_LIMIT_PER_MINUTE = 10
     company = make_company(name="Nordlys", credential=make_credential(name="Nordlys API key"))
     for _ in range(3):
-        budget.consume(budget.key_for(company.credential))
+        budget.budget_consume(key=budget.budget_key_for(credential=company.credential))
     line = re.search(r'id="status-budget">(.*?)</p>', index(admin_client), re.S).group(1)
     assert "Nordlys API key: 3 of 10 requests this minute (30 %)" in line
     assert "credential:" not in line and "budget '" not in line

@@ -19,7 +19,7 @@ from exports import clock
 from exports.adapters import ADAPTERS, BookingRequest, adapter_choices, get_adapter
 from exports.adapters.journal import JournalAdapter, Unbookable, plan_entry
 from exports.models import ExportItemRecord, ExportJob, JournalEntry, JournalLine, Trigger
-from exports.selectors.journal_csv import CSV_COLUMNS, csv_cell, write_journal_csv
+from exports.selectors.journal_csv import CSV_COLUMNS, csv_cell, journal_csv_write
 from pleo_sandbox.data import ITEM_KINDS, CompanyProfile, generate_export_item
 from tests.factories import make_company
 
@@ -319,7 +319,7 @@ def test_bank_details_and_attendee_names_are_never_copied(journal, caplog):
     assert book(journal, body).booked
     entry = JournalEntry.objects.get()
     out = io.StringIO()
-    write_journal_csv(JournalEntry.objects.all(), out)
+    journal_csv_write(entries=JournalEntry.objects.all(), out=out)
     stored = " ".join(
         [
             str(list(JournalEntry.objects.values().get().values())),
@@ -351,7 +351,7 @@ def test_csv_has_the_documented_columns_one_row_per_line(journal):
     body["contraAccount"]["name"] = "-Pleo DKK"
     assert book(journal, body).booked
     out = io.StringIO()
-    write_journal_csv(JournalEntry.objects.all(), out)
+    journal_csv_write(entries=JournalEntry.objects.all(), out=out)
     rows = list(csv.reader(io.StringIO(out.getvalue())))
     assert (
         tuple(rows[0])

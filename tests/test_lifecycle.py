@@ -21,7 +21,7 @@ from exports.adapters.journal import JournalAdapter
 from exports.models import AuditEntry, Company, ExportItemRecord, ExportJob, JournalEntry, Trigger
 from exports.pleo import PleoClient
 from exports.services import lifecycle, lifecycle_common
-from exports.services.start_flow import Outcome, run_export_check
+from exports.services.start_flow import Outcome, company_check_run
 from tests import secrets_registry
 from tests.factories import make_company, make_credential
 
@@ -45,7 +45,7 @@ class Env:
 
     def run(self, trigger=Trigger.SCHEDULE, **kw):
         company = Company.objects.get(pk=self.company.pk)
-        return run_export_check(company=company, trigger=trigger, **kw)
+        return company_check_run(company=company, trigger=trigger, **kw)
 
     def pleo(self, job_id) -> dict:
         return self.state.get_job(job_id)
@@ -381,19 +381,19 @@ def test_a_transient_error_leaves_the_job_and_the_resumed_run_skips_final_items(
 def test_a_resumed_job_near_its_deadline_is_audited_at_risk_and_swept(env, monkeypatch):
     swept = []
     monkeypatch.setattr(
-        "exports.services.sweep.enqueue_company_check",
+        "exports.services.sweep.company_check_enqueue",
         lambda **kw: swept.append(kw["company_id"]) or True,
     )
-    from exports.services.sweep import sweep_stale_leases
+    from exports.services.sweep import leases_sweep_stale
 
     job_id = env.job(2)
     fault = env.state.add_fault("status", "GET", "/v3/export-items", status=503, count=None)
     assert env.run().outcome == Outcome.STARTED
-    sweep_stale_leases()
+    leases_sweep_stale()
     assert swept == []  # not at once: RECOVERY_RETRY_SECONDS after the run that paused
     env.state.advance_clock(60)
     clock.advance(60)
-    sweep_stale_leases()
+    leases_sweep_stale()
     assert swept == [env.company.pk]  # work_pending: the sweep picks the company up
     env.state.remove_fault(fault.id)
     # 50 minutes pass on both clocks in all: ten minutes are left of the hour.

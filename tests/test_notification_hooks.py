@@ -19,7 +19,7 @@ from exports.adapters.journal import JournalAdapter
 from exports.models import Company, Credential, Notification, Trigger
 from exports.notifications.kinds import Kind
 from exports.services.oauth import credential_mark_needs_reauthorisation
-from exports.services.start_flow import Outcome, run_export_check
+from exports.services.start_flow import Outcome, company_check_run
 from tests import secrets_registry
 from tests.factories import make_company, make_credential
 from tests.fixtures.notify import deliver_queued
@@ -41,7 +41,7 @@ class Env:
 
     def run(self, **kw):
         company = Company.objects.get(pk=self.company.pk)
-        return run_export_check(company=company, trigger=Trigger.SCHEDULE, **kw)
+        return company_check_run(company=company, trigger=Trigger.SCHEDULE, **kw)
 
     def advance(self, seconds: float) -> None:
         self.state.advance_clock(seconds)

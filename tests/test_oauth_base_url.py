@@ -103,7 +103,7 @@ def test_a_credential_override_is_used_for_authorize_and_token(override_flow, pl
     assert flow.credential.refresh_token_ciphertext
     secrets_registry.register(flow.credential.access_token)
     secrets_registry.register(flow.credential.refresh_token)
-    config = oauth_service.oauth_config(flow.credential)
+    config = oauth_service.oauth_config(credential=flow.credential)
     assert config.base_url == pleo_sandbox.url
 
 
@@ -175,9 +175,9 @@ def test_a_stored_disallowed_override_is_refused_before_any_request(settings):
     )
     with responses.RequestsMock():  # any request fails the test
         with pytest.raises(oauth_service.ConnectFailed, match="OAuth base URL is refused"):
-            oauth_service.connect_begin(credential)
+            oauth_service.oauth_connect_begin(credential=credential)
         with pytest.raises(HostNotAllowed):
-            oauth_service.oauth_config(credential)
+            oauth_service.oauth_config(credential=credential)
 
 
 def test_database_check_names_a_stored_refused_oauth_base_url():

@@ -84,7 +84,7 @@ def test_budget_under_the_limit_never_meets_a_429(workload, settings):
     state = workload(window)
     settings.PLEO_RATE_LIMIT_PER_MINUTE = SANDBOX_LIMIT  # per window: never more than Pleo allows
     settings.PLEO_RATE_LIMIT_BURST = SANDBOX_LIMIT // 2  # a resumed job's reads fit in one burst
-    refill = budget.current_rate().burst * budget.current_rate().interval
+    refill = budget.budget_rate().burst * budget.budget_rate().interval
     runs = []
     while len(runs) < 10:
         out = io.StringIO()

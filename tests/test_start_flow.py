@@ -13,7 +13,7 @@ from django.core.management.base import CommandError
 from exports import clock
 from exports.models import AuditEntry, Company, Credential, ExportJob, Trigger
 from exports.services import leases
-from exports.services.start_flow import Outcome, run_export_check
+from exports.services.start_flow import Outcome, company_check_run
 from tests.client_fakes import company_job_json, page
 from tests.client_fakes import timestamp as iso
 from tests.factories import make_company, make_credential
@@ -58,7 +58,7 @@ def steps(company):
 
 
 def run(company, trigger=Trigger.SCHEDULE, **kwargs):
-    return run_export_check(company=Company.objects.get(pk=company.pk), trigger=trigger, **kwargs)
+    return company_check_run(company=Company.objects.get(pk=company.pk), trigger=trigger, **kwargs)
 
 
 def test_nothing_pending_writes_no_audit_and_records_last_check(company, fake):
@@ -323,8 +323,8 @@ def test_busy_company_sets_recheck_and_returns_busy(company, fake):
     company.refresh_from_db()
     assert company.recheck_requested
     # The holder lists again instead of releasing.
-    assert leases.lease_release_or_recheck(lease, outcome="nothing_pending") is True
-    assert leases.lease_release_or_recheck(lease, outcome="nothing_pending") is False
+    assert leases.lease_release_or_recheck(lease=lease, outcome="nothing_pending") is True
+    assert leases.lease_release_or_recheck(lease=lease, outcome="nothing_pending") is False
 
 
 def test_trigger_during_a_run_makes_the_holder_list_again(company, fake):
@@ -360,7 +360,7 @@ def test_stalled_holder_loses_its_lease_and_its_writes_are_refused(company, sett
     with pytest.raises(leases.LeaseLost):
         stalled.renew()
     with pytest.raises(leases.LeaseLost):
-        leases.lease_release_or_recheck(stalled, outcome="started")
+        leases.lease_release_or_recheck(lease=stalled, outcome="started")
     company.refresh_from_db()
     assert company.lease_token == taker.token
 

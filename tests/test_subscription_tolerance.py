@@ -17,7 +17,7 @@ import requests
 import responses
 
 from exports.models import WebhookEndpoint
-from exports.services.companies import webhook_url
+from exports.services.companies import webhook_endpoint_url
 from exports.services.subscriptions import webhooks_subscribe
 from tests import secrets_registry
 from tests.factories import make_company, make_credential
@@ -76,13 +76,13 @@ def register_secrets(credential) -> None:
 )
 def test_a_subscription_carrying_delivery_settings_is_replaced_not_cleared(sandboxed, held):
     sandbox, key, credential = sandboxed
-    url = webhook_url(endpoint_of(credential))
+    url = webhook_endpoint_url(endpoint=endpoint_of(credential))
     old = create_directly(
         sandbox, key, {"endpointUrl": url, "eventTypes": [EVENT], "status": "INACTIVE", **held}
     )
     WebhookEndpoint.objects.filter(credential=credential).update(pleo_subscription_id=old["id"])
 
-    message = webhooks_subscribe(credential)
+    message = webhooks_subscribe(credential=credential)
     register_secrets(credential)
 
     assert message.startswith("Replaced"), message
@@ -95,12 +95,12 @@ def test_a_subscription_carrying_delivery_settings_is_replaced_not_cleared(sandb
     endpoint = endpoint_of(credential)
     assert endpoint.pleo_subscription_id == new["id"]
     assert [e["subscription_id"] for e in endpoint.secret_entries()] == [new["id"]]
-    assert webhooks_subscribe(credential).startswith("Kept")
+    assert webhooks_subscribe(credential=credential).startswith("Kept")
 
 
 def test_a_plain_subscription_of_ours_is_still_updated_in_place(sandboxed):
     sandbox, key, credential = sandboxed
-    url = webhook_url(endpoint_of(credential))
+    url = webhook_endpoint_url(endpoint=endpoint_of(credential))
     old = create_directly(sandbox, key, {"endpointUrl": url, "eventTypes": [EVENT]})
     requests.put(
         f"{sandbox.url}/v1/subscriptions/{old['id']}",
@@ -109,7 +109,7 @@ def test_a_plain_subscription_of_ours_is_still_updated_in_place(sandboxed):
         timeout=5,
     )
     WebhookEndpoint.objects.filter(credential=credential).update(pleo_subscription_id=old["id"])
-    assert webhooks_subscribe(credential).startswith("Updated")
+    assert webhooks_subscribe(credential=credential).startswith("Updated")
     register_secrets(credential)
     (sub,) = sandbox.state.subscriptions()
     assert (sub["id"], sub["status"]) == (old["id"], "ACTIVE")
@@ -117,7 +117,7 @@ def test_a_plain_subscription_of_ours_is_still_updated_in_place(sandboxed):
 
 def test_the_replaced_subscription_left_behind_is_removed_by_the_next_subscribe(sandboxed):
     sandbox, key, credential = sandboxed
-    url = webhook_url(endpoint_of(credential))
+    url = webhook_endpoint_url(endpoint=endpoint_of(credential))
     auth = {"type": "BASIC", "credentials": {"username": "u", "password": "pw"}}
     old = create_directly(
         sandbox,
@@ -127,10 +127,10 @@ def test_the_replaced_subscription_left_behind_is_removed_by_the_next_subscribe(
     WebhookEndpoint.objects.filter(credential=credential).update(pleo_subscription_id=old["id"])
     sandbox.state.add_fault("status", "DELETE", f"/v1/subscriptions/{old['id']}", status=500)
     with pytest.raises(Exception, match="still exists at Pleo: run subscribe"):
-        webhooks_subscribe(credential)
+        webhooks_subscribe(credential=credential)
     register_secrets(credential)
     assert len(sandbox.state.subscriptions()) == 2
-    assert webhooks_subscribe(credential).startswith("Kept")
+    assert webhooks_subscribe(credential=credential).startswith("Kept")
     (sub,) = sandbox.state.subscriptions()
     assert sub["id"] == endpoint_of(credential).pleo_subscription_id != old["id"]
 
@@ -138,7 +138,7 @@ def test_the_replaced_subscription_left_behind_is_removed_by_the_next_subscribe(
 def test_event_types_as_a_single_string_keep_the_subscription(db, fast):
     base = "https://pleo.test"
     credential = make_credential(api_base_url=base)
-    url = webhook_url(endpoint_of(credential))
+    url = webhook_endpoint_url(endpoint=endpoint_of(credential))
     sub_id = str(uuid.uuid4())
     sub = {
         "id": sub_id,
@@ -160,5 +160,5 @@ def test_event_types_as_a_single_string_keep_the_subscription(db, fast):
             f"{base}/v1/subscriptions/{sub_id}/secret",
             body=json.dumps({"data": {"secretKey": new_secret()}}),
         )
-        assert webhooks_subscribe(credential).startswith("Kept")
+        assert webhooks_subscribe(credential=credential).startswith("Kept")
         assert not [c for c in rsps.calls if c.request.method in ("PUT", "POST", "DELETE")]

@@ -18,7 +18,7 @@ from django.urls import reverse
 
 from exports import clock
 from exports.models import AuditEntry, Company, ExportJob, Trigger
-from exports.services.start_flow import Outcome, run_export_check
+from exports.services.start_flow import Outcome, company_check_run
 from exports.services.unknown_status import company_release_unknown_status
 from tests.client_fakes import company_job_json, page
 from tests.factories import make_company, make_credential
@@ -53,7 +53,7 @@ def fake():
 
 
 def run(company, trigger=Trigger.SCHEDULE, **kwargs):
-    return run_export_check(company=Company.objects.get(pk=company.pk), trigger=trigger, **kwargs)
+    return company_check_run(company=Company.objects.get(pk=company.pk), trigger=trigger, **kwargs)
 
 
 def events_for(fake, job) -> list[str]:

@@ -36,7 +36,7 @@ def acme(pleo_sandbox):
     done = state.create_job(remote.id, 1, notify=False)
     state.set_job_status(done["id"], "completed")
     state.create_job(remote.id, {"normal": 4, "foreign": 2, "refund": 1}, notify=False)
-    webhooks_subscribe(company.credential)
+    webhooks_subscribe(credential=company.credential)
     state.clear_requests()
     return state, remote, company
 
@@ -186,10 +186,10 @@ def test_sandbox_rate_limit_is_waited_out(acme):
 def test_a_spent_budget_stops_the_check(acme, settings):
     state, remote, company = acme
     settings.PLEO_RATE_LIMIT_PER_MINUTE = 4
-    key = budget.key_for(company.credential)
+    key = budget.budget_key_for(credential=company.credential)
     with pytest.raises(BudgetExhausted):
         for _ in range(5):
-            budget.consume(key)
+            budget.budget_consume(key=key)
     code, out = verify(remote.id)
     assert code == 1
     assert "STOPPED" in out and "budget" in out

@@ -55,7 +55,7 @@ def _company(pleo_sandbox):
         api_key=key.key,
         api_base_url=pleo_sandbox.url,
     )
-    webhooks_subscribe(saved.company.credential)
+    webhooks_subscribe(credential=saved.company.credential)
     return remote, saved.company
 
 

@@ -2,8 +2,8 @@
 
 For the product's tests and for trying the product by hand, like ``pleo_sandbox``. All state is
 in memory; it imports nothing of the product and only the generic mechanics of ``pleo_sandbox``
-(``httpbase``, ``routing``, ``messages``, ``clock``, ``faults``, ``requestlog``, ``ratelimit``,
-``errors``). See README.md beside this file.
+(``httpbase``, ``routing``, ``controls``, ``messages``, ``clock``, ``faults``, ``requestlog``,
+``ratelimit``, ``errors``). See README.md beside this file.
 
     from xero_sandbox.server import XeroSandboxServer
 

@@ -3,7 +3,7 @@ logged): the same operations as the Python control API on ``server.state``."""
 
 from __future__ import annotations
 
-from pleo_sandbox.clock import iso
+from pleo_sandbox.controls import common_control_routes
 from pleo_sandbox.messages import Request, Response
 from pleo_sandbox.routing import control_kwargs, route, run_control, snake
 
@@ -102,38 +102,7 @@ def c_document_status(server, req, tenant_id, document_id):
     return Response(200, {"data": server.state.set_document_status(tenant_id, document_id, status)})
 
 
-def _clock(server) -> dict:
-    return {"now": iso(server.state.now()), "offsetSeconds": server.state.clock.offset_seconds}
-
-
-def c_get_clock(server, req):
-    return Response(200, _clock(server))
-
-
-def c_set_clock(server, req):
-    server.state.set_clock_offset(float(req.control_json()["offsetSeconds"]))
-    return Response(200, _clock(server))
-
-
-def c_advance_clock(server, req):
-    server.state.advance_clock(float(req.control_json()["seconds"]))
-    return Response(200, _clock(server))
-
-
-def c_get_switches(server, req):
-    return Response(200, {"data": dict(server.state.switches)})
-
-
-def c_set_switches(server, req):
-    body = {snake(k): v for k, v in req.control_json().items()}
-    return Response(200, {"data": server.state.set_switches(**body)})
-
-
-def c_reset_switches(server, req):
-    return Response(200, {"data": server.state.reset_switches()})
-
-
-_FAULT_FIELDS = (
+FAULT_FIELDS = (
     "kind",
     "method",
     "path",
@@ -147,35 +116,6 @@ _FAULT_FIELDS = (
     "seconds",
     "apply",
 )
-
-
-def c_faults(server, req):
-    return Response(200, {"data": [f.to_dict() for f in server.state.faults.list()]})
-
-
-def c_add_fault(server, req):
-    kw = _body(req, _FAULT_FIELDS)
-    return Response(201, {"data": server.state.add_fault(**kw).to_dict()})
-
-
-def c_clear_faults(server, req):
-    server.state.clear_faults()
-    return Response(204)
-
-
-def c_remove_fault(server, req, fault_id):
-    if not server.state.remove_fault(fault_id):
-        raise KeyError(fault_id)
-    return Response(204)
-
-
-def c_requests(server, req):
-    return Response(200, {"data": server.state.requests(req.param("method"), req.param("path"))})
-
-
-def c_clear_requests(server, req):
-    server.state.clear_requests()
-    return Response(204)
 
 
 def _c(method: str, template: str, fn):
@@ -201,18 +141,7 @@ CONTROL_ROUTES = [
     _c("POST", "/oauth/tokens", c_issue_tokens),
     _c("GET", "/connections", c_connections),
     _c("DELETE", "/connections/{connection_id}", c_revoke_connection),
-    _c("GET", "/clock", c_get_clock),
-    _c("PUT", "/clock", c_set_clock),
-    _c("POST", "/clock/advance", c_advance_clock),
-    _c("GET", "/switches", c_get_switches),
-    _c("PATCH", "/switches", c_set_switches),
-    _c("DELETE", "/switches", c_reset_switches),
-    _c("GET", "/faults", c_faults),
-    _c("POST", "/faults", c_add_fault),
-    _c("DELETE", "/faults", c_clear_faults),
-    _c("DELETE", "/faults/{fault_id}", c_remove_fault),
-    _c("GET", "/requests", c_requests),
-    _c("DELETE", "/requests", c_clear_requests),
+    *common_control_routes(FAULT_FIELDS),
 ]
 
 

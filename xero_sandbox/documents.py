@@ -15,6 +15,7 @@ from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
+from xero_sandbox.contacts import contact_create
 from xero_sandbox.dates import display, msdate, msdatetime, parse_date
 from xero_sandbox.tenant import Tenant, new_id
 
@@ -331,7 +332,6 @@ def document_save(
             check.lock(old["_date"], "VOIDED", drafts_too)
             if check.messages:
                 return None, check.messages
-            element = {"Status": target}
     else:
         status = element.get("Status") or "DRAFT"
         allowed = (
@@ -342,7 +342,9 @@ def document_save(
         if status not in allowed:
             check.fail(f"A new document cannot have status {status}.")
     today = now.date()
-    if kind == "ManualJournals":
+    if old is not None and old["Status"] in POSTING:
+        doc = {**old, "Status": element.get("Status") or old["Status"]}  # a void changes no line
+    elif kind == "ManualJournals":
         doc = _journal(check, element, old, today, drafts_too)
     else:
         doc = _bill(check, kind, element, old, today, drafts_too)
@@ -350,8 +352,6 @@ def document_save(
         return None, check.messages
     contact = doc.get("Contact")
     if contact and contact.pop("_new", False):
-        from xero_sandbox.contacts import contact_create  # noqa: PLC0415 - avoids a cycle
-
         doc["Contact"] = contact = contact_create(tenant, contact, now=now)
     if contact:
         doc["Contact"] = {"ContactID": contact["ContactID"], "Name": contact["Name"]}

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import logging
 import uuid
-from urllib.parse import parse_qs, urlsplit
 
 from pleo_sandbox.errors import ApiError
-from pleo_sandbox.httpbase import BaseRequestHandler, BodyError
+from pleo_sandbox.httpbase import BaseRequestHandler
 from pleo_sandbox.messages import Request, Response
 from pleo_sandbox.requestlog import redact_fields
 from pleo_sandbox.routing import match_route
@@ -58,26 +57,17 @@ class XeroRequestHandler(BaseRequestHandler):
     def fault_rate_limit_body(self):
         return problem(429, "Too Many Requests", "Rate limit exceeded").body
 
+    def body_error_response(self, status: int, message: str) -> Response:
+        title = "Request Entity Too Large" if status == 413 else "Bad Request"
+        return as_response(problem(status, title, message))
+
+    def handle_control(self, req: Request) -> Response:
+        return control.handle(self.server, req)
+
     # -- main ------------------------------------------------------------------------------------
-    def _handle(self) -> None:
+    def _handle(self, req: Request) -> None:
         state = self.server.state
-        split = urlsplit(self.path)
-        path = split.path or "/"
-        query = parse_qs(split.query, keep_blank_values=True)
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        try:
-            raw = self._read_body()
-        except BodyError as exc:
-            self.close_connection = True
-            title = "Request Entity Too Large" if exc.status == 413 else "Bad Request"
-            self._send(as_response(problem(exc.status, title, exc.message)))
-            return
-        req = Request(
-            self.command, path, query, headers, raw, request_id=headers.get("x-request-id")
-        )
-        if path == "/_sandbox" or path.startswith("/_sandbox/"):
-            self._send(control.handle(self.server, req), req.request_id)
-            return
+        path, headers = req.path, req.headers
         entry = self.start_log_entry(
             req,
             body=_body_for_log(req),
@@ -156,6 +146,17 @@ class XeroRequestHandler(BaseRequestHandler):
             )
             if not ok:
                 raise forbidden(f"AuthorizationUnsuccessful: scope accounting.{family} is required")
+        accept = req.headers.get("accept", "")
+        if (
+            state.switches["accept_json_required"]
+            and "application/json" not in accept.lower()
+            and xroute.fn is not routes.get_attachment
+        ):
+            raise problem(
+                406,
+                "Not Acceptable",
+                "Send Accept: application/json (Xero answers XML otherwise; the sandbox only JSON)",
+            )
         state.limits.enter(tenant.id, token.client_id)
         return tenant.id, token.client_id
 

@@ -20,7 +20,7 @@ from pleo_sandbox.routing import route
 from xero_sandbox import documents
 from xero_sandbox.contacts import contact_save, contacts_search
 from xero_sandbox.dates import msdate, msdatetime, parse_date
-from xero_sandbox.errors import as_response, bad_request, not_found, problem, validation
+from xero_sandbox.errors import JSON, as_response, bad_request, not_found, problem, validation
 
 API = "/api.xro/2.0"
 DOC_KINDS = {
@@ -35,7 +35,10 @@ ERROR_FLAG = {
     "CreditNotes": "HasErrors",
     "Contacts": "HasValidationErrors",
 }
-_WHERE = re.compile(r'^\s*(\w+)\s*(==|!=)\s*"([^"]*)"\s*$')
+_WHERE = re.compile(
+    r'^\s*(\w+(?:\.\w+)?)\s*(==|!=|=)\s*(?:"([^"]*)"|Guid\("([^"]*)"\)|(true|false))\s*$',
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -70,17 +73,23 @@ def envelope(state, ctx: Context, **payload) -> dict:
 
 
 def where(items: list[dict], expr: str | None) -> list[dict]:
-    """Xero's ``where``, the subset the sandbox reads: ``Field=="v"`` / ``!=`` joined by AND."""
+    """Xero's ``where``, the subset the sandbox reads: ``Field=="v"``, ``Field==Guid("id")``,
+    ``Field==true``, ``!=``, one level of nesting (``Contact.Name``), joined by AND."""
     if not expr:
         return items
     for clause in re.split(r"\s+(?:AND|&&)\s+", expr.strip(), flags=re.IGNORECASE):
         m = _WHERE.match(clause)
         if m is None:
             raise bad_request(f"The sandbox cannot read the where clause '{clause}'.")
-        name, op, value = m.groups()
-        items = [
-            i for i in items if (str(i.get(name, "")).lower() == value.lower()) == (op == "==")
-        ]
+        name, op, text, guid, flag = m.groups()
+        value = next(v for v in (text, guid, flag) if v is not None).lower()
+
+        def field(item: dict, path: str = name) -> str:
+            for part in path.split("."):
+                item = item.get(part) if isinstance(item, dict) else None
+            return str(item).lower() if item is not None else ""
+
+        items = [i for i in items if (field(i) == value) == (op != "!=")]
     return items
 
 
@@ -107,7 +116,7 @@ def paged(req: Request, items: list[dict], key: str) -> dict:
 
 
 def _ok(state, ctx: Context, **payload) -> Response:
-    return Response(200, envelope(state, ctx, **payload), content_type="application/json")
+    return Response(200, envelope(state, ctx, **payload), content_type=JSON)
 
 
 # ---- settings ---------------------------------------------------------------------------------
@@ -178,14 +187,21 @@ def _batch(state, req: Request, ctx: Context, kind: str, save, item_id: str | No
     tenant = ctx.tenant
     snapshot = copy.deepcopy(tenant.__dict__) if summarize else None
     results: list[tuple[Any, dict | None, list[str]]] = []
+    store = tenant.contacts if kind == "Contacts" else tenant.documents[kind]
     for element in elements:
-        if req.method == "PUT" and isinstance(element, dict) and item_id is None:
-            given = element.get(documents.KIND_ID.get(kind, "ContactID"))
-            if given:
-                results.append((element, None, [f"Use POST to update an existing {kind[:-1]}."]))
-                continue
+        given = (
+            element.get(documents.KIND_ID.get(kind, "ContactID"))
+            if isinstance(element, dict)
+            else None
+        )
+        if req.method == "PUT" and given and item_id is None:
+            results.append((element, None, [f"Use POST to update an existing {kind[:-1]}."]))
+            continue
+        existing = store.get(str(item_id or given or "").lower())
         saved, messages = save(element, item_id)
-        results.append((element, saved, messages))
+        # A refused update is echoed as the document with the changes asked for.
+        shown = {**documents.public(existing), **element} if existing and messages else element
+        results.append((shown, saved, messages))
     failed = any(messages for _, _, messages in results)
     if failed and summarize:
         tenant.__dict__.update(snapshot)

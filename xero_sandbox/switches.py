@@ -33,6 +33,8 @@ DEFAULT_SWITCHES: dict[str, Any] = {
     "idempotency_key_ttl_seconds": 24 * 3600,
     # Lock dates bind DRAFT documents too (False: only POSTED/AUTHORISED postings).
     "lock_date_applies_to_drafts": False,
+    # Accounting calls must ask for JSON (Xero answers XML otherwise): 406 when they do not.
+    "accept_json_required": True,
     "stall_seconds": 3.0,
 }
 _CHOICES = {"scope_model": SCOPE_MODELS, "attachment_same_filename": SAME_FILENAME}

@@ -40,8 +40,8 @@ class Tenant:
     )
     attachments: dict[str, list[dict]] = field(default_factory=dict)
     history: dict[str, list[dict]] = field(default_factory=dict)
-    # key -> (fingerprint, status, body, stored at)
-    idempotency: dict[str, tuple[str, int, Any, datetime]] = field(default_factory=dict)
+    # "client:key" -> (fingerprint, status, body, stored at, (headers, content type))
+    idempotency: dict[str, tuple[str, int, Any, datetime, tuple]] = field(default_factory=dict)
 
     # -- construction --------------------------------------------------------------------------
     @classmethod

@@ -15,9 +15,9 @@ from django.utils.html import format_html, format_html_join
 
 from exports.admin.mixins import ViewOnlyMixin
 from exports.admin.scoping import CompanyScopedAdminMixin
-from exports.admin.timestamps import timestamp_text
 from exports.models import ExportJob, WebhookDelivery
 from exports.rejections.selectors import rejection_counts_for_credential
+from exports.timestamps import timestamp_text
 
 
 class DeliveryAdminMixin:
@@ -53,7 +53,7 @@ class DeliveryAdminMixin:
         done, refused = [], []
         for delivery in queryset:
             try:
-                done.append(webhook_delivery_reprocess(delivery))
+                done.append(webhook_delivery_reprocess(delivery=delivery))
             except WebhookReprocessError as exc:
                 refused.append(str(exc))
         if done:

@@ -16,8 +16,8 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from exports import clock
-from exports.admin.timestamps import duration_text, timestamp_html, timestamp_text
 from exports.models import ExportJob
+from exports.timestamps import duration_text, timestamp_html, timestamp_text
 
 # A read-only tabular inline that says "None yet." when empty.
 NONE_YET_TABULAR = "admin/exports/edit_inline/tabular_none_yet.html"

@@ -22,7 +22,7 @@ from exports.models import (
     Trigger,
     WorkerHeartbeat,
 )
-from exports.services.dispatch import enqueue_company_check
+from exports.services.dispatch import company_check_enqueue
 
 _UUID_IN_PATH = re.compile(r"([0-9a-f]{8})-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -136,7 +136,7 @@ class ExportJobAdmin(
                 )
                 continue
             job_adopt(job=job, user_name=request.user.get_username())
-            enqueue_company_check(company_id=job.company_id, trigger=Trigger.MANUAL, recover=True)
+            company_check_enqueue(company_id=job.company_id, trigger=Trigger.MANUAL, recover=True)
             adopted += 1
         if adopted:
             self.message_user(

@@ -16,10 +16,10 @@ from django.utils.html import format_html
 
 from exports.admin.scoping import CompanyScopedAdminMixin
 from exports.admin.secrets import SecretHintsAdminMixin
-from exports.admin.timestamps import timestamp_text
-from exports.models import Company, XeroConnection, XeroMapping
-from exports.selectors.company_access import scope_to_user
+from exports.models import XeroConnection, XeroMapping
+from exports.selectors.company_access import company_list_for_user
 from exports.services import xero_connections, xero_mapping, xero_sync
+from exports.timestamps import timestamp_text
 
 CONNECT_PERMISSION = "exports.connect_xero"
 
@@ -174,7 +174,7 @@ class XeroMappingAdmin(CompanyScopedAdminMixin, admin.ModelAdmin):
         """Every Pleo code seen in the companies' export items with no valid Xero mapping."""
         if not self.has_view_permission(request):
             raise PermissionDenied
-        companies = scope_to_user(Company.objects.all(), user=request.user)
+        companies = company_list_for_user(user=request.user)
         wanted = request.GET.get("company", "")
         if wanted.isdigit():
             companies = companies.filter(pk=int(wanted))

@@ -45,12 +45,12 @@ class ChannelError(Exception):
 
 
 def webhook_configured() -> bool:
-    return bool(str(getattr(settings, "NOTIFY_WEBHOOK_URL", "") or ""))
+    return bool(str(settings.NOTIFY_WEBHOOK_URL or ""))
 
 
 def webhook_host() -> str:
     """The configured webhook's host, the one part of its URL that may be shown."""
-    return urlsplit(str(getattr(settings, "NOTIFY_WEBHOOK_URL", "") or "")).hostname or ""
+    return urlsplit(str(settings.NOTIFY_WEBHOOK_URL or "")).hostname or ""
 
 
 def parse_retry_after(value: str | None) -> float | None:

@@ -11,6 +11,7 @@ schemas and the live contract check). The public names are re-exported here: imp
 from exports.pleo.client import MAX_PAGES, PleoClient
 from exports.pleo.connection import ApiKeyAuth, BearerAuth, ClientConfig, shared_session
 from exports.pleo.enums import (
+    EXPIRED_JOB_STATUS,
     TERMINAL_JOB_STATUSES,
     UNFINISHED_JOB_STATUSES,
     ErrorType,
@@ -57,6 +58,7 @@ __all__ = [
     "ClientConfig",
     "ErrorType",
     "ExportItem",
+    "EXPIRED_JOB_STATUS",
     "ExportJob",
     "ExportJobItem",
     "ItemFailureReasonType",

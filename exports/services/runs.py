@@ -19,9 +19,9 @@ from enum import StrEnum, nonmember
 
 from exports import audit, clock, pleo
 from exports.audit import HttpCall
-from exports.models import AuditEntry, Company, ExportJob
+from exports.models import AuditEntry, AuditStep, Company, ExportJob
 from exports.services.leases import Lease
-from exports.services.unknown_status import job_status_noted, raw_status_of
+from exports.services.unknown_status import job_raw_status, job_status_noted
 
 
 class Outcome(StrEnum):
@@ -165,7 +165,7 @@ class RunContext:
 
     def audit(
         self,
-        step: str,
+        step: AuditStep,
         message: str,
         *,
         job: ExportJob | None = None,
@@ -177,7 +177,7 @@ class RunContext:
 
     def audit_guarded(
         self,
-        step: str,
+        step: AuditStep,
         message: str,
         *,
         job: ExportJob | None = None,
@@ -219,7 +219,7 @@ class RunContext:
                 **fields,
             )
             return local, True
-        previous_raw = raw_status_of(local)
+        previous_raw = job_raw_status(job=local)
         changed = [name for name, value in fields.items() if getattr(local, name) != value]
         status_changed = "status" in changed or (
             remote.status == pleo.JobStatus.UNKNOWN and previous_raw != remote.raw_status

@@ -31,7 +31,7 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from exports import audit, clock
-from exports.models import AuditEntry, Company, Trigger, XeroConnection
+from exports.models import AuditEntry, AuditStep, Company, Trigger, XeroConnection
 from exports.pleo import BearerAuth, PleoAuthError
 from exports.pleo import oauth as pleo_oauth
 from exports.pleo.hosts import HostNotAllowed
@@ -42,8 +42,8 @@ from exports.xero.errors import XeroError
 
 logger = logging.getLogger(__name__)
 
-AUDIT_STEP = "xero_connection"
-HTTP_AUDIT_STEP = "xero_call"
+AUDIT_STEP = AuditStep.XERO_CONNECTION
+HTTP_AUDIT_STEP = AuditStep.XERO_CALL
 
 
 class XeroConnectFailed(Exception):

@@ -19,6 +19,7 @@ from django.db import transaction
 from exports import audit, clock
 from exports.models import (
     AuditEntry,
+    AuditStep,
     Trigger,
     XeroAccount,
     XeroConnection,
@@ -31,7 +32,7 @@ from exports.xero.errors import XeroError
 
 logger = logging.getLogger(__name__)
 
-AUDIT_STEP = "xero_sync"
+AUDIT_STEP = AuditStep.XERO_SYNC
 
 
 @dataclass(frozen=True)

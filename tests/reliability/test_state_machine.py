@@ -56,9 +56,9 @@ from exports.models import (
     WebhookDelivery,
 )
 from exports.services.companies import company_add_or_update
-from exports.services.dispatch import enqueue_company_check
-from exports.services.start_flow import run_export_check
-from exports.services.sweep import sweep_stale_leases
+from exports.services.dispatch import company_check_enqueue
+from exports.services.start_flow import company_check_run
+from exports.services.sweep import leases_sweep_stale
 from pleo_sandbox.signing import sign
 from tests import secrets_registry
 from tests.reliability.inprocess import SimulatedCrash, SyncQueue, crash_at
@@ -235,15 +235,15 @@ def _machine(world: World, stats: dict):
 
         @rule(index=st.integers(0, 1))
         def manual_check(self, index):
-            enqueue_company_check(company_id=world.companies[index].pk, trigger=Trigger.MANUAL)
+            company_check_enqueue(company_id=world.companies[index].pk, trigger=Trigger.MANUAL)
 
         @rule(index=st.integers(0, 1))
         def foreground_check(self, index):
-            run_export_check(company=world.company(index), trigger=Trigger.COMMAND_LINE)
+            company_check_run(company=world.company(index), trigger=Trigger.COMMAND_LINE)
 
         @rule()
         def sweep(self):
-            sweep_stale_leases()
+            leases_sweep_stale()
 
         @precondition(lambda self: world.queue.tasks)
         @rule()
@@ -266,7 +266,7 @@ def _machine(world: World, stats: dict):
         def worker_crash(self, index, point):
             with crash_at(point):
                 try:
-                    run_export_check(company=world.company(index), trigger=Trigger.RECOVERY)
+                    company_check_run(company=world.company(index), trigger=Trigger.RECOVERY)
                 except SimulatedCrash:
                     stats["crashes"] += 1
 
@@ -322,7 +322,7 @@ def _machine(world: World, stats: dict):
             for _ in range(6):
                 clock.advance(LEASE_SECONDS * 2 + 1)
                 state.advance_clock(LEASE_SECONDS * 2 + 1)
-                sweep_stale_leases()
+                leases_sweep_stale()
                 from exports.tasks import poll_tick
 
                 poll_tick()

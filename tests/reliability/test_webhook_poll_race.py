@@ -24,7 +24,7 @@ from django.test import Client
 
 from exports.models import Company, Trigger
 from exports.services.companies import company_add_or_update
-from exports.services.start_flow import run_export_check
+from exports.services.start_flow import company_check_run
 from tests import secrets_registry
 from tests.reliability import support
 from tests.reliability.inprocess import SyncQueue
@@ -73,7 +73,7 @@ def test_webhook_and_poll_racing_for_one_job_start_it_once(pleo_sandbox, monkeyp
             barrier.wait()
             time.sleep(delay)  # the webhook's view takes a few ms: let either side win
             out["poll_at"] = time.monotonic()
-            out["poll"] = run_export_check(company=company, trigger=Trigger.SCHEDULE).outcome
+            out["poll"] = company_check_run(company=company, trigger=Trigger.SCHEDULE).outcome
         finally:
             connections.close_all()
 

@@ -152,3 +152,16 @@ def test_the_request_log_never_holds_a_token(xero_sandbox, xero_call):
     assert entries[0]["identity"].startswith("token:")
     assert entries[-1]["body"] == "<16 bytes>"
     assert entries[0]["tenantId"] == xero_sandbox.tenant.id
+
+
+def test_stall_then_a_late_answer_or_none(xero_sandbox, xero_call):
+    state = xero_sandbox.state
+    state.add_fault("stall", "PUT", MJ, seconds=0.2)
+    with pytest.raises(requests.ConnectionError):
+        xero_call("PUT", MJ, json=journal("dropped"))
+    assert state.documents(xero_sandbox.tenant.id) == []  # nothing applied
+    state.add_fault("stall", "PUT", MJ, seconds=0.2, apply=True)
+    late = xero_call("PUT", MJ, json=journal("late"))
+    assert late.status_code == 200
+    outcomes = [e["outcome"] for e in state.requests(method="PUT")]
+    assert outcomes == ["dropped", "late_answer"]

@@ -136,6 +136,12 @@ def test_post_updates_and_status_changes(xero_sandbox, xero_call):
     assert posted.json()["ManualJournals"][0]["Status"] == "POSTED"
     edit = xero_call("POST", url, json={"Narration": "changed", "Status": "POSTED"})
     assert edit.status_code == 400  # a posted journal can only be voided
+    state, tenant = xero_sandbox.state, xero_sandbox.tenant
+    state.set_account_status(tenant.id, "400", "ARCHIVED")  # a void re-checks no line
+    state.set_lock_dates(tenant.id, period="2026-11-30")
+    locked = xero_call("POST", url, json={"Status": "VOIDED"})
+    assert locked.status_code == 400 and "lock date" in str(locked.json())
+    state.set_lock_dates(tenant.id, period=None)
     voided = xero_call("POST", url, json={"Status": "VOIDED"})
     assert voided.json()["ManualJournals"][0]["Status"] == "VOIDED"
     put_with_id = xero_call("PUT", MJ, json=journal() | {"ManualJournalID": mj["ManualJournalID"]})
@@ -187,6 +193,24 @@ def test_bills_and_credit_notes_with_contacts_by_name(xero_sandbox, xero_call):
     assert [c["ContactID"] for c in found["Contacts"]] == [contact_id]
     listed = xero_call("GET", f"{API}/Invoices", params={"Statuses": "AUTHORISED"}).json()
     assert len(listed["Invoices"]) == 1
+    by_contact = f'Contact.ContactID==Guid("{contact_id}") AND Type=="ACCPAY"'
+    assert (
+        len(xero_call("GET", f"{API}/Invoices", params={"where": by_contact}).json()["Invoices"])
+        == 1
+    )
+    suppliers = xero_call("GET", f"{API}/Contacts", params={"where": "IsSupplier==true"}).json()
+    assert [c["ContactID"] for c in suppliers["Contacts"]] == [contact_id]
+    note_id = note.json()["CreditNotes"][0]["CreditNoteID"]
+    for path in (
+        f"{API}/Invoices/{invoice['InvoiceID']}",
+        f"{API}/Invoices/{invoice['InvoiceID']}/History",
+        f"{API}/CreditNotes",
+        f"{API}/CreditNotes/{note_id}",
+        f"{API}/CreditNotes/{note_id}/Attachments",
+    ):
+        assert xero_call("GET", path).status_code == 200, path  # each checked against the spec
+    voided = xero_call("POST", f"{API}/Invoices/{invoice['InvoiceID']}", json={"Status": "VOIDED"})
+    assert voided.json()["Invoices"][0]["Status"] == "VOIDED"
 
 
 def test_contacts_create_update_unique_names_and_where(xero_sandbox, xero_call):

@@ -8,6 +8,7 @@ from tests.sandbox import test_imports as rules
 SHARED = {
     "pleo_sandbox.httpbase",
     "pleo_sandbox.routing",
+    "pleo_sandbox.controls",
     "pleo_sandbox.messages",
     "pleo_sandbox.clock",
     "pleo_sandbox.faults",

@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from tests.fixtures.xero_sandbox import REDIRECT_URI
+from tests.xero_sandbox.openapi import validate
 
 SCOPE = "openid profile offline_access accounting.settings.read accounting.manualjournals"
 
@@ -72,6 +73,8 @@ def test_consent_page_tenant_choice_and_code_exchange(xero_sandbox):
     second = state.tenants()[1]
     tokens = code_flow(xero_sandbox, [second.id])
     assert tokens["token_type"] == "Bearer" and tokens["expires_in"] == 1800
+    # The identity spec's AccessToken (it does not list `scope`, which Xero's answers carry).
+    validate({k: v for k, v in tokens.items() if k != "scope"}, "AccessToken", spec="identity")
     assert tokens["refresh_token"] and tokens["scope"] == SCOPE
     claims = json.loads(base64.urlsafe_b64decode(tokens["access_token"].split(".")[1] + "=="))
     event = claims["authentication_event_id"]
@@ -88,6 +91,8 @@ def test_consent_page_tenant_choice_and_code_exchange(xero_sandbox):
         timeout=5,
     )
     assert org.status_code == 200
+    decision = state.requests(method="POST", path="/identity/connect/authorize")[-1]
+    assert decision["responseHeaders"]["Location"].endswith("?<redacted>")  # the code
     log = state.requests(path="/connect/token")
     assert log and "access_token" not in json.dumps(log[-1]["body"])
     assert log[-1]["responseBody"]["access_token"] == "<redacted>"

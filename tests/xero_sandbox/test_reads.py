@@ -111,3 +111,12 @@ def test_broad_scope_model_accepts_accounting_transactions(xero_sandbox):
         timeout=5,
     )
     assert answer.status_code == 200
+
+
+def test_accounting_calls_must_ask_for_json(xero_sandbox):
+    headers = {**xero_sandbox.headers(), "Accept": "*/*"}
+    url = f"{xero_sandbox.api_url}/Organisation"
+    refused = requests.get(url, headers=headers, timeout=5)
+    assert refused.status_code == 406 and "Accept: application/json" in refused.json()["Detail"]
+    xero_sandbox.state.set_switches(accept_json_required=False)
+    assert requests.get(url, headers=headers, timeout=5).status_code == 200
