@@ -1,4 +1,4 @@
-"""Issue 15 §1 and §6: every admin page × every role shows no secret, and a company-scoped user
+"""Every admin page × every role shows no secret, and a company-scoped user
 nothing of another company.
 
 Pages are discovered, not listed: every URL of ``admin.site`` (the index, app lists, every model
@@ -21,6 +21,7 @@ from django.urls import URLPattern, URLResolver, reverse
 
 from exports.models import Company, Credential, ExportJob, Receipt
 from exports.selectors.company_access import model_is_scopable, queryset_for_user
+from tests.admin_forms import credential_form
 from tests.admin_scene import OUTSIDER, build_scene
 
 pytestmark = pytest.mark.django_db
@@ -110,20 +111,7 @@ def scene(client):
     scene.secrets.append(new_key)
     response = client.post(
         reverse("admin:exports_credential_change", args=[credential.pk]),
-        {
-            "name": credential.name,
-            "kind": credential.kind,
-            "api_key": new_key,
-            "oauth_client_id": credential.oauth_client_id,
-            "oauth_client_secret": "",
-            "api_base_url": "",
-            "webhook_endpoint-TOTAL_FORMS": "1",
-            "webhook_endpoint-INITIAL_FORMS": "1",
-            "webhook_endpoint-MIN_NUM_FORMS": "0",
-            "webhook_endpoint-MAX_NUM_FORMS": "1",
-            "webhook_endpoint-0-id": str(credential.webhook_endpoint.pk),
-            "webhook_endpoint-0-credential": str(credential.pk),
-        },
+        credential_form(credential, api_key=new_key, api_base_url=""),
     )
     assert response.status_code == 302, response.content.decode()[:500]
     client.logout()

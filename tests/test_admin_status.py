@@ -5,7 +5,6 @@ a fixed number of queries whatever the number of companies."""
 from __future__ import annotations
 
 import re
-import uuid
 from datetime import timedelta
 
 import pytest
@@ -16,21 +15,19 @@ from django.urls import reverse
 from exports import audit, clock
 from exports.models import AuditEntry, Credential, ExportJob, Trigger
 from exports.selectors.index_status import index_status_build
-from tests.factories import make_company, make_credential
+from tests.factories import make_company, make_credential, make_job
 
 pytestmark = pytest.mark.django_db
 
 
 def job(company, *, minutes_since_update: float, expires_in=3600):
     now = clock.now()
-    return ExportJob.objects.create(
-        pleo_job_id=uuid.uuid4(),
-        company=company,
+    return make_job(
+        company,
         status=ExportJob.Status.IN_PROGRESS,
         created_at=now - timedelta(hours=2),
         last_updated_at=now - timedelta(minutes=minutes_since_update),
         expires_in=expires_in,
-        seen_via=Trigger.SCHEDULE,
         claim=ExportJob.Claim.OURS,
     )
 

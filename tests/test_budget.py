@@ -24,7 +24,7 @@ from exports.services.sweep import leases_sweep_stale
 from tests import processes
 from tests.factories import make_credential, make_sandbox_company
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_budget")]
 
 
 def max_in_any_window(times: list[float], window: float) -> int:
@@ -36,13 +36,6 @@ def max_in_any_window(times: list[float], window: float) -> int:
             start += 1
         best = max(best, end - start + 1)
     return best
-
-
-@pytest.fixture(autouse=True)
-def _fresh_backends():
-    budget._backends.clear()
-    yield
-    budget._backends.clear()
 
 
 # --- The rule ------------------------------------------------------------------------------------

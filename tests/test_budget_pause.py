@@ -21,16 +21,9 @@ from exports.services.start_flow import Outcome, company_check_run
 from exports.services.sweep import leases_sweep_stale
 from tests.factories import make_sandbox_company
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_budget")]
 
 EVENTS = "/v3/export-job-events"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_backends():
-    budget._backends.clear()
-    yield
-    budget._backends.clear()
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Issue 15 §4: one bad company never stops the others.
+"""One bad company never stops the others.
 
 Bad input is refused where it enters (``add_company``, the admin form), and whatever one company
 raises during a check is recorded as that company's ``failed`` outcome while every other company

@@ -1,4 +1,4 @@
-"""Issue 15 §6: company-scoped staff see and act on their companies only.
+"""Company-scoped staff see and act on their companies only.
 
 The scene (tests/admin_scene.py): the scoped user's group is a member of Alpha and Charlie;
 Bravo and Delta (``OUTSIDER``) are outside; Charlie shares its credential with Delta.

@@ -362,6 +362,16 @@ def test_unknown_outcome_is_never_retried_and_needs_reauthorisation(oauth_settin
     assert len(responses.calls) == 1
 
 
+def reconnect(credential, suffix: str) -> None:
+    """The admin reconnects ``credential`` (new tokens ``at_/rt_reconnected_<suffix>``), as
+    another process would while our refresh is on the wire."""
+    row = Credential.objects.get(pk=credential.pk)
+    row.access_token = secrets_registry.register(f"at_reconnected_{suffix}")
+    row.refresh_token = secrets_registry.register(f"rt_reconnected_{suffix}")
+    row.access_token_expires_at = clock.now() + timedelta(hours=1)
+    row.save()
+
+
 @pytestmark_db
 @responses.activate
 def test_unknown_outcome_but_a_new_token_arrived_meanwhile_uses_it(oauth_settings):
@@ -370,12 +380,7 @@ def test_unknown_outcome_but_a_new_token_arrived_meanwhile_uses_it(oauth_setting
     )
 
     def reconnected_during_the_call(request):
-        # The admin reconnected while our refresh was on the wire.
-        row = Credential.objects.get(pk=credential.pk)
-        row.access_token = secrets_registry.register("at_reconnected_6666")
-        row.refresh_token = secrets_registry.register("rt_reconnected_6666")
-        row.access_token_expires_at = clock.now() + timedelta(hours=1)
-        row.save()
+        reconnect(credential, "6666")
         raise requests.exceptions.ReadTimeout()
 
     responses.add_callback(responses.POST, TOKEN_URL, callback=reconnected_during_the_call)
@@ -392,11 +397,7 @@ def test_refreshed_tokens_do_not_overwrite_a_reconnect(oauth_settings):
     )
 
     def reconnected_then_answered(request):
-        row = Credential.objects.get(pk=credential.pk)
-        row.refresh_token = secrets_registry.register("rt_reconnected_7777")
-        row.access_token = secrets_registry.register("at_reconnected_7777")
-        row.access_token_expires_at = clock.now() + timedelta(hours=1)
-        row.save()
+        reconnect(credential, "7777")
         return 200, {}, json.dumps(token_answer("at_late_7777", "rt_late_7777"))
 
     responses.add_callback(responses.POST, TOKEN_URL, callback=reconnected_then_answered)

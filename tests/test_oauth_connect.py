@@ -111,13 +111,6 @@ def _unchanged(credential: Credential, status=Credential.Status.OK) -> None:
 
 
 @pytest.fixture
-def admin_client(client):
-    user = User.objects.create_superuser("root", "root@example.com", "pw-for-tests")
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
 def flow(pleo_sandbox, admin_client, settings):
     settings.PLEO_OAUTH_BASE_URL = pleo_sandbox.url
     settings.PUBLIC_BASE_URL = "http://testserver"

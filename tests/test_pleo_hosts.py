@@ -1,4 +1,4 @@
-"""Issue 15 §3: Pleo credentials go to Pleo only.
+"""Pleo credentials go to Pleo only.
 
 The attack: a staff user who may change credentials (and is shown only a key's last 4 characters)
 points a credential's API base URL at a host they control, leaves the key blank and runs a
@@ -31,6 +31,7 @@ from exports.services import oauth as oauth_service
 from exports.services.credentials import CredentialUnusable, pleo_client_for_credential
 from exports.services.start_flow import Outcome, company_check_run
 from tests import secrets_registry
+from tests.admin_forms import credential_form
 from tests.client_fakes import RawServer, answer
 from tests.conftest import TEST_ENCRYPTION_KEY
 from tests.factories import make_company, make_credential
@@ -226,21 +227,7 @@ def editor(client, db):
 
 
 def _post(client, credential, **fields):
-    data = {
-        "name": credential.name,
-        "kind": credential.kind,
-        "api_key": "",
-        "oauth_client_id": credential.oauth_client_id,
-        "oauth_client_secret": "",
-        "api_base_url": credential.api_base_url,
-        "webhook_endpoint-TOTAL_FORMS": "1",
-        "webhook_endpoint-INITIAL_FORMS": "1",
-        "webhook_endpoint-MIN_NUM_FORMS": "0",
-        "webhook_endpoint-MAX_NUM_FORMS": "1",
-        "webhook_endpoint-0-id": str(credential.webhook_endpoint.pk),
-        "webhook_endpoint-0-credential": str(credential.pk),
-        **fields,
-    }
+    data = credential_form(credential, **fields)
     return client.post(reverse("admin:exports_credential_change", args=[credential.pk]), data)
 
 
@@ -542,6 +529,20 @@ def test_oauth_token_request_never_follows_a_redirect(other_host, status):
 # --- add_company ----------------------------------------------------------------------------
 
 
+def add_company(api_key: str, api_base_url: str) -> None:
+    call_command(
+        "add_company",
+        "--name",
+        "Acme",
+        "--pleo-company-id",
+        "5d3c4b1a-0000-4000-8000-0000000000c0",
+        "--api-key",
+        api_key,
+        "--api-base-url",
+        api_base_url,
+    )
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     "url, why",
@@ -553,32 +554,12 @@ def test_oauth_token_request_never_follows_a_redirect(other_host, status):
 )
 def test_add_company_refuses_a_foreign_base_url(url, why):
     with pytest.raises(CommandError, match=why) as refused:
-        call_command(
-            "add_company",
-            "--name",
-            "Acme",
-            "--pleo-company-id",
-            "5d3c4b1a-0000-4000-8000-0000000000c0",
-            "--api-key",
-            "pk_test_add_company_refused",
-            "--api-base-url",
-            url,
-        )
+        add_company("pk_test_add_company_refused", url)
     assert refused.value.returncode == 2
     assert not Company.objects.exists() and not Credential.objects.exists()
 
 
 @pytest.mark.django_db
 def test_add_company_takes_the_sandbox_on_loopback_in_development():
-    call_command(
-        "add_company",
-        "--name",
-        "Acme",
-        "--pleo-company-id",
-        "5d3c4b1a-0000-4000-8000-0000000000c0",
-        "--api-key",
-        "pk_test_add_company_loopback",
-        "--api-base-url",
-        "http://127.0.0.1:8765",
-    )
+    add_company("pk_test_add_company_loopback", "http://127.0.0.1:8765")
     assert Credential.objects.get().api_base_url == "http://127.0.0.1:8765"

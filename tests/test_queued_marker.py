@@ -26,15 +26,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def sent(monkeypatch):
-    calls = []
-    monkeypatch.setattr(
-        "exports.services.dispatch.async_task", lambda func, *args, **kw: calls.append(args)
-    )
-    return calls
-
-
-@pytest.fixture
 def lost():
     """A company whose check was queued five minutes ago and never picked up."""
     company = make_company(name="Lost")
@@ -86,7 +77,7 @@ def test_the_tick_queues_a_lost_company_again_and_leaves_the_queued_one(lost, se
         company_ids=[company.pk, waiting.pk], trigger=Trigger.SCHEDULE, batch_size=25
     )
     assert queued == 1
-    ((batch, *_rest),) = sent
+    ((_task, batch, *_rest),) = sent
     assert batch == [company.pk]
 
 
@@ -96,7 +87,7 @@ def test_a_worker_records_the_queue_progress_when_it_picks_a_check_up(monkeypatc
     )
     one, two, three = (make_company(name=n) for n in ("One", "Two", "Three"))
     assert company_check_enqueue(company_id=one.pk, trigger=Trigger.WEBHOOK)
-    ((company_id, trigger, recover, marker),) = sent
+    ((_task, company_id, trigger, recover, marker),) = sent
     tasks.run_company_check(company_id, trigger, recover, marker)
     one.refresh_from_db()
     assert (one.check_queued_at, one.check_picked_queued_at) == (None, marker)
@@ -105,7 +96,7 @@ def test_a_worker_records_the_queue_progress_when_it_picks_a_check_up(monkeypatc
     assert company_checks_enqueue(
         company_ids=[two.pk, three.pk], trigger=Trigger.SCHEDULE, batch_size=25
     )
-    batch, trigger, recover, batch_marker = sent[1]
+    _task, batch, trigger, recover, batch_marker = sent[1]
     tasks.run_company_checks(batch, trigger, recover, batch_marker)
     assert set(
         Company.objects.filter(pk__in=[two.pk, three.pk]).values_list(
@@ -135,8 +126,8 @@ def test_lost_check_then_a_webhook_end_to_end(sent, monkeypatch):
     a, b = make_company(name="A"), make_company(name="B")
     assert company_check_enqueue(company_id=a.pk, trigger=Trigger.WEBHOOK)
     lost_task = sent.pop()  # prefetched by the killed worker: never runs
-    Company.objects.filter(pk=a.pk).update(check_queued_at=lost_task[3] - timedelta(minutes=2))
+    Company.objects.filter(pk=a.pk).update(check_queued_at=lost_task[4] - timedelta(minutes=2))
     assert company_check_enqueue(company_id=b.pk, trigger=Trigger.WEBHOOK)
-    tasks.run_company_check(*sent.pop())
+    tasks.run_company_check(*sent.pop()[1:])
     assert company_check_enqueue(company_id=a.pk, trigger=Trigger.WEBHOOK)
-    assert sent[0][0] == a.pk
+    assert sent[0][1] == a.pk

@@ -58,13 +58,6 @@ def form_data(**overrides) -> dict:
     }
 
 
-@pytest.fixture
-def admin_client(client):
-    """A superuser, without the password hashing of pytest-django's fixture (slow here)."""
-    client.force_login(User.objects.create(username="root", is_staff=True, is_superuser=True))
-    return client
-
-
 def _sees_all_companies(user):
     """Staff scoped to no company hold no django-q2 permission (exports.auth_backends)."""
     user.user_permissions.add(Permission.objects.get(codename="view_all_companies"))

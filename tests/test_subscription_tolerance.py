@@ -1,4 +1,4 @@
-"""Issue 16 point 3: subscriptions read generously and changed without clearing what Pleo holds.
+"""Subscriptions read generously and changed without clearing what Pleo holds.
 
 ``eventTypes`` may come as a single string; a subscription that must change is updated in place
 only when Pleo holds no ``endpointAuth``/``customHeaders`` for it, otherwise it is replaced (new
@@ -21,6 +21,7 @@ from exports.services.companies import webhook_endpoint_url
 from exports.services.subscriptions import webhooks_subscribe
 from tests import secrets_registry
 from tests.factories import make_company, make_credential
+from tests.test_subscriptions import fast_client as fast_client  # noqa: F401  (fixture)
 from tests.test_subscriptions import new_secret
 
 pytestmark = pytest.mark.django_db
@@ -30,15 +31,7 @@ EVENT = "v1.export-job.created"
 
 
 @pytest.fixture
-def fast(settings):
-    settings.PUBLIC_BASE_URL = PUBLIC
-    settings.PLEO_MAX_ATTEMPTS = 1
-    settings.PLEO_BACKOFF_BASE = 0
-    settings.PLEO_BACKOFF_MAX = 0
-
-
-@pytest.fixture
-def sandboxed(pleo_sandbox, fast):
+def sandboxed(pleo_sandbox, fast_client):
     state = pleo_sandbox.state
     remote = state.add_company("Sandbox Acme")
     key = state.add_api_key(remote.id)
@@ -135,7 +128,7 @@ def test_the_replaced_subscription_left_behind_is_removed_by_the_next_subscribe(
     assert sub["id"] == endpoint_of(credential).pleo_subscription_id != old["id"]
 
 
-def test_event_types_as_a_single_string_keep_the_subscription(db, fast):
+def test_event_types_as_a_single_string_keep_the_subscription(db, fast_client):
     base = "https://pleo.test"
     credential = make_credential(api_base_url=base)
     url = webhook_endpoint_url(endpoint=endpoint_of(credential))

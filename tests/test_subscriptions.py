@@ -26,7 +26,7 @@ from exports.services.subscriptions import (
 )
 from exports.services.webhooks import webhook_secrets_active
 from tests import secrets_registry
-from tests.factories import make_company, make_credential
+from tests.factories import make_company, make_credential, make_sandbox_company_and_key
 
 BASE = "https://pleo.test"
 PUBLIC = "https://bridge.example.com"
@@ -440,13 +440,7 @@ def test_prune_keeps_current_and_future_secrets(db, credential):
 @pytest.fixture
 def sandboxed(pleo_sandbox, fast_client, db):
     """A sandbox company with an API key, mirrored as our company and credential."""
-    state = pleo_sandbox.state
-    pleo_company = state.add_company("Sandbox Acme")
-    key = secrets_registry.register(state.add_api_key(pleo_company.id).key)
-    credential = make_credential(api_key=key, api_base_url=pleo_sandbox.url)
-    company = make_company(
-        name="Acme", pleo_company_id=uuid.UUID(pleo_company.id), credential=credential
-    )
+    _remote, _key, company = make_sandbox_company_and_key(pleo_sandbox, remote_name="Sandbox Acme")
     return pleo_sandbox, company
 
 
@@ -512,29 +506,18 @@ def test_sandbox_rotation(sandboxed):
     assert [e["subscription_id"] for e in endpoint_of(credential).secret_entries()] == [sub["id"]]
 
 
-@pytest.fixture
-def recorded_tasks(monkeypatch):
-    calls = []
-    monkeypatch.setattr(
-        "exports.services.dispatch.async_task", lambda *args, **kwargs: calls.append(args)
-    )
-    return calls
-
-
 @pytest.mark.django_db(transaction=True)
 def test_sandbox_delivery_reaches_our_view_and_is_stored_and_enqueued(
-    pleo_sandbox, live_server, settings, fast_client, recorded_tasks
+    pleo_sandbox, live_server, settings, fast_client, sent
 ):
     from exports.models import Company, WebhookDelivery
 
     settings.PUBLIC_BASE_URL = live_server.url
     state = pleo_sandbox.state
-    pleo_company = state.add_company("Sandbox Acme")
-    key = secrets_registry.register(state.add_api_key(pleo_company.id).key)
-    credential = make_credential(api_key=key, api_base_url=pleo_sandbox.url)
-    company = make_company(
-        name="Acme", pleo_company_id=uuid.UUID(pleo_company.id), credential=credential
+    pleo_company, _key, company = make_sandbox_company_and_key(
+        pleo_sandbox, remote_name="Sandbox Acme"
     )
+    credential = company.credential
     webhooks_subscribe(credential=credential)
     register_endpoint_secrets(credential)
 
@@ -549,7 +532,7 @@ def test_sandbox_delivery_reaches_our_view_and_is_stored_and_enqueued(
     assert delivery.company_id == company.pk
     assert str(delivery.pleo_job_id) == job["id"]
     assert delivery.body == attempt["body"]
-    assert [args[:4] for args in recorded_tasks] == [
+    assert [args[:4] for args in sent] == [
         ("exports.tasks.run_company_check", company.pk, "webhook", False)
     ]
     assert Company.objects.get(pk=company.pk).check_queued_at is not None
@@ -564,4 +547,4 @@ def test_sandbox_delivery_reaches_our_view_and_is_stored_and_enqueued(
     assert attempt2["outcome"] == "delivered"
     assert attempt2["subscriptionId"] == endpoint_of(credential).pleo_subscription_id
     assert WebhookDelivery.objects.filter(pleo_job_id=job2["id"]).get().state == "enqueued"
-    assert len(recorded_tasks) == 2
+    assert len(sent) == 2

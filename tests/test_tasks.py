@@ -10,7 +10,7 @@ from exports.services import leases
 from exports.services.dispatch import EnqueueFailed, company_check_enqueue
 from exports.services.schedules import MAINTENANCE, POLL
 from exports.services.sweep import leases_sweep_stale
-from tests.factories import make_company
+from tests.factories import make_company, make_job
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -85,13 +85,10 @@ def test_sweep_requeues_crashed_and_unfinished_companies(sent, settings):
     idle = make_company(name="Idle")
     unfinished = make_company(name="Unfinished")
     leases.lease_acquire(company_id=crashed.pk, trigger=Trigger.SCHEDULE)
-    ExportJob.objects.create(
+    make_job(
+        unfinished,
         pleo_job_id="00000000-0000-0000-0000-000000000001",
-        company=unfinished,
         status="in_progress",
-        created_at=clock.now(),
-        expires_in=3600,
-        seen_via=Trigger.SCHEDULE,
         claim=ExportJob.Claim.OURS,
     )
     assert leases_sweep_stale() == 1  # the crashed lease has not expired yet

@@ -1,4 +1,5 @@
-"""``manage.py verify_pleo_contract`` against the sandbox, with each of issue 16's switches, and
+"""``manage.py verify_pleo_contract`` against the sandbox, with each of the sandbox's variant
+switches, and
 the pure checks behind it (exports/pleo/contract.py) on hand-made answers."""
 
 from __future__ import annotations
@@ -18,14 +19,7 @@ from exports.services.subscriptions import webhooks_subscribe
 from pleo_sandbox.variants import JOB_CREATED_SPELLINGS
 from tests.factories import make_sandbox_company
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _fresh_budget():
-    budget._backends.clear()
-    yield
-    budget._backends.clear()
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_budget")]
 
 
 @pytest.fixture
@@ -222,6 +216,7 @@ def test_a_company_without_jobs_or_subscriptions(pleo_sandbox):
 @pytest.mark.parametrize(
     "value, message",
     [("not-a-uuid", "is not a UUID"), (str(uuid.uuid4()), "unknown company")],
+    ids=["not-a-uuid", "unknown-company"],  # stable: pytest-xdist's workers collect the same ids
 )
 def test_usage_errors_exit_2(value, message):
     with pytest.raises(CommandError, match=message) as refused:

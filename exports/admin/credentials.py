@@ -1,4 +1,4 @@
-"""The credential's admin page (issue 17 §8, §9): thin, the work is in services.
+"""The credential's admin page: thin, the work is in services.
 
 * The form (``exports.admin.forms.CredentialForm``): secrets write-only (blank keeps the stored
   value), the API and OAuth base URL overrides checked against the Pleo host allow-list, and
@@ -301,7 +301,7 @@ class CredentialAdmin(
 
     @admin.display(description="Request budget")
     def request_budget(self, obj):
-        """Pleo requests this credential's budget key has spent this minute (issue 11)."""
+        """Pleo requests this credential's budget key has spent this minute (shared budget)."""
         from exports.services import budget
 
         if not obj or not obj.pk:

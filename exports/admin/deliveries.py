@@ -1,4 +1,4 @@
-"""The webhook side of the admin (issue 17 §5): a delivery's page links its job, "Reprocess" says
+"""The webhook side of the admin: a delivery's page links its job, "Reprocess" says
 what it did and did not do, and rejected requests are counted on the credential page and the
 index (counts and the last time, never what the requests held).
 

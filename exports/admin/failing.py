@@ -1,4 +1,4 @@
-"""Read-only facts for the company and job pages (issue 17 §2-3): the failing state ("failing
+"""Read-only facts for the company and job pages: the failing state ("failing
 since 12:14, 5 attempts, next retry at 12:23, last error …"), and a company's recent jobs and
 audit entries with links to their filtered lists. Small display methods, placed in any fieldset.
 """

@@ -1,4 +1,4 @@
-"""Company-scoped staff in the admin (issue 15 §6): one mixin, used by every admin of the product.
+"""Company-scoped staff in the admin: one mixin, used by every admin of the product.
 
 What a user may see is decided in ``exports.selectors.company_access``; this module only applies
 it to what an admin shows and does: the list and every page of an object (a row outside the scope
@@ -12,6 +12,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.contrib.admin.utils import get_fields_from_path
 
+from exports.admin.mixins import ViewOnlyMixin
 from exports.selectors.company_access import (
     model_is_scopable,
     queryset_for_user,
@@ -99,3 +100,11 @@ class SuperuserOnlyMixin:
 
     def has_delete_permission(self, request, obj=None):
         return request.user.is_active and request.user.is_superuser
+
+
+class ViewOnlyTabularInline(CompanyScopedAdminMixin, ViewOnlyMixin, admin.TabularInline):
+    """A company-scoped table of related rows that nobody edits here: no blank rows to fill in,
+    no delete boxes."""
+
+    extra = 0
+    can_delete = False

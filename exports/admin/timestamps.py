@@ -1,4 +1,4 @@
-"""Timestamps as the admin shows them (issue 17 §7): seconds, the zone, and how long ago.
+"""Timestamps as the admin shows them: seconds, the zone, and how long ago.
 
 ``TIME_ZONE`` stays UTC: rows are stored and logs written in UTC. ``DISPLAY_TIME_ZONE`` (default
 UTC) is only what a person reads: ``2025-03-04 12:14:05 CET (3 min ago)``. One implementation

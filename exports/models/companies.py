@@ -93,7 +93,7 @@ class Company(models.Model):
 
 
 class CompanyMembership(models.Model):
-    """Which companies a staff user, or every member of a group, may see (issue 15 §6).
+    """Which companies a staff user, or every member of a group, may see.
 
     A staff user who is not a superuser and lacks ``exports.view_all_companies`` sees only the
     companies of their own membership and of their groups' (none without one), and only the rows

@@ -1,4 +1,4 @@
-"""Which companies, and which rows, a staff user may see (issue 15 §6). The one place it is decided.
+"""Which companies, and which rows, a staff user may see. The one place it is decided.
 
 Superusers and holders of ``exports.view_all_companies`` see every company. Anyone else sees the
 companies of their own ``CompanyMembership`` and of their groups' memberships (none without one):

@@ -1,4 +1,4 @@
-"""Reads of the failing state for pages (issue 17 §2-3): one sentence per company or job, e.g.
+"""Reads of the failing state for pages: one sentence per company or job, e.g.
 "failing since 2025-01-06 12:14:05 UTC, 5 attempts, next retry at 2025-01-06 12:23:00 UTC, last
 error: …", and a company's recent jobs and audit entries.
 

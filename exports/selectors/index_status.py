@@ -61,7 +61,7 @@ class CompanyStatus:
     credential_problem: str = ""
     budget: str = ""
     # The failing state ("failing since …, 5 attempts, next retry at …, last error …"), of the
-    # company or of its failing job; else the reason of a failed last outcome (issue 17 §2-3).
+    # company or of its failing job; else the reason of a failed last outcome.
     problem: str = ""
 
     @property

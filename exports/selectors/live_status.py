@@ -1,4 +1,4 @@
-"""What the company, job and index pages refresh while a check is queued or running (issue 17 §4).
+"""What the company, job and index pages refresh while a check is queued or running.
 
 Read-only, scoped to the user's companies (``exports.selectors.company_access``), and made of
 what the pages already show: states, outcomes, errors and times. Never a secret, a payload or a

@@ -1,5 +1,5 @@
 """``verify_pleo_contract``: check what one company's Pleo answers against Pleo's published
-contract and our readings of it, with read-only calls (issue 16).
+contract and our readings of it, with read-only calls.
 
 For an operator with a real (staging or production) credential. The calls, all ``GET``, through
 the product's own client for the company's stored credential (so its base URL, authentication,

@@ -99,9 +99,7 @@ def pleo_client_for_credential(*, credential: Credential, run_id: uuid.UUID | No
         session=shared_session(config.base_url),  # keep-alive across this worker's runs
         request_id=str(run_id) if run_id else None,
         on_auth_failure=on_auth_failure,
-        before_request=budget.budget_hook_for(
-            credential=credential
-        ),  # the shared request budget (issue 11)
+        before_request=budget.budget_hook_for(credential=credential),  # the shared request budget
     )
 
 
@@ -109,7 +107,7 @@ def pleo_client_for_company(*, company: Company, run_id: uuid.UUID | None) -> Pl
     return pleo_client_for_credential(credential=company.credential, run_id=run_id)
 
 
-# --- Test connection (issue 17 §8) -----------------------------------------------------------
+# --- Test connection --------------------------------------------------------------------------
 
 
 class ConnectionOutcome(StrEnum):

@@ -1,4 +1,4 @@
-"""The export lifecycle's guard against Pleo's expiry (``expiresIn``), issue 16 point 4.
+"""The export lifecycle's guard against Pleo's expiry (``expiresIn``).
 
 Pleo expires a job ``expiresIn`` seconds after its last action (``lastUpdatedAt``). The
 lifecycle reports the items it has ready once half of that window has passed since our last

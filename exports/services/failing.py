@@ -1,4 +1,4 @@
-"""Repeated failures are never silent (issue 17 §2).
+"""Repeated failures are never silent.
 
 A company and a job carry ``failing_since``, ``attempts``, ``next_retry_at`` and ``last_error``:
 

@@ -1,4 +1,4 @@
-"""What it means when a job of ours is final in Pleo without our final event (issue 17 §1).
+"""What it means when a job of ours is final in Pleo without our final event.
 
 * failed in Pleo with ``job_expired`` (or Pleo's raw ``expired``): the outcome ``job_expired``;
 * failed for another reason: ``failed_job``;

@@ -175,7 +175,7 @@ class FinalEvent:
             outcome=AuditEntry.Outcome.ERROR if end.bad else AuditEntry.Outcome.WARNING,
             http=http or http_call("GET", self.job_path, 200),
         )
-        # Notification hook: a job of ours ended failed/expired in Pleo (issue 17's job_expired).
+        # Notification hook: a job of ours ended failed/expired in Pleo (kind job_expired).
         notifications.notification_request_job_outcome(
             company=self.run.company, job=self.job, cause=notifications.JobEnd.ENDED_IN_PLEO
         )

@@ -1,4 +1,4 @@
-"""Polling: the poll tick's round, spread over its interval in slices (issue 11).
+"""Polling: the poll tick's round, spread over its interval in slices.
 
 The poll tick (``exports.tasks.poll_tick``) calls :func:`poll_round_start`; the every-minute
 maintenance task (``exports.tasks.maintenance``) calls :func:`poll_round_queue_due`.

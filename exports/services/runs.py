@@ -155,7 +155,7 @@ class RunContext:
     # Jobs this run has read from Pleo (and mirrored).
     fresh_job_ids: set[uuid.UUID] = field(default_factory=set)
     # Why a job of ours stopped or ended badly in this run (the lifecycle's pause or end
-    # message): the run's error, so the company's last check says it (issue 17 §2-3).
+    # message): the run's error, so the company's last check says it.
     job_errors: dict[uuid.UUID, str] = field(default_factory=dict)
     # Jobs of ours that recovery found failed or expired in Pleo: outcomes of this run.
     ended: list[Decision] = field(default_factory=list)

@@ -1,4 +1,4 @@
-"""Export jobs whose status Pleo reports with a value we do not know (issue 16).
+"""Export jobs whose status Pleo reports with a value we do not know.
 
 The client reads such a status as ``JobStatus.UNKNOWN`` and keeps the raw string
 (:mod:`exports.pleo.enums`; ``expired`` is read as ``failed``/``job_expired`` and never gets

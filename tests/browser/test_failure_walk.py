@@ -1,4 +1,4 @@
-"""Issue 17 "Done when": the three failures that used to look like success, as an operator sees
+"""The three failures that used to look like success, as an operator sees
 them in a real Chromium (1400 px, and one page at 390 px).
 
 Three companies, one failure each, produced against the Pleo sandbox over real HTTP as in

@@ -25,7 +25,6 @@ lease, or legitimately blocked (in progress with the other integration, or pendi
 from __future__ import annotations
 
 import base64
-import json
 import secrets
 import uuid
 
@@ -59,10 +58,10 @@ from exports.services.companies import company_add_or_update
 from exports.services.dispatch import company_check_enqueue
 from exports.services.start_flow import company_check_run
 from exports.services.sweep import leases_sweep_stale
-from pleo_sandbox.signing import sign
 from tests import secrets_registry
 from tests.reliability.inprocess import SimulatedCrash, SyncQueue, crash_at
 from tests.reliability.profile import PROFILE, SIZES, Stopwatch, record
+from tests.reliability.support import signed_delivery
 
 EVENTS = "/v3/export-job-events"
 RANK = {"pending": 0, "in_progress": 1, "failed": 2, "completed": 2, "completed_with_errors": 2}
@@ -171,25 +170,9 @@ class World:
         return Company.objects.select_related("credential").get(pk=self.companies[index].pk)
 
     def deliver_webhook(self, index: int, job: dict) -> int:
-        body = json.dumps(
-            {
-                "data": {key: job[key] for key in ("companyId", "createdAt", "id", "status")},
-                "eventId": str(uuid.uuid4()),
-                "eventType": "v1.export-job.created",
-            }
-        ).encode()
-        msg_id = f"msg_{uuid.uuid4().hex}"
-        timestamp = int(clock.now().timestamp())
-        signature = sign(self.whsecs[index], msg_id, timestamp, body)
+        body, headers = signed_delivery(self.whsecs[index], job)
         response = self.client.post(
-            self.endpoints[index].path,
-            data=body,
-            content_type="application/json",
-            headers={
-                "webhook-id": msg_id,
-                "webhook-timestamp": str(timestamp),
-                "webhook-signature": signature,
-            },
+            self.endpoints[index].path, data=body, content_type="application/json", headers=headers
         )
         return response.status_code
 
