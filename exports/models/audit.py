@@ -38,6 +38,9 @@ class AuditStep(models.TextChoices):
     DEADLINE_GUARD = "deadline_guard", "deadline_guard"
     ITEM_RECOVERED = "item_recovered", "item_recovered"
     ITEM_FAILED = "item_failed", "item_failed"
+    # Receipts (exports.services.lifecycle_receipts)
+    RECEIPT_NOTE = "receipt_note", "receipt_note"
+    RECEIPTS_ARCHIVED_ONLY = "receipts_archived_only", "receipts_archived_only"
     BATCH_TOO_LARGE = "batch_too_large", "batch_too_large"
     REPORT_UNKNOWN = "report_unknown", "report_unknown"
     ITEMS_REPORTED = "items_reported", "items_reported"
