@@ -121,3 +121,11 @@ def reconcile_monthly() -> int:
     from exports.services.reconciliation import reconciliation_notify_all
 
     return reconciliation_notify_all()
+
+
+def xero_sync_daily() -> str:
+    """Daily: sync every usable Xero connection (accounts, tax rates, tracking categories)."""
+    from exports.services.xero_sync import xero_sync_all
+
+    results = xero_sync_all()
+    return f"{sum(r.ok for r in results)} of {len(results)} Xero connections synced"

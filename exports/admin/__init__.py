@@ -30,5 +30,6 @@ from exports.admin import (  # noqa: E402,F401  (registration happens on import)
     receipts,
     schedules,
     settlement,
+    xero,
 )
 from exports.notifications import admin as _notifications_admin  # noqa: E402,F401

@@ -22,6 +22,16 @@ from exports.receipts.models import Receipt
 from exports.rejections.models import WebhookRejectionCount
 from exports.settlement.models import ManualBooking
 
+# A company's Xero connection, synced Xero data and code mapping (exports.xero.models).
+from exports.xero.models import (
+    XeroAccount,
+    XeroConnection,
+    XeroContact,
+    XeroMapping,
+    XeroTaxRate,
+    XeroTrackingOption,
+)
+
 __all__ = [
     "AuditEntry",
     "AuditQuerySet",
@@ -44,5 +54,11 @@ __all__ = [
     "WebhookEndpoint",
     "WebhookRejectionCount",
     "WorkerHeartbeat",
+    "XeroAccount",
+    "XeroConnection",
+    "XeroContact",
+    "XeroMapping",
+    "XeroTaxRate",
+    "XeroTrackingOption",
     "secret_column",
 ]

@@ -62,6 +62,10 @@ class AuditStep(models.TextChoices):
     UNKNOWN_STATUS = "unknown_status", "unknown_status"
     UNKNOWN_STATUS_CLEARED = "unknown_status_cleared", "unknown_status_cleared"
     RELEASED = "released", "released"
+    # Xero (exports.services.xero_connections, xero_sync): connecting, each call, each sync
+    XERO_CONNECTION = "xero_connection", "xero_connection"
+    XERO_CALL = "xero_call", "xero_call"
+    XERO_SYNC = "xero_sync", "xero_sync"
     # Any step that failed unexpectedly
     ERROR = "error", "error"
 

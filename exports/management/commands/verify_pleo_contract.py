@@ -11,12 +11,14 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from exports.management.company_arg import add_company_arguments, company_by_pleo_id
+from exports.models import Company
 from exports.services.contract import pleo_contract_verify
 
 LABELS = {"match": "match", "mismatch": "MISMATCH", "skipped": "skipped"}
 
 
 class Command(BaseCommand):
+    service = "Pleo"  # in the lines printed; verify_xero_contract is this command for Xero
     help = (
         "Check what Pleo answers for one company against Pleo's OpenAPI files "
         "(docs/pleo-openapi/) and the product's readings of them: job and item statuses and "
@@ -29,19 +31,24 @@ class Command(BaseCommand):
         add_company_arguments(parser)
 
     def handle(self, *args, **options):
-        company = company_by_pleo_id(options["company"])
-        report = pleo_contract_verify(company=company)
+        company = self._company(options["company"])
+        report = self.verify(company)
         if options["json"]:
             self.stdout.write(json.dumps(report.as_dict()))
         else:
             self._print(report)
         if not report.ok:
-            raise CommandError("Pleo's answers differ from what we rely on.", returncode=1)
+            raise CommandError(
+                f"{self.service}'s answers differ from what we rely on.", returncode=1
+            )
+
+    def verify(self, company: Company):
+        return pleo_contract_verify(company=company)
 
     def _print(self, report) -> None:
         company = report.company
         self.stdout.write(
-            f"Pleo contract check for {company.name} (company {company.pleo_company_id}) "
+            f"{self.service} contract check for {company.name} (company {company.pleo_company_id}) "
             f"at {report.base_url}"
         )
         width = max((len(f.check) for f in report.findings), default=0)
@@ -56,3 +63,6 @@ class Command(BaseCommand):
             f"{counts['match']} matched, {counts['mismatch']} did not, {counts['skipped']} "
             f"skipped; {len(report.requests)} requests ({methods})."
         )
+
+    def _company(self, value: str) -> Company:
+        return company_by_pleo_id(value)
