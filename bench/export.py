@@ -60,6 +60,9 @@ def export_once(state, sandbox_url: str, items: int):
 
 
 def _template(path: str, job_id: str) -> str:
+    """The endpoint a request went to: the job's id and each receipt file's id as placeholders."""
+    if path.startswith("/files/"):
+        return "/files/{fileId} (receipts, not Pleo's API)"
     return path.replace(job_id, "{jobId}")
 
 
