@@ -399,17 +399,7 @@ def _refresh_holding_marker(credential_id: int, row: _Row, until: datetime, *, f
             f"Pleo refused the refresh token ({exc.description}): the authorisation is "
             f"expired or revoked. Reconnect to Pleo."
         )
-        credential_mark_needs_reauthorisation(
-            credential_id=credential_id,
-            reason=reason,
-            refresh_token_ciphertext=row.refresh_token_ciphertext,
-        )
-        _release_marker(credential_id, until)
-        raise CredentialUnusable(
-            credential_unusable_message(
-                name=row.name, status=Credential.Status.NEEDS_REAUTHORISATION, last_error=reason
-            )
-        ) from None
+        raise _needs_reauthorisation(credential_id, row, until, reason) from None
     except pleo_oauth.OAuthOutcomeUnknown as exc:
         return _after_unknown_outcome(credential_id, row, until, exc)
     except pleo_oauth.OAuthUnavailable as exc:
@@ -459,13 +449,20 @@ def _after_unknown_outcome(
         f"token without us receiving the new one. It is not presented again, since re-using a "
         f"rotated refresh token revokes every token of the authorisation. Reconnect to Pleo."
     )
+    raise _needs_reauthorisation(credential_id, row, until, reason)
+
+
+def _needs_reauthorisation(
+    credential_id: int, row: _Row, until: datetime, reason: str
+) -> CredentialUnusable:
+    """Mark the credential as needing a reconnect, release the marker; the error to raise."""
     credential_mark_needs_reauthorisation(
         credential_id=credential_id,
         reason=reason,
         refresh_token_ciphertext=row.refresh_token_ciphertext,
     )
     _release_marker(credential_id, until)
-    raise CredentialUnusable(
+    return CredentialUnusable(
         credential_unusable_message(
             name=row.name, status=Credential.Status.NEEDS_REAUTHORISATION, last_error=reason
         )
