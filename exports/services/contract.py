@@ -387,35 +387,51 @@ def _export_items(reader: _Reader, report: ContractReport, job_id: str, lists, c
 
 def _finished_export_items(reader: _Reader, job_id: str) -> Finding:
     """Export items of a finished job: the documented 422 and the case of its error type."""
-    check = "export_items.finished_job_error"
-    try:
-        reader.get("/v3/export-items", {"job_id": job_id, "limit": 1})
-    except pleo.PleoHTTPError as exc:
-        return contract.error_type_finding(
-            check,
-            status=exc.status,
-            error_type=exc.error_type,
-            expected_status=422,
-            expected=pleo.ErrorType.EXPORT_JOB_STATUS_UNPROCESSABLE.value,
-        )
-    except pleo.PleoError as exc:
-        return _failed(check, exc)
-    return contract.mismatch(check, f"export items of finished job {job_id} were served (200)")
+    return _expect_error(
+        reader,
+        "export_items.finished_job_error",
+        "/v3/export-items",
+        {"job_id": job_id, "limit": 1},
+        expected_status=422,
+        expected=pleo.ErrorType.EXPORT_JOB_STATUS_UNPROCESSABLE,
+        served=f"export items of finished job {job_id} were served (200)",
+    )
 
 
 def _not_found(reader: _Reader) -> Finding:
-    check = "errors.not_found"
     missing = uuid.uuid4()  # random: no job has it
+    return _expect_error(
+        reader,
+        "errors.not_found",
+        f"/v3/export-jobs/{missing}",
+        None,
+        expected_status=404,
+        expected=pleo.ErrorType.EXPORT_NOT_FOUND,
+        served=f"a job that does not exist ({missing}) was served (200)",
+    )
+
+
+def _expect_error(
+    reader: _Reader,
+    check: str,
+    path: str,
+    params: dict | None,
+    *,
+    expected_status: int,
+    expected: pleo.ErrorType,
+    served: str,
+) -> Finding:
+    """A GET that must fail with ``expected_status`` and error type ``expected``."""
     try:
-        reader.get(f"/v3/export-jobs/{missing}")
+        reader.get(path, params)
     except pleo.PleoHTTPError as exc:
         return contract.error_type_finding(
             check,
             status=exc.status,
             error_type=exc.error_type,
-            expected_status=404,
-            expected=pleo.ErrorType.EXPORT_NOT_FOUND.value,
+            expected_status=expected_status,
+            expected=expected.value,
         )
     except pleo.PleoError as exc:
         return _failed(check, exc)
-    return contract.mismatch(check, f"a job that does not exist ({missing}) was served (200)")
+    return contract.mismatch(check, served)
