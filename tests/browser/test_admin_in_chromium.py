@@ -90,6 +90,26 @@ def live(pleo_sandbox, product_env, tmp_path, settings, django_user_model):
             assert "Traceback" not in processes.output(process), processes.output(process)[-4000:]
 
 
+def new_page(browser, **kwargs):
+    """A page (``kwargs`` as for Playwright's ``new_page``) that waits up to 20 s for anything."""
+    page = browser.new_page(**kwargs)
+    page.set_default_timeout(20_000)
+    return page
+
+
+def page_width(page) -> int:
+    """The page's width, or the widest table or inline on it if that is wider: Django's own
+    narrow-screen style scrolls an inline sideways inside the page, which leaves the page narrow
+    but the table as unreadable as before."""
+    return page.evaluate(
+        """() => Math.max(
+            document.documentElement.scrollWidth,
+            ...Array.from(document.querySelectorAll("#content table, #content .inline-group"))
+                .map((el) => Math.max(el.scrollWidth, el.getBoundingClientRect().width))
+        )"""
+    )
+
+
 def log_in(page, base: str) -> None:
     """As the ``live`` fixture's operator, on the admin's index."""
     page.goto(f"{base}/admin/")
@@ -125,17 +145,11 @@ def _operator_story(browser, live, pleo_sandbox):
     key = state.add_api_key(remote.id)
     job = state.create_job(remote.id, {"normal": 3, "foreign": 1, "refund": 1}, notify=False)
 
-    page = browser.new_page(viewport={"width": 1360, "height": 900})
-    page.set_default_timeout(20_000)
+    page = new_page(browser, viewport={"width": 1360, "height": 900})
     not_found: list[str] = []  # every 404 the browser meets (headless fetches no favicon)
     page.on("response", lambda r: not_found.append(r.url) if r.status == 404 else None)
 
-    # Log in.
-    page.goto(f"{live}/admin/")
-    page.fill("#id_username", "operator")
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_selector("#export-status")
+    log_in(page, live)
 
     # A credential with the API key (the key is write-only: never shown back).
     page.goto(f"{live}/admin/exports/credential/add/")

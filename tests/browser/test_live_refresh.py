@@ -8,7 +8,13 @@ import uuid
 
 import pytest
 
-from tests.browser.test_admin_in_chromium import PASSWORD, browser, live, shot  # noqa: F401
+from tests.browser.test_admin_in_chromium import (  # noqa: F401 (fixtures)
+    browser,
+    live,
+    log_in,
+    new_page,
+    shot,
+)
 from tests.factories import make_company, make_credential
 
 pytestmark = [
@@ -43,13 +49,8 @@ def _story(chromium, base, pleo_sandbox):
         last_check_outcome="failed", last_check_error="Pleo is unreachable: 503 (an old run)"
     )
 
-    page = chromium.new_page(viewport={"width": 1400, "height": 900})
-    page.set_default_timeout(20_000)
-    page.goto(f"{base}/admin/")
-    page.fill("#id_username", "operator")
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_selector("#export-status")
+    page = new_page(chromium, viewport={"width": 1400, "height": 900})
+    log_in(page, base)
 
     page.goto(f"{base}/admin/exports/company/{company.pk}/change/")
     assert "an old run" in page.inner_text(".field-last_check_error .readonly")

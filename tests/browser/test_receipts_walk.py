@@ -15,7 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.test_admin_in_chromium import browser, live, log_in, shot  # noqa: F401
+from tests.browser.test_admin_in_chromium import (  # noqa: F401 (fixtures)
+    browser,
+    live,
+    log_in,
+    new_page,
+    shot,
+)
 
 pytestmark = [
     pytest.mark.browser,
@@ -50,8 +56,7 @@ def _walk(chromium, base):
     record = job.item_records.order_by("pk").last()
     photo = make_receipt(record, PHOTO, position=1, content_type="image/png")
 
-    page = chromium.new_page(viewport={"width": 1400, "height": 900}, accept_downloads=True)
-    page.set_default_timeout(20_000)
+    page = new_page(chromium, viewport={"width": 1400, "height": 900}, accept_downloads=True)
     log_in(page, base)
 
     page.goto(f"{base}/admin/exports/exportjob/{job.pk}/change/")
