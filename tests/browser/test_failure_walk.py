@@ -23,14 +23,8 @@ import uuid
 
 import pytest
 
-from tests.browser.test_admin_in_chromium import (  # noqa: F401 (fixtures)
-    browser,
-    live,
-    log_in,
-    new_page,
-    page_width,
-    shot,
-)
+from tests.browser.pages import log_in, new_page, own_connections_closed, page_width
+from tests.browser.test_admin_in_chromium import browser, live, shot  # noqa: F401
 from tests.factories import make_company, make_credential
 
 pytestmark = [
@@ -54,19 +48,14 @@ def test_the_three_failures_read_as_failures_on_the_index_company_and_job_pages(
     settings,
     monkeypatch,
 ):
-    from django.db import connections
-
     settings.PLEO_MAX_ATTEMPTS = 2
     settings.PLEO_BACKOFF_BASE = 0
     settings.PLEO_BACKOFF_MAX = 0
     settings.PLEO_RETRY_AFTER_CAP = 0  # a 429 fails at once (no sleeping in tests)
     settings.RECOVERY_RETRY_SECONDS = 60
-    try:
+    with own_connections_closed():
         scene = _failures(pleo_sandbox, monkeypatch)
         _walk(browser, live, scene)
-    finally:
-        # Playwright's sync API runs this body in a greenlet with its own connection.
-        connections.close_all()
 
 
 def _company(state, sandbox_url: str, name: str, currency: str):

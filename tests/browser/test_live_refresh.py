@@ -8,13 +8,8 @@ import uuid
 
 import pytest
 
-from tests.browser.test_admin_in_chromium import (  # noqa: F401 (fixtures)
-    browser,
-    live,
-    log_in,
-    new_page,
-    shot,
-)
+from tests.browser.pages import log_in, new_page, own_connections_closed
+from tests.browser.test_admin_in_chromium import browser, live, shot  # noqa: F401
 from tests.factories import make_company, make_credential
 
 pytestmark = [
@@ -26,12 +21,8 @@ pytestmark = [
 
 
 def test_the_company_page_follows_check_now_without_a_reload(browser, live, pleo_sandbox):  # noqa: F811
-    from django.db import connections
-
-    try:
+    with own_connections_closed():
         _story(browser, live, pleo_sandbox)
-    finally:
-        connections.close_all()
 
 
 def _story(chromium, base, pleo_sandbox):

@@ -16,14 +16,8 @@ from datetime import timedelta
 import pytest
 
 from tests import processes
-from tests.browser.test_admin_in_chromium import (  # noqa: F401 (fixture)
-    PASSWORD,
-    browser,
-    log_in,
-    new_page,
-    page_width,
-    shot,
-)
+from tests.browser.pages import PASSWORD, log_in, new_page, own_connections_closed, page_width
+from tests.browser.test_admin_in_chromium import browser, shot  # noqa: F401 (fixture)
 
 pytestmark = [
     pytest.mark.browser,
@@ -142,9 +136,7 @@ def _scene():
 
 
 def test_the_index_and_a_job_page_fit_a_phone(browser, web):  # noqa: F811
-    from django.db import connections
-
-    try:
+    with own_connections_closed():
         company, job = _scene()
         page = new_page(browser, viewport=PHONE)
         log_in(page, web)
@@ -174,5 +166,3 @@ def test_the_index_and_a_job_page_fit_a_phone(browser, web):  # noqa: F811
         page.wait_for_selector("text=Total debit")
         assert page_width(page) <= limit, f"journal entry page {page_width(page)} px wide"
         assert "4060 debit 1952.27 DKK" in page.inner_text(".inline-group")
-    finally:
-        connections.close_all()

@@ -15,13 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.test_admin_in_chromium import (  # noqa: F401 (fixtures)
-    browser,
-    live,
-    log_in,
-    new_page,
-    shot,
-)
+from tests.browser.pages import log_in, new_page, own_connections_closed
+from tests.browser.test_admin_in_chromium import browser, live, shot  # noqa: F401
 
 pytestmark = [
     pytest.mark.browser,
@@ -37,13 +32,8 @@ def test_operator_opens_a_receipt_and_downloads_the_audit_pack_from_the_job_page
     browser,  # noqa: F811
     live,  # noqa: F811
 ):
-    from django.db import connections
-
-    try:
+    with own_connections_closed():
         _walk(browser, live)
-    finally:
-        # Under Playwright's sync API this body runs in a greenlet with its own connection.
-        connections.close_all()
 
 
 def _walk(chromium, base):
