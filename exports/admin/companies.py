@@ -50,14 +50,7 @@ class CompanyAdmin(
         "recent_jobs",
         "recent_audit",
     )
-    fields = (
-        "name",
-        "pleo_company_id",
-        "active",
-        "credential",
-        "accounting_adapter",
-        "notify_emails",
-    ) + readonly_fields
+    fields = tuple(CompanyForm.Meta.fields) + readonly_fields
     actions = ["check_now", "check_now_recover", "release_unknown_status"]
     DELIVERIES_SHOWN = 20
 
