@@ -20,7 +20,7 @@ from exports.services.start_flow import Outcome
 from exports.services.unknown_status import company_release_unknown_status
 from tests import start_flow_fakes
 from tests.client_fakes import page
-from tests.factories import make_job
+from tests.factories import make_job, make_staff
 from tests.start_flow_fakes import EVENTS, LIST, run
 from tests.start_flow_fakes import company as company  # noqa: F401  (fixture)
 from tests.start_flow_fakes import fake as fake  # noqa: F401  (fixture)
@@ -138,10 +138,7 @@ def test_an_operator_releases_the_company_from_the_admin(
     assert run(company, recover=True).outcome == Outcome.UNKNOWN_STATUS
 
     changelist = reverse("admin:exports_company_changelist")
-    clerk = User.objects.create_user("clerk", "c@example.com", "pw", is_staff=True)
-    clerk.user_permissions.add(
-        *Permission.objects.filter(codename__in=["view_company", "view_all_companies"])
-    )
+    clerk = make_staff("clerk", "view_company", "view_all_companies")
     client.force_login(clerk)
     assert 'value="release_unknown_status"' not in client.get(changelist).content.decode()
     client.post(changelist, {"action": "release_unknown_status", "_selected_action": [company.pk]})
