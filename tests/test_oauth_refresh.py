@@ -45,7 +45,7 @@ while not (sync / "go").exists():
         sys.exit("no go signal")
     time.sleep(0.002)
 try:
-    with pleo_client_for_credential(credential, run_id=None) as client:
+    with pleo_client_for_credential(credential=credential, run_id=None) as client:
         jobs = client.list_export_jobs(company_id=company_id)
     print("RESULT " + json.dumps({"ok": True, "jobs": len(jobs)}), flush=True)
 except Exception as exc:

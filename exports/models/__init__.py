@@ -20,6 +20,16 @@ from exports.notifications.models import Notification, NotificationThrottle
 from exports.receipts.models import Receipt
 from exports.rejections.models import WebhookRejectionCount
 
+# A company's Xero connection, synced Xero data and code mapping (exports.xero.models).
+from exports.xero.models import (
+    XeroAccount,
+    XeroConnection,
+    XeroContact,
+    XeroMapping,
+    XeroTaxRate,
+    XeroTrackingOption,
+)
+
 __all__ = [
     "AuditEntry",
     "AuditQuerySet",
@@ -41,5 +51,11 @@ __all__ = [
     "WebhookEndpoint",
     "WebhookRejectionCount",
     "WorkerHeartbeat",
+    "XeroAccount",
+    "XeroConnection",
+    "XeroContact",
+    "XeroMapping",
+    "XeroTaxRate",
+    "XeroTrackingOption",
     "secret_column",
 ]

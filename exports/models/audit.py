@@ -38,6 +38,9 @@ class AuditStep(models.TextChoices):
     DEADLINE_GUARD = "deadline_guard", "deadline_guard"
     ITEM_RECOVERED = "item_recovered", "item_recovered"
     ITEM_FAILED = "item_failed", "item_failed"
+    # Receipts (exports.services.lifecycle_receipts)
+    RECEIPT_NOTE = "receipt_note", "receipt_note"
+    RECEIPTS_ARCHIVED_ONLY = "receipts_archived_only", "receipts_archived_only"
     BATCH_TOO_LARGE = "batch_too_large", "batch_too_large"
     REPORT_UNKNOWN = "report_unknown", "report_unknown"
     ITEMS_REPORTED = "items_reported", "items_reported"
@@ -55,6 +58,10 @@ class AuditStep(models.TextChoices):
     UNKNOWN_STATUS = "unknown_status", "unknown_status"
     UNKNOWN_STATUS_CLEARED = "unknown_status_cleared", "unknown_status_cleared"
     RELEASED = "released", "released"
+    # Xero (exports.services.xero_connections, xero_sync): connecting, each call, each sync
+    XERO_CONNECTION = "xero_connection", "xero_connection"
+    XERO_CALL = "xero_call", "xero_call"
+    XERO_SYNC = "xero_sync", "xero_sync"
     # Any step that failed unexpectedly
     ERROR = "error", "error"
 

@@ -54,6 +54,7 @@ from exports.models import (
     Trigger,
     WebhookDelivery,
 )
+from exports.receipts.models import Receipt
 from exports.services.companies import company_add_or_update
 from exports.services.dispatch import company_check_enqueue
 from exports.services.start_flow import company_check_run
@@ -148,6 +149,7 @@ class World:
         AuditEntry.objects.prune_older_than(clock.now().replace(year=9999))
         JournalLine.objects.all().delete()
         JournalEntry.objects.all().delete()
+        Receipt.objects.all().delete()  # the archive's index protects the records it names
         ExportItemRecord.objects.all().delete()
         WebhookDelivery.objects.all().delete()
         ExportJob.objects.all().delete()
