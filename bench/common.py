@@ -185,6 +185,21 @@ def header(title: str) -> None:
     )
 
 
+def add_company(state, sandbox_url: str, name: str):
+    """A sandbox company with its own API key, added to the product as an operator would
+    (``company_add_or_update``): ``(remote, key, saved)``."""
+    import uuid
+
+    from exports.services.companies import company_add_or_update
+
+    remote = state.add_company(name)
+    key = state.add_api_key(remote.id)
+    saved = company_add_or_update(
+        name=name, pleo_company_id=uuid.UUID(remote.id), api_key=key.key, api_base_url=sandbox_url
+    )
+    return remote, key, saved
+
+
 def make_companies(state, sandbox_url: str, n: int, *, prefix: str = "Bench") -> list:
     """``n`` sandbox companies with their own API key, and the same companies in the product
     (bulk-created: the benchmarks measure running, not setting up)."""

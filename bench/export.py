@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import math
 import time
-import uuid
 from collections import Counter
 
-from common import QueryCounter, header, parser, setup_django
+from common import QueryCounter, add_company, header, parser, setup_django
 
 PAGE = 100
 
@@ -35,17 +34,9 @@ def export_once(state, sandbox_url: str, items: int):
     from django.db import connection
 
     from exports.models import Company, JournalEntry, Trigger
-    from exports.services.companies import company_add_or_update
     from exports.services.start_flow import company_check_run
 
-    remote = state.add_company(f"Export {items}")
-    key = state.add_api_key(remote.id)
-    saved = company_add_or_update(
-        name=f"Export {items}",
-        pleo_company_id=uuid.UUID(remote.id),
-        api_key=key.key,
-        api_base_url=sandbox_url,
-    )
+    remote, key, saved = add_company(state, sandbox_url, f"Export {items}")
     job = state.create_job(remote.id, items, notify=False)
     state.clear_requests()
     company = Company.objects.select_related("credential").get(pk=saved.company.pk)

@@ -18,10 +18,10 @@ read the job, post ``started``) made directly by a bare client on a fresh job. T
 from __future__ import annotations
 
 import time
-import uuid
 from datetime import datetime
 
 from common import (
+    add_company,
     free_port,
     gunicorn,
     header,
@@ -140,7 +140,6 @@ def main() -> None:
         ALLOWED_HOSTS="127.0.0.1,localhost",
     )
     env["BENCH_PORT"] = str(port)
-    from exports.services.companies import company_add_or_update
     from exports.services.subscriptions import webhooks_subscribe
     from pleo_sandbox.server import SandboxServer
 
@@ -152,14 +151,7 @@ def main() -> None:
     remotes, keys = [], []
     try:
         for i in range(COMPANIES):
-            remote = state.add_company(f"Latency {i}")
-            key = state.add_api_key(remote.id)
-            saved = company_add_or_update(
-                name=f"Latency {i}",
-                pleo_company_id=uuid.UUID(remote.id),
-                api_key=key.key,
-                api_base_url=sandbox.url,
-            )
+            remote, key, saved = add_company(state, sandbox.url, f"Latency {i}")
             webhooks_subscribe(credential=saved.company.credential)
             remotes.append(remote)
             keys.append(key)

@@ -8,6 +8,15 @@ from exports.services.companies import webhook_endpoint_ensure
 from tests import secrets_registry
 
 
+def make_staff(name: str = "clerk", *codenames: str):
+    """A staff user (no superuser) holding the permissions named ``codenames``."""
+    from django.contrib.auth.models import Permission, User
+
+    user = User.objects.create_user(name, f"{name}@example.com", None, is_staff=True)
+    user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
+    return user
+
+
 def make_credential(
     *, name="Acme credential", api_key=None, api_base_url="", **extra
 ) -> Credential:

@@ -8,7 +8,7 @@ from django.urls import reverse
 from exports import audit
 from exports.models import AuditEntry, AuditStep, Credential, Trigger
 from tests.admin_forms import credential_form
-from tests.factories import make_company, make_credential, make_job
+from tests.factories import make_company, make_credential, make_job, make_staff
 
 pytestmark = pytest.mark.django_db
 
@@ -132,13 +132,7 @@ def test_every_admin_action_is_registered_and_reachable(admin_client):
 
 @pytest.fixture
 def staff_client(client):
-    user = User.objects.create_user("clerk", "c@example.com", "pw", is_staff=True)
-    from django.contrib.auth.models import Permission
-
-    user.user_permissions.add(
-        *Permission.objects.filter(codename__in=["view_company", "change_company"])
-    )
-    client.force_login(user)
+    client.force_login(make_staff("clerk", "view_company", "change_company"))
     return client
 
 

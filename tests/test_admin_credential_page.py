@@ -13,14 +13,13 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import responses
-from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 
 from exports.models import Credential
 from tests import secrets_registry
 from tests.admin_forms import credential_form
 from tests.client_fakes import page
-from tests.factories import make_company, make_credential
+from tests.factories import make_company, make_credential, make_staff
 
 pytestmark = pytest.mark.django_db
 
@@ -34,10 +33,7 @@ def root(admin_client):
 
 
 def _staff(client, *codenames, name="staff"):
-    user = User.objects.create_user(name, f"{name}@example.com", "pw", is_staff=True)
-    for codename in codenames:
-        user.user_permissions.add(Permission.objects.get(codename=codename))
-    client.force_login(user)
+    client.force_login(make_staff(name, *codenames))
     return client
 
 

@@ -29,6 +29,13 @@ def beat(name: str, age_seconds: float) -> None:
     )
 
 
+def beats(settings, *, worker_age: float, tick_age: float) -> None:
+    """A five-minute poll interval; the worker and the poll tick last seen that long ago."""
+    settings.PLEO_POLL_INTERVAL_MINUTES = 5
+    beat("worker host:1", worker_age)
+    beat(WorkerHeartbeat.TICK, tick_age)
+
+
 def notify_health(capsys) -> tuple[int, str]:
     try:
         call_command("notify_health")
@@ -41,15 +48,11 @@ def notify_health(capsys) -> tuple[int, str]:
 
 @pytest.fixture
 def worker_stopped(settings):
-    settings.PLEO_POLL_INTERVAL_MINUTES = 5
-    beat("worker host:1", 600)  # stopped ten minutes ago
-    beat(WorkerHeartbeat.TICK, 60)
+    beats(settings, worker_age=600, tick_age=60)  # the worker stopped ten minutes ago
 
 
 def test_healthy_sends_nothing(notify_settings, receiver, settings, capsys):
-    settings.PLEO_POLL_INTERVAL_MINUTES = 5
-    beat("worker host:1", 30)
-    beat(WorkerHeartbeat.TICK, 60)
+    beats(settings, worker_age=30, tick_age=60)
     code, out = notify_health(capsys)
     assert code == 0
     assert "worker: ok" in out and "poll tick: ok" in out
@@ -84,9 +87,7 @@ def test_a_stopped_worker_sends_exactly_one_message_an_hour(
 
 
 def test_a_missing_poll_tick_is_told_too(notify_settings, receiver, settings, capsys):
-    settings.PLEO_POLL_INTERVAL_MINUTES = 5
-    beat("worker host:1", 30)
-    beat(WorkerHeartbeat.TICK, 700)
+    beats(settings, worker_age=30, tick_age=700)
     code, out = notify_health(capsys)
     assert code == 1
     assert "poll tick: MISSING" in out

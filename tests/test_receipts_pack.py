@@ -13,7 +13,7 @@ import uuid
 import zipfile
 
 import pytest
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.urls import reverse
@@ -24,7 +24,7 @@ from exports.models import AuditEntry, ExportItemRecord, ExportJob, JournalEntry
 from exports.receipts.files import receipts_storage
 from exports.receipts.pack import audit_pack_bytes
 from exports.selectors.journal_csv import journal_csv
-from tests.factories import make_company, make_receipt
+from tests.factories import make_company, make_receipt, make_staff
 
 pytestmark = pytest.mark.django_db
 
@@ -189,9 +189,7 @@ def test_the_snapshot_keeps_what_was_booked_and_drops_what_the_journal_never_cop
 def staff(*codenames, superuser=False) -> User:
     if superuser:
         return User.objects.create_superuser("root", "root@example.com", None)
-    user = User.objects.create_user("clerk", "clerk@example.com", None, is_staff=True)
-    user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
-    return user
+    return make_staff("clerk", *codenames)
 
 
 def test_the_job_page_and_the_entry_page_show_receipts_with_a_download_link(client):

@@ -20,7 +20,7 @@ from exports.services.start_flow import Outcome
 from exports.services.unknown_status import company_release_unknown_status
 from tests import start_flow_fakes
 from tests.client_fakes import page
-from tests.factories import make_job
+from tests.factories import make_job, make_staff
 from tests.start_flow_fakes import EVENTS, LIST, run
 from tests.start_flow_fakes import company as company  # noqa: F401  (fixture)
 from tests.start_flow_fakes import fake as fake  # noqa: F401  (fixture)
@@ -59,6 +59,12 @@ def audits(company, step) -> list[AuditEntry]:
     return list(AuditEntry.objects.filter(company=company, step=step).order_by("id"))
 
 
+def serve_jobs(fake, *jobs) -> None:
+    """Pleo serves each job at ``GET /v3/export-jobs/{id}``."""
+    for job in jobs:
+        fake.get(f"{LIST}/{job['id']}", json={"data": job})
+
+
 def ours(company, job, status="in_progress") -> ExportJob:
     return make_job(
         company,
@@ -77,8 +83,7 @@ def test_our_job_in_an_unknown_status_holds_the_company_until_pleo_shows_a_known
     held = job_json(company, status="on_hold", created_minutes_ago=30)
     pending = job_json(company, created_minutes_ago=5)
     ours(company, held)
-    fake.get(f"{LIST}/{held['id']}", json={"data": held})
-    fake.get(f"{LIST}/{pending['id']}", json={"data": pending})
+    serve_jobs(fake, held, pending)
     fake.get(LIST, json=page([pending]))  # the filtered list does not show the held job
 
     # Recovery re-reads our claim: no failure, and the pending job is not started.
@@ -113,7 +118,7 @@ def test_our_job_in_an_unknown_status_holds_the_company_until_pleo_shows_a_known
 def test_a_different_unknown_value_is_audited_again(company, fake):
     held = job_json(company, status="on_hold")
     ours(company, held)
-    fake.get(f"{LIST}/{held['id']}", json={"data": held})
+    serve_jobs(fake, held)
     fake.get(LIST, json=page([]))
     run(company, recover=True)
     run(company)
@@ -132,16 +137,12 @@ def test_an_operator_releases_the_company_from_the_admin(
     held = job_json(company, status="on_hold", created_minutes_ago=30)
     pending = job_json(company, created_minutes_ago=5)
     ours(company, held)
-    fake.get(f"{LIST}/{held['id']}", json={"data": held})
-    fake.get(f"{LIST}/{pending['id']}", json={"data": pending})
+    serve_jobs(fake, held, pending)
     fake.get(LIST, json=page([pending]))
     assert run(company, recover=True).outcome == Outcome.UNKNOWN_STATUS
 
     changelist = reverse("admin:exports_company_changelist")
-    clerk = User.objects.create_user("clerk", "c@example.com", "pw", is_staff=True)
-    clerk.user_permissions.add(
-        *Permission.objects.filter(codename__in=["view_company", "view_all_companies"])
-    )
+    clerk = make_staff("clerk", "view_company", "view_all_companies")
     client.force_login(clerk)
     assert 'value="release_unknown_status"' not in client.get(changelist).content.decode()
     client.post(changelist, {"action": "release_unknown_status", "_selected_action": [company.pk]})
@@ -181,7 +182,7 @@ def test_release_of_a_company_that_is_not_held_does_nothing(company):
 def test_an_unknown_status_after_our_started_had_an_unknown_outcome_holds(company, fake):
     pending = job_json(company)
     fake.get(LIST, json=page([pending]))
-    fake.get(f"{LIST}/{pending['id']}", json={"data": pending})
+    serve_jobs(fake, pending)
     fake.get(f"{LIST}/{pending['id']}", json={"data": {**pending, "status": "starting_up"}})
     fake.replace("POST", EVENTS, status=503)
     result = run(company)
@@ -201,7 +202,7 @@ def test_a_job_not_ours_in_an_unknown_status_is_skipped_and_audited_once(company
     fake.get(LIST, json=page([odd, pending]))
     fake.get(LIST, json=page([odd]))  # once the newer one is finished
     fake.get(f"{LIST}/{odd['id']}", json={"data": {**odd, "status": "archived"}})
-    fake.get(f"{LIST}/{pending['id']}", json={"data": pending})
+    serve_jobs(fake, pending)
     assert run(company).outcome == Outcome.COMPLETED
     assert run(company).outcome == Outcome.NOTHING_PENDING
     assert events_for(fake, odd) == []
@@ -229,8 +230,7 @@ def test_our_expired_job_is_failed_job_expired_and_the_company_goes_on(company, 
     expired = job_json(company, status="expired", created_minutes_ago=90)
     pending = job_json(company, created_minutes_ago=5)
     ours(company, expired)
-    fake.get(f"{LIST}/{expired['id']}", json={"data": expired})
-    fake.get(f"{LIST}/{pending['id']}", json={"data": pending})
+    serve_jobs(fake, expired, pending)
     fake.get(LIST, json=page([pending]))
     fake.get(LIST, json=page([]))
     result = run(company, trigger=Trigger.RECOVERY, recover=True)

@@ -162,14 +162,19 @@ def _chunked_environ(stream, *, terminated=True):
     return environ
 
 
-def test_chunked_body_on_a_server_that_ends_the_input_is_read(hook, tasks):
-    body = job_event(hook.company)
-    response = hook.client.post(
+def _post_chunked(hook, stream, *, signed: bytes, terminated=True):
+    """POST ``stream`` as a chunked body, with the headers that sign ``signed``."""
+    return hook.client.post(
         hook.url,
         content_type="application/json",
-        headers=hook.headers(body),
-        **_chunked_environ(io.BytesIO(body)),
+        headers=hook.headers(signed),
+        **_chunked_environ(stream, terminated=terminated),
     )
+
+
+def test_chunked_body_on_a_server_that_ends_the_input_is_read(hook, tasks):
+    body = job_event(hook.company)
+    response = _post_chunked(hook, io.BytesIO(body), signed=body)
     assert response.status_code == 200, response.content
     assert response.json() == {"status": "enqueued"}
     assert only_delivery().body == body.decode()
@@ -191,12 +196,7 @@ class EndlessStream:
 
 def test_chunked_body_over_the_limit_is_413_and_read_no_further(hook, tasks):
     stream = EndlessStream()
-    response = hook.client.post(
-        hook.url,
-        content_type="application/json",
-        headers=hook.headers(b""),
-        **_chunked_environ(stream),
-    )
+    response = _post_chunked(hook, stream, signed=b"")
     assert response.status_code == 413
     assert response.json()["error"] == "body_too_large"
     assert stream.read_bytes <= LIMIT + 1
@@ -207,12 +207,7 @@ def test_chunked_body_on_a_server_that_does_not_end_the_input_is_411(hook, tasks
     """runserver (wsgiref) passes no Content-Length and no end of input: refuse it clearly
     rather than read nothing and call the signature wrong."""
     body = job_event(hook.company)
-    response = hook.client.post(
-        hook.url,
-        content_type="application/json",
-        headers=hook.headers(body),
-        **_chunked_environ(io.BytesIO(body), terminated=False),
-    )
+    response = _post_chunked(hook, io.BytesIO(body), signed=body, terminated=False)
     assert response.status_code == 411, response.content
     assert response.json()["error"] == "length_required"
     assert webhook_views.rejection_counts() == {"length_required": 1}

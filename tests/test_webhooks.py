@@ -643,15 +643,24 @@ def test_stale_received_duplicate_is_enqueued_again(
     assert fresh.state == State.RECEIVED
 
 
-@pytest.mark.django_db(transaction=True)
-def test_row_is_committed_before_enqueue_and_survives_an_enqueue_failure(tasks, monkeypatch):
-    """A broker outside the database (Redis): the row is committed first, then the task sent."""
-    monkeypatch.setattr(webhook_dispatch, "task_commits_with_transaction", lambda: False)
-    monkeypatch.setattr(webhook_services, "task_commits_with_transaction", lambda: False)
+def _post_to_a_refusing_broker(tasks, monkeypatch, *, commits_with_transaction: bool):
+    """A delivery ``msg_fail`` posted while the broker refuses the task: (hook, body, response)."""
+    for module in (webhook_dispatch, webhook_services):
+        monkeypatch.setattr(
+            module, "task_commits_with_transaction", lambda: commits_with_transaction
+        )
     hook = Hook()
     tasks.fail = True
     body = job_event(hook.company)
-    response = hook.post(body, msg_id="msg_fail")
+    return hook, body, hook.post(body, msg_id="msg_fail")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_row_is_committed_before_enqueue_and_survives_an_enqueue_failure(tasks, monkeypatch):
+    """A broker outside the database (Redis): the row is committed first, then the task sent."""
+    hook, body, response = _post_to_a_refusing_broker(
+        tasks, monkeypatch, commits_with_transaction=False
+    )
     assert response.status_code == 503
     assert response.json() == {
         "status": "enqueue_failed",
@@ -688,12 +697,9 @@ def test_row_is_committed_before_enqueue_and_survives_an_enqueue_failure(tasks, 
 def test_with_the_orm_broker_a_refused_task_rolls_the_delivery_back(tasks, monkeypatch):
     """The ORM broker writes the task in the delivery's transaction: a failure there stores
     nothing (no delivery claiming a check that is not queued), and Pleo's retry is new."""
-    monkeypatch.setattr(webhook_dispatch, "task_commits_with_transaction", lambda: True)
-    monkeypatch.setattr(webhook_services, "task_commits_with_transaction", lambda: True)
-    hook = Hook()
-    tasks.fail = True
-    body = job_event(hook.company)
-    response = hook.post(body, msg_id="msg_fail")
+    hook, body, response = _post_to_a_refusing_broker(
+        tasks, monkeypatch, commits_with_transaction=True
+    )
     assert response.status_code == 503
     assert response.json()["detail"] == "not stored: the check could not be queued; send it again"
     assert response["Retry-After"] == "60"

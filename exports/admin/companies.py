@@ -5,11 +5,11 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import path, reverse
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html
 
 from exports.admin import live
 from exports.admin.actions import enqueue_checks
-from exports.admin.failing import CompanyFailingAdminMixin
+from exports.admin.failing import CompanyFailingAdminMixin, listing_html
 from exports.admin.filters import LastCheckOutcomeFilter
 from exports.admin.forms import CompanyForm, CompanyFormMixin
 from exports.admin.preview import may_preview, preview_page
@@ -58,14 +58,7 @@ class CompanyAdmin(
         "recent_jobs",
         "recent_audit",
     )
-    fields = (
-        "name",
-        "pleo_company_id",
-        "active",
-        "credential",
-        "accounting_adapter",
-        "notify_emails",
-    ) + readonly_fields
+    fields = tuple(CompanyForm.Meta.fields) + readonly_fields
     actions = ["check_now", "check_now_recover", "release_unknown_status"]
     DELIVERIES_SHOWN = 20
 
@@ -75,32 +68,24 @@ class CompanyAdmin(
         if obj is None or obj.pk is None:
             return "-"
         deliveries = list(obj.deliveries.order_by("-received_at", "-id")[: self.DELIVERIES_SHOWN])
-        if not deliveries:
-            return "None yet."
-        rows = format_html_join(
-            "",
-            '<tr><td><a href="{}">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>',
-            (
-                (
-                    reverse("admin:exports_webhookdelivery_change", args=[d.pk]),
-                    timestamp_text(d.received_at),
-                    d.event_type,
-                    d.webhook_id,
-                    d.pleo_job_id or "",
-                    d.get_state_display(),
-                )
-                for d in deliveries
-            ),
-        )
         list_url = (
             reverse("admin:exports_webhookdelivery_changelist") + f"?company__id__exact={obj.pk}"
         )
-        return format_html(
-            "<table><tr><th>Received</th><th>Event</th><th>Webhook id</th><th>Job</th>"
+        return listing_html(
+            deliveries,
+            row='<tr><td><a href="{}">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>',
+            cells=lambda d: (
+                reverse("admin:exports_webhookdelivery_change", args=[d.pk]),
+                timestamp_text(d.received_at),
+                d.event_type,
+                d.webhook_id,
+                d.pleo_job_id or "",
+                d.get_state_display(),
+            ),
+            table="<table><tr><th>Received</th><th>Event</th><th>Webhook id</th><th>Job</th>"
             '<th>State</th></tr>{}</table><p><a href="{}">All deliveries of this company'
             "</a> (reprocess failed ones there)</p>",
-            rows,
-            list_url,
+            links=(list_url,),
         )
 
     change_form_template = "admin/exports/company/change_form.html"

@@ -5,6 +5,9 @@ audit entries with links to their filtered lists. Small display methods, placed 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
@@ -12,6 +15,15 @@ from django.utils.html import format_html, format_html_join
 from exports.selectors import failing as selectors
 from exports.services.outcome_labels import outcome_label
 from exports.timestamps import timestamp_text
+
+
+def listing_html(items, *, row: str, cells: Callable[[Any], tuple], table: str, links: tuple):
+    """``items`` as rows (``row`` filled with ``cells(item)``) in ``table`` (its first ``{}``),
+    then ``links`` (its further ``{}``); with no items, "None yet."."""
+    if not items:
+        return "None yet."
+    rows = format_html_join("", row, (cells(item) for item in items))
+    return format_html(table, rows, *links)
 
 
 def _at(value) -> str:
@@ -48,30 +60,22 @@ class CompanyFailingAdminMixin:
             return "-"
         jobs = selectors.company_recent_jobs(company=obj)
         list_url = reverse("admin:exports_exportjob_changelist") + f"?company__id__exact={obj.pk}"
-        if not jobs:
-            return "None yet."
-        rows = format_html_join(
-            "",
-            '<tr><td><a href="{}">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>',
-            (
-                (
-                    reverse("admin:exports_exportjob_change", args=[job.pk]),
-                    job.pleo_job_id,
-                    job.get_status_display(),
-                    job.get_claim_display(),
-                    _at(job.created_at),
-                    selectors.failing_text_for(obj=job) or job.failure_reason_type or "",
-                )
-                for job in jobs
+        return listing_html(
+            jobs,
+            row='<tr><td><a href="{}">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>',
+            cells=lambda job: (
+                reverse("admin:exports_exportjob_change", args=[job.pk]),
+                job.pleo_job_id,
+                job.get_status_display(),
+                job.get_claim_display(),
+                _at(job.created_at),
+                selectors.failing_text_for(obj=job) or job.failure_reason_type or "",
             ),
-        )
-        return format_html(
-            '<table class="recent-jobs stack-narrow"><thead><tr><th>Pleo job</th><th>Status</th>'
-            "<th>Claim</th><th>Created</th><th>Problem</th></tr></thead>"
+            table='<table class="recent-jobs stack-narrow"><thead><tr><th>Pleo job</th>'
+            "<th>Status</th><th>Claim</th><th>Created</th><th>Problem</th></tr></thead>"
             "<tbody>{}</tbody></table>"
             '<p><a href="{}">All export jobs of this company</a></p>',
-            rows,
-            list_url,
+            links=(list_url,),
         )
 
     @admin.display(description="Recent audit entries")
@@ -80,31 +84,22 @@ class CompanyFailingAdminMixin:
             return "-"
         entries = selectors.company_recent_audit(company=obj)
         base = reverse("admin:exports_auditentry_changelist") + f"?company__id__exact={obj.pk}"
-        if not entries:
-            return "None yet."
-        rows = format_html_join(
-            "",
-            '<tr class="audit-{}"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>',
-            (
-                (
-                    entry.outcome,
-                    _at(entry.created_at),
-                    str(entry.export_job.pleo_job_id)[:8] if entry.export_job_id else "",
-                    entry.step,
-                    entry.get_outcome_display(),
-                    entry.message,
-                )
-                for entry in entries
+        return listing_html(
+            entries,
+            row='<tr class="audit-{}"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>',
+            cells=lambda entry: (
+                entry.outcome,
+                _at(entry.created_at),
+                str(entry.export_job.pleo_job_id)[:8] if entry.export_job_id else "",
+                entry.step,
+                entry.get_outcome_display(),
+                entry.message,
             ),
-        )
-        return format_html(
-            '<table class="recent-audit stack-narrow"><thead><tr><th>When</th><th>Job</th>'
+            table='<table class="recent-audit stack-narrow"><thead><tr><th>When</th><th>Job</th>'
             "<th>Step</th><th>Outcome</th><th>Message</th></tr></thead><tbody>{}</tbody></table>"
             '<p><a href="{}">All audit entries of this company</a> · '
             '<a href="{}&outcome__exact=error">its errors</a></p>',
-            rows,
-            base,
-            base,
+            links=(base, base),
         )
 
 

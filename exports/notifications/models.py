@@ -11,6 +11,13 @@ from django.db import models
 from exports.notifications.kinds import Kind
 
 
+def _about(to: str) -> models.ForeignKey:
+    """What a notification is about: optional, and the notification stays when that row goes."""
+    return models.ForeignKey(
+        to, on_delete=models.SET_NULL, null=True, blank=True, related_name="notifications"
+    )
+
+
 class Notification(models.Model):
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued for the worker"
@@ -25,27 +32,9 @@ class Notification(models.Model):
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
     # What "one message per hour" counts per: "company:<pk>", "credential:<pk>" or "service".
     dedupe_key = models.CharField(max_length=100)
-    company = models.ForeignKey(
-        "exports.Company",
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="notifications",
-    )
-    credential = models.ForeignKey(
-        "exports.Credential",
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="notifications",
-    )
-    export_job = models.ForeignKey(
-        "exports.ExportJob",
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="notifications",
-    )
+    company = _about("exports.Company")
+    credential = _about("exports.Credential")
+    export_job = _about("exports.ExportJob")
     pleo_job_id = models.UUIDField("Pleo job id", null=True, blank=True)
     subject = models.CharField(max_length=300)
     summary = models.CharField(max_length=500, blank=True, help_text="One line, for digests.")

@@ -192,10 +192,15 @@ def validator(
     return _validator_for(ref, spec, no_extra_fields, pleo_nullable_fixups)
 
 
+def _line(error: ValidationError) -> str:
+    """One error as ``/path/to/field: message``."""
+    return f"/{'/'.join(map(str, error.absolute_path))}: {error.message}"
+
+
 def _raise_all(v: Draft202012Validator, instance: Any, what: str) -> None:
     errors = sorted(v.iter_errors(instance), key=lambda e: list(e.absolute_path))
     if errors:
-        lines = [f"/{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in errors[:20]]
+        lines = [_line(e) for e in errors[:20]]
         raise ValidationError(f"{what}: {len(errors)} error(s)\n" + "\n".join(lines))
 
 
@@ -214,7 +219,7 @@ def errors(
         no_extra_fields=no_extra_fields,
         pleo_nullable_fixups=pleo_nullable_fixups,
     )
-    return [f"/{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in v.iter_errors(instance)]
+    return [_line(e) for e in v.iter_errors(instance)]
 
 
 def validate(
@@ -327,4 +332,4 @@ def response_errors(
     if v is None:
         return [] if instance in (None, b"", "") else [f"{status} documents no body"]
     found = sorted(v.iter_errors(instance), key=lambda e: list(map(str, e.absolute_path)))
-    return [f"/{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in found]
+    return [_line(e) for e in found]

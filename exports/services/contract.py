@@ -86,6 +86,8 @@ class _Reader:
     def __init__(self, client: pleo.PleoClient, report: ContractReport) -> None:
         self.client = client
         self.report = report
+        self.lists: dict[str, list[Any]] = {}  # what each list read served, for pagination
+        self.capped: list[str] = []  # the lists left unread after MAX_PAGES
 
     def get(self, path: str, params: dict | None = None) -> Any:
         self.report.requests.append(f"GET {path}")
@@ -98,6 +100,19 @@ class _Reader:
             ) from None
         except pleo.PleoAuthError as exc:
             raise _Stop(f"Pleo refused the credential: {exc}") from None
+
+    def listed(self, key: str, check: str, path: str, params: dict) -> tuple[list[Any], bool]:
+        """:meth:`pages`, kept under ``key`` for the pagination check; a failed call is a
+        mismatch of ``check`` and reads as no pages."""
+        try:
+            pages, more = self.pages(path, params)
+        except pleo.PleoError as exc:
+            self.report.findings.append(_failed(check, exc))
+            return [], False
+        self.lists[key] = pages
+        if more:
+            self.capped.append(f"{key} after {len(pages)} pages")
+        return pages, more
 
     def pages(self, path: str, params: dict) -> tuple[list[Any], bool]:
         """Up to ``MAX_PAGES`` raw pages; True when more were left unread."""
@@ -155,20 +170,13 @@ def pleo_contract_verify(*, company: Company) -> ContractReport:
 def _run_checks(reader: _Reader, report: ContractReport, company: Company) -> None:
     add = report.findings.append
     company_id = str(company.pleo_company_id)
-    lists: dict[str, list[Any]] = {}
-    capped: list[str] = []
 
     # 1. Every job of the company, whatever its status.
-    try:
-        job_pages, more = reader.pages("/v3/export-jobs", {"company_id": company_id})
-    except pleo.PleoError as exc:
-        add(_failed("jobs.schema", exc))
-        job_pages, more = [], False
+    job_pages, more = reader.listed(
+        "jobs", "jobs.schema", "/v3/export-jobs", {"company_id": company_id}
+    )
     jobs = [j for j in _rows(job_pages) if isinstance(j, dict)]
     if job_pages:
-        lists["jobs"] = job_pages
-        if more:
-            capped.append(f"jobs after {len(job_pages)} pages")
         what = f"{contract.plural(len(jobs), 'job')} on {contract.plural(len(job_pages), 'page')}"
         add(
             contract.schema_finding(
@@ -200,21 +208,14 @@ def _run_checks(reader: _Reader, report: ContractReport, company: Company) -> No
         for check in ("job.schema", "items.schema", "export_items.schema"):
             add(contract.skipped(check, why))
     else:
-        _job_checks(reader, report, job, lists, capped)
+        _job_checks(reader, report, job)
 
     # 4. A job that does not exist: the documented 404 and the case of its error type.
     add(_not_found(reader))
 
     # 5. Subscriptions of the credential.
-    try:
-        sub_pages, more = reader.pages("/v1/subscriptions", {})
-    except pleo.PleoError as exc:
-        add(_failed("subscriptions.schema", exc))
-        sub_pages, more = [], False
+    sub_pages, _ = reader.listed("subscriptions", "subscriptions.schema", "/v1/subscriptions", {})
     if sub_pages:
-        lists["subscriptions"] = sub_pages
-        if more:
-            capped.append(f"subscriptions after {len(sub_pages)} pages")
         subs = _rows(sub_pages)
         what = contract.plural(len(subs), "subscription")
         add(
@@ -227,8 +228,8 @@ def _run_checks(reader: _Reader, report: ContractReport, company: Company) -> No
         ):
             add(finding)
 
-    if lists:
-        add(contract.pagination_finding("pagination", lists, capped))
+    if reader.lists:
+        add(contract.pagination_finding("pagination", reader.lists, reader.capped))
 
 
 def _company_filter(jobs: list[dict], company_id: str) -> Finding:
@@ -277,9 +278,7 @@ def _pick(jobs: list[dict]) -> dict | None:
     return newest([j for j in jobs if j.get("status") in UNFINISHED]) or newest(jobs)
 
 
-def _job_checks(
-    reader: _Reader, report: ContractReport, job: dict, lists: dict, capped: list
-) -> None:
+def _job_checks(reader: _Reader, report: ContractReport, job: dict) -> None:
     add = report.findings.append
     job_id = str(job.get("id"))
     try:
@@ -309,15 +308,8 @@ def _job_checks(
                 )
             )
 
-    try:
-        item_pages, more = reader.pages(f"{path}/items", {})
-    except pleo.PleoError as exc:
-        add(_failed("items.schema", exc))
-        item_pages, more = [], False
+    item_pages, _ = reader.listed("items", "items.schema", f"{path}/items", {})
     if item_pages:
-        lists["items"] = item_pages
-        if more:
-            capped.append(f"items after {len(item_pages)} pages")
         items = _rows(item_pages)
         what = f"{contract.plural(len(items), 'item')} of job {job_id}"
         add(
@@ -349,7 +341,7 @@ def _job_checks(
         )
 
     if status in UNFINISHED:
-        _export_items(reader, report, job_id, lists, capped)
+        _export_items(reader, report, job_id)
     else:
         add(
             contract.skipped(
@@ -361,16 +353,13 @@ def _job_checks(
         add(_finished_export_items(reader, job_id))
 
 
-def _export_items(reader: _Reader, report: ContractReport, job_id: str, lists, capped) -> None:
+def _export_items(reader: _Reader, report: ContractReport, job_id: str) -> None:
     add = report.findings.append
-    try:
-        pages, more = reader.pages("/v3/export-items", {"job_id": job_id})
-    except pleo.PleoError as exc:
-        add(_failed("export_items.schema", exc))
+    pages, _ = reader.listed(
+        "export items", "export_items.schema", "/v3/export-items", {"job_id": job_id}
+    )
+    if not pages:
         return
-    lists["export items"] = pages
-    if more:
-        capped.append(f"export items after {len(pages)} pages")
     rows = _rows(pages)
     what = f"{contract.plural(len(rows), 'export item')} of job {job_id}"
     add(
@@ -387,35 +376,51 @@ def _export_items(reader: _Reader, report: ContractReport, job_id: str, lists, c
 
 def _finished_export_items(reader: _Reader, job_id: str) -> Finding:
     """Export items of a finished job: the documented 422 and the case of its error type."""
-    check = "export_items.finished_job_error"
-    try:
-        reader.get("/v3/export-items", {"job_id": job_id, "limit": 1})
-    except pleo.PleoHTTPError as exc:
-        return contract.error_type_finding(
-            check,
-            status=exc.status,
-            error_type=exc.error_type,
-            expected_status=422,
-            expected=pleo.ErrorType.EXPORT_JOB_STATUS_UNPROCESSABLE.value,
-        )
-    except pleo.PleoError as exc:
-        return _failed(check, exc)
-    return contract.mismatch(check, f"export items of finished job {job_id} were served (200)")
+    return _expect_error(
+        reader,
+        "export_items.finished_job_error",
+        "/v3/export-items",
+        {"job_id": job_id, "limit": 1},
+        expected_status=422,
+        expected=pleo.ErrorType.EXPORT_JOB_STATUS_UNPROCESSABLE,
+        served=f"export items of finished job {job_id} were served (200)",
+    )
 
 
 def _not_found(reader: _Reader) -> Finding:
-    check = "errors.not_found"
     missing = uuid.uuid4()  # random: no job has it
+    return _expect_error(
+        reader,
+        "errors.not_found",
+        f"/v3/export-jobs/{missing}",
+        None,
+        expected_status=404,
+        expected=pleo.ErrorType.EXPORT_NOT_FOUND,
+        served=f"a job that does not exist ({missing}) was served (200)",
+    )
+
+
+def _expect_error(
+    reader: _Reader,
+    check: str,
+    path: str,
+    params: dict | None,
+    *,
+    expected_status: int,
+    expected: pleo.ErrorType,
+    served: str,
+) -> Finding:
+    """A GET that must fail with ``expected_status`` and error type ``expected``."""
     try:
-        reader.get(f"/v3/export-jobs/{missing}")
+        reader.get(path, params)
     except pleo.PleoHTTPError as exc:
         return contract.error_type_finding(
             check,
             status=exc.status,
             error_type=exc.error_type,
-            expected_status=404,
-            expected=pleo.ErrorType.EXPORT_NOT_FOUND.value,
+            expected_status=expected_status,
+            expected=expected.value,
         )
     except pleo.PleoError as exc:
         return _failed(check, exc)
-    return contract.mismatch(check, f"a job that does not exist ({missing}) was served (200)")
+    return contract.mismatch(check, served)

@@ -190,17 +190,7 @@ def lease_release_or_recheck(
         _lock_company_row(lease.company_id)
         released = Company.objects.filter(
             pk=lease.company_id, lease_token=lease.token, recheck_requested=False
-        ).update(
-            lease_token=None,
-            lease_expires_at=None,
-            lease_holder="",
-            last_check_at=now,
-            last_check_outcome=outcome,
-            last_check_error=error[:2000],
-            work_pending=work_pending,
-            next_run_not_before=not_before,
-            **_failing(lease, failing, error, work_pending, not_before, now),
-        )
+        ).update(**_released(lease, outcome, error, work_pending, not_before, failing, now))
         if released:
             return False
         again = Company.objects.filter(
@@ -230,16 +220,23 @@ def lease_release(
     """
     now = clock.now()
     Company.objects.filter(pk=lease.company_id, lease_token=lease.token).update(
-        lease_token=None,
-        lease_expires_at=None,
-        lease_holder="",
-        last_check_at=now,
-        last_check_outcome=outcome,
-        last_check_error=error[:2000],
-        work_pending=work_pending,
-        next_run_not_before=not_before,
-        **_failing(lease, failing, error, work_pending, not_before, now),
+        **_released(lease, outcome, error, work_pending, not_before, failing, now)
     )
+
+
+def _released(lease, outcome, error, work_pending, not_before, failing, now) -> dict:
+    """The fields of a released lease with its check recorded (and the failing state)."""
+    return {
+        "lease_token": None,
+        "lease_expires_at": None,
+        "lease_holder": "",
+        "last_check_at": now,
+        "last_check_outcome": outcome,
+        "last_check_error": error[:2000],
+        "work_pending": work_pending,
+        "next_run_not_before": not_before,
+        **_failing(lease, failing, error, work_pending, not_before, now),
+    }
 
 
 def _failing(lease, failing, error, work_pending, not_before, now) -> dict:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from django import template
 
 from exports.selectors.index_status import index_status
+from exports.templatetags.request_user import user_with_perm
 
 register = template.Library()
 
@@ -13,8 +14,7 @@ register = template.Library()
 @register.simple_tag(takes_context=True)
 def export_status(context):
     """``{% export_status as status %}``: None for users who may not view companies."""
-    request = context.get("request")
-    user = getattr(request, "user", None)
-    if user is None or not user.has_perm("exports.view_company"):
+    user = user_with_perm(context, "exports.view_company")
+    if user is None:
         return None
     return index_status(user=user)

@@ -9,6 +9,7 @@ from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
 from exports.rejections.selectors import rejection_counts_for_index
+from exports.templatetags.request_user import user_with_perm
 
 register = template.Library()
 
@@ -16,9 +17,8 @@ register = template.Library()
 @register.simple_tag(takes_context=True)
 def rejected_webhooks(context):
     """``{% rejected_webhooks as rows %}``: the counts the user may see (empty: none)."""
-    request = context.get("request")
-    user = getattr(request, "user", None)
-    if user is None or not user.has_perm("exports.view_credential"):
+    user = user_with_perm(context, "exports.view_credential")
+    if user is None:
         return []
     return rejection_counts_for_index(user=user)
 
@@ -33,9 +33,8 @@ def live_status_root(context, company=None, job=None):
         live_status_for_job,
     )
 
-    request = context.get("request")
-    user = getattr(request, "user", None)
-    if user is None or not user.has_perm("exports.view_company"):
+    user = user_with_perm(context, "exports.view_company")
+    if user is None:
         return ""
     url = reverse("admin:exports_live_status")
     if job is not None and job.pk:

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests import processes
+from tests.browser.pages import PASSWORD, log_in, new_page, own_connections_closed
 from tests.fixtures.services import skip_or_fail
 
 pytestmark = [
@@ -43,7 +44,6 @@ SCREENSHOTS = (
     if os.environ.get("UPDATE_SCREENSHOTS") == "1"
     else Path(tempfile.gettempdir()) / "pleo-export-bridge-screenshots"
 )
-PASSWORD = "browser-test-password-1"
 
 
 @pytest.fixture
@@ -90,15 +90,6 @@ def live(pleo_sandbox, product_env, tmp_path, settings, django_user_model):
             assert "Traceback" not in processes.output(process), processes.output(process)[-4000:]
 
 
-def log_in(page, base: str) -> None:
-    """As the ``live`` fixture's operator, on the admin's index."""
-    page.goto(f"{base}/admin/")
-    page.fill("#id_username", "operator")
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_selector("#export-status")
-
-
 def shot(page, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
@@ -107,14 +98,8 @@ def shot(page, name: str) -> None:
 def test_operator_adds_a_company_checks_now_and_reads_the_audit_and_journal(
     browser, live, pleo_sandbox
 ):
-    from django.db import connections
-
-    try:
+    with own_connections_closed():
         _operator_story(browser, live, pleo_sandbox)
-    finally:
-        # Under Playwright's sync API this body runs in a greenlet of its own, so its ORM calls
-        # opened their own connection: close it, or the test database cannot be dropped.
-        connections.close_all()
 
 
 def _operator_story(browser, live, pleo_sandbox):
@@ -125,17 +110,11 @@ def _operator_story(browser, live, pleo_sandbox):
     key = state.add_api_key(remote.id)
     job = state.create_job(remote.id, {"normal": 3, "foreign": 1, "refund": 1}, notify=False)
 
-    page = browser.new_page(viewport={"width": 1360, "height": 900})
-    page.set_default_timeout(20_000)
+    page = new_page(browser, viewport={"width": 1360, "height": 900})
     not_found: list[str] = []  # every 404 the browser meets (headless fetches no favicon)
     page.on("response", lambda r: not_found.append(r.url) if r.status == 404 else None)
 
-    # Log in.
-    page.goto(f"{live}/admin/")
-    page.fill("#id_username", "operator")
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_selector("#export-status")
+    log_in(page, live)
 
     # A credential with the API key (the key is write-only: never shown back).
     page.goto(f"{live}/admin/exports/credential/add/")

@@ -23,7 +23,8 @@ import uuid
 
 import pytest
 
-from tests.browser.test_admin_in_chromium import PASSWORD, browser, live, shot  # noqa: F401
+from tests.browser.pages import log_in, new_page, own_connections_closed, page_width
+from tests.browser.test_admin_in_chromium import browser, live, shot  # noqa: F401
 from tests.factories import make_company, make_credential
 
 pytestmark = [
@@ -47,19 +48,14 @@ def test_the_three_failures_read_as_failures_on_the_index_company_and_job_pages(
     settings,
     monkeypatch,
 ):
-    from django.db import connections
-
     settings.PLEO_MAX_ATTEMPTS = 2
     settings.PLEO_BACKOFF_BASE = 0
     settings.PLEO_BACKOFF_MAX = 0
     settings.PLEO_RETRY_AFTER_CAP = 0  # a 429 fails at once (no sleeping in tests)
     settings.RECOVERY_RETRY_SECONDS = 60
-    try:
+    with own_connections_closed():
         scene = _failures(pleo_sandbox, monkeypatch)
         _walk(browser, live, scene)
-    finally:
-        # Playwright's sync API runs this body in a greenlet with its own connection.
-        connections.close_all()
 
 
 def _company(state, sandbox_url: str, name: str, currency: str):
@@ -126,27 +122,11 @@ def _text(page, selector: str) -> str:
     return " ".join(page.inner_text(selector).split())
 
 
-def _width(page) -> int:
-    """The page's width, or its widest table or inline (as in test_narrow_screens)."""
-    return page.evaluate(
-        """() => Math.max(
-            document.documentElement.scrollWidth,
-            ...Array.from(document.querySelectorAll("#content table, #content .inline-group"))
-                .map((el) => Math.max(el.scrollWidth, el.getBoundingClientRect().width))
-        )"""
-    )
-
-
 def _walk(chromium, base: str, scene: dict) -> None:
-    page = chromium.new_page(viewport=DESKTOP)
-    page.set_default_timeout(20_000)
+    page = new_page(chromium, viewport=DESKTOP)
     errors: list[str] = []  # any 4xx/5xx the browser meets
     page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
-    page.goto(f"{base}/admin/")
-    page.fill("#id_username", "operator")
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_selector("#export-status")
+    log_in(page, base)
 
     # --- the index: three failing companies, none of them "fine" ---
     expired, expired_job = scene["expired"]
@@ -177,7 +157,7 @@ def _walk(chromium, base: str, scene: dict) -> None:
     assert "Failed" in text, text
     assert "'started' was sent 3 times with no known outcome" in text, text
     shot(page, "failure-index")
-    width = _width(page)  # the reasons wrap: no page running off a desktop screen
+    width = page_width(page)  # the reasons wrap: no page running off a desktop screen
     assert width <= DESKTOP["width"] + SLACK, f"index {width} px wide at {DESKTOP['width']} px"
 
     # --- expiry mid-export: an Error with Pleo's reason and what to do ---
@@ -235,7 +215,7 @@ def _walk(chromium, base: str, scene: dict) -> None:
     page.goto(f"{base}/admin/exports/company/{limited.pk}/change/")
     failing = _text(page, ".field-failing_state .readonly")
     assert failing.startswith("⚠ Failing since") and "5 attempts" in failing, failing
-    width = _width(page)
+    width = page_width(page)
     shot(page, "failure-429-company-narrow")
     assert width <= PHONE["width"] + SLACK, f"company page {width} px wide at 390 px"
     assert errors == [], errors

@@ -8,7 +8,8 @@ import uuid
 
 import pytest
 
-from tests.browser.test_admin_in_chromium import PASSWORD, browser, live, shot  # noqa: F401
+from tests.browser.pages import log_in, new_page, own_connections_closed
+from tests.browser.test_admin_in_chromium import browser, live, shot  # noqa: F401
 from tests.factories import make_company, make_credential
 
 pytestmark = [
@@ -20,12 +21,8 @@ pytestmark = [
 
 
 def test_the_company_page_follows_check_now_without_a_reload(browser, live, pleo_sandbox):  # noqa: F811
-    from django.db import connections
-
-    try:
+    with own_connections_closed():
         _story(browser, live, pleo_sandbox)
-    finally:
-        connections.close_all()
 
 
 def _story(chromium, base, pleo_sandbox):
@@ -43,13 +40,8 @@ def _story(chromium, base, pleo_sandbox):
         last_check_outcome="failed", last_check_error="Pleo is unreachable: 503 (an old run)"
     )
 
-    page = chromium.new_page(viewport={"width": 1400, "height": 900})
-    page.set_default_timeout(20_000)
-    page.goto(f"{base}/admin/")
-    page.fill("#id_username", "operator")
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_selector("#export-status")
+    page = new_page(chromium, viewport={"width": 1400, "height": 900})
+    log_in(page, base)
 
     page.goto(f"{base}/admin/exports/company/{company.pk}/change/")
     assert "an old run" in page.inner_text(".field-last_check_error .readonly")

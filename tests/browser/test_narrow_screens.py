@@ -16,7 +16,8 @@ from datetime import timedelta
 import pytest
 
 from tests import processes
-from tests.browser.test_admin_in_chromium import PASSWORD, browser, shot  # noqa: F401 (fixture)
+from tests.browser.pages import PASSWORD, log_in, new_page, own_connections_closed, page_width
+from tests.browser.test_admin_in_chromium import browser, shot  # noqa: F401 (fixture)
 
 pytestmark = [
     pytest.mark.browser,
@@ -134,40 +135,20 @@ def _scene():
     return company, job
 
 
-def _width(page) -> int:
-    """The page's width, or the widest table or inline on it if that is wider: Django's own
-    narrow-screen style scrolls an inline sideways inside the page, which leaves the page narrow
-    but the table as unreadable as before."""
-    return page.evaluate(
-        """() => Math.max(
-            document.documentElement.scrollWidth,
-            ...Array.from(document.querySelectorAll("#content table, #content .inline-group"))
-                .map((el) => Math.max(el.scrollWidth, el.getBoundingClientRect().width))
-        )"""
-    )
-
-
 def test_the_index_and_a_job_page_fit_a_phone(browser, web):  # noqa: F811
-    from django.db import connections
-
-    try:
+    with own_connections_closed():
         company, job = _scene()
-        page = browser.new_page(viewport=PHONE)
-        page.set_default_timeout(20_000)
-        page.goto(f"{web}/admin/")
-        page.fill("#id_username", "operator")
-        page.fill("#id_password", PASSWORD)
-        page.click("input[type=submit]")
-        page.wait_for_selector("#export-status")
+        page = new_page(browser, viewport=PHONE)
+        log_in(page, web)
 
-        index_width = _width(page)
+        index_width = page_width(page)
         shot(page, "narrow-index")
         row = page.locator(f"#export-status tr[data-company='{company.pk}']")
         assert "Resumed a job" in row.inner_text()
 
         page.goto(f"{web}/admin/exports/exportjob/{job.pk}/change/")
         page.wait_for_selector("text=Pleo accepted 'started'")
-        job_width = _width(page)
+        job_width = page_width(page)
         shot(page, "narrow-job")
         limit = PHONE["width"] + SLACK
         assert index_width <= limit and job_width <= limit, (
@@ -183,7 +164,5 @@ def test_the_index_and_a_job_page_fit_a_phone(browser, web):  # noqa: F811
         entry = job.journal_entries.order_by("pk").first()
         page.goto(f"{web}/admin/exports/journalentry/{entry.pk}/change/")
         page.wait_for_selector("text=Total debit")
-        assert _width(page) <= limit, f"journal entry page {_width(page)} px wide"
+        assert page_width(page) <= limit, f"journal entry page {page_width(page)} px wide"
         assert "4060 debit 1952.27 DKK" in page.inner_text(".inline-group")
-    finally:
-        connections.close_all()

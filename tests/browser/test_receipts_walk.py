@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.test_admin_in_chromium import browser, live, log_in, shot  # noqa: F401
+from tests.browser.pages import log_in, new_page, own_connections_closed
+from tests.browser.test_admin_in_chromium import browser, live, shot  # noqa: F401
 
 pytestmark = [
     pytest.mark.browser,
@@ -31,13 +32,8 @@ def test_operator_opens_a_receipt_and_downloads_the_audit_pack_from_the_job_page
     browser,  # noqa: F811
     live,  # noqa: F811
 ):
-    from django.db import connections
-
-    try:
+    with own_connections_closed():
         _walk(browser, live)
-    finally:
-        # Under Playwright's sync API this body runs in a greenlet with its own connection.
-        connections.close_all()
 
 
 def _walk(chromium, base):
@@ -50,8 +46,7 @@ def _walk(chromium, base):
     record = job.item_records.order_by("pk").last()
     photo = make_receipt(record, PHOTO, position=1, content_type="image/png")
 
-    page = chromium.new_page(viewport={"width": 1400, "height": 900}, accept_downloads=True)
-    page.set_default_timeout(20_000)
+    page = new_page(chromium, viewport={"width": 1400, "height": 900}, accept_downloads=True)
     log_in(page, base)
 
     page.goto(f"{base}/admin/exports/exportjob/{job.pk}/change/")

@@ -76,6 +76,14 @@ def _templates() -> list[tuple[re.Pattern[str], str, str]]:
     return out
 
 
+def assert_error(response, status: int, error_type: str, message: str, method: str, path: str):
+    """A documented error answer: ``status``, Pleo's ``{type, message}`` body, valid as the spec
+    has it for ``method path``."""
+    assert response.status_code == status
+    assert response.json() == {"type": error_type, "message": message}
+    validate_response(response.json(), method, path, status)
+
+
 def check_logged_responses(state) -> int:
     """Validate every logged API response against Pleo's spec (field names closed).
 

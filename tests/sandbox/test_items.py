@@ -14,6 +14,7 @@ from tests.openapi_schemas import (
     validate_request_body,
     validate_response,
 )
+from tests.sandbox.helpers import assert_error
 
 ITEMS_PATH = "/v3/export-jobs/{jobId}/items"
 ITEM_FIELDS = set(schema("ExportJobItemV3")["properties"])
@@ -112,12 +113,14 @@ def test_update_items_limit(sb):
     assert sb.api.put(f"/v3/export-jobs/{job_id}/items", json=hundred).status_code == 200
     too_many = hundred + [{"accountingEntryId": str(uuid.uuid4()), "status": "successful"}]
     response = sb.api.put(f"/v3/export-jobs/{job_id}/items", json=too_many)
-    assert response.status_code == 413
-    assert response.json() == {
-        "type": "EXPORT_JOB_ITEMS_UPDATE_LIMIT",
-        "message": "Number of items to update is more than 100.",
-    }
-    validate_response(response.json(), "PUT", ITEMS_PATH, 413)
+    assert_error(
+        response,
+        413,
+        "EXPORT_JOB_ITEMS_UPDATE_LIMIT",
+        "Number of items to update is more than 100.",
+        "PUT",
+        ITEMS_PATH,
+    )
 
 
 @pytest.mark.parametrize("final", ["completed", "completed_with_errors", "failed"])
@@ -126,12 +129,14 @@ def test_update_items_on_finished_job(sb, final):
     assert sb.api.event(job_id, final).status_code == 202
     body = [{"accountingEntryId": entries[0], "status": "successful"}]
     response = sb.api.put(f"/v3/export-jobs/{job_id}/items", json=body)
-    assert response.status_code == 422
-    assert response.json() == {
-        "type": "EXPORT_JOB_STATUS_UNPROCESSABLE",
-        "message": "Export job is finished.",
-    }
-    validate_response(response.json(), "PUT", ITEMS_PATH, 422)
+    assert_error(
+        response,
+        422,
+        "EXPORT_JOB_STATUS_UNPROCESSABLE",
+        "Export job is finished.",
+        "PUT",
+        ITEMS_PATH,
+    )
 
 
 def test_update_items_on_pending_job_switch(sb):
@@ -303,12 +308,14 @@ def test_export_items_of_finished_job_are_422(sb, final):
     job_id, _ = started_job(sb, 1)
     sb.api.event(job_id, final)
     response = sb.api.get("/v3/export-items", params={"job_id": job_id})
-    assert response.status_code == 422
-    assert response.json() == {
-        "type": "EXPORT_JOB_STATUS_UNPROCESSABLE",
-        "message": "Export Job is finished and can no longer be processed.",
-    }
-    validate_response(response.json(), "GET", "/v3/export-items", 422)
+    assert_error(
+        response,
+        422,
+        "EXPORT_JOB_STATUS_UNPROCESSABLE",
+        "Export Job is finished and can no longer be processed.",
+        "GET",
+        "/v3/export-items",
+    )
 
 
 def test_export_items_unknown_job_and_missing_contra_accounts(sb):

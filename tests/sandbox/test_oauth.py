@@ -53,6 +53,21 @@ class OAuth:
         params.update(overrides)
         return {k: v for k, v in params.items() if v is not None}
 
+    def authorize_page(self, params: dict) -> requests.Response:
+        """The authorize page a browser is sent to (a redirect is not followed)."""
+        return requests.get(
+            f"{self.url}/oauth/authorize", params=params, allow_redirects=False, timeout=TIMEOUT
+        )
+
+    def decide(self, params: dict, decision: str) -> requests.Response:
+        """The page's form posted back with ``decision``, as a browser would."""
+        return requests.post(
+            f"{self.url}/oauth/authorize",
+            data={**params, "decision": decision},
+            allow_redirects=False,
+            timeout=TIMEOUT,
+        )
+
     def new_code(self, verifier: str) -> str:
         location = self.state.oauth_authorize(**self.authorize_params(verifier))
         return secrets_registry.register(_query(location)["code"])
@@ -126,12 +141,7 @@ def test_consent_page_shows_client_and_scopes_and_approve_redirects_with_code(oa
     # The form posts the request back with a decision, like a browser would.
     hidden = dict(re.findall(r"name='([^']+)' value='([^']*)'", text))
     assert hidden["state"] == "st-123" and hidden["redirect_uri"] == REDIRECT
-    answer = requests.post(
-        f"{oauth.url}/oauth/authorize",
-        data={**hidden, "decision": "approve"},
-        allow_redirects=False,
-        timeout=TIMEOUT,
-    )
+    answer = oauth.decide(hidden, "approve")
     assert answer.status_code == 302
     location = answer.headers["Location"]
     assert location.startswith(REDIRECT + "?")
@@ -147,12 +157,7 @@ def test_consent_page_shows_client_and_scopes_and_approve_redirects_with_code(oa
 
 def test_deny_redirects_with_access_denied_and_state(oauth):
     params = oauth.authorize_params(_verifier())
-    answer = requests.post(
-        f"{oauth.url}/oauth/authorize",
-        data={**params, "decision": "deny"},
-        allow_redirects=False,
-        timeout=TIMEOUT,
-    )
+    answer = oauth.decide(params, "deny")
     assert answer.status_code == 302
     query = _query(answer.headers["Location"])
     assert query["error"] == "access_denied" and query["state"] == "st-123"
@@ -172,16 +177,9 @@ def test_deny_redirects_with_access_denied_and_state(oauth):
 )
 def test_unknown_client_or_redirect_uri_is_an_error_page_never_a_redirect(oauth, override, message):
     params = oauth.authorize_params(_verifier(), **override)
-    page = requests.get(
-        f"{oauth.url}/oauth/authorize", params=params, allow_redirects=False, timeout=TIMEOUT
-    )
+    page = oauth.authorize_page(params)
     assert page.status_code == 400 and message in page.text
-    decision = requests.post(
-        f"{oauth.url}/oauth/authorize",
-        data={**params, "decision": "approve"},
-        allow_redirects=False,
-        timeout=TIMEOUT,
-    )
+    decision = oauth.decide(params, "approve")
     assert decision.status_code == 400 and "Location" not in decision.headers
 
 
@@ -198,9 +196,7 @@ def test_unknown_client_or_redirect_uri_is_an_error_page_never_a_redirect(oauth,
 )
 def test_bad_authorize_requests_redirect_an_oauth_error(oauth, override, error):
     params = oauth.authorize_params(_verifier(), **override)
-    page = requests.get(
-        f"{oauth.url}/oauth/authorize", params=params, allow_redirects=False, timeout=TIMEOUT
-    )
+    page = oauth.authorize_page(params)
     assert page.status_code == 302
     query = _query(page.headers["Location"])
     assert query["error"] == error and query["state"] == "st-123" and "code" not in query

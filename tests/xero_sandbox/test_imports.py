@@ -15,6 +15,7 @@ SHARED = {
     "pleo_sandbox.requestlog",
     "pleo_sandbox.ratelimit",
     "pleo_sandbox.errors",
+    "pleo_sandbox.management.serving",
 }
 
 

@@ -8,17 +8,19 @@ pending jobs, deterministic for a given N) and prints their company ids and API 
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from pleo_sandbox.management.serving import ServeCommand
 from pleo_sandbox.server import SandboxServer
 
 
-class Command(BaseCommand):
+class Command(ServeCommand):
     help = "Run the local Pleo Export API sandbox (in-memory, for development and tests)."
+    title = "Pleo sandbox"
+    default_port = 8765
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--host", default="127.0.0.1", help="Interface to bind.")
-        parser.add_argument("--port", type=int, default=8765, help="Port (0: any free port).")
+        super().add_arguments(parser)
         parser.add_argument(
             "--seed",
             type=int,
@@ -30,31 +32,21 @@ class Command(BaseCommand):
             "--jobs-per-company", type=int, default=2, help="Pending jobs per seeded company."
         )
 
-    def handle(self, *args, **options) -> None:
+    def make_server(self, options: dict) -> SandboxServer:
         seed = options["seed"]
         if seed is not None and seed < 0:
             raise CommandError("--seed must be 0 or more")
-        server = SandboxServer(host=options["host"], port=options["port"], seed=seed)
-        try:
-            url = server.start()
-        except OSError as exc:
-            raise CommandError(f"cannot listen on {options['host']}:{options['port']}: {exc}")
+        return SandboxServer(host=options["host"], port=options["port"], seed=seed)
 
-        def announce() -> None:
-            self.stdout.write(f"Pleo sandbox listening on {url}")
-            self.stdout.write(f"Control API: {url}/_sandbox/ (see pleo_sandbox/README.md)")
-            if seed:
-                seeded = server.state.seed_companies(
-                    seed, jobs_per_company=options["jobs_per_company"]
+    def announce(self, server: SandboxServer, url: str, options: dict) -> None:
+        self.stdout.write(f"Control API: {url}/_sandbox/ (see pleo_sandbox/README.md)")
+        if options["seed"]:
+            seeded = server.state.seed_companies(
+                options["seed"], jobs_per_company=options["jobs_per_company"]
+            )
+            for entry in seeded:
+                company = entry["company"]
+                self.stdout.write(
+                    f"company {company['id']} ({company['name']}, {company['currency']}) "
+                    f"api_key {entry['apiKey']} jobs {' '.join(entry['jobIds'])}"
                 )
-                for entry in seeded:
-                    company = entry["company"]
-                    self.stdout.write(
-                        f"company {company['id']} ({company['name']}, {company['currency']}) "
-                        f"api_key {entry['apiKey']} jobs {' '.join(entry['jobIds'])}"
-                    )
-            self.stdout.write("Press Ctrl-C to stop.")
-            self.stdout.flush()
-
-        server.serve_until_signalled(announce)
-        self.stdout.write("Pleo sandbox stopped.")
