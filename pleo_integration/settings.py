@@ -82,6 +82,10 @@ INSTALLED_APPS = [
 # The local Pleo sandbox is a development tool: never installed in production settings.
 if DEBUG or PLEO_SANDBOX:
     INSTALLED_APPS.append("pleo_sandbox")
+# The local Xero sandbox (xero_sandbox/, `manage.py xero_sandbox`): a development tool, too.
+XERO_SANDBOX = env.bool("XERO_SANDBOX", default=False)
+if DEBUG or XERO_SANDBOX:
+    INSTALLED_APPS.append("xero_sandbox")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

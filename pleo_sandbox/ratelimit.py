@@ -49,17 +49,35 @@ class RateLimiter:
         with self._lock:
             self._granted.clear()
 
+    def _window(self, key: str, window: float, now: float) -> deque[float]:
+        granted = self._granted.setdefault(key, deque())
+        while granted and granted[0] <= now - window:
+            granted.popleft()
+        return granted
+
     def take(self, key: str, limit: int, window: float) -> float | None:
         """Count one request; None when allowed, else the seconds until one would be."""
+        refused = self.take_all([(key, limit, window)])
+        return None if refused is None else refused[1]
+
+    def take_all(self, checks: list[tuple[str, int, float]]) -> tuple[int, float] | None:
+        """Count one request against every ``(key, limit, window)`` at once, or against none:
+        None when all allow it, else ``(index of the first full window, seconds to wait)``."""
         with self._lock:
             now = self._now()
-            granted = self._granted.setdefault(key, deque())
-            while granted and granted[0] <= now - window:
-                granted.popleft()
-            if len(granted) < limit:
+            windows = [self._window(key, window, now) for key, _, window in checks]
+            pairs = zip(windows, checks, strict=True)
+            for index, (granted, (_, limit, window)) in enumerate(pairs):
+                if len(granted) >= limit:
+                    return index, max(granted[0] + window - now, 0.001)
+            for granted in windows:
                 granted.append(now)
-                return None
-            return max(granted[0] + window - now, 0.001)
+            return None
+
+    def remaining(self, key: str, limit: int, window: float) -> int:
+        """How many more requests the window ``key`` allows now."""
+        with self._lock:
+            return max(limit - len(self._window(key, window, self._now())), 0)
 
     @staticmethod
     def retry_after_header(seconds: float) -> str:

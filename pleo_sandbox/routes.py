@@ -2,30 +2,18 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 
-from pleo_sandbox.clock import iso
+from pleo_sandbox.controls import common_control_routes
 from pleo_sandbox.data import file_content
 from pleo_sandbox.errors import ApiError
 from pleo_sandbox.messages import Request, Response
-
-_SEG = r"(?P<{}>[^/]+)"
-
-
-@dataclass(frozen=True)
-class Route:
-    method: str
-    pattern: re.Pattern[str]
-    fn: Callable[..., Response]
-    auth: bool = True
-
-
-def _route(method: str, template: str, fn: Callable[..., Response], auth: bool = True) -> Route:
-    regex = re.sub(r"\{(\w+)\}", lambda m: _SEG.format(m.group(1)), template)
-    return Route(method, re.compile(regex + "/?"), fn, auth)
+from pleo_sandbox.routing import Route, run_control
+from pleo_sandbox.routing import control_kwargs as _kwargs
+from pleo_sandbox.routing import match_route as _match
+from pleo_sandbox.routing import route as _route
+from pleo_sandbox.routing import snake as _snake
 
 
 def _path_uuid(value: str, what: str) -> str:
@@ -153,18 +141,6 @@ def is_oauth_path(path: str) -> bool:
     return path.rstrip("/") in ("/oauth/authorize", OAUTH_TOKEN_PATH)
 
 
-def _match(routes: list[Route], method: str, path: str):
-    allowed: set[str] = set()
-    for route in routes:
-        m = route.pattern.fullmatch(path)
-        if m is None:
-            continue
-        if route.method == method:
-            return route, m.groupdict(), allowed
-        allowed.add(route.method)
-    return None, {}, allowed
-
-
 def match_api(method: str, path: str):
     """``(route, path params, allowed methods)``; route None → 404 (no allowed) or 405."""
     return _match(API_ROUTES, method, path)
@@ -173,20 +149,6 @@ def match_api(method: str, path: str):
 # ----------------------------------------------------------------------------------------------
 # Control API (/_sandbox/...)
 # ----------------------------------------------------------------------------------------------
-def _snake(name: str) -> str:
-    return re.sub(r"(?<!^)([A-Z])", r"_\1", name).lower()
-
-
-def _kwargs(body: dict, allowed: tuple[str, ...]) -> dict:
-    out = {}
-    for key, value in body.items():
-        name = _snake(key)
-        if name not in allowed:
-            raise ApiError(400, "SANDBOX_BAD_REQUEST", f"Unknown field '{key}'.")
-        out[name] = value
-    return out
-
-
 def c_health(server, req: Request) -> Response:
     return Response(200, {"ok": True, "url": server.url, "seed": server.state.seed})
 
@@ -294,45 +256,7 @@ def c_seed(server, req: Request) -> Response:
     return Response(201, {"data": server.state.seed_companies(n, **kw)})
 
 
-def _clock_body(server) -> dict:
-    state = server.state
-    return {"now": iso(state.now()), "offsetSeconds": state.clock.offset_seconds}
-
-
-def c_get_clock(server, req: Request) -> Response:
-    return Response(200, _clock_body(server))
-
-
-def c_advance_clock(server, req: Request) -> Response:
-    body = req.control_json()
-    if not isinstance(body.get("seconds"), int | float):
-        raise ApiError(400, "SANDBOX_BAD_REQUEST", "'seconds' (a number) is required.")
-    server.state.advance_clock(body["seconds"])
-    return Response(200, _clock_body(server))
-
-
-def c_set_clock(server, req: Request) -> Response:
-    body = req.control_json()
-    if not isinstance(body.get("offsetSeconds"), int | float):
-        raise ApiError(400, "SANDBOX_BAD_REQUEST", "'offsetSeconds' (a number) is required.")
-    server.state.set_clock_offset(body["offsetSeconds"])
-    return Response(200, _clock_body(server))
-
-
-def c_get_switches(server, req: Request) -> Response:
-    return Response(200, {"data": server.state.switches})
-
-
-def c_set_switches(server, req: Request) -> Response:
-    body = {_snake(k): v for k, v in req.control_json().items()}
-    return Response(200, {"data": server.state.set_switches(**body)})
-
-
-def c_reset_switches(server, req: Request) -> Response:
-    return Response(200, {"data": server.state.reset_switches()})
-
-
-_FAULT_FIELDS = (
+FAULT_FIELDS = (
     "kind",
     "method",
     "path",
@@ -347,37 +271,6 @@ _FAULT_FIELDS = (
     "seconds",
     "apply",
 )
-
-
-def c_list_faults(server, req: Request) -> Response:
-    return Response(200, {"data": [f.to_dict() for f in server.state.faults.list()]})
-
-
-def c_add_fault(server, req: Request) -> Response:
-    kw = _kwargs(req.control_json(), _FAULT_FIELDS)
-    if "kind" not in kw:
-        raise ApiError(400, "SANDBOX_BAD_REQUEST", "'kind' is required.")
-    return Response(201, {"data": server.state.add_fault(**kw).to_dict()})
-
-
-def c_clear_faults(server, req: Request) -> Response:
-    server.state.clear_faults()
-    return Response(204)
-
-
-def c_remove_fault(server, req: Request, fault_id: str) -> Response:
-    if not server.state.remove_fault(fault_id):
-        raise ApiError(404, "SANDBOX_NOT_FOUND", "No such fault.")
-    return Response(204)
-
-
-def c_requests(server, req: Request) -> Response:
-    return Response(200, {"data": server.state.requests(req.param("method"), req.param("path"))})
-
-
-def c_clear_requests(server, req: Request) -> Response:
-    server.state.clear_requests()
-    return Response(204)
 
 
 def c_deliveries(server, req: Request) -> Response:
@@ -460,19 +353,7 @@ CONTROL_ROUTES = [
     _c("POST", "/jobs/{job_id}/start-as-other-integration", c_other_integration),
     _c("POST", "/jobs/{job_id}/webhook", c_job_webhook),
     _c("POST", "/seed", c_seed),
-    _c("GET", "/clock", c_get_clock),
-    _c("PUT", "/clock", c_set_clock),
-    _c("POST", "/clock/advance", c_advance_clock),
-    _c("GET", "/switches", c_get_switches),
-    _c("PATCH", "/switches", c_set_switches),
-    _c("PUT", "/switches", c_set_switches),
-    _c("DELETE", "/switches", c_reset_switches),
-    _c("GET", "/faults", c_list_faults),
-    _c("POST", "/faults", c_add_fault),
-    _c("DELETE", "/faults", c_clear_faults),
-    _c("DELETE", "/faults/{fault_id}", c_remove_fault),
-    _c("GET", "/requests", c_requests),
-    _c("DELETE", "/requests", c_clear_requests),
+    *common_control_routes(FAULT_FIELDS),
     _c("GET", "/webhook-deliveries", c_deliveries),
     _c("DELETE", "/webhook-deliveries", c_clear_deliveries),
     _c("GET", "/subscriptions", c_subscriptions),
@@ -486,20 +367,4 @@ CONTROL_ROUTES = [
 
 
 def handle_control(server, req: Request) -> Response:
-    route, params, allowed = _match(CONTROL_ROUTES, req.method, req.path)
-    if route is None:
-        if allowed:
-            return Response(
-                405,
-                {"type": "METHOD_NOT_ALLOWED", "message": f"Use {', '.join(sorted(allowed))}."},
-                {"Allow": ", ".join(sorted(allowed))},
-            )
-        return Response(404, {"type": "SANDBOX_NOT_FOUND", "message": f"No control {req.path}."})
-    try:
-        return route.fn(server, req, **params)
-    except ApiError as exc:
-        return Response.error(exc)
-    except KeyError as exc:
-        return Response(404, {"type": "SANDBOX_NOT_FOUND", "message": f"Unknown id {exc}."})
-    except (ValueError, TypeError) as exc:
-        return Response(400, {"type": "SANDBOX_BAD_REQUEST", "message": str(exc)})
+    return run_control(CONTROL_ROUTES, server, req)

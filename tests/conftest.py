@@ -9,6 +9,7 @@ from tests import secrets_registry
 
 pytest_plugins = [
     "tests.fixtures.sandbox",
+    "tests.fixtures.xero_sandbox",
     "tests.fixtures.services",
     "tests.fixtures.notify",
 ]

@@ -1,6 +1,6 @@
-"""No import cycle inside ``exports/`` or ``pleo_sandbox/``.
+"""No import cycle inside ``exports/``, ``pleo_sandbox/`` or ``xero_sandbox/``.
 
-The imports of every module of the two packages are read from its source (``ast``): module-level
+The imports of every module of these packages are read from its source (``ast``): module-level
 imports and those inside functions (a deferred import still ties two modules together), but not
 those under ``if TYPE_CHECKING:`` (they never run). ``from package import name`` counts as an
 import of ``package.name`` when that is a module, else of ``package``. Each strongly connected
@@ -13,7 +13,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("exports", "pleo_sandbox")
+PACKAGES = ("exports", "pleo_sandbox", "xero_sandbox")
 
 
 def _module_name(path: Path) -> str:

@@ -3,7 +3,8 @@ inside functions and ``if TYPE_CHECKING:`` blocks too).
 
 * The Pleo client (``exports/pleo/``) imports nothing from ``exports`` outside ``exports.pleo``:
   no model, no service, no admin. Callers pass in what it needs.
-* No product module (``exports/``, ``pleo_integration/``) imports the Pleo sandbox. The product
+* No product module (``exports/``, ``pleo_integration/``) imports the Pleo sandbox (nor the Xero
+  sandbox, named only by the settings). The product
   names it in two places only, neither an import: the settings add the ``pleo_sandbox`` app when
   ``DEBUG`` or ``PLEO_SANDBOX`` is on, and the demo starts ``manage.py pleo_sandbox`` as a process.
 """
@@ -21,10 +22,13 @@ PLEO_CLIENT = ROOT / "exports" / "pleo"
 PRODUCT = [ROOT / "exports", ROOT / "pleo_integration"]
 # Where product code may name the sandbox (a string, not an import), and why.
 SANDBOX_NAMED_IN = {
-    "pleo_integration/settings.py": "INSTALLED_APPS gets pleo_sandbox when DEBUG or PLEO_SANDBOX",
+    "pleo_integration/settings.py": "INSTALLED_APPS gets pleo_sandbox when DEBUG or PLEO_SANDBOX"
+    " (xero_sandbox when DEBUG or XERO_SANDBOX)",
     "exports/services/demo.py": "the demo starts `manage.py pleo_sandbox` as a child process",
 }
 MAX_LINES = 600
+# The local sandboxes (pleo_sandbox/, xero_sandbox/): the product imports neither.
+SANDBOXES = ("pleo_sandbox", "xero_sandbox")
 
 
 def imports_of(path: Path) -> Iterator[tuple[int, str]]:
@@ -96,7 +100,7 @@ def test_no_product_module_imports_the_sandbox():
         f"{path.relative_to(ROOT).as_posix()}:{line} imports {name}"
         for path in python_files(*PRODUCT)
         for line, name in imports_of(path)
-        if name == "pleo_sandbox" or name.startswith("pleo_sandbox.")
+        if name.split(".")[0] in SANDBOXES
     ]
     assert importing == []
 
@@ -107,6 +111,6 @@ def test_the_product_names_the_sandbox_only_where_it_starts_it():
     for path in python_files(*PRODUCT):
         for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
             value = node.value if isinstance(node, ast.Constant) else None
-            if isinstance(value, str) and value.split(".")[0] == "pleo_sandbox":
+            if isinstance(value, str) and value.split(".")[0] in SANDBOXES:
                 naming.add(path.relative_to(ROOT).as_posix())
     assert naming == set(SANDBOX_NAMED_IN)

@@ -26,22 +26,27 @@ def read_until(proc, marker: str, timeout: float = 20) -> list[str]:
     raise AssertionError(f"{marker!r} not printed; got {lines!r}")
 
 
-@pytest.mark.subprocess
-def test_command_seeds_serves_and_stops_cleanly():
+def start_command(*args: str) -> subprocess.Popen:
+    """``manage.py *args`` in DEBUG, unbuffered, with its output piped (also the Xero one's)."""
     env = {
         **os.environ,
         "DEBUG": "1",
         "DJANGO_SETTINGS_MODULE": "pleo_integration.settings",
         "PYTHONUNBUFFERED": "1",
     }
-    proc = subprocess.Popen(
-        [sys.executable, "manage.py", "pleo_sandbox", "--port", "0", "--seed", "2"],
+    return subprocess.Popen(
+        [sys.executable, "manage.py", *args],
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+@pytest.mark.subprocess
+def test_command_seeds_serves_and_stops_cleanly():
+    proc = start_command("pleo_sandbox", "--port", "0", "--seed", "2")
     try:
         lines = read_until(proc, "Press Ctrl-C")
         url = re.search(r"listening on (http://\S+)", lines[0]).group(1)

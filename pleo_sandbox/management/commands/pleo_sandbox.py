@@ -8,9 +8,6 @@ pending jobs, deterministic for a given N) and prints their company ids and API 
 
 from __future__ import annotations
 
-import signal
-import threading
-
 from django.core.management.base import BaseCommand, CommandError
 
 from pleo_sandbox.server import SandboxServer
@@ -42,10 +39,8 @@ class Command(BaseCommand):
             url = server.start()
         except OSError as exc:
             raise CommandError(f"cannot listen on {options['host']}:{options['port']}: {exc}")
-        stop = threading.Event()
-        previous = signal.getsignal(signal.SIGTERM)
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        try:
+
+        def announce() -> None:
             self.stdout.write(f"Pleo sandbox listening on {url}")
             self.stdout.write(f"Control API: {url}/_sandbox/ (see pleo_sandbox/README.md)")
             if seed:
@@ -60,11 +55,6 @@ class Command(BaseCommand):
                     )
             self.stdout.write("Press Ctrl-C to stop.")
             self.stdout.flush()
-            while not stop.wait(0.5):
-                pass
-        except KeyboardInterrupt:
-            pass
-        finally:
-            signal.signal(signal.SIGTERM, previous)
-            server.stop()
-            self.stdout.write("Pleo sandbox stopped.")
+
+        server.serve_until_signalled(announce)
+        self.stdout.write("Pleo sandbox stopped.")
