@@ -1,37 +1,63 @@
-"""System checks: the Pleo URL settings must name hosts Pleo credentials may be sent to, and
+"""System checks: the Pleo (and Xero) URL settings must name hosts their credentials may be sent
+to, and
 (``manage.py check --database default``, e.g. after an upgrade) so must stored credentials."""
 
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 
 from exports.pleo import hosts
+from exports.xero import hosts as xero_hosts
 
 
-@register()
-def pleo_hosts_settings(app_configs, **kwargs):
+def _allow_list_problems(policy, entries, url_settings, *, example: str, ids: tuple[str, str]):
+    """An allow-list whose entries can never match, and URL settings it refuses."""
     problems = []
-    for entry in getattr(settings, "PLEO_ALLOWED_HOSTS", []):
+    for entry in entries:
         problem = hosts.host_entry_problem(entry)
         if problem:
             problems.append(
                 Error(
-                    f"PLEO_ALLOWED_HOSTS: {problem}; it would never match.",
-                    hint="List bare host names, comma-separated: external.pleo.io,auth.pleo.io",
-                    id="exports.E101",
+                    f"{policy.setting}: {problem}; it would never match.",
+                    hint=f"List bare host names, comma-separated: {example}",
+                    id=ids[0],
                 )
             )
-    policy = hosts.policy_from_settings()
-    for name in ("PLEO_API_BASE_URL", "PLEO_OAUTH_BASE_URL"):
+    for name in url_settings:
         problem = policy.problem(getattr(settings, name, ""))
         if problem:
             problems.append(
                 Error(
-                    f"{name} is refused: {problem}. Pleo credentials would be sent there.",
-                    hint="Use Pleo's https URL, or add its exact host to PLEO_ALLOWED_HOSTS.",
-                    id="exports.E102",
+                    f"{name} is refused: {problem}. {policy.service} credentials would be sent "
+                    f"there.",
+                    hint=f"Use {policy.service}'s https URL, or add its exact host to "
+                    f"{policy.setting}.",
+                    id=ids[1],
                 )
             )
     return problems
+
+
+@register()
+def pleo_hosts_settings(app_configs, **kwargs):
+    return _allow_list_problems(
+        hosts.policy_from_settings(),
+        getattr(settings, "PLEO_ALLOWED_HOSTS", []),
+        ("PLEO_API_BASE_URL", "PLEO_OAUTH_BASE_URL"),
+        example="external.pleo.io,auth.pleo.io",
+        ids=("exports.E101", "exports.E102"),
+    )
+
+
+@register()
+def xero_hosts_settings(app_configs, **kwargs):
+    """The same for Xero: its tokens and client secret go only to ``XERO_ALLOWED_HOSTS``."""
+    return _allow_list_problems(
+        xero_hosts.policy_from_settings(),
+        getattr(settings, "XERO_ALLOWED_HOSTS", []),
+        ("XERO_API_BASE_URL", "XERO_IDENTITY_BASE_URL", "XERO_LOGIN_BASE_URL"),
+        example="api.xero.com,identity.xero.com,login.xero.com",
+        ids=("exports.E103", "exports.E104"),
+    )
 
 
 @register(Tags.database)

@@ -13,39 +13,9 @@ import uuid
 from django.conf import settings
 from django.db import models
 
-from exports import crypto
 from exports.money import format_money
 from exports.notifications.recipients import validate_email_list
-
-
-class EncryptedSecret:
-    """A model attribute whose value is stored encrypted in ``<name>_ciphertext``.
-
-    Reading decrypts (a wrong key raises); assigning encrypts. List pages, ``__str__`` and
-    ``repr`` never touch it, so a page that shows no secret needs no key.
-    """
-
-    def __init__(self, verbose_name: str = ""):
-        self.verbose_name = verbose_name
-
-    def __set_name__(self, owner, name):
-        self.name = name
-        self.column = f"{name}_ciphertext"
-        self.verbose_name = self.verbose_name or name.replace("_", " ").capitalize()
-
-    def __get__(self, instance, owner=None):
-        if instance is None:
-            return self
-        return crypto.decrypt(getattr(instance, self.column))
-
-    def __set__(self, instance, value):
-        if self.column not in {f.attname for f in instance._meta.concrete_fields}:
-            raise AttributeError(f"{type(instance).__name__} has no column {self.column}")
-        setattr(instance, self.column, crypto.encrypt(value or ""))
-
-
-def secret_column():
-    return models.TextField(blank=True, default="", editable=False)
+from exports.secret_fields import EncryptedSecret, secret_column  # noqa: F401 (re-exported)
 
 
 class Trigger(models.TextChoices):
@@ -632,3 +602,13 @@ from exports.receipts.models import Receipt  # noqa: E402,F401
 
 # Rejected webhook requests, counted (exports.rejections).
 from exports.rejections.models import WebhookRejectionCount  # noqa: E402,F401
+
+# A company's Xero connection, synced Xero data and code mapping (exports.xero.models).
+from exports.xero.models import (  # noqa: E402,F401
+    XeroAccount,
+    XeroConnection,
+    XeroContact,
+    XeroMapping,
+    XeroTaxRate,
+    XeroTrackingOption,
+)

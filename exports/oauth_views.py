@@ -32,10 +32,11 @@ MAX_ATTEMPTS = 5
 PERMISSION = "exports.change_credential"
 
 
-def _attempts(session) -> dict[str, dict]:
-    """Pending connect attempts of this session by ``state``, without expired ones."""
+def _attempts(session, key: str = SESSION_KEY) -> dict[str, dict]:
+    """Pending connect attempts of this session by ``state``, without expired ones (``key``:
+    the session key of one OAuth server's attempts; Xero's are ``exports.xero_views``')."""
     now = time.time()
-    attempts = session.get(SESSION_KEY) or {}
+    attempts = session.get(key) or {}
     return {
         state: attempt
         for state, attempt in attempts.items()
@@ -62,16 +63,61 @@ def connect(request, credential_id: int):
     except oauth_service.ConnectFailed as exc:
         messages.error(request, f"Cannot connect to Pleo: {exc}")
         return redirect(_change_page(credential.pk))
-    attempts = _attempts(request.session)
-    attempts[start.state] = {
-        "verifier": start.verifier,
-        "credential_id": start.credential_id,
-        "client_id": start.client_id,
-        "created": time.time(),
-    }
-    newest = sorted(attempts.items(), key=lambda item: item[1]["created"])[-MAX_ATTEMPTS:]
-    request.session[SESSION_KEY] = dict(newest)
+    remember_attempt(
+        request.session,
+        SESSION_KEY,
+        start.state,
+        {
+            "verifier": start.verifier,
+            "credential_id": start.credential_id,
+            "client_id": start.client_id,
+        },
+    )
     return HttpResponseRedirect(start.url)
+
+
+def remember_attempt(session, key: str, state: str, attempt: dict) -> None:
+    """Keep ``attempt`` under ``state`` (the newest ``MAX_ATTEMPTS`` of ``key`` are kept)."""
+    attempts = _attempts(session, key)
+    attempts[state] = {**attempt, "created": time.time()}
+    newest = sorted(attempts.items(), key=lambda item: item[1]["created"])[-MAX_ATTEMPTS:]
+    session[key] = dict(newest)
+
+
+def foreign_answer(request, service: str, button: str, back: str):
+    """The answer names no attempt of this session: say so, change nothing, go ``back``."""
+    messages.error(
+        request,
+        f"Connecting to {service} failed: the answer does not belong to a connection started in "
+        f"this browser session (the state is missing, wrong or expired). Nothing was "
+        f"changed; use '{button}' again.",
+    )
+    return redirect(back)
+
+
+def answer_problem(request, service: str, subject: str) -> str | None:
+    """Why the OAuth server's answer carries no code to exchange (denied, an error, no code),
+    as the admin's message; None when it has one."""
+    error = request.GET.get("error")
+    if error:
+        description = (request.GET.get("error_description") or "").strip()[:300]
+        if error == "access_denied":
+            text = f"Consent was denied at {service}, so {subject} was not connected."
+        else:
+            text = f"{service} did not authorise the connection ({error[:100]}"
+            text += f": {description})." if description else ")."
+        return text + " Nothing was changed."
+    if not request.GET.get("code"):
+        return f"{service}'s answer has no authorization code. Nothing was changed."
+    return None
+
+
+def take_attempt(session, key: str, state: str) -> dict | None:
+    """The attempt of ``state`` (single-use: removed), or None."""
+    attempts = _attempts(session, key)
+    attempt = attempts.pop(state, None) if state else None
+    session[key] = attempts
+    return attempt
 
 
 @never_cache
@@ -79,37 +125,21 @@ def connect(request, credential_id: int):
 @sensitive_variables()
 def callback(request):
     """Pleo sends the browser back here with ``code`` + ``state`` or ``error`` + ``state``."""
-    state = request.GET.get("state") or ""
-    attempts = _attempts(request.session)
-    attempt = attempts.pop(state, None) if state else None
-    request.session[SESSION_KEY] = attempts
+    attempt = take_attempt(request.session, SESSION_KEY, request.GET.get("state") or "")
     if attempt is None:
-        messages.error(
-            request,
-            "Connecting to Pleo failed: the answer does not belong to a connection started in "
-            "this browser session (the state is missing, wrong or expired). Nothing was "
-            "changed; use 'Connect to Pleo' again.",
+        return foreign_answer(
+            request, "Pleo", "Connect to Pleo", "admin:exports_credential_changelist"
         )
-        return redirect("admin:exports_credential_changelist")
     change_page = _change_page(attempt["credential_id"])
     visible = credentials_visible_to(user=request.user).filter(pk=attempt["credential_id"])
     if not request.user.has_perm(PERMISSION) or not visible.exists():
         messages.error(request, "You may not connect credentials to Pleo.")
         return redirect(change_page)
-    error = request.GET.get("error")
-    if error:
-        description = (request.GET.get("error_description") or "").strip()[:300]
-        if error == "access_denied":
-            text = "Consent was denied at Pleo, so the credential was not connected."
-        else:
-            text = f"Pleo did not authorise the connection ({error}"
-            text += f": {description})." if description else ")."
-        messages.error(request, text + " Nothing was changed.")
+    problem = answer_problem(request, "Pleo", "the credential")
+    if problem:
+        messages.error(request, problem)
         return redirect(change_page)
-    code = request.GET.get("code") or ""
-    if not code:
-        messages.error(request, "Pleo's answer has no authorization code. Nothing was changed.")
-        return redirect(change_page)
+    code = request.GET["code"]
     try:
         credential = oauth_service.connect_complete(
             credential_id=attempt["credential_id"],

@@ -113,3 +113,11 @@ def maintenance() -> int:
     poll_due_slices()
     notifications_maintenance()  # retries and digests; never raises
     return swept
+
+
+def xero_sync_daily() -> str:
+    """Daily: sync every usable Xero connection (accounts, tax rates, tracking categories)."""
+    from exports.services.xero_sync import xero_sync_all
+
+    results = xero_sync_all()
+    return f"{sum(r.ok for r in results)} of {len(results)} Xero connections synced"

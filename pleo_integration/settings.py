@@ -359,6 +359,35 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL  # the sender of Django's own error mail too
 # The integrator's addresses (comma-separated); companies add their bookkeepers' in the admin.
 NOTIFY_EMAILS = env.list("NOTIFY_EMAILS", default=[])
 
+# --- Xero (exports.xero; docs/xero-openapi/README.md) ---------------------------------------
+# The Xero app's OAuth 2.0 client ("Connect Xero" on a company's admin page). Register
+# <PUBLIC_BASE_URL>/oauth/xero/callback/ as its redirect URI at Xero.
+XERO_CLIENT_ID = env.str("XERO_CLIENT_ID", default="")
+XERO_CLIENT_SECRET = env.str("XERO_CLIENT_SECRET", default="")
+XERO_SCOPES = " ".join(
+    env.str(
+        "XERO_SCOPES",
+        default="accounting.manualjournals accounting.invoices accounting.contacts "
+        "accounting.settings.read accounting.attachments offline_access",
+    ).split()
+)
+XERO_API_BASE_URL = env.str("XERO_API_BASE_URL", default="https://api.xero.com").rstrip("/")
+XERO_IDENTITY_BASE_URL = env.str(
+    "XERO_IDENTITY_BASE_URL", default="https://identity.xero.com"
+).rstrip("/")
+XERO_LOGIN_BASE_URL = env.str("XERO_LOGIN_BASE_URL", default="https://login.xero.com").rstrip("/")
+# Xero tokens and the client secret only go to these hosts (exact, https, port 443); loopback
+# (the local Xero) only with DEBUG, PLEO_SANDBOX or XERO_SANDBOX on.
+XERO_ALLOWED_HOSTS = [
+    host.strip().lower()
+    for host in env.list(
+        "XERO_ALLOWED_HOSTS",
+        default=["api.xero.com", "identity.xero.com", "login.xero.com"],
+    )
+    if host.strip()
+]
+XERO_ALLOW_LOOPBACK = DEBUG or PLEO_SANDBOX or XERO_SANDBOX
+
 
 class _WebhookUrl(str):
     """A Slack-style incoming-webhook URL: its path is the secret that lets anyone post. ``repr``

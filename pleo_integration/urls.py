@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import path
 from django.views.generic import RedirectView
 
-from exports import favicon, health, oauth_views, webhook_views
+from exports import favicon, health, oauth_views, webhook_views, xero_views
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
@@ -11,4 +11,5 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("favicon.ico", favicon.favicon, name="favicon"),
     path("oauth/pleo/callback/", oauth_views.callback, name="pleo-oauth-callback"),
+    path("oauth/xero/callback/", xero_views.callback, name="xero-oauth-callback"),
 ]

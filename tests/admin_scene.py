@@ -38,6 +38,9 @@ from exports.models import (
     Trigger,
     WebhookDelivery,
     WorkerHeartbeat,
+    XeroAccount,
+    XeroConnection,
+    XeroMapping,
 )
 from exports.services.companies import ensure_webhook_endpoint, webhook_endpoint_add_secret
 from tests import secrets_registry
@@ -51,6 +54,7 @@ NAMED_PERMISSIONS = (
     "view_all_companies",
     "download_receipt",
     "export_audit_pack",
+    "connect_xero",
 )
 
 
@@ -86,6 +90,23 @@ def credential_with_every_secret(name: str, found: list[str]) -> Credential:
         found.append(secret)
         webhook_endpoint_add_secret(endpoint=endpoint, secret=secret, subscription_id="sub_1")
     return credential
+
+
+def _xero_rows(company: Company, label: str, found: list[str]) -> None:
+    """A Xero connection with both tokens, a synced account and a mapping."""
+    tokens = [_secret("xat_"), _secret("xrt_")]
+    found.extend(tokens)
+    connection = XeroConnection(
+        company=company, tenant_id=uuid.uuid4(), tenant_name=f"{label} organisation"
+    )
+    connection.access_token, connection.refresh_token = tokens
+    connection.save()
+    XeroAccount.objects.create(
+        connection=connection, account_id=uuid.uuid4(), code="6100", name=f"{label} account"
+    )
+    XeroMapping.objects.create(
+        company=company, kind="account", pleo_code=f"{label} code", xero_code="6100"
+    )
 
 
 def _company_rows(company: Company, label: str) -> None:
@@ -206,6 +227,7 @@ def build_scene() -> Scene:
     }
     for key, company in companies.items():
         _company_rows(company, OUTSIDER if key in ("bravo", "delta") else company.name)
+        _xero_rows(company, OUTSIDER if key in ("bravo", "delta") else company.name, found)
     audit.record(
         company=None, trigger=Trigger.WEBHOOK, step="unrouted", message="no company", run_id=None
     )

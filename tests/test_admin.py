@@ -119,11 +119,12 @@ def test_job_page_shows_its_audit_trail(admin_client):
 def test_every_admin_action_is_registered_and_reachable(admin_client):
     """dj-stripe's weak spot: an action that was never registered. Every action must be listed."""
     from exports import clock
-    from exports.models import WebhookDelivery
+    from exports.models import WebhookDelivery, XeroConnection
     from tests.test_models import _job
 
     company = make_company()
     _job(company)
+    XeroConnection.objects.create(company=company)  # a list shows its actions with rows only
     WebhookDelivery.objects.create(
         endpoint=company.credential.webhook_endpoint,
         webhook_id="msg_1",

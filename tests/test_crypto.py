@@ -5,7 +5,7 @@ from django.core.management import call_command
 from django.db import connection
 
 from exports import crypto
-from exports.models import Credential
+from exports.models import Credential, XeroConnection
 from tests.factories import make_company, make_credential
 
 
@@ -81,6 +81,9 @@ def test_rotation_command_reencrypts_every_row_under_the_first_key(settings):
     endpoint.set_secret_entries([{"secret": "whsec_abc"}])
     endpoint.save()
     api_key = credential.api_key
+    xero = XeroConnection.objects.create(company=company)
+    xero.access_token, xero.refresh_token = "xat-rotate-1", "xrt-rotate-1"
+    xero.save()
 
     new_key = Fernet.generate_key().decode()
     settings.CREDENTIALS_ENCRYPTION_KEYS = [new_key, old_key]
@@ -92,3 +95,5 @@ def test_rotation_command_reencrypts_every_row_under_the_first_key(settings):
     assert credential.api_key == api_key
     assert credential.oauth_client_secret == "client-secret-1"
     assert endpoint.secret_entries() == [{"secret": "whsec_abc"}]
+    xero.refresh_from_db()
+    assert (xero.access_token, xero.refresh_token) == ("xat-rotate-1", "xrt-rotate-1")

@@ -120,7 +120,7 @@ def test_the_debug_500_page_of_the_callback_does_not_show_the_code(
     settings.DEBUG = True
     code, state = secret("code-"), secret("state-")
 
-    def broken(session):
+    def broken(session, key=None):
         raise RuntimeError("the session store failed")
 
     monkeypatch.setattr("exports.oauth_views._attempts", broken)

@@ -97,7 +97,7 @@ def test_no_url_password_in_settings_meta_frames_or_message(rf, settings, urls, 
 def test_the_debug_500_page_shows_no_url_password(admin_client, settings, urls, monkeypatch):
     settings.DEBUG = True
 
-    def broken(session):
+    def broken(session, key=None):
         raise RuntimeError("the session store failed")
 
     monkeypatch.setattr("exports.oauth_views._attempts", broken)

@@ -114,3 +114,45 @@ def test_the_product_names_the_sandbox_only_where_it_starts_it():
             if isinstance(value, str) and value.split(".")[0] in SANDBOXES:
                 naming.add(path.relative_to(ROOT).as_posix())
     assert naming == set(SANDBOX_NAMED_IN)
+
+
+XERO_CLIENT = ROOT / "exports" / "xero"
+XERO_CLIENT_MAY_IMPORT = {"exports.xero", "exports.pleo"}
+
+
+def forbidden_for_the_xero_client(path: Path) -> list[str]:
+    """The Xero client imports only itself and the Pleo client's generic parts, never its own
+    package's models (the models module is the package's one Django part, imported by
+    ``exports.models``)."""
+    found = set()
+    for line, name in imports_of(path):
+        parts = name.split(".")
+        if parts[0] != "exports" or len(parts) < 2:
+            continue
+        if ".".join(parts[:2]) not in XERO_CLIENT_MAY_IMPORT or name.startswith(
+            "exports.xero.models"
+        ):
+            found.add((line, name))
+    return [f"{path.relative_to(ROOT).as_posix()}:{line} imports {name}" for line, name in found]
+
+
+def test_the_xero_check_sees_a_model_import(tmp_path, monkeypatch):
+    package = tmp_path / "exports" / "xero"
+    package.mkdir(parents=True)
+    probe = package / "probe.py"
+    probe.write_text("from exports.xero import models\nfrom exports.services import oauth\n")
+    monkeypatch.setattr(f"{__name__}.ROOT", tmp_path)
+    assert sorted(forbidden_for_the_xero_client(probe)) == [
+        "exports/xero/probe.py:1 imports exports.xero.models",
+        "exports/xero/probe.py:2 imports exports.services.oauth",
+    ]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in python_files(XERO_CLIENT) if p.name != "models.py"],
+    ids=lambda p: p.name,
+)
+def test_the_xero_client_imports_no_model_service_or_admin(path):
+    assert forbidden_for_the_xero_client(path) == []
+    assert len(path.read_text().splitlines()) <= MAX_LINES

@@ -239,7 +239,8 @@ class NoVendorAdapter(AccountingAdapter):
 @pytest.mark.parametrize(
     ("adapter", "vendor_based", "reason_type", "reason_text"),
     [
-        ("xero", False, "invalid_configuration", "'xero'"),
+        ("sage", False, "invalid_configuration", "'sage'"),  # not registered
+        ("xero", False, "accounting_system_authentication_failure", "not connected to Xero"),
         ("unreachable", False, "accounting_system_unreachable", "Failed to reach"),
         ("crashing", False, "accounting_system_unreachable", "ConnectionError"),
         ("novendor", True, "invalid_configuration", "vendor-based bookkeeping"),

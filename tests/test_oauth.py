@@ -21,6 +21,7 @@ from exports.models import Credential
 from exports.pleo import PleoAuthError, PleoUnavailable
 from exports.pleo import oauth as pleo_oauth
 from exports.services import oauth as oauth_service
+from exports.services import token_refresh
 from exports.services.credentials import CredentialUnusable, client_for_credential
 from tests import secrets_registry
 
@@ -466,9 +467,9 @@ def test_waiting_caller_uses_the_token_another_process_stored(oauth_settings, mo
             row.refreshing_until = None
             row.save()
 
-    monkeypatch.setattr(oauth_service.time, "sleep", other_process_finishes)
+    monkeypatch.setattr(token_refresh.time, "sleep", other_process_finishes)
     assert oauth_service.access_token(credential.pk) == "at_other_9999"
-    assert len(sleeps) == 3 and all(s <= oauth_service.POLL_MAX_SECONDS for s in sleeps)
+    assert len(sleeps) == 3 and all(s <= token_refresh.POLL_MAX_SECONDS for s in sleeps)
     assert len(responses.calls) == 0
 
 
@@ -481,7 +482,7 @@ def test_marker_past_its_deadline_is_an_unknown_outcome_not_a_retry(oauth_settin
     Credential.objects.filter(pk=credential.pk).update(
         refreshing_until=clock.now() + timedelta(seconds=2)
     )
-    monkeypatch.setattr(oauth_service.time, "sleep", lambda s: clock.advance(1))
+    monkeypatch.setattr(token_refresh.time, "sleep", lambda s: clock.advance(1))
     with pytest.raises(CredentialUnusable, match="never finished"):
         oauth_service.access_token(credential.pk)
     credential.refresh_from_db()
@@ -586,7 +587,7 @@ def test_error_report_of_a_failed_refresh_shows_no_token_or_secret(oauth_setting
     def broken_store(*args, **kwargs):
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr(oauth_service, "_store_refreshed", broken_store)
+    monkeypatch.setattr(token_refresh, "_store_refreshed", broken_store)
     request = rf.get("/admin/")
     try:
         oauth_service.access_token(credential.pk)

@@ -248,6 +248,7 @@ def test_the_scheduler_refuses_a_bad_row_and_still_runs_the_good_ones(monkeypatc
             "exports.tasks.maintenance",
             "exports.tasks.poll_tick",
             "exports.tasks.poll_tick",
+            "exports.tasks.xero_sync_daily",
         ]
     )
     assert all("hook" not in package for package in queued_packages())

@@ -43,9 +43,10 @@ from exports.adapters.base import (
     ValidationResult,
 )
 from exports.adapters.journal import JournalAdapter
+from exports.adapters.xero import XeroAdapter
 
 # Every adapter shipped with the bridge; a new one joins here.
-BUILT_IN: tuple[type[AccountingAdapter], ...] = (JournalAdapter,)
+BUILT_IN: tuple[type[AccountingAdapter], ...] = (JournalAdapter, XeroAdapter)
 
 DEFAULT_ADAPTER = JournalAdapter.name
 
@@ -102,6 +103,7 @@ __all__ = [
     "ReceiptFile",
     "UnknownAdapter",
     "ValidationResult",
+    "XeroAdapter",
     "adapter_choices",
     "get_adapter",
     "register_adapter",

@@ -29,5 +29,6 @@ from exports.admin import (  # noqa: E402,F401  (registration happens on import)
     memberships,
     receipts,
     schedules,
+    xero,
 )
 from exports.notifications import admin as _notifications_admin  # noqa: E402,F401

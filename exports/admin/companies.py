@@ -14,13 +14,18 @@ from exports.admin.filters import LastCheckOutcomeFilter
 from exports.admin.forms import CompanyForm, CompanyFormMixin
 from exports.admin.scoping import CompanyScopedAdminMixin
 from exports.admin.timestamps import timestamp_text
+from exports.admin.xero import CompanyXeroAdminMixin
 from exports.models import Company, Credential, ExportJob
 from exports.selectors.company_access import sees_all_companies
 
 
 @admin.register(Company)
 class CompanyAdmin(
-    CompanyFailingAdminMixin, CompanyScopedAdminMixin, CompanyFormMixin, admin.ModelAdmin
+    CompanyXeroAdminMixin,
+    CompanyFailingAdminMixin,
+    CompanyScopedAdminMixin,
+    CompanyFormMixin,
+    admin.ModelAdmin,
 ):
     form = CompanyForm
     list_display = (
@@ -32,10 +37,11 @@ class CompanyAdmin(
         "last_check_result",
         "job_in_progress",
         "credential_warning",
+        "xero_warning",
     )
     list_filter = ("active", LastCheckOutcomeFilter, "credential")
     search_fields = ("name", "pleo_company_id")
-    list_select_related = ("credential",)
+    list_select_related = ("credential", "xero_connection")
     readonly_fields = (
         "last_check_at",
         "last_check_result",

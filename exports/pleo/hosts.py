@@ -16,6 +16,10 @@ name or password in the URL (``https://external.pleo.io@evil.example``), no trai
 backslash, no whitespace or control character, no query or fragment, and the host as Python's
 ``urllib.parse`` reads it must be the host urllib3 (what ``requests`` connects to) reads.
 
+The rule is the same for every service whose credentials we hold: a :class:`HostPolicy` names
+its service and its settings (``service``, ``setting``), and :func:`policy_from_settings` reads
+any ``<PREFIX>_ALLOWED_HOSTS``/``<PREFIX>_ALLOW_LOOPBACK`` pair (Xero's: ``exports.xero.hosts``).
+
 This module imports nothing from Django but the settings, and those only in
 :func:`policy_from_settings`.
 """
@@ -77,12 +81,16 @@ class HostPolicy:
 
     allowed_hosts: frozenset[str]
     allow_loopback: bool = False
+    # Whose credentials, and which settings: for the messages only.
+    service: str = "Pleo"
+    setting: str = "PLEO_ALLOWED_HOSTS"
+    loopback_condition: str = "DEBUG or PLEO_SANDBOX (the local sandbox)"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "allowed_hosts", normalise_hosts(self.allowed_hosts))
 
     def problem(self, url: str) -> str | None:
-        """Why ``url`` may not receive Pleo credentials, or None when it may."""
+        """Why ``url`` may not receive this service's credentials, or None when it may."""
         return url_problem(url, self)
 
     def check(self, url: str) -> str:
@@ -96,15 +104,25 @@ class HostPolicy:
 DEFAULT_POLICY = HostPolicy(allowed_hosts=frozenset(DEFAULT_ALLOWED_HOSTS), allow_loopback=False)
 
 
-def policy_from_settings() -> HostPolicy:
-    """``PLEO_ALLOWED_HOSTS`` and ``PLEO_ALLOW_LOOPBACK``, read now (tests override them)."""
+def policy_from_settings(
+    prefix: str = "PLEO",
+    *,
+    default: HostPolicy = DEFAULT_POLICY,
+) -> HostPolicy:
+    """``<prefix>_ALLOWED_HOSTS`` and ``<prefix>_ALLOW_LOOPBACK``, read now (tests override
+    them); ``default`` (its hosts, service name and messages) when a setting is absent."""
     from django.conf import settings
 
     if not settings.configured:
-        return DEFAULT_POLICY
+        return default
     return HostPolicy(
-        allowed_hosts=frozenset(getattr(settings, "PLEO_ALLOWED_HOSTS", DEFAULT_ALLOWED_HOSTS)),
-        allow_loopback=bool(getattr(settings, "PLEO_ALLOW_LOOPBACK", False)),
+        allowed_hosts=frozenset(
+            getattr(settings, f"{prefix}_ALLOWED_HOSTS", default.allowed_hosts)
+        ),
+        allow_loopback=bool(getattr(settings, f"{prefix}_ALLOW_LOOPBACK", False)),
+        service=default.service,
+        setting=default.setting,
+        loopback_condition=default.loopback_condition,
     )
 
 
@@ -149,17 +167,17 @@ def url_problem(url: str, policy: HostPolicy) -> str | None:
         return f"{shown} is ambiguous (its host reads differently to the HTTP library)"
     if is_loopback(host):
         if not policy.allow_loopback:
-            return (
-                f"{host} is a loopback address: allowed only with DEBUG or PLEO_SANDBOX "
-                f"(the local sandbox)"
-            )
+            return f"{host} is a loopback address: allowed only with {policy.loopback_condition}"
         return None
     if host not in policy.allowed_hosts:
-        return f"{host} is not a Pleo host (Pleo credentials only go to PLEO_ALLOWED_HOSTS)"
+        return (
+            f"{host} is not a {policy.service} host ({policy.service} credentials only go to "
+            f"{policy.setting})"
+        )
     if scheme != "https":
         return f"{shown} must use https:// (plain http:// is allowed only to loopback)"
     if port is not None and port != _DEFAULT_PORTS["https"]:
-        return f"{shown} must not name a port (Pleo hosts are reached on 443)"
+        return f"{shown} must not name a port ({policy.service} hosts are reached on 443)"
     return None
 
 

@@ -115,15 +115,29 @@ class OAuthConfig:
     client_secret: str = field(repr=False)
     connect_timeout: float = CONNECT_TIMEOUT
     read_timeout: float = READ_TIMEOUT
+    # Another OAuth server with the same rules (Xero's, exports.xero.oauth): its token path, its
+    # allow-list (None: Pleo's, from the settings), its name in messages, and whether the client
+    # authenticates in the form body (Pleo) or with HTTP Basic (``client_secret_basic``, Xero).
+    token_path: str = TOKEN_PATH
+    policy: hosts.HostPolicy | None = None
+    service: str = "Pleo"
+    basic_client_auth: bool = False
 
     def __post_init__(self) -> None:
         base_url = (self.base_url or "").strip().rstrip("/")
         if not base_url.startswith(("https://", "http://")):
             raise ValueError(f"base_url must be an http(s) URL, got {self.base_url!r}")
         object.__setattr__(self, "base_url", base_url)
-        hosts.check_pleo_url(base_url)  # HostNotAllowed, a ValueError
+        self.host_policy().check(base_url)  # HostNotAllowed, a ValueError
         if not self.client_id:
             raise ValueError("client_id must not be empty")
+
+    def host_policy(self) -> hosts.HostPolicy:
+        return self.policy or hosts.policy_from_settings()
+
+    @property
+    def token_url(self) -> str:
+        return self.base_url + self.token_path
 
     @property
     def timeout(self) -> tuple[float, float]:
@@ -186,9 +200,12 @@ def authorize_url(
     scopes: Iterable[str] | str,
     state: str,
     challenge: str,
+    path: str = AUTHORIZE_PATH,
+    policy: hosts.HostPolicy | None = None,
 ) -> str:
-    """The URL to send the browser to for consent (reference §2.3)."""
-    hosts.check_pleo_url(base_url)  # HostNotAllowed (a ValueError): no browser goes elsewhere
+    """The URL to send the browser to for consent (reference §2.3); ``path`` and ``policy`` for
+    another OAuth server (Xero's)."""
+    hosts.check_pleo_url(base_url, policy)  # HostNotAllowed (a ValueError): nowhere else
     scope = scopes if isinstance(scopes, str) else " ".join(scopes)
     query = urlencode(
         {
@@ -201,7 +218,7 @@ def authorize_url(
             "code_challenge_method": "S256",
         }
     )
-    return f"{base_url.rstrip('/')}{AUTHORIZE_PATH}?{query}"
+    return f"{base_url.rstrip('/')}{path}?{query}"
 
 
 # --- Token endpoint -------------------------------------------------------------------------------
@@ -242,15 +259,21 @@ def _token_request(
     config: OAuthConfig, form: dict[str, str], *, session: requests.Session | None
 ) -> TokenSet:
     grant_type = form["grant_type"]
-    problem = hosts.policy_from_settings().problem(config.base_url + TOKEN_PATH)
+    service, token_path = config.service, config.token_path
+    problem = config.host_policy().problem(config.token_url)
     if problem:
         # Checked again here, whatever built the config: the client secret and the code or
-        # refresh token go to Pleo only. Nothing was sent, so nothing was spent.
+        # refresh token go to the service's own hosts only. Nothing was sent, nothing spent.
         logger.error(
-            "Pleo OAuth POST %s grant_type=%s not sent: %s", TOKEN_PATH, grant_type, problem
+            "%s OAuth POST %s grant_type=%s not sent: %s", service, token_path, grant_type, problem
         )
         raise OAuthHostNotAllowed(f"not sent: {problem}")
-    data = {**form, "client_id": config.client_id, "client_secret": config.client_secret}
+    auth = None
+    if config.basic_client_auth:
+        data = {**form}
+        auth = (config.client_id, config.client_secret)
+    else:
+        data = {**form, "client_id": config.client_id, "client_secret": config.client_secret}
     own_session = session is None
     if own_session:
         session = requests.Session()
@@ -261,8 +284,9 @@ def _token_request(
     try:
         try:
             response = session.post(
-                config.base_url + TOKEN_PATH,
+                config.token_url,
                 data=data,
+                auth=auth,
                 headers={
                     "Accept": "application/json",
                     "User-Agent": f"pleo-export-bridge/{__version__}",
@@ -274,7 +298,9 @@ def _token_request(
             outcome = type(exc).__name__
             reason = describe_transport_failure(exc)
             if isinstance(exc, requests.ConnectTimeout) or provably_not_sent(exc):
-                raise OAuthUnavailable(f"Pleo's OAuth server is unreachable: {reason}") from None
+                raise OAuthUnavailable(
+                    f"{service}'s OAuth server is unreachable: {reason}"
+                ) from None
             if isinstance(exc, TRANSPORT_FAILURES):
                 raise OAuthOutcomeUnknown(
                     f"{reason} after the token request was sent; it may have been applied"
@@ -284,8 +310,9 @@ def _token_request(
         return _token_response(response)
     finally:
         logger.info(
-            "Pleo OAuth POST %s grant_type=%s -> %s in %.0f ms",
-            TOKEN_PATH,
+            "%s OAuth POST %s grant_type=%s -> %s in %.0f ms",
+            service,
+            token_path,
             grant_type,
             outcome,
             (time.monotonic() - started) * 1000,

@@ -142,6 +142,8 @@ class PleoTransport:
     unretried. The request budget (``exports.services.budget``) is such a hook.
     """
 
+    service = "Pleo"  # in log lines; another service's subclass names itself
+
     def __init__(
         self,
         *,
@@ -209,7 +211,8 @@ class PleoTransport:
             if retryable and attempt < self.config.max_attempts:
                 wait = self._retry_wait(attempt, retry_after)
                 logger.warning(
-                    "Pleo %s %s attempt %d/%d failed (%s); retrying in %.2fs [request_id=%s]",
+                    "%s %s %s attempt %d/%d failed (%s); retrying in %.2fs [request_id=%s]",
+                    self.service,
                     method,
                     path,
                     attempt,
@@ -251,7 +254,7 @@ class PleoTransport:
     ) -> tuple[PleoError, bool]:
         """Map an error status to (error, retryable)."""
         status = response.status_code
-        error = error_from_response(response, method, path)
+        error = self.error_from_response(response, method, path)
         if status == 429 or (idempotent and status in RETRYABLE_GET_STATUSES):
             assert isinstance(error, PleoHTTPError)
             retry_after = _parse_retry_after(response.headers.get("Retry-After"), self._clock())
@@ -295,12 +298,30 @@ class PleoTransport:
     def _refuse_host_not_allowed(self, method: str, path: str) -> None:
         """Credentials go to Pleo only: checked before every attempt, before the auth object
         reads a credential and before a connection is opened (whatever built the config)."""
-        problem = hosts.policy_from_settings().problem(self.config.base_url + path)
+        problem = self.host_policy().problem(self.config.base_url + path)
         if problem:
             logger.error(
-                "Pleo %s %s not sent: %s [request_id=%s]", method, path, problem, self.request_id
+                "%s %s %s not sent: %s [request_id=%s]",
+                self.service,
+                method,
+                path,
+                problem,
+                self.request_id,
             )
             raise PleoHostNotAllowed(f"not sent: {problem}", method=method, path=path)
+
+    def host_policy(self) -> hosts.HostPolicy:
+        """The allow-list this client's credentials may go to (another service's client, such
+        as :class:`exports.xero.transport.XeroTransport`, returns its own)."""
+        return hosts.policy_from_settings()
+
+    def extra_headers(self, path: str) -> dict[str, str]:
+        """Headers a subclass adds to every request (none for Pleo)."""
+        return {}
+
+    def error_from_response(self, response: requests.Response, method: str, path: str):
+        """The typed error of a non-2xx answer (a subclass maps another service's errors)."""
+        return error_from_response(response, method, path)
 
     def _check_budget(self, method: str, path: str) -> None:
         """Ask the ``before_request`` hook; a refusal is remembered and raised as it is."""
@@ -325,6 +346,7 @@ class PleoTransport:
             "User-Agent": self.config.user_agent,
             "Accept": "application/json",
             "X-Request-Id": str(self.request_id),
+            **self.extra_headers(path),
         }
         if body is not None:
             headers["Content-Type"] = JSON_CONTENT_TYPE

@@ -36,6 +36,13 @@ COMPANY_LOOKUPS: dict[str, str] = {
     "exports.journalline": "entry__company",
     "exports.notification": "company",
     "exports.receipt": "company",
+    # Xero (exports.xero.models)
+    "exports.xeroconnection": "company",
+    "exports.xeroaccount": "connection__company",
+    "exports.xerotaxrate": "connection__company",
+    "exports.xerotrackingoption": "connection__company",
+    "exports.xerocontact": "connection__company",
+    "exports.xeromapping": "company",
 }
 # Model label -> the lookup from that model to its credential (see the module docstring).
 CREDENTIAL_LOOKUPS: dict[str, str] = {

@@ -342,9 +342,10 @@ def _as_product_time(epoch: float, budget_now: float) -> datetime:
 # --- The hook and the callers' helpers ----------------------------------------------------------
 
 
-def consume(key: str) -> Decision:
-    """Take one request from ``key``'s budget; raises ``BudgetExhausted`` when it is spent."""
-    rate = current_rate()
+def consume(key: str, rate: Rate | None = None) -> Decision:
+    """Take one request from ``key``'s budget (at ``rate``, else the configured Pleo rate);
+    raises ``BudgetExhausted`` when it is spent."""
+    rate = rate or current_rate()
     if rate is None:
         now = time.time()
         return Decision(True, now, now)
@@ -376,11 +377,15 @@ def consume(key: str) -> Decision:
 class BudgetHook:
     """``PleoClient(before_request=...)``: one budget request per attempt."""
 
-    def __init__(self, key: str) -> None:
+    def __init__(self, key: str, rate: Rate | None = None) -> None:
         self.key = key
+        self.rate = rate  # None: the configured Pleo rate (another service passes its own)
 
     def __call__(self, method: str, path: str) -> None:
-        consume(self.key)
+        if self.rate is None:
+            consume(self.key)
+        else:
+            consume(self.key, self.rate)
 
     def __repr__(self) -> str:
         return f"BudgetHook({self.key!r})"

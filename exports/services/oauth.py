@@ -5,24 +5,12 @@ and ``state`` per attempt (the views keep both in the admin user's session), the
 once, both tokens stored encrypted with the access token's expiry, status OK.
 
 Refresh (``access_token`` / ``refresh_after_unauthorized``), at most one in flight per credential
-across processes and machines, without holding a database lock across the HTTP call:
-
-1. A caller whose access token expires within ``PLEO_OAUTH_REFRESH_MARGIN_SECONDS`` tries to set
-   ``Credential.refreshing_until`` with one compare-and-set UPDATE (marker empty, status OK, and
-   the refresh token still the one it read). Exactly one caller wins.
-2. The winner presents the refresh token once (no retry), then saves the new access and refresh
-   tokens and clears the marker in one UPDATE, again guarded by the refresh token it presented
-   (so tokens from an older authorisation never overwrite a reconnect).
-3. Everyone else polls the row with short sleeps until the marker is cleared (then uses the new
-   token), the status changes (then stops), or the marker's deadline passes.
-4. A refresh whose outcome is unknown (read timeout, dropped connection, 5xx, unreadable answer)
-   may have rotated the refresh token at Pleo; presenting it again would revoke the whole family.
-   So it is never retried: the row is re-read and, if no new token arrived, the credential is
-   marked ``needs_reauthorisation`` with the reason. A marker whose deadline passed is the same
-   case (its holder stopped or hung mid-refresh) and is treated the same way.
-5. ``invalid_grant`` marks the credential ``needs_reauthorisation``; every later use raises
-   ``CredentialUnusable`` (:mod:`exports.services.credential_errors`) with the reason (no HTTP
-   call).
+across processes and machines, without holding a database lock across the HTTP call. The
+compare-and-set loop is :mod:`exports.services.token_refresh` (shared with Xero's connections;
+its docstring states the rules): one refresh in flight, a refresh token never presented twice,
+``invalid_grant`` or an unknown outcome marking the credential ``needs_reauthorisation``, after
+which every use raises ``CredentialUnusable`` (:mod:`exports.services.credential_errors`) with
+the reason (no HTTP call).
 
 Nothing here logs or puts in an exception a token, code, verifier or client secret.
 """
@@ -30,13 +18,11 @@ Nothing here logs or puts in an exception a token, code, verifier or client secr
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
@@ -44,29 +30,15 @@ from django.views.decorators.debug import sensitive_variables
 from exports import clock, crypto
 from exports.models import Credential
 from exports.notifications import service as notifications
-from exports.pleo import BearerAuth, PleoAuthError, PleoUnavailable
+from exports.pleo import BearerAuth, PleoAuthError
 from exports.pleo import oauth as pleo_oauth
 from exports.pleo.hosts import HostNotAllowed
+from exports.services import token_refresh
 from exports.services.credential_errors import CredentialUnusable, unusable_message
 
 logger = logging.getLogger(__name__)
 
-# How long a refresh may hold the marker: the token call's timeouts plus room for the save.
-MARKER_SLACK_SECONDS = 20.0
-POLL_FIRST_SECONDS = 0.02
-POLL_MAX_SECONDS = 0.2
-
-_FIELDS = (
-    "name",
-    "kind",
-    "status",
-    "last_error",
-    "oauth_client_id",
-    "access_token_ciphertext",
-    "access_token_expires_at",
-    "refresh_token_ciphertext",
-    "refreshing_until",
-)
+POLL_MAX_SECONDS = token_refresh.POLL_MAX_SECONDS
 
 
 class ConnectFailed(Exception):
@@ -84,10 +56,7 @@ def refresh_margin() -> timedelta:
     return timedelta(seconds=float(settings.PLEO_OAUTH_REFRESH_MARGIN_SECONDS))
 
 
-def marker_lifetime() -> timedelta:
-    return timedelta(
-        seconds=pleo_oauth.CONNECT_TIMEOUT + pleo_oauth.READ_TIMEOUT + MARKER_SLACK_SECONDS
-    )
+marker_lifetime = token_refresh.marker_lifetime
 
 
 def redirect_uri() -> str:
@@ -203,25 +172,13 @@ def connect_complete(
     return credential
 
 
-@sensitive_variables("tokens", "access", "refresh")
 def _store_connected(
     credential: Credential, tokens: pleo_oauth.TokenSet, received_at: datetime
 ) -> None:
-    access = crypto.encrypt(tokens.access_token)
-    refresh = crypto.encrypt(tokens.refresh_token)
-    fields = {
-        "access_token_ciphertext": access,
-        "refresh_token_ciphertext": refresh,
-        "access_token_expires_at": tokens.expires_at(received_at),
-        "refreshing_until": None,
-        "status": Credential.Status.OK,
-        "last_error": "",
-        "updated_at": timezone.now(),
-    }
-    if credential.status != Credential.Status.OK:
-        fields["status_changed_at"] = clock.now()
-    with transaction.atomic():
-        Credential.objects.filter(pk=credential.pk).update(**fields)
+    changed = (
+        {} if credential.status == Credential.Status.OK else {"status_changed_at": clock.now()}
+    )
+    token_refresh.store_connected_tokens(TOKENS, credential.pk, tokens, received_at, **changed)
 
 
 # --- Status ---------------------------------------------------------------------------------------
@@ -251,42 +208,49 @@ def credential_mark_needs_reauthorisation(
     return bool(updated)
 
 
-# --- Refresh --------------------------------------------------------------------------------------
+# --- Refresh (the generic compare-and-set loop: exports.services.token_refresh) ------------------
 
 
-@dataclass(frozen=True)
-class _Row:
-    name: str
-    kind: str
-    status: str
-    last_error: str
-    oauth_client_id: str
-    access_token_ciphertext: str
-    access_token_expires_at: datetime | None
-    refresh_token_ciphertext: str
-    refreshing_until: datetime | None
-
-    def usable_or_raise(self) -> None:
-        if self.status != Credential.Status.OK:
-            raise CredentialUnusable(unusable_message(self.name, self.status, self.last_error))
-        if self.kind != Credential.Kind.OAUTH:
-            raise CredentialUnusable(f"Credential '{self.name}' is not an OAuth credential.")
-
-    def fresh(self, now: datetime) -> bool:
-        """A stored access token not within the refresh margin of its expiry. A token without a
-        known expiry counts as fresh: it is refreshed when Pleo answers 401."""
-        if not self.access_token_ciphertext:
-            return False
-        expires = self.access_token_expires_at
-        return expires is None or expires - refresh_margin() > now
-
-
-def _read(credential_id: int) -> _Row:
+def _read(credential_id: int) -> token_refresh.TokenRow:
     try:
-        values = Credential.objects.values(*_FIELDS).get(pk=credential_id)
+        values = Credential.objects.values("name", "kind", *token_refresh.ROW_FIELDS).get(
+            pk=credential_id
+        )
     except Credential.DoesNotExist:
         raise CredentialUnusable(f"Credential {credential_id} no longer exists.") from None
-    return _Row(**values)
+    kind = values.pop("kind")
+    problem = "" if kind == Credential.Kind.OAUTH else "is not an OAuth credential"
+    return token_refresh.TokenRow(**values, problem=problem)
+
+
+def _unusable(name: str, status: str, reason: str) -> CredentialUnusable:
+    if status == Credential.Status.OK:  # usable by status, not for tokens: ``reason`` says why
+        return CredentialUnusable(f"Credential '{name}' {reason.rstrip('.')}.")
+    return CredentialUnusable(unusable_message(name, status, reason))
+
+
+def _mark(credential_id: int, reason: str, refresh_token_ciphertext: str | None) -> bool:
+    return credential_mark_needs_reauthorisation(
+        credential_id=credential_id,
+        reason=reason,
+        refresh_token_ciphertext=refresh_token_ciphertext,
+    )
+
+
+def _config(credential_id: int) -> pleo_oauth.OAuthConfig:
+    return oauth_config(Credential.objects.get(pk=credential_id))
+
+
+TOKENS = token_refresh.TokenOwner(
+    model=Credential,
+    service="Pleo",
+    label="Credential",
+    read=_read,
+    config=_config,
+    mark=_mark,
+    unusable=_unusable,
+    margin=refresh_margin,
+)
 
 
 def access_token(credential_id: int) -> str:
@@ -294,196 +258,13 @@ def access_token(credential_id: int) -> str:
     flight per credential; other callers wait for it). Raises ``CredentialUnusable`` when the
     credential may not be used, ``PleoUnavailable``/``PleoAuthError`` when a needed refresh
     could not be made."""
-    row = _read(credential_id)
-    row.usable_or_raise()
-    if row.fresh(clock.now()):
-        return crypto.decrypt(row.access_token_ciphertext)
-    return _refresh(credential_id, stale=row.access_token_ciphertext, force=False)
+    return token_refresh.token_access(TOKENS, credential_id)
 
 
 def refresh_after_unauthorized(credential_id: int, rejected_token: str | None) -> bool:
     """Pleo answered 401 to ``rejected_token``: make sure a newer token is stored (refreshing
     once, unless another caller already did). True when one is."""
-    row = _read(credential_id)
-    row.usable_or_raise()
-    stale = row.access_token_ciphertext
-    if rejected_token is not None and stale and crypto.decrypt(stale) != rejected_token:
-        if row.fresh(clock.now()):
-            return True  # another caller refreshed since we took the token
-    token = _refresh(credential_id, stale=stale, force=True)
-    return bool(token) and token != rejected_token
-
-
-def _refresh(credential_id: int, *, stale: str, force: bool) -> str:
-    """The refresh loop of the module docstring. ``stale`` is the access token ciphertext the
-    caller found wanting; any other fresh token stored meanwhile is used instead."""
-    delay = POLL_FIRST_SECONDS
-    give_up_at = time.monotonic() + marker_lifetime().total_seconds() + 10
-    while True:
-        row = _read(credential_id)
-        row.usable_or_raise()
-        now = clock.now()
-        if row.fresh(now) and (row.access_token_ciphertext != stale or not force):
-            return crypto.decrypt(row.access_token_ciphertext)
-        if not row.refresh_token_ciphertext:
-            reason = "No refresh token is stored: connect the credential to Pleo."
-            credential_mark_needs_reauthorisation(credential_id=credential_id, reason=reason)
-            raise CredentialUnusable(unusable_message(row.name, "needs_reauthorisation", reason))
-        marker = row.refreshing_until
-        if marker is None:
-            until = now + marker_lifetime()
-            taken = Credential.objects.filter(
-                pk=credential_id,
-                status=Credential.Status.OK,
-                refreshing_until__isnull=True,
-                refresh_token_ciphertext=row.refresh_token_ciphertext,
-            ).update(refreshing_until=until)
-            if taken:
-                return _refresh_holding_marker(credential_id, row, until, force=force)
-            continue  # someone else took it (or rotated the token): read again
-        if marker <= now:
-            reason = (
-                f"A token refresh started at {marker - marker_lifetime():%Y-%m-%d %H:%M:%S} UTC "
-                f"never finished (its process stopped or hung), so Pleo may have rotated the "
-                f"refresh token. It is not presented again, since re-using a rotated refresh "
-                f"token revokes every token of the authorisation. Reconnect to Pleo."
-            )
-            credential_mark_needs_reauthorisation(
-                credential_id=credential_id,
-                reason=reason,
-                refresh_token_ciphertext=row.refresh_token_ciphertext,
-            )
-            Credential.objects.filter(pk=credential_id, refreshing_until=marker).update(
-                refreshing_until=None
-            )
-            continue
-        if time.monotonic() >= give_up_at:
-            raise PleoUnavailable("timed out waiting for another process's token refresh")
-        time.sleep(delay)
-        delay = min(delay * 1.5, POLL_MAX_SECONDS)
-
-
-def _release_marker(credential_id: int, until: datetime) -> None:
-    Credential.objects.filter(pk=credential_id, refreshing_until=until).update(
-        refreshing_until=None
-    )
-
-
-@sensitive_variables("refresh_token", "tokens", "config", "credential")
-def _refresh_holding_marker(credential_id: int, row: _Row, until: datetime, *, force: bool) -> str:
-    """We hold the marker: present the refresh token once and store the outcome."""
-    try:
-        credential = Credential.objects.get(pk=credential_id)
-        config = oauth_config(credential)
-        refresh_token = crypto.decrypt(row.refresh_token_ciphertext)
-    except ValueError as exc:  # no client id: nothing can be sent
-        _release_marker(credential_id, until)
-        raise CredentialUnusable(f"Credential '{row.name}' cannot refresh its token: {exc}.")
-    except BaseException:
-        _release_marker(credential_id, until)  # nothing was sent
-        raise
-    received_at = clock.now()
-    try:
-        tokens = pleo_oauth.refresh_tokens(config, refresh_token=refresh_token)
-    except pleo_oauth.OAuthInvalidGrant as exc:
-        reason = (
-            f"Pleo refused the refresh token ({exc.description}): the authorisation is "
-            f"expired or revoked. Reconnect to Pleo."
-        )
-        credential_mark_needs_reauthorisation(
-            credential_id=credential_id,
-            reason=reason,
-            refresh_token_ciphertext=row.refresh_token_ciphertext,
-        )
-        _release_marker(credential_id, until)
-        raise CredentialUnusable(
-            unusable_message(row.name, "needs_reauthorisation", reason)
-        ) from None
-    except pleo_oauth.OAuthOutcomeUnknown as exc:
-        return _after_unknown_outcome(credential_id, row, until, exc)
-    except pleo_oauth.OAuthUnavailable as exc:
-        # Nothing reached Pleo (or it refused to process it): the refresh token is unspent.
-        _release_marker(credential_id, until)
-        expires = row.access_token_expires_at
-        if not force and row.access_token_ciphertext and expires and expires > clock.now():
-            logger.warning(
-                "Credential %s: token refresh not possible now (%s); using the current access "
-                "token, valid until %s",
-                credential_id,
-                exc,
-                expires,
-            )
-            return crypto.decrypt(row.access_token_ciphertext)
-        raise PleoUnavailable(f"token refresh failed: {exc}") from None
-    except pleo_oauth.OAuthError as exc:
-        _release_marker(credential_id, until)
-        raise PleoAuthError(f"Pleo refused the token refresh: {exc}", status=exc.status) from None
-    except BaseException:
-        # Anything else after the request may have been sent: leave the marker. Its deadline
-        # passing is treated as an unknown outcome by whoever comes next.
-        logger.error("Credential %s: token refresh interrupted", credential_id)
-        raise
-    if _store_refreshed(credential_id, row.refresh_token_ciphertext, tokens, received_at):
-        logger.info("Credential %s: access token refreshed", credential_id)
-        return tokens.access_token
-    # The stored refresh token changed while we refreshed (a reconnect in the admin): the
-    # newer authorisation wins and ours is discarded.
-    _release_marker(credential_id, until)
-    logger.warning(
-        "Credential %s: refreshed tokens discarded (reconnected meanwhile)", credential_id
-    )
-    return _current_token_or_raise(credential_id)
-
-
-def _after_unknown_outcome(
-    credential_id: int, row: _Row, until: datetime, exc: pleo_oauth.OAuthError
-) -> str:
-    """Never re-send: re-read; unless a new token arrived, the credential needs reconnecting."""
-    current = _read(credential_id)
-    if current.refresh_token_ciphertext != row.refresh_token_ciphertext:
-        _release_marker(credential_id, until)
-        return _current_token_or_raise(credential_id)
-    reason = (
-        f"The token refresh had an unknown outcome ({exc}): Pleo may have rotated the refresh "
-        f"token without us receiving the new one. It is not presented again, since re-using a "
-        f"rotated refresh token revokes every token of the authorisation. Reconnect to Pleo."
-    )
-    credential_mark_needs_reauthorisation(
-        credential_id=credential_id,
-        reason=reason,
-        refresh_token_ciphertext=row.refresh_token_ciphertext,
-    )
-    _release_marker(credential_id, until)
-    raise CredentialUnusable(unusable_message(row.name, "needs_reauthorisation", reason))
-
-
-def _current_token_or_raise(credential_id: int) -> str:
-    row = _read(credential_id)
-    row.usable_or_raise()
-    if not row.access_token_ciphertext:
-        raise CredentialUnusable(f"Credential '{row.name}' has no access token: connect it.")
-    return crypto.decrypt(row.access_token_ciphertext)
-
-
-@sensitive_variables("tokens", "access", "refresh")
-def _store_refreshed(
-    credential_id: int, presented_ciphertext: str, tokens: pleo_oauth.TokenSet, received_at
-) -> bool:
-    """Both new tokens and the cleared marker in one UPDATE, only if the refresh token we
-    presented is still the stored one."""
-    access = crypto.encrypt(tokens.access_token)
-    refresh = crypto.encrypt(tokens.refresh_token)
-    with transaction.atomic():
-        updated = Credential.objects.filter(
-            pk=credential_id, refresh_token_ciphertext=presented_ciphertext
-        ).update(
-            access_token_ciphertext=access,
-            refresh_token_ciphertext=refresh,
-            access_token_expires_at=tokens.expires_at(received_at),
-            refreshing_until=None,
-            updated_at=timezone.now(),
-        )
-    return bool(updated)
+    return token_refresh.token_refresh_after_unauthorized(TOKENS, credential_id, rejected_token)
 
 
 # --- The client's bearer auth ---------------------------------------------------------------------

@@ -23,6 +23,7 @@ from exports import clock
 
 POLL = "pleo-export-poll"
 MAINTENANCE = "pleo-export-maintenance"
+XERO_SYNC = "xero-sync-daily"
 
 # The product's task functions: the only functions a schedule, or any queued task, may run.
 TASK_FUNCTIONS: dict[str, str] = {
@@ -31,6 +32,7 @@ TASK_FUNCTIONS: dict[str, str] = {
     "exports.tasks.run_company_check": "Check one company (args: company id, trigger)",
     "exports.tasks.run_company_checks": "Check several companies (args: [ids], trigger)",
     "exports.notifications.tasks.send_notification": "Send one notification (args: its id)",
+    "exports.tasks.xero_sync_daily": "Daily: sync every Xero connection's accounts and codes",
 }
 # Result hooks a schedule may name (called with the finished task). The product has none.
 HOOK_FUNCTIONS: dict[str, str] = {}
@@ -48,6 +50,7 @@ def wanted_schedules() -> dict[str, dict]:
             "schedule_type": Schedule.MINUTES,
             "minutes": 1,
         },
+        XERO_SYNC: {"func": "exports.tasks.xero_sync_daily", "schedule_type": Schedule.DAILY},
     }
 
 

@@ -1,138 +1,31 @@
-"""Validate the Xero sandbox's answers against Xero's OpenAPI files (``docs/xero-openapi/``).
+"""Validate the Xero sandbox's answers against Xero's OpenAPI files (``docs/xero-openapi/``):
+the product's checker (:mod:`exports.xero.openapi`, where the adjustments are listed), raising
+``AssertionError`` with what it found.
 
     validate_response(body, "PUT", "/api.xro/2.0/ManualJournals", 200)
     validate_response(body, "GET", "/connections", 200)
-
-JSON Schema Draft 2020-12 over the spec's components, like :mod:`tests.openapi_schemas` (whose
-format checker, with ``uuid`` and RFC 3339 ``date-time``, is reused). Adjustments, applied to an
-in-memory copy:
-
-* every object schema is closed (``additionalProperties: false``): field names are checked;
-* fields marked ``x-is-msdate``/``x-is-msdate-time`` must be Microsoft JSON dates
-  (``/Date(1552521600000+0000)/``), Xero's wire format;
-* the envelope Xero wraps around every Accounting answer (``Id``, ``Status``, ``ProviderName``,
-  ``DateTimeUTC``; the spec's examples show it, its schemas do not) is checked and removed first;
-* ``Connection.createdDateUtc``/``updatedDateUtc`` are ``date-time`` in the spec but sent without
-  an offset (the spec's own example: ``2019-12-07T18:46:19.5165400``): checked by that shape;
-* a 400 the spec does not list for an operation is checked as ``Error``;
-* a 400 ``Error``'s ``Elements`` are the documents as sent plus their ``ValidationErrors`` (the
-  spec's ``Element`` lists only the latter): each is checked against the document's schema.
 """
 
 from __future__ import annotations
 
-import copy
-import re
-from functools import cache
-from pathlib import Path
-
-import yaml
-from jsonschema import Draft202012Validator
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
-
-from exports.pleo.openapi import _close_objects as close_objects
-from tests.openapi_schemas import FORMAT_CHECKER
-
-SPEC_DIR = Path(__file__).resolve().parents[2] / "docs" / "xero-openapi"
-SPECS = {"accounting": "xero_accounting.yaml", "identity": "xero-identity.yaml"}
-MSDATE = r"^/Date\(-?\d+([+-]\d{4})?\)/$"
-IDENTITY_TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{7}$")
-ENVELOPE = ("Id", "Status", "ProviderName", "DateTimeUTC")
-API = "/api.xro/2.0"
+from exports.xero.openapi import API, SHOWN, errors, load, response_errors, validator  # noqa: F401
 
 
-@cache
-def load(spec: str) -> dict:
-    with (SPEC_DIR / SPECS[spec]).open(encoding="utf-8") as fh:
-        return yaml.load(fh, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
-
-
-def _adjust(node):
-    if isinstance(node, dict):
-        out = {k: _adjust(v) for k, v in node.items()}
-        if out.get("x-is-msdate") or out.get("x-is-msdate-time"):
-            out["pattern"] = MSDATE
-        if out.get("format") == "date-time" and "x-is-datetime" in out:
-            out.pop("format")  # identity timestamps: checked by IDENTITY_TIMESTAMP below
-        return out
-    if isinstance(node, list):
-        return [_adjust(v) for v in node]
-    return node
-
-
-@cache
-def _registry(spec: str) -> Registry:
-    doc = copy.deepcopy(load(spec))
-    doc["components"]["schemas"] = close_objects(_adjust(doc["components"]["schemas"]))
-    return Registry().with_resource(
-        f"urn:xero:{spec}", Resource.from_contents(doc, default_specification=DRAFT202012)
-    )
-
-
-def validator(schema_name: str, spec: str = "accounting") -> Draft202012Validator:
-    ref = {"$ref": f"urn:xero:{spec}#/components/schemas/{schema_name}"}
-    return Draft202012Validator(ref, registry=_registry(spec), format_checker=FORMAT_CHECKER)
-
-
-def _check(instance, schema: dict, spec: str) -> None:
-    v = Draft202012Validator(schema, registry=_registry(spec), format_checker=FORMAT_CHECKER)
-    errors = sorted(v.iter_errors(instance), key=lambda e: list(e.absolute_path))
-    if errors:
-        lines = [f"/{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in errors[:10]]
-        raise AssertionError(f"{len(errors)} schema error(s)\n" + "\n".join(lines))
+def _raise(problems: list[str]) -> None:
+    if problems:
+        lines = "\n".join(problems[:SHOWN])
+        raise AssertionError(f"{len(problems)} schema error(s)\n{lines}")
 
 
 def validate(instance, schema_name: str, spec: str = "accounting") -> None:
-    _check(instance, {"$ref": f"urn:xero:{spec}#/components/schemas/{schema_name}"}, spec)
-
-
-def _operation(method: str, path: str) -> tuple[str, dict]:
-    spec, local = ("accounting", path[len(API) :]) if path.startswith(API) else ("identity", path)
-    for template, ops in load(spec)["paths"].items():
-        pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
-        if re.fullmatch(pattern, local, flags=re.IGNORECASE) and method.lower() in ops:
-            return spec, ops[method.lower()]
-    raise KeyError(f"{method} {path}: not in Xero's OpenAPI files")
-
-
-def _response_schema(spec: str, operation: dict, status: int) -> dict | None:
-    response = operation["responses"].get(str(status))
-    if response is None and status == 400:  # Xero's 400 is always its Error, documented or not
-        return {"$ref": "#/components/schemas/Error"}
-    if response is None:
-        raise AssertionError(f"status {status} is not documented for this operation")
-    if "$ref" in response:
-        response = load(spec)["components"]["responses"][response["$ref"].rsplit("/", 1)[1]]
-    content = response.get("content", {}).get("application/json")
-    return content["schema"] if content else None
+    _raise(errors(instance, schema_name, spec))
 
 
 def validate_response(body, method: str, path: str, status: int, *, kind: str | None = None):
     """``body`` is what the sandbox answered; ``kind`` names the element schema of a 400's
     ``Elements`` (e.g. ``ManualJournal``)."""
-    spec, operation = _operation(method, path)
-    schema = _response_schema(spec, operation, status)
-    if schema is None:
-        assert body in (None, b"", ""), "an answer without a documented body has one"
-        return
-    if spec == "identity":
-        for connection in body:
-            for name in ("createdDateUtc", "updatedDateUtc"):
-                assert IDENTITY_TIMESTAMP.match(connection[name]), connection[name]
-    if isinstance(body, dict) and status == 200:
-        assert body.get("Status") == "OK" and body.get("Id"), "the Xero envelope is missing"
-        assert re.match(MSDATE, body["DateTimeUTC"])
-        body = {k: v for k, v in body.items() if k not in ENVELOPE}
-    if status == 400 and isinstance(body, dict) and body.get("Elements"):
-        assert kind, "name the element schema of a 400 with Elements"
-        for element in body["Elements"]:
-            validate(element, kind)
-        body = {k: v for k, v in body.items() if k != "Elements"}
-    _check(
-        body,
-        {**schema, "$ref": f"urn:xero:{spec}" + schema["$ref"]}
-        if "$ref" in schema
-        else {"type": "array", "items": {"$ref": f"urn:xero:{spec}" + schema["items"]["$ref"]}},
-        spec,
-    )
+    try:
+        problems = response_errors(body, method, path, status, kind=kind)
+    except KeyError as exc:
+        raise AssertionError(str(exc)) from None
+    _raise(problems)

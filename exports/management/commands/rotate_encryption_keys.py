@@ -4,11 +4,12 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from exports import crypto
-from exports.models import Credential, WebhookEndpoint
+from exports.models import Credential, WebhookEndpoint, XeroConnection
 
 ENCRYPTED_COLUMNS = {
     Credential: [f"{name}_ciphertext" for name in Credential.SECRET_FIELDS],
     WebhookEndpoint: ["signing_secrets_ciphertext"],
+    XeroConnection: [f"{name}_ciphertext" for name in XeroConnection.SECRET_FIELDS],
 }
 
 

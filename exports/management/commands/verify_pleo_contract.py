@@ -18,6 +18,7 @@ LABELS = {"match": "match", "mismatch": "MISMATCH", "skipped": "skipped"}
 
 
 class Command(BaseCommand):
+    service = "Pleo"  # in the lines printed; verify_xero_contract is this command for Xero
     help = (
         "Check what Pleo answers for one company against Pleo's OpenAPI files "
         "(docs/pleo-openapi/) and the product's readings of them: job and item statuses and "
@@ -32,18 +33,23 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         company = self._company(options["company"])
-        report = pleo_contract_verify(company=company)
+        report = self.verify(company)
         if options["json"]:
             self.stdout.write(json.dumps(report.as_dict()))
         else:
             self._print(report)
         if not report.ok:
-            raise CommandError("Pleo's answers differ from what we rely on.", returncode=1)
+            raise CommandError(
+                f"{self.service}'s answers differ from what we rely on.", returncode=1
+            )
+
+    def verify(self, company: Company):
+        return pleo_contract_verify(company=company)
 
     def _print(self, report) -> None:
         company = report.company
         self.stdout.write(
-            f"Pleo contract check for {company.name} (company {company.pleo_company_id}) "
+            f"{self.service} contract check for {company.name} (company {company.pleo_company_id}) "
             f"at {report.base_url}"
         )
         width = max((len(f.check) for f in report.findings), default=0)

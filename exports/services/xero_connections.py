@@ -1,0 +1,403 @@
+"""A company's Xero connection: connecting from the admin, the tenant, tokens, and its client.
+
+Connect (``xero_connection_begin`` → Xero's consent page → ``xero_connection_complete``): a fresh
+PKCE verifier and ``state`` per attempt (kept in the admin user's session by
+:mod:`exports.xero_views`), the code exchanged once at ``XERO_IDENTITY_BASE_URL``, both tokens
+stored encrypted with the access token's expiry and the scopes Xero granted, then
+``GET /connections``: one organisation is taken at once; several are offered on the company page
+(``xero_connection_choose_tenant``); none leaves the connection needing re-authorisation.
+
+Tokens are refreshed by :mod:`exports.services.token_refresh` (one refresh in flight per
+connection across processes, as for Pleo credentials). A refused refresh token, a 401 after a
+fresh token, or a 403 (the organisation disconnected at Xero, or a scope missing), puts the
+connection in "needs re-authorisation" with the reason; the company page shows it and the Xero
+adapter's ``validate`` fails the company's jobs with
+``accounting_system_authentication_failure`` until someone reconnects.
+
+Nothing here logs or puts in a message a token, code, verifier or the client secret.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.conf import settings
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
+
+from exports import audit, clock
+from exports.models import AuditEntry, Company, Trigger, XeroConnection
+from exports.pleo import BearerAuth, PleoAuthError
+from exports.pleo import oauth as pleo_oauth
+from exports.pleo.hosts import HostNotAllowed
+from exports.services import budget, token_refresh
+from exports.xero import oauth as xero_oauth
+from exports.xero.client import XeroClient, config_from_settings
+from exports.xero.errors import XeroError
+
+logger = logging.getLogger(__name__)
+
+AUDIT_STEP = "xero_connection"
+HTTP_AUDIT_STEP = "xero_call"
+
+
+class XeroConnectFailed(Exception):
+    """Connecting could not be started or completed; ``str()`` is the admin's message."""
+
+
+class XeroConnectionUnusable(Exception):
+    """The connection may not be used for calls; ``str()`` says why and what to do."""
+
+
+# --- Settings -----------------------------------------------------------------------------------
+
+
+def redirect_uri() -> str:
+    """The callback registered with Xero: ``PUBLIC_BASE_URL`` + ``/oauth/xero/callback/``."""
+    return settings.PUBLIC_BASE_URL.rstrip("/") + reverse("xero-oauth-callback")
+
+
+def required_scopes() -> frozenset[str]:
+    return frozenset(settings.XERO_SCOPES.split())
+
+
+@sensitive_variables("secret")
+def oauth_config() -> pleo_oauth.OAuthConfig:
+    """From ``XERO_CLIENT_ID``/``XERO_CLIENT_SECRET``/``XERO_IDENTITY_BASE_URL`` (ValueError)."""
+    secret = settings.XERO_CLIENT_SECRET
+    if not settings.XERO_CLIENT_ID or not secret:
+        raise ValueError("XERO_CLIENT_ID and XERO_CLIENT_SECRET are not set")
+    return xero_oauth.oauth_config(
+        identity_base_url=settings.XERO_IDENTITY_BASE_URL,
+        client_id=settings.XERO_CLIENT_ID,
+        client_secret=secret,
+    )
+
+
+def _audit(company: Company, message: str, outcome=AuditEntry.Outcome.OK, **kwargs) -> None:
+    audit.record(
+        company=company,
+        trigger=kwargs.pop("trigger", Trigger.MANUAL),
+        step=kwargs.pop("step", AUDIT_STEP),
+        message=message,
+        run_id=kwargs.pop("run_id", None),
+        outcome=outcome,
+        **kwargs,
+    )
+
+
+# --- Connect ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class XeroConnectStart:
+    """Where to send the browser, and what to remember in the session until it comes back."""
+
+    url: str
+    state: str
+    verifier: str = field(repr=False)
+    company_id: int
+
+
+def xero_connection_begin(*, company: Company) -> XeroConnectStart:
+    if not settings.XERO_CLIENT_ID or not settings.XERO_CLIENT_SECRET:
+        raise XeroConnectFailed(
+            "XERO_CLIENT_ID and XERO_CLIENT_SECRET are not set: add the Xero app's client id "
+            "and secret to the environment first."
+        )
+    pkce = pleo_oauth.new_pkce()
+    state = pleo_oauth.new_state()
+    try:
+        url = xero_oauth.authorize_url(
+            login_base_url=settings.XERO_LOGIN_BASE_URL,
+            client_id=settings.XERO_CLIENT_ID,
+            redirect_uri=redirect_uri(),
+            scopes=settings.XERO_SCOPES,
+            state=state,
+            challenge=pkce.challenge,
+        )
+    except HostNotAllowed as exc:
+        raise XeroConnectFailed(f"XERO_LOGIN_BASE_URL is refused: {exc}.") from None
+    return XeroConnectStart(url=url, state=state, verifier=pkce.verifier, company_id=company.pk)
+
+
+@sensitive_variables("code", "code_verifier", "tokens", "config")
+def xero_connection_complete(*, company_id: int, code: str, code_verifier: str) -> XeroConnection:
+    """Exchange ``code``, store the tokens, read ``/connections``. Raises
+    :class:`XeroConnectFailed` with the admin's message; nothing is changed then."""
+    company = Company.objects.filter(pk=company_id).first()
+    if company is None:
+        raise XeroConnectFailed("The company no longer exists.")
+    try:
+        config = oauth_config()
+    except ValueError as exc:  # HostNotAllowed is one
+        raise XeroConnectFailed(f"Xero's OAuth settings cannot be used: {exc}.") from None
+    received_at = clock.now()
+    try:
+        tokens = pleo_oauth.exchange_code(
+            config, code=code, redirect_uri=redirect_uri(), code_verifier=code_verifier
+        )
+    except pleo_oauth.OAuthError as exc:
+        raise XeroConnectFailed(
+            f"Exchanging the authorization code with Xero failed ({exc}). Nothing was changed; "
+            f"use 'Connect Xero' again."
+        ) from None
+    connection, _ = XeroConnection.objects.get_or_create(company=company)
+    token_refresh.store_connected_tokens(
+        TOKENS,
+        connection.pk,
+        tokens,
+        received_at,
+        scopes_granted=" ".join((tokens.scope or settings.XERO_SCOPES).split()),
+        status_changed_at=clock.now(),
+        tenant_choices=[],
+    )
+    _audit(company, "Connected to Xero (tokens stored); reading the organisations authorised.")
+    connection.refresh_from_db()
+    return _take_tenant(connection)
+
+
+def _take_tenant(connection: XeroConnection) -> XeroConnection:
+    """``GET /connections``: one organisation is taken; several are offered; none is refused."""
+    with xero_client(connection=connection, tenant=False) as client:
+        try:
+            tenants = client.connections()
+        except XeroError as exc:
+            raise XeroConnectFailed(f"Reading Xero's /connections failed: {exc}") from None
+    choices = [
+        {"id": str(t.id), "tenant_id": str(t.tenant_id), "name": t.tenant_name}
+        for t in tenants
+        if t.tenant_type.upper() in ("", "ORGANISATION")
+    ]
+    current = str(connection.tenant_id) if connection.tenant_id else None
+    if current and any(c["tenant_id"] == current for c in choices):
+        chosen = next(c for c in choices if c["tenant_id"] == current)
+    elif len(choices) == 1:
+        chosen = choices[0]
+    else:
+        chosen = None
+    if not choices:
+        xero_connection_mark_needs_reauthorisation(
+            connection_id=connection.pk,
+            reason="No Xero organisation was authorised at consent: connect again and pick one.",
+        )
+    elif chosen is None:
+        XeroConnection.objects.filter(pk=connection.pk).update(
+            tenant_id=None, tenant_name="", connection_id=None, tenant_choices=choices
+        )
+    else:
+        _set_tenant(connection, chosen)
+    connection.refresh_from_db()
+    return connection
+
+
+def _set_tenant(connection: XeroConnection, chosen: dict) -> None:
+    XeroConnection.objects.filter(pk=connection.pk).update(
+        tenant_id=uuid.UUID(chosen["tenant_id"]),
+        tenant_name=chosen["name"][:300],
+        connection_id=uuid.UUID(chosen["id"]),
+        tenant_choices=[],
+        updated_at=timezone.now(),
+    )
+    _audit(connection.company, f"Xero organisation chosen: {chosen['name']}.")
+
+
+def xero_connection_choose_tenant(*, connection: XeroConnection, tenant_id: str) -> bool:
+    """Take ``tenant_id`` among the organisations offered at consent. False when not offered."""
+    chosen = next((c for c in connection.tenant_choices if c["tenant_id"] == tenant_id), None)
+    if chosen is None:
+        return False
+    _set_tenant(connection, chosen)
+    return True
+
+
+# --- Status -------------------------------------------------------------------------------------
+
+
+def xero_connection_mark_needs_reauthorisation(
+    *, connection_id: int, reason: str, refresh_token_ciphertext: str | None = None
+) -> bool:
+    """Needs re-authorisation (the refresh marker cleared). With ``refresh_token_ciphertext``,
+    only if that refresh token is still the stored one. The first reason is kept."""
+    rows = XeroConnection.objects.filter(pk=connection_id, status=XeroConnection.Status.OK)
+    if refresh_token_ciphertext is not None:
+        rows = rows.filter(refresh_token_ciphertext=refresh_token_ciphertext)
+    updated = rows.update(
+        status=XeroConnection.Status.NEEDS_REAUTHORISATION,
+        last_error=reason[:2000],
+        status_changed_at=clock.now(),
+        refreshing_until=None,
+        updated_at=timezone.now(),
+    )
+    if updated:
+        connection = XeroConnection.objects.select_related("company").get(pk=connection_id)
+        logger.warning("Xero connection %s needs re-authorisation: %s", connection_id, reason)
+        _audit(
+            connection.company,
+            f"Xero connection needs re-authorisation: {reason}",
+            AuditEntry.Outcome.ERROR,
+        )
+    return bool(updated)
+
+
+def unusable_reason(connection: XeroConnection | None) -> str | None:
+    """Why the company's Xero connection cannot be used now (None when it can)."""
+    if connection is None:
+        return "The company is not connected to Xero: use 'Connect Xero' on its admin page."
+    if connection.status == XeroConnection.Status.NEEDS_REAUTHORISATION:
+        return (
+            f"The Xero connection needs re-authorisation ({connection.last_error.rstrip('.')}). "
+            f"Use 'Reconnect Xero' on the company's admin page."
+        )
+    if not connection.refresh_token_ciphertext:
+        return "The Xero connection has no tokens: use 'Connect Xero' on the company's admin page."
+    if connection.tenant_id is None:
+        return (
+            "No Xero organisation is chosen for the company: choose one on the company's admin "
+            "page."
+        )
+    return None
+
+
+# --- Tokens (the shared compare-and-set loop) ----------------------------------------------------
+
+
+def _read(connection_id: int) -> token_refresh.TokenRow:
+    values = (
+        XeroConnection.objects.filter(pk=connection_id)
+        .values("company__name", *token_refresh.ROW_FIELDS)
+        .first()
+    )
+    if values is None:
+        raise XeroConnectionUnusable(f"Xero connection {connection_id} no longer exists.")
+    name = values.pop("company__name")
+    return token_refresh.TokenRow(name=f"Xero connection of {name}", **values)
+
+
+def _unusable(name: str, status: str, reason: str) -> XeroConnectionUnusable:
+    if status == XeroConnection.Status.NEEDS_REAUTHORISATION:
+        return XeroConnectionUnusable(
+            f"The {name} needs re-authorisation: {reason.rstrip('.')}. Use 'Reconnect Xero' on "
+            f"the company's admin page."
+        )
+    return XeroConnectionUnusable(f"The {name}: {reason.rstrip('.')}.")
+
+
+def _mark(connection_id: int, reason: str, refresh_token_ciphertext: str | None) -> bool:
+    return xero_connection_mark_needs_reauthorisation(
+        connection_id=connection_id,
+        reason=reason,
+        refresh_token_ciphertext=refresh_token_ciphertext,
+    )
+
+
+def _refresh_margin() -> timedelta:
+    return timedelta(seconds=float(settings.PLEO_OAUTH_REFRESH_MARGIN_SECONDS))
+
+
+TOKENS = token_refresh.TokenOwner(
+    model=XeroConnection,
+    service="Xero",
+    label="Xero connection",
+    read=_read,
+    config=lambda _pk: oauth_config(),
+    mark=_mark,
+    unusable=_unusable,
+    margin=_refresh_margin,
+)
+
+
+# Xero allows 60 calls a minute per organisation (docs/xero-openapi/README.md); our shared budget
+# stays under it, so several processes calling one organisation never meet its 429.
+XERO_BUDGET = budget.Rate(limit=55, window=60.0)
+
+
+def budget_hook(connection: XeroConnection) -> budget.BudgetHook | None:
+    """One budget per Xero organisation (shared by every process); None without a tenant."""
+    if not connection.tenant_id:
+        return None
+    return budget.BudgetHook(f"xero_tenant:{connection.tenant_id}", XERO_BUDGET)
+
+
+def xero_client(
+    *,
+    connection: XeroConnection,
+    tenant: bool = True,
+    trigger: str = Trigger.MANUAL,
+    run_id: uuid.UUID | None = None,
+    on_call: Callable[[str, str, int | None], None] | None = None,
+) -> XeroClient:
+    """A client for ``connection`` (its tenant unless ``tenant`` is False): tokens from the
+    shared refresh loop, every HTTP call audited (and passed to ``on_call``), a 401 after a
+    refresh or a 403 marks the connection."""
+    connection_id = connection.pk
+    company = connection.company
+    last: dict = {"token": None, "refreshed": False}
+
+    def get_token() -> str:
+        last["token"] = token_refresh.token_access(TOKENS, connection_id)
+        return last["token"]
+
+    def refresh() -> bool:
+        last["refreshed"] = False
+        last["refreshed"] = token_refresh.token_refresh_after_unauthorized(
+            TOKENS, connection_id, last["token"]
+        )
+        return last["refreshed"]
+
+    def on_auth_failure(exc: PleoAuthError) -> None:
+        if exc.status == 401 and last["refreshed"]:
+            reason = f"Xero refused a freshly refreshed access token ({exc}). Reconnect Xero."
+        elif exc.status == 403:
+            # The organisation was disconnected from the app at Xero, or a scope is missing:
+            # either way only a new consent helps.
+            reason = (
+                f"Xero refused access to the organisation ({exc}): it was disconnected from "
+                f"the app or a scope is missing. Reconnect Xero."
+            )
+        else:
+            return
+        xero_connection_mark_needs_reauthorisation(connection_id=connection_id, reason=reason)
+
+    def after_response(method: str, path: str, status: int | None) -> None:
+        ok = status is not None and status < 400
+        _audit(
+            company,
+            f"Xero {method} {path} -> {status or 'no answer'}",
+            AuditEntry.Outcome.INFO if ok else AuditEntry.Outcome.WARNING,
+            trigger=trigger,
+            step=HTTP_AUDIT_STEP,
+            run_id=run_id,
+            http=audit.HttpCall(method=method, path=path, status=status),
+        )
+        if on_call is not None:
+            on_call(method, path, status)
+
+    return XeroClient(
+        before_request=budget_hook(connection),
+        config=config_from_settings(),
+        auth=BearerAuth(get_token, refresh),
+        on_auth_failure=on_auth_failure,
+        tenant_id=connection.tenant_id if tenant else None,
+        after_response=after_response,
+        request_id=str(run_id) if run_id else None,
+    )
+
+
+__all__ = [
+    "TOKENS",
+    "XeroConnectFailed",
+    "XeroConnectionUnusable",
+    "redirect_uri",
+    "unusable_reason",
+    "xero_client",
+    "xero_connection_begin",
+    "xero_connection_choose_tenant",
+    "xero_connection_complete",
+    "xero_connection_mark_needs_reauthorisation",
+]

@@ -1,0 +1,210 @@
+"""A company's Xero connection, what we synced from its Xero organisation, and its code mapping.
+
+Registered with the ``exports`` app by the import at the end of ``exports/models.py``. The Xero
+client (every other module of ``exports.xero``) never imports this module.
+
+* :class:`XeroConnection`: one per company. The tenant (organisation) chosen at consent, both
+  OAuth tokens encrypted (``EncryptedSecret``), their expiry and the refresh marker used by
+  :mod:`exports.services.token_refresh`, the status ("needs re-authorisation" with its reason),
+  the scopes Xero granted and the organisation's base currency.
+* :class:`XeroAccount`, :class:`XeroTaxRate`, :class:`XeroTrackingOption`, :class:`XeroContact`:
+  the organisation's chart of accounts, tax rates, tracking categories (one row per option) and
+  contacts as the last sync saw them (``exports.services.xero_sync``).
+* :class:`XeroMapping`: the company's mapping of a Pleo code to a Xero code, by kind.
+
+The Pleo codes a company's items carry are read from the item snapshots we store
+(``ExportItemRecord.item_snapshot``), not kept here (``exports.services.xero_mapping``).
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+from exports.secret_fields import EncryptedSecret, secret_column
+
+
+class XeroConnection(models.Model):
+    class Status(models.TextChoices):
+        OK = "ok", "Connected"
+        NEEDS_REAUTHORISATION = "needs_reauthorisation", "Needs re-authorisation"
+
+    company = models.OneToOneField(
+        "exports.Company", on_delete=models.CASCADE, related_name="xero_connection"
+    )
+    tenant_id = models.UUIDField("Xero tenant id", null=True, blank=True)
+    tenant_name = models.CharField("Xero organisation", max_length=300, blank=True)
+    connection_id = models.UUIDField("Xero connection id", null=True, blank=True)
+    # The tenants /connections offered when there were several and none is chosen yet (status
+    # OK without a tenant id: "choose the Xero organisation").
+    tenant_choices = models.JSONField(default=list, blank=True, editable=False)
+    status = models.CharField(max_length=30, choices=Status.choices, default=Status.OK)
+    last_error = models.TextField(blank=True)
+    status_changed_at = models.DateTimeField(null=True, blank=True)
+    scopes_granted = models.TextField(blank=True)
+    base_currency = models.CharField(max_length=3, blank=True)
+    access_token_ciphertext = secret_column()
+    access_token_expires_at = models.DateTimeField(null=True, blank=True)
+    refresh_token_ciphertext = secret_column()
+    refreshing_until = models.DateTimeField(null=True, blank=True, editable=False)
+    last_sync_at = models.DateTimeField(null=True, blank=True)
+    last_sync_result = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    access_token = EncryptedSecret("Xero access token")
+    refresh_token = EncryptedSecret("Xero refresh token")
+
+    SECRET_FIELDS = ("access_token", "refresh_token")
+
+    class Meta:
+        ordering = ["company__name"]
+        permissions = [("connect_xero", "Can connect a company to Xero and sync it (calls Xero)")]
+
+    def __str__(self):
+        return f"Xero: {self.tenant_name or 'no organisation'} ({self.company})"
+
+    def __repr__(self):
+        return f"<XeroConnection {self.pk} company={self.company_id} {self.status}>"
+
+    @property
+    def scopes(self) -> frozenset[str]:
+        return frozenset(self.scopes_granted.split())
+
+
+class XeroAccount(models.Model):
+    connection = models.ForeignKey(
+        XeroConnection, on_delete=models.CASCADE, related_name="accounts"
+    )
+    account_id = models.UUIDField()
+    code = models.CharField(max_length=20, blank=True, db_index=True)
+    name = models.CharField(max_length=300, blank=True)
+    type = models.CharField(max_length=40, blank=True)
+    status = models.CharField(max_length=20, blank=True)
+    tax_type = models.CharField(max_length=60, blank=True)
+
+    class Meta:
+        ordering = ["connection", "code"]
+        constraints = [
+            models.UniqueConstraint(fields=["connection", "account_id"], name="unique_xero_account")
+        ]
+
+    def __str__(self):
+        return f"{self.code} {self.name}".strip()
+
+    @property
+    def active(self) -> bool:
+        return self.status == "ACTIVE"
+
+
+class XeroTaxRate(models.Model):
+    connection = models.ForeignKey(
+        XeroConnection, on_delete=models.CASCADE, related_name="tax_rates"
+    )
+    tax_type = models.CharField(max_length=60)
+    name = models.CharField(max_length=300, blank=True)
+    status = models.CharField(max_length=20, blank=True)
+    effective_rate = models.DecimalField(max_digits=9, decimal_places=4, null=True, blank=True)
+
+    class Meta:
+        ordering = ["connection", "tax_type"]
+        constraints = [
+            models.UniqueConstraint(fields=["connection", "tax_type"], name="unique_xero_tax_rate")
+        ]
+
+    def __str__(self):
+        return f"{self.tax_type} ({self.name})"
+
+    @property
+    def active(self) -> bool:
+        return self.status == "ACTIVE"
+
+
+class XeroTrackingOption(models.Model):
+    """One option of one tracking category (a category without options has no row)."""
+
+    connection = models.ForeignKey(
+        XeroConnection, on_delete=models.CASCADE, related_name="tracking_options"
+    )
+    category_id = models.UUIDField()
+    category_name = models.CharField(max_length=100)
+    category_status = models.CharField(max_length=20, blank=True)
+    option_id = models.UUIDField()
+    name = models.CharField(max_length=100)
+    status = models.CharField(max_length=20, blank=True)
+
+    class Meta:
+        ordering = ["connection", "category_name", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["connection", "option_id"], name="unique_xero_tracking_option"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.category_name}: {self.name}"
+
+    @property
+    def active(self) -> bool:
+        return self.status == "ACTIVE" and self.category_status == "ACTIVE"
+
+
+class XeroContact(models.Model):
+    connection = models.ForeignKey(
+        XeroConnection, on_delete=models.CASCADE, related_name="contacts"
+    )
+    contact_id = models.UUIDField()
+    name = models.CharField(max_length=300)
+    status = models.CharField(max_length=20, blank=True)
+    account_number = models.CharField(max_length=100, blank=True, db_index=True)
+
+    class Meta:
+        ordering = ["connection", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["connection", "contact_id"], name="unique_xero_contact")
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class PleoCodeKind(models.TextChoices):
+    """What a Pleo code is, for the mapping."""
+
+    ACCOUNT = "account", "Pleo account → Xero account code"
+    TAX_CODE = "tax_code", "Pleo tax code → Xero tax type"
+    TAG = "tag", "Pleo tag → Xero tracking option"
+    CONTRA_ACCOUNT = "contra_account", "Contra (wallet) account → Xero account code"
+    VENDOR = "vendor", "Pleo vendor → Xero contact"
+
+
+class XeroMapping(models.Model):
+    """One Pleo code of a company and the Xero code it is booked to.
+
+    ``pleo_code``: an account's ``code`` (else its ``identifier``), a tax code's ``code``, a tag as
+    ``groupCode/code``, a vendor's ``code``. ``xero_code``: an ``AccountCode``, a ``TaxType``, a
+    tracking option as ``category/option`` (names, as Xero's line items carry them), a
+    ``ContactID``. ``proposed``: filled in automatically where the codes matched; an edit in the
+    admin makes it the operator's.
+    """
+
+    company = models.ForeignKey(
+        "exports.Company", on_delete=models.CASCADE, related_name="xero_mappings"
+    )
+    kind = models.CharField(max_length=20, choices=PleoCodeKind.choices)
+    pleo_code = models.CharField("Pleo code", max_length=200)
+    xero_code = models.CharField("Xero code", max_length=200, blank=True)
+    proposed = models.BooleanField(
+        default=False, help_text="Proposed automatically (the codes matched); not yet edited."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["company", "kind", "pleo_code"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["company", "kind", "pleo_code"], name="unique_xero_mapping"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.get_kind_display()}: {self.pleo_code} → {self.xero_code or '(none)'}"

@@ -1,0 +1,157 @@
+"""Shared by the Xero tests: settings, Xero's answers (shapes of docs/xero-openapi/) and a
+connected company."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+
+from exports import clock, crypto
+from exports.models import XeroConnection
+from tests import secrets_registry
+from tests.factories import make_company
+
+API = "https://api.xero.com"
+IDENTITY = "https://identity.xero.com"
+LOGIN = "https://login.xero.com"
+TOKEN_URL = f"{IDENTITY}/connect/token"
+ACCOUNTING = f"{API}/api.xro/2.0"
+SCOPES = (
+    "accounting.manualjournals accounting.invoices accounting.contacts "
+    "accounting.settings.read accounting.attachments offline_access"
+)
+TENANT = uuid.UUID("11111111-2222-3333-4444-555555555555")
+CLIENT_ID = "XEROCLIENTID0001"
+
+
+@pytest.fixture
+def xero_settings(settings):
+    settings.XERO_CLIENT_ID = CLIENT_ID
+    settings.XERO_CLIENT_SECRET = secrets_registry.register("xero-client-secret-7f3a9c")
+    settings.XERO_API_BASE_URL = API
+    settings.XERO_IDENTITY_BASE_URL = IDENTITY
+    settings.XERO_LOGIN_BASE_URL = LOGIN
+    settings.XERO_SCOPES = SCOPES
+    settings.PUBLIC_BASE_URL = "http://testserver"
+    return settings
+
+
+def connections_body(*tenants: tuple[uuid.UUID, str]) -> list[dict]:
+    return [
+        {
+            "id": str(uuid.uuid4()),
+            "authEventId": str(uuid.uuid4()),
+            "tenantId": str(tenant),
+            "tenantType": "ORGANISATION",
+            "tenantName": name,
+            "createdDateUtc": "2026-12-01T10:00:00.0000000",
+            "updatedDateUtc": "2026-12-01T10:00:00.0000000",
+        }
+        for tenant, name in tenants
+    ]
+
+
+def organisation_body(name="Demo Company (UK)", currency="GBP") -> dict:
+    return {
+        "Organisations": [
+            {
+                "OrganisationID": str(uuid.uuid4()),
+                "Name": name,
+                "BaseCurrency": currency,
+                "CountryCode": "GB",
+            }
+        ]
+    }
+
+
+def accounts_body(*accounts: tuple[str, str, str]) -> dict:
+    """(code, name, status) each."""
+    return {
+        "Accounts": [
+            {
+                "AccountID": str(uuid.uuid5(TENANT, code)),
+                "Code": code,
+                "Name": name,
+                "Type": "EXPENSE",
+                "Status": status,
+                "TaxType": "INPUT2",
+            }
+            for code, name, status in accounts
+        ]
+    }
+
+
+def tax_rates_body(*rates: tuple[str, str, str]) -> dict:
+    return {
+        "TaxRates": [
+            {"Name": name, "TaxType": tax_type, "Status": status, "EffectiveRate": 20.0}
+            for tax_type, name, status in rates
+        ]
+    }
+
+
+def tracking_body(category: str, *options: str) -> dict:
+    return {
+        "TrackingCategories": [
+            {
+                "TrackingCategoryID": str(uuid.uuid5(TENANT, category)),
+                "Name": category,
+                "Status": "ACTIVE",
+                "Options": [
+                    {
+                        "TrackingOptionID": str(uuid.uuid5(TENANT, f"{category}/{o}")),
+                        "Name": o,
+                        "Status": "ACTIVE",
+                    }
+                    for o in options
+                ],
+            }
+        ]
+    }
+
+
+def mock_settings_reads(responses_mock, *, accounts=None, currency="GBP") -> None:
+    """Organisation, Accounts, TaxRates and TrackingCategories of one organisation."""
+    responses_mock.get(f"{ACCOUNTING}/Organisation", json=organisation_body(currency=currency))
+    responses_mock.get(
+        f"{ACCOUNTING}/Accounts",
+        json=accounts_body(
+            *(accounts or [("6100", "Travel", "ACTIVE"), ("6200", "Meals", "ARCHIVED")])
+        ),
+    )
+    responses_mock.get(
+        f"{ACCOUNTING}/TaxRates",
+        json=tax_rates_body(("INPUT2", "20% (VAT on Expenses)", "ACTIVE")),
+    )
+    responses_mock.get(
+        f"{ACCOUNTING}/TrackingCategories", json=tracking_body("Department", "Sales")
+    )
+
+
+def token_answer(access="xat-new-0001", refresh="xrt-new-0001", scope=SCOPES) -> dict:
+    secrets_registry.register(access)
+    secrets_registry.register(refresh)
+    return {
+        "access_token": access,
+        "refresh_token": refresh,
+        "expires_in": 1800,
+        "token_type": "Bearer",
+        "scope": scope,
+    }
+
+
+def make_connection(
+    company=None, *, access="xat-0001", refresh="xrt-0001", expires_in=1800, scopes=SCOPES
+) -> XeroConnection:
+    company = company or make_company(name="Xero Ltd")
+    return XeroConnection.objects.create(
+        company=company,
+        tenant_id=TENANT,
+        tenant_name="Demo Company (UK)",
+        scopes_granted=scopes,
+        access_token_ciphertext=crypto.encrypt(secrets_registry.register(access)),
+        refresh_token_ciphertext=crypto.encrypt(secrets_registry.register(refresh)),
+        access_token_expires_at=clock.now() + timedelta(seconds=expires_in),
+    )
