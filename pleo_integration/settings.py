@@ -179,13 +179,6 @@ STORAGES = {
     },
 }
 WHITENOISE_USE_FINDERS = True
-# The receipt archive (exports.receipts): a minimal local default until the receipts-fetch work
-# makes it configurable (RECEIPTS_STORAGE). Files are served only through the admin's checked
-# download view, never from a public URL.
-STORAGES["receipts"] = {
-    "BACKEND": "django.core.files.storage.FileSystemStorage",
-    "OPTIONS": {"location": BASE_DIR / "var" / "receipts"},
-}
 
 # --- HTTPS (production: behind a proxy that terminates TLS) -----------------------------------
 # The defaults follow PUBLIC_BASE_URL: served at an https:// URL with DEBUG off, the service
@@ -426,3 +419,56 @@ LOGGING = {
         **{name: {"filters": ["client_fault_as_warning"]} for name in CLIENT_FAULT_LOGGERS},
     },
 }
+
+# --- Receipts (exports.receipts) --------------------------------------------------------------
+# The files of export items (receipts, invoices), fetched from Pleo's pre-signed URLs before the
+# item is booked and archived under a content address in the named storage "receipts". Files are
+# served only through the admin's checked download view, never from a public URL.
+# RECEIPTS_STORAGE: local (a folder, RECEIPTS_ROOT) or s3 (django-storages, the AWS_* below).
+RECEIPTS_STORAGE = env.str("RECEIPTS_STORAGE", default="local").strip().lower()
+RECEIPTS_ROOT = env.str("RECEIPTS_ROOT", default=str(BASE_DIR / "var" / "receipts"))
+if RECEIPTS_STORAGE == "s3":
+    STORAGES["receipts"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": env.str("AWS_STORAGE_BUCKET_NAME", default=""),
+            "endpoint_url": env.str("AWS_S3_ENDPOINT_URL", default="") or None,
+            "region_name": env.str("AWS_S3_REGION_NAME", default="") or None,
+            "access_key": env.str("AWS_S3_ACCESS_KEY_ID", default="") or None,
+            "secret_key": env.str("AWS_S3_SECRET_ACCESS_KEY", default="") or None,
+            "location": env.str("AWS_LOCATION", default=""),
+            "default_acl": None,
+            "querystring_auth": True,
+            "file_overwrite": True,
+        },
+    }
+elif RECEIPTS_STORAGE == "local":
+    STORAGES["receipts"] = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": RECEIPTS_ROOT, "base_url": None},
+    }
+else:
+    raise ImproperlyConfigured(f"RECEIPTS_STORAGE={RECEIPTS_STORAGE!r}: use local or s3")
+# Downloads at once per job (threads), timeouts (seconds), attempts on a 5xx or timeout.
+RECEIPTS_DOWNLOAD_CONCURRENCY = env.int("RECEIPTS_DOWNLOAD_CONCURRENCY", default=4)
+RECEIPTS_CONNECT_TIMEOUT = env.float("RECEIPTS_CONNECT_TIMEOUT", default=5.0)
+RECEIPTS_READ_TIMEOUT = env.float("RECEIPTS_READ_TIMEOUT", default=30.0)
+RECEIPTS_MAX_ATTEMPTS = env.int("RECEIPTS_MAX_ATTEMPTS", default=3)
+RECEIPTS_BACKOFF_BASE = env.float("RECEIPTS_BACKOFF_BASE", default=0.5)
+RECEIPTS_BACKOFF_MAX = env.float("RECEIPTS_BACKOFF_MAX", default=8.0)
+# A file over this many bytes (declared or received) fails its item.
+RECEIPTS_MAX_BYTES = env.int("RECEIPTS_MAX_BYTES", default=30 * 1024 * 1024)
+# The types accepted, judged by the file's content (magic numbers), not by what Pleo declares.
+RECEIPTS_ACCEPTED_TYPES = [
+    t.strip().lower()
+    for t in env.list(
+        "RECEIPTS_ACCEPTED_TYPES",
+        default=["pdf", "jpg", "jpeg", "png", "doc", "docx", "xls", "xlsx", "txt"],
+    )
+    if t.strip()
+]
+# Hosts receipt URLs may point at (exact names, https); empty: any https host.
+RECEIPTS_ALLOWED_HOSTS = [h.strip().lower() for h in env.list("RECEIPTS_ALLOWED_HOSTS", default=[])]
+# On: an item whose declared file cannot be fetched or is refused fails. Off: it is booked
+# without that file, and the audit table says so.
+RECEIPTS_REQUIRED = env.bool("RECEIPTS_REQUIRED", default=True)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import random
 import uuid
+import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -271,7 +272,7 @@ def generate_export_item(
     files = [
         {
             "fileId": new_uuid(rng),
-            "type": rng.choice(["application/pdf", "image/jpeg"]),
+            "type": rng.choice(["application/pdf", "image/png"]),
             "size": rng.randint(2_000, 60_000),
         }
         for _ in range(rng.choice([0, 1, 1, 2]))
@@ -337,14 +338,68 @@ def generate_export_item(
     }
 
 
-def file_content(file_id: str, mime_type: str, size: int) -> bytes:
-    """Deterministic bytes of exactly ``size`` for an attachment (a PDF or JPEG look-alike)."""
+# Bytes of no known file type (a file fault's "wrong_content").
+JUNK_TYPE = "application/x-sandbox-junk"
+_CHUNK = 64 * 1024
+_FILLER = b"sandbox-receipt-" * (_CHUNK // 16)
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    body = kind + data
+    return len(data).to_bytes(4, "big") + body + zlib.crc32(body).to_bytes(4, "big")
+
+
+def _filler(n: int):
+    while n > 0:
+        piece = _FILLER[: min(n, _CHUNK)]
+        n -= len(piece)
+        yield piece
+
+
+def _png_chunks(size: int):
+    """A valid 1x1 PNG of exactly ``size`` bytes: padded with a private ancillary chunk."""
+    head = (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", (1).to_bytes(4, "big") * 2 + b"\x08\x00\x00\x00\x00")
+        + _png_chunk(b"IDAT", zlib.compress(b"\x00\x00"))
+    )
+    tail = _png_chunk(b"IEND", b"")
+    pad = size - len(head) - len(tail) - 12
+    if pad < 0:
+        yield (head + tail)[:size]
+        return
+    yield head + pad.to_bytes(4, "big") + b"pdPd"
+    crc = zlib.crc32(b"pdPd")
+    for piece in _filler(pad):
+        crc = zlib.crc32(piece, crc)
+        yield piece
+    yield crc.to_bytes(4, "big") + tail
+
+
+def file_chunks(file_id: str, mime_type: str, size: int):
+    """Deterministic bytes of exactly ``size`` for an attachment, in chunks (a large file costs no
+    memory): a PDF look-alike, a valid PNG, a JPEG look-alike, UTF-8 text or junk."""
+    if mime_type == "image/png":
+        yield from _png_chunks(size)
+        return
     if mime_type == "application/pdf":
         head = f"%PDF-1.4\n% Pleo sandbox receipt {file_id}\n".encode()
         tail = b"\n%%EOF\n"
+    elif mime_type == "text/plain":
+        head, tail = f"Pleo sandbox receipt {file_id}\n".encode(), b"\n"
+    elif mime_type == JUNK_TYPE:
+        head, tail = b"\x00\x13\x37junk" + file_id.encode(), b"\x00"
     else:
         head = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + file_id.encode()
         tail = b"\xff\xd9"
-    filler_len = max(size - len(head) - len(tail), 0)
-    filler = (b"sandbox-receipt-" * (filler_len // 16 + 1))[:filler_len]
-    return (head + filler + tail)[:size]
+    if size <= len(head) + len(tail):
+        yield (head + tail)[:size]
+        return
+    yield head
+    yield from _filler(size - len(head) - len(tail))
+    yield tail
+
+
+def file_content(file_id: str, mime_type: str, size: int) -> bytes:
+    """:func:`file_chunks` in one piece."""
+    return b"".join(file_chunks(file_id, mime_type, size))

@@ -502,7 +502,32 @@ class BaseRequestHandler(BaseHTTPRequestHandler):
             except OSError:
                 pass
 
+    def _send_stream(self, response: Response, request_id: str | None) -> None:
+        self.send_response(response.status)
+        self.send_header("Content-Type", response.content_type)
+        chunked = response.length is None
+        if chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.send_header("Content-Length", str(response.length))
+        if request_id:
+            self.send_header("X-Request-Id", request_id)
+        for name, value in response.headers.items():
+            self.send_header(name, value)
+        if response.cut:
+            self.close_connection = True
+        self.end_headers()
+        if self.command != "HEAD":
+            for piece in response.stream or ():
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
+            if chunked:
+                self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
     def _send(self, response: Response, request_id: str | None = None) -> None:
+        if response.stream is not None:
+            self._send_stream(response, request_id)
+            return
         body = response.body
         if body is None:
             payload = b""

@@ -66,6 +66,7 @@ class Jobs:
         accounting_entry_ids: Sequence[str] | None = None,
         notify: bool = True,
         conflict_check: bool = False,
+        receipts: Mapping[str, Any] | None = None,
     ) -> dict:
         """Create a pending job as Pleo's web app would; returns its API representation.
 
@@ -74,6 +75,8 @@ class Jobs:
         ``notify`` sends the ``v1.export-job.created`` webhook. The ``conflict_on_create`` rule
         (one unfinished job per company) is bypassed unless ``conflict_check``: then a company
         with an unfinished job raises the 409 ``ApiError`` that ``POST /v3/export-jobs`` answers.
+        ``receipts`` (``{"count", "size", "type"}``) gives every item exactly that many files of
+        that size and type instead of the generated ones (benchmarks); the rest is unchanged.
         """
         kinds = self._expand_kinds(items)
         with self.store.lock:
@@ -98,6 +101,7 @@ class Jobs:
                 is_interactive=is_interactive,
                 # As if a user of the company clicked Export in the web app.
                 created_by=created_by or self.store.rng.choice(company.profile.users)["id"],
+                receipts=receipts,
             )
             job.events.append(
                 event_record(self.store, job, "created", CONTROL_IDENTITY, True, None)
@@ -132,6 +136,7 @@ class Jobs:
         vendor_based_bookkeeping: bool,
         is_interactive: bool,
         created_by: str | None,
+        receipts: Mapping[str, Any] | None = None,
     ) -> Job:
         job = Job(
             id=self.store.new_id(),
@@ -158,6 +163,8 @@ class Jobs:
                 job_created_at=created_at,
                 vendor_based_bookkeeping=vendor_based_bookkeeping,
             )
+            if receipts is not None:
+                item["files"] = _fixed_files(self.store.seed, entry_id, receipts)
             for f in item["files"]:
                 self.store.files[f["fileId"]] = {**f, "accountingEntryId": entry_id}
             job.export_items[entry_id] = item
@@ -372,3 +379,17 @@ class Jobs:
             return False
         apply_event(self.store, job, "started", OTHER_INTEGRATION, None, None, None)
         return True
+
+
+def _fixed_files(seed: int, entry_id: str, spec: Mapping[str, Any]) -> list[dict]:
+    """``spec["count"]`` files of ``spec["size"]`` bytes and ``spec["type"]`` (default one PDF
+    of 200,000 bytes), their ids seeded by the entry."""
+    rng = random.Random(f"{seed}/files/{entry_id}")
+    return [
+        {
+            "fileId": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            "type": str(spec.get("type", "application/pdf")),
+            "size": int(spec.get("size", 200_000)),
+        }
+        for _ in range(int(spec.get("count", 1)))
+    ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -91,6 +92,12 @@ class Response:
     body: Any = None  # JSON-serialisable, bytes, or None
     headers: dict[str, str] = field(default_factory=dict)
     content_type: str = JSON_CONTENT_TYPE
+    # A streamed body (receipt files) instead of ``body``: sent with ``Content-Length: length``,
+    # or chunked when ``length`` is None; ``cut``: the connection is closed after the stream
+    # (a body shorter than announced).
+    stream: Iterable[bytes] | None = None
+    length: int | None = None
+    cut: bool = False
 
     @classmethod
     def error(cls, error: ApiError) -> Response:

@@ -6,8 +6,8 @@ import uuid
 from collections.abc import Callable
 
 from pleo_sandbox.controls import common_control_routes
-from pleo_sandbox.data import file_content
 from pleo_sandbox.errors import ApiError
+from pleo_sandbox.files import file_fault_body
 from pleo_sandbox.messages import Request, Response
 from pleo_sandbox.routing import Route, run_control
 from pleo_sandbox.routing import control_kwargs as _kwargs
@@ -87,17 +87,7 @@ def subscription_activities(state, req: Request, cred, sub_id: str) -> Response:
 
 def download_file(state, req: Request, cred, file_id: str) -> Response:
     """A receipt behind a pre-signed-style URL: no auth, valid for 24 h on the sandbox clock."""
-    info = state.file(file_id)
-    if info is None:
-        raise ApiError(404, "FILE_NOT_FOUND", "File not found.")
-    try:
-        expires = int(req.param("expires", "0") or 0)
-    except ValueError:
-        expires = 0
-    if state.now().timestamp() >= expires:
-        raise ApiError(403, "FILE_URL_EXPIRED", "The file URL has expired.")
-    content = file_content(file_id, info["type"], info["size"])
-    return Response(200, content, content_type=info["type"])
+    return state.http_download(req, file_id)
 
 
 def oauth_authorize_page(state, req: Request, cred) -> Response:
@@ -224,6 +214,7 @@ def c_create_job(server, req: Request) -> Response:
             "accounting_entry_ids",
             "notify",
             "conflict_check",
+            "receipts",
         ),
     )
     company_id = kw.pop("company_id")
@@ -271,6 +262,20 @@ FAULT_FIELDS = (
     "seconds",
     "apply",
 )
+
+
+def c_get_file(server, req: Request, file_id: str) -> Response:
+    return Response(200, {"data": server.state.file(file_id) or {}})
+
+
+def c_set_file(server, req: Request, file_id: str) -> Response:
+    kw = _kwargs(req.control_json(), ("type", "size"))
+    return Response(200, {"data": server.state.set_file(file_id, **kw)})
+
+
+def c_add_file_fault(server, req: Request, file_id: str) -> Response:
+    kw = file_fault_body({_snake(k): v for k, v in req.control_json().items()})
+    return Response(201, {"data": server.state.add_file_fault(file_id, **kw)})
 
 
 def c_deliveries(server, req: Request) -> Response:
@@ -354,6 +359,9 @@ CONTROL_ROUTES = [
     _c("POST", "/jobs/{job_id}/webhook", c_job_webhook),
     _c("POST", "/seed", c_seed),
     *common_control_routes(FAULT_FIELDS),
+    _c("GET", "/files/{file_id}", c_get_file),
+    _c("PATCH", "/files/{file_id}", c_set_file),
+    _c("POST", "/files/{file_id}/faults", c_add_file_fault),
     _c("GET", "/webhook-deliveries", c_deliveries),
     _c("DELETE", "/webhook-deliveries", c_clear_deliveries),
     _c("GET", "/subscriptions", c_subscriptions),

@@ -12,7 +12,8 @@ signature, same docstring).
 * :mod:`pleo_sandbox.auth`: who is calling (API key or bearer token), scopes.
 * :mod:`pleo_sandbox.jobs`: export jobs (creation, reads, events posted, control shortcuts).
 * :mod:`pleo_sandbox.job_events`: the transition table, each job's event log, expiry.
-* :mod:`pleo_sandbox.items`: job items, export items and their receipt files.
+* :mod:`pleo_sandbox.items`: job items, export items and their receipt files;
+  :mod:`pleo_sandbox.files` serves the files (streamed) and their per-file faults.
 * :mod:`pleo_sandbox.subscriptions`: webhook subscriptions v1; who gets the job-created event.
 * :mod:`pleo_sandbox.webhooks`: deliveries (signing, retries, the deliveries log).
 * :mod:`pleo_sandbox.oauth`: the OAuth 2.0 endpoints; :mod:`pleo_sandbox.oauth_store` holds
@@ -32,6 +33,7 @@ from pleo_sandbox import auth
 from pleo_sandbox.clock import SandboxClock
 from pleo_sandbox.entities import Company, Credential, Organisation
 from pleo_sandbox.faults import Fault, FaultRegistry
+from pleo_sandbox.files import Files
 from pleo_sandbox.items import Items
 from pleo_sandbox.job_events import parse_event_body, sweep
 from pleo_sandbox.jobs import Jobs
@@ -77,6 +79,7 @@ class SandboxState:
         self.webhooks = self._subscriptions.dispatcher
         self._jobs = Jobs(self.store, self._subscriptions)
         self._items = Items(self.store)
+        self._files = Files(self.store)
         self._oauth_store = OAuthStore(self.store)
         self.oauth = OAuthServer(self.store, self._oauth_store)
 
@@ -257,6 +260,9 @@ class SandboxState:
 
     subscriptions = _to("_subscriptions", Subscriptions.live)
     file = _to("_items", Items.file)
+    set_file = _to("_files", Files.set_file)
+    add_file_fault = _to("_files", Files.add_file_fault)
+    http_download = _to("_files", Files.http_download)
 
     # ==========================================================================================
     # For the HTTP layer: authentication, rate limit, error bodies

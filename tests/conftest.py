@@ -12,6 +12,7 @@ pytest_plugins = [
     "tests.fixtures.xero_sandbox",
     "tests.fixtures.services",
     "tests.fixtures.notify",
+    "tests.fixtures.receipts",
 ]
 
 # One key for the whole run, so subprocesses started by tests can decrypt what tests stored.

@@ -83,6 +83,7 @@ from exports.services.lifecycle_common import (
 )
 from exports.services.lifecycle_final import FinalEvent
 from exports.services.lifecycle_items import ItemBooking
+from exports.services.lifecycle_receipts import ReceiptFetching
 from exports.services.lifecycle_reporting import ItemReporting
 from exports.services.runs import Outcome, RunContext, error_http, http_call
 
@@ -118,9 +119,10 @@ def carry_job(*, run: RunContext, job: ExportJob, resumed: bool) -> str | None:
         return carrier.pause(f"Pleo call failed: {exc}.", http=error_http(exc))
 
 
-class _Carrier(ItemBooking, ItemReporting, FinalEvent, DeadlineGuard):
+class _Carrier(ItemBooking, ItemReporting, FinalEvent, DeadlineGuard, ReceiptFetching):
     """One job, one run. The stages are here; booking the items (``lifecycle_items``), reporting
-    them (``lifecycle_reporting``) and the final event (``lifecycle_final``) are mixins."""
+    them (``lifecycle_reporting``), the final event (``lifecycle_final``) and fetching the items'
+    receipts before they are booked (``lifecycle_receipts``) are mixins."""
 
     def __init__(self, run: RunContext, job: ExportJob, resumed: bool) -> None:
         self.run = run
@@ -141,6 +143,7 @@ class _Carrier(ItemBooking, ItemReporting, FinalEvent, DeadlineGuard):
         self.failure_types: dict[uuid.UUID, str] = {}
         self.queue: list[ExportItemRecord] = []
         self.at_risk_noted = False
+        self.fetched_receipts = {}
 
     # --- the stages ---------------------------------------------------------------------------
 
@@ -286,6 +289,7 @@ class _Carrier(ItemBooking, ItemReporting, FinalEvent, DeadlineGuard):
                 self.decide_without_booking(record)
             else:
                 began = clock.now()
+                self.receipts_ready(item.accounting_entry_id, ordered, records, export_items)
                 self.decide(record, export_items.get(item.accounting_entry_id))
                 took = (clock.now() - began).total_seconds()
                 self.slowest_item = max(self.slowest_item, took)
@@ -308,6 +312,7 @@ class _Carrier(ItemBooking, ItemReporting, FinalEvent, DeadlineGuard):
                 else:
                     self.note_if_at_risk(force=True)
             crashpoints.crash_point("mid_items")
+        self.receipts_close()
         self.note_given_up()
         self.flush()
 

@@ -116,7 +116,12 @@ class ItemBooking:
                 ),
             )
             return
-        self.book(record, data)
+        # lifecycle_receipts: the files were fetched before booking, and fit the adapter's limits.
+        blocked, receipts = self.receipts_for_booking(record)
+        if blocked is not None:
+            self.apply(record, blocked, item_snapshot=item_snapshot(data.raw))
+            return
+        self.book(record, data, receipts)
 
     def check_deadline(self, before) -> None:
         """After an early report: one GET, and the deadline Pleo reports now (expiry_guard)."""
@@ -165,13 +170,14 @@ class ItemBooking:
         )
         return True
 
-    def book(self, record: ExportItemRecord, data: pleo.ExportItem) -> None:
+    def book(self, record: ExportItemRecord, data: pleo.ExportItem, receipts: tuple = ()) -> None:
         adapter = self.adapter
         assert adapter is not None
         request = BookingRequest(
             item=data.raw,
             idempotency_key=record.idempotency_key,
             pleo_job_id=self.job.pleo_job_id,
+            receipts=receipts,
         )
         # The item as received, redacted, for the audit pack: kept whether it is booked or
         # refused, written with the record's next save (no query of its own).

@@ -55,6 +55,7 @@ from exports.models import (
     Trigger,
     WebhookDelivery,
 )
+from exports.receipts.models import Receipt
 from exports.services.companies import company_add_or_update
 from exports.services.dispatch import enqueue_company_check
 from exports.services.start_flow import run_export_check
@@ -149,6 +150,7 @@ class World:
         AuditEntry.objects.prune_older_than(clock.now().replace(year=9999))
         JournalLine.objects.all().delete()
         JournalEntry.objects.all().delete()
+        Receipt.objects.all().delete()  # the archive's index protects the records it names
         ExportItemRecord.objects.all().delete()
         WebhookDelivery.objects.all().delete()
         ExportJob.objects.all().delete()
