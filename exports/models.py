@@ -606,6 +606,7 @@ from exports.rejections.models import WebhookRejectionCount  # noqa: E402,F401
 # A company's Xero connection, synced Xero data and code mapping (exports.xero.models).
 from exports.xero.models import (  # noqa: E402,F401
     XeroAccount,
+    XeroBooking,
     XeroConnection,
     XeroContact,
     XeroMapping,
