@@ -46,7 +46,7 @@ from typing import Any
 
 from django.conf import settings
 
-from exports import clock
+from exports import clock, crashpoints
 from exports.adapters.base import AdapterUnavailable, BookingRequest, BookingResult, ReceiptFile
 from exports.adapters.journal import Unbookable
 from exports.models import XeroBooking, XeroConnection, XeroMapping
@@ -58,6 +58,7 @@ from exports.xero.errors import (
     XeroError,
     XeroHostNotAllowed,
     XeroOutcomeUnknown,
+    XeroRateLimited,
     XeroUnavailable,
 )
 from exports.xero.models import DocumentStatus, PleoCodeKind
@@ -165,6 +166,8 @@ class XeroBookingSession:
             ) from None
         except (XeroUnavailable, XeroHostNotAllowed) as exc:
             raise AdapterUnavailable(f"Xero could not be reached while {what} ({exc})") from None
+        except XeroRateLimited as exc:  # refused: nothing was done
+            raise AdapterUnavailable(f"Xero refused a call while {what}: {exc}") from None
 
     def options(self) -> BookingOptions:
         if self._organisation is None:
@@ -357,6 +360,9 @@ class XeroBookingSession:
                 kind, [e.plan.body for e in group], idempotency_key=key
             ),
         )
+        # Xero answered; our bookings do not know the documents yet (the harshest moment to die:
+        # the next run finds them by their exact text).
+        crashpoints.crash_point("after_adapter_call")
         for entry, element in zip(group, answered, strict=True):
             errors = _errors_of(element) if isinstance(element, dict) else ["no answer"]
             if errors:
