@@ -329,10 +329,10 @@ class XeroBudget:
     """The ``before_request`` hook of a Xero client: one request from each budget (the
     organisation's minute and day, the app's minute), and Xero's own remaining counts.
 
-    A minute budget that is spent is waited for here, up to ``wait_seconds`` in all for the
-    client's life, calling ``heartbeat`` (the run's lease) at least every 5 seconds; a longer
+    A minute budget that is spent is waited for here when it has room again within
+    ``wait_seconds``, calling ``heartbeat`` (the run's lease) at least every 5 seconds; a longer
     wait, or the day budget, raises :class:`~exports.pleo.errors.BudgetExhausted` (nothing was
-    sent; the run is deferred)."""
+    sent; the run is deferred). ``waited`` adds up the seconds waited."""
 
     def __init__(
         self,
@@ -354,9 +354,9 @@ class XeroBudget:
         self.client: XeroClient | None = None
 
     def wait(self, seconds: float, exc: BudgetExhausted | None = None) -> None:
-        if exc is not None and self.waited + seconds > self.allowance:
+        if exc is not None and seconds > self.allowance:
             raise exc
-        left = min(seconds, max(self.allowance - self.waited, 0.0))
+        left = min(seconds, self.allowance)
         self.waited += left
         while left > 0:
             step = min(left, 5.0)

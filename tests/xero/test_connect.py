@@ -179,6 +179,25 @@ def test_validate_checks_scopes_tenant_and_base_currency():
     assert "xero" in dict(adapter_choices())  # selectable: it books
 
 
+def test_a_spent_minute_is_waited_for_with_the_lease_renewed_and_a_longer_wait_defers(
+    monkeypatch,
+):
+    from exports.services import budget
+
+    monkeypatch.setattr(xero_connections, "XERO_BUDGET", budget.Rate(limit=2, window=0.2))
+    beats = []
+    patient = xero_connections.XeroBudget(
+        uuid.uuid4(), wait_seconds=1, heartbeat=lambda: beats.append(1)
+    )
+    for _ in range(3):
+        patient("PUT", "/api.xro/2.0/ManualJournals")
+    assert 0 < patient.waited <= 1 and beats  # waited inside the run, the lease renewed
+    hasty = xero_connections.XeroBudget(uuid.uuid4(), wait_seconds=0.01)
+    hasty("PUT", "/api.xro/2.0/ManualJournals")
+    with pytest.raises(BudgetExhausted):  # the wait is longer than allowed: the run defers
+        hasty("PUT", "/api.xro/2.0/ManualJournals")
+
+
 @responses.activate
 def test_an_expiring_token_is_refreshed_once_through_the_shared_loop_and_both_rotate():
     connection = make_connection(access="xat-stale-0001", refresh="xrt-stale-0001", expires_in=5)
