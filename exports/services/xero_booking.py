@@ -199,8 +199,10 @@ class XeroBookingSession:
             booking = XeroBooking.objects.filter(idempotency_key=idempotency_key).first()
             if booking is not None:
                 found = self.confirm(booking)
-                if found is not None or accounting_entry_id is None:
-                    return found
+                if found is not None:
+                    return self.attach_archived(booking, found)
+                if accounting_entry_id is None:
+                    return None
         if accounting_entry_id is not None:
             booking = self.earlier_booking(accounting_entry_id)
             return self.confirm(booking) if booking is not None else None
@@ -382,6 +384,26 @@ class XeroBookingSession:
                     f"date: booked on {entry.plan.body['Date']}."
                 )
             entry.result = self.result(entry.booking, note)
+
+    def attach_archived(self, booking: XeroBooking, found: BookingResult) -> BookingResult:
+        """An interrupted booking found again: its item's archived receipts (those within Xero's
+        limits) attached now if they were not yet (the run stopped before attaching)."""
+        from exports.adapters.xero import XERO_ATTACHMENT_LIMITS
+        from exports.receipts.models import Receipt
+        from exports.services.lifecycle_receipts import _receipt_file
+
+        rows = Receipt.objects.filter(
+            item_record__idempotency_key=booking.idempotency_key
+        ).order_by("position")
+        files = [_receipt_file(row) for row in rows]
+        files = [f for f in files if not XERO_ATTACHMENT_LIMITS.judge([f])]
+        request = BookingRequest(
+            item={},
+            idempotency_key=booking.idempotency_key,
+            pleo_job_id=booking.pleo_job_id or "",
+            receipts=tuple(files[: XERO_ATTACHMENT_LIMITS.max_count]),
+        )
+        return self.attach(_Pending(request, booking=booking, result=found))
 
     def attach(self, entry: _Pending) -> BookingResult:
         """Attach the receipts not attached yet; a failure fails the item, the booking kept."""

@@ -208,6 +208,10 @@ def test_a_crash_between_xeros_answer_and_our_record_books_and_reports_once(bx):
     assert len(bx.documents()) == 2
     assert sorted(bx.env.put_ids(job_id)) == sorted(bx.env.items(job_id))  # reported once
     assert AuditEntry.objects.filter(step="item_recovered").count() == 2
+    for record in ExportItemRecord.objects.filter(export_job__pleo_job_id=job_id):
+        attached = bx.xero.state.attachments(bx.tenant.id, record.external_id)
+        assert len(attached) == record.receipts.count()  # attached when found again
+    assert sum(r.receipts.count() for r in ExportItemRecord.objects.all()) > 0
 
 
 def test_a_reexport_is_reported_with_its_booking_unless_voided(bx):
