@@ -13,19 +13,25 @@ import os
 import platform
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+# Starting and waiting for processes: as the tests do.
+from tests import processes  # noqa: E402
+
+free_port = processes.free_port
+gunicorn = processes.gunicorn
+manage = processes.manage
+wait_until = processes.wait_until
 
 
 def parser(description: str) -> argparse.ArgumentParser:
@@ -84,12 +90,6 @@ def setup_django(database_url: str = "", **extra_env: str) -> dict[str, str]:
     return env
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def start(argv: list[str], env: dict, name: str) -> subprocess.Popen:
     log = open(Path(env["BENCH_WORKDIR"]) / f"{name}.log", "wb")  # noqa: SIM115
     process = subprocess.Popen(
@@ -112,20 +112,6 @@ def stop(process: subprocess.Popen) -> None:
     except (ProcessLookupError, PermissionError):
         pass
     process._log.close()  # type: ignore[attr-defined]
-
-
-def manage(*args: str) -> list[str]:
-    return [sys.executable, str(ROOT / "manage.py"), *args]
-
-
-def wait_until(predicate, timeout: float, interval: float = 0.05, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise TimeoutError(f"{what} not reached within {timeout} s")
 
 
 def wait_http(url: str, timeout: float = 30) -> None:

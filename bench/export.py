@@ -2,7 +2,7 @@
 
 A job of 1,000 items (200 with ``--quick``), plus one of a quarter the size to show that the
 database work per item is constant, each carried by ``check_exports``' code path
-(``run_export_check``: detect, start, validate, read items and export items, book each item in
+(``company_check_run``: detect, start, validate, read items and export items, book each item in
 the journal, report outcomes 100 at a time, send ``completed``). Printed: wall time, Pleo calls by
 endpoint against the minimum the API allows (the list of jobs, the job, ``started``, the pages of
 items and of export items at 100 a page, one report per 100 items, ``completed``), and database
@@ -36,7 +36,7 @@ def export_once(state, sandbox_url: str, items: int):
 
     from exports.models import Company, JournalEntry, Trigger
     from exports.services.companies import company_add_or_update
-    from exports.services.start_flow import run_export_check
+    from exports.services.start_flow import company_check_run
 
     remote = state.add_company(f"Export {items}")
     key = state.add_api_key(remote.id)
@@ -51,7 +51,7 @@ def export_once(state, sandbox_url: str, items: int):
     company = Company.objects.select_related("credential").get(pk=saved.company.pk)
     with QueryCounter(connection) as counted:
         started = time.perf_counter()
-        result = run_export_check(company=company, trigger=Trigger.COMMAND_LINE)
+        result = company_check_run(company=company, trigger=Trigger.COMMAND_LINE)
         seconds = time.perf_counter() - started
     calls = Counter(f"{e['method']} {_template(e['path'], job['id'])}" for e in state.requests())
     assert result.outcome == "completed", (result.outcome, result.error)

@@ -111,7 +111,7 @@ def run_real_worker(env, state, n: int) -> tuple[float, float, float]:
             ),
             timeout=max(120, n / 20),
             interval=0.2,
-            what="every company checked",
+            message="every company checked",
         )
         seconds = time.perf_counter() - started
         pids = process_tree(worker.pid)

@@ -1,7 +1,7 @@
 """Benchmark 5: receipts fetched during an export.
 
 1. A job of 1,000 items (200 with ``--quick``), each with one 200 KB PDF receipt, exported through
-   the journal adapter by ``run_export_check`` in this process (the worker): every receipt is
+   the journal adapter by ``company_check_run`` in this process (the worker): every receipt is
    downloaded, hashed, sniffed and archived (a local folder) before its item is booked. Printed:
    wall time; the same export of an identical job whose items have no receipt; the same downloads
    made by a bare client (``requests``, the same number of threads, bytes read and dropped); the
@@ -68,7 +68,7 @@ def company(url: str, name: str):
 def export(url: str, name: str, items: int, receipts: dict | None):
     from exports.models import JournalEntry, Trigger
     from exports.receipts.models import Receipt
-    from exports.services.start_flow import run_export_check
+    from exports.services.start_flow import company_check_run
 
     remote, ours = company(url, name)
     body = {"companyId": remote["id"], "items": items, "notify": False}
@@ -78,7 +78,7 @@ def export(url: str, name: str, items: int, receipts: dict | None):
     reset_peak()
     rss_before = status_kb("VmRSS")
     started = time.perf_counter()
-    result = run_export_check(company=ours, trigger=Trigger.COMMAND_LINE)
+    result = company_check_run(company=ours, trigger=Trigger.COMMAND_LINE)
     seconds = time.perf_counter() - started
     peak = status_kb("VmHWM")
     assert result.outcome == "completed", (result.outcome, result.error)

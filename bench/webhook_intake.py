@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import base64
 import json
-import sys
 import threading
 import time
 import uuid
@@ -28,6 +27,7 @@ import uuid
 from common import (
     ROOT,
     free_port,
+    gunicorn,
     header,
     parser,
     percentile,
@@ -162,22 +162,7 @@ def main() -> None:
     )
     cold_endpoints = [(first_endpoint_uuid, first_secret, str(c)) for c in cold_ids]
 
-    web = start(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "pleo_integration.wsgi",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            GUNICORN_WORKERS,
-            "--log-level",
-            "warning",
-        ],
-        env,
-        "gunicorn",
-    )
+    web = start(gunicorn(port, GUNICORN_WORKERS), env, "gunicorn")
     base_url = f"http://127.0.0.1:{port}"
     results = {}
     try:

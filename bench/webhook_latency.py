@@ -23,6 +23,7 @@ from datetime import datetime
 
 from common import (
     free_port,
+    gunicorn,
     header,
     manage,
     parser,
@@ -115,20 +116,7 @@ def run_variant(env, state, remotes, jobs, extra_env) -> list[float]:
     port = int(env["BENCH_PORT"])
     variant = {**env, **extra_env, "Q_WORKERS": "1"}
     web = start(
-        [
-            *manage("runserver")[:1],
-            "-m",
-            "gunicorn",
-            "pleo_integration.wsgi",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "2",
-            "--log-level",
-            "warning",
-        ],
-        variant,
-        f"web-{extra_env.get('REDIS_URL') and 'redis' or 'orm'}",
+        gunicorn(port, 2), variant, f"web-{extra_env.get('REDIS_URL') and 'redis' or 'orm'}"
     )
     worker = start(manage("qcluster"), variant, "worker")
     try:
@@ -172,7 +160,7 @@ def main() -> None:
                 api_key=key.key,
                 api_base_url=sandbox.url,
             )
-            webhooks_subscribe(saved.company.credential)
+            webhooks_subscribe(credential=saved.company.credential)
             remotes.append(remote)
             keys.append(key)
         extra = state.add_company("Baseline")

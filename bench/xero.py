@@ -61,7 +61,7 @@ def map_codes(company, items) -> None:
     from exports.models import XeroMapping
     from exports.services.xero_mapping import pleo_codes_of_item
 
-    codes = {(c.kind, c.code) for item in items for c in pleo_codes_of_item(item)}
+    codes = {(c.kind, c.code) for item in items for c in pleo_codes_of_item(item=item)}
     XeroMapping.objects.bulk_create(
         XeroMapping(company=company, kind=kind, pleo_code=code, xero_code=TARGETS[kind])
         for kind, code in codes
@@ -74,7 +74,7 @@ def export_once(pleo, xero, items: int):
 
     from exports.models import Company, Trigger
     from exports.services.companies import company_add_or_update
-    from exports.services.start_flow import run_export_check
+    from exports.services.start_flow import company_check_run
 
     remote = pleo.state.add_company(f"Xero export {items}", currency="DKK")
     key = pleo.state.add_api_key(remote.id)
@@ -93,7 +93,7 @@ def export_once(pleo, xero, items: int):
     company = Company.objects.select_related("credential").get(pk=saved.company.pk)
     with QueryCounter(connection) as counted:
         started = time.perf_counter()
-        result = run_export_check(company=company, trigger=Trigger.COMMAND_LINE)
+        result = company_check_run(company=company, trigger=Trigger.COMMAND_LINE)
         seconds = time.perf_counter() - started
     assert result.outcome == "completed", (result.outcome, result.error)
     assert len(xero.state.documents(tenant.id)) == items

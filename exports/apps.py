@@ -13,5 +13,5 @@ class ExportsConfig(AppConfig):
         from exports.admin.timestamps import install as install_admin_timestamps
         from exports.notifications import checks as _notification_checks  # noqa: F401
 
-        # Every timestamp in the admin with seconds, the zone and a relative time (issue 17 §7).
+        # Every timestamp in the admin with seconds, the zone and a relative time.
         install_admin_timestamps()

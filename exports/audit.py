@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 
 from exports import clock
-from exports.models import AuditEntry, Company, ExportJob
+from exports.models import AuditEntry, AuditStep, Company, ExportJob
 
 logger = logging.getLogger("exports.audit")
 
@@ -40,7 +40,7 @@ def record(
     *,
     company: Company | None,
     trigger: str,
-    step: str,
+    step: AuditStep,
     message: str,
     run_id: uuid.UUID | None,
     outcome: str = AuditEntry.Outcome.OK,

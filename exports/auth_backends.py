@@ -1,4 +1,4 @@
-"""Permissions of company-scoped staff (issue 15 §6).
+"""Permissions of company-scoped staff.
 
 A staff user who does not see every company (``exports.selectors.company_access``) keeps only the
 permissions they hold on models whose rows can be filtered to their companies. Whatever else they

@@ -6,7 +6,7 @@ from django.core.checks import Warning, register
 
 @register()
 def q_cluster_settings(app_configs, **kwargs):
-    conf = getattr(settings, "Q_CLUSTER", {})
+    conf = settings.Q_CLUSTER
     problems = []
     timeout, retry = conf.get("timeout"), conf.get("retry", 60)
     if not timeout:

@@ -47,7 +47,7 @@ def _multi_fernet(keys: tuple[str, ...]) -> MultiFernet:
 
 
 def _keys() -> MultiFernet:
-    keys = tuple(getattr(settings, SETTING, None) or ())
+    keys = tuple(settings.CREDENTIALS_ENCRYPTION_KEYS or ())
     if not keys:
         raise EncryptionKeysMissing(
             f"{SETTING} is not set: secrets cannot be encrypted or decrypted. "

@@ -119,7 +119,7 @@ def configured_url_passwords() -> set[str]:
     ]
     found = {credential for text in texts if "@" in text for credential in url_passwords(text)}
     # DATABASE_URL's password as parsed into DATABASES (the filter hides it by its name).
-    for database in getattr(settings, "DATABASES", {}).values():
+    for database in settings.DATABASES.values():
         if isinstance(database, dict) and isinstance(database.get("PASSWORD"), str):
             found.add(database["PASSWORD"])
     return {credential for credential in found if len(credential) >= MIN_SCRUBBED_LENGTH}

@@ -68,7 +68,7 @@ def _orm_broker_probe(alias: str) -> None:
 
 
 def check_broker() -> CheckResult:
-    redis_url = getattr(settings, "REDIS_URL", "")
+    redis_url = settings.REDIS_URL
     if redis_url:
         try:
             _redis_ping(redis_url)

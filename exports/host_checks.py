@@ -41,7 +41,7 @@ def _allow_list_problems(policy, entries, url_settings, *, example: str, ids: tu
 def pleo_hosts_settings(app_configs, **kwargs):
     return _allow_list_problems(
         hosts.policy_from_settings(),
-        getattr(settings, "PLEO_ALLOWED_HOSTS", []),
+        settings.PLEO_ALLOWED_HOSTS,
         ("PLEO_API_BASE_URL", "PLEO_OAUTH_BASE_URL"),
         example="external.pleo.io,auth.pleo.io",
         ids=("exports.E101", "exports.E102"),
@@ -53,7 +53,7 @@ def xero_hosts_settings(app_configs, **kwargs):
     """The same for Xero: its tokens and client secret go only to ``XERO_ALLOWED_HOSTS``."""
     return _allow_list_problems(
         xero_hosts.policy_from_settings(),
-        getattr(settings, "XERO_ALLOWED_HOSTS", []),
+        settings.XERO_ALLOWED_HOSTS,
         ("XERO_API_BASE_URL", "XERO_IDENTITY_BASE_URL", "XERO_LOGIN_BASE_URL"),
         example="api.xero.com,identity.xero.com,login.xero.com",
         ids=("exports.E103", "exports.E104"),

@@ -23,7 +23,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_POST
 
-from exports.selectors.company_access import credentials_visible_to
+from exports.selectors.company_access import credential_list_for_user
 from exports.services import oauth as oauth_service
 
 SESSION_KEY = "pleo_oauth_connect"
@@ -54,12 +54,12 @@ def _change_page(credential_id) -> str:
 def connect(request, credential_id: int):
     """Start connecting (POST only; wrapped by ``admin_site.admin_view``, which checks the CSRF
     token)."""
-    credential = get_object_or_404(credentials_visible_to(user=request.user), pk=credential_id)
+    credential = get_object_or_404(credential_list_for_user(user=request.user), pk=credential_id)
     if not request.user.has_perm(PERMISSION):
         messages.error(request, "You may not connect credentials to Pleo.")
         return redirect(_change_page(credential.pk))
     try:
-        start = oauth_service.connect_begin(credential)
+        start = oauth_service.oauth_connect_begin(credential=credential)
     except oauth_service.ConnectFailed as exc:
         messages.error(request, f"Cannot connect to Pleo: {exc}")
         return redirect(_change_page(credential.pk))
@@ -131,7 +131,7 @@ def callback(request):
             request, "Pleo", "Connect to Pleo", "admin:exports_credential_changelist"
         )
     change_page = _change_page(attempt["credential_id"])
-    visible = credentials_visible_to(user=request.user).filter(pk=attempt["credential_id"])
+    visible = credential_list_for_user(user=request.user).filter(pk=attempt["credential_id"])
     if not request.user.has_perm(PERMISSION) or not visible.exists():
         messages.error(request, "You may not connect credentials to Pleo.")
         return redirect(change_page)
@@ -141,7 +141,7 @@ def callback(request):
         return redirect(change_page)
     code = request.GET["code"]
     try:
-        credential = oauth_service.connect_complete(
+        credential = oauth_service.oauth_connect_complete(
             credential_id=attempt["credential_id"],
             code=code,
             code_verifier=attempt["verifier"],

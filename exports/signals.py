@@ -24,10 +24,10 @@ _sweeper_pid: int | None = None
 
 
 def _sweep_once() -> None:
-    from exports.services.sweep import sweep_stale_leases
+    from exports.services.sweep import leases_sweep_stale
 
     close_old_connections()
-    sweep_stale_leases()
+    leases_sweep_stale()
 
 
 def _sweep_forever(interval: float, stop: threading.Event) -> None:
@@ -63,7 +63,7 @@ def on_worker_spawn(sender, proc_name, **kwargs):
 
     try:
         close_old_connections()
-        heartbeat.beat()
+        heartbeat.heartbeat_beat()
         _sweep_once()
     except Exception:
         logger.exception("Start-up sweep failed; the periodic sweep will retry it")

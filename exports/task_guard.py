@@ -24,9 +24,9 @@ from django_q.models import Schedule
 from django_q.signals import pre_enqueue
 
 from exports.services.schedules import (
-    disallowed_schedules,
     dotted_path,
-    hook_allowed,
+    schedule_hook_allowed,
+    schedules_disallowed,
     task_function_allowed,
 )
 
@@ -50,7 +50,7 @@ def refused_task(func: str, *args, **kwargs) -> None:
 @receiver(pre_enqueue, dispatch_uid="exports.task_guard.refuse_foreign_tasks")
 def refuse_foreign_tasks(sender, task: dict, **kwargs) -> None:
     label = f"task {task.get('name')!r} (group {task.get('group')!r})"
-    if not hook_allowed(task.get("hook")):
+    if not schedule_hook_allowed(task.get("hook")):
         logger.error(
             "Hook %r of %s dropped: not one of the product's hooks",
             dotted_path(task["hook"]),
@@ -84,7 +84,7 @@ def schedules_run_product_tasks(app_configs=None, databases=None, **kwargs):
     try:
         if Schedule._meta.db_table not in connections[alias].introspection.table_names():
             return []
-        found = disallowed_schedules()
+        found = schedules_disallowed()
     except DatabaseError:
         return []
     return [

@@ -19,13 +19,13 @@ from exports.services import heartbeat
 from exports.services.company_guard import company_check_guarded
 from exports.services.delivery_states import webhook_deliveries_settle
 from exports.services.dispatch import (
-    clear_queued_marker,
-    clear_queued_markers,
-    enqueue_company_checks,
+    company_checks_enqueue,
+    queued_marker_clear,
+    queued_markers_clear,
 )
 from exports.services.polling import poll_round_queue_due, poll_round_start
-from exports.services.start_flow import run_export_check
-from exports.services.sweep import sweep_stale_leases
+from exports.services.start_flow import company_check_run
+from exports.services.sweep import leases_sweep_stale
 
 logger = logging.getLogger(__name__)
 
@@ -38,20 +38,20 @@ def run_company_check(
     company_id: int, trigger: str, recover: bool = False, queued_at: datetime | None = None
 ) -> str:
     picked_up_at = clock.now()
-    clear_queued_marker(company_id, queued_at)
+    queued_marker_clear(company_id=company_id, queued_at=queued_at)
     company = (
         Company.objects.select_related("credential").filter(pk=company_id, active=True).first()
     )
     if company is None:
         return "skipped: company inactive or gone"
     result = company_check_guarded(
-        company=company, trigger=trigger, recover=recover, check=run_export_check
+        company=company, trigger=trigger, recover=recover, check=company_check_run
     )
     # The deliveries that queued it (a single check: most often a webhook's) follow its outcome.
     webhook_deliveries_settle(
         results={company_id: result}, received_before=picked_up_at, look_first=False
     )
-    heartbeat.beat()
+    heartbeat.heartbeat_beat()
     return result.outcome
 
 
@@ -64,7 +64,7 @@ def run_company_checks(
     """One task, several companies (the poll tick's batches), one after the other."""
     started = time.monotonic()
     picked_up_at = clock.now()
-    clear_queued_markers(company_ids, queued_at)
+    queued_markers_clear(company_ids=company_ids, queued_at=queued_at)
     by_id = {
         company.pk: company
         for company in Company.objects.select_related("credential").filter(
@@ -77,7 +77,7 @@ def run_company_checks(
     for index, company_id in enumerate(ordered):
         if index and time.monotonic() - started > BATCH_SECONDS:
             rest = ordered[index:]
-            enqueue_company_checks(
+            company_checks_enqueue(
                 company_ids=rest, trigger=trigger, recover=recover, batch_size=len(rest)
             )
             outcomes["handed back"] += len(rest)
@@ -85,14 +85,14 @@ def run_company_checks(
         # Guarded: one company's unexpected exception is its failed outcome, not the batch's end
         # (batches go by id, so the same companies would starve on every tick).
         result = company_check_guarded(
-            company=by_id[company_id], trigger=trigger, recover=recover, check=run_export_check
+            company=by_id[company_id], trigger=trigger, recover=recover, check=company_check_run
         )
         outcomes[result.outcome] += 1
         results[company_id] = result
     # Deliveries that coalesced into these checks follow them: one read for the batch, and a
     # write only for the companies that have some.
     webhook_deliveries_settle(results=results, received_before=picked_up_at, look_first=True)
-    heartbeat.beat()
+    heartbeat.heartbeat_beat()
     return ", ".join(f"{outcome}: {count}" for outcome, count in sorted(outcomes.items()))
 
 
@@ -108,8 +108,8 @@ def poll_due_slices(now: datetime | None = None) -> int:
 
 def maintenance() -> int:
     """Every minute: the worker's heartbeat, the recovery sweep and the poll round's slices."""
-    heartbeat.beat()
-    swept = sweep_stale_leases()
+    heartbeat.heartbeat_beat()
+    swept = leases_sweep_stale()
     poll_due_slices()
     notifications_maintenance()  # retries and digests; never raises
     return swept

@@ -20,6 +20,7 @@ import re
 import time
 from collections.abc import Iterable
 from datetime import datetime
+from enum import StrEnum
 
 SECRET_PREFIX = "whsec_"
 SIGNATURE_VERSION = "v1"
@@ -36,50 +37,71 @@ _ID_RE = re.compile(r"[\x21-\x7e]+")  # printable ASCII, no spaces
 _BASE64_RE = re.compile(r"[A-Za-z0-9+/]+={0,2}")
 
 
+class RejectReason(StrEnum):
+    """Why a webhook request was refused: short, stable codes for counters and logs."""
+
+    INVALID = "invalid"
+    MISSING_HEADER = "missing_header"
+    MALFORMED_ID = "malformed_id"
+    MALFORMED_TIMESTAMP = "malformed_timestamp"
+    MALFORMED_SIGNATURE = "malformed_signature"
+    NO_V1_SIGNATURE = "no_v1_signature"
+    TIMESTAMP_TOO_OLD = "timestamp_too_old"
+    TIMESTAMP_TOO_NEW = "timestamp_too_new"
+    NO_SECRET = "no_secret"
+    SIGNATURE_MISMATCH = "signature_mismatch"
+    BAD_CONTENT_LENGTH = "bad_content_length"
+    BODY_TOO_LARGE = "body_too_large"
+    LENGTH_REQUIRED = "length_required"
+    UNREADABLE_BODY = "unreadable_body"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    UNKNOWN_ENDPOINT = "unknown_endpoint"
+
+
 class WebhookVerificationError(Exception):
     """A delivery could not be verified. ``reason`` is a short, stable code for counters."""
 
-    reason = "invalid"
+    reason = RejectReason.INVALID
 
 
 class MissingHeader(WebhookVerificationError):
-    reason = "missing_header"
+    reason = RejectReason.MISSING_HEADER
 
 
 class MalformedId(WebhookVerificationError):
-    reason = "malformed_id"
+    reason = RejectReason.MALFORMED_ID
 
 
 class MalformedTimestamp(WebhookVerificationError):
-    reason = "malformed_timestamp"
+    reason = RejectReason.MALFORMED_TIMESTAMP
 
 
 class MalformedSignature(WebhookVerificationError):
-    reason = "malformed_signature"
+    reason = RejectReason.MALFORMED_SIGNATURE
 
 
 class NoSupportedSignature(WebhookVerificationError):
     """The header is well formed but holds no ``v1`` entry."""
 
-    reason = "no_v1_signature"
+    reason = RejectReason.NO_V1_SIGNATURE
 
 
 class TimestampTooOld(WebhookVerificationError):
-    reason = "timestamp_too_old"
+    reason = RejectReason.TIMESTAMP_TOO_OLD
 
 
 class TimestampTooNew(WebhookVerificationError):
-    reason = "timestamp_too_new"
+    reason = RejectReason.TIMESTAMP_TOO_NEW
 
 
 class NoUsableSecret(WebhookVerificationError):
     """The endpoint has no active, well-formed signing secret (a configuration problem)."""
 
-    reason = "no_secret"
+    reason = RejectReason.NO_SECRET
 
 
 class SignatureMismatch(WebhookVerificationError):
-    reason = "signature_mismatch"
+    reason = RejectReason.SIGNATURE_MISMATCH
 
 
 class InvalidSecret(ValueError):

@@ -39,8 +39,8 @@ from exports import clock, webhook_signing
 from exports.crypto import SecretDecryptionError
 from exports.rejections.counter import rejection_note, rejections_flush_if_due
 from exports.services.webhooks import (
-    active_webhook_secrets,
     webhook_delivery_receive,
+    webhook_secrets_active,
     webhook_target_find,
 )
 
@@ -141,9 +141,15 @@ def _read_body(request: HttpRequest) -> bytes:
     """
     length = _content_length(request)
     if length is not None and length < 0:
-        raise BodyRejected(400, "bad_content_length", "Content-Length is not a number")
+        raise BodyRejected(
+            400, webhook_signing.RejectReason.BAD_CONTENT_LENGTH, "Content-Length is not a number"
+        )
     if length is not None and length > MAX_BODY_BYTES:
-        raise BodyRejected(413, "body_too_large", f"Content-Length {length} > {MAX_BODY_BYTES}")
+        raise BodyRejected(
+            413,
+            webhook_signing.RejectReason.BODY_TOO_LARGE,
+            f"Content-Length {length} > {MAX_BODY_BYTES}",
+        )
     stream = request
     wsgi_input = request.META.get("wsgi.input")
     if length is None and wsgi_input is not None:
@@ -152,17 +158,23 @@ def _read_body(request: HttpRequest) -> bytes:
         elif "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
             raise BodyRejected(
                 411,
-                "length_required",
+                webhook_signing.RejectReason.LENGTH_REQUIRED,
                 "a chunked body needs a server that ends it (gunicorn); send Content-Length",
             )
     try:
         body = _read_at_most(stream, MAX_BODY_BYTES + 1)
     except Exception as exc:  # a server's framing error, a reset: the sender's doing
         raise BodyRejected(
-            400, "unreadable_body", f"the body could not be read ({type(exc).__name__})"
+            400,
+            webhook_signing.RejectReason.UNREADABLE_BODY,
+            f"the body could not be read ({type(exc).__name__})",
         ) from None
     if len(body) > MAX_BODY_BYTES:
-        raise BodyRejected(413, "body_too_large", f"body larger than {MAX_BODY_BYTES} bytes")
+        raise BodyRejected(
+            413,
+            webhook_signing.RejectReason.BODY_TOO_LARGE,
+            f"body larger than {MAX_BODY_BYTES} bytes",
+        )
     return body
 
 
@@ -184,12 +196,22 @@ def _read_at_most(stream, limit: int) -> bytes:
 def pleo_webhook(request: HttpRequest, endpoint_uuid):
     if request.method != "POST":
         response = HttpResponseNotAllowed(["POST"])
-        _reject(request, 405, "method_not_allowed", f"{request.method} is not accepted")
+        _reject(
+            request,
+            405,
+            webhook_signing.RejectReason.METHOD_NOT_ALLOWED,
+            f"{request.method} is not accepted",
+        )
         return response
 
     missing = [name for name in REQUIRED_HEADERS if not request.headers.get(name, "").strip()]
     if missing:
-        return _reject(request, 400, "missing_header", f"missing {', '.join(missing)}")
+        return _reject(
+            request,
+            400,
+            webhook_signing.RejectReason.MISSING_HEADER,
+            f"missing {', '.join(missing)}",
+        )
 
     try:
         body = _read_body(request)
@@ -197,16 +219,22 @@ def pleo_webhook(request: HttpRequest, endpoint_uuid):
         return _reject(request, rejected.status, rejected.reason, rejected.detail, endpoint_uuid)
 
     try:
-        target = webhook_target_find(endpoint_uuid, body)
+        target = webhook_target_find(endpoint_uuid=endpoint_uuid, body=body)
     except _DATABASE_UNAVAILABLE as exc:
         return _unavailable("the database is unavailable", exc, endpoint_uuid)
     if target is None:
-        return _reject(request, 404, "unknown_endpoint", "no such webhook endpoint", endpoint_uuid)
+        return _reject(
+            request,
+            404,
+            webhook_signing.RejectReason.UNKNOWN_ENDPOINT,
+            "no such webhook endpoint",
+            endpoint_uuid,
+        )
     endpoint = target.endpoint
 
     now = clock.now()
     try:
-        secrets = active_webhook_secrets(endpoint, now=now)
+        secrets = webhook_secrets_active(endpoint=endpoint, now=now)
     except _SECRETS_UNREADABLE as exc:
         return _unavailable("its signing secrets cannot be read", exc, endpoint_uuid)
     msg_id = request.headers["webhook-id"]

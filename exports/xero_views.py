@@ -22,7 +22,7 @@ from django.views.decorators.http import require_POST
 
 from exports.models import Company, XeroConnection
 from exports.oauth_views import answer_problem, foreign_answer, remember_attempt, take_attempt
-from exports.selectors.company_access import scope_to_user
+from exports.selectors.company_access import company_list_for_user
 from exports.services import xero_connections, xero_sync
 
 SESSION_KEY = "xero_oauth_connect"
@@ -34,7 +34,7 @@ def _company_page(company_id) -> str:
 
 
 def _visible_company(request, company_id) -> Company:
-    return get_object_or_404(scope_to_user(Company.objects.all(), user=request.user), pk=company_id)
+    return get_object_or_404(company_list_for_user(user=request.user), pk=company_id)
 
 
 @never_cache
@@ -73,7 +73,7 @@ def callback(request):
     if attempt is None:
         return foreign_answer(request, "Xero", "Connect Xero", "admin:exports_company_changelist")
     page = _company_page(attempt["company_id"])
-    visible = scope_to_user(Company.objects.all(), user=request.user)
+    visible = company_list_for_user(user=request.user)
     if not request.user.has_perm(PERMISSION) or not visible.filter(pk=attempt["company_id"]):
         messages.error(request, "You may not connect companies to Xero.")
         return redirect(page)

@@ -144,7 +144,7 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# Django's permissions, less what a company-scoped staff user may not use (issue 15 §6).
+# Django's permissions, less what a company-scoped staff user may not use.
 AUTHENTICATION_BACKENDS = ["exports.auth_backends.CompanyScopedModelBackend"]
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -9,6 +9,7 @@ import os
 os.environ.setdefault("DEBUG", "1")
 
 import tempfile  # noqa: E402
+from urllib.parse import urlsplit, urlunsplit  # noqa: E402
 
 from pleo_integration.settings import *  # noqa: E402,F403
 
@@ -35,3 +36,26 @@ STORAGES["receipts"] = {  # noqa: F405
         )
     },
 }
+
+# Tests create users with passwords in many fixtures: the production hasher (PBKDF2, a million
+# iterations) costs ~0.3-0.7 s a user on a 2-core machine, for nothing a test checks. Product
+# processes started with the production settings (``pleo_integration.settings``) keep it.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def per_worker_redis_url(url: str) -> str:
+    """Under pytest-xdist, each worker its own Redis database (the URL's database number plus the
+    worker's, ``gw1`` → +1): one worker's queue purge, queued tasks and budget keys (row ids
+    start at 1 in every worker's database) never meet another's. Unchanged outside xdist. Product
+    processes a test starts inherit ``PYTEST_XDIST_WORKER`` and land on the same database."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not url or not worker.startswith("gw"):
+        return url
+    parts = urlsplit(url)
+    database = int(parts.path.strip("/") or 0) + int(worker[2:])
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+if REDIS_URL:  # noqa: F405
+    REDIS_URL = per_worker_redis_url(REDIS_URL)  # noqa: F405
+    Q_CLUSTER["redis"] = REDIS_URL  # noqa: F405

@@ -20,19 +20,21 @@ def c_get_clock(server, req: Request) -> Response:
     return Response(200, _clock_body(server))
 
 
+def _number(req: Request, name: str) -> int | float:
+    """The control body's number ``name``, or a 400."""
+    value = req.control_json().get(name)
+    if not isinstance(value, int | float):
+        raise ApiError(400, "SANDBOX_BAD_REQUEST", f"'{name}' (a number) is required.")
+    return value
+
+
 def c_advance_clock(server, req: Request) -> Response:
-    body = req.control_json()
-    if not isinstance(body.get("seconds"), int | float):
-        raise ApiError(400, "SANDBOX_BAD_REQUEST", "'seconds' (a number) is required.")
-    server.state.advance_clock(body["seconds"])
+    server.state.advance_clock(_number(req, "seconds"))
     return Response(200, _clock_body(server))
 
 
 def c_set_clock(server, req: Request) -> Response:
-    body = req.control_json()
-    if not isinstance(body.get("offsetSeconds"), int | float):
-        raise ApiError(400, "SANDBOX_BAD_REQUEST", "'offsetSeconds' (a number) is required.")
-    server.state.set_clock_offset(body["offsetSeconds"])
+    server.state.set_clock_offset(_number(req, "offsetSeconds"))
     return Response(200, _clock_body(server))
 
 

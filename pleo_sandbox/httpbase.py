@@ -503,6 +503,8 @@ class BaseRequestHandler(BaseHTTPRequestHandler):
                 pass
 
     def _send_stream(self, response: Response, request_id: str | None) -> None:
+        """A streamed body (receipt files): Content-Length, or chunked when ``length`` is None;
+        ``cut`` closes the connection after the stream (a body shorter than announced)."""
         self.send_response(response.status)
         self.send_header("Content-Type", response.content_type)
         chunked = response.length is None

@@ -1,4 +1,4 @@
-"""Switches for where Pleo's own documents disagree, or say nothing (issue 16).
+"""Switches for where Pleo's own documents disagree, or say nothing.
 
 Each function here is one switchable reading; the domain (``jobs``, ``job_events``, ``items``,
 ``subscriptions``, ``store``) calls them with the switch's value.

@@ -1,4 +1,4 @@
-"""A populated admin for the permission matrix and the company-scoping tests (issue 15 §1, §6).
+"""A populated admin for the permission matrix and the company-scoping tests.
 
 Two companies are inside the scoped user's scope (``Alpha``, and ``Charlie`` whose credential it
 shares with ``OUTSIDER Delta``), two outside (``OUTSIDER Bravo``, ``OUTSIDER Delta``). Every row
@@ -42,9 +42,9 @@ from exports.models import (
     XeroConnection,
     XeroMapping,
 )
-from exports.services.companies import ensure_webhook_endpoint, webhook_endpoint_add_secret
+from exports.services.companies import webhook_endpoint_add_secret, webhook_endpoint_ensure
 from tests import secrets_registry
-from tests.factories import make_receipt
+from tests.factories import make_job, make_receipt
 
 OUTSIDER = "OUTSIDER"
 NAMED_PERMISSIONS = (
@@ -84,7 +84,7 @@ def credential_with_every_secret(name: str, found: list[str]) -> Credential:
     credential.api_key, credential.oauth_client_secret = values[0], values[1]
     credential.access_token, credential.refresh_token = values[2], values[3]
     credential.save()
-    endpoint = ensure_webhook_endpoint(credential)
+    endpoint = webhook_endpoint_ensure(credential=credential)
     for _ in range(2):  # two signing secrets, as during a rotation
         secret = _secret("whsec_")
         found.append(secret)
@@ -111,14 +111,11 @@ def _xero_rows(company: Company, label: str, found: list[str]) -> None:
 
 def _company_rows(company: Company, label: str) -> None:
     now = clock.now()
-    job = ExportJob.objects.create(
-        pleo_job_id=uuid.uuid4(),
-        company=company,
+    job = make_job(
+        company,
         status=ExportJob.Status.IN_PROGRESS,
         claim=ExportJob.Claim.OURS,
         created_at=now - timedelta(minutes=5),
-        expires_in=3600,
-        seen_via=Trigger.SCHEDULE,
         failure_reason=f"{label} job failure",
     )
     audit.record(

@@ -150,3 +150,25 @@ def product_env(test_database_url, settings):
 
     get_broker().purge_queue()
     return env
+
+
+@pytest.fixture
+def admin_client(client, django_user_model):
+    """A client logged in as the superuser "root": pytest-django's fixture of that name, without
+    its password hashing (slow, and no test logs in with a password)."""
+    user = django_user_model.objects.create(
+        username="root", email="root@example.com", is_staff=True, is_superuser=True
+    )
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def fresh_budget():
+    """The request budget's backends forgotten before and after the test (a test's settings
+    choose its backend)."""
+    from exports.services import budget
+
+    budget._backends.clear()
+    yield
+    budget._backends.clear()

@@ -2,8 +2,9 @@
 
 import uuid
 
-from exports.models import Company, Credential
-from exports.services.companies import ensure_webhook_endpoint
+from exports import clock
+from exports.models import Company, Credential, ExportJob, Trigger
+from exports.services.companies import webhook_endpoint_ensure
 from tests import secrets_registry
 
 
@@ -15,7 +16,7 @@ def make_credential(
     )
     credential.api_key = secrets_registry.register(api_key or secrets_registry.new_api_key())
     credential.save()
-    ensure_webhook_endpoint(credential)
+    webhook_endpoint_ensure(credential=credential)
     return credential
 
 
@@ -32,13 +33,40 @@ def make_company(*, name="Acme", pleo_company_id=None, credential=None, **extra)
 def make_sandbox_company(sandbox, *, name="Acme", currency="DKK") -> tuple:
     """A company in the Pleo sandbox with its own API key, and the same company here, its
     credential pointing at the sandbox. Returns ``(remote, company)``."""
-    remote = sandbox.state.add_company(name, currency=currency)
+    remote, _key, company = make_sandbox_company_and_key(sandbox, name=name, currency=currency)
+    return remote, company
+
+
+def make_sandbox_company_and_key(
+    sandbox, *, name="Acme", remote_name=None, currency="DKK", **extra
+) -> tuple:
+    """As :func:`make_sandbox_company` (the sandbox's company named ``remote_name``, else
+    ``name``; ``extra`` for our company's fields), and the sandbox's API key object too.
+    Returns ``(remote, key, company)``."""
+    remote = sandbox.state.add_company(remote_name or name, currency=currency)
     key = sandbox.state.add_api_key(remote.id)
     credential = make_credential(
         name=f"{name} credential", api_key=key.key, api_base_url=sandbox.url
     )
-    return remote, make_company(
-        name=name, pleo_company_id=uuid.UUID(remote.id), credential=credential
+    company = make_company(
+        name=name, pleo_company_id=uuid.UUID(remote.id), credential=credential, **extra
+    )
+    return remote, key, company
+
+
+def make_job(company, **fields) -> ExportJob:
+    """An export job of ``company`` as the schedule saw it: a fresh Pleo id, ``pending``, created
+    now, Pleo's one-hour expiry. ``fields`` set or override any other field."""
+    return ExportJob.objects.create(
+        **{
+            "pleo_job_id": uuid.uuid4(),
+            "company": company,
+            "status": ExportJob.Status.PENDING,
+            "created_at": clock.now(),
+            "expires_in": 3600,
+            "seen_via": Trigger.SCHEDULE,
+            **fields,
+        }
     )
 
 

@@ -59,6 +59,22 @@ def output(process: subprocess.Popen) -> str:
     return Path(path).read_text(errors="replace") if path else ""
 
 
+def gunicorn(port: int, workers: int) -> list[str]:
+    """The command line of the product's web server as deployed: gunicorn on ``port``."""
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "pleo_integration.wsgi",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+        "--log-level",
+        "warning",
+    ]
+
+
 def wait_http(url: str, timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

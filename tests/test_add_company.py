@@ -1,4 +1,4 @@
-"""Issue 15 §5 (``add_company``): input is checked before anything is written.
+"""``add_company``: input is checked before anything is written.
 
 A 300-character name or an over-long base URL was a ``DataError`` traceback on PostgreSQL (and
 silently stored on SQLite); a webhook secret that is not ``whsec_`` + base64 was stored and then

@@ -4,17 +4,11 @@ from django.contrib.auth.models import User
 from django.urls import reverse
 
 from exports import audit
-from exports.models import AuditEntry, Credential, Trigger
-from tests.factories import make_company, make_credential
+from exports.models import AuditEntry, AuditStep, Credential, Trigger
+from tests.admin_forms import credential_form
+from tests.factories import make_company, make_credential, make_job
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def admin_client(client):
-    user = User.objects.create_superuser("root", "root@example.com", "pw-for-tests")
-    client.force_login(user)
-    return client
 
 
 def test_credential_page_masks_secret_and_blank_keeps_it(admin_client):
@@ -26,20 +20,7 @@ def test_credential_page_masks_secret_and_blank_keeps_it(admin_client):
 
     response = admin_client.post(
         url,
-        {
-            "name": "Renamed",
-            "kind": "api_key",
-            "api_key": "",
-            "oauth_client_id": "",
-            "oauth_client_secret": "",
-            "api_base_url": "",
-            "webhook_endpoint-TOTAL_FORMS": "1",
-            "webhook_endpoint-INITIAL_FORMS": "1",
-            "webhook_endpoint-MIN_NUM_FORMS": "0",
-            "webhook_endpoint-MAX_NUM_FORMS": "1",
-            "webhook_endpoint-0-id": str(credential.webhook_endpoint.pk),
-            "webhook_endpoint-0-credential": str(credential.pk),
-        },
+        credential_form(credential, name="Renamed"),
     )
     assert response.status_code == 302, response.content.decode()[:2000]
     credential.refresh_from_db()
@@ -52,18 +33,7 @@ def test_new_secret_replaces_and_reenables_invalid_credential(admin_client):
     url = reverse("admin:exports_credential_change", args=[credential.pk])
     response = admin_client.post(
         url,
-        {
-            "name": credential.name,
-            "kind": "api_key",
-            "api_key": "pk_test_replacement_key_1111",
-            "api_base_url": "",
-            "webhook_endpoint-TOTAL_FORMS": "1",
-            "webhook_endpoint-INITIAL_FORMS": "1",
-            "webhook_endpoint-MIN_NUM_FORMS": "0",
-            "webhook_endpoint-MAX_NUM_FORMS": "1",
-            "webhook_endpoint-0-id": str(credential.webhook_endpoint.pk),
-            "webhook_endpoint-0-credential": str(credential.pk),
-        },
+        credential_form(credential, api_key="pk_test_replacement_key_1111"),
     )
     assert response.status_code == 302
     credential.refresh_from_db()
@@ -97,11 +67,23 @@ def test_audit_table_is_read_only_for_everyone(admin_client):
     assert b'type="submit" value="Save"' not in detail.content
 
 
-def test_job_page_shows_its_audit_trail(admin_client):
-    from tests.test_models import _job
-
+def test_audit_table_filters_by_step(admin_client):
     company = make_company()
-    job = _job(company)
+    for step, message in ((AuditStep.SELECTED, "picked-it"), (AuditStep.PAUSED, "held-it")):
+        audit.record(
+            company=company, trigger=Trigger.MANUAL, step=step, message=message, run_id=None
+        )
+    url = reverse("admin:exports_auditentry_changelist")
+    page = admin_client.get(url).content.decode()
+    offered = {step for step in AuditStep.values if f'href="?step__exact={step}"' in page}
+    assert offered == set(AuditStep.values)  # every step, written yet or not
+    page = admin_client.get(url, {"step__exact": AuditStep.PAUSED}).content.decode()
+    assert "held-it" in page and "picked-it" not in page
+
+
+def test_job_page_shows_its_audit_trail(admin_client):
+    company = make_company()
+    job = make_job(company)
     audit.record(
         company=company,
         export_job=job,
@@ -120,10 +102,9 @@ def test_every_admin_action_is_registered_and_reachable(admin_client):
     """dj-stripe's weak spot: an action that was never registered. Every action must be listed."""
     from exports import clock
     from exports.models import WebhookDelivery, XeroConnection
-    from tests.test_models import _job
 
     company = make_company()
-    _job(company)
+    make_job(company)
     XeroConnection.objects.create(company=company)  # a list shows its actions with rows only
     WebhookDelivery.objects.create(
         endpoint=company.credential.webhook_endpoint,
@@ -158,9 +139,7 @@ def staff_client(client):
     return client
 
 
-def test_check_now_needs_its_permission(staff_client, monkeypatch):
-    sent = []
-    monkeypatch.setattr("exports.services.dispatch.async_task", lambda *a, **k: sent.append(a))
+def test_check_now_needs_its_permission(staff_client, sent):
     company = make_company()
     page = staff_client.get(reverse("admin:exports_company_changelist")).content.decode()
     assert 'value="check_now"' not in page
@@ -168,9 +147,9 @@ def test_check_now_needs_its_permission(staff_client, monkeypatch):
     assert sent == []
 
 
-def test_check_now_only_enqueues(admin_client, monkeypatch, django_capture_on_commit_callbacks):
-    sent = []
-    monkeypatch.setattr("exports.services.dispatch.async_task", lambda *a, **k: sent.append(a))
+def test_check_now_only_enqueues(
+    admin_client, monkeypatch, sent, django_capture_on_commit_callbacks
+):
     monkeypatch.setattr(
         "requests.Session.request", lambda *a, **k: pytest.fail("no Pleo call in the admin")
     )

@@ -1,4 +1,4 @@
-"""Issue 17 §10: the company form: a UUID-wide Pleo company id with a hint, the internal fields
+"""The company form: a UUID-wide Pleo company id with a hint, the internal fields
 read-only in a collapsed fieldset (none on the add page), "Check now (recover)" explained."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 17 §8: the credential form and page.
+"""The credential form and page.
 
 A new form does not claim "Status: OK"; saving a new or changed key asks Pleo once (one list call)
 and says clearly when Pleo refuses it; "Test connection" and "Subscribe webhooks" buttons (POST,
@@ -18,6 +18,7 @@ from django.urls import reverse
 
 from exports.models import Credential
 from tests import secrets_registry
+from tests.admin_forms import credential_form
 from tests.client_fakes import page
 from tests.factories import make_company, make_credential
 
@@ -28,9 +29,8 @@ JOBS = f"{PLEO}/v3/export-jobs"
 
 
 @pytest.fixture
-def root(client):
-    client.force_login(User.objects.create_superuser("root", "root@example.com", "pw"))
-    return client
+def root(admin_client):
+    return admin_client
 
 
 def _staff(client, *codenames, name="staff"):
@@ -46,39 +46,11 @@ def _messages(response) -> list[str]:
 
 
 def _add_form(**overrides) -> dict:
-    data = {
-        "name": "New credential",
-        "kind": "api_key",
-        "api_key": "",
-        "oauth_client_id": "",
-        "oauth_client_secret": "",
-        "api_base_url": PLEO,
-        "oauth_base_url": "",
-        "webhook_endpoint-TOTAL_FORMS": "0",
-        "webhook_endpoint-INITIAL_FORMS": "0",
-        "webhook_endpoint-MIN_NUM_FORMS": "0",
-        "webhook_endpoint-MAX_NUM_FORMS": "1",
-    }
-    data.update(overrides)
-    return data
+    return credential_form(api_base_url=PLEO, **overrides)
 
 
 def _change_form(credential, **overrides) -> dict:
-    data = _add_form(
-        name=credential.name,
-        kind=credential.kind,
-        api_base_url=credential.api_base_url,
-        oauth_client_id=credential.oauth_client_id,
-        oauth_base_url=credential.oauth_base_url,
-        **{
-            "webhook_endpoint-TOTAL_FORMS": "1",
-            "webhook_endpoint-INITIAL_FORMS": "1",
-            "webhook_endpoint-0-id": str(credential.webhook_endpoint.pk),
-            "webhook_endpoint-0-credential": str(credential.pk),
-        },
-    )
-    data.update(overrides)
-    return data
+    return credential_form(credential, **overrides)
 
 
 def _banner(html: str) -> str:
@@ -189,7 +161,9 @@ def test_subscribe_webhooks_button_uses_the_subscription_service(client, monkeyp
 
     called = []
     monkeypatch.setattr(
-        subscriptions, "webhooks_subscribe", lambda c: called.append(c.pk) or "Subscribed."
+        subscriptions,
+        "webhooks_subscribe",
+        lambda credential: called.append(credential.pk) or "Subscribed.",
     )
     credential = make_credential(api_base_url=PLEO)
     url = reverse("admin:exports_credential_subscribe_webhooks", args=[credential.pk])

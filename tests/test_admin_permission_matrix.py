@@ -1,4 +1,4 @@
-"""Issue 15 §1 and §6: every admin page × every role shows no secret, and a company-scoped user
+"""Every admin page × every role shows no secret, and a company-scoped user
 nothing of another company.
 
 Pages are discovered, not listed: every URL of ``admin.site`` (the index, app lists, every model
@@ -20,7 +20,8 @@ from django.contrib import admin
 from django.urls import URLPattern, URLResolver, reverse
 
 from exports.models import Company, Credential, ExportJob, Receipt
-from exports.selectors.company_access import is_scopable, scope_to_user
+from exports.selectors.company_access import model_is_scopable, queryset_for_user
+from tests.admin_forms import credential_form
 from tests.admin_scene import OUTSIDER, build_scene
 
 pytestmark = pytest.mark.django_db
@@ -54,9 +55,9 @@ def _object_ids(model, scene) -> list[str]:
     rows = model._default_manager.order_by("pk")
     if model in (Company, Credential):
         return [str(pk) for pk in rows.values_list("pk", flat=True)]
-    if not is_scopable(model):
+    if not model_is_scopable(model):
         return [str(pk) for pk in rows.values_list("pk", flat=True)[:1]]
-    inside = scope_to_user(rows, user=scene.users["scoped"])
+    inside = queryset_for_user(queryset=rows, user=scene.users["scoped"])
     picked = [inside.first(), rows.exclude(pk__in=inside.values("pk")).first()]
     return [str(obj.pk) for obj in picked if obj is not None]
 
@@ -110,20 +111,7 @@ def scene(client):
     scene.secrets.append(new_key)
     response = client.post(
         reverse("admin:exports_credential_change", args=[credential.pk]),
-        {
-            "name": credential.name,
-            "kind": credential.kind,
-            "api_key": new_key,
-            "oauth_client_id": credential.oauth_client_id,
-            "oauth_client_secret": "",
-            "api_base_url": "",
-            "webhook_endpoint-TOTAL_FORMS": "1",
-            "webhook_endpoint-INITIAL_FORMS": "1",
-            "webhook_endpoint-MIN_NUM_FORMS": "0",
-            "webhook_endpoint-MAX_NUM_FORMS": "1",
-            "webhook_endpoint-0-id": str(credential.webhook_endpoint.pk),
-            "webhook_endpoint-0-credential": str(credential.pk),
-        },
+        credential_form(credential, api_key=new_key, api_base_url=""),
     )
     assert response.status_code == 302, response.content.decode()[:500]
     client.logout()

@@ -1,4 +1,4 @@
-"""Issue 15 §1: no secret is ever rendered in the admin, whoever looks (at most its last 4)."""
+"""No secret is ever rendered in the admin, whoever looks (at most its last 4)."""
 
 import pytest
 from django.contrib.auth.models import Permission, User

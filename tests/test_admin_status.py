@@ -5,7 +5,6 @@ a fixed number of queries whatever the number of companies."""
 from __future__ import annotations
 
 import re
-import uuid
 from datetime import timedelta
 
 import pytest
@@ -15,22 +14,20 @@ from django.urls import reverse
 
 from exports import audit, clock
 from exports.models import AuditEntry, Credential, ExportJob, Trigger
-from exports.selectors.index_status import build_status
-from tests.factories import make_company, make_credential
+from exports.selectors.index_status import index_status_build
+from tests.factories import make_company, make_credential, make_job
 
 pytestmark = pytest.mark.django_db
 
 
 def job(company, *, minutes_since_update: float, expires_in=3600):
     now = clock.now()
-    return ExportJob.objects.create(
-        pleo_job_id=uuid.uuid4(),
-        company=company,
+    return make_job(
+        company,
         status=ExportJob.Status.IN_PROGRESS,
         created_at=now - timedelta(hours=2),
         last_updated_at=now - timedelta(minutes=minutes_since_update),
         expires_in=expires_in,
-        seen_via=Trigger.SCHEDULE,
         claim=ExportJob.Claim.OURS,
     )
 
@@ -62,7 +59,7 @@ def scene():
 
 def test_status_per_company(scene):
     calm, busy, risky, broken, risky_job = scene
-    status = build_status()
+    status = index_status_build()
     rows = {row.company.name: row for row in status.rows}
     assert rows["Calm"].job is None and not rows["Calm"].needs_attention
     assert rows["Busy"].job.seconds_left == pytest.approx(50 * 60, abs=5)
@@ -82,7 +79,7 @@ def test_status_per_company(scene):
 
 def test_old_failures_do_not_count(scene):
     clock.advance(25 * 3600)
-    status = build_status()
+    status = index_status_build()
     assert status.failures_24h == 0
 
 
@@ -99,7 +96,7 @@ def test_the_index_shows_it_and_at_risk_jobs_stand_out(admin_client, scene):
 def test_queries_do_not_grow_with_the_number_of_companies(admin_client, scene):
     def count():
         with CaptureQueriesContext(connection) as captured:
-            build_status()
+            index_status_build()
         return len(captured.captured_queries)
 
     before = count()

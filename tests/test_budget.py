@@ -19,12 +19,12 @@ from exports import clock
 from exports.models import AuditEntry, Company, Credential, RequestBudget, Trigger
 from exports.pleo import BudgetExhausted
 from exports.services import budget
-from exports.services.start_flow import Outcome, run_export_check
-from exports.services.sweep import sweep_stale_leases
+from exports.services.start_flow import Outcome, company_check_run
+from exports.services.sweep import leases_sweep_stale
 from tests import processes
 from tests.factories import make_credential, make_sandbox_company
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_budget")]
 
 
 def max_in_any_window(times: list[float], window: float) -> int:
@@ -36,13 +36,6 @@ def max_in_any_window(times: list[float], window: float) -> int:
             start += 1
         best = max(best, end - start + 1)
     return best
-
-
-@pytest.fixture(autouse=True)
-def _fresh_backends():
-    budget._backends.clear()
-    yield
-    budget._backends.clear()
 
 
 # --- The rule ------------------------------------------------------------------------------------
@@ -113,33 +106,39 @@ def test_keys_follow_the_scope(settings):
     api = make_credential(name="Key")
     oauth = Credential.objects.create(name="O", kind=Credential.Kind.OAUTH, oauth_client_id="c-1")
     settings.PLEO_RATE_LIMIT_SCOPE = "credential"
-    labels = [budget.key_label(budget.key_for(c)) for c in (api, oauth)]
+    labels = [
+        budget.budget_key_label(key=budget.budget_key_for(credential=c)) for c in (api, oauth)
+    ]
     assert labels == [f"credential:{api.pk}", f"credential:{oauth.pk}"]
-    assert budget.key_for(api) != budget.key_for(oauth)
+    assert budget.budget_key_for(credential=api) != budget.budget_key_for(credential=oauth)
     settings.PLEO_RATE_LIMIT_SCOPE = "oauth_client"
-    assert budget.key_label(budget.key_for(api)) == f"credential:{api.pk}"
-    assert budget.key_for(oauth) == "oauth_client:c-1"
+    assert (
+        budget.budget_key_label(key=budget.budget_key_for(credential=api)) == f"credential:{api.pk}"
+    )
+    assert budget.budget_key_for(credential=oauth) == "oauth_client:c-1"
     settings.PLEO_RATE_LIMIT_SCOPE = "global"
-    assert budget.key_for(api) == budget.key_for(oauth) == "global"
+    assert (
+        budget.budget_key_for(credential=api) == budget.budget_key_for(credential=oauth) == "global"
+    )
 
 
 def test_switched_off_means_no_hook(settings):
     settings.PLEO_RATE_LIMIT_PER_MINUTE = 0
-    assert budget.hook_for(make_credential()) is None
-    assert budget.describe(None).startswith("Switched off")
+    assert budget.budget_hook_for(credential=make_credential()) is None
+    assert budget.budget_usage_describe(usage=None).startswith("Switched off")
 
 
 def test_a_client_built_from_a_credential_spends_its_budget(settings):
-    from exports.services.credentials import client_for_credential
+    from exports.services.credentials import pleo_client_for_credential
 
     settings.PLEO_RATE_LIMIT_PER_MINUTE = 4
     credential = make_credential()
-    client = client_for_credential(credential, run_id=None)
+    client = pleo_client_for_credential(credential=credential, run_id=None)
     client._before_request("GET", "/v3/export-jobs")
     client._before_request("GET", "/v3/export-jobs")
     with pytest.raises(BudgetExhausted) as caught:
         client._before_request("GET", "/v3/export-jobs")
-    assert caught.value.key == budget.key_for(credential)
+    assert caught.value.key == budget.budget_key_for(credential=credential)
     assert caught.value.key.startswith(f"credential:{credential.pk}:")
     assert caught.value.retry_at > clock.now()
 
@@ -158,7 +157,7 @@ while time.time() < start_at:
 granted = []
 while time.time() < until:
     try:
-        granted.append(budget.consume(key).at)
+        granted.append(budget.budget_consume(key).at)
     except BudgetExhausted:
         time.sleep(0.002)
 print("GRANTED", " ".join(repr(t) for t in granted), flush=True)
@@ -242,10 +241,10 @@ def sandbox_company(pleo_sandbox, settings):
 
 def _spend_everything(company: Company, settings, limit=4) -> None:
     settings.PLEO_RATE_LIMIT_PER_MINUTE = limit
-    key = budget.key_for(company.credential)
+    key = budget.budget_key_for(credential=company.credential)
     with pytest.raises(BudgetExhausted):
         for _ in range(limit + 1):
-            budget.consume(key)
+            budget.budget_consume(key=key)
 
 
 def test_a_run_that_finds_the_budget_spent_defers_and_the_sweep_picks_it_up_then(
@@ -255,7 +254,7 @@ def test_a_run_that_finds_the_budget_spent_defers_and_the_sweep_picks_it_up_then
     job = state.create_job(remote.id, items=1, notify=False)
     _spend_everything(company, settings)
 
-    result = run_export_check(company=company, trigger=Trigger.SCHEDULE)
+    result = company_check_run(company=company, trigger=Trigger.SCHEDULE)
     assert result.outcome == Outcome.DEFERRED
     assert result.not_before is not None and result.not_before > clock.now()
     assert state.requests() == []  # nothing reached Pleo
@@ -267,16 +266,16 @@ def test_a_run_that_finds_the_budget_spent_defers_and_the_sweep_picks_it_up_then
 
     queued = []
     monkeypatch.setattr(
-        "exports.services.sweep.enqueue_company_check",
+        "exports.services.sweep.company_check_enqueue",
         lambda **kw: queued.append(kw["company_id"]) or True,
     )
-    assert sweep_stale_leases() == 0  # not before its time
+    assert leases_sweep_stale() == 0  # not before its time
     clock.advance((company.next_run_not_before - clock.now()).total_seconds() + 1)
     RequestBudget.objects.all().delete()  # room again (the budget runs on real time)
     settings.PLEO_RATE_LIMIT_PER_MINUTE = 500
-    assert sweep_stale_leases() == 1 and queued == [company.pk]
+    assert leases_sweep_stale() == 1 and queued == [company.pk]
 
-    again = run_export_check(company=company, trigger=Trigger.RECOVERY, recover=True)
+    again = company_check_run(company=company, trigger=Trigger.RECOVERY, recover=True)
     assert again.outcome == Outcome.COMPLETED, again.error
     assert state.get_job(job["id"])["job"]["status"] == "completed"
     company.refresh_from_db()
@@ -288,19 +287,19 @@ def test_a_budget_spent_in_the_middle_of_a_job_pauses_it_and_the_next_run_finish
 ):
     state, remote, company = sandbox_company
     job = state.create_job(remote.id, items=3, notify=False)
-    real = budget.consume
+    real = budget.budget_consume
     calls = []
 
-    def consume(key):
+    def consume(*, key):
         calls.append(key)
         if len(calls) > 4:  # list, get, started, items: then spent
             raise BudgetExhausted(
                 "budget spent (test)", retry_at=clock.now() + timedelta(seconds=30), key=key
             )
-        return real(key)
+        return real(key=key)
 
-    monkeypatch.setattr(budget, "consume", consume)
-    result = run_export_check(company=company, trigger=Trigger.SCHEDULE)
+    monkeypatch.setattr(budget, "budget_consume", consume)
+    result = company_check_run(company=company, trigger=Trigger.SCHEDULE)
     assert result.outcome == Outcome.DEFERRED
     assert str(result.job_id) == job["id"]
     company.refresh_from_db()
@@ -312,8 +311,8 @@ def test_a_budget_spent_in_the_middle_of_a_job_pauses_it_and_the_next_run_finish
     assert "started" in steps and steps[-1] == "deferred"
     assert state.get_job(job["id"])["job"]["status"] == "in_progress"
 
-    monkeypatch.setattr(budget, "consume", real)
-    again = run_export_check(company=company, trigger=Trigger.RECOVERY, recover=True)
+    monkeypatch.setattr(budget, "budget_consume", real)
+    again = company_check_run(company=company, trigger=Trigger.RECOVERY, recover=True)
     assert again.outcome == Outcome.COMPLETED
     assert state.get_job(job["id"])["job"]["status"] == "completed"
 
@@ -321,16 +320,16 @@ def test_a_budget_spent_in_the_middle_of_a_job_pauses_it_and_the_next_run_finish
 def test_check_exports_waits_for_the_budget_then_runs(sandbox_company, settings, monkeypatch):
     state, remote, company = sandbox_company
     state.create_job(remote.id, items=1, notify=False)
-    real = budget.consume
+    real = budget.budget_consume
     refusals = []
 
-    def consume(key):
+    def consume(*, key):
         if not refusals:
             refusals.append(key)
             raise BudgetExhausted("spent", retry_at=clock.now() + timedelta(seconds=0.3), key=key)
-        return real(key)
+        return real(key=key)
 
-    monkeypatch.setattr(budget, "consume", consume)
+    monkeypatch.setattr(budget, "budget_consume", consume)
     out = io.StringIO()
     call_command("check_exports", "--wait", "5", stdout=out)
     assert refusals
@@ -354,7 +353,7 @@ def test_credential_page_shows_the_budget_in_use(admin_client, settings):
     credential = make_credential()
     settings.PLEO_RATE_LIMIT_PER_MINUTE = 10
     for _ in range(3):
-        budget.consume(budget.key_for(credential))
+        budget.budget_consume(key=budget.budget_key_for(credential=credential))
     html = admin_client.get(
         reverse("admin:exports_credential_change", args=[credential.pk])
     ).content.decode()

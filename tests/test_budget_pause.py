@@ -17,20 +17,13 @@ from exports import clock
 from exports.models import AuditEntry, Company, ExportJob, JournalEntry, Trigger
 from exports.pleo import BudgetExhausted
 from exports.services import budget
-from exports.services.start_flow import Outcome, run_export_check
-from exports.services.sweep import sweep_stale_leases
+from exports.services.start_flow import Outcome, company_check_run
+from exports.services.sweep import leases_sweep_stale
 from tests.factories import make_sandbox_company
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_budget")]
 
 EVENTS = "/v3/export-job-events"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_backends():
-    budget._backends.clear()
-    yield
-    budget._backends.clear()
 
 
 @pytest.fixture
@@ -82,7 +75,7 @@ def test_a_budget_spent_mid_lifecycle_is_one_info_deferral_and_the_job_resumes_o
     retry_at = clock.now() + timedelta(seconds=30)
     refused = refuse(monkeypatch, method, path, occurrence, retry_at)
 
-    first = run_export_check(company=company, trigger=Trigger.SCHEDULE)
+    first = company_check_run(company=company, trigger=Trigger.SCHEDULE)
 
     assert refused, "the budget was never asked for the call under test"
     assert first.outcome == Outcome.DEFERRED, first.error
@@ -107,14 +100,14 @@ def test_a_budget_spent_mid_lifecycle_is_one_info_deferral_and_the_job_resumes_o
     # The sweep picks the company up when the budget has room again, not before.
     queued = []
     monkeypatch.setattr(
-        "exports.services.sweep.enqueue_company_check",
+        "exports.services.sweep.company_check_enqueue",
         lambda **kw: queued.append(kw["company_id"]) or True,
     )
-    assert sweep_stale_leases() == 0
+    assert leases_sweep_stale() == 0
     clock.advance((retry_at - clock.now()).total_seconds() + 1)
-    assert sweep_stale_leases() == 1 and queued == [company.pk]
+    assert leases_sweep_stale() == 1 and queued == [company.pk]
 
-    again = run_export_check(
+    again = company_check_run(
         company=Company.objects.get(pk=company.pk), trigger=Trigger.RECOVERY, recover=True
     )
     assert again.outcome == Outcome.COMPLETED, again.error

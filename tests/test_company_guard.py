@@ -1,4 +1,4 @@
-"""Issue 15 §4: one bad company never stops the others.
+"""One bad company never stops the others.
 
 Bad input is refused where it enters (``add_company``, the admin form), and whatever one company
 raises during a check is recorded as that company's ``failed`` outcome while every other company
@@ -50,15 +50,15 @@ def three():
 @pytest.fixture
 def b_explodes(three, monkeypatch):
     """An unexpected exception in B's run, whose message even carries B's API key."""
-    original = start_flow.client_for_company
+    original = start_flow.pleo_client_for_company
     b_key = three["B"].credential.api_key
 
-    def client_for_company(company, *, run_id):
+    def pleo_client_for_company(*, company, run_id):
         if company.pk == three["B"].pk:
             raise RuntimeError(f"boom: unexpected state near {b_key}")
-        return original(company, run_id=run_id)
+        return original(company=company, run_id=run_id)
 
-    monkeypatch.setattr(start_flow, "client_for_company", client_for_company)
+    monkeypatch.setattr(start_flow, "pleo_client_for_company", pleo_client_for_company)
     return three
 
 
@@ -122,7 +122,7 @@ def test_interrupts_still_stop_the_command(three, fake, monkeypatch):
     def interrupted(company, *, run_id):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(start_flow, "client_for_company", interrupted)
+    monkeypatch.setattr(start_flow, "pleo_client_for_company", interrupted)
     with pytest.raises(KeyboardInterrupt):
         call_command("check_exports")
 

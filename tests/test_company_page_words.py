@@ -10,24 +10,15 @@
 from __future__ import annotations
 
 import re
-import uuid
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.urls import reverse
 
 from exports import clock
 from exports.models import AuditEntry, Company, ExportJob, Trigger
-from tests.factories import make_company
+from tests.factories import make_company, make_job
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def admin_client(client):
-    user = get_user_model().objects.create_superuser("root", "root@example.com", "pw-123456789")
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture
@@ -39,14 +30,10 @@ def expired_company():
         last_check_error="The job expired in Pleo (job_expired: …). Ask the bookkeeper to export "
         "again from Pleo; 0 items were booked and reported, 2 were not.",
     )
-    job = ExportJob.objects.create(
-        pleo_job_id=uuid.uuid4(),
-        company=company,
+    job = make_job(
+        company,
         status=ExportJob.Status.FAILED,
-        created_at=clock.now(),
         last_updated_at=clock.now(),
-        expires_in=3600,
-        seen_via=Trigger.SCHEDULE,
         claim=ExportJob.Claim.OURS,
     )
     AuditEntry.objects.create(

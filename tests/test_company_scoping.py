@@ -1,4 +1,4 @@
-"""Issue 15 §6: company-scoped staff see and act on their companies only.
+"""Company-scoped staff see and act on their companies only.
 
 The scene (tests/admin_scene.py): the scoped user's group is a member of Alpha and Charlie;
 Bravo and Delta (``OUTSIDER``) are outside; Charlie shares its credential with Delta.
@@ -26,8 +26,8 @@ from exports.selectors.company_access import (
     COMPANY_LOOKUPS,
     CREDENTIAL_LOOKUPS,
     UNSCOPED_EXPORTS_MODELS,
-    companies_visible_to,
-    credentials_visible_to,
+    company_list_for_user,
+    credential_list_for_user,
 )
 from tests.admin_scene import OUTSIDER, build_scene
 
@@ -51,14 +51,14 @@ def _names(queryset):
 
 def test_who_sees_which_companies(scene):
     everyone = _names(Company.objects.all())
-    assert _names(companies_visible_to(user=scene.users["scoped"])) == ["Alpha", "Charlie"]
+    assert _names(company_list_for_user(user=scene.users["scoped"])) == ["Alpha", "Charlie"]
     for role in ("superuser", "editor", "viewer"):
-        assert _names(companies_visible_to(user=scene.users[role])) == everyone
+        assert _names(company_list_for_user(user=scene.users[role])) == everyone
 
     # A membership of the user's own adds to their groups'.
     own = CompanyMembership.objects.create(user=scene.users["scoped"])
     own.companies.add(scene.companies["bravo"])
-    assert _names(companies_visible_to(user=scene.users["scoped"])) == [
+    assert _names(company_list_for_user(user=scene.users["scoped"])) == [
         "Alpha",
         "Charlie",
         f"{OUTSIDER} Bravo",
@@ -66,14 +66,14 @@ def test_who_sees_which_companies(scene):
     # Staff with neither a membership nor view_all_companies see none; nor does a disabled user.
     nobody = User.objects.create_user("nobody", is_staff=True)
     nobody.user_permissions.add(*Permission.objects.filter(codename="view_company"))
-    assert not companies_visible_to(user=nobody).exists()
+    assert not company_list_for_user(user=nobody).exists()
     scene.users["editor"].is_active = False
-    assert not companies_visible_to(user=scene.users["editor"]).exists()
+    assert not company_list_for_user(user=scene.users["editor"]).exists()
 
 
 def test_a_credential_shared_with_an_outside_company_stays_outside(scene):
     """Changing it, or its webhooks, would change the outside company too."""
-    visible = credentials_visible_to(user=scene.users["scoped"])
+    visible = credential_list_for_user(user=scene.users["scoped"])
     assert list(visible) == [scene.credentials["own"]]
 
 
@@ -176,7 +176,8 @@ def test_actions_on_other_companies_do_nothing(
 
     called = []
     monkeypatch.setattr(
-        "exports.services.subscriptions.webhooks_subscribe", lambda c, **k: called.append(c) or "ok"
+        "exports.services.subscriptions.webhooks_subscribe",
+        lambda credential, **k: called.append(credential) or "ok",
     )
     scoped_client.post(
         reverse("admin:exports_credential_changelist"),
@@ -325,7 +326,7 @@ def test_an_oauth_answer_for_a_credential_outside_the_scope_changes_nothing(
 
     exchanged = []
     monkeypatch.setattr(
-        "exports.services.oauth.connect_complete", lambda **kwargs: exchanged.append(kwargs)
+        "exports.services.oauth.oauth_connect_complete", lambda **kwargs: exchanged.append(kwargs)
     )
     foreign = scene.credentials["foreign"]
     session = scoped_client.session

@@ -17,6 +17,7 @@ import pytest
 from exports.models import Company
 from exports.services.companies import company_add_or_update
 from tests import processes
+from tests.reliability.support import overlapping_runs
 
 pytestmark = [pytest.mark.subprocess, pytest.mark.django_db(transaction=True)]
 
@@ -117,24 +118,6 @@ def test_parallel_check_exports_start_each_job_once_oldest_first(
 
     # No two runs of one company overlapped (runs identified by X-Request-Id).
     company_of_job = {job_id: company_id for job_id, (company_id, _) in jobs.items()}
-    spans = defaultdict(lambda: defaultdict(lambda: [float("inf"), 0.0]))
-    for entry in log:
-        company_id = None
-        if entry["path"] == "/v3/export-jobs":
-            company_id = (entry["query"].get("company_id") or [None])[0]
-        elif entry["path"].startswith("/v3/export-jobs/"):
-            company_id = company_of_job.get(entry["path"].split("/")[3])
-        elif isinstance(entry["body"], dict) and "jobId" in entry["body"]:
-            company_id = company_of_job.get(entry["body"]["jobId"])
-        if company_id is None:
-            continue
-        span = spans[company_id][entry["requestId"]]
-        span[0] = min(span[0], entry["startedMonotonic"])
-        span[1] = max(span[1], entry["endedMonotonic"])
-    runs_seen = 0
-    for company_id, runs in spans.items():
-        intervals = sorted(runs.values())
-        runs_seen += len(intervals)
-        for (_, end), (start, _) in zip(intervals, intervals[1:], strict=False):
-            assert end <= start, f"two runs of company {company_id} overlapped"
+    runs_seen, overlaps = overlapping_runs(log, company_of_job)
+    assert overlaps == 0, "two runs of one company overlapped"
     assert runs_seen >= COMPANIES

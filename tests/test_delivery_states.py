@@ -1,4 +1,4 @@
-"""Issue 17 §5: a delivery's state follows the check it queued; "Reprocess" says what it did not do;
+"""A delivery's state follows the check it queued; "Reprocess" says what it did not do;
 rejected webhooks are counted without a write per request and shown (counts and last time)."""
 
 from __future__ import annotations
@@ -8,28 +8,20 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.contrib.messages import get_messages
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from exports import clock, tasks
-from exports.models import ExportJob, Trigger, WebhookDelivery, WebhookRejectionCount
+from exports.models import Trigger, WebhookDelivery, WebhookRejectionCount
 from exports.rejections import counter
 from exports.services.start_flow import FlowResult, Outcome
-from tests.factories import make_company
+from tests.factories import make_company, make_job
 from tests.test_webhooks import Hook, job_event
 
 pytestmark = pytest.mark.django_db
 State = WebhookDelivery.State
-
-
-@pytest.fixture
-def admin_client(client):
-    user = get_user_model().objects.create_superuser("root", "root@example.com", "pw-123456789")
-    client.force_login(user)
-    return client
 
 
 def _delivery(company, *, state=State.ENQUEUED, job_id=None, received_at=None) -> WebhookDelivery:
@@ -50,7 +42,7 @@ def _check_returns(monkeypatch, outcome: str, error: str = ""):
     def fake(*, company, trigger, recover, run_id):
         return FlowResult(company=company, outcome=outcome, run_id=run_id, error=error)
 
-    monkeypatch.setattr("exports.tasks.run_export_check", fake)
+    monkeypatch.setattr("exports.tasks.company_check_run", fake)
 
 
 def test_a_finished_check_marks_its_deliveries_processed(monkeypatch):
@@ -163,14 +155,7 @@ def test_reprocess_of_a_failed_delivery_queues_its_check(admin_client, monkeypat
 
 def test_the_delivery_page_links_its_job(admin_client):
     company = make_company(name="Alpha")
-    job = ExportJob.objects.create(
-        pleo_job_id=uuid.uuid4(),
-        company=company,
-        status=ExportJob.Status.PENDING,
-        created_at=clock.now(),
-        expires_in=3600,
-        seen_via=Trigger.WEBHOOK,
-    )
+    job = make_job(company, seen_via=Trigger.WEBHOOK)
     delivery = _delivery(company, job_id=job.pleo_job_id)
 
     page = admin_client.get(

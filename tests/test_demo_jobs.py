@@ -60,7 +60,7 @@ def test_the_demo_books_its_first_company_in_the_local_xero(pleo_sandbox, xero_s
     before the webhook; a job booked there as journals."""
     from exports.models import Company, Trigger, XeroConnection
     from exports.services.demo import xero_demo_environment
-    from exports.services.start_flow import Outcome, run_export_check
+    from exports.services.start_flow import Outcome, company_check_run
     from tests import secrets_registry
 
     settings.XERO_CLIENT_ID = ""
@@ -84,7 +84,7 @@ def test_the_demo_books_its_first_company_in_the_local_xero(pleo_sandbox, xero_s
     assert XeroConnection.objects.get(company=company).accounts.exists()  # synced
     demo.rng.sample = lambda population, k: [demo.xero_company]
     demo._new_job()
-    result = run_export_check(company=company, trigger=Trigger.MANUAL)
+    result = company_check_run(company=company, trigger=Trigger.MANUAL)
     assert result.outcome == Outcome.COMPLETED, result.error
     tenant = xero_sandbox.state.tenant_by_name(company.name)
     assert xero_sandbox.state.documents(tenant.id)

@@ -62,7 +62,7 @@ def test_when_a_check_is_sent_relative_to_the_callers_transaction(
     company = make_company(name="Outbox")
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         with transaction.atomic():
-            assert dispatch.enqueue_company_check(company_id=company.pk, trigger=Trigger.MANUAL)
+            assert dispatch.company_check_enqueue(company_id=company.pk, trigger=Trigger.MANUAL)
             assert len(sent) == sent_inside
     assert len(callbacks) == callbacks_after
     assert len(sent) == 1

@@ -8,18 +8,17 @@ same URLs are still shown.
 
 from __future__ import annotations
 
-import logging
 import secrets
 import sys
 
 import pytest
 from django.core import mail
 from django.urls import reverse
-from django.utils.log import AdminEmailHandler
 from django.views.debug import get_exception_reporter_class
 
 from exports.error_reports import SecretQueryReporterFilter, cleanse_url_credentials
 from tests import secrets_registry
+from tests.test_error_reports import mail_admins_about
 
 SUBSTITUTE = SecretQueryReporterFilter.cleansed_substitute
 
@@ -118,21 +117,7 @@ def test_the_debug_500_page_shows_no_url_password(admin_client, settings, urls, 
 def test_the_admin_error_mail_shows_no_url_password(rf, settings, urls):
     settings.ADMINS = [("Ops", "ops@example.com")]
     request = rf.get("/admin/", DATABASE_URL=urls["database_url"])
-    try:
-        fail_with(request, urls["database_url"])
-    except ConnectionError:
-        record = logging.LogRecord(
-            "django.request",
-            logging.ERROR,
-            __file__,
-            1,
-            "Internal Server Error: %s",
-            (request.path,),
-            sys.exc_info(),
-        )
-    record.request = request
-    record.status_code = 500
-    AdminEmailHandler(include_html=True).emit(record)
+    mail_admins_about(request, lambda: fail_with(request, urls["database_url"]))
     (message,) = mail.outbox
     html = message.alternatives[0][0]
     for rendered in (message.subject, message.body, html):

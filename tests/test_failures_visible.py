@@ -1,4 +1,4 @@
-"""Issue 17 §1-3: no failure that looks like success.
+"""No failure that looks like success.
 
 Against the Pleo sandbox over real HTTP, on the product's clock; what the operator sees is read
 from the admin pages with the Django test client.
@@ -16,7 +16,6 @@ from the admin pages with the Django test client.
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import timedelta
 
 import pytest
@@ -25,13 +24,12 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from exports import clock
-from exports.adapters import ADAPTERS
-from exports.adapters.journal import JournalAdapter
 from exports.models import AuditEntry, Company, ExportJob, Notification, Trigger
 from exports.notifications.kinds import Kind
 from exports.services.start_flow import Outcome
-from tests import secrets_registry, test_notification_hooks
-from tests.factories import make_company, make_credential
+from tests import test_notification_hooks
+from tests.factories import make_sandbox_company_and_key
+from tests.test_notification_hooks import expire_while_booking
 
 pytestmark = pytest.mark.django_db
 
@@ -53,13 +51,8 @@ def env(pleo_sandbox, settings):
     settings.PLEO_BACKOFF_MAX = 0
     settings.PLEO_RETRY_AFTER_CAP = 0  # a 429 fails at once (no sleeping in tests)
     settings.RECOVERY_RETRY_SECONDS = 60
-    state = pleo_sandbox.state
-    remote = state.add_company("Sandbox Acme", currency="DKK")
-    key = state.add_api_key(remote.id)
-    secrets_registry.register(key.key)
-    credential = make_credential(api_key=key.key, api_base_url=pleo_sandbox.url)
-    company = make_company(name="Acme", pleo_company_id=uuid.UUID(remote.id), credential=credential)
-    return Env(state, remote, key, company)
+    remote, key, company = make_sandbox_company_and_key(pleo_sandbox, remote_name="Sandbox Acme")
+    return Env(pleo_sandbox, pleo_sandbox.state, remote, key, company)
 
 
 @pytest.fixture
@@ -67,23 +60,6 @@ def operator(client):
     user = User.objects.create_superuser("operator", "op@example.com", "pw")
     client.force_login(user)
     return client
-
-
-class ExpiringJournal(JournalAdapter):
-    """The journal, but Pleo's clock jumps past the job's expiry while an item is booked."""
-
-    name = "expiring-journal"
-    sandbox_state = None
-
-    def book(self, request):
-        type(self).sandbox_state.advance_clock(4000)
-        return super().book(request)
-
-
-def expire_while_booking(env, monkeypatch) -> None:
-    monkeypatch.setitem(ADAPTERS, ExpiringJournal.name, ExpiringJournal)
-    monkeypatch.setattr(ExpiringJournal, "sandbox_state", env.state)
-    Company.objects.filter(pk=env.company.pk).update(accounting_adapter=ExpiringJournal.name)
 
 
 def page(client, name, *args) -> str:
@@ -274,7 +250,7 @@ def test_an_unexpected_exception_counts_one_attempt(env, monkeypatch):
     def boom(**kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(start_flow, "_run_once", boom)
+    monkeypatch.setattr(start_flow, "jobs_detect_and_start", boom)  # inside the run, lease held
     result = company_check_guarded(company=env.fresh(), trigger=Trigger.SCHEDULE)
     assert result.outcome == Outcome.FAILED
     company = env.fresh()

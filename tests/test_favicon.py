@@ -1,4 +1,4 @@
-"""Issue 17 §14: browsers ask every page for /favicon.ico; it answers with an icon, never 404."""
+"""Browsers ask every page for /favicon.ico; it answers with an icon, never 404."""
 
 from __future__ import annotations
 

@@ -143,7 +143,7 @@ def test_the_graph_sees_the_packages_imports():
     assert "exports.services.start_flow" not in graph["exports.services.lifecycle"]
 
 
-# Cycles that remain today, each ended by a move of issue 18 that is not done yet. The list only
+# Cycles that remain today, each to be ended by a restructuring move not done yet. The list only
 # shrinks: a new cycle fails the test, and so does one that is gone (take it off the list).
 KNOWN_CYCLES: list[list[str]] = []  # none left: a new one fails the test by name
 

@@ -1,4 +1,4 @@
-"""Issue 17 §11: the index's status panel as an operator reads it. Each count leads to the list
+"""The index's status panel as an operator reads it. Each count leads to the list
 that shows what it counts; outcomes read as words; the budget line names credentials, not
 internal keys; the worker's and the poll tick's health (``/healthz``'s checks) are on it, for
 those who see every company."""
@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import html as html_lib
 import re
-import uuid
 from datetime import timedelta
 
 import pytest
@@ -19,22 +18,9 @@ from exports.services import budget
 from exports.services.outcome_labels import OUTCOME_LABELS, outcome_label
 from exports.services.start_flow import Outcome
 from tests.factories import make_company, make_credential
+from tests.test_admin_status import job as in_progress_job
 
 pytestmark = pytest.mark.django_db
-
-
-def in_progress_job(company, *, minutes_since_update: float) -> ExportJob:
-    now = clock.now()
-    return ExportJob.objects.create(
-        pleo_job_id=uuid.uuid4(),
-        company=company,
-        status=ExportJob.Status.IN_PROGRESS,
-        created_at=now - timedelta(hours=2),
-        last_updated_at=now - timedelta(minutes=minutes_since_update),
-        expires_in=3600,
-        seen_via=Trigger.SCHEDULE,
-        claim=ExportJob.Claim.OURS,
-    )
 
 
 def error(company, message: str) -> None:
@@ -145,7 +131,7 @@ def test_the_budget_line_names_credentials_not_internal_keys(admin_client, setti
     settings.PLEO_RATE_LIMIT_PER_MINUTE = 10
     company = make_company(name="Nordlys", credential=make_credential(name="Nordlys API key"))
     for _ in range(3):
-        budget.consume(budget.key_for(company.credential))
+        budget.budget_consume(key=budget.budget_key_for(credential=company.credential))
     line = re.search(r'id="status-budget">(.*?)</p>', index(admin_client), re.S).group(1)
     assert "Nordlys API key: 3 of 10 requests this minute (30 %)" in line
     assert "credential:" not in line and "budget '" not in line

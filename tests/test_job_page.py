@@ -1,4 +1,4 @@
-"""Issue 17 §6 and §7: the job page grouped (Pleo's view, ours, timing), the expiry as a countdown
+"""The job page grouped (Pleo's view, ours, timing), the expiry as a countdown
 and ``expiresIn`` as a duration, "None yet." on empty inlines, run ids linking to their audit
 entries, the payload labelled as last received with its time; every timestamp with seconds, the
 display zone and a relative time."""
@@ -10,39 +10,30 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.urls import reverse
 
 from exports import audit, clock
 from exports.admin.job_page import JOB_FIELDSETS
 from exports.models import AuditEntry, ExportJob, Trigger
-from tests.factories import make_company
+from tests.factories import make_company, make_job
 
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def admin_client(client):
-    user = get_user_model().objects.create_superuser("root", "root@example.com", "pw-123456789")
-    client.force_login(user)
-    return client
-
-
 def _job(company, **extra) -> ExportJob:
     now = clock.now()
-    fields = {
-        "pleo_job_id": uuid.uuid4(),
-        "company": company,
-        "status": ExportJob.Status.IN_PROGRESS,
-        "created_at": now - timedelta(minutes=20),
-        "last_updated_at": now - timedelta(minutes=15),
-        "expires_in": 3600,
-        "seen_via": Trigger.WEBHOOK,
-        "last_payload": {"id": "x", "status": "in_progress", "expiresIn": 3600},
-        "payload_received_at": now - timedelta(minutes=3),
-        **extra,
-    }
-    return ExportJob.objects.create(**fields)
+    return make_job(
+        company,
+        **{
+            "status": ExportJob.Status.IN_PROGRESS,
+            "created_at": now - timedelta(minutes=20),
+            "last_updated_at": now - timedelta(minutes=15),
+            "seen_via": Trigger.WEBHOOK,
+            "last_payload": {"id": "x", "status": "in_progress", "expiresIn": 3600},
+            "payload_received_at": now - timedelta(minutes=3),
+            **extra,
+        },
+    )
 
 
 def _page(admin_client, job) -> str:

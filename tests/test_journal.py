@@ -11,17 +11,16 @@ import random
 import uuid
 
 import pytest
-from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 
 from exports import clock
 from exports.adapters import ADAPTERS, BookingRequest, adapter_choices, get_adapter
 from exports.adapters.journal import JournalAdapter, Unbookable, plan_entry
-from exports.models import ExportItemRecord, ExportJob, JournalEntry, JournalLine, Trigger
-from exports.selectors.journal_csv import CSV_COLUMNS, csv_cell, write_journal_csv
+from exports.models import ExportItemRecord, ExportJob, JournalEntry, JournalLine
+from exports.selectors.journal_csv import CSV_COLUMNS, csv_cell, journal_csv_write
 from pleo_sandbox.data import ITEM_KINDS, CompanyProfile, generate_export_item
-from tests.factories import make_company
+from tests.factories import make_company, make_job
 
 pytestmark = pytest.mark.django_db
 
@@ -319,7 +318,7 @@ def test_bank_details_and_attendee_names_are_never_copied(journal, caplog):
     assert book(journal, body).booked
     entry = JournalEntry.objects.get()
     out = io.StringIO()
-    write_journal_csv(JournalEntry.objects.all(), out)
+    journal_csv_write(entries=JournalEntry.objects.all(), out=out)
     stored = " ".join(
         [
             str(list(JournalEntry.objects.values().get().values())),
@@ -351,7 +350,7 @@ def test_csv_has_the_documented_columns_one_row_per_line(journal):
     body["contraAccount"]["name"] = "-Pleo DKK"
     assert book(journal, body).booked
     out = io.StringIO()
-    write_journal_csv(JournalEntry.objects.all(), out)
+    journal_csv_write(entries=JournalEntry.objects.all(), out=out)
     rows = list(csv.reader(io.StringIO(out.getvalue())))
     assert (
         tuple(rows[0])
@@ -401,13 +400,6 @@ def test_a_line_is_a_debit_or_a_credit_never_both():
 # --- admin -------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def admin_client(client):
-    user = User.objects.create_superuser("root", "root@example.com", "pw-for-tests")
-    client.force_login(user)
-    return client
-
-
 def test_journal_admin_lists_shows_lines_and_downloads_filtered_csv(admin_client, settings):
     settings.PUBLIC_BASE_URL = PUBLIC
     first = JournalAdapter(company=make_company(name="Alpha"))
@@ -438,14 +430,7 @@ def test_journal_admin_lists_shows_lines_and_downloads_filtered_csv(admin_client
 def test_job_page_shows_its_items_with_outcomes_and_ledger_links(admin_client, settings):
     settings.PUBLIC_BASE_URL = PUBLIC
     company = make_company()
-    job = ExportJob.objects.create(
-        pleo_job_id=uuid.uuid4(),
-        company=company,
-        status="completed",
-        created_at=clock.now(),
-        expires_in=3600,
-        seen_via=Trigger.SCHEDULE,
-    )
+    job = make_job(company, status="completed")
     adapter = JournalAdapter(company=company, job=job)
     body = item([line(10000, 2500)], total=12500)
     result = adapter.book(request(body, "key-a"))

@@ -1,4 +1,4 @@
-"""Issue 17 §12: the journal as a person reads it. Amounts in major units everywhere (captions
+"""The journal as a person reads it. Amounts in major units everywhere (captions
 too) with each currency's own decimals, debit and credit totals on an entry, Pleo's links as
 links, a job filter that is a text box instead of a list of every job, and a CSV that Excel opens
 right: UTF-8 with a byte-order mark, and ``?format=csv-nordic`` with semicolons and decimal
@@ -11,34 +11,16 @@ import io
 import uuid
 
 import pytest
-from django.contrib.auth.models import User
 from django.urls import reverse
 
 from exports import clock
-from exports.models import ExportJob, JournalEntry, JournalLine, Trigger
+from exports.models import JournalEntry, JournalLine
 from exports.money import currency_exponent, format_minor, format_money
-from tests.factories import make_company
+from tests.factories import make_company, make_job
 
 pytestmark = pytest.mark.django_db
 
 WEB_LINK = "https://app.pleo.io/export/job/entry"
-
-
-@pytest.fixture
-def admin_client(client):
-    client.force_login(User.objects.create_superuser("root", "root@example.com", "pw-for-tests"))
-    return client
-
-
-def make_job(company) -> ExportJob:
-    return ExportJob.objects.create(
-        pleo_job_id=uuid.uuid4(),
-        company=company,
-        status="completed",
-        created_at=clock.now(),
-        expires_in=3600,
-        seen_via=Trigger.SCHEDULE,
-    )
 
 
 def make_entry(company, *, job=None, currency="DKK", lines=((4060, 156182, 0), (5820, 0, 156182))):
@@ -118,7 +100,7 @@ def test_captions_use_the_currencys_own_decimals(admin_client):
 
 def test_the_job_filter_is_a_text_box_not_a_list_of_every_job(admin_client):
     company = make_company()
-    jobs = [make_job(company) for _ in range(3)]
+    jobs = [make_job(company, status="completed") for _ in range(3)]
     for job in jobs:
         make_entry(company, job=job)
     url = reverse("admin:exports_journalentry_changelist")

@@ -21,9 +21,8 @@ from exports.adapters.journal import JournalAdapter
 from exports.models import AuditEntry, Company, ExportItemRecord, ExportJob, JournalEntry, Trigger
 from exports.pleo import PleoClient
 from exports.services import lifecycle, lifecycle_common
-from exports.services.start_flow import Outcome, run_export_check
-from tests import secrets_registry
-from tests.factories import make_company, make_credential
+from exports.services.start_flow import Outcome, company_check_run
+from tests.factories import make_sandbox_company_and_key
 
 pytestmark = pytest.mark.django_db
 
@@ -45,7 +44,7 @@ class Env:
 
     def run(self, trigger=Trigger.SCHEDULE, **kw):
         company = Company.objects.get(pk=self.company.pk)
-        return run_export_check(company=company, trigger=trigger, **kw)
+        return company_check_run(company=company, trigger=trigger, **kw)
 
     def pleo(self, job_id) -> dict:
         return self.state.get_job(job_id)
@@ -88,13 +87,8 @@ def env(pleo_sandbox, settings):
     settings.PLEO_BACKOFF_BASE = 0
     settings.PLEO_BACKOFF_MAX = 0
     settings.PLEO_ITEMS_BATCH_SIZE = 100
-    state = pleo_sandbox.state
-    remote = state.add_company("Sandbox Acme", currency="DKK")
-    key = state.add_api_key(remote.id)
-    secrets_registry.register(key.key)
-    credential = make_credential(api_key=key.key, api_base_url=pleo_sandbox.url)
-    company = make_company(name="Acme", pleo_company_id=uuid.UUID(remote.id), credential=credential)
-    return Env(pleo_sandbox, state, remote, key, company)
+    remote, key, company = make_sandbox_company_and_key(pleo_sandbox, remote_name="Sandbox Acme")
+    return Env(pleo_sandbox, pleo_sandbox.state, remote, key, company)
 
 
 def steps(env) -> list[str]:
@@ -381,19 +375,19 @@ def test_a_transient_error_leaves_the_job_and_the_resumed_run_skips_final_items(
 def test_a_resumed_job_near_its_deadline_is_audited_at_risk_and_swept(env, monkeypatch):
     swept = []
     monkeypatch.setattr(
-        "exports.services.sweep.enqueue_company_check",
+        "exports.services.sweep.company_check_enqueue",
         lambda **kw: swept.append(kw["company_id"]) or True,
     )
-    from exports.services.sweep import sweep_stale_leases
+    from exports.services.sweep import leases_sweep_stale
 
     job_id = env.job(2)
     fault = env.state.add_fault("status", "GET", "/v3/export-items", status=503, count=None)
     assert env.run().outcome == Outcome.STARTED
-    sweep_stale_leases()
+    leases_sweep_stale()
     assert swept == []  # not at once: RECOVERY_RETRY_SECONDS after the run that paused
     env.state.advance_clock(60)
     clock.advance(60)
-    sweep_stale_leases()
+    leases_sweep_stale()
     assert swept == [env.company.pk]  # work_pending: the sweep picks the company up
     env.state.remove_fault(fault.id)
     # 50 minutes pass on both clocks in all: ten minutes are left of the hour.
@@ -543,11 +537,18 @@ class SlowJournal(JournalAdapter):
         return super().book(request)
 
 
-def test_a_slow_stage_reports_what_it_has_at_half_of_expires_in(env, monkeypatch):
+def slow_bookings(monkeypatch, state, seconds, *, product_clock_too=True) -> str:
+    """Every booking of :class:`SlowJournal` takes ``seconds`` on ``state``'s clock (and the
+    product's); returns the adapter's name, for ``Company.accounting_adapter``."""
     monkeypatch.setitem(ADAPTERS, SlowJournal.name, SlowJournal)
-    monkeypatch.setattr(SlowJournal, "sandbox_state", env.state)
-    monkeypatch.setattr(SlowJournal, "seconds", 700)
-    env.use_adapter(SlowJournal.name)
+    monkeypatch.setattr(SlowJournal, "sandbox_state", state)
+    monkeypatch.setattr(SlowJournal, "seconds", seconds)
+    monkeypatch.setattr(SlowJournal, "product_clock_too", product_clock_too)
+    return SlowJournal.name
+
+
+def test_a_slow_stage_reports_what_it_has_at_half_of_expires_in(env, monkeypatch):
+    env.use_adapter(slow_bookings(monkeypatch, env.state, 700))
     job_id = env.job(6, expires_in=3600)
     # Six bookings take 4200 s: without early reports the job would expire at 3600 s.
     assert env.run().outcome == Outcome.COMPLETED
@@ -557,11 +558,8 @@ def test_a_slow_stage_reports_what_it_has_at_half_of_expires_in(env, monkeypatch
 
 
 def test_a_job_expiring_mid_run_is_mirrored_and_never_retried(env, monkeypatch):
-    monkeypatch.setitem(ADAPTERS, SlowJournal.name, SlowJournal)
-    monkeypatch.setattr(SlowJournal, "sandbox_state", env.state)
-    monkeypatch.setattr(SlowJournal, "seconds", 4000)
-    monkeypatch.setattr(SlowJournal, "product_clock_too", False)  # Pleo's clock jumps alone
-    env.use_adapter(SlowJournal.name)
+    # Pleo's clock jumps alone.
+    env.use_adapter(slow_bookings(monkeypatch, env.state, 4000, product_clock_too=False))
     job_id = env.job(2)
     assert env.run().outcome == Outcome.JOB_EXPIRED
     assert [e["status"] for e in env.puts(job_id)] == [422]

@@ -1,4 +1,4 @@
-"""Issue 17 §4: the company, job and index pages refresh their live parts while a check is queued
+"""The company, job and index pages refresh their live parts while a check is queued
 or running (a JSON status view polled by a static script), and "Check now" links to what to
 follow."""
 
@@ -18,18 +18,11 @@ from django.urls import reverse
 from exports import clock
 from exports.models import Company, ExportJob, Trigger
 from tests import secrets_registry
-from tests.factories import make_company, make_credential
+from tests.factories import make_company, make_credential, make_job
 
 pytestmark = pytest.mark.django_db
 
 STATUS_URL = "admin:exports_live_status"
-
-
-@pytest.fixture
-def admin_client(client):
-    user = get_user_model().objects.create_superuser("root", "root@example.com", "pw-123456789")
-    client.force_login(user)
-    return client
 
 
 def _status(client, **params):
@@ -73,14 +66,7 @@ def test_the_company_status_follows_a_queued_check_to_its_end(admin_client):
 
 def test_a_running_check_is_active_and_the_job_status_is_refreshed(admin_client):
     company = make_company(name="Alpha")
-    job = ExportJob.objects.create(
-        pleo_job_id=uuid.uuid4(),
-        company=company,
-        status=ExportJob.Status.IN_PROGRESS,
-        created_at=clock.now(),
-        expires_in=3600,
-        seen_via=Trigger.WEBHOOK,
-    )
+    job = make_job(company, status=ExportJob.Status.IN_PROGRESS, seen_via=Trigger.WEBHOOK)
     Company.objects.filter(pk=company.pk).update(
         lease_token=uuid.uuid4(), lease_expires_at=clock.now() + timedelta(minutes=5)
     )
@@ -156,14 +142,7 @@ def test_check_now_links_to_the_job_or_the_audit_entries(admin_client, monkeypat
     assert f'href="{audit_list}"' in message
     assert f'href="{audit_list}"' in response.content.decode()  # rendered as a link
 
-    job = ExportJob.objects.create(
-        pleo_job_id=uuid.uuid4(),
-        company=company,
-        status=ExportJob.Status.PENDING,
-        created_at=clock.now(),
-        expires_in=3600,
-        seen_via=Trigger.WEBHOOK,
-    )
+    job = make_job(company, seen_via=Trigger.WEBHOOK)
     Company.objects.filter(pk=company.pk).update(check_queued_at=None)
     response = admin_client.post(url, follow=True)
     (message,) = [str(m) for m in get_messages(response.wsgi_request)]

@@ -7,8 +7,8 @@ from django.db import IntegrityError
 from django.db.models import ProtectedError
 
 from exports import audit, clock
-from exports.models import AuditEntry, Company, ExportJob, Trigger, WebhookDelivery
-from tests.factories import make_company, make_credential
+from exports.models import AuditEntry, Company, Trigger, WebhookDelivery
+from tests.factories import make_company, make_credential, make_job
 
 pytestmark = pytest.mark.django_db
 
@@ -22,19 +22,6 @@ def _entry(company, **extra):
         run_id=uuid.uuid4(),
         **extra,
     )
-
-
-def _job(company, **extra):
-    fields = dict(
-        pleo_job_id=uuid.uuid4(),
-        company=company,
-        status=ExportJob.Status.PENDING,
-        created_at=clock.now(),
-        expires_in=3600,
-        seen_via=Trigger.SCHEDULE,
-    )
-    fields.update(extra)
-    return ExportJob.objects.create(**fields)
 
 
 def test_audit_entries_cannot_be_changed_or_deleted():
@@ -54,7 +41,7 @@ def test_audit_entries_cannot_be_changed_or_deleted():
 
 def test_audit_rows_protect_company_and_job_from_deletion():
     company = make_company()
-    job = _job(company)
+    job = make_job(company)
     _entry(company, export_job=job)
     with pytest.raises(ProtectedError):
         job.delete()
@@ -76,9 +63,9 @@ def test_pleo_ids_are_unique():
 
 def test_job_ids_are_unique():
     company = make_company()
-    job = _job(company)
+    job = make_job(company)
     with pytest.raises(IntegrityError):
-        _job(company, pleo_job_id=job.pleo_job_id)
+        make_job(company, pleo_job_id=job.pleo_job_id)
 
 
 def test_prune_history_removes_only_old_rows():

@@ -8,40 +8,27 @@ a broken notification never changes what the export does.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 
 import pytest
 from django.core import mail
 
 from exports import clock
-from exports.adapters import ADAPTERS
-from exports.adapters.journal import JournalAdapter
-from exports.models import Company, Credential, Notification, Trigger
+from exports.models import Company, Credential, Notification
 from exports.notifications.kinds import Kind
 from exports.services.oauth import credential_mark_needs_reauthorisation
-from exports.services.start_flow import Outcome, run_export_check
-from tests import secrets_registry
-from tests.factories import make_company, make_credential
+from exports.services.start_flow import Outcome
+from tests import test_lifecycle
+from tests.factories import make_sandbox_company_and_key
 from tests.fixtures.notify import deliver_queued
+from tests.test_lifecycle import slow_bookings
 
 pytestmark = pytest.mark.django_db
 
 BOOKKEEPER = "books@acme.example"
 
 
-@dataclass
-class Env:
-    state: object
-    remote: object
-    key: object
-    company: Company
-
-    def job(self, items, **kw) -> str:
-        return self.state.create_job(self.remote.id, items, notify=False, **kw)["id"]
-
-    def run(self, **kw):
-        company = Company.objects.get(pk=self.company.pk)
-        return run_export_check(company=company, trigger=Trigger.SCHEDULE, **kw)
+class Env(test_lifecycle.Env):
+    """The lifecycle tests' sandbox company, whose clock moves with Pleo's on demand."""
 
     def advance(self, seconds: float) -> None:
         self.state.advance_clock(seconds)
@@ -53,18 +40,10 @@ def env(pleo_sandbox, settings, notify_settings):
     settings.PLEO_MAX_ATTEMPTS = 2
     settings.PLEO_BACKOFF_BASE = 0
     settings.PLEO_BACKOFF_MAX = 0
-    state = pleo_sandbox.state
-    remote = state.add_company("Sandbox Acme", currency="DKK")
-    key = state.add_api_key(remote.id)
-    secrets_registry.register(key.key)
-    credential = make_credential(api_key=key.key, api_base_url=pleo_sandbox.url)
-    company = make_company(
-        name="Acme",
-        pleo_company_id=uuid.UUID(remote.id),
-        credential=credential,
-        notify_emails=BOOKKEEPER,
+    remote, key, company = make_sandbox_company_and_key(
+        pleo_sandbox, remote_name="Sandbox Acme", notify_emails=BOOKKEEPER
     )
-    return Env(state, remote, key, company)
+    return Env(pleo_sandbox, pleo_sandbox.state, remote, key, company)
 
 
 def only_notification(kind: Kind) -> Notification:
@@ -73,21 +52,14 @@ def only_notification(kind: Kind) -> Notification:
     return notifications[0]
 
 
-class SlowJournal(JournalAdapter):
-    """The journal, but Pleo's clock jumps past the job's expiry while an item is booked."""
-
-    name = "notify-slow-journal"
-    sandbox_state = None
-
-    def book(self, request):
-        type(self).sandbox_state.advance_clock(4000)
-        return super().book(request)
+def expire_while_booking(env, monkeypatch) -> None:
+    """Pleo's clock jumps past the job's expiry while an item is booked."""
+    adapter = slow_bookings(monkeypatch, env.state, 4000, product_clock_too=False)
+    Company.objects.filter(pk=env.company.pk).update(accounting_adapter=adapter)
 
 
 def test_a_job_that_expires_mid_export_tells_the_company(env, monkeypatch):
-    monkeypatch.setitem(ADAPTERS, SlowJournal.name, SlowJournal)
-    monkeypatch.setattr(SlowJournal, "sandbox_state", env.state)
-    Company.objects.filter(pk=env.company.pk).update(accounting_adapter=SlowJournal.name)
+    expire_while_booking(env, monkeypatch)
     job_id = env.job(2)
     assert env.run().outcome == Outcome.JOB_EXPIRED
     notification = only_notification(Kind.JOB_FAILED)

@@ -1,4 +1,4 @@
-"""Notifications (issue 17): each kind, the channels, the dedupe window and digest on the
+"""Notifications: each kind, the channels, the dedupe window and digest on the
 product's clock, retries, and that no secret (nor the webhook URL) reaches a message or a log.
 
 Email goes to Django's in-memory backend; the webhook to a local HTTP receiver
@@ -29,7 +29,6 @@ from exports.models import (
     ExportItemRecord,
     ExportJob,
     Notification,
-    Trigger,
 )
 from exports.notifications import channels
 from exports.notifications.kinds import Kind
@@ -43,7 +42,7 @@ from exports.notifications.service import (
     notification_requeue_due,
     notifications_maintenance,
 )
-from tests import secrets_registry
+from tests import factories, secrets_registry
 from tests.conftest import TEST_ENCRYPTION_KEY
 from tests.factories import make_company
 from tests.fixtures.notify import INTEGRATOR, PUBLIC, deliver_queued
@@ -56,14 +55,12 @@ Status = Notification.Status
 
 
 def make_job(company, *, status="failed", claim=ExportJob.Claim.OURS, items=3, **fields):
-    return ExportJob.objects.create(
-        pleo_job_id=uuid.uuid4(),
-        company=company,
+    """A job of ours, created three hours ago, in ``status``."""
+    return factories.make_job(
+        company,
         status=status,
         created_at=clock.now() - timedelta(hours=3),
-        expires_in=3600,
         number_of_items=items,
-        seen_via=Trigger.SCHEDULE,
         claim=claim,
         **fields,
     )
@@ -522,14 +519,6 @@ def test_the_worker_task_sends_it(
     task = pydoc.locate(TASK)
     assert task(notification.pk) == Status.SENT
     assert len(receiver.received) == 1
-
-
-@pytest.fixture
-def admin_client(client):
-    from django.contrib.auth.models import User
-
-    client.force_login(User.objects.create_superuser("root", "root@example.com", "pw-for-tests"))
-    return client
 
 
 def test_the_notification_log_in_the_admin_is_read_only(

@@ -22,7 +22,7 @@ from exports.pleo import PleoAuthError, PleoUnavailable
 from exports.pleo import oauth as pleo_oauth
 from exports.services import oauth as oauth_service
 from exports.services import token_refresh
-from exports.services.credentials import CredentialUnusable, client_for_credential
+from exports.services.credentials import CredentialUnusable, pleo_client_for_credential
 from tests import secrets_registry
 
 AUTH = "https://auth.example.test"
@@ -260,7 +260,7 @@ pytestmark_db = pytest.mark.django_db
 @responses.activate
 def test_fresh_token_is_used_without_any_refresh(oauth_settings):
     credential = make_oauth_credential(access_token="at_fresh_1111", refresh_token="rt_1111")
-    assert oauth_service.access_token(credential.pk) == "at_fresh_1111"
+    assert oauth_service.oauth_access_token(credential_id=credential.pk) == "at_fresh_1111"
     assert len(responses.calls) == 0
 
 
@@ -285,7 +285,7 @@ def test_token_near_expiry_is_refreshed_and_both_tokens_stored_encrypted(oauth_s
         ],
     )
     before = clock.now()
-    assert oauth_service.access_token(credential.pk) == "at_new_2222"
+    assert oauth_service.oauth_access_token(credential_id=credential.pk) == "at_new_2222"
     credential.refresh_from_db()
     assert credential.access_token == "at_new_2222"
     assert credential.refresh_token == "rt_new_2222"
@@ -295,7 +295,7 @@ def test_token_near_expiry_is_refreshed_and_both_tokens_stored_encrypted(oauth_s
     expires = credential.access_token_expires_at
     assert before + timedelta(seconds=1799) <= expires <= clock.now() + timedelta(seconds=1800)
     # Fresh now: no further refresh.
-    assert oauth_service.access_token(credential.pk) == "at_new_2222"
+    assert oauth_service.oauth_access_token(credential_id=credential.pk) == "at_new_2222"
     assert len(responses.calls) == 1
 
 
@@ -305,10 +305,10 @@ def test_margin_is_a_setting(oauth_settings):
     credential = make_oauth_credential(
         access_token="at_3333", refresh_token="rt_3333", expires_in=90
     )
-    assert oauth_service.access_token(credential.pk) == "at_3333"
+    assert oauth_service.oauth_access_token(credential_id=credential.pk) == "at_3333"
     oauth_settings.PLEO_OAUTH_REFRESH_MARGIN_SECONDS = 120
     responses.post(TOKEN_URL, json=token_answer("at_new_3333", "rt_new_3333"))
-    assert oauth_service.access_token(credential.pk) == "at_new_3333"
+    assert oauth_service.oauth_access_token(credential_id=credential.pk) == "at_new_3333"
 
 
 @pytestmark_db
@@ -323,15 +323,15 @@ def test_invalid_grant_needs_reauthorisation_and_no_further_calls(oauth_settings
         json={"error": "invalid_grant", "error_description": "Refresh token was revoked."},
     )
     with pytest.raises(CredentialUnusable, match="needs re-authorisation"):
-        oauth_service.access_token(credential.pk)
+        oauth_service.oauth_access_token(credential_id=credential.pk)
     credential.refresh_from_db()
     assert credential.status == Credential.Status.NEEDS_REAUTHORISATION
     assert "Refresh token was revoked" in credential.last_error
     assert credential.refreshing_until is None and credential.status_changed_at is not None
     with pytest.raises(CredentialUnusable, match="Reconnect to Pleo"):
-        client_for_credential(credential, run_id=None)
+        pleo_client_for_credential(credential=credential, run_id=None)
     with pytest.raises(CredentialUnusable):
-        oauth_service.access_token(credential.pk)
+        oauth_service.oauth_access_token(credential_id=credential.pk)
     assert len(responses.calls) == 1
 
 
@@ -351,15 +351,25 @@ def test_unknown_outcome_is_never_retried_and_needs_reauthorisation(oauth_settin
     )
     responses.post(TOKEN_URL, **failure)
     with pytest.raises(CredentialUnusable, match="unknown outcome"):
-        oauth_service.access_token(credential.pk)
+        oauth_service.oauth_access_token(credential_id=credential.pk)
     credential.refresh_from_db()
     assert credential.status == Credential.Status.NEEDS_REAUTHORISATION
     assert "not presented again" in credential.last_error
     assert credential.refreshing_until is None
     assert credential.refresh_token == "rt_5555"
     with pytest.raises(CredentialUnusable):
-        oauth_service.access_token(credential.pk)
+        oauth_service.oauth_access_token(credential_id=credential.pk)
     assert len(responses.calls) == 1
+
+
+def reconnect(credential, suffix: str) -> None:
+    """The admin reconnects ``credential`` (new tokens ``at_/rt_reconnected_<suffix>``), as
+    another process would while our refresh is on the wire."""
+    row = Credential.objects.get(pk=credential.pk)
+    row.access_token = secrets_registry.register(f"at_reconnected_{suffix}")
+    row.refresh_token = secrets_registry.register(f"rt_reconnected_{suffix}")
+    row.access_token_expires_at = clock.now() + timedelta(hours=1)
+    row.save()
 
 
 @pytestmark_db
@@ -370,16 +380,11 @@ def test_unknown_outcome_but_a_new_token_arrived_meanwhile_uses_it(oauth_setting
     )
 
     def reconnected_during_the_call(request):
-        # The admin reconnected while our refresh was on the wire.
-        row = Credential.objects.get(pk=credential.pk)
-        row.access_token = secrets_registry.register("at_reconnected_6666")
-        row.refresh_token = secrets_registry.register("rt_reconnected_6666")
-        row.access_token_expires_at = clock.now() + timedelta(hours=1)
-        row.save()
+        reconnect(credential, "6666")
         raise requests.exceptions.ReadTimeout()
 
     responses.add_callback(responses.POST, TOKEN_URL, callback=reconnected_during_the_call)
-    assert oauth_service.access_token(credential.pk) == "at_reconnected_6666"
+    assert oauth_service.oauth_access_token(credential_id=credential.pk) == "at_reconnected_6666"
     credential.refresh_from_db()
     assert credential.status == Credential.Status.OK and credential.refreshing_until is None
 
@@ -392,15 +397,11 @@ def test_refreshed_tokens_do_not_overwrite_a_reconnect(oauth_settings):
     )
 
     def reconnected_then_answered(request):
-        row = Credential.objects.get(pk=credential.pk)
-        row.refresh_token = secrets_registry.register("rt_reconnected_7777")
-        row.access_token = secrets_registry.register("at_reconnected_7777")
-        row.access_token_expires_at = clock.now() + timedelta(hours=1)
-        row.save()
+        reconnect(credential, "7777")
         return 200, {}, json.dumps(token_answer("at_late_7777", "rt_late_7777"))
 
     responses.add_callback(responses.POST, TOKEN_URL, callback=reconnected_then_answered)
-    assert oauth_service.access_token(credential.pk) == "at_reconnected_7777"
+    assert oauth_service.oauth_access_token(credential_id=credential.pk) == "at_reconnected_7777"
     credential.refresh_from_db()
     assert credential.refresh_token == "rt_reconnected_7777"
 
@@ -413,12 +414,12 @@ def test_unreachable_refresh_releases_the_marker_and_changes_nothing(oauth_setti
     )
     responses.post(TOKEN_URL, body=requests.exceptions.ConnectTimeout())
     with pytest.raises(PleoUnavailable, match="token refresh failed"):
-        oauth_service.access_token(credential.pk)
+        oauth_service.oauth_access_token(credential_id=credential.pk)
     credential.refresh_from_db()
     assert credential.status == Credential.Status.OK and credential.refreshing_until is None
     # Presenting the same refresh token again is safe: it never reached Pleo.
     responses.replace(responses.POST, TOKEN_URL, json=token_answer("at_new_8888", "rt_new_8888"))
-    assert oauth_service.access_token(credential.pk) == "at_new_8888"
+    assert oauth_service.oauth_access_token(credential_id=credential.pk) == "at_new_8888"
 
 
 @pytestmark_db
@@ -428,7 +429,7 @@ def test_unreachable_refresh_within_the_margin_keeps_using_the_valid_token(oauth
         access_token="at_8811", refresh_token="rt_8811", expires_in=30
     )
     responses.post(TOKEN_URL, status=429, json={})
-    assert oauth_service.access_token(credential.pk) == "at_8811"
+    assert oauth_service.oauth_access_token(credential_id=credential.pk) == "at_8811"
     credential.refresh_from_db()
     assert credential.status == Credential.Status.OK and credential.refreshing_until is None
     assert len(responses.calls) == 1
@@ -442,7 +443,7 @@ def test_invalid_client_is_reported_without_changing_the_status(oauth_settings):
     )
     responses.post(TOKEN_URL, status=401, json={"error": "invalid_client"})
     with pytest.raises(PleoAuthError, match="invalid_client"):
-        oauth_service.access_token(credential.pk)
+        oauth_service.oauth_access_token(credential_id=credential.pk)
     credential.refresh_from_db()
     assert credential.status == Credential.Status.OK and credential.refreshing_until is None
 
@@ -468,7 +469,7 @@ def test_waiting_caller_uses_the_token_another_process_stored(oauth_settings, mo
             row.save()
 
     monkeypatch.setattr(token_refresh.time, "sleep", other_process_finishes)
-    assert oauth_service.access_token(credential.pk) == "at_other_9999"
+    assert oauth_service.oauth_access_token(credential_id=credential.pk) == "at_other_9999"
     assert len(sleeps) == 3 and all(s <= token_refresh.POLL_MAX_SECONDS for s in sleeps)
     assert len(responses.calls) == 0
 
@@ -484,7 +485,7 @@ def test_marker_past_its_deadline_is_an_unknown_outcome_not_a_retry(oauth_settin
     )
     monkeypatch.setattr(token_refresh.time, "sleep", lambda s: clock.advance(1))
     with pytest.raises(CredentialUnusable, match="never finished"):
-        oauth_service.access_token(credential.pk)
+        oauth_service.oauth_access_token(credential_id=credential.pk)
     credential.refresh_from_db()
     assert credential.status == Credential.Status.NEEDS_REAUTHORISATION
     assert credential.refreshing_until is None
@@ -496,7 +497,7 @@ def test_marker_past_its_deadline_is_an_unknown_outcome_not_a_retry(oauth_settin
 def test_not_connected_oauth_credential_is_unusable(oauth_settings):
     credential = make_oauth_credential(expires_in=None)
     with pytest.raises(CredentialUnusable, match="not connected yet"):
-        client_for_credential(credential, run_id=None)
+        pleo_client_for_credential(credential=credential, run_id=None)
 
 
 # --- The client: 401 → one refresh → one retry ----------------------------------------------------
@@ -518,7 +519,7 @@ def test_401_refreshes_once_and_retries_once(oauth_settings):
         match=[matchers.header_matcher({"Authorization": "Bearer at_b_1212"})],
     )
     responses.post(TOKEN_URL, json=token_answer("at_b_1212", "rt_b_1212"))
-    with client_for_credential(credential, run_id=None) as client:
+    with pleo_client_for_credential(credential=credential, run_id=None) as client:
         assert client.list_export_jobs() == []
         assert client.list_export_jobs() == []  # the new token, no refresh
     assert [c.request.method for c in responses.calls] == ["GET", "POST", "GET", "GET"]
@@ -532,7 +533,7 @@ def test_second_401_after_a_refresh_needs_reauthorisation(oauth_settings):
     credential = make_oauth_credential(access_token="at_a_1313", refresh_token="rt_a_1313")
     responses.get(JOBS_URL, status=401, json={"type": "UNAUTHORIZED", "message": "no"})
     responses.post(TOKEN_URL, json=token_answer("at_b_1313", "rt_b_1313"))
-    with client_for_credential(credential, run_id=None) as client:
+    with pleo_client_for_credential(credential=credential, run_id=None) as client:
         with pytest.raises(PleoAuthError):
             client.list_export_jobs()
         with pytest.raises(PleoAuthError, match="not sent"):
@@ -548,7 +549,7 @@ def test_second_401_after_a_refresh_needs_reauthorisation(oauth_settings):
 def test_403_changes_nothing_for_oauth(oauth_settings):
     credential = make_oauth_credential(access_token="at_1414", refresh_token="rt_1414")
     responses.get(JOBS_URL, status=403, json={"type": "FORBIDDEN", "message": "scope"})
-    with client_for_credential(credential, run_id=None) as client:
+    with pleo_client_for_credential(credential=credential, run_id=None) as client:
         with pytest.raises(PleoAuthError):
             client.list_export_jobs()
     credential.refresh_from_db()
@@ -563,7 +564,7 @@ def test_invalid_grant_during_a_call_raises_credential_unusable_before_sending(o
         access_token="at_1515", refresh_token="rt_1515", expires_in=10
     )
     responses.post(TOKEN_URL, status=400, json={"error": "invalid_grant"})
-    with client_for_credential(credential, run_id=None) as client:
+    with pleo_client_for_credential(credential=credential, run_id=None) as client:
         with pytest.raises(CredentialUnusable):
             client.list_export_jobs()
     assert [c.request.url for c in responses.calls] == [TOKEN_URL]
@@ -590,7 +591,7 @@ def test_error_report_of_a_failed_refresh_shows_no_token_or_secret(oauth_setting
     monkeypatch.setattr(token_refresh, "_store_refreshed", broken_store)
     request = rf.get("/admin/")
     try:
-        oauth_service.access_token(credential.pk)
+        oauth_service.oauth_access_token(credential_id=credential.pk)
     except RuntimeError:
         report = ExceptionReporter(request, *sys.exc_info()).get_traceback_text()
     else:

@@ -1,4 +1,4 @@
-"""Issue 17 §9: in sandbox mode "Connect to Pleo" goes to the sandbox, never Pleo's login.
+"""In sandbox mode "Connect to Pleo" goes to the sandbox, never Pleo's login.
 
 ``serve`` points ``PLEO_OAUTH_BASE_URL`` at the sandbox's OAuth server when ``PLEO_SANDBOX`` is
 on, and the demo seeds an OAuth credential whose client the sandbox knows, so the whole flow works
@@ -13,7 +13,6 @@ from urllib.parse import urlsplit
 
 import pytest
 import responses
-from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand
 from django.urls import reverse
 
@@ -23,18 +22,13 @@ from exports.pleo.hosts import HostNotAllowed
 from exports.services import oauth as oauth_service
 from exports.services.demo import DEMO_OAUTH_CREDENTIAL, Demo
 from tests import secrets_registry
+from tests.admin_forms import credential_form
 from tests.test_oauth import make_oauth_credential
 from tests.test_oauth_connect import Flow
 
 pytestmark = pytest.mark.django_db
 
 EVIL = "https://auth.pleo.io.evil.example"
-
-
-@pytest.fixture
-def admin_client(client):
-    client.force_login(User.objects.create_superuser("root", "root@example.com", "pw"))
-    return client
 
 
 @pytest.mark.parametrize("sandbox", [True, False])
@@ -103,26 +97,8 @@ def test_a_credential_override_is_used_for_authorize_and_token(override_flow, pl
     assert flow.credential.refresh_token_ciphertext
     secrets_registry.register(flow.credential.access_token)
     secrets_registry.register(flow.credential.refresh_token)
-    config = oauth_service.oauth_config(flow.credential)
+    config = oauth_service.oauth_config(credential=flow.credential)
     assert config.base_url == pleo_sandbox.url
-
-
-def _form(credential, **overrides) -> dict:
-    data = {
-        "name": credential.name,
-        "kind": credential.kind,
-        "api_key": "",
-        "oauth_client_id": credential.oauth_client_id,
-        "oauth_client_secret": "",
-        "api_base_url": credential.api_base_url,
-        "oauth_base_url": credential.oauth_base_url,
-        "webhook_endpoint-TOTAL_FORMS": "0",
-        "webhook_endpoint-INITIAL_FORMS": "0",
-        "webhook_endpoint-MIN_NUM_FORMS": "0",
-        "webhook_endpoint-MAX_NUM_FORMS": "1",
-    }
-    data.update(overrides)
-    return data
 
 
 def test_the_form_refuses_an_oauth_base_url_outside_the_allow_list(admin_client):
@@ -130,7 +106,10 @@ def test_the_form_refuses_an_oauth_base_url_outside_the_allow_list(admin_client)
     url = reverse("admin:exports_credential_change", args=[credential.pk])
     with responses.RequestsMock():
         response = admin_client.post(
-            url, _form(credential, oauth_base_url=EVIL, oauth_client_secret="ocs_new_secret_1")
+            url,
+            credential_form(
+                credential, oauth_base_url=EVIL, oauth_client_secret="ocs_new_secret_1"
+            ),
         )
     assert response.status_code == 200
     errors = response.context["adminform"].form.errors
@@ -148,7 +127,7 @@ def test_changing_the_oauth_base_url_needs_the_secret_again_and_drops_the_tokens
     url = reverse("admin:exports_credential_change", args=[credential.pk])
     with responses.RequestsMock():
         response = admin_client.post(
-            url, _form(credential, oauth_base_url="https://auth.pleo.test")
+            url, credential_form(credential, oauth_base_url="https://auth.pleo.test")
         )
     assert response.status_code == 200
     assert "enter the OAuth client secret again" in str(
@@ -158,7 +137,7 @@ def test_changing_the_oauth_base_url_needs_the_secret_again_and_drops_the_tokens
     with responses.RequestsMock():  # not connected now: saving makes no call
         response = admin_client.post(
             url,
-            _form(
+            credential_form(
                 credential, oauth_base_url="https://auth.example.test", oauth_client_secret=secret
             ),
         )
@@ -175,9 +154,9 @@ def test_a_stored_disallowed_override_is_refused_before_any_request(settings):
     )
     with responses.RequestsMock():  # any request fails the test
         with pytest.raises(oauth_service.ConnectFailed, match="OAuth base URL is refused"):
-            oauth_service.connect_begin(credential)
+            oauth_service.oauth_connect_begin(credential=credential)
         with pytest.raises(HostNotAllowed):
-            oauth_service.oauth_config(credential)
+            oauth_service.oauth_config(credential=credential)
 
 
 def test_database_check_names_a_stored_refused_oauth_base_url():

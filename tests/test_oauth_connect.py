@@ -23,8 +23,8 @@ from exports import clock
 from exports.models import Company, Credential
 from exports.oauth_views import SESSION_KEY
 from exports.pleo.oauth import code_challenge
-from exports.services.credentials import client_for_credential
-from exports.services.oauth import redirect_uri
+from exports.services.credentials import pleo_client_for_credential
+from exports.services.oauth import oauth_redirect_uri
 from tests import secrets_registry
 from tests.factories import make_credential
 from tests.test_oauth import make_oauth_credential
@@ -111,13 +111,6 @@ def _unchanged(credential: Credential, status=Credential.Status.OK) -> None:
 
 
 @pytest.fixture
-def admin_client(client):
-    user = User.objects.create_superuser("root", "root@example.com", "pw-for-tests")
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
 def flow(pleo_sandbox, admin_client, settings):
     settings.PLEO_OAUTH_BASE_URL = pleo_sandbox.url
     settings.PUBLIC_BASE_URL = "http://testserver"
@@ -134,7 +127,7 @@ def test_approve_stores_both_tokens_and_the_api_accepts_them(flow, settings):
     assert authorize_url.startswith(f"{flow.sandbox.url}/oauth/authorize?")
     params = _query(authorize_url)
     assert params["client_id"] == flow.oauth_client.client_id
-    assert params["redirect_uri"] == CALLBACK == redirect_uri()
+    assert params["redirect_uri"] == CALLBACK == oauth_redirect_uri()
     assert params["scope"] == "export-jobs:read export-jobs:write export-items:read"
     assert params["response_type"] == "code" and params["code_challenge_method"] == "S256"
     attempt = flow.client.session[SESSION_KEY][params["state"]]
@@ -167,7 +160,7 @@ def test_approve_stores_both_tokens_and_the_api_accepts_them(flow, settings):
 
     # The stored token works for the API.
     flow.state.create_job(flow.company.id, items=1, notify=False)
-    with client_for_credential(credential, run_id=None) as pleo:
+    with pleo_client_for_credential(credential=credential, run_id=None) as pleo:
         assert len(pleo.list_export_jobs(company_id=flow.company.id)) == 1
     (api_call,) = [e for e in flow.settled_log() if e["path"] == "/v3/export-jobs"]
     assert api_call["status"] == 200 and api_call["identity"].startswith("token:")

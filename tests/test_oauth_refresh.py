@@ -19,8 +19,8 @@ from django.urls import reverse
 
 from exports.models import AuditEntry, Company, Credential, Trigger
 from exports.pleo import PleoAuthError
-from exports.services.credentials import CredentialUnusable, client_for_credential
-from exports.services.start_flow import run_export_check
+from exports.services.credentials import CredentialUnusable, pleo_client_for_credential
+from exports.services.start_flow import company_check_run
 from tests import processes, secrets_registry
 from tests.test_oauth import sandbox_oauth
 
@@ -32,7 +32,7 @@ import django
 django.setup()
 from django.db import connection
 from exports.models import Credential
-from exports.services.credentials import client_for_credential
+from exports.services.credentials import pleo_client_for_credential
 
 credential_id, company_id, sync, index = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 sync = pathlib.Path(sync)
@@ -45,7 +45,7 @@ while not (sync / "go").exists():
         sys.exit("no go signal")
     time.sleep(0.002)
 try:
-    with client_for_credential(credential, run_id=None) as client:
+    with pleo_client_for_credential(credential=credential, run_id=None) as client:
         jobs = client.list_export_jobs(company_id=company_id)
     print("RESULT " + json.dumps({"ok": True, "jobs": len(jobs)}), flush=True)
 except Exception as exc:
@@ -175,7 +175,7 @@ def test_reused_refresh_token_needs_reauthorisation_and_makes_no_api_call(oauth_
     company = Company.objects.create(
         name="OAuth ApS", pleo_company_id=uuid.UUID(setup.company.id), credential=setup.credential
     )
-    result = run_export_check(company=company, trigger=Trigger.MANUAL)
+    result = company_check_run(company=company, trigger=Trigger.MANUAL)
     assert result.outcome == "failed"
     assert "needs re-authorisation" in result.error and "revoked" in result.error
 
@@ -190,8 +190,8 @@ def test_reused_refresh_token_needs_reauthorisation_and_makes_no_api_call(oauth_
     (grant,) = state.oauth_grants()
     assert grant["revoked"]
     with pytest.raises(CredentialUnusable, match="needs re-authorisation"):
-        client_for_credential(credential, run_id=None)
-    second = run_export_check(company=company, trigger=Trigger.MANUAL)
+        pleo_client_for_credential(credential=credential, run_id=None)
+    second = company_check_run(company=company, trigger=Trigger.MANUAL)
     assert second.outcome == "failed"
     assert len(_token_requests(state)) == 1
     assert _api_requests(state) == []
@@ -205,13 +205,13 @@ def test_dropped_refresh_answer_is_not_retried_and_does_not_revoke_the_family(oa
         "apply_then_drop", "POST", "/oauth/token", body_match={"grant_type": "refresh_token"}
     )
     credential = Credential.objects.get(pk=setup.credential.pk)
-    with client_for_credential(credential, run_id=None) as client:
+    with pleo_client_for_credential(credential=credential, run_id=None) as client:
         with pytest.raises(CredentialUnusable, match="unknown outcome"):
             client.list_export_jobs()
         with pytest.raises(CredentialUnusable):
             client.list_export_jobs()
     with pytest.raises(CredentialUnusable):
-        client_for_credential(Credential.objects.get(pk=credential.pk), run_id=None)
+        pleo_client_for_credential(credential=Credential.objects.get(pk=credential.pk), run_id=None)
 
     (token_call,) = _token_requests(state)
     assert token_call["outcome"] == "dropped"
@@ -235,7 +235,7 @@ def test_401_refreshes_once_retries_once_and_a_second_401_needs_reauthorisation(
     (old,) = [c for c in state.credentials() if c.secret == setup.tokens["access_token"]]
     state.revoke(old.id)
     credential = Credential.objects.get(pk=setup.credential.pk)
-    with client_for_credential(credential, run_id=None) as client:
+    with pleo_client_for_credential(credential=credential, run_id=None) as client:
         client.list_export_jobs()
     _register_stored_tokens(credential.pk)
     api = _api_requests(state)
@@ -247,7 +247,7 @@ def test_401_refreshes_once_retries_once_and_a_second_401_needs_reauthorisation(
     # A 401 that a refresh does not cure: the second 401 is final.
     state.clear_requests()
     state.add_fault("status", "GET", "/v3/export-jobs", status=401, count=2)
-    with client_for_credential(credential, run_id=None) as client:
+    with pleo_client_for_credential(credential=credential, run_id=None) as client:
         with pytest.raises(PleoAuthError):
             client.list_export_jobs()
     _register_stored_tokens(credential.pk)
@@ -265,7 +265,7 @@ def test_no_token_or_secret_in_logs_reports_or_admin_pages(oauth_sandbox, client
         name="OAuth ApS", pleo_company_id=uuid.UUID(setup.company.id), credential=setup.credential
     )
     state.create_job(setup.company.id, items=1, notify=False)
-    with client_for_credential(setup.credential, run_id=None) as pleo:
+    with pleo_client_for_credential(credential=setup.credential, run_id=None) as pleo:
         assert len(pleo.list_export_jobs(company_id=setup.company.id)) == 1
     credential = _register_stored_tokens(setup.credential.pk)
     secrets_registry.register(setup.client.client_secret)

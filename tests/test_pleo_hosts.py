@@ -1,4 +1,4 @@
-"""Issue 15 §3: Pleo credentials go to Pleo only.
+"""Pleo credentials go to Pleo only.
 
 The attack: a staff user who may change credentials (and is shown only a key's last 4 characters)
 points a credential's API base URL at a host they control, leaves the key blank and runs a
@@ -28,9 +28,10 @@ from exports.models import Company, Credential, Trigger
 from exports.pleo import hosts
 from exports.pleo import oauth as pleo_oauth
 from exports.services import oauth as oauth_service
-from exports.services.credentials import CredentialUnusable, client_for_credential
-from exports.services.start_flow import Outcome, run_export_check
+from exports.services.credentials import CredentialUnusable, pleo_client_for_credential
+from exports.services.start_flow import Outcome, company_check_run
 from tests import secrets_registry
+from tests.admin_forms import credential_form
 from tests.client_fakes import RawServer, answer
 from tests.conftest import TEST_ENCRYPTION_KEY
 from tests.factories import make_company, make_credential
@@ -226,21 +227,7 @@ def editor(client, db):
 
 
 def _post(client, credential, **fields):
-    data = {
-        "name": credential.name,
-        "kind": credential.kind,
-        "api_key": "",
-        "oauth_client_id": credential.oauth_client_id,
-        "oauth_client_secret": "",
-        "api_base_url": credential.api_base_url,
-        "webhook_endpoint-TOTAL_FORMS": "1",
-        "webhook_endpoint-INITIAL_FORMS": "1",
-        "webhook_endpoint-MIN_NUM_FORMS": "0",
-        "webhook_endpoint-MAX_NUM_FORMS": "1",
-        "webhook_endpoint-0-id": str(credential.webhook_endpoint.pk),
-        "webhook_endpoint-0-credential": str(credential.pk),
-        **fields,
-    }
+    data = credential_form(credential, **fields)
     return client.post(reverse("admin:exports_credential_change", args=[credential.pk]), data)
 
 
@@ -302,9 +289,9 @@ def test_changing_an_oauth_credentials_base_url_needs_its_client_secret(editor):
     credential = make_oauth_credential(
         access_token="at_hosts_1111", refresh_token="rt_hosts_1111", api_base_url=PLEO
     )
-    from exports.services.companies import ensure_webhook_endpoint
+    from exports.services.companies import webhook_endpoint_ensure
 
-    ensure_webhook_endpoint(credential)
+    webhook_endpoint_ensure(credential=credential)
     response = _post(editor, credential, api_base_url=STAGING)
     assert response.status_code == 200
     assert "enter the OAuth client secret again" in response.content.decode()
@@ -326,7 +313,7 @@ def test_check_never_sends_an_api_key_to_a_stored_foreign_url():
     Credential.objects.filter(pk=company.credential_id).update(api_base_url=EVIL)
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         mock.get(f"{EVIL}/v3/export-jobs", json=EMPTY_PAGE)
-        result = run_export_check(company=company, trigger=Trigger.MANUAL)
+        result = company_check_run(company=company, trigger=Trigger.MANUAL)
         assert [c.request.url for c in mock.calls] == []
     assert result.outcome == Outcome.FAILED
     assert "not a Pleo host" in result.error
@@ -344,7 +331,7 @@ def test_stored_plain_http_or_odd_url_is_refused_before_any_secret_is_read(url):
     Credential.objects.filter(pk=credential.pk).update(api_base_url=url)
     credential.refresh_from_db()
     with pytest.raises(CredentialUnusable, match="refused"):
-        client_for_credential(credential, run_id=None)
+        pleo_client_for_credential(credential=credential, run_id=None)
 
 
 @pytest.mark.django_db
@@ -357,7 +344,7 @@ def test_oauth_bearer_token_is_never_sent_to_a_stored_foreign_url(settings):
     Credential.objects.filter(pk=credential.pk).update(api_base_url=EVIL)
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         mock.get(f"{EVIL}/v3/export-jobs", json=EMPTY_PAGE)
-        result = run_export_check(company=company, trigger=Trigger.MANUAL)
+        result = company_check_run(company=company, trigger=Trigger.MANUAL)
         assert len(mock.calls) == 0
     assert result.outcome == Outcome.FAILED and "not a Pleo host" in result.error
 
@@ -375,7 +362,7 @@ def test_oauth_refresh_never_posts_the_client_secret_to_a_foreign_token_endpoint
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         mock.post(f"{EVIL}/oauth/token", json={})
         with pytest.raises(CredentialUnusable, match="not a Pleo host"):
-            oauth_service.access_token(credential.pk)
+            oauth_service.oauth_access_token(credential_id=credential.pk)
         assert len(mock.calls) == 0
     credential.refresh_from_db()
     # Nothing was spent: the refresh token is intact, the marker released, the status unchanged.
@@ -389,9 +376,9 @@ def test_connect_to_pleo_never_sends_the_browser_to_a_foreign_oauth_host(setting
     settings.PLEO_OAUTH_BASE_URL = EVIL
     credential = make_oauth_credential()
     with pytest.raises(oauth_service.ConnectFailed, match="PLEO_OAUTH_BASE_URL is refused"):
-        oauth_service.connect_begin(credential)
+        oauth_service.oauth_connect_begin(credential=credential)
     with pytest.raises(oauth_service.ConnectFailed, match="PLEO_OAUTH_BASE_URL is refused"):
-        oauth_service.connect_complete(
+        oauth_service.oauth_connect_complete(
             credential_id=credential.pk, code="c0de_hosts", code_verifier="v" * 43
         )
 
@@ -542,6 +529,20 @@ def test_oauth_token_request_never_follows_a_redirect(other_host, status):
 # --- add_company ----------------------------------------------------------------------------
 
 
+def add_company(api_key: str, api_base_url: str) -> None:
+    call_command(
+        "add_company",
+        "--name",
+        "Acme",
+        "--pleo-company-id",
+        "5d3c4b1a-0000-4000-8000-0000000000c0",
+        "--api-key",
+        api_key,
+        "--api-base-url",
+        api_base_url,
+    )
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     "url, why",
@@ -553,32 +554,12 @@ def test_oauth_token_request_never_follows_a_redirect(other_host, status):
 )
 def test_add_company_refuses_a_foreign_base_url(url, why):
     with pytest.raises(CommandError, match=why) as refused:
-        call_command(
-            "add_company",
-            "--name",
-            "Acme",
-            "--pleo-company-id",
-            "5d3c4b1a-0000-4000-8000-0000000000c0",
-            "--api-key",
-            "pk_test_add_company_refused",
-            "--api-base-url",
-            url,
-        )
+        add_company("pk_test_add_company_refused", url)
     assert refused.value.returncode == 2
     assert not Company.objects.exists() and not Credential.objects.exists()
 
 
 @pytest.mark.django_db
 def test_add_company_takes_the_sandbox_on_loopback_in_development():
-    call_command(
-        "add_company",
-        "--name",
-        "Acme",
-        "--pleo-company-id",
-        "5d3c4b1a-0000-4000-8000-0000000000c0",
-        "--api-key",
-        "pk_test_add_company_loopback",
-        "--api-base-url",
-        "http://127.0.0.1:8765",
-    )
+    add_company("pk_test_add_company_loopback", "http://127.0.0.1:8765")
     assert Credential.objects.get().api_base_url == "http://127.0.0.1:8765"

@@ -1,6 +1,6 @@
-"""Issue 16 against the Pleo sandbox over real HTTP: error types in either case (point 2),
-statuses we do not know met while carrying a job (point 1), and whether an early report refreshed
-the job's deadline (point 4).
+"""Tolerance of Pleo's answers against the Pleo sandbox over real HTTP: error types in either
+case, statuses we do not know met while carrying a job, and whether an early report refreshed
+the job's deadline.
 
 Where the sandbox has no switch for a reading (these tests predate them), a fault answers in the
 other spelling, or the control API puts the job back the way Pleo would leave it.

@@ -1,5 +1,5 @@
 """The product's request budget against a real rate limit: the sandbox's ``rate_limit_per_minute``
-(issue 16), not only injected 429 faults.
+(a sandbox variant switch), not only injected 429 faults.
 
 One workload, three companies on one API key (an organisation's key: one budget, one limit),
 each with a pending job, run by ``check_exports``; unbudgeted it sends ~24 requests in under a
@@ -29,17 +29,10 @@ from django.core.management import call_command
 from exports.services import budget
 from tests.factories import make_company, make_credential
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_budget")]
 
 SANDBOX_LIMIT = 12
 COMPANIES = 3
-
-
-@pytest.fixture(autouse=True)
-def _fresh_backends():
-    budget._backends.clear()
-    yield
-    budget._backends.clear()
 
 
 @pytest.fixture
@@ -90,7 +83,7 @@ def test_budget_under_the_limit_never_meets_a_429(workload, settings):
     state = workload(window)
     settings.PLEO_RATE_LIMIT_PER_MINUTE = SANDBOX_LIMIT  # per window: never more than Pleo allows
     settings.PLEO_RATE_LIMIT_BURST = SANDBOX_LIMIT // 2  # a resumed job's reads fit in one burst
-    refill = budget.current_rate().burst * budget.current_rate().interval
+    refill = budget.budget_rate().burst * budget.budget_rate().interval
     runs = []
     while len(runs) < 10:
         out = io.StringIO()

@@ -1,5 +1,5 @@
-"""Request content outside the webhook that made a 5xx or an ERROR line (issue 15 §2, "the same
-class of fault elsewhere"): NUL in a query string (a 500 on PostgreSQL from an admin list
+"""Request content outside the webhook that made a 5xx or an ERROR line (the same class
+of fault as at the webhook door): NUL in a query string (a 500 on PostgreSQL from an admin list
 filter), a URL too long to be carried to the login page (ERROR from DisallowedRedirect)."""
 
 import logging

@@ -30,7 +30,7 @@ from django_q.tasks import async_task
 
 from exports.admin.schedules import ScheduleForm
 from exports.services import dispatch
-from exports.services.schedules import TASK_FUNCTIONS, wanted_schedules
+from exports.services.schedules import TASK_FUNCTIONS, schedules_wanted
 from exports.task_guard import REFUSED_TASK, schedules_run_product_tasks
 from tests.processes import MANAGE, ROOT
 
@@ -56,13 +56,6 @@ def form_data(**overrides) -> dict:
         "intended_date_kwarg": "",
         **overrides,
     }
-
-
-@pytest.fixture
-def admin_client(client):
-    """A superuser, without the password hashing of pytest-django's fixture (slow here)."""
-    client.force_login(User.objects.create(username="root", is_staff=True, is_superuser=True))
-    return client
 
 
 def _sees_all_companies(user):
@@ -144,7 +137,7 @@ def test_the_function_is_a_choice_among_the_product_tasks(admin_client):
 
 
 def test_every_task_the_product_queues_or_schedules_is_on_the_list():
-    used = {dispatch.TASK, dispatch.BATCH_TASK, *(s["func"] for s in wanted_schedules().values())}
+    used = {dispatch.TASK, dispatch.BATCH_TASK, *(s["func"] for s in schedules_wanted().values())}
     assert used <= set(TASK_FUNCTIONS)
     for path in TASK_FUNCTIONS:
         assert callable(pydoc.locate(path)), path

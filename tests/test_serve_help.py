@@ -1,4 +1,4 @@
-"""Issue 17 §14: ``serve --help`` says what --host, --port and --sandbox-port are for."""
+"""``serve --help`` says what --host, --port and --sandbox-port are for."""
 
 from __future__ import annotations
 

@@ -1,48 +1,25 @@
 """The detect-and-start flow, every branch, with HTTP faked at the transport (``responses``)."""
 
 import json
-import re
 import uuid
 from datetime import timedelta
 
 import pytest
-import responses
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from exports import clock
 from exports.models import AuditEntry, Company, Credential, ExportJob, Trigger
 from exports.services import leases
-from exports.services.start_flow import Outcome, run_export_check
-from tests.client_fakes import company_job_json, page
+from exports.services.start_flow import Outcome
+from tests.client_fakes import page
 from tests.client_fakes import timestamp as iso
-from tests.factories import make_company, make_credential
+from tests.factories import make_job
+from tests.start_flow_fakes import EVENTS, LIST, job_json, run
+from tests.start_flow_fakes import company as company  # noqa: F401  (fixture)
+from tests.start_flow_fakes import fake as fake  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.django_db
-
-BASE = "https://pleo.test"
-LIST = f"{BASE}/v3/export-jobs"
-EVENTS = f"{BASE}/v3/export-job-events"
-
-
-def job_json(company, *, created_minutes_ago=10, **extra):
-    """A job of ``company`` created ``created_minutes_ago`` minutes ago (``status`` pending)."""
-    created_at = clock.now() - timedelta(minutes=created_minutes_ago)
-    return company_job_json(company.pleo_company_id, created_at=created_at, **extra)
-
-
-@pytest.fixture
-def company():
-    return make_company(credential=make_credential(api_base_url=BASE))
-
-
-@pytest.fixture
-def fake():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        # The export lifecycle runs after a start: these jobs have no items to export.
-        mock.get(re.compile(rf"{re.escape(LIST)}/[^/]+/items"), json=page([]))
-        mock.get(f"{BASE}/v3/export-items", json=page([]))
-        yield mock
 
 
 def posts(fake):
@@ -55,10 +32,6 @@ def steps(company):
         .order_by("created_at", "id")
         .values_list("step", flat=True)
     )
-
-
-def run(company, trigger=Trigger.SCHEDULE, **kwargs):
-    return run_export_check(company=Company.objects.get(pk=company.pk), trigger=trigger, **kwargs)
 
 
 def test_nothing_pending_writes_no_audit_and_records_last_check(company, fake):
@@ -194,15 +167,8 @@ def test_unknown_outcome_then_pending_then_422_is_not_claimed(company, fake):
 
 def test_in_progress_job_with_our_starting_claim_is_resumed_without_started(company, fake):
     job = job_json(company, status="in_progress")
-    ExportJob.objects.create(
-        pleo_job_id=job["id"],
-        company=company,
-        status="pending",
-        created_at=clock.now(),
-        expires_in=3600,
-        seen_via=Trigger.SCHEDULE,
-        claim=ExportJob.Claim.STARTING,
-        claim_run_id=uuid.uuid4(),
+    make_job(
+        company, pleo_job_id=job["id"], claim=ExportJob.Claim.STARTING, claim_run_id=uuid.uuid4()
     )
     fake.get(LIST, json=page([job]))
     fake.post(EVENTS, status=202)
@@ -323,8 +289,8 @@ def test_busy_company_sets_recheck_and_returns_busy(company, fake):
     company.refresh_from_db()
     assert company.recheck_requested
     # The holder lists again instead of releasing.
-    assert leases.lease_release_or_recheck(lease, outcome="nothing_pending") is True
-    assert leases.lease_release_or_recheck(lease, outcome="nothing_pending") is False
+    assert leases.lease_release_or_recheck(lease=lease, outcome="nothing_pending") is True
+    assert leases.lease_release_or_recheck(lease=lease, outcome="nothing_pending") is False
 
 
 def test_trigger_during_a_run_makes_the_holder_list_again(company, fake):
@@ -360,7 +326,7 @@ def test_stalled_holder_loses_its_lease_and_its_writes_are_refused(company, sett
     with pytest.raises(leases.LeaseLost):
         stalled.renew()
     with pytest.raises(leases.LeaseLost):
-        leases.lease_release_or_recheck(stalled, outcome="started")
+        leases.lease_release_or_recheck(lease=stalled, outcome="started")
     company.refresh_from_db()
     assert company.lease_token == taker.token
 
@@ -375,15 +341,7 @@ def test_unusable_credential_fails_without_http(company, fake):
 
 def test_recover_rereads_our_unfinished_claims(company, fake):
     job = job_json(company, status="completed")
-    ExportJob.objects.create(
-        pleo_job_id=job["id"],
-        company=company,
-        status="in_progress",
-        created_at=clock.now(),
-        expires_in=3600,
-        seen_via=Trigger.SCHEDULE,
-        claim=ExportJob.Claim.OURS,
-    )
+    make_job(company, pleo_job_id=job["id"], status="in_progress", claim=ExportJob.Claim.OURS)
     fake.get(f"{LIST}/{job['id']}", json={"data": job})
     fake.get(LIST, json=page([]))
     result = run(company, recover=True)
@@ -451,15 +409,7 @@ def test_add_company_creates_then_updates_and_reactivates(capsys):
 
 def test_recover_drops_a_claim_on_a_job_pleo_no_longer_has_once(company, fake):
     job_id = uuid.uuid4()
-    ExportJob.objects.create(
-        pleo_job_id=job_id,
-        company=company,
-        status="in_progress",
-        created_at=clock.now(),
-        expires_in=3600,
-        seen_via=Trigger.SCHEDULE,
-        claim=ExportJob.Claim.OURS,
-    )
+    make_job(company, pleo_job_id=job_id, status="in_progress", claim=ExportJob.Claim.OURS)
     fake.get(
         f"{LIST}/{job_id}",
         status=404,

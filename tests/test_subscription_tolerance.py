@@ -1,4 +1,4 @@
-"""Issue 16 point 3: subscriptions read generously and changed without clearing what Pleo holds.
+"""Subscriptions read generously and changed without clearing what Pleo holds.
 
 ``eventTypes`` may come as a single string; a subscription that must change is updated in place
 only when Pleo holds no ``endpointAuth``/``customHeaders`` for it, otherwise it is replaced (new
@@ -17,10 +17,11 @@ import requests
 import responses
 
 from exports.models import WebhookEndpoint
-from exports.services.companies import webhook_url
+from exports.services.companies import webhook_endpoint_url
 from exports.services.subscriptions import webhooks_subscribe
 from tests import secrets_registry
 from tests.factories import make_company, make_credential
+from tests.test_subscriptions import fast_client as fast_client  # noqa: F401  (fixture)
 from tests.test_subscriptions import new_secret
 
 pytestmark = pytest.mark.django_db
@@ -30,15 +31,7 @@ EVENT = "v1.export-job.created"
 
 
 @pytest.fixture
-def fast(settings):
-    settings.PUBLIC_BASE_URL = PUBLIC
-    settings.PLEO_MAX_ATTEMPTS = 1
-    settings.PLEO_BACKOFF_BASE = 0
-    settings.PLEO_BACKOFF_MAX = 0
-
-
-@pytest.fixture
-def sandboxed(pleo_sandbox, fast):
+def sandboxed(pleo_sandbox, fast_client):
     state = pleo_sandbox.state
     remote = state.add_company("Sandbox Acme")
     key = state.add_api_key(remote.id)
@@ -76,13 +69,13 @@ def register_secrets(credential) -> None:
 )
 def test_a_subscription_carrying_delivery_settings_is_replaced_not_cleared(sandboxed, held):
     sandbox, key, credential = sandboxed
-    url = webhook_url(endpoint_of(credential))
+    url = webhook_endpoint_url(endpoint=endpoint_of(credential))
     old = create_directly(
         sandbox, key, {"endpointUrl": url, "eventTypes": [EVENT], "status": "INACTIVE", **held}
     )
     WebhookEndpoint.objects.filter(credential=credential).update(pleo_subscription_id=old["id"])
 
-    message = webhooks_subscribe(credential)
+    message = webhooks_subscribe(credential=credential)
     register_secrets(credential)
 
     assert message.startswith("Replaced"), message
@@ -95,12 +88,12 @@ def test_a_subscription_carrying_delivery_settings_is_replaced_not_cleared(sandb
     endpoint = endpoint_of(credential)
     assert endpoint.pleo_subscription_id == new["id"]
     assert [e["subscription_id"] for e in endpoint.secret_entries()] == [new["id"]]
-    assert webhooks_subscribe(credential).startswith("Kept")
+    assert webhooks_subscribe(credential=credential).startswith("Kept")
 
 
 def test_a_plain_subscription_of_ours_is_still_updated_in_place(sandboxed):
     sandbox, key, credential = sandboxed
-    url = webhook_url(endpoint_of(credential))
+    url = webhook_endpoint_url(endpoint=endpoint_of(credential))
     old = create_directly(sandbox, key, {"endpointUrl": url, "eventTypes": [EVENT]})
     requests.put(
         f"{sandbox.url}/v1/subscriptions/{old['id']}",
@@ -109,7 +102,7 @@ def test_a_plain_subscription_of_ours_is_still_updated_in_place(sandboxed):
         timeout=5,
     )
     WebhookEndpoint.objects.filter(credential=credential).update(pleo_subscription_id=old["id"])
-    assert webhooks_subscribe(credential).startswith("Updated")
+    assert webhooks_subscribe(credential=credential).startswith("Updated")
     register_secrets(credential)
     (sub,) = sandbox.state.subscriptions()
     assert (sub["id"], sub["status"]) == (old["id"], "ACTIVE")
@@ -117,7 +110,7 @@ def test_a_plain_subscription_of_ours_is_still_updated_in_place(sandboxed):
 
 def test_the_replaced_subscription_left_behind_is_removed_by_the_next_subscribe(sandboxed):
     sandbox, key, credential = sandboxed
-    url = webhook_url(endpoint_of(credential))
+    url = webhook_endpoint_url(endpoint=endpoint_of(credential))
     auth = {"type": "BASIC", "credentials": {"username": "u", "password": "pw"}}
     old = create_directly(
         sandbox,
@@ -127,18 +120,18 @@ def test_the_replaced_subscription_left_behind_is_removed_by_the_next_subscribe(
     WebhookEndpoint.objects.filter(credential=credential).update(pleo_subscription_id=old["id"])
     sandbox.state.add_fault("status", "DELETE", f"/v1/subscriptions/{old['id']}", status=500)
     with pytest.raises(Exception, match="still exists at Pleo: run subscribe"):
-        webhooks_subscribe(credential)
+        webhooks_subscribe(credential=credential)
     register_secrets(credential)
     assert len(sandbox.state.subscriptions()) == 2
-    assert webhooks_subscribe(credential).startswith("Kept")
+    assert webhooks_subscribe(credential=credential).startswith("Kept")
     (sub,) = sandbox.state.subscriptions()
     assert sub["id"] == endpoint_of(credential).pleo_subscription_id != old["id"]
 
 
-def test_event_types_as_a_single_string_keep_the_subscription(db, fast):
+def test_event_types_as_a_single_string_keep_the_subscription(db, fast_client):
     base = "https://pleo.test"
     credential = make_credential(api_base_url=base)
-    url = webhook_url(endpoint_of(credential))
+    url = webhook_endpoint_url(endpoint=endpoint_of(credential))
     sub_id = str(uuid.uuid4())
     sub = {
         "id": sub_id,
@@ -160,5 +153,5 @@ def test_event_types_as_a_single_string_keep_the_subscription(db, fast):
             f"{base}/v1/subscriptions/{sub_id}/secret",
             body=json.dumps({"data": {"secretKey": new_secret()}}),
         )
-        assert webhooks_subscribe(credential).startswith("Kept")
+        assert webhooks_subscribe(credential=credential).startswith("Kept")
         assert not [c for c in rsps.calls if c.request.method in ("PUT", "POST", "DELETE")]

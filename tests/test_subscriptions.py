@@ -16,17 +16,17 @@ import responses
 
 from exports import clock
 from exports.models import Credential, WebhookEndpoint
-from exports.services.companies import webhook_endpoint_add_secret, webhook_url
+from exports.services.companies import webhook_endpoint_add_secret, webhook_endpoint_url
 from exports.services.subscriptions import (
     SubscriptionError,
+    webhook_secret_rotate,
     webhook_secrets_prune,
-    webhooks_rotate_secret,
     webhooks_subscribe,
     webhooks_unsubscribe,
 )
-from exports.services.webhooks import active_webhook_secrets
+from exports.services.webhooks import webhook_secrets_active
 from tests import secrets_registry
-from tests.factories import make_company, make_credential
+from tests.factories import make_company, make_credential, make_sandbox_company_and_key
 
 BASE = "https://pleo.test"
 PUBLIC = "https://bridge.example.com"
@@ -157,7 +157,7 @@ def endpoint_of(credential) -> WebhookEndpoint:
 
 
 def url_of(credential) -> str:
-    return webhook_url(endpoint_of(credential))
+    return webhook_endpoint_url(endpoint=endpoint_of(credential))
 
 
 def assert_no_secret_in(text):
@@ -169,7 +169,7 @@ def assert_no_secret_in(text):
 
 
 def test_subscribe_creates_the_subscription_and_stores_its_secret(pleo, credential):
-    message = webhooks_subscribe(credential)
+    message = webhooks_subscribe(credential=credential)
     assert url_of(credential).startswith(f"{PUBLIC}/webhooks/pleo/")
     (sub_id,) = pleo.subs
     assert pleo.subs[sub_id]["endpointUrl"] == url_of(credential)
@@ -186,8 +186,8 @@ def test_subscribe_creates_the_subscription_and_stores_its_secret(pleo, credenti
 
 
 def test_subscribe_again_is_harmless(pleo, credential):
-    webhooks_subscribe(credential)
-    message = webhooks_subscribe(credential)
+    webhooks_subscribe(credential=credential)
+    message = webhooks_subscribe(credential=credential)
     assert message.startswith("Kept")
     assert len(pleo.subs) == 1
     assert pleo.count("POST") == 1
@@ -199,7 +199,7 @@ def test_subscribe_adopts_a_subscription_already_pointing_at_our_url(pleo, crede
     """E.g. an earlier create whose answer was lost: found by URL, not created twice."""
     existing = pleo.add(url_of(credential))
     other = pleo.add("https://elsewhere.example.com/hook")
-    message = webhooks_subscribe(credential)
+    message = webhooks_subscribe(credential=credential)
     assert pleo.count("POST") == 0
     assert endpoint_of(credential).pleo_subscription_id == existing
     assert set(pleo.subs) == {existing, other}
@@ -209,7 +209,7 @@ def test_subscribe_adopts_a_subscription_already_pointing_at_our_url(pleo, crede
 def test_subscribe_removes_duplicates_pointing_at_our_url(pleo, credential):
     first = pleo.add(url_of(credential))
     second = pleo.add(url_of(credential))
-    message = webhooks_subscribe(credential)
+    message = webhooks_subscribe(credential=credential)
     kept = endpoint_of(credential).pleo_subscription_id
     assert kept in (first, second)
     assert set(pleo.subs) == {kept}
@@ -218,7 +218,7 @@ def test_subscribe_removes_duplicates_pointing_at_our_url(pleo, credential):
 
 def test_subscribe_reactivates_an_inactive_subscription(pleo, credential):
     sub_id = pleo.add(url_of(credential), status="INACTIVE", event_types=["v1.vendor.created"])
-    message = webhooks_subscribe(credential)
+    message = webhooks_subscribe(credential=credential)
     assert message.startswith("Updated")
     assert pleo.subs[sub_id]["status"] == "ACTIVE"
     assert EVENT in pleo.subs[sub_id]["eventTypes"]
@@ -231,7 +231,7 @@ def test_subscribe_points_the_stored_subscription_at_our_current_url(pleo, crede
     endpoint = endpoint_of(credential)
     endpoint.pleo_subscription_id = sub_id
     endpoint.save()
-    webhooks_subscribe(credential)
+    webhooks_subscribe(credential=credential)
     assert pleo.subs[sub_id]["endpointUrl"] == url_of(credential)
     assert pleo.count("POST") == 0
 
@@ -242,7 +242,7 @@ def test_subscribe_when_the_stored_subscription_is_gone(pleo, credential):
     webhook_endpoint_add_secret(endpoint=endpoint, secret=old_secret, subscription_id="gone")
     endpoint.pleo_subscription_id = str(uuid.uuid4())
     endpoint.save()
-    message = webhooks_subscribe(credential, overlap=timedelta(hours=2))
+    message = webhooks_subscribe(credential=credential, overlap=timedelta(hours=2))
     assert "was gone" in message
     (new_id,) = pleo.subs
     endpoint = endpoint_of(credential)
@@ -251,7 +251,7 @@ def test_subscribe_when_the_stored_subscription_is_gone(pleo, credential):
     assert old["secret"] == old_secret and old["retire_after"] is not None
     assert new["subscription_id"] == new_id and new["retire_after"] is None
     clock.advance(2 * 3600 + 1)
-    assert active_webhook_secrets(endpoint) == [pleo.secrets[new_id]]
+    assert webhook_secrets_active(endpoint=endpoint) == [pleo.secrets[new_id]]
 
 
 @pytest.mark.parametrize(
@@ -265,7 +265,7 @@ def test_subscribe_failure_raises_a_clear_error(fast_client, credential, status,
         rsps.get(f"{BASE}/v1/subscriptions", json={"data": [], "pagination": page})
         rsps.post(f"{BASE}/v1/subscriptions", status=status, json={"type": "X", "message": "no"})
         with pytest.raises(SubscriptionError, match=expected):
-            webhooks_subscribe(credential)
+            webhooks_subscribe(credential=credential)
     endpoint = endpoint_of(credential)
     assert endpoint.pleo_subscription_id == "" and endpoint.secret_entries() == []
 
@@ -274,7 +274,7 @@ def test_subscribe_with_an_unusable_credential(pleo, credential):
     Credential.objects.filter(pk=credential.pk).update(status=Credential.Status.INVALID)
     credential.refresh_from_db()
     with pytest.raises(SubscriptionError, match="invalid"):
-        webhooks_subscribe(credential)
+        webhooks_subscribe(credential=credential)
     assert pleo.calls == []
 
 
@@ -286,16 +286,16 @@ def test_subscribe_unreachable_pleo(fast_client, credential):
             re.compile(rf"{BASE}/.*"), body=requests.exceptions.ConnectTimeout("connect timeout")
         )
         with pytest.raises(SubscriptionError, match="unreachable"):
-            webhooks_subscribe(credential)
+            webhooks_subscribe(credential=credential)
 
 
 # --- Unsubscribe ----------------------------------------------------------------------------------
 
 
 def test_unsubscribe_deletes_and_clears(pleo, credential):
-    webhooks_subscribe(credential)
+    webhooks_subscribe(credential=credential)
     sub_id = endpoint_of(credential).pleo_subscription_id
-    message = webhooks_unsubscribe(credential)
+    message = webhooks_unsubscribe(credential=credential)
     assert pleo.subs == {}
     assert message == f"Deleted Pleo webhook subscription {sub_id} for {url_of(credential)}."
     endpoint = endpoint_of(credential)
@@ -308,7 +308,7 @@ def test_unsubscribe_when_already_gone_is_fine(pleo, credential):
     endpoint = endpoint_of(credential)
     endpoint.pleo_subscription_id = str(uuid.uuid4())
     endpoint.save()
-    message = webhooks_unsubscribe(credential)
+    message = webhooks_unsubscribe(credential=credential)
     assert "nothing to delete" in message
     assert endpoint_of(credential).pleo_subscription_id == ""
     assert pleo.count("DELETE") == 1
@@ -317,7 +317,7 @@ def test_unsubscribe_when_already_gone_is_fine(pleo, credential):
 def test_unsubscribe_also_removes_strays_pointing_at_our_url(pleo, credential):
     stray = pleo.add(url_of(credential))
     other = pleo.add("https://elsewhere.example.com/hook")
-    webhooks_unsubscribe(credential)
+    webhooks_unsubscribe(credential=credential)
     assert set(pleo.subs) == {other}
     assert stray not in pleo.subs
 
@@ -333,7 +333,7 @@ def test_unsubscribe_failure(fast_client, credential):
         rsps.get(f"{BASE}/v1/subscriptions", json={"data": [], "pagination": page})
         rsps.delete(f"{BASE}/v1/subscriptions/{sub_id}", status=403, json={"message": "nope"})
         with pytest.raises(SubscriptionError, match="Unsubscribing from Pleo webhooks failed"):
-            webhooks_unsubscribe(credential)
+            webhooks_unsubscribe(credential=credential)
     assert endpoint_of(credential).pleo_subscription_id == sub_id
 
 
@@ -341,15 +341,15 @@ def test_unsubscribe_failure(fast_client, credential):
 
 
 def test_rotation_keeps_both_secrets_until_the_overlap_ends(pleo, credential):
-    webhooks_subscribe(credential)
+    webhooks_subscribe(credential=credential)
     old_id = endpoint_of(credential).pleo_subscription_id
     old_secret = pleo.secrets[old_id]
     stored_at_delete = []
     pleo.on_delete = lambda sub_id: stored_at_delete.append(
-        active_webhook_secrets(endpoint_of(credential))
+        webhook_secrets_active(endpoint=endpoint_of(credential))
     )
 
-    message = webhooks_rotate_secret(credential, overlap=timedelta(hours=24))
+    message = webhook_secret_rotate(credential=credential, overlap=timedelta(hours=24))
 
     (new_id,) = pleo.subs
     assert new_id != old_id
@@ -362,30 +362,32 @@ def test_rotation_keeps_both_secrets_until_the_overlap_ends(pleo, credential):
     retire = datetime.fromisoformat(old["retire_after"])
     assert abs((retire - clock.now()) - timedelta(hours=24)) < timedelta(seconds=5)
     assert new["retire_after"] is None
-    assert active_webhook_secrets(endpoint) == [old_secret, new_secret_value]
+    assert webhook_secrets_active(endpoint=endpoint) == [old_secret, new_secret_value]
     assert f"old subscription {old_id} deleted" in message and "24 h" in message
     assert_no_secret_in(message)
 
     clock.advance(24 * 3600 + 1)
-    assert active_webhook_secrets(endpoint) == [new_secret_value]
-    assert webhook_secrets_prune(endpoint) == "Removed 1 retired webhook secret(s); 1 kept."
+    assert webhook_secrets_active(endpoint=endpoint) == [new_secret_value]
+    assert (
+        webhook_secrets_prune(endpoint=endpoint) == "Removed 1 retired webhook secret(s); 1 kept."
+    )
     assert [e["secret"] for e in endpoint_of(credential).secret_entries()] == [new_secret_value]
 
 
 def test_rotation_needs_a_subscription(pleo, credential):
     with pytest.raises(SubscriptionError, match="subscribe first"):
-        webhooks_rotate_secret(credential)
+        webhook_secret_rotate(credential=credential)
     assert pleo.calls == []
 
 
 def test_rotation_when_the_secret_cannot_be_fetched(pleo, credential):
-    webhooks_subscribe(credential)
+    webhooks_subscribe(credential=credential)
     before = endpoint_of(credential)
     old_id = before.pleo_subscription_id
 
     pleo.secret_fails = lambda sub_id: sub_id != old_id
     with pytest.raises(SubscriptionError, match="old secret is still in use") as caught:
-        webhooks_rotate_secret(credential)
+        webhook_secret_rotate(credential=credential)
     assert "was deleted again" in str(caught.value)
     assert set(pleo.subs) == {old_id}
     after = endpoint_of(credential)
@@ -394,19 +396,19 @@ def test_rotation_when_the_secret_cannot_be_fetched(pleo, credential):
 
 
 def test_rotation_when_the_old_subscription_cannot_be_deleted(pleo, credential):
-    webhooks_subscribe(credential)
+    webhooks_subscribe(credential=credential)
     old_id = endpoint_of(credential).pleo_subscription_id
 
     pleo.on_delete = lambda sub_id: 502 if sub_id == old_id else None
     with pytest.raises(SubscriptionError, match="run subscribe to remove it"):
-        webhooks_rotate_secret(credential)
+        webhook_secret_rotate(credential=credential)
     endpoint = endpoint_of(credential)
     new_id = endpoint.pleo_subscription_id
     assert new_id != old_id
-    assert len(active_webhook_secrets(endpoint)) == 2
+    assert len(webhook_secrets_active(endpoint=endpoint)) == 2
     # Subscribe tidies up: the old subscription goes, the new one stays.
     pleo.on_delete = None
-    webhooks_subscribe(credential)
+    webhooks_subscribe(credential=credential)
     assert set(pleo.subs) == {new_id}
 
 
@@ -422,10 +424,14 @@ def test_prune_keeps_current_and_future_secrets(db, credential):
         ]
     )
     endpoint.save()
-    assert webhook_secrets_prune(endpoint) == "Removed 1 retired webhook secret(s); 2 kept."
+    assert (
+        webhook_secrets_prune(endpoint=endpoint) == "Removed 1 retired webhook secret(s); 2 kept."
+    )
     secrets_left = [e["secret"] for e in endpoint_of(credential).secret_entries()]
     assert secrets_left == [keep_future, keep_none]
-    assert webhook_secrets_prune(endpoint) == "Removed 0 retired webhook secret(s); 2 kept."
+    assert (
+        webhook_secrets_prune(endpoint=endpoint) == "Removed 0 retired webhook secret(s); 2 kept."
+    )
 
 
 # --- Against the sandbox, over real HTTP --------------------------------------------------------
@@ -434,13 +440,7 @@ def test_prune_keeps_current_and_future_secrets(db, credential):
 @pytest.fixture
 def sandboxed(pleo_sandbox, fast_client, db):
     """A sandbox company with an API key, mirrored as our company and credential."""
-    state = pleo_sandbox.state
-    pleo_company = state.add_company("Sandbox Acme")
-    key = secrets_registry.register(state.add_api_key(pleo_company.id).key)
-    credential = make_credential(api_key=key, api_base_url=pleo_sandbox.url)
-    company = make_company(
-        name="Acme", pleo_company_id=uuid.UUID(pleo_company.id), credential=credential
-    )
+    _remote, _key, company = make_sandbox_company_and_key(pleo_sandbox, remote_name="Sandbox Acme")
     return pleo_sandbox, company
 
 
@@ -456,21 +456,21 @@ def register_endpoint_secrets(credential):
 def test_sandbox_subscribe_resubscribe_unsubscribe(sandboxed):
     sandbox, company = sandboxed
     credential = company.credential
-    webhooks_subscribe(credential)
+    webhooks_subscribe(credential=credential)
     register_endpoint_secrets(credential)
     (sub,) = sandbox_subscriptions(sandbox)
     assert sub["endpointUrl"] == url_of(credential)
     assert sub["eventTypes"] == [EVENT] and sub["status"] == "ACTIVE"
     assert endpoint_of(credential).pleo_subscription_id == sub["id"]
 
-    assert webhooks_subscribe(credential).startswith("Kept")
+    assert webhooks_subscribe(credential=credential).startswith("Kept")
     assert [s["id"] for s in sandbox_subscriptions(sandbox)] == [sub["id"]]
     assert len(endpoint_of(credential).secret_entries()) == 1
 
-    assert webhooks_unsubscribe(credential).startswith("Deleted")
+    assert webhooks_unsubscribe(credential=credential).startswith("Deleted")
     assert sandbox_subscriptions(sandbox) == []
     assert endpoint_of(credential).pleo_subscription_id == ""
-    assert webhooks_unsubscribe(credential).startswith("No Pleo webhook subscription")
+    assert webhooks_unsubscribe(credential=credential).startswith("No Pleo webhook subscription")
 
 
 def test_sandbox_lost_create_answer_then_subscribe_again_makes_no_duplicate(sandboxed):
@@ -478,9 +478,9 @@ def test_sandbox_lost_create_answer_then_subscribe_again_makes_no_duplicate(sand
     credential = company.credential
     sandbox.state.add_fault("apply_then_drop", "POST", "/v1/subscriptions")
     with pytest.raises(SubscriptionError, match="may or may not"):
-        webhooks_subscribe(credential)
+        webhooks_subscribe(credential=credential)
     assert len(sandbox_subscriptions(sandbox)) == 1  # Pleo did create it
-    message = webhooks_subscribe(credential)
+    message = webhooks_subscribe(credential=credential)
     register_endpoint_secrets(credential)
     assert message.startswith("Kept")
     (sub,) = sandbox_subscriptions(sandbox)
@@ -490,46 +490,35 @@ def test_sandbox_lost_create_answer_then_subscribe_again_makes_no_duplicate(sand
 def test_sandbox_rotation(sandboxed):
     sandbox, company = sandboxed
     credential = company.credential
-    webhooks_subscribe(credential)
+    webhooks_subscribe(credential=credential)
     old_id = endpoint_of(credential).pleo_subscription_id
-    webhooks_rotate_secret(credential, overlap=timedelta(hours=1))
+    webhook_secret_rotate(credential=credential, overlap=timedelta(hours=1))
     register_endpoint_secrets(credential)
     (sub,) = sandbox_subscriptions(sandbox)
     assert sub["id"] != old_id
     endpoint = endpoint_of(credential)
     assert endpoint.pleo_subscription_id == sub["id"]
     assert [e["subscription_id"] for e in endpoint.secret_entries()] == [old_id, sub["id"]]
-    assert len(active_webhook_secrets(endpoint)) == 2
+    assert len(webhook_secrets_active(endpoint=endpoint)) == 2
     clock.advance(3601)
-    assert len(active_webhook_secrets(endpoint)) == 1
-    webhook_secrets_prune(endpoint)
+    assert len(webhook_secrets_active(endpoint=endpoint)) == 1
+    webhook_secrets_prune(endpoint=endpoint)
     assert [e["subscription_id"] for e in endpoint_of(credential).secret_entries()] == [sub["id"]]
-
-
-@pytest.fixture
-def recorded_tasks(monkeypatch):
-    calls = []
-    monkeypatch.setattr(
-        "exports.services.dispatch.async_task", lambda *args, **kwargs: calls.append(args)
-    )
-    return calls
 
 
 @pytest.mark.django_db(transaction=True)
 def test_sandbox_delivery_reaches_our_view_and_is_stored_and_enqueued(
-    pleo_sandbox, live_server, settings, fast_client, recorded_tasks
+    pleo_sandbox, live_server, settings, fast_client, sent
 ):
     from exports.models import Company, WebhookDelivery
 
     settings.PUBLIC_BASE_URL = live_server.url
     state = pleo_sandbox.state
-    pleo_company = state.add_company("Sandbox Acme")
-    key = secrets_registry.register(state.add_api_key(pleo_company.id).key)
-    credential = make_credential(api_key=key, api_base_url=pleo_sandbox.url)
-    company = make_company(
-        name="Acme", pleo_company_id=uuid.UUID(pleo_company.id), credential=credential
+    pleo_company, _key, company = make_sandbox_company_and_key(
+        pleo_sandbox, remote_name="Sandbox Acme"
     )
-    webhooks_subscribe(credential)
+    credential = company.credential
+    webhooks_subscribe(credential=credential)
     register_endpoint_secrets(credential)
 
     job = state.create_job(pleo_company.id, items=1)
@@ -543,13 +532,13 @@ def test_sandbox_delivery_reaches_our_view_and_is_stored_and_enqueued(
     assert delivery.company_id == company.pk
     assert str(delivery.pleo_job_id) == job["id"]
     assert delivery.body == attempt["body"]
-    assert [args[:4] for args in recorded_tasks] == [
+    assert [args[:4] for args in sent] == [
         ("exports.tasks.run_company_check", company.pk, "webhook", False)
     ]
     assert Company.objects.get(pk=company.pk).check_queued_at is not None
 
     # After a rotation the new subscription's deliveries verify too.
-    webhooks_rotate_secret(credential)
+    webhook_secret_rotate(credential=credential)
     register_endpoint_secrets(credential)
     Company.objects.filter(pk=company.pk).update(check_queued_at=None)
     job2 = state.create_job(pleo_company.id, items=1)
@@ -558,4 +547,4 @@ def test_sandbox_delivery_reaches_our_view_and_is_stored_and_enqueued(
     assert attempt2["outcome"] == "delivered"
     assert attempt2["subscriptionId"] == endpoint_of(credential).pleo_subscription_id
     assert WebhookDelivery.objects.filter(pleo_job_id=job2["id"]).get().state == "enqueued"
-    assert len(recorded_tasks) == 2
+    assert len(sent) == 2

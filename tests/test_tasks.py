@@ -7,10 +7,10 @@ from django_q.models import Schedule
 from exports import checks, clock, tasks
 from exports.models import Company, ExportJob, Trigger, WorkerHeartbeat
 from exports.services import leases
-from exports.services.dispatch import EnqueueFailed, enqueue_company_check
+from exports.services.dispatch import EnqueueFailed, company_check_enqueue
 from exports.services.schedules import MAINTENANCE, POLL
-from exports.services.sweep import sweep_stale_leases
-from tests.factories import make_company
+from exports.services.sweep import leases_sweep_stale
+from tests.factories import make_company, make_job
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -44,27 +44,27 @@ def test_tick_enqueues_one_coalesced_check_per_active_company(sent, settings):
     )
     # Still queued: a second tick (or a webhook) adds nothing.
     assert tasks.poll_tick() == 0
-    assert enqueue_company_check(company_id=a.pk, trigger=Trigger.WEBHOOK) is False
+    assert company_check_enqueue(company_id=a.pk, trigger=Trigger.WEBHOOK) is False
     assert len(sent) == 1  # one task carries both (PLEO_POLL_BATCH_SIZE)
     assert WorkerHeartbeat.objects.filter(name=WorkerHeartbeat.TICK).exists()
 
 
 def test_queued_marker_is_cleared_when_the_worker_picks_the_task_up(sent, monkeypatch):
     company = make_company()
-    assert enqueue_company_check(company_id=company.pk, trigger=Trigger.SCHEDULE)
+    assert company_check_enqueue(company_id=company.pk, trigger=Trigger.SCHEDULE)
     monkeypatch.setattr(
-        "exports.tasks.run_export_check",
+        "exports.tasks.company_check_run",
         lambda **kw: type("R", (), {"outcome": "nothing_pending"})(),
     )
     assert tasks.run_company_check(company.pk, "schedule") == "nothing_pending"
-    assert enqueue_company_check(company_id=company.pk, trigger=Trigger.WEBHOOK)
+    assert company_check_enqueue(company_id=company.pk, trigger=Trigger.WEBHOOK)
 
 
 def test_a_lost_task_does_not_block_the_company_forever(sent, settings):
     company = make_company()
-    assert enqueue_company_check(company_id=company.pk, trigger=Trigger.SCHEDULE)
+    assert company_check_enqueue(company_id=company.pk, trigger=Trigger.SCHEDULE)
     clock.advance(settings.Q_CLUSTER["retry"] + 120)
-    assert enqueue_company_check(company_id=company.pk, trigger=Trigger.SCHEDULE)
+    assert company_check_enqueue(company_id=company.pk, trigger=Trigger.SCHEDULE)
 
 
 def test_enqueue_failure_clears_the_marker_and_raises(monkeypatch):
@@ -75,7 +75,7 @@ def test_enqueue_failure_clears_the_marker_and_raises(monkeypatch):
 
     monkeypatch.setattr("exports.services.dispatch.async_task", broken)
     with pytest.raises(EnqueueFailed):
-        enqueue_company_check(company_id=company.pk, trigger=Trigger.SCHEDULE)
+        company_check_enqueue(company_id=company.pk, trigger=Trigger.SCHEDULE)
     assert Company.objects.get(pk=company.pk).check_queued_at is None
 
 
@@ -85,18 +85,15 @@ def test_sweep_requeues_crashed_and_unfinished_companies(sent, settings):
     idle = make_company(name="Idle")
     unfinished = make_company(name="Unfinished")
     leases.lease_acquire(company_id=crashed.pk, trigger=Trigger.SCHEDULE)
-    ExportJob.objects.create(
+    make_job(
+        unfinished,
         pleo_job_id="00000000-0000-0000-0000-000000000001",
-        company=unfinished,
         status="in_progress",
-        created_at=clock.now(),
-        expires_in=3600,
-        seen_via=Trigger.SCHEDULE,
         claim=ExportJob.Claim.OURS,
     )
-    assert sweep_stale_leases() == 1  # the crashed lease has not expired yet
+    assert leases_sweep_stale() == 1  # the crashed lease has not expired yet
     clock.advance(6)
-    assert sweep_stale_leases() == 1
+    assert leases_sweep_stale() == 1
     queued = {args[1]: args[2:4] for args in sent}  # (the last argument: the marker)
     assert queued == {unfinished.pk: ("recovery", True), crashed.pk: ("recovery", True)}
     assert idle.pk not in queued

@@ -12,7 +12,7 @@ from exports import clock, tasks
 from exports.models import Company, Trigger
 from exports.services import leases
 from exports.services.leases import RunDeferred, lease_acquire, lease_release
-from exports.services.start_flow import Outcome, run_export_check
+from exports.services.start_flow import Outcome, company_check_run
 from tests import processes
 from tests.factories import make_company, make_credential
 
@@ -68,7 +68,7 @@ def test_a_round_skips_companies_already_checked_running_queued_or_deferred(
     )  # deferred: the sweep's
     assert tasks.poll_tick() == 2
     assert queued_ids(sent) == sorted([a.pk, e.pk])
-    lease_release(lease, outcome="nothing_pending")
+    lease_release(lease=lease, outcome="nothing_pending")
 
 
 def test_a_company_checked_since_the_round_began_is_not_polled_again(sent, companies, settings):
@@ -89,7 +89,7 @@ def test_a_batch_task_runs_each_company_and_clears_their_markers(companies, sent
         ran.append(company.pk)
         return type("R", (), {"outcome": "nothing_pending"})()
 
-    monkeypatch.setattr("exports.tasks.run_export_check", fake_run)
+    monkeypatch.setattr("exports.tasks.company_check_run", fake_run)
     ids = [c.pk for c in companies[:4]]
     Company.objects.filter(pk__in=ids).update(check_queued_at=clock.now())
     Company.objects.filter(pk=ids[1]).update(active=False)
@@ -101,7 +101,7 @@ def test_a_batch_task_runs_each_company_and_clears_their_markers(companies, sent
 def test_a_batch_that_runs_long_hands_the_rest_back_to_the_queue(companies, sent, monkeypatch):
     monkeypatch.setattr(tasks, "BATCH_SECONDS", 0.0)
     monkeypatch.setattr(
-        "exports.tasks.run_export_check",
+        "exports.tasks.company_check_run",
         lambda **kw: type("R", (), {"outcome": "nothing_pending"})(),
     )
     ids = [c.pk for c in companies[:4]]
@@ -126,17 +126,17 @@ def test_over_the_bound_a_run_is_deferred_not_waited_on(companies, settings):
     assert lease_acquire(company_id=a.pk, trigger=Trigger.WEBHOOK) is None
     assert Company.objects.get(pk=a.pk).recheck_requested
 
-    result = run_export_check(company=c, trigger=Trigger.SCHEDULE)
+    result = company_check_run(company=c, trigger=Trigger.SCHEDULE)
     assert result.outcome == Outcome.DEFERRED
     c.refresh_from_db()
     assert (c.lease_token, c.work_pending, c.last_check_outcome) == (None, True, "deferred")
     assert c.next_run_not_before == result.not_before > clock.now()
 
-    lease_release(second, outcome="nothing_pending")
+    lease_release(lease=second, outcome="nothing_pending")
     third = lease_acquire(company_id=c.pk, trigger=Trigger.RECOVERY)
     assert third is not None
-    lease_release(first, outcome="nothing_pending")
-    lease_release(third, outcome="nothing_pending")
+    lease_release(lease=first, outcome="nothing_pending")
+    lease_release(lease=third, outcome="nothing_pending")
 
 
 def test_an_expired_lease_does_not_count_against_the_bound(companies, settings):
@@ -146,7 +146,7 @@ def test_an_expired_lease_does_not_count_against_the_bound(companies, settings):
     assert lease_acquire(company_id=a.pk, trigger=Trigger.SCHEDULE)  # then the holder dies
     clock.advance(6)
     assert lease_acquire(company_id=b.pk, trigger=Trigger.SCHEDULE) is not None
-    assert leases.live_lease_count() == 1
+    assert leases.lease_live_count() == 1
 
 
 RACER = """
@@ -168,7 +168,7 @@ while time.time() < until:
         if lease is None:
             continue
         taken += 1
-        worst = max(worst, leases.live_lease_count())
+        worst = max(worst, leases.lease_live_count())
         time.sleep(0.02)
         leases.lease_release(lease, outcome="nothing_pending")
 print("RESULT", taken, deferred, worst, flush=True)

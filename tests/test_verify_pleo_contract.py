@@ -1,4 +1,5 @@
-"""``manage.py verify_pleo_contract`` against the sandbox, with each of issue 16's switches, and
+"""``manage.py verify_pleo_contract`` against the sandbox, with each of the sandbox's variant
+switches, and
 the pure checks behind it (exports/pleo/contract.py) on hand-made answers."""
 
 from __future__ import annotations
@@ -18,14 +19,7 @@ from exports.services.subscriptions import webhooks_subscribe
 from pleo_sandbox.variants import JOB_CREATED_SPELLINGS
 from tests.factories import make_sandbox_company
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _fresh_budget():
-    budget._backends.clear()
-    yield
-    budget._backends.clear()
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_budget")]
 
 
 @pytest.fixture
@@ -36,7 +30,7 @@ def acme(pleo_sandbox):
     done = state.create_job(remote.id, 1, notify=False)
     state.set_job_status(done["id"], "completed")
     state.create_job(remote.id, {"normal": 4, "foreign": 2, "refund": 1}, notify=False)
-    webhooks_subscribe(company.credential)
+    webhooks_subscribe(credential=company.credential)
     state.clear_requests()
     return state, remote, company
 
@@ -186,10 +180,10 @@ def test_sandbox_rate_limit_is_waited_out(acme):
 def test_a_spent_budget_stops_the_check(acme, settings):
     state, remote, company = acme
     settings.PLEO_RATE_LIMIT_PER_MINUTE = 4
-    key = budget.key_for(company.credential)
+    key = budget.budget_key_for(credential=company.credential)
     with pytest.raises(BudgetExhausted):
         for _ in range(5):
-            budget.consume(key)
+            budget.budget_consume(key=key)
     code, out = verify(remote.id)
     assert code == 1
     assert "STOPPED" in out and "budget" in out
@@ -222,6 +216,7 @@ def test_a_company_without_jobs_or_subscriptions(pleo_sandbox):
 @pytest.mark.parametrize(
     "value, message",
     [("not-a-uuid", "is not a UUID"), (str(uuid.uuid4()), "unknown company")],
+    ids=["not-a-uuid", "unknown-company"],  # stable: pytest-xdist's workers collect the same ids
 )
 def test_usage_errors_exit_2(value, message):
     with pytest.raises(CommandError, match=message) as refused:

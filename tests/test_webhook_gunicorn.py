@@ -1,4 +1,4 @@
-"""The webhook door under gunicorn, as deployed (issue 15 §2 and the chunked bullet of §5).
+"""The webhook door under gunicorn, as deployed: hostile bodies, and chunked request bodies.
 
 A correctly signed delivery sent with ``Transfer-Encoding: chunked`` (no Content-Length) is read
 and stored; a chunked body over the limit is 413; broken chunk framing is 400; hostile bodies are
@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import secrets
 import socket
-import sys
 import time
 import uuid
 
@@ -40,22 +39,7 @@ def served(product_env, tmp_path):
     )
     webhook_endpoint_add_secret(endpoint=endpoint, secret=secret)
     port = processes.free_port()
-    web = processes.start(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "pleo_integration.wsgi",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "1",
-            "--log-level",
-            "warning",
-        ],
-        product_env,
-        tmp_path / "gunicorn.log",
-    )
+    web = processes.start(processes.gunicorn(port, 1), product_env, tmp_path / "gunicorn.log")
     base = f"http://127.0.0.1:{port}"
     try:
         processes.wait_http(f"{base}/healthz", timeout=30)

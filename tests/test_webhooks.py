@@ -80,11 +80,17 @@ class Hook:
             "webhook-signature": signature,
         }
 
-    def post(self, body=None, *, url=None, headers=None, **sign_args):
+    def post(self, body=None, *, url=None, headers=None, meta=None, **sign_args):
+        """POST ``body`` signed (``sign_args`` for :meth:`headers`); ``meta``: WSGI environ
+        entries such as ``CONTENT_LENGTH``."""
         body = job_event(self.company) if body is None else body
         headers = self.headers(body, **sign_args) if headers is None else headers
         return self.client.post(
-            url or self.url, data=body, content_type="application/json", headers=headers
+            url or self.url,
+            data=body,
+            content_type="application/json",
+            headers=headers,
+            **(meta or {}),
         )
 
 
@@ -346,14 +352,8 @@ def test_endpoint_without_secret_is_401(tasks, db):
 
 
 def test_oversized_content_length_is_413_before_reading(hook, tasks):
-    body = job_event(hook.company)
-    response = hook.client.post(
-        hook.url,
-        data=body,
-        content_type="application/json",
-        headers=hook.headers(body),
-        CONTENT_LENGTH=str(256 * 1024 + 1),  # FakePayload would fail if the view read past body
-    )
+    # FakePayload would fail if the view read past the body.
+    response = hook.post(meta={"CONTENT_LENGTH": str(256 * 1024 + 1)})
     assert_rejected(response, 413, "body_too_large", tasks)
 
 
@@ -390,14 +390,7 @@ def test_oversized_body_without_content_length_is_413_by_its_read_size(hook, tas
 
 
 def test_bad_content_length_is_400(hook, tasks):
-    body = job_event(hook.company)
-    response = hook.client.post(
-        hook.url,
-        data=body,
-        content_type="application/json",
-        headers=hook.headers(body),
-        CONTENT_LENGTH="12abc",
-    )
+    response = hook.post(meta={"CONTENT_LENGTH": "12abc"})
     assert_rejected(response, 400, "bad_content_length", tasks)
 
 
@@ -594,10 +587,10 @@ def test_delivery_for_an_unknown_company_reads_the_endpoint_alone(hook, tasks):
 
 def test_concurrent_duplicate_falls_back_on_the_unique_constraint(hook, tasks, monkeypatch):
     """The other request stores the same webhook id between our lookup and our insert."""
-    real_route = webhook_services._route
+    real_find = webhook_views.webhook_target_find
 
-    def racing_route(parsed, company, company_id):
-        route = real_route(parsed, company, company_id)
+    def racing_find(**kwargs):
+        target = real_find(**kwargs)
         WebhookDelivery.objects.create(
             endpoint=hook.endpoint,
             webhook_id="msg_race",
@@ -607,9 +600,9 @@ def test_concurrent_duplicate_falls_back_on_the_unique_constraint(hook, tasks, m
             company=hook.company,
             state=State.ENQUEUED,
         )
-        return route
+        return target
 
-    monkeypatch.setattr(webhook_services, "_route", racing_route)
+    monkeypatch.setattr(webhook_views, "webhook_target_find", racing_find)
     response = hook.post(msg_id="msg_race")
     assert response.status_code == 200
     assert response.json() == {"status": "duplicate"}
@@ -749,7 +742,7 @@ def test_reprocess_enqueues_the_company_again(
 ):
     delivery = make_delivery(hook, state)
     with django_capture_on_commit_callbacks(execute=True):
-        message = webhook_delivery_reprocess(delivery)
+        message = webhook_delivery_reprocess(delivery=delivery)
     assert "queued" in message and "Acme" in message
     assert [call[0][1:3] for call in tasks] == [(hook.company.pk, Trigger.MANUAL)]
     delivery.refresh_from_db()
@@ -760,16 +753,16 @@ def test_reprocess_enqueues_the_company_again(
 def test_reprocess_refuses_other_states(hook, tasks, state):
     delivery = make_delivery(hook, state)
     with pytest.raises(WebhookReprocessError, match="only failed"):
-        webhook_delivery_reprocess(delivery)
+        webhook_delivery_reprocess(delivery=delivery)
     assert tasks == []
 
 
 def test_reprocess_without_company_or_with_inactive_company(hook, tasks):
     with pytest.raises(WebhookReprocessError, match="not linked"):
-        webhook_delivery_reprocess(make_delivery(hook, State.FAILED, company=False))
+        webhook_delivery_reprocess(delivery=make_delivery(hook, State.FAILED, company=False))
     Company.objects.filter(pk=hook.company.pk).update(active=False)
     with pytest.raises(WebhookReprocessError, match="inactive"):
-        webhook_delivery_reprocess(make_delivery(hook, State.FAILED))
+        webhook_delivery_reprocess(delivery=make_delivery(hook, State.FAILED))
     assert tasks == []
 
 
@@ -779,7 +772,7 @@ def test_reprocess_reports_a_broker_failure(tasks):
     tasks.fail = True
     delivery = make_delivery(hook, State.ENQUEUE_FAILED)
     with pytest.raises(WebhookReprocessError, match="could not be queued"):
-        webhook_delivery_reprocess(delivery)
+        webhook_delivery_reprocess(delivery=delivery)
     delivery.refresh_from_db()
     assert delivery.state == State.ENQUEUE_FAILED
     assert "broker down" in delivery.error

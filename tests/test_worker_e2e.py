@@ -55,7 +55,7 @@ def _company(pleo_sandbox):
         api_key=key.key,
         api_base_url=pleo_sandbox.url,
     )
-    webhooks_subscribe(saved.company.credential)
+    webhooks_subscribe(credential=saved.company.credential)
     return remote, saved.company
 
 
@@ -65,8 +65,13 @@ def _started_by_webhook(pleo_sandbox, product, **env):
     job = pleo_sandbox.state.create_job(remote.id, items=1)
 
     def job_started():
+        # Pleo's status changes before the worker commits its audit row: wait for both (on a
+        # loaded machine the gap is long enough for the assertions below to miss the row).
         status = pleo_sandbox.state.get_job(job["id"])["job"]["status"]
-        return status != "pending"
+        return (
+            status != "pending"
+            and AuditEntry.objects.filter(company=company, step="started").exists()
+        )
 
     try:
         processes.wait_until(job_started, timeout=45, message="job started by the worker")

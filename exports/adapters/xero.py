@@ -79,10 +79,10 @@ class XeroAdapter(AccountingAdapter):
         from exports.xero.errors import XeroAuthError, XeroError
 
         connection = self._connection()
-        problem = xero_connections.unusable_reason(connection)
+        problem = xero_connections.xero_connection_unusable_reason(connection=connection)
         if problem:
             return ValidationResult.failed(AUTH, problem)
-        missing = sorted(xero_connections.required_scopes() - connection.scopes)
+        missing = sorted(xero_connections.xero_required_scopes() - connection.scopes)
         if missing:
             return ValidationResult.failed(
                 CONFIG,

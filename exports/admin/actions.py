@@ -7,7 +7,7 @@ from django.utils.html import format_html
 
 from exports.models import Trigger
 from exports.selectors.live_status import check_now_follow_link
-from exports.services.dispatch import EnqueueFailed, enqueue_company_check
+from exports.services.dispatch import EnqueueFailed, company_check_enqueue
 
 
 def enqueue_checks(modeladmin, request, companies, *, recover: bool) -> None:
@@ -17,7 +17,7 @@ def enqueue_checks(modeladmin, request, companies, *, recover: bool) -> None:
         for company in companies:
             if not company.active:
                 inactive += 1
-            elif enqueue_company_check(
+            elif company_check_enqueue(
                 company_id=company.pk, trigger=Trigger.MANUAL, recover=recover
             ):
                 queued += 1
@@ -37,5 +37,5 @@ def enqueue_checks(modeladmin, request, companies, *, recover: bool) -> None:
         parts.append(f"{inactive} inactive, skipped")
     text = "; ".join(parts) + "."
     if len(companies) == 1 and queued + already:
-        text = format_html("{} {}.", text, check_now_follow_link(companies[0]))
+        text = format_html("{} {}.", text, check_now_follow_link(company=companies[0]))
     modeladmin.message_user(request, text, messages.SUCCESS)

@@ -13,10 +13,10 @@ from exports.admin.failing import CompanyFailingAdminMixin
 from exports.admin.filters import LastCheckOutcomeFilter
 from exports.admin.forms import CompanyForm, CompanyFormMixin
 from exports.admin.scoping import CompanyScopedAdminMixin
-from exports.admin.timestamps import timestamp_text
 from exports.admin.xero import CompanyXeroAdminMixin
 from exports.models import Company, Credential, ExportJob
-from exports.selectors.company_access import sees_all_companies
+from exports.selectors.company_access import user_sees_all_companies
+from exports.timestamps import timestamp_text
 
 
 @admin.register(Company)
@@ -162,7 +162,7 @@ class CompanyAdmin(
     def get_readonly_fields(self, request, obj=None):
         """A company-scoped user does not move a company to another credential."""
         fields = super().get_readonly_fields(request, obj)
-        if sees_all_companies(user=request.user):
+        if user_sees_all_companies(user=request.user):
             return fields
         return ("credential", *fields)
 

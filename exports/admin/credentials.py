@@ -1,4 +1,4 @@
-"""The credential's admin page (issue 17 §8, §9): thin, the work is in services.
+"""The credential's admin page: thin, the work is in services.
 
 * The form (``exports.admin.forms.CredentialForm``): secrets write-only (blank keeps the stored
   value), the API and OAuth base URL overrides checked against the Pleo host allow-list, and
@@ -24,9 +24,9 @@ from exports.admin.deliveries import CredentialRejectionsMixin
 from exports.admin.forms import CredentialForm
 from exports.admin.scoping import CompanyScopedAdminMixin
 from exports.admin.secrets import SecretHintsAdminMixin, secret_display
-from exports.admin.timestamps import timestamp_text
 from exports.models import Credential, WebhookEndpoint
-from exports.selectors.company_access import credentials_visible_to
+from exports.selectors.company_access import credential_list_for_user
+from exports.timestamps import timestamp_text
 
 TEST_PERMISSION = "exports.change_credential"
 WEBHOOKS_PERMISSION = "exports.manage_webhooks"
@@ -145,7 +145,9 @@ class CredentialPageMixin:
             self.message_user(request, f"{prefix}{_lower_first(check.message)}", messages.WARNING)
 
     def _credential_for_button(self, request, credential_id: int, permission: str, what: str):
-        credential = get_object_or_404(credentials_visible_to(user=request.user), pk=credential_id)
+        credential = get_object_or_404(
+            credential_list_for_user(user=request.user), pk=credential_id
+        )
         if not request.user.has_perm(permission):
             self.message_user(request, f"You may not {what}.", messages.ERROR)
             return credential, False
@@ -197,9 +199,11 @@ class WebhookEndpointInline(SecretHintsAdminMixin, CompanyScopedAdminMixin, admi
 
     @admin.display(description="Webhook URL")
     def webhook_url(self, obj):
-        from exports.services.companies import webhook_url
+        from exports.services.companies import webhook_endpoint_url
 
-        return webhook_url(obj) if obj and obj.pk else "Saved with the credential."
+        return (
+            webhook_endpoint_url(endpoint=obj) if obj and obj.pk else "Saved with the credential."
+        )
 
     @secret_display("Signing secrets")
     def signing_secrets(self, obj):
@@ -268,7 +272,7 @@ class CredentialAdmin(
 
         for credential in queryset:
             try:
-                message = getattr(subscriptions, operation)(credential)
+                message = getattr(subscriptions, operation)(credential=credential)
             except Exception as exc:  # each credential reports its own failure
                 self.message_user(
                     request, f"{credential.name}: {verb} failed: {exc}", messages.ERROR
@@ -286,7 +290,7 @@ class CredentialAdmin(
 
     @admin.action(description="Rotate webhook secret (calls Pleo)", permissions=["manage_webhooks"])
     def rotate_webhook_secret(self, request, queryset):
-        self._webhook_action(request, queryset, "webhooks_rotate_secret", "rotating")
+        self._webhook_action(request, queryset, "webhook_secret_rotate", "rotating")
 
     def has_manage_webhooks_permission(self, request):
         return request.user.has_perm("exports.manage_webhooks")
@@ -297,18 +301,20 @@ class CredentialAdmin(
 
     @admin.display(description="Request budget")
     def request_budget(self, obj):
-        """Pleo requests this credential's budget key has spent this minute (issue 11)."""
+        """Pleo requests this credential's budget key has spent this minute (shared budget)."""
         from exports.services import budget
 
         if not obj or not obj.pk:
             return "-"
-        return budget.describe(budget.usage_for_credential(obj))
+        return budget.budget_usage_describe(
+            usage=budget.budget_usage_for_credential(credential=obj)
+        )
 
     @admin.display(description="OAuth tokens")
     def token_state(self, obj):
-        from exports.services.oauth import redirect_uri
+        from exports.services.oauth import oauth_redirect_uri
 
-        hint = f"Redirect URI to register with Pleo: {redirect_uri()}"
+        hint = f"Redirect URI to register with Pleo: {oauth_redirect_uri()}"
         if not obj or not obj.access_token_ciphertext:
             return f"Not connected. {hint}"
         expires = obj.access_token_expires_at
@@ -325,6 +331,6 @@ class CredentialAdmin(
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
-        from exports.services.companies import ensure_webhook_endpoint
+        from exports.services.companies import webhook_endpoint_ensure
 
-        ensure_webhook_endpoint(obj)
+        webhook_endpoint_ensure(credential=obj)

@@ -1,4 +1,4 @@
-"""The webhook side of the admin (issue 17 §5): a delivery's page links its job, "Reprocess" says
+"""The webhook side of the admin: a delivery's page links its job, "Reprocess" says
 what it did and did not do, and rejected requests are counted on the credential page and the
 index (counts and the last time, never what the requests held).
 
@@ -15,9 +15,9 @@ from django.utils.html import format_html, format_html_join
 
 from exports.admin.mixins import ViewOnlyMixin
 from exports.admin.scoping import CompanyScopedAdminMixin
-from exports.admin.timestamps import timestamp_text
 from exports.models import ExportJob, WebhookDelivery
 from exports.rejections.selectors import rejection_counts_for_credential
+from exports.timestamps import timestamp_text
 
 
 class DeliveryAdminMixin:
@@ -53,7 +53,7 @@ class DeliveryAdminMixin:
         done, refused = [], []
         for delivery in queryset:
             try:
-                done.append(webhook_delivery_reprocess(delivery))
+                done.append(webhook_delivery_reprocess(delivery=delivery))
             except WebhookReprocessError as exc:
                 refused.append(str(exc))
         if done:

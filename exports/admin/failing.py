@@ -1,4 +1,4 @@
-"""Read-only facts for the company and job pages (issue 17 §2-3): the failing state ("failing
+"""Read-only facts for the company and job pages: the failing state ("failing
 since 12:14, 5 attempts, next retry at 12:23, last error …"), and a company's recent jobs and
 audit entries with links to their filtered lists. Small display methods, placed in any fieldset.
 """
@@ -9,9 +9,9 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from exports.admin.timestamps import timestamp_text
 from exports.selectors import failing as selectors
 from exports.services.outcome_labels import outcome_label
+from exports.timestamps import timestamp_text
 
 
 def _at(value) -> str:
@@ -35,7 +35,7 @@ class CompanyFailingAdminMixin:
     def failing_state(self, obj):
         if obj is None or obj.pk is None:
             return "-"
-        text = selectors.company_failing_text(obj)
+        text = selectors.company_failing_text(company=obj)
         if not text:
             return "Not failing."
         return format_html(
@@ -46,7 +46,7 @@ class CompanyFailingAdminMixin:
     def recent_jobs(self, obj):
         if obj is None or obj.pk is None:
             return "-"
-        jobs = selectors.recent_jobs(obj)
+        jobs = selectors.company_recent_jobs(company=obj)
         list_url = reverse("admin:exports_exportjob_changelist") + f"?company__id__exact={obj.pk}"
         if not jobs:
             return "None yet."
@@ -60,7 +60,7 @@ class CompanyFailingAdminMixin:
                     job.get_status_display(),
                     job.get_claim_display(),
                     _at(job.created_at),
-                    selectors.failing_text(job) or job.failure_reason_type or "",
+                    selectors.failing_text_for(obj=job) or job.failure_reason_type or "",
                 )
                 for job in jobs
             ),
@@ -78,7 +78,7 @@ class CompanyFailingAdminMixin:
     def recent_audit(self, obj):
         if obj is None or obj.pk is None:
             return "-"
-        entries = selectors.recent_audit(obj)
+        entries = selectors.company_recent_audit(company=obj)
         base = reverse("admin:exports_auditentry_changelist") + f"?company__id__exact={obj.pk}"
         if not entries:
             return "None yet."
@@ -115,7 +115,7 @@ class JobFailingAdminMixin:
     def failing_state(self, obj):
         if obj is None or obj.pk is None:
             return "-"
-        text = selectors.failing_text(obj)
+        text = selectors.failing_text_for(obj=obj)
         if not text:
             return "Not failing."
         return format_html(

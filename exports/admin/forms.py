@@ -1,13 +1,13 @@
 """The admin's forms: the company's and the credential's.
 
-The company's add/change form (issue 17 §10): what an operator fills in, and nothing internal.
+The company's add/change form: what an operator fills in, and nothing internal.
 
 The Pleo company id gets a field wide enough for a UUID and a hint where to find it. The run's
 bookkeeping (the lease, recheck and queued-check markers, the unknown-status hold, timestamps) is
 shown read-only in a collapsed "Internal state" fieldset at the end of the change page, and not
 at all on the add page. Whatever fields the admin lists, these are moved there.
 
-The credential's form (issue 17 §8): secrets write-only (a blank field keeps the stored value),
+The credential's form: secrets write-only (a blank field keeps the stored value),
 the API and OAuth base URL overrides checked against the Pleo host allow-list, and changing
 either URL needs the secret that would go there entered again.
 """
@@ -114,7 +114,7 @@ class CompanyForm(forms.ModelForm):
         ]
 
 
-# The credential's form (issue 17 §8): secrets write-only, base URLs checked against the allow-list.
+# The credential's form: secrets write-only, base URLs checked against the allow-list.
 
 
 def _stored_hint(instance, field: str) -> str:
@@ -233,7 +233,8 @@ class CredentialForm(forms.ModelForm):
 
     def _secret_again_for_a_new_base_url(self, cleaned) -> None:
         """A stored secret is never sent to a new address on the strength of a URL edit alone:
-        whoever changes the base URL enters the secret again (issue 15 §3)."""
+        whoever changes the base URL enters the secret again (a secret goes only to the host it was
+        entered for)."""
         credential = self.instance
         if credential.pk is None or "api_base_url" not in self.changed_data:
             return

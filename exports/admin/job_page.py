@@ -1,4 +1,4 @@
-"""The export job's page (issue 17 §6): its fields grouped as Pleo sees the job, as we do, and in
+"""The export job's page: its fields grouped as Pleo sees the job, as we do, and in
 time; the expiry as a countdown and ``expiresIn`` as a duration; run ids that lead to the audit
 entries of their run; Pleo's payload labelled as last received, with its time; "None yet." on an
 empty inline.
@@ -16,8 +16,8 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from exports import clock
-from exports.admin.timestamps import duration_text, timestamp_html, timestamp_text
 from exports.models import ExportJob
+from exports.timestamps import duration_text, timestamp_html, timestamp_text
 
 # A read-only tabular inline that says "None yet." when empty.
 NONE_YET_TABULAR = "admin/exports/edit_inline/tabular_none_yet.html"
@@ -103,6 +103,18 @@ def run_link(run_id) -> str:
 
 def expiry_deadline(job: ExportJob):
     return (job.last_updated_at or job.created_at) + timedelta(seconds=job.expires_in)
+
+
+class JobLinkMixin:
+    """For a row that may belong to an export job (``export_job``): ``job_link``, the job's page
+    under the first 8 characters of its Pleo id."""
+
+    @admin.display(description="Job")
+    def job_link(self, obj):
+        if obj.export_job_id is None:
+            return "-"
+        url = reverse("admin:exports_exportjob_change", args=[obj.export_job_id])
+        return format_html('<a href="{}">{}</a>', url, str(obj.export_job.pleo_job_id)[:8])
 
 
 class RunLinkMixin:

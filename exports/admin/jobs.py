@@ -10,10 +10,15 @@ from django.utils.html import format_html
 
 from exports.admin.failing import JobFailingAdminMixin
 from exports.admin.filters import AgeListFilter, ExpiryRiskListFilter
-from exports.admin.job_page import NONE_YET_TABULAR, ExportJobPageMixin, RunLinkMixin
+from exports.admin.job_page import (
+    NONE_YET_TABULAR,
+    ExportJobPageMixin,
+    JobLinkMixin,
+    RunLinkMixin,
+)
 from exports.admin.mixins import ReadOnlyMixin, ViewOnlyMixin
 from exports.admin.receipts import AuditPackAdminMixin, ItemReceiptsInlineMixin
-from exports.admin.scoping import CompanyScopedAdminMixin
+from exports.admin.scoping import CompanyScopedAdminMixin, ViewOnlyTabularInline
 from exports.models import (
     AuditEntry,
     ExportItemRecord,
@@ -22,7 +27,7 @@ from exports.models import (
     Trigger,
     WorkerHeartbeat,
 )
-from exports.services.dispatch import enqueue_company_check
+from exports.services.dispatch import company_check_enqueue
 
 _UUID_IN_PATH = re.compile(r"([0-9a-f]{8})-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -35,12 +40,10 @@ def http_call_summary(entry) -> str:
     return f"{entry.http_method} {path} → {entry.http_status or '—'}"
 
 
-class AuditInline(RunLinkMixin, CompanyScopedAdminMixin, ViewOnlyMixin, admin.TabularInline):
+class AuditInline(RunLinkMixin, ViewOnlyTabularInline):
     model = AuditEntry
     fk_name = "export_job"
     template = NONE_YET_TABULAR
-    extra = 0
-    can_delete = False
     ordering = ("-created_at", "-id")
     fields = (
         "created_at",
@@ -59,16 +62,12 @@ class AuditInline(RunLinkMixin, CompanyScopedAdminMixin, ViewOnlyMixin, admin.Ta
         return http_call_summary(obj)
 
 
-class ExportItemRecordInline(
-    ItemReceiptsInlineMixin, CompanyScopedAdminMixin, ViewOnlyMixin, admin.TabularInline
-):
+class ExportItemRecordInline(ItemReceiptsInlineMixin, ViewOnlyTabularInline):
     """The job's items as we processed them, with their outcome, ledger entry and receipts."""
 
     model = ExportItemRecord
     fk_name = "export_job"
     template = NONE_YET_TABULAR
-    extra = 0
-    can_delete = False
     verbose_name = "item"
     verbose_name_plural = "items (as this bridge processed them)"
     fields = (
@@ -136,7 +135,7 @@ class ExportJobAdmin(
                 )
                 continue
             job_adopt(job=job, user_name=request.user.get_username())
-            enqueue_company_check(company_id=job.company_id, trigger=Trigger.MANUAL, recover=True)
+            company_check_enqueue(company_id=job.company_id, trigger=Trigger.MANUAL, recover=True)
             adopted += 1
         if adopted:
             self.message_user(
@@ -158,7 +157,7 @@ class ExportJobAdmin(
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(CompanyScopedAdminMixin, ReadOnlyMixin, admin.ModelAdmin):
+class AuditEntryAdmin(JobLinkMixin, CompanyScopedAdminMixin, ReadOnlyMixin, admin.ModelAdmin):
     # What happened first (step, outcome, message); how (trigger, call, worker) after it.
     list_display = (
         "created_at",
@@ -186,13 +185,6 @@ class AuditEntryAdmin(CompanyScopedAdminMixin, ReadOnlyMixin, admin.ModelAdmin):
             return "-"
         url = reverse("admin:exports_company_change", args=[obj.company_id])
         return format_html('<a href="{}">{}</a>', url, obj.company.name)
-
-    @admin.display(description="Job")
-    def job_link(self, obj):
-        if obj.export_job_id is None:
-            return "-"
-        url = reverse("admin:exports_exportjob_change", args=[obj.export_job_id])
-        return format_html('<a href="{}">{}</a>', url, str(obj.export_job.pleo_job_id)[:8])
 
     @admin.display(description="HTTP")
     def http_call(self, obj):

@@ -14,14 +14,15 @@ from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.http import HttpResponse
 from django.shortcuts import redirect
-from django.urls import path, reverse
+from django.urls import path
 from django.utils.html import format_html, format_html_join
 
 from exports import clock
 from exports.admin.filters import PleoJobIdFilter
-from exports.admin.mixins import ReadOnlyMixin, ViewOnlyMixin
+from exports.admin.job_page import JobLinkMixin
+from exports.admin.mixins import ReadOnlyMixin
 from exports.admin.receipts import EntryReceiptsAdminMixin
-from exports.admin.scoping import CompanyScopedAdminMixin
+from exports.admin.scoping import CompanyScopedAdminMixin, ViewOnlyTabularInline
 from exports.models import JournalEntry, JournalLine
 from exports.money import format_minor, format_money
 from exports.selectors.journal_csv import CsvFormat, journal_csv
@@ -29,10 +30,8 @@ from exports.selectors.journal_csv import CsvFormat, journal_csv
 FORMAT_PARAM = "format"
 
 
-class JournalLineInline(CompanyScopedAdminMixin, ViewOnlyMixin, admin.TabularInline):
+class JournalLineInline(ViewOnlyTabularInline):
     model = JournalLine
-    extra = 0
-    can_delete = False
     fields = ("position", "kind", "account_code", "account_name", "debit_amount", "credit_amount")
     readonly_fields = fields
 
@@ -81,7 +80,7 @@ def pleo_links_html(links) -> str:
 
 @admin.register(JournalEntry)
 class JournalEntryAdmin(
-    EntryReceiptsAdminMixin, CompanyScopedAdminMixin, ReadOnlyMixin, admin.ModelAdmin
+    JobLinkMixin, EntryReceiptsAdminMixin, CompanyScopedAdminMixin, ReadOnlyMixin, admin.ModelAdmin
 ):
     """The local journal, read-only; "Download CSV" exports the filtered list (one row a line)."""
 
@@ -131,13 +130,6 @@ class JournalEntryAdmin(
     @admin.display(description="Number", ordering="pk")
     def number(self, obj):
         return obj.number
-
-    @admin.display(description="Job")
-    def job_link(self, obj):
-        if obj.export_job_id is None:
-            return "-"
-        url = reverse("admin:exports_exportjob_change", args=[obj.export_job_id])
-        return format_html('<a href="{}">{}</a>', url, str(obj.export_job.pleo_job_id)[:8])
 
     @admin.display(description="Amount", ordering="amount")
     def total(self, obj):

@@ -1,5 +1,5 @@
 """``GET …/exports/company/live-status/``: the live parts of the company, job and index pages, as
-JSON, for ``static/exports/live_status.js`` (issue 17 §4). Admin-wrapped (a login, staff), the
+JSON, for ``static/exports/live_status.js``. Admin-wrapped (a login, staff), the
 user's companies only (a company or job outside them is "not found"), no secrets: only what the
 pages show already. ``?company=<pk>``, ``?job=<pk>``, or neither (the index).
 """

@@ -1,4 +1,4 @@
-"""Company memberships (issue 15 §6): which companies a staff user or a group may see.
+"""Company memberships: which companies a staff user or a group may see.
 Edited by superusers only."""
 
 from __future__ import annotations

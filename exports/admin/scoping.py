@@ -1,4 +1,4 @@
-"""Company-scoped staff in the admin (issue 15 §6): one mixin, used by every admin of the product.
+"""Company-scoped staff in the admin: one mixin, used by every admin of the product.
 
 What a user may see is decided in ``exports.selectors.company_access``; this module only applies
 it to what an admin shows and does: the list and every page of an object (a row outside the scope
@@ -12,7 +12,12 @@ from __future__ import annotations
 from django.contrib import admin
 from django.contrib.admin.utils import get_fields_from_path
 
-from exports.selectors.company_access import is_scopable, scope_to_user, sees_all_companies
+from exports.admin.mixins import ViewOnlyMixin
+from exports.selectors.company_access import (
+    model_is_scopable,
+    queryset_for_user,
+    user_sees_all_companies,
+)
 
 
 class ScopedRelatedFieldListFilter(admin.RelatedFieldListFilter):
@@ -20,9 +25,9 @@ class ScopedRelatedFieldListFilter(admin.RelatedFieldListFilter):
 
     def field_choices(self, field, request, model_admin):
         related = field.remote_field.model
-        if sees_all_companies(user=request.user) or not is_scopable(related):
+        if user_sees_all_companies(user=request.user) or not model_is_scopable(related):
             return super().field_choices(field, request, model_admin)
-        visible = scope_to_user(related._default_manager.all(), user=request.user)
+        visible = queryset_for_user(queryset=related._default_manager.all(), user=request.user)
         return field.get_choices(
             include_blank=False,
             ordering=self.field_admin_ordering(field, request, model_admin),
@@ -53,7 +58,7 @@ class CompanyScopedAdminMixin:
     scoped_users_may_add = False
 
     def get_queryset(self, request):
-        return scope_to_user(super().get_queryset(request), user=request.user)
+        return queryset_for_user(queryset=super().get_queryset(request), user=request.user)
 
     def get_list_filter(self, request):
         return [scoped_list_filter(self.model, entry) for entry in super().get_list_filter(request)]
@@ -68,14 +73,14 @@ class CompanyScopedAdminMixin:
 
     def _scope_choices(self, db_field, request, kwargs):
         related = db_field.remote_field.model
-        if is_scopable(related) and not sees_all_companies(user=request.user):
+        if model_is_scopable(related) and not user_sees_all_companies(user=request.user):
             queryset = kwargs.get("queryset")
             if queryset is None:
                 queryset = related._default_manager.all()
-            kwargs["queryset"] = scope_to_user(queryset, user=request.user)
+            kwargs["queryset"] = queryset_for_user(queryset=queryset, user=request.user)
 
     def has_add_permission(self, request, *args):
-        if not self.scoped_users_may_add and not sees_all_companies(user=request.user):
+        if not self.scoped_users_may_add and not user_sees_all_companies(user=request.user):
             return False
         return super().has_add_permission(request, *args)
 
@@ -95,3 +100,11 @@ class SuperuserOnlyMixin:
 
     def has_delete_permission(self, request, obj=None):
         return request.user.is_active and request.user.is_superuser
+
+
+class ViewOnlyTabularInline(CompanyScopedAdminMixin, ViewOnlyMixin, admin.TabularInline):
+    """A company-scoped table of related rows that nobody edits here: no blank rows to fill in,
+    no delete boxes."""
+
+    extra = 0
+    can_delete = False

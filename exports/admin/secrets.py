@@ -1,4 +1,4 @@
-"""Secrets in the admin: shown to no one, at most as their last 4 characters (issue 15 §1).
+"""Secrets in the admin: shown to no one, at most as their last 4 characters.
 
 A model attribute that decrypts (``exports.models.EncryptedSecret``) would print the plaintext
 wherever the admin renders it by name: a view-only user's change page (every field is rendered

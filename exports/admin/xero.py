@@ -16,10 +16,10 @@ from django.utils.html import format_html
 
 from exports.admin.scoping import CompanyScopedAdminMixin
 from exports.admin.secrets import SecretHintsAdminMixin
-from exports.admin.timestamps import timestamp_text
-from exports.models import Company, XeroConnection, XeroMapping
-from exports.selectors.company_access import scope_to_user
+from exports.models import XeroConnection, XeroMapping
+from exports.selectors.company_access import company_list_for_user
 from exports.services import xero_connections, xero_mapping, xero_sync
+from exports.timestamps import timestamp_text
 
 CONNECT_PERMISSION = "exports.connect_xero"
 
@@ -54,7 +54,7 @@ class CompanyXeroAdminMixin:
             connection = XeroConnection.objects.filter(company=obj).first()
             context["xero"] = {
                 "connection": connection,
-                "problem": xero_connections.unusable_reason(connection),
+                "problem": xero_connections.xero_connection_unusable_reason(connection=connection),
                 "can_connect": request.user.has_perm(CONNECT_PERMISSION),
                 "reconnect": connection is not None,
                 "unmapped_url": reverse("admin:exports_xeromapping_unmapped")
@@ -160,7 +160,10 @@ class XeroMappingAdmin(CompanyScopedAdminMixin, admin.ModelAdmin):
             return "no Xero code"
         if connection is None:
             return "not connected"
-        return xero_mapping.target_problem(connection, obj.kind, obj.xero_code) or "✓"
+        problem = xero_mapping.xero_mapping_target_problem(
+            connection=connection, kind=obj.kind, xero_code=obj.xero_code
+        )
+        return problem or "✓"
 
     def get_urls(self):
         return [
@@ -175,12 +178,12 @@ class XeroMappingAdmin(CompanyScopedAdminMixin, admin.ModelAdmin):
         """Every Pleo code seen in the companies' export items with no valid Xero mapping."""
         if not self.has_view_permission(request):
             raise PermissionDenied
-        companies = scope_to_user(Company.objects.all(), user=request.user)
+        companies = company_list_for_user(user=request.user)
         wanted = request.GET.get("company", "")
         if wanted.isdigit():
             companies = companies.filter(pk=int(wanted))
         sections = [
-            {"company": company, "rows": xero_mapping.unmapped_codes(company=company)}
+            {"company": company, "rows": xero_mapping.xero_mapping_unmapped(company=company)}
             for company in companies.filter(xero_connection__isnull=False)
         ]
         context = {

@@ -1,4 +1,4 @@
-"""Notifications: tell a person when something needs them (issue 17).
+"""Notifications: tell a person when something needs them.
 
 A failed or expired job of ours, items that failed in a job, a credential to re-authorise, a job
 at risk of expiry, a company blocked by a job owned elsewhere for more than an hour, a missing

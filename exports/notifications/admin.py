@@ -7,8 +7,8 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from exports.admin.scoping import CompanyScopedAdminMixin
-from exports.admin.timestamps import timestamp_text
 from exports.notifications.models import Notification
+from exports.timestamps import timestamp_text
 
 
 @admin.register(Notification)

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import UTC
-from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
 import requests
@@ -21,6 +19,7 @@ from django.core.mail import EmailMessage, get_connection
 from django.views.decorators.debug import sensitive_variables
 
 from exports import clock
+from exports.pleo.transport import retry_after_seconds
 
 logger = logging.getLogger(__name__)
 
@@ -45,29 +44,19 @@ class ChannelError(Exception):
 
 
 def webhook_configured() -> bool:
-    return bool(str(getattr(settings, "NOTIFY_WEBHOOK_URL", "") or ""))
+    return bool(str(settings.NOTIFY_WEBHOOK_URL or ""))
 
 
 def webhook_host() -> str:
     """The configured webhook's host, the one part of its URL that may be shown."""
-    return urlsplit(str(getattr(settings, "NOTIFY_WEBHOOK_URL", "") or "")).hostname or ""
+    return urlsplit(str(settings.NOTIFY_WEBHOOK_URL or "")).hostname or ""
 
 
 def parse_retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            moment = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        seconds = (moment - clock.now()).total_seconds()
-    return min(max(seconds, 0.0), RETRY_AFTER_MAX)
+    """Seconds a chat webhook asks us to wait (read as Pleo's ``Retry-After`` is), at most
+    ``RETRY_AFTER_MAX``; None when absent or unreadable."""
+    seconds = retry_after_seconds(value, clock.now())
+    return None if seconds is None else min(seconds, RETRY_AFTER_MAX)
 
 
 def slack_text(subject: str, text: str) -> str:

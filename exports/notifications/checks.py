@@ -14,7 +14,7 @@ _NOT_SENDING = ("console", "dummy", "locmem", "filebased")
 @register()
 def notification_settings(app_configs, **kwargs):
     problems = []
-    bad = invalid_addresses(getattr(settings, "NOTIFY_EMAILS", []))
+    bad = invalid_addresses(settings.NOTIFY_EMAILS)
     if bad:
         problems.append(
             Warning(
@@ -24,7 +24,7 @@ def notification_settings(app_configs, **kwargs):
                 id="exports.W201",
             )
         )
-    url = str(getattr(settings, "NOTIFY_WEBHOOK_URL", "") or "")
+    url = str(settings.NOTIFY_WEBHOOK_URL or "")
     if url:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -43,8 +43,8 @@ def notification_settings(app_configs, **kwargs):
                     id="exports.W203",
                 )
             )
-    backend = getattr(settings, "EMAIL_BACKEND", "")
-    if getattr(settings, "NOTIFY_EMAILS", []) and not settings.DEBUG:
+    backend = settings.EMAIL_BACKEND
+    if settings.NOTIFY_EMAILS and not settings.DEBUG:
         if any(f".{name}." in backend for name in _NOT_SENDING):
             problems.append(
                 Warning(

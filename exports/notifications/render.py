@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db.models import Count, Q
 from django.urls import reverse
 
+from exports import pleo
 from exports.models import Company, Credential, ExportItemRecord, ExportJob
 from exports.notifications.kinds import Kind
 
@@ -113,7 +114,10 @@ def job_failed(*, company: Company, job: ExportJob, facts: dict) -> Message:
     reason_type = job.failure_reason_type or ""
     reason = _one_line(job.failure_reason or "", 500)
     detail = f" ({reason_type or 'no reason type'}: {reason or 'no reason given'})"
-    expired = reason_type == "job_expired" or job.status == "expired"
+    expired = (
+        reason_type == pleo.JobFailureReasonType.JOB_EXPIRED
+        or job.status == pleo.EXPIRED_JOB_STATUS
+    )
     counts = item_counts(job)
     if cause == JobEnd.NOT_FOUND:
         verb, happened = "vanished", "Pleo no longer finds this export job (404)."

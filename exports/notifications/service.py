@@ -31,7 +31,7 @@ from django.db.models import Q
 from django_q.tasks import async_task
 
 from exports import clock, crypto
-from exports.models import AuditEntry, Company, Credential, ExportJob
+from exports.models import AuditEntry, AuditStep, Company, Credential, ExportJob
 from exports.notifications import channels
 from exports.notifications.kinds import CONDITIONS, Kind
 from exports.notifications.models import Notification, NotificationThrottle
@@ -237,7 +237,7 @@ def blocked_since(job: ExportJob | None) -> datetime | None:
     if job.started_at is not None:
         return job.started_at
     return (
-        AuditEntry.objects.filter(export_job=job, step="owned_elsewhere")
+        AuditEntry.objects.filter(export_job=job, step=AuditStep.OWNED_ELSEWHERE)
         .order_by("created_at")
         .values_list("created_at", flat=True)
         .first()
@@ -245,7 +245,7 @@ def blocked_since(job: ExportJob | None) -> datetime | None:
 
 
 def _secrets_of(credential: Credential | None) -> list[str]:
-    values = [str(getattr(settings, "NOTIFY_WEBHOOK_URL", "") or "")]
+    values = [str(settings.NOTIFY_WEBHOOK_URL or "")]
     if credential is not None:
         for name in Credential.SECRET_FIELDS:
             try:

@@ -8,9 +8,11 @@ schemas and the live contract check). The public names are re-exported here: imp
 ``exports.pleo``.
 """
 
+from exports.pleo import errors
 from exports.pleo.client import MAX_PAGES, PleoClient
 from exports.pleo.connection import ApiKeyAuth, BearerAuth, ClientConfig, shared_session
 from exports.pleo.enums import (
+    EXPIRED_JOB_STATUS,
     TERMINAL_JOB_STATUSES,
     UNFINISHED_JOB_STATUSES,
     ErrorType,
@@ -23,23 +25,7 @@ from exports.pleo.enums import (
     WebhookEventType,
     error_type_is,
 )
-from exports.pleo.errors import (
-    BudgetExhausted,
-    PleoAuthError,
-    PleoBadRequest,
-    PleoConflict,
-    PleoError,
-    PleoHostNotAllowed,
-    PleoHTTPError,
-    PleoNotFound,
-    PleoOutcomeUnknown,
-    PleoPayloadTooLarge,
-    PleoRateLimited,
-    PleoResponseError,
-    PleoServerError,
-    PleoUnavailable,
-    PleoUnprocessable,
-)
+from exports.pleo.errors import *  # noqa: F403  (what a call can raise: errors.__all__)
 from exports.pleo.resources import (
     ExportItem,
     ExportJob,
@@ -53,10 +39,10 @@ from exports.pleo.resources import (
 __all__ = [
     "ApiKeyAuth",
     "BearerAuth",
-    "BudgetExhausted",
     "ClientConfig",
     "ErrorType",
     "ExportItem",
+    "EXPIRED_JOB_STATUS",
     "ExportJob",
     "ExportJobItem",
     "ItemFailureReasonType",
@@ -68,21 +54,7 @@ __all__ = [
     "JobFailureReasonType",
     "JobStatus",
     "MAX_PAGES",
-    "PleoAuthError",
-    "PleoBadRequest",
     "PleoClient",
-    "PleoConflict",
-    "PleoError",
-    "PleoHTTPError",
-    "PleoHostNotAllowed",
-    "PleoNotFound",
-    "PleoOutcomeUnknown",
-    "PleoPayloadTooLarge",
-    "PleoRateLimited",
-    "PleoResponseError",
-    "PleoServerError",
-    "PleoUnavailable",
-    "PleoUnprocessable",
     "Subscription",
     "SubscriptionStatus",
     "TERMINAL_JOB_STATUSES",
@@ -91,3 +63,4 @@ __all__ = [
     "error_type_is",
     "shared_session",
 ]
+__all__ += errors.__all__

@@ -141,10 +141,7 @@ class PleoClient(PleoTransport):
         if vendor_based_bookkeeping is not None:
             body["options"] = {"vendorBasedBookkeeping": vendor_based_bookkeeping}
         path = "/v3/export-jobs"
-        response = self._request("POST", path, json=body, idempotent=False)
-        return self._parse(
-            "POST", path, self._json(response, "POST", path), data_of(ExportJob.from_api)
-        )
+        return self._send_json("POST", path, body, data_of(ExportJob.from_api))
 
     # --- Export job items and export items (§3.6-3.8) ---
 
@@ -177,10 +174,7 @@ class PleoClient(PleoTransport):
             return ItemUpdateResult()
         path = f"/v3/export-jobs/{uuid_arg(job_id, 'job_id')}/items"
         body = [update.to_api() for update in updates]
-        response = self._request("PUT", path, json=body, idempotent=False)
-        return self._parse(
-            "PUT", path, self._json(response, "PUT", path), ItemUpdateResult.from_api
-        )
+        return self._send_json("PUT", path, body, ItemUpdateResult.from_api)
 
     def update_export_job_items_in_batches(
         self,
@@ -258,10 +252,7 @@ class PleoClient(PleoTransport):
         """``POST /v1/subscriptions`` (answers 200, not 201)."""
         body = subscription_body(endpoint_url, event_types, status, custom_headers, endpoint_auth)
         path = "/v1/subscriptions"
-        response = self._request("POST", path, json=body, idempotent=False)
-        return self._parse(
-            "POST", path, self._json(response, "POST", path), data_of(Subscription.from_api)
-        )
+        return self._send_json("POST", path, body, data_of(Subscription.from_api))
 
     def update_subscription(
         self,
@@ -276,10 +267,7 @@ class PleoClient(PleoTransport):
         """``PUT /v1/subscriptions/{id}``: replaces the subscription (same body as create)."""
         body = subscription_body(endpoint_url, event_types, status, custom_headers, endpoint_auth)
         path = f"/v1/subscriptions/{uuid_arg(subscription_id, 'subscription_id')}"
-        response = self._request("PUT", path, json=body, idempotent=False)
-        return self._parse(
-            "PUT", path, self._json(response, "PUT", path), data_of(Subscription.from_api)
-        )
+        return self._send_json("PUT", path, body, data_of(Subscription.from_api))
 
     def get_subscription(self, subscription_id: uuid.UUID | str) -> Subscription:
         path = f"/v1/subscriptions/{uuid_arg(subscription_id, 'subscription_id')}"

@@ -71,7 +71,7 @@ class ClientConfig:
             backoff_max=settings.PLEO_BACKOFF_MAX,
             retry_after_cap=settings.PLEO_RETRY_AFTER_CAP,
             items_batch_size=settings.PLEO_ITEMS_BATCH_SIZE,
-            page_size=getattr(settings, "PLEO_PAGE_SIZE", None) or None,
+            page_size=settings.PLEO_PAGE_SIZE or None,
         )
 
 

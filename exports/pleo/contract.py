@@ -1,4 +1,4 @@
-"""Pleo's answers held against its published contract and against our readings of it (issue 16).
+"""Pleo's answers held against its published contract and against our readings of it.
 
 Pure functions over decoded JSON (no HTTP, no model): :mod:`exports.services.contract` makes the
 read-only calls and feeds the answers in; ``manage.py verify_pleo_contract`` prints the findings.

@@ -257,7 +257,7 @@ class PleoTransport:
         error = self.error_from_response(response, method, path)
         if status == 429 or (idempotent and status in RETRYABLE_GET_STATUSES):
             assert isinstance(error, PleoHTTPError)
-            retry_after = _parse_retry_after(response.headers.get("Retry-After"), self._clock())
+            retry_after = retry_after_seconds(response.headers.get("Retry-After"), self._clock())
             error.retry_after = retry_after
             if retry_after is not None and retry_after > self.config.retry_after_cap:
                 cap = self.config.retry_after_cap
@@ -406,6 +406,12 @@ class PleoTransport:
         response = self._request("GET", path, params=params, idempotent=True)
         return self._json(response, "GET", path)
 
+    def _send_json(self, method: str, path: str, body: Any, parse: Callable[[Any], Any]) -> Any:
+        """One non-idempotent ``POST``/``PUT`` of ``body`` as JSON; its answer parsed with
+        ``parse``."""
+        response = self._request(method, path, json=body, idempotent=False)
+        return self._parse(method, path, self._json(response, method, path), parse)
+
     def _parse(self, method: str, path: str, body: Any, parse: Callable[[Any], Any]) -> Any:
         """Run ``parse``; a :class:`PleoResponseError` gets the call's method and path."""
         with blame(method, path):
@@ -478,7 +484,7 @@ def _retry_reason(error: PleoError) -> str:
     return " ".join(str(part) for part in ("HTTP", error.status, error.error_type) if part)
 
 
-def _parse_retry_after(value: str | None, now: datetime) -> float | None:
+def retry_after_seconds(value: str | None, now: datetime) -> float | None:
     """Seconds to wait from a ``Retry-After`` header (delay-seconds or HTTP-date); None when
     absent or unreadable. A date in the past means 0."""
     if not value or not value.strip():

@@ -1,4 +1,4 @@
-"""Counting rejected webhook requests without a write per request (issue 17 §5).
+"""Counting rejected webhook requests without a write per request.
 
 The webhook view is open to the Internet: whoever sends garbage must not cost us a database write
 each time. :func:`rejection_note` adds to a per-process tally in memory (a dict under a lock);

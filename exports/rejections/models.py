@@ -1,4 +1,4 @@
-"""Rejected webhook requests, counted (issue 17 §5): how many and when last, never what they held.
+"""Rejected webhook requests, counted: how many and when last, never what they held.
 
 One row per endpoint and status for 401 (the signature did not verify) and 413 (the body was too
 large), and one global row per status for 404 (no such endpoint, or one a 413 named that does not

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from exports.models import Credential, WebhookRejectionCount
 from exports.rejections.counter import rejections_flush_if_due
-from exports.selectors.company_access import scope_to_user, sees_all_companies
+from exports.selectors.company_access import queryset_for_user, user_sees_all_companies
 
 
 def rejection_counts_for_credential(*, credential: Credential) -> list[WebhookRejectionCount]:
@@ -18,6 +18,6 @@ def rejection_counts_for_index(*, user) -> list[WebhookRejectionCount]:
     sees all companies, the counts of their credentials' endpoints otherwise."""
     rejections_flush_if_due()
     rows = WebhookRejectionCount.objects.select_related("endpoint__credential")
-    if not sees_all_companies(user=user):
-        rows = scope_to_user(rows, user=user)
+    if not user_sees_all_companies(user=user):
+        rows = queryset_for_user(queryset=rows, user=user)
     return list(rows.order_by("status", "endpoint_id"))

@@ -1,4 +1,4 @@
-"""Which companies, and which rows, a staff user may see (issue 15 §6). The one place it is decided.
+"""Which companies, and which rows, a staff user may see. The one place it is decided.
 
 Superusers and holders of ``exports.view_all_companies`` see every company. Anyone else sees the
 companies of their own ``CompanyMembership`` and of their groups' memberships (none without one):
@@ -62,7 +62,7 @@ UNSCOPED_EXPORTS_MODELS = frozenset(
 )
 
 
-def sees_all_companies(*, user) -> bool:
+def user_sees_all_companies(*, user) -> bool:
     if user is None or not user.is_active:
         return False
     return user.is_superuser or user.has_perm(VIEW_ALL_COMPANIES)
@@ -78,28 +78,28 @@ def _visible_company_ids(*, user):
     ).values("company_id")
 
 
-def companies_visible_to(*, user) -> QuerySet[Company]:
-    if sees_all_companies(user=user):
+def company_list_for_user(*, user) -> QuerySet[Company]:
+    if user_sees_all_companies(user=user):
         return Company.objects.all()
     return Company.objects.filter(pk__in=_visible_company_ids(user=user))
 
 
-def credentials_visible_to(*, user) -> QuerySet[Credential]:
-    return scope_to_user(Credential.objects.all(), user=user)
+def credential_list_for_user(*, user) -> QuerySet[Credential]:
+    return queryset_for_user(queryset=Credential.objects.all(), user=user)
 
 
-def is_scopable(model) -> bool:
+def model_is_scopable(model) -> bool:
     """Whether rows of ``model`` can be filtered to a user's companies."""
     label = model._meta.label_lower
     return label in COMPANY_LOOKUPS or label in CREDENTIAL_LOOKUPS
 
 
-def scope_to_user(queryset: QuerySet, *, user) -> QuerySet:
+def queryset_for_user(*, queryset: QuerySet, user) -> QuerySet:
     """``queryset`` filtered to the rows ``user`` may see (unchanged for users who see all).
 
     A model that cannot be tied to a company gives nothing to a company-scoped user.
     """
-    if sees_all_companies(user=user):
+    if user_sees_all_companies(user=user):
         return queryset
     label = queryset.model._meta.label_lower
     company_ids = _visible_company_ids(user=user)

@@ -1,4 +1,4 @@
-"""Reads of the failing state for pages (issue 17 §2-3): one sentence per company or job, e.g.
+"""Reads of the failing state for pages: one sentence per company or job, e.g.
 "failing since 2025-01-06 12:14:05 UTC, 5 attempts, next retry at 2025-01-06 12:23:00 UTC, last
 error: …", and a company's recent jobs and audit entries.
 
@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from exports.admin.timestamps import absolute
 from exports.models import AuditEntry, Company, ExportJob
+from exports.services.lifecycle_common import State
+from exports.timestamps import absolute
 
 RECENT_JOBS = 10
 RECENT_AUDIT = 15
@@ -28,12 +29,16 @@ def _short(text: str, limit: int = ERROR_SHOWN) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
-def failing_text(obj: Company | ExportJob) -> str:
+def failing_text_for(*, obj: Company | ExportJob) -> str:
     """The failing state of a company or a job in words; "" when it is not failing."""
     if obj.failing_since is None:
         return ""
     attempts = obj.attempts
-    if isinstance(obj, ExportJob) and obj.next_retry_at is None and obj.processing_state == "done":
+    if (
+        isinstance(obj, ExportJob)
+        and obj.next_retry_at is None
+        and obj.processing_state == State.DONE
+    ):
         # Final in Pleo: no retry is coming.
         text = f"ended badly ({obj.status}) after failing since {_at(obj.failing_since)}"
     else:
@@ -47,7 +52,7 @@ def failing_text(obj: Company | ExportJob) -> str:
     return text
 
 
-def failing_job_of(company: Company) -> ExportJob | None:
+def company_failing_job(*, company: Company) -> ExportJob | None:
     """The company's unfinished job whose runs are failing (the oldest), if any."""
     return (
         ExportJob.objects.filter(
@@ -60,23 +65,23 @@ def failing_job_of(company: Company) -> ExportJob | None:
     )
 
 
-def company_failing_text(company: Company) -> str:
+def company_failing_text(*, company: Company) -> str:
     """The company's failing state, else a failing unfinished job's (never "fine" while a job of
     the company is failing)."""
-    text = failing_text(company)
+    text = failing_text_for(obj=company)
     if text:
         return text
-    job = failing_job_of(company)
+    job = company_failing_job(company=company)
     if job is not None:
-        return f"job {job.pleo_job_id} {failing_text(job)}"
+        return f"job {job.pleo_job_id} {failing_text_for(obj=job)}"
     return ""
 
 
-def recent_jobs(company: Company, limit: int = RECENT_JOBS) -> list[ExportJob]:
+def company_recent_jobs(*, company: Company, limit: int = RECENT_JOBS) -> list[ExportJob]:
     return list(ExportJob.objects.filter(company=company).order_by("-created_at", "-id")[:limit])
 
 
-def recent_audit(company: Company, limit: int = RECENT_AUDIT) -> list[AuditEntry]:
+def company_recent_audit(*, company: Company, limit: int = RECENT_AUDIT) -> list[AuditEntry]:
     return list(
         AuditEntry.objects.filter(company=company)
         .select_related("export_job")

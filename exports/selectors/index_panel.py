@@ -1,5 +1,5 @@
 """Reads for the admin index's status panel (``templates/admin/index.html``) besides the rows
-themselves (``exports.selectors.index_status.build_status``): where each count leads, the
+themselves (``exports.selectors.index_status.index_status_build``): where each count leads, the
 request-budget lines in words, and the worker's and the poll tick's health.
 
 - Every count links to the list that shows what it counts, filtered (and, like every list,
@@ -18,7 +18,8 @@ from urllib.parse import urlencode
 
 from django.urls import reverse
 
-from exports.selectors.company_access import sees_all_companies
+from exports.selectors.company_access import user_sees_all_companies
+from exports.services.budget import Scope
 
 FAILURES_WINDOW = "24h"  # exports.admin.filters.AgeListFilter: the index counts the last day
 
@@ -39,7 +40,7 @@ class PanelLinks:
     reauthorise: str
 
 
-def company_failures_url(company_id: int) -> str:
+def company_failures_url(*, company_id: int) -> str:
     """The audit list: this company's errors of the last day (what its failure count counts)."""
     params = {"company__id__exact": str(company_id), "outcome__exact": "error"}
     return _changelist("auditentry", **params, age=FAILURES_WINDOW)
@@ -50,7 +51,7 @@ EXPIRY_PARAMETER = "expiry"
 EXPIRY_AT_RISK = "at_risk"
 
 
-def panel_links() -> PanelLinks:
+def index_panel_links() -> PanelLinks:
     from exports.models import AuditEntry, Credential, ExportJob
 
     problems = ",".join([Credential.Status.NEEDS_REAUTHORISATION, Credential.Status.INVALID])
@@ -65,7 +66,7 @@ def panel_links() -> PanelLinks:
     )
 
 
-def budget_line(usage, *, label: str) -> str:
+def index_budget_line(*, usage, label: str) -> str:
     """``Nordlys API key: 8 of 500 requests this minute (2 %)``: no internal key."""
     text = f"{label}: {usage.used_this_minute} of {usage.limit} requests this minute"
     text += f" ({usage.percent} %)"
@@ -76,7 +77,9 @@ def budget_line(usage, *, label: str) -> str:
     return text
 
 
-def budget_lines(usage: dict, *, companies, keys: dict[int, str], limit: int = 5) -> list[str]:
+def index_budget_lines(
+    *, usage: dict, companies, keys: dict[int, str], limit: int = 5
+) -> list[str]:
     """One line per budget in use, busiest first, named after the credentials spending it."""
     names: dict[str, set[str]] = {}
     for company in companies:
@@ -84,7 +87,7 @@ def budget_lines(usage: dict, *, companies, keys: dict[int, str], limit: int = 5
     lines = []
     for found in sorted(usage.values(), key=lambda u: (-u.used_this_minute, u.key))[:limit]:
         spenders = sorted(names.get(found.key, ()))
-        if found.key == "global":
+        if found.key == Scope.GLOBAL:  # the one key of the global scope
             label = "All credentials (one shared budget)"
         elif len(spenders) == 1:
             label = spenders[0]
@@ -92,7 +95,7 @@ def budget_lines(usage: dict, *, companies, keys: dict[int, str], limit: int = 5
             label = f"{', '.join(spenders[:3])}{' …' if len(spenders) > 3 else ''} (shared)"
         else:
             label = "Another credential"
-        lines.append(budget_line(found, label=label))
+        lines.append(index_budget_line(usage=found, label=label))
     return lines
 
 
@@ -107,9 +110,9 @@ class HealthLine:
 HEALTH_LABELS = {"worker": "Worker", "tick": "Poll"}
 
 
-def health_lines(*, user) -> list[HealthLine]:
+def index_health_lines(*, user) -> list[HealthLine]:
     """The worker's and the poll tick's checks of ``/healthz``; empty for company-scoped users."""
-    if not sees_all_companies(user=user):
+    if not user_sees_all_companies(user=user):
         return []
     from exports import health
 

@@ -24,8 +24,8 @@ from django.db.models import Count
 from exports import clock
 from exports.models import AuditEntry, Company, Credential, ExportJob
 from exports.selectors import index_panel
-from exports.selectors.company_access import scope_to_user
-from exports.selectors.failing import failing_text
+from exports.selectors.company_access import queryset_for_user
+from exports.selectors.failing import failing_text_for
 from exports.services.outcome_labels import outcome_is_bad, outcome_label
 
 MAX_ROWS = 50
@@ -61,7 +61,7 @@ class CompanyStatus:
     credential_problem: str = ""
     budget: str = ""
     # The failing state ("failing since …, 5 attempts, next retry at …, last error …"), of the
-    # company or of its failing job; else the reason of a failed last outcome (issue 17 §2-3).
+    # company or of its failing job; else the reason of a failed last outcome.
     problem: str = ""
 
     @property
@@ -74,7 +74,7 @@ class CompanyStatus:
 
     @property
     def failures_url(self) -> str:
-        return index_panel.company_failures_url(self.company.pk)
+        return index_panel.company_failures_url(company_id=self.company.pk)
 
     @property
     def needs_attention(self) -> bool:
@@ -101,14 +101,14 @@ class Status:
     health: list[index_panel.HealthLine] = field(default_factory=list)
 
 
-def build_status(*, now: datetime | None = None, limit: int = MAX_ROWS, user=None) -> Status:
+def index_status_build(*, now: datetime | None = None, limit: int = MAX_ROWS, user=None) -> Status:
     """The status of every active company, or of those ``user`` may see when given."""
     from exports.services import budget
 
     now = now or clock.now()
     companies = Company.objects.filter(active=True)
     if user is not None:
-        companies = scope_to_user(companies, user=user)
+        companies = queryset_for_user(queryset=companies, user=user)
     companies = list(companies.select_related("credential").order_by("name"))
     status = Status(total_companies=len(companies))
     ids = [c.pk for c in companies]
@@ -159,8 +159,8 @@ def build_status(*, now: datetime | None = None, limit: int = MAX_ROWS, user=Non
         )
     ):
         failing_jobs.setdefault(job.company_id, job)
-    keys = {c.pk: budget.key_for(c.credential) for c in companies}
-    usage = budget.usage_for(list(set(keys.values())))
+    keys = {c.pk: budget.budget_key_for(credential=c.credential) for c in companies}
+    usage = budget.budget_usage_for(keys=list(set(keys.values())))
     rows = []
     for company in companies:
         credential = company.credential
@@ -186,14 +186,16 @@ def build_status(*, now: datetime | None = None, limit: int = MAX_ROWS, user=Non
     status.reauthorise = len({row.company.credential_id for row in rows if row.credential_problem})
     rows.sort(key=lambda row: (not row.needs_attention, row.company.name))
     status.rows = rows[:limit]
-    status.budget_lines = index_panel.budget_lines(usage, companies=companies, keys=keys)
+    status.budget_lines = index_panel.index_budget_lines(
+        usage=usage, companies=companies, keys=keys
+    )
     return status
 
 
 def _problem(company: Company, failing_job: ExportJob | None) -> str:
-    text = failing_text(company)
+    text = failing_text_for(obj=company)
     if not text and failing_job is not None:
-        text = f"job {str(failing_job.pleo_job_id)[:8]}… {failing_text(failing_job)}"
+        text = f"job {str(failing_job.pleo_job_id)[:8]}… {failing_text_for(obj=failing_job)}"
     if not text and company.last_check_outcome in ATTENTION_OUTCOMES:
         text = company.last_check_error
     text = " ".join(text.split())
@@ -203,7 +205,7 @@ def _problem(company: Company, failing_job: ExportJob | None) -> str:
 
 def index_status(*, user) -> Status:
     """The whole panel for ``user``: their companies' rows, where each count leads, and health."""
-    status = build_status(user=user)
-    status.links = index_panel.panel_links()
-    status.health = index_panel.health_lines(user=user)
+    status = index_status_build(user=user)
+    status.links = index_panel.index_panel_links()
+    status.health = index_panel.index_health_lines(user=user)
     return status

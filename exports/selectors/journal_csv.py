@@ -67,13 +67,13 @@ def csv_cell(value: Any) -> str:
     return f"'{text}" if text.startswith(_FORMULA_STARTS) else text
 
 
-def journal_csv_entries(entries):
+def journal_csv_entries(*, entries):
     """The entries of a (filtered, scoped) queryset with what the rows read, in number order."""
     return entries.select_related("company", "export_job").prefetch_related("lines").order_by("pk")
 
 
 def journal_csv_rows(
-    entries: Iterable, *, csv_format: CsvFormat = CsvFormat.STANDARD
+    *, entries: Iterable, csv_format: CsvFormat = CsvFormat.STANDARD
 ) -> Iterable[list[str]]:
     """The header, then one row per line of ``entries`` (see the module docstring)."""
     separator = DIALECTS[csv_format].decimal_separator
@@ -103,12 +103,12 @@ def journal_csv_rows(
             yield [csv_cell(cell) for cell in row]
 
 
-def write_journal_csv(
-    entries: Iterable, out, *, csv_format: CsvFormat = CsvFormat.STANDARD
+def journal_csv_write(
+    *, entries: Iterable, out, csv_format: CsvFormat = CsvFormat.STANDARD
 ) -> None:
     """The rows into the text stream ``out`` (no byte-order mark: see :func:`journal_csv`)."""
     writer = csv.writer(out, delimiter=DIALECTS[csv_format].delimiter)
-    for row in journal_csv_rows(entries, csv_format=csv_format):
+    for row in journal_csv_rows(entries=entries, csv_format=csv_format):
         writer.writerow(row)
 
 
@@ -116,5 +116,5 @@ def journal_csv(*, entries, csv_format: CsvFormat = CsvFormat.STANDARD) -> bytes
     """The file to download: UTF-8 with a byte-order mark, in ``csv_format``."""
     out = io.StringIO()
     out.write(BOM)
-    write_journal_csv(journal_csv_entries(entries), out, csv_format=csv_format)
+    journal_csv_write(entries=journal_csv_entries(entries=entries), out=out, csv_format=csv_format)
     return out.getvalue().encode("utf-8")

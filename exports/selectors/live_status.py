@@ -1,4 +1,4 @@
-"""What the company, job and index pages refresh while a check is queued or running (issue 17 §4).
+"""What the company, job and index pages refresh while a check is queued or running.
 
 Read-only, scoped to the user's companies (``exports.selectors.company_access``), and made of
 what the pages already show: states, outcomes, errors and times. Never a secret, a payload or a
@@ -14,11 +14,11 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from exports import clock
-from exports.admin.timestamps import timestamp_text
 from exports.models import Company, ExportJob
-from exports.selectors.company_access import companies_visible_to, scope_to_user
+from exports.selectors.company_access import company_list_for_user, queryset_for_user
 from exports.services.dispatch import queued_marker_ttl
 from exports.services.outcome_labels import outcome_label
+from exports.timestamps import timestamp_text
 
 POLL_SECONDS = 3
 MAX_COMPANIES = 50  # as many rows as the index shows
@@ -30,7 +30,7 @@ class CheckState:
     RUNNING = "running"
 
 
-def check_state(company: Company, *, now: datetime) -> str:
+def company_check_state(*, company: Company, now: datetime) -> str:
     if company.lease_token is not None and (
         company.lease_expires_at is None or company.lease_expires_at > now
     ):
@@ -101,10 +101,10 @@ def _job_fields(job: ExportJob, *, now: datetime) -> dict[str, str]:
 def live_status_for_company(*, user, company_pk: int, now=None) -> LiveStatus | None:
     """The company page's live parts (None: not one of the user's companies)."""
     now = now or clock.now()
-    company = companies_visible_to(user=user).filter(pk=company_pk).first()
+    company = company_list_for_user(user=user).filter(pk=company_pk).first()
     if company is None:
         return None
-    state = check_state(company, now=now)
+    state = company_check_state(company=company, now=now)
     return LiveStatus(
         active=state != CheckState.IDLE,
         banner=_banner(company, state, now=now),
@@ -116,14 +116,14 @@ def live_status_for_job(*, user, job_pk: int, now=None) -> LiveStatus | None:
     """The job page's live parts (while its company's check is queued or running)."""
     now = now or clock.now()
     job = (
-        scope_to_user(ExportJob.objects.all(), user=user)
+        queryset_for_user(queryset=ExportJob.objects.all(), user=user)
         .select_related("company")
         .filter(pk=job_pk)
         .first()
     )
     if job is None:
         return None
-    state = check_state(job.company, now=now)
+    state = company_check_state(company=job.company, now=now)
     return LiveStatus(
         active=state != CheckState.IDLE,
         banner=_banner(job.company, state, now=now),
@@ -134,11 +134,11 @@ def live_status_for_job(*, user, job_pk: int, now=None) -> LiveStatus | None:
 def live_status_for_index(*, user, now=None) -> LiveStatus:
     """The index's company rows: their last check, and whether one is queued or running."""
     now = now or clock.now()
-    companies = companies_visible_to(user=user).filter(active=True).order_by("name")
+    companies = company_list_for_user(user=user).filter(active=True).order_by("name")
     status = LiveStatus()
     running = 0
     for company in companies[:MAX_COMPANIES]:
-        state = check_state(company, now=now)
+        state = company_check_state(company=company, now=now)
         running += state != CheckState.IDLE
         status.companies[str(company.pk)] = {
             "last_check": _last_check(company, now=now),
@@ -150,7 +150,7 @@ def live_status_for_index(*, user, now=None) -> LiveStatus:
     return status
 
 
-def check_now_follow_link(company: Company):
+def check_now_follow_link(*, company: Company):
     """Where the operator follows a check just queued: the company's open job, or its audit
     entries while it has none."""
     job = (

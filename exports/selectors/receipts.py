@@ -8,7 +8,7 @@ already booked). A file exported twice is shown once (the earliest row of each S
 from __future__ import annotations
 
 from exports.models import Receipt
-from exports.selectors.company_access import scope_to_user
+from exports.selectors.company_access import queryset_for_user
 
 DOWNLOAD_RECEIPT = "exports.download_receipt"
 
@@ -42,4 +42,4 @@ def receipt_for_download(*, user, receipt_id) -> Receipt | None:
         pk = int(str(receipt_id))
     except ValueError:
         return None
-    return scope_to_user(Receipt.objects.all(), user=user).filter(pk=pk).first()
+    return queryset_for_user(queryset=Receipt.objects.all(), user=user).filter(pk=pk).first()

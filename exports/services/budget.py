@@ -40,26 +40,33 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from enum import StrEnum
 
 from django.conf import settings
 from django.db import connection
 from django.db.models import Case, F, Value, When
 
 from exports import clock
+from exports.models import Credential
 from exports.pleo import BudgetExhausted
-
-if TYPE_CHECKING:
-    from exports.models import Credential
 
 logger = logging.getLogger(__name__)
 
 
-class Scope:
+class Scope(StrEnum):
+    """``PLEO_RATE_LIMIT_SCOPE``: what one budget key covers."""
+
     CREDENTIAL = "credential"
     OAUTH_CLIENT = "oauth_client"
     GLOBAL = "global"
-    ALL = (CREDENTIAL, OAUTH_CLIENT, GLOBAL)
+
+
+class Backend(StrEnum):
+    """``PLEO_RATE_LIMIT_BACKEND``: where the budget lives (``auto``: Redis when ``REDIS_URL``)."""
+
+    AUTO = "auto"
+    REDIS = "redis"
+    DATABASE = "database"
 
 
 # Retry-at offset used when the budget store itself cannot be asked (fail closed).
@@ -93,39 +100,43 @@ class Rate:
         return (self.burst - 1) * self.interval
 
 
-def current_rate() -> Rate | None:
+def budget_rate() -> Rate | None:
     """The configured rate, or None when the budget is switched off (limit 0)."""
-    limit = int(getattr(settings, "PLEO_RATE_LIMIT_PER_MINUTE", 500) or 0)
+    limit = int(settings.PLEO_RATE_LIMIT_PER_MINUTE or 0)
     if limit <= 0:
         return None
     return Rate(
         limit=limit,
-        window=float(getattr(settings, "PLEO_RATE_LIMIT_WINDOW_SECONDS", 60)),
-        burst=int(getattr(settings, "PLEO_RATE_LIMIT_BURST", 0) or 0),
+        window=float(settings.PLEO_RATE_LIMIT_WINDOW_SECONDS),
+        burst=int(settings.PLEO_RATE_LIMIT_BURST or 0),
     )
 
 
-def scope() -> str:
-    value = getattr(settings, "PLEO_RATE_LIMIT_SCOPE", Scope.CREDENTIAL) or Scope.CREDENTIAL
-    return value if value in Scope.ALL else Scope.CREDENTIAL
+def budget_scope() -> str:
+    value = settings.PLEO_RATE_LIMIT_SCOPE
+    return Scope(value) if value in tuple(Scope) else Scope.CREDENTIAL
 
 
-def key_for(credential: Credential) -> str:
+def budget_key_for(*, credential: Credential) -> str:
     """The budget key a credential's requests count against, under the configured scope.
 
     A credential's key carries its creation time as well as its id, so a credential created
     again with a recycled id (a restored or flushed database) never inherits a spent budget.
     """
-    chosen = scope()
+    chosen = budget_scope()
     if chosen == Scope.GLOBAL:
-        return "global"
-    if chosen == Scope.OAUTH_CLIENT and credential.kind == "oauth" and credential.oauth_client_id:
+        return Scope.GLOBAL.value
+    if (
+        chosen == Scope.OAUTH_CLIENT
+        and credential.kind == Credential.Kind.OAUTH
+        and credential.oauth_client_id
+    ):
         return f"oauth_client:{credential.oauth_client_id}"
     created = int(credential.created_at.timestamp() * 1000) if credential.created_at else 0
     return f"credential:{credential.pk}:{created}"
 
 
-def key_label(key: str) -> str:
+def budget_key_label(*, key: str) -> str:
     """The key as people read it (``credential:12``)."""
     return ":".join(key.split(":")[:2])
 
@@ -316,20 +327,20 @@ def _usage(key, rate: Rate, now, tat, minute, used, refused) -> Usage:
 _backends: dict[tuple, DatabaseBudget | RedisBudget] = {}
 
 
-def backend_name() -> str:
-    chosen = getattr(settings, "PLEO_RATE_LIMIT_BACKEND", "") or "auto"
-    if chosen == "auto":
-        return "redis" if getattr(settings, "REDIS_URL", "") else "database"
+def budget_backend_name() -> str:
+    chosen = settings.PLEO_RATE_LIMIT_BACKEND or Backend.AUTO
+    if chosen == Backend.AUTO:
+        return Backend.REDIS if settings.REDIS_URL else Backend.DATABASE
     return chosen
 
 
-def backend() -> DatabaseBudget | RedisBudget:
-    name = backend_name()
-    url = getattr(settings, "REDIS_URL", "")
-    cache_key = (name, url if name == "redis" else "")
+def budget_backend() -> DatabaseBudget | RedisBudget:
+    name = budget_backend_name()
+    url = settings.REDIS_URL
+    cache_key = (name, url if name == Backend.REDIS else "")
     found = _backends.get(cache_key)
     if found is None:
-        found = RedisBudget(url) if name == "redis" else DatabaseBudget()
+        found = RedisBudget(url) if name == Backend.REDIS else DatabaseBudget()
         _backends[cache_key] = found
     return found
 
@@ -342,17 +353,17 @@ def _as_product_time(epoch: float, budget_now: float) -> datetime:
 # --- The hook and the callers' helpers ----------------------------------------------------------
 
 
-def consume(key: str, rate: Rate | None = None) -> Decision:
+def budget_consume(*, key: str, rate: Rate | None = None) -> Decision:
     """Take one request from ``key``'s budget (at ``rate``, else the configured Pleo rate);
     raises ``BudgetExhausted`` when it is spent."""
-    rate = rate or current_rate()
+    rate = rate or budget_rate()
     if rate is None:
         now = time.time()
         return Decision(True, now, now)
     try:
-        decision = backend().consume(key, rate)
+        decision = budget_backend().consume(key, rate)
     except Exception as exc:
-        if backend_name() != "redis":
+        if budget_backend_name() != Backend.REDIS:
             raise
         # Fail closed: without the shared budget nobody may spend it.
         logger.error("Request budget unavailable (Redis): %s", type(exc).__name__)
@@ -365,7 +376,7 @@ def consume(key: str, rate: Rate | None = None) -> Decision:
     if not decision.granted:
         retry_at = _as_product_time(decision.retry_at, decision.at)
         raise BudgetExhausted(
-            f"our request budget '{key_label(key)}' ({rate.limit} requests per "
+            f"our request budget '{budget_key_label(key=key)}' ({rate.limit} requests per "
             f"{rate.window:g} s) is "
             f"spent; room again at {retry_at:%H:%M:%S} UTC",
             retry_at=retry_at,
@@ -383,50 +394,50 @@ class BudgetHook:
 
     def __call__(self, method: str, path: str) -> None:
         if self.rate is None:
-            consume(self.key)
+            budget_consume(key=self.key)
         else:
-            consume(self.key, self.rate)
+            budget_consume(key=self.key, rate=self.rate)
 
     def __repr__(self) -> str:
         return f"BudgetHook({self.key!r})"
 
 
-def hook_for(credential: Credential) -> BudgetHook | None:
+def budget_hook_for(*, credential: Credential) -> BudgetHook | None:
     """The hook for a client built from ``credential``; None when the budget is switched off."""
-    if current_rate() is None:
+    if budget_rate() is None:
         return None
-    return BudgetHook(key_for(credential))
+    return BudgetHook(budget_key_for(credential=credential))
 
 
-def usage_for(keys: list[str]) -> dict[str, Usage]:
+def budget_usage_for(*, keys: list[str]) -> dict[str, Usage]:
     """Current use of each key (keys never used are left out). Empty when switched off."""
-    rate = current_rate()
+    rate = budget_rate()
     if rate is None or not keys:
         return {}
     try:
-        return backend().usage(list(dict.fromkeys(keys)), rate)
+        return budget_backend().usage(list(dict.fromkeys(keys)), rate)
     except Exception as exc:
-        if backend_name() != "redis":
+        if budget_backend_name() != Backend.REDIS:
             raise
         logger.warning("Request budget usage unavailable (Redis): %s", type(exc).__name__)
         return {}
 
 
-def usage_for_credential(credential: Credential) -> Usage | None:
-    rate = current_rate()
+def budget_usage_for_credential(*, credential: Credential) -> Usage | None:
+    rate = budget_rate()
     if rate is None:
         return None
-    key = key_for(credential)
-    return usage_for([key]).get(key) or Usage(key, rate.limit, 0, 0, None)
+    key = budget_key_for(credential=credential)
+    return budget_usage_for(keys=[key]).get(key) or Usage(key, rate.limit, 0, 0, None)
 
 
-def describe(usage: Usage | None) -> str:
+def budget_usage_describe(*, usage: Usage | None) -> str:
     """One line for the admin."""
     if usage is None:
         return "Switched off (PLEO_RATE_LIMIT_PER_MINUTE=0)."
     text = (
         f"{usage.used_this_minute} of {usage.limit} requests this minute "
-        f"({usage.percent} %), budget '{key_label(usage.key)}'"
+        f"({usage.percent} %), budget '{budget_key_label(key=usage.key)}'"
     )
     if usage.refused_this_minute:
         text += f"; {usage.refused_this_minute} refused (runs deferred)"

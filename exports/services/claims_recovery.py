@@ -8,10 +8,11 @@ noted. Called by the start flow before it detects and starts, with the company's
 from __future__ import annotations
 
 from exports import pleo
-from exports.models import AuditEntry, ExportJob
+from exports.models import AuditEntry, AuditStep, ExportJob
 from exports.notifications import service as notifications
 from exports.services.failing import job_failing_end
 from exports.services.job_end import job_end_in_pleo
+from exports.services.lifecycle_common import State
 from exports.services.runs import Decision, Outcome, RunContext, http_call
 
 
@@ -28,9 +29,9 @@ def claims_recover(*, run: RunContext) -> None:
             remote = run.client.get_export_job(local.pleo_job_id)
         except pleo.PleoNotFound:
             # Recorded once: the claim is dropped, so neither recovery nor the sweep asks again.
-            run.set_claim(local, ExportJob.Claim.NONE, processing_state="not_found")
+            run.set_claim(local, ExportJob.Claim.NONE, processing_state=State.NOT_FOUND)
             run.audit(
-                "not_found",
+                AuditStep.NOT_FOUND,
                 "A job we claimed is no longer found in Pleo; our claim on it was dropped.",
                 job=local,
                 outcome=AuditEntry.Outcome.WARNING,
@@ -42,7 +43,7 @@ def claims_recover(*, run: RunContext) -> None:
             end = job_end_in_pleo(job=local, remote=remote, when="(found by recovery)")
             if end.outcome == Outcome.FINISHED_ELSEWHERE:
                 run.audit(
-                    "finished_elsewhere",
+                    AuditStep.FINISHED_ELSEWHERE,
                     f"Recovery: the job we claimed is now {remote.status} in Pleo.",
                     job=local,
                     outcome=AuditEntry.Outcome.INFO,
@@ -52,7 +53,7 @@ def claims_recover(*, run: RunContext) -> None:
                 with run.lease.guard():
                     job_failing_end(job=local, error=end.message)
                 run.audit(
-                    "job_ended",
+                    AuditStep.JOB_ENDED,
                     f"Recovery: {end.message}",
                     job=local,
                     outcome=AuditEntry.Outcome.ERROR,

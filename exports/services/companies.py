@@ -13,12 +13,12 @@ from exports import validators
 from exports.models import Company, Credential, WebhookEndpoint
 
 
-def webhook_url(endpoint: WebhookEndpoint) -> str:
+def webhook_endpoint_url(*, endpoint: WebhookEndpoint) -> str:
     """The full URL Pleo delivers to, built from ``PUBLIC_BASE_URL``."""
     return f"{settings.PUBLIC_BASE_URL}{endpoint.path}"
 
 
-def ensure_webhook_endpoint(credential: Credential) -> WebhookEndpoint:
+def webhook_endpoint_ensure(*, credential: Credential) -> WebhookEndpoint:
     endpoint, _ = WebhookEndpoint.objects.get_or_create(credential=credential)
     return endpoint
 
@@ -128,7 +128,7 @@ def company_add_or_update(
     company.name = name
     company.active = True
     company.save()
-    endpoint = ensure_webhook_endpoint(credential)
+    endpoint = webhook_endpoint_ensure(credential=credential)
     if webhook_secret:
         webhook_endpoint_add_secret(endpoint=endpoint, secret=webhook_secret)
     return CompanySaved(company=company, endpoint=endpoint, created=created)

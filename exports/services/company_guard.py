@@ -19,10 +19,10 @@ from collections.abc import Callable
 from django.db import transaction
 
 from exports import audit, clock
-from exports.models import AuditEntry, Company
-from exports.services.failing import failing_fields
+from exports.models import AuditEntry, AuditStep, Company
+from exports.services.failing import job_failing_fields
 from exports.services.runs import FlowResult, Outcome
-from exports.services.start_flow import run_export_check
+from exports.services.start_flow import company_check_run
 
 logger = logging.getLogger(__name__)
 
@@ -38,9 +38,9 @@ def company_check_guarded(
     trigger: str,
     recover: bool = False,
     run_id: uuid.UUID | None = None,
-    check: Callable[..., FlowResult] = run_export_check,
+    check: Callable[..., FlowResult] = company_check_run,
 ) -> FlowResult:
-    """``check`` (:func:`run_export_check`; callers pass the one they import, so a test may
+    """``check`` (:func:`company_check_run`; callers pass the one they import, so a test may
     stand in for it there) with any ``Exception`` turned into a recorded failed outcome."""
     run_id = run_id or uuid.uuid4()
     try:
@@ -66,12 +66,12 @@ def company_record_unexpected_failure(
                 last_check_at=clock.now(),
                 last_check_outcome=Outcome.FAILED,
                 last_check_error=reason,
-                **failing_fields(company_id=company.pk, failing=True, error=reason),
+                **job_failing_fields(company_id=company.pk, failing=True, error=reason),
             )
             audit.record(
                 company=company,
                 trigger=trigger,
-                step="error",
+                step=AuditStep.ERROR,
                 message=reason,
                 run_id=run_id,
                 outcome=AuditEntry.Outcome.ERROR,

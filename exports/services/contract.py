@@ -1,5 +1,5 @@
 """``verify_pleo_contract``: check what one company's Pleo answers against Pleo's published
-contract and our readings of it, with read-only calls (issue 16).
+contract and our readings of it, with read-only calls.
 
 For an operator with a real (staging or production) credential. The calls, all ``GET``, through
 the product's own client for the company's stored credential (so its base URL, authentication,
@@ -30,7 +30,7 @@ from exports import pleo
 from exports.models import Company
 from exports.pleo import contract
 from exports.pleo.contract import EXPORT_API, EXPORT_ITEMS, SUBSCRIPTIONS, Finding
-from exports.services.credentials import CredentialUnusable, client_for_company
+from exports.services.credentials import CredentialUnusable, pleo_client_for_company
 from exports.services.subscriptions import EVENT_TYPES
 from exports.services.webhooks import EXPORT_JOB_CREATED_EVENT_TYPES
 
@@ -132,7 +132,7 @@ def pleo_contract_verify(*, company: Company) -> ContractReport:
     credential = company.credential
     report = ContractReport(company=company, base_url=credential.api_base_url or "")
     try:
-        client = client_for_company(company, run_id=None)
+        client = pleo_client_for_company(company=company, run_id=None)
     except CredentialUnusable as exc:
         report.stopped = str(exc)
         return report

@@ -16,7 +16,7 @@ class CredentialUnusable(Exception):
     """The credential may not be used for calls (invalid, or needs re-authorisation)."""
 
 
-def unusable_message(name: str, status: str, last_error: str) -> str:
+def credential_unusable_message(*, name: str, status: str, last_error: str) -> str:
     if status == Credential.Status.NEEDS_REAUTHORISATION:
         text = f"Credential '{name}' needs re-authorisation"
         text += f": {last_error.rstrip('.')}." if last_error else "."

@@ -34,7 +34,7 @@ from exports.pleo import (
 )
 
 # CredentialUnusable is defined in a leaf module (oauth raises it too); callers import it from here.
-from exports.services.credential_errors import CredentialUnusable, unusable_message
+from exports.services.credential_errors import CredentialUnusable, credential_unusable_message
 
 logger = logging.getLogger(__name__)
 
@@ -52,12 +52,14 @@ def credential_mark_invalid(*, credential_id: int, reason: str) -> None:
         )
 
 
-def client_for_credential(credential: Credential, *, run_id: uuid.UUID | None) -> PleoClient:
+def pleo_client_for_credential(*, credential: Credential, run_id: uuid.UUID | None) -> PleoClient:
     from exports.services import budget, oauth
 
     if credential.status != Credential.Status.OK:
         raise CredentialUnusable(
-            unusable_message(credential.name, credential.status, credential.last_error)
+            credential_unusable_message(
+                name=credential.name, status=credential.status, last_error=credential.last_error
+            )
         )
     base_url = credential.api_base_url or settings.PLEO_API_BASE_URL
     problem = hosts.policy_from_settings().problem(base_url)
@@ -90,22 +92,22 @@ def client_for_credential(credential: Credential, *, run_id: uuid.UUID | None) -
                 f"Credential '{credential.name}' uses OAuth 2.0 and is not connected yet: use "
                 f"'Connect to Pleo' on its admin page."
             )
-        auth, on_auth_failure = oauth.bearer_auth(credential.pk)
+        auth, on_auth_failure = oauth.oauth_bearer_auth(credential_id=credential.pk)
     return PleoClient(
         config=config,
         auth=auth,
         session=shared_session(config.base_url),  # keep-alive across this worker's runs
         request_id=str(run_id) if run_id else None,
         on_auth_failure=on_auth_failure,
-        before_request=budget.hook_for(credential),  # the shared request budget (issue 11)
+        before_request=budget.budget_hook_for(credential=credential),  # the shared request budget
     )
 
 
-def client_for_company(company: Company, *, run_id: uuid.UUID | None) -> PleoClient:
-    return client_for_credential(company.credential, run_id=run_id)
+def pleo_client_for_company(*, company: Company, run_id: uuid.UUID | None) -> PleoClient:
+    return pleo_client_for_credential(credential=company.credential, run_id=run_id)
 
 
-# --- Test connection (issue 17 §8) -----------------------------------------------------------
+# --- Test connection --------------------------------------------------------------------------
 
 
 class ConnectionOutcome(StrEnum):
@@ -128,7 +130,7 @@ class ConnectionCheck:
 TEST_READ_TIMEOUT_SECONDS = 10.0
 
 
-def effective_api_base_url(credential: Credential) -> str:
+def credential_api_base_url(*, credential: Credential) -> str:
     """The credential's API base URL override, or the PLEO_API_BASE_URL setting."""
     return (credential.api_base_url or settings.PLEO_API_BASE_URL).rstrip("/")
 
@@ -155,7 +157,7 @@ def _test_connection(credential: Credential) -> ConnectionCheck:
     company = credential.companies.order_by("pk").first()
     where = f"for {company.name}" if company else "(no company uses it yet)"
     try:
-        client = client_for_credential(credential, run_id=None)
+        client = pleo_client_for_credential(credential=credential, run_id=None)
     except CredentialUnusable as exc:
         return ConnectionCheck(ConnectionOutcome.NOT_TESTED, f"Not tested: {exc}")
     except (ValueError, KeyError) as exc:  # an unreadable secret, an empty key

@@ -1,4 +1,4 @@
-"""A webhook delivery's state follows the check it queued (issue 17 §5).
+"""A webhook delivery's state follows the check it queued.
 
 A delivery is stored ``enqueued`` when its company's check is queued (or already was). The worker
 that finishes a check of the company settles every delivery of that company still ``enqueued``

@@ -23,8 +23,8 @@ from urllib.parse import urlsplit
 
 import requests
 
-from exports.models import AuditEntry, Company, Credential
-from exports.services.companies import company_add_or_update, ensure_webhook_endpoint
+from exports.models import AuditEntry, AuditStep, Company, Credential
+from exports.services.companies import company_add_or_update, webhook_endpoint_ensure
 
 DEMO_NAMESPACE = uuid.UUID("6f1c1f0e-3a34-4d0b-9c52-8e0d2b7a1c11")
 DEMO_COMPANIES = ("Nordlys ApS", "Fjordkraft AS", "Skärgård AB")
@@ -36,13 +36,13 @@ NEW_JOB_EVERY_SECONDS = 25
 # Pleo's documented limit (reference §6.2), so the demo runs the product's budget against it.
 SANDBOX_SWITCHES = {"rate_limit_per_minute": 600}
 NOTABLE_STEPS = {
-    "started": "started",
-    "completed": "completed",
-    "completed_with_errors": "completed with errors",
-    "failed_job": "failed",
-    "expired": "expired before it could be started",
-    "owned_elsewhere": "owned elsewhere",
-    "error": "error",
+    AuditStep.STARTED: "started",
+    AuditStep.COMPLETED: "completed",
+    AuditStep.COMPLETED_WITH_ERRORS: "completed with errors",
+    AuditStep.JOB_FAILED: "failed",
+    AuditStep.EXPIRED: "expired before it could be started",
+    AuditStep.OWNED_ELSEWHERE: "owned elsewhere",
+    AuditStep.ERROR: "error",
 }
 TIMEOUT = (2, 5)
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -180,7 +180,7 @@ class Demo:
                 # The sandbox listens on another port this time.
                 company.credential.api_base_url = self.url
                 company.credential.save(update_fields=["api_base_url", "updated_at"])
-            webhooks_subscribe(company.credential)
+            webhooks_subscribe(credential=company.credential)
             self.companies.append(company)
         self._seed_oauth_client(self.companies[0])
         if self.xero_url:
@@ -194,7 +194,7 @@ class Demo:
     def _seed_oauth_client(self, company: Company) -> None:
         """The demo OAuth credential, and its client registered again with this sandbox (which
         forgot it, and every token it issued, when it stopped)."""
-        from exports.services.oauth import redirect_uri
+        from exports.services.oauth import oauth_redirect_uri
 
         credential = Credential.objects.filter(
             name=DEMO_OAUTH_CREDENTIAL, kind=Credential.Kind.OAUTH
@@ -212,7 +212,7 @@ class Demo:
             {
                 "clientId": credential.oauth_client_id,
                 "clientSecret": credential.oauth_client_secret,
-                "redirectUris": [redirect_uri()],
+                "redirectUris": [oauth_redirect_uri()],
                 "companyId": str(company.pleo_company_id),
                 "name": "pleo-export-bridge (demo)",
             },
@@ -223,7 +223,7 @@ class Demo:
         credential.status = Credential.Status.OK
         credential.last_error = ""
         credential.save()
-        ensure_webhook_endpoint(credential)
+        webhook_endpoint_ensure(credential=credential)
 
     def _xero_control(self, method: str, path: str, body: dict | None = None) -> dict:
         response = requests.request(
@@ -237,7 +237,7 @@ class Demo:
         a person would on its page), synced, booking with the Xero adapter."""
         from exports import clock, crypto
         from exports.models import XeroConnection
-        from exports.services.xero_connections import redirect_uri
+        from exports.services.xero_connections import xero_redirect_uri as redirect_uri
         from exports.services.xero_sync import xero_sync_run
 
         self._xero_control(
@@ -283,7 +283,7 @@ class Demo:
         from exports.services.xero_mapping import pleo_codes_of_item
 
         items = self._control("GET", f"/jobs/{job_id}/export-items")["data"]
-        for code in {c for item in items for c in pleo_codes_of_item(item)}:
+        for code in {c for item in items for c in pleo_codes_of_item(item=item)}:
             if code.kind in XERO_DEMO_TARGETS:
                 XeroMapping.objects.get_or_create(
                     company=self.xero_company,

@@ -1,6 +1,6 @@
 """Enqueueing company checks: one coalesced task per company, whatever triggered it.
 
-Triggers (webhook, tick, admin, sweep) only call :func:`enqueue_company_check`. A company with a
+Triggers (webhook, tick, admin, sweep) only call :func:`company_check_enqueue`. A company with a
 check already queued is not queued again: the queued task lists the company's jobs when it runs,
 so it sees whatever the new trigger announced. If a run is going when the task arrives, the flow
 sets "recheck requested" and the holder lists again before it releases: nothing is lost.
@@ -22,7 +22,7 @@ A marker no longer blocks a new enqueue when its task was lost, which shows in o
 A marker taken for lost while its task was only slow costs one duplicate check: the lease lets
 one run at a time, and the second finds nothing new.
 
-Many companies at once (the poll tick's slices): :func:`enqueue_company_checks` marks them with
+Many companies at once (the poll tick's slices): :func:`company_checks_enqueue` marks them with
 one UPDATE per chunk and queues them ``batch_size`` per task (``exports.tasks.run_company_checks``),
 so the queue's own enqueue, claim and acknowledgement are paid once per batch, not per company.
 """
@@ -58,7 +58,7 @@ _MARK_CHUNK = 500
 LOST_AFTER_LATER_PICKUP = timedelta(seconds=60)
 
 
-# ``enqueue_company_check(progress=...)`` not given: read it.
+# ``company_check_enqueue(progress=...)`` not given: read it.
 NOT_READ = object()
 
 
@@ -71,7 +71,7 @@ def queue_progress() -> datetime | None:
     return Company.objects.aggregate(progress=Max("check_picked_queued_at"))["progress"]
 
 
-def marker_stale_before(now: datetime, progress: datetime | None) -> datetime:
+def queued_marker_stale_before(*, now: datetime, progress: datetime | None) -> datetime:
     """A queued marker set before this no longer blocks a new check: its task was lost."""
     expired = now - queued_marker_ttl()
     if progress is None:
@@ -108,7 +108,7 @@ def _send_with_the_transaction(send) -> None:
     With the ORM broker, inside a transaction: the task row is written in it (an outbox: the
     trigger's rows and the task commit together or not at all, and one write transaction
     instead of two). With any other broker: when the transaction commits (a crash in between
-    leaves a marker with no task, which :func:`marker_stale_before` lets go of). Outside a
+    leaves a marker with no task, which :func:`queued_marker_stale_before` lets go of). Outside a
     transaction: at once. A broker failure raises :class:`EnqueueFailed` in the transaction
     (which then rolls back) or at commit.
     """
@@ -139,7 +139,7 @@ class EnqueueFailed(Exception):
     """The broker refused the task (unreachable, misconfigured)."""
 
 
-def enqueue_company_check(
+def company_check_enqueue(
     *,
     company_id: int,
     trigger: str,
@@ -159,7 +159,9 @@ def enqueue_company_check(
     if marker_stale_after is not None:
         stale = now - marker_stale_after
     else:
-        stale = marker_stale_before(now, queue_progress() if progress is NOT_READ else progress)
+        stale = queued_marker_stale_before(
+            now=now, progress=queue_progress() if progress is NOT_READ else progress
+        )
     with connection.cursor() as cursor:
         cursor.execute(
             _mark_sql(),
@@ -191,7 +193,7 @@ def _picked_up(queued_at: datetime | None) -> dict:
     return {"check_picked_queued_at": queued_at} if queued_at is not None else {}
 
 
-def clear_queued_marker(company_id: int, queued_at: datetime | None = None) -> None:
+def queued_marker_clear(*, company_id: int, queued_at: datetime | None = None) -> None:
     """The worker picked the task (queued at ``queued_at``) up: a new trigger may queue another
     check from now on, and the queue's progress is recorded (one UPDATE)."""
     Company.objects.filter(pk=company_id).update(check_queued_at=None, **_picked_up(queued_at))
@@ -202,17 +204,17 @@ def _chunks(items: Sequence[int], size: int) -> Iterable[list[int]]:
         yield list(items[start : start + size])
 
 
-def enqueue_company_checks(
+def company_checks_enqueue(
     *, company_ids: Sequence[int], trigger: str, batch_size: int, recover: bool = False
 ) -> int:
     """Queue checks of many companies, ``batch_size`` per task; returns how many were queued.
 
     Companies with a check already queued (or inactive ones) are left out, as with
-    :func:`enqueue_company_check`. Inside a transaction the tasks are sent on commit.
+    :func:`company_check_enqueue`. Inside a transaction the tasks are sent on commit.
     """
     batch_size = max(1, int(batch_size))
     now = clock.now()
-    stale = marker_stale_before(now, queue_progress())
+    stale = queued_marker_stale_before(now=now, progress=queue_progress())
     queued = 0
     for chunk in _chunks(list(company_ids), _MARK_CHUNK):
         marked = (
@@ -274,7 +276,7 @@ def _sender(func: str, target, trigger: str, recover: bool, marked_at, *, task_n
     return send
 
 
-def clear_queued_markers(company_ids: Sequence[int], queued_at: datetime | None = None) -> None:
+def queued_markers_clear(*, company_ids: Sequence[int], queued_at: datetime | None = None) -> None:
     """A batch task (queued at ``queued_at``) was picked up: its companies may be queued again
     from now on, and the queue's progress is recorded."""
     Company.objects.filter(pk__in=list(company_ids)).update(

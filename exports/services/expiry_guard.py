@@ -1,4 +1,4 @@
-"""The export lifecycle's guard against Pleo's expiry (``expiresIn``), issue 16 point 4.
+"""The export lifecycle's guard against Pleo's expiry (``expiresIn``).
 
 Pleo expires a job ``expiresIn`` seconds after its last action (``lastUpdatedAt``). The
 lifecycle reports the items it has ready once half of that window has passed since our last
@@ -28,7 +28,7 @@ from django.conf import settings
 from exports import clock, pleo
 from exports.adapters import BookingResult
 from exports.audit import HttpCall
-from exports.models import AuditEntry
+from exports.models import AuditEntry, AuditStep
 
 # Finish this share of expiresIn (plus the clock-skew allowance) before a deadline that Pleo did
 # not extend: room for the last reports and the final event, with their retries.
@@ -39,7 +39,7 @@ def _utc(moment: datetime) -> str:
     return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
 
 
-def pleo_deadline(job: pleo.ExportJob) -> datetime | None:
+def job_pleo_deadline(*, job: pleo.ExportJob) -> datetime | None:
     """The deadline Pleo reports: ``lastUpdatedAt`` plus ``expiresIn`` (None without one)."""
     if job.last_updated_at is None:
         return None
@@ -67,12 +67,12 @@ class DeadlineGuard:
 
     def note_refresh(self, before: datetime, remote: pleo.ExportJob) -> None:
         """Audit the deadline Pleo reports after an early report (``before``: ours before it)."""
-        after = pleo_deadline(remote)
+        after = job_pleo_deadline(job=remote)
         if after is not None and after > before:
             # Never later than our own reckoning: our clock or Pleo's may be off.
             self.touched = min(self.touched, after - timedelta(seconds=remote.expires_in))
             self.audit(
-                "deadline_checked",
+                AuditStep.DEADLINE_CHECKED,
                 f"After the early report Pleo expires the job at {_utc(after)} (before it: "
                 f"{_utc(before)}): reporting item results refreshed the job.",
                 outcome=AuditEntry.Outcome.INFO,
@@ -92,7 +92,7 @@ class DeadlineGuard:
                 f"move its deadline."
             )
         self.audit(
-            "deadline_not_refreshed",
+            AuditStep.DEADLINE_NOT_REFRESHED,
             f"After the early report {seen} The refresh is not trusted: the job is finished "
             f"before {_utc(self.deadline_fixed)}, and items that cannot be booked in time are "
             f"reported failed, to be exported again.",
@@ -128,7 +128,7 @@ class DeadlineGuard:
         assert self.deadline_fixed is not None
         count = f"{self.given_up} item" + ("" if self.given_up == 1 else "s")
         self.audit(
-            "deadline_guard",
+            AuditStep.DEADLINE_GUARD,
             f"{count} not booked: Pleo expires the job at {_utc(self.deadline_fixed)} and did not "
             f"extend it. They are reported failed (export them again from Pleo) so that the job "
             f"is finished in time.",

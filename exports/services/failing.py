@@ -1,4 +1,4 @@
-"""Repeated failures are never silent (issue 17 §2).
+"""Repeated failures are never silent.
 
 A company and a job carry ``failing_since``, ``attempts``, ``next_retry_at`` and ``last_error``:
 
@@ -22,14 +22,14 @@ from django.db.models import F, Value
 from django.db.models.functions import Coalesce
 
 from exports import clock
-from exports.models import AuditEntry, ExportJob
+from exports.models import AuditEntry, AuditStep, ExportJob
 
 REAUDIT_AFTER = timedelta(hours=1)
 MAX_ERROR = 2000
 _OURS = (ExportJob.Claim.OURS, ExportJob.Claim.STARTING, ExportJob.Claim.ADOPTED)
 
 
-def retry_expected_at(
+def job_retry_expected_at(
     *, company_id: int, work_pending: bool, not_before: datetime | None, now: datetime
 ) -> datetime:
     """When the next attempt is expected: the deferred run's time, the recovery sweep's retry
@@ -46,7 +46,7 @@ def retry_expected_at(
     return now + timedelta(minutes=settings.PLEO_POLL_INTERVAL_MINUTES)
 
 
-def failing_fields(
+def job_failing_fields(
     *,
     company_id: int,
     failing: bool,
@@ -63,7 +63,7 @@ def failing_fields(
     return {
         "failing_since": Coalesce(F("failing_since"), Value(now)),
         "attempts": F("attempts") + 1,
-        "next_retry_at": retry_expected_at(
+        "next_retry_at": job_retry_expected_at(
             company_id=company_id, work_pending=work_pending, not_before=not_before, now=now
         ),
         "last_error": (error or "The run stopped without saying why.")[:MAX_ERROR],
@@ -100,7 +100,9 @@ def job_failing_end(*, job: ExportJob, error: str = "") -> None:
         setattr(job, name, value)
 
 
-def audit_again_due(*, company_id: int, job: ExportJob | None, step: str, message: str) -> bool:
+def audit_again_due(
+    *, company_id: int, job: ExportJob | None, step: AuditStep, message: str
+) -> bool:
     """Whether a repeated failure gets a new audit row: yes unless the last ERROR row of the job
     (or, without a job, of the company) is ``step`` with this very ``message``, written less
     than :data:`REAUDIT_AFTER` ago."""

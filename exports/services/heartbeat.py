@@ -7,7 +7,7 @@ from exports.audit import worker_identity
 from exports.models import WorkerHeartbeat
 
 
-def beat(name: str | None = None) -> None:
+def heartbeat_beat(*, name: str | None = None) -> None:
     now = clock.now()
     obj, created = WorkerHeartbeat.objects.get_or_create(
         name=name or f"worker {worker_identity()}",
@@ -17,5 +17,5 @@ def beat(name: str | None = None) -> None:
         WorkerHeartbeat.objects.filter(pk=obj.pk).update(last_seen_at=now)
 
 
-def tick_completed() -> None:
-    beat(WorkerHeartbeat.TICK)
+def heartbeat_tick_completed() -> None:
+    heartbeat_beat(name=WorkerHeartbeat.TICK)

@@ -1,4 +1,4 @@
-"""What it means when a job of ours is final in Pleo without our final event (issue 17 §1).
+"""What it means when a job of ours is final in Pleo without our final event.
 
 * failed in Pleo with ``job_expired`` (or Pleo's raw ``expired``): the outcome ``job_expired``;
 * failed for another reason: ``failed_job``;
@@ -26,14 +26,14 @@ class EndInPleo:
     bad: bool  # failed or expired: an error
 
 
-def expired_in_pleo(remote: pleo.ExportJob) -> bool:
+def job_expired_in_pleo(*, remote: pleo.ExportJob) -> bool:
     return (
         remote.failure_type == pleo.JobFailureReasonType.JOB_EXPIRED
-        or remote.raw_status == "expired"
+        or remote.raw_status == pleo.EXPIRED_JOB_STATUS
     )
 
 
-def what_to_do(job: ExportJob) -> str:
+def job_end_advice(*, job: ExportJob) -> str:
     """ "Ask the bookkeeper to export again from Pleo; N items were booked and reported, M were
     not." (plus the items booked but not reported, which stay booked)."""
     counts = item_counts(job)
@@ -64,12 +64,13 @@ def job_end_in_pleo(*, job: ExportJob, remote: pleo.ExportJob, when: str) -> End
         )
     reason_type = remote.failure_reason_type or "no reason type"
     reason = remote.failure_reason or "no reason given"
-    if expired_in_pleo(remote):
+    if job_expired_in_pleo(remote=remote):
         head, outcome = "The job expired in Pleo", Outcome.JOB_EXPIRED
     else:
         head, outcome = "Pleo failed the job", Outcome.FAILED_JOB
     return EndInPleo(
         outcome,
-        f"{head} {when} ({reason_type}: {reason}); nothing more is sent for it. {what_to_do(job)}",
+        f"{head} {when} ({reason_type}: {reason}); nothing more is sent for it. "
+        f"{job_end_advice(job=job)}",
         bad=True,
     )

@@ -30,9 +30,9 @@ from django.conf import settings
 
 from exports import clock, crashpoints, pleo
 from exports.audit import HttpCall
-from exports.models import AuditEntry, ExportJob
+from exports.models import AuditEntry, AuditStep, ExportJob
 from exports.notifications import service as notifications
-from exports.services.lifecycle import carry_job
+from exports.services.lifecycle import job_carry
 from exports.services.runs import (
     FINISHED,
     Decision,
@@ -48,15 +48,15 @@ MAX_RELISTS = 3
 UNFINISHED = (pleo.JobStatus.PENDING, pleo.JobStatus.IN_PROGRESS)
 
 
-def job_deadline(job: pleo.ExportJob | ExportJob) -> datetime:
+def job_deadline(*, job: pleo.ExportJob | ExportJob) -> datetime:
     """``lastUpdatedAt`` (or ``createdAt`` when null) plus ``expiresIn``."""
     base = job.last_updated_at or job.created_at
     return base + timedelta(seconds=job.expires_in)
 
 
-def is_expired(job: pleo.ExportJob, *, now: datetime) -> bool:
+def job_is_expired(*, job: pleo.ExportJob, now: datetime) -> bool:
     skew = timedelta(seconds=settings.EXPIRY_CLOCK_SKEW_SECONDS)
-    return now > job_deadline(job) + skew
+    return now > job_deadline(job=job) + skew
 
 
 def _list_unfinished(run: RunContext) -> list[pleo.ExportJob]:
@@ -87,7 +87,7 @@ def jobs_detect_and_start(*, run: RunContext) -> Decision:
     """
     decisions = []
     for _ in range(MAX_JOBS_PER_RUN):
-        if company_hold_check(run):
+        if company_hold_check(run=run):
             decisions.append(_held(run))
             break
         decision = _detect_and_start_one(run)
@@ -116,7 +116,7 @@ def _detect_and_start_one(run: RunContext) -> Decision:
         for job in jobs:
             if job.status == pleo.JobStatus.UNKNOWN:
                 run.mirror(job)  # audited once; a job of ours holds the company
-        if company_hold_check(run):
+        if company_hold_check(run=run):
             return _held(run)
         running = [job for job in jobs if job.status == pleo.JobStatus.IN_PROGRESS]
         if running:
@@ -142,7 +142,7 @@ def _handle_running(run: RunContext, running: list[pleo.ExportJob]) -> Decision:
     if local.claim != ExportJob.Claim.ELSEWHERE:
         run.set_claim(local, ExportJob.Claim.ELSEWHERE)
         run.audit(
-            "owned_elsewhere",
+            AuditStep.OWNED_ELSEWHERE,
             "Job is in progress but not started by us (another integration, or our records "
             "were lost). Nothing else is started for this company until it finishes; an "
             "operator can adopt it from the admin.",
@@ -166,12 +166,12 @@ def _resume(run: RunContext, local: ExportJob) -> Decision:
         # Our earlier run committed "starting" and the job is in progress: the POST landed.
         run.set_claim(local, ExportJob.Claim.OURS)
         run.audit(
-            "started",
+            AuditStep.STARTED,
             "Our earlier 'started' (outcome unknown at the time) had taken effect: "
             "the job is ours.",
             job=local,
         )
-    finished = carry_job(run=run, job=local, resumed=True)
+    finished = job_carry(run=run, job=local, resumed=True)
     return _carried(run, finished or Outcome.RESUMED, local)
 
 
@@ -182,7 +182,7 @@ def _start_oldest_pending(run: RunContext, pending: list[pleo.ExportJob]) -> Dec
         # we start, in the transaction that also commits the claim).
         known = ExportJob.objects.filter(pleo_job_id=listed.id).only("expired_detected_at").first()
         if known is not None and known.expired_detected_at is not None:
-            if is_expired(listed, now=clock.now()):
+            if job_is_expired(job=listed, now=clock.now()):
                 expired_seen = True  # recorded on an earlier run; not again
                 continue
         run.lease.renew_if_due()
@@ -192,20 +192,22 @@ def _start_oldest_pending(run: RunContext, pending: list[pleo.ExportJob]) -> Dec
         except pleo.PleoNotFound:
             local, _ = run.mirror(listed)
             run.audit(
-                "not_found",
+                AuditStep.NOT_FOUND,
                 "Job was listed but Pleo no longer finds it; skipped.",
                 job=local,
                 outcome=AuditEntry.Outcome.WARNING,
                 http=http_call("GET", path, 404),
             )
             continue
-        if remote.status == pleo.JobStatus.PENDING and not is_expired(remote, now=clock.now()):
+        if remote.status == pleo.JobStatus.PENDING and not job_is_expired(
+            job=remote, now=clock.now()
+        ):
             # One transaction, committed before 'started' is sent: the confirmed read, its audit
             # entry and our claim (fewer write transactions between the Pleo calls: benchmark 1).
             with run.lease.guard():
                 local, _ = run.mirror_guarded(remote)
                 run.audit_guarded(
-                    "selected",
+                    AuditStep.SELECTED,
                     f"Oldest pending job (created {remote.created_at:%Y-%m-%d %H:%M:%S} UTC, "
                     f"{remote.number_of_items} items) confirmed pending.",
                     job=local,
@@ -219,7 +221,7 @@ def _start_oldest_pending(run: RunContext, pending: list[pleo.ExportJob]) -> Dec
         if remote.status in pleo.TERMINAL_JOB_STATUSES:
             if status_changed:
                 run.audit(
-                    "finished_elsewhere",
+                    AuditStep.FINISHED_ELSEWHERE,
                     f"Job is already {remote.status} in Pleo; skipped.",
                     job=local,
                     outcome=AuditEntry.Outcome.INFO,
@@ -229,18 +231,18 @@ def _start_oldest_pending(run: RunContext, pending: list[pleo.ExportJob]) -> Dec
         if remote.status == pleo.JobStatus.IN_PROGRESS:
             return _handle_running(run, [remote])
         if remote.status == pleo.JobStatus.UNKNOWN:
-            if company_hold_check(run):  # it was ours after all (claimed earlier)
+            if company_hold_check(run=run):  # it was ours after all (claimed earlier)
                 return _held(run)
             continue  # not ours: never started (audited once by the mirror)
-        if is_expired(remote, now=clock.now()):  # pending, but past its deadline
+        if job_is_expired(job=remote, now=clock.now()):  # pending, but past its deadline
             expired_seen = True
             if local.expired_detected_at is None:
                 with run.lease.guard():
                     local.expired_detected_at = clock.now()
                     local.save(update_fields=["expired_detected_at", "updated_at"])
                 run.audit(
-                    "expired",
-                    f"Job expired at {job_deadline(remote):%Y-%m-%d %H:%M:%S} UTC before it "
+                    AuditStep.EXPIRED,
+                    f"Job expired at {job_deadline(job=remote):%Y-%m-%d %H:%M:%S} UTC before it "
                     f"could be started; it was not started. Resubmit the export from Pleo's "
                     f"web app.",
                     job=local,
@@ -268,7 +270,7 @@ def _start(run: RunContext, local: ExportJob) -> Decision:
             earlier_unknown = True
             last_answer = str(exc)
             run.audit(
-                "start_unknown",
+                AuditStep.START_UNKNOWN,
                 f"Outcome of 'started' unknown ({exc}); re-reading the job.",
                 job=local,
                 outcome=AuditEntry.Outcome.WARNING,
@@ -290,7 +292,7 @@ def _start(run: RunContext, local: ExportJob) -> Decision:
         f"'started' was sent {MAX_START_ATTEMPTS} times with no known outcome (last answer: "
         f"{last_answer}); the job is left for the next run to reconcile."
     )
-    run.audit("error", message, job=local, outcome=AuditEntry.Outcome.ERROR)
+    run.audit(AuditStep.ERROR, message, job=local, outcome=AuditEntry.Outcome.ERROR)
     return Decision(Outcome.FAILED, local.pleo_job_id, message)
 
 
@@ -311,9 +313,12 @@ def _mark_started(
         local.started_at = local.started_at or clock.now()
         local.save(update_fields=["claim", "status", "started_at", "updated_at"])
         run.audit_guarded(
-            "started", note or "Pleo accepted 'started': the job is ours.", job=local, http=http
+            AuditStep.STARTED,
+            note or "Pleo accepted 'started': the job is ours.",
+            job=local,
+            http=http,
         )
-    return carry_job(run=run, job=local, resumed=False)
+    return job_carry(run=run, job=local, resumed=False)
 
 
 def _reconcile_after_unknown(run: RunContext, local: ExportJob) -> Decision | None:
@@ -336,7 +341,7 @@ def _reconcile_after_unknown(run: RunContext, local: ExportJob) -> Decision | No
         return _carried(run, finished or Outcome.STARTED, local)
     run.set_claim(local, ExportJob.Claim.NONE)
     run.audit(
-        "finished_elsewhere",
+        AuditStep.FINISHED_ELSEWHERE,
         f"After an unknown outcome the job is {remote.status} in Pleo; nothing more is done.",
         job=local,
         outcome=AuditEntry.Outcome.WARNING,
@@ -364,7 +369,7 @@ def _start_conflict(run: RunContext, local: ExportJob, *, earlier_unknown: bool)
             "this company, adopt it in the admin (Export jobs → 'Adopt job')."
         )
     run.audit(
-        "start_conflict",
+        AuditStep.START_CONFLICT,
         message,
         job=local,
         outcome=AuditEntry.Outcome.WARNING if earlier_unknown else AuditEntry.Outcome.INFO,

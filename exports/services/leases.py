@@ -103,11 +103,11 @@ class Lease:
             yield
 
 
-def max_concurrent_companies() -> int:
-    return max(0, int(getattr(settings, "MAX_CONCURRENT_COMPANIES", 0) or 0))
+def lease_max_concurrent() -> int:
+    return max(0, int(settings.MAX_CONCURRENT_COMPANIES or 0))
 
 
-def live_lease_count(now: datetime | None = None) -> int:
+def lease_live_count(*, now: datetime | None = None) -> int:
     now = now or clock.now()
     return Company.objects.filter(lease_token__isnull=False, lease_expires_at__gte=now).count()
 
@@ -117,7 +117,7 @@ def _at_concurrency_bound(bound: int, now: datetime) -> bool:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_ACQUIRE_LOCK_KEY])
-    return live_lease_count(now) >= bound
+    return lease_live_count(now=now) >= bound
 
 
 def lease_acquire(*, company_id: int, trigger: str) -> Lease | None:
@@ -125,7 +125,7 @@ def lease_acquire(*, company_id: int, trigger: str) -> Lease | None:
 
     Raises :class:`RunDeferred` when ``MAX_CONCURRENT_COMPANIES`` companies already run.
     """
-    bound = max_concurrent_companies()
+    bound = lease_max_concurrent()
     for _ in range(3):
         token = uuid.uuid4()
         now = clock.now()
@@ -171,8 +171,8 @@ def lease_acquire(*, company_id: int, trigger: str) -> Lease | None:
 
 
 def lease_release_or_recheck(
-    lease: Lease,
     *,
+    lease: Lease,
     outcome: str,
     error: str = "",
     work_pending: bool = False,
@@ -216,8 +216,8 @@ def lease_release_or_recheck(
 
 
 def lease_release(
-    lease: Lease,
     *,
+    lease: Lease,
     outcome: str,
     error: str = "",
     work_pending: bool = False,
@@ -245,9 +245,9 @@ def lease_release(
 def _failing(lease, failing, error, work_pending, not_before, now) -> dict:
     if failing is None:
         return {}
-    from exports.services.failing import failing_fields
+    from exports.services.failing import job_failing_fields
 
-    return failing_fields(
+    return job_failing_fields(
         company_id=lease.company_id,
         failing=failing,
         error=error,

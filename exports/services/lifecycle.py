@@ -63,7 +63,7 @@ from exports.adapters import (
     get_adapter,
 )
 from exports.audit import HttpCall
-from exports.models import AuditEntry, ExportItemRecord, ExportJob
+from exports.models import AuditEntry, AuditStep, ExportItemRecord, ExportJob
 from exports.notifications import service as notifications
 from exports.services import failing
 from exports.services.expiry_guard import DeadlineGuard
@@ -92,7 +92,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def carry_job(*, run: RunContext, job: ExportJob, resumed: bool) -> str | None:
+def job_carry(*, run: RunContext, job: ExportJob, resumed: bool) -> str | None:
     """Carry a job we own on from where it stands.
 
     Returns ``completed``, ``completed_with_errors``, ``failed_job`` (we sent ``failed``, or Pleo
@@ -201,10 +201,12 @@ class _Carrier(ItemBooking, ItemReporting, FinalEvent, DeadlineGuard, ReceiptFet
                     f"Failed to reach the accounting system to check it ({type(exc).__name__}).",
                 )
         if result.ok:
-            self.audit("validated", f"Pre-export validation passed. {result.message}".strip())
+            self.audit(
+                AuditStep.VALIDATED, f"Pre-export validation passed. {result.message}".strip()
+            )
         else:
             self.audit(
-                "validation_failed",
+                AuditStep.VALIDATION_FAILED,
                 f"Pre-export validation failed ({result.failure_type}): {result.message} "
                 f"No item was touched.",
                 outcome=AuditEntry.Outcome.ERROR,
@@ -238,7 +240,7 @@ class _Carrier(ItemBooking, ItemReporting, FinalEvent, DeadlineGuard, ReceiptFet
                 f"not exported"
             )
         self.audit(
-            "items_read",
+            AuditStep.ITEMS_READ,
             message + ".",
             outcome=AuditEntry.Outcome.WARNING if unknown else AuditEntry.Outcome.OK,
             http=http_call("GET", self.items_path, 200),
@@ -255,7 +257,7 @@ class _Carrier(ItemBooking, ItemReporting, FinalEvent, DeadlineGuard, ReceiptFet
             if not exc.has_type(pleo.ErrorType.MISSING_CONTRA_ACCOUNTS):
                 raise
             self.audit(
-                "export_items_refused",
+                AuditStep.EXPORT_ITEMS_REFUSED,
                 f"Pleo refused the export items: {exc.message}",
                 outcome=AuditEntry.Outcome.ERROR,
                 http=http_call("GET", EXPORT_ITEMS_PATH, 400),
@@ -269,7 +271,7 @@ class _Carrier(ItemBooking, ItemReporting, FinalEvent, DeadlineGuard, ReceiptFet
             ) from None
         by_id = {item.accounting_entry_id: item for item in items}
         self.audit(
-            "export_items_read",
+            AuditStep.EXPORT_ITEMS_READ,
             f"Read the accounting data of {plural(len(by_id), 'item')} from Pleo.",
             http=http_call("GET", EXPORT_ITEMS_PATH, 200),
         )
@@ -307,7 +309,7 @@ class _Carrier(ItemBooking, ItemReporting, FinalEvent, DeadlineGuard, ReceiptFet
                 self.book_pending()
                 if self.queue:
                     self.audit(
-                        "report_early",
+                        AuditStep.REPORT_EARLY,
                         f"Half of the job's expiry window has passed since our last update: "
                         f"reporting the {plural(len(self.queue), 'item')} ready so far so "
                         f"the job does not expire.",
@@ -375,7 +377,7 @@ class _Carrier(ItemBooking, ItemReporting, FinalEvent, DeadlineGuard, ReceiptFet
             remote = self.reread()
             if not remote.is_terminal:
                 self.audit(
-                    "job_refused",
+                    AuditStep.JOB_REFUSED,
                     f"Pleo answered 422 {exc.error_type} while {what}, yet the job is still "
                     f"{remote.status}. Stopping; not retried in this run.",
                     outcome=AuditEntry.Outcome.ERROR,
@@ -424,7 +426,7 @@ class _Carrier(ItemBooking, ItemReporting, FinalEvent, DeadlineGuard, ReceiptFet
             return
         self.at_risk_noted = True
         self.audit(
-            "at_risk",
+            AuditStep.AT_RISK,
             f"The job is at risk of expiring: Pleo expires it at {deadline:%Y-%m-%d %H:%M:%S} "
             f"UTC unless it hears from us ({max(left, 0) / 60:.0f} min left). Continuing.",
             outcome=AuditEntry.Outcome.WARNING,
@@ -443,7 +445,7 @@ class _Carrier(ItemBooking, ItemReporting, FinalEvent, DeadlineGuard, ReceiptFet
             self.job.processing_state = state
             self.job.save(update_fields=["processing_state", "updated_at"])
 
-    def audit(self, step: str, message: str, **kwargs: Any) -> None:
+    def audit(self, step: AuditStep, message: str, **kwargs: Any) -> None:
         self.run.audit(step, message, job=self.job, **kwargs)
 
     def pause(self, message: str, *, http: HttpCall | None = None) -> None:
@@ -473,7 +475,7 @@ class _Carrier(ItemBooking, ItemReporting, FinalEvent, DeadlineGuard, ReceiptFet
         if self.job.attempts > 1:
             since = f"{self.job.failing_since:%Y-%m-%d %H:%M:%S} UTC"
             text += f" (Attempt {self.job.attempts}, failing since {since}.)"
-        self.audit("paused", text, outcome=AuditEntry.Outcome.ERROR, http=http)
+        self.audit(AuditStep.PAUSED, text, outcome=AuditEntry.Outcome.ERROR, http=http)
         return None
 
     def defer(self, exc: pleo.BudgetExhausted) -> None:
@@ -499,12 +501,16 @@ class _Carrier(ItemBooking, ItemReporting, FinalEvent, DeadlineGuard, ReceiptFet
             .order_by("-id")
             .first()
         )
-        if previous is None or previous.step != "paused" or not _same_stop(previous.message, text):
+        if (
+            previous is None
+            or previous.step != AuditStep.PAUSED
+            or not _same_stop(previous.message, text)
+        ):
             return False
         if clock.now() - previous.created_at >= failing.REAUDIT_AFTER:
             return False  # a lasting failure is audited at least once an hour
         return not AuditEntry.objects.filter(
-            export_job=self.job, step="items_reported", pk__gt=previous.pk
+            export_job=self.job, step=AuditStep.ITEMS_REPORTED, pk__gt=previous.pk
         ).exists()
 
 

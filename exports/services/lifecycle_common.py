@@ -21,6 +21,7 @@ class State(StrEnum):
     REPORTING = "reporting"
     FINISHING = "finishing"
     DONE = "done"
+    NOT_FOUND = "not_found"  # Pleo no longer finds the job
 
 
 PAST_VALIDATION = frozenset({State.ITEMS, State.REPORTING, State.FINISHING, State.DONE})

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from exports import clock, crashpoints, pleo
 from exports.audit import HttpCall
-from exports.models import AuditEntry
+from exports.models import AuditEntry, AuditStep
 from exports.notifications import service as notifications
 from exports.services import failing
-from exports.services.job_end import job_end_in_pleo, what_to_do
+from exports.services.job_end import job_end_advice, job_end_in_pleo
 from exports.services.lifecycle_common import (
     EVENT_STATUS,
     EVENTS_PATH,
@@ -50,7 +50,7 @@ class FinalEvent:
                 )
             except pleo.PleoOutcomeUnknown as exc:
                 self.audit(
-                    "finish_unknown",
+                    AuditStep.FINISH_UNKNOWN,
                     f"The outcome of '{event}' is unknown ({exc.message}); re-reading the job.",
                     outcome=AuditEntry.Outcome.WARNING,
                     http=http_call("POST", EVENTS_PATH, exc.status),
@@ -64,7 +64,7 @@ class FinalEvent:
                     raise
                 remote = self.reread()
                 self.audit(
-                    "finish_refused",
+                    AuditStep.FINISH_REFUSED,
                     f"Pleo answered 422 INVALID_EXPORT_JOB_STATUS_CHANGE to '{event}'; the job "
                     f"is {remote.status} in Pleo. Not sent again.",
                     outcome=AuditEntry.Outcome.WARNING,
@@ -111,16 +111,16 @@ class FinalEvent:
             failing.job_failing_end(job=self.job)
         counts = self.counts()
         if event == pleo.JobEvent.COMPLETED:
-            step, outcome = "completed", Outcome.COMPLETED
+            step, outcome = AuditStep.COMPLETED, Outcome.COMPLETED
             message = f"Job completed: {plural(counts[0], 'item')} exported."
         elif event == pleo.JobEvent.COMPLETED_WITH_ERRORS:
-            step, outcome = "completed_with_errors", Outcome.COMPLETED_WITH_ERRORS
+            step, outcome = AuditStep.COMPLETED_WITH_ERRORS, Outcome.COMPLETED_WITH_ERRORS
             message = (
                 f"Job completed with errors: {counts[0]} exported, {counts[1]} failed. "
                 f"Bookkeepers see each failed item's reason in Pleo ('Review errors')."
             )
         else:
-            step, outcome = "job_failed", Outcome.FAILED_JOB
+            step, outcome = AuditStep.JOB_FAILED, Outcome.FAILED_JOB
             message = f"Job marked failed in Pleo ({reason_type}): {reason}"
             self.run.job_errors[self.job.pleo_job_id] = message
         self.audit(
@@ -170,12 +170,12 @@ class FinalEvent:
         if end.bad:
             self.run.job_errors[self.job.pleo_job_id] = end.message
         self.audit(
-            "job_ended",
+            AuditStep.JOB_ENDED,
             message,
             outcome=AuditEntry.Outcome.ERROR if end.bad else AuditEntry.Outcome.WARNING,
             http=http or http_call("GET", self.job_path, 200),
         )
-        # Notification hook: a job of ours ended failed/expired in Pleo (issue 17's job_expired).
+        # Notification hook: a job of ours ended failed/expired in Pleo (kind job_expired).
         notifications.notification_request_job_outcome(
             company=self.run.company, job=self.job, cause=notifications.JobEnd.ENDED_IN_PLEO
         )
@@ -184,14 +184,14 @@ class FinalEvent:
     def vanished(self, http: HttpCall | None) -> str:
         message = (
             f"Pleo no longer finds this job (404 EXPORT_NOT_FOUND); nothing more is sent for it. "
-            f"{what_to_do(self.job)}"
+            f"{job_end_advice(job=self.job)}"
         )
         with self.run.lease.guard():
             self.job.processing_state = State.DONE
             self.job.save(update_fields=["processing_state", "updated_at"])
             failing.job_failing_end(job=self.job, error=message)
         self.run.job_errors[self.job.pleo_job_id] = message
-        self.audit("job_ended", message, outcome=AuditEntry.Outcome.ERROR, http=http)
+        self.audit(AuditStep.JOB_ENDED, message, outcome=AuditEntry.Outcome.ERROR, http=http)
         notifications.notification_request_job_outcome(
             company=self.run.company, job=self.job, cause=notifications.JobEnd.NOT_FOUND
         )

@@ -23,7 +23,7 @@ from exports.adapters import (
     LookupUnsupported,
 )
 from exports.adapters.item_snapshot import item_snapshot
-from exports.models import AuditEntry, ExportItemRecord
+from exports.models import AuditEntry, AuditStep, ExportItemRecord
 from exports.services.leases import LeaseLost
 from exports.services.lifecycle_common import (
     FINAL_ITEM,
@@ -178,7 +178,7 @@ class ItemBooking:
             return False  # not booked: safe to book now
         self.apply(record, found)
         self.audit(
-            "item_recovered",
+            AuditStep.ITEM_RECOVERED,
             f"Item {record.accounting_entry_id}: an earlier run was interrupted after booking; "
             f"{adapter.label} confirms it as {found.external_id or 'booked'}. Not booked again.",
             outcome=AuditEntry.Outcome.INFO,
@@ -276,7 +276,7 @@ class ItemBooking:
                 self.audit_item_failure(record, result)
             elif result.message:
                 self.audit(
-                    "item_booked_note",
+                    AuditStep.ITEM_BOOKED_NOTE,
                     f"Item {record.accounting_entry_id}: {result.message}",
                     outcome=AuditEntry.Outcome.INFO,
                 )
@@ -343,7 +343,7 @@ class ItemBooking:
 
     def audit_item_failure(self, record: ExportItemRecord, result: BookingResult) -> None:
         self.audit(
-            "item_failed",
+            AuditStep.ITEM_FAILED,
             f"Item {record.accounting_entry_id} not booked ({record.failure_reason_type}): "
             f"{result.message}",
             outcome=AuditEntry.Outcome.WARNING,

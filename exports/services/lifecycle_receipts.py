@@ -32,7 +32,7 @@ from django.conf import settings
 
 from exports import pleo
 from exports.adapters import BookingResult, ReceiptFile
-from exports.models import AuditEntry, ExportItemRecord
+from exports.models import AuditEntry, AuditStep, ExportItemRecord
 from exports.receipts.fetch import FetchConfig, file_refs
 from exports.receipts.files import receipts_storage
 from exports.receipts.models import Receipt
@@ -49,7 +49,7 @@ _TO_BOOK = (ExportItemRecord.State.PENDING, ExportItemRecord.State.BOOKING)
 
 
 class ReceiptFetching:
-    # Per record pk: the receipts of an item fetched in this run (set up by the carrier).
+    # Per record pk: the receipts fetched for an item, until it is booked (set up by the carrier).
     fetched_receipts: dict[int, ItemReceipts]
     # The next chunk's downloads, running in the background: (chunk, future).
     receipts_ahead: tuple[list, Future] | None = None
@@ -154,7 +154,7 @@ class ReceiptFetching:
         """Why the item may not be booked for its receipts (None: book it), and the receipts to
         pass to the adapter: those fetched, within the adapter's ``attachment_limits``. A file
         over them fails the item, or with ``RECEIPTS_REQUIRED`` off is left out (audited)."""
-        verdict = self.fetched_receipts.get(record.pk)
+        verdict = self.fetched_receipts.pop(record.pk, None)  # used once: not kept for the run
         if verdict is None:
             return None, ()
         notes, verdict.notes = verdict.notes, []
@@ -188,7 +188,7 @@ class ReceiptFetching:
         ]
         for note in notes:
             self.audit(
-                "receipt_note",
+                AuditStep.RECEIPT_NOTE,
                 f"Item {record.accounting_entry_id}: {note}",
                 outcome=AuditEntry.Outcome.WARNING,
             )
@@ -200,7 +200,7 @@ class ReceiptFetching:
             return
         self.archived_only_noted = True
         self.audit(
-            "receipts_archived_only",
+            AuditStep.RECEIPTS_ARCHIVED_ONLY,
             f"{label} takes no attachments: the items' receipts are archived here and booked "
             f"without them.",
             outcome=AuditEntry.Outcome.INFO,

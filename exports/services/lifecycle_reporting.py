@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 
 from exports import pleo
-from exports.models import AuditEntry, ExportItemRecord
+from exports.models import AuditEntry, AuditStep, ExportItemRecord
 from exports.services.lifecycle_common import (
     FINAL_ITEM,
     MAX_REPORT_ATTEMPTS,
@@ -43,7 +43,7 @@ class ItemReporting:
                     raise
                 self.batch_size = (len(chunk) + 1) // 2
                 self.audit(
-                    "batch_too_large",
+                    AuditStep.BATCH_TOO_LARGE,
                     f"Pleo refused {len(chunk)} item outcomes in one call (413 "
                     f"EXPORT_JOB_ITEMS_UPDATE_LIMIT); sending at most {self.batch_size} per "
                     f"call from now on.",
@@ -54,7 +54,7 @@ class ItemReporting:
             except pleo.PleoOutcomeUnknown as exc:
                 unknown_outcomes += 1
                 self.audit(
-                    "report_unknown",
+                    AuditStep.REPORT_UNKNOWN,
                     f"The outcome of reporting {plural(len(chunk), 'item')} is unknown "
                     f"({exc.message}); re-reading the job's items to see which took effect.",
                     outcome=AuditEntry.Outcome.WARNING,
@@ -104,10 +104,10 @@ class ItemReporting:
         )
         if result.errors:
             message += f" Pleo rejected {len(result.errors)} of them (see below)."
-        self.audit("items_reported", message, http=http_call("PUT", self.items_path, 200))
+        self.audit(AuditStep.ITEMS_REPORTED, message, http=http_call("PUT", self.items_path, 200))
         for error in result.errors:
             self.audit(
-                "item_report_rejected",
+                AuditStep.ITEM_REPORT_REJECTED,
                 f"Pleo did not accept the outcome of item {error.accounting_entry_id} "
                 f"({error.type}): {error.message or 'no message'}. It stays unreported.",
                 outcome=AuditEntry.Outcome.WARNING,
@@ -123,7 +123,7 @@ class ItemReporting:
         self.learn(items)
         landed = {i.accounting_entry_id for i in items if i.status in FINAL_ITEM} & sent
         self.audit(
-            "report_reconciled",
+            AuditStep.REPORT_RECONCILED,
             f"{len(landed)} of {len(sent)} reported item outcomes had taken effect in Pleo and "
             f"are not sent again; {len(sent - landed)} will be sent again.",
             outcome=AuditEntry.Outcome.INFO,

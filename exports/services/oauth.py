@@ -1,16 +1,16 @@
 """OAuth 2.0 credentials: connecting from the admin, and the one place tokens are refreshed.
 
-Connect (``connect_begin`` → Pleo's consent page → ``connect_complete``): a fresh PKCE verifier
-and ``state`` per attempt (the views keep both in the admin user's session), the code exchanged
-once, both tokens stored encrypted with the access token's expiry, status OK.
+Connect (``oauth_connect_begin`` → Pleo's consent page → ``oauth_connect_complete``): a fresh
+PKCE verifier and ``state`` per attempt (the views keep both in the admin user's session), the
+code exchanged once, both tokens stored encrypted with the access token's expiry, status OK.
 
-Refresh (``access_token`` / ``refresh_after_unauthorized``), at most one in flight per credential
-across processes and machines, without holding a database lock across the HTTP call. The
-compare-and-set loop is :mod:`exports.services.token_refresh` (shared with Xero's connections;
-its docstring states the rules): one refresh in flight, a refresh token never presented twice,
-``invalid_grant`` or an unknown outcome marking the credential ``needs_reauthorisation``, after
-which every use raises ``CredentialUnusable`` (:mod:`exports.services.credential_errors`) with
-the reason (no HTTP call).
+Refresh (``oauth_access_token`` / ``oauth_refresh_after_unauthorized``), at most one in flight
+per credential across processes and machines, without holding a database lock across the HTTP
+call. The compare-and-set loop is :mod:`exports.services.token_refresh` (shared with Xero's
+connections; its docstring states the rules): one refresh in flight, a refresh token never
+presented twice, ``invalid_grant`` or an unknown outcome marking the credential
+``needs_reauthorisation``, after which every use raises ``CredentialUnusable``
+(:mod:`exports.services.credential_errors`) with the reason (no HTTP call).
 
 Nothing here logs or puts in an exception a token, code, verifier or client secret.
 """
@@ -34,7 +34,7 @@ from exports.pleo import BearerAuth, PleoAuthError
 from exports.pleo import oauth as pleo_oauth
 from exports.pleo.hosts import HostNotAllowed
 from exports.services import token_refresh
-from exports.services.credential_errors import CredentialUnusable, unusable_message
+from exports.services.credential_errors import CredentialUnusable, credential_unusable_message
 
 logger = logging.getLogger(__name__)
 
@@ -52,19 +52,19 @@ def oauth_scopes() -> str:
     return " ".join(str(settings.PLEO_OAUTH_SCOPES).split())
 
 
-def refresh_margin() -> timedelta:
+def oauth_refresh_margin() -> timedelta:
     return timedelta(seconds=float(settings.PLEO_OAUTH_REFRESH_MARGIN_SECONDS))
 
 
-marker_lifetime = token_refresh.marker_lifetime
+oauth_marker_lifetime = token_refresh.marker_lifetime
 
 
-def redirect_uri() -> str:
+def oauth_redirect_uri() -> str:
     """The callback URL registered with Pleo: ``PUBLIC_BASE_URL`` + ``/oauth/pleo/callback/``."""
     return settings.PUBLIC_BASE_URL.rstrip("/") + reverse("pleo-oauth-callback")
 
 
-def oauth_base_url(credential: Credential) -> str:
+def oauth_base_url(*, credential: Credential) -> str:
     """The credential's OAuth base URL override, or the PLEO_OAUTH_BASE_URL setting."""
     return (credential.oauth_base_url or settings.PLEO_OAUTH_BASE_URL).rstrip("/")
 
@@ -77,12 +77,12 @@ def _refused(credential: Credential, exc: Exception) -> str:
 
 
 @sensitive_variables("secret")
-def oauth_config(credential: Credential) -> pleo_oauth.OAuthConfig:
+def oauth_config(*, credential: Credential) -> pleo_oauth.OAuthConfig:
     if credential.kind != Credential.Kind.OAUTH:
         raise ValueError(f"credential {credential.pk} is not an OAuth credential")
     secret = credential.oauth_client_secret
     return pleo_oauth.OAuthConfig(
-        base_url=oauth_base_url(credential),
+        base_url=oauth_base_url(credential=credential),
         client_id=credential.oauth_client_id,
         client_secret=secret,
     )
@@ -102,7 +102,7 @@ class ConnectStart:
     client_id: str
 
 
-def connect_begin(credential: Credential) -> ConnectStart:
+def oauth_connect_begin(*, credential: Credential) -> ConnectStart:
     if credential.kind != Credential.Kind.OAUTH:
         raise ConnectFailed(f"Credential '{credential.name}' is not an OAuth 2.0 credential.")
     if not credential.oauth_client_id:
@@ -113,9 +113,9 @@ def connect_begin(credential: Credential) -> ConnectStart:
     state = pleo_oauth.new_state()
     try:
         url = pleo_oauth.authorize_url(
-            base_url=oauth_base_url(credential),
+            base_url=oauth_base_url(credential=credential),
             client_id=credential.oauth_client_id,
-            redirect_uri=redirect_uri(),
+            redirect_uri=oauth_redirect_uri(),
             scopes=oauth_scopes(),
             state=state,
             challenge=pkce.challenge,
@@ -132,7 +132,7 @@ def connect_begin(credential: Credential) -> ConnectStart:
 
 
 @sensitive_variables("code", "code_verifier", "tokens", "config")
-def connect_complete(
+def oauth_connect_complete(
     *, credential_id: int, code: str, code_verifier: str, client_id: str | None = None
 ) -> Credential:
     """Exchange ``code`` and store both tokens (status OK). Raises :class:`ConnectFailed` with
@@ -146,7 +146,7 @@ def connect_complete(
     if client_id is not None and credential.oauth_client_id != client_id:
         raise ConnectFailed("The credential's OAuth client id changed meanwhile: connect again.")
     try:
-        config = oauth_config(credential)
+        config = oauth_config(credential=credential)
     except HostNotAllowed as exc:
         raise ConnectFailed(_refused(credential, exc)) from None
     except (crypto.SecretDecryptionError, crypto.EncryptionKeysMissing, ValueError) as exc:
@@ -154,7 +154,7 @@ def connect_complete(
     received_at = clock.now()
     try:
         tokens = pleo_oauth.exchange_code(
-            config, code=code, redirect_uri=redirect_uri(), code_verifier=code_verifier
+            config, code=code, redirect_uri=oauth_redirect_uri(), code_verifier=code_verifier
         )
     except pleo_oauth.OAuthInvalidGrant as exc:
         raise ConnectFailed(
@@ -175,10 +175,12 @@ def connect_complete(
 def _store_connected(
     credential: Credential, tokens: pleo_oauth.TokenSet, received_at: datetime
 ) -> None:
-    changed = (
-        {} if credential.status == Credential.Status.OK else {"status_changed_at": clock.now()}
+    changed = {}
+    if credential.status != Credential.Status.OK:
+        changed["status_changed_at"] = clock.now()
+    token_refresh.store_connected_tokens(
+        owner=TOKENS, pk=credential.pk, tokens=tokens, received_at=received_at, **changed
     )
-    token_refresh.store_connected_tokens(TOKENS, credential.pk, tokens, received_at, **changed)
 
 
 # --- Status ---------------------------------------------------------------------------------------
@@ -226,7 +228,9 @@ def _read(credential_id: int) -> token_refresh.TokenRow:
 def _unusable(name: str, status: str, reason: str) -> CredentialUnusable:
     if status == Credential.Status.OK:  # usable by status, not for tokens: ``reason`` says why
         return CredentialUnusable(f"Credential '{name}' {reason.rstrip('.')}.")
-    return CredentialUnusable(unusable_message(name, status, reason))
+    return CredentialUnusable(
+        credential_unusable_message(name=name, status=status, last_error=reason)
+    )
 
 
 def _mark(credential_id: int, reason: str, refresh_token_ciphertext: str | None) -> bool:
@@ -238,7 +242,7 @@ def _mark(credential_id: int, reason: str, refresh_token_ciphertext: str | None)
 
 
 def _config(credential_id: int) -> pleo_oauth.OAuthConfig:
-    return oauth_config(Credential.objects.get(pk=credential_id))
+    return oauth_config(credential=Credential.objects.get(pk=credential_id))
 
 
 TOKENS = token_refresh.TokenOwner(
@@ -249,28 +253,30 @@ TOKENS = token_refresh.TokenOwner(
     config=_config,
     mark=_mark,
     unusable=_unusable,
-    margin=refresh_margin,
+    margin=oauth_refresh_margin,
 )
 
 
-def access_token(credential_id: int) -> str:
+def oauth_access_token(*, credential_id: int) -> str:
     """A usable access token, refreshed first when it expires within the margin (one refresh in
     flight per credential; other callers wait for it). Raises ``CredentialUnusable`` when the
     credential may not be used, ``PleoUnavailable``/``PleoAuthError`` when a needed refresh
     could not be made."""
-    return token_refresh.token_access(TOKENS, credential_id)
+    return token_refresh.token_access(owner=TOKENS, pk=credential_id)
 
 
-def refresh_after_unauthorized(credential_id: int, rejected_token: str | None) -> bool:
+def oauth_refresh_after_unauthorized(*, credential_id: int, rejected_token: str | None) -> bool:
     """Pleo answered 401 to ``rejected_token``: make sure a newer token is stored (refreshing
     once, unless another caller already did). True when one is."""
-    return token_refresh.token_refresh_after_unauthorized(TOKENS, credential_id, rejected_token)
+    return token_refresh.token_refresh_after_unauthorized(
+        owner=TOKENS, pk=credential_id, rejected_token=rejected_token
+    )
 
 
 # --- The client's bearer auth ---------------------------------------------------------------------
 
 
-def bearer_auth(credential_id: int) -> tuple[BearerAuth, Callable[[PleoAuthError], None]]:
+def oauth_bearer_auth(*, credential_id: int) -> tuple[BearerAuth, Callable[[PleoAuthError], None]]:
     """``BearerAuth`` for a client of this credential, and its ``on_auth_failure``.
 
     ``get_token`` reads (and if needed refreshes) the token for every request; ``refresh`` is
@@ -280,13 +286,15 @@ def bearer_auth(credential_id: int) -> tuple[BearerAuth, Callable[[PleoAuthError
     last: dict = {"token": None, "refreshed": False}
 
     def get_token() -> str:
-        token = access_token(credential_id)
+        token = oauth_access_token(credential_id=credential_id)
         last["token"] = token
         return token
 
     def refresh() -> bool:
         last["refreshed"] = False
-        last["refreshed"] = refresh_after_unauthorized(credential_id, last["token"])
+        last["refreshed"] = oauth_refresh_after_unauthorized(
+            credential_id=credential_id, rejected_token=last["token"]
+        )
         return last["refreshed"]
 
     def on_auth_failure(exc: PleoAuthError) -> None:

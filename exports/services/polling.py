@@ -1,4 +1,4 @@
-"""Polling: the poll tick's round, spread over its interval in slices (issue 11).
+"""Polling: the poll tick's round, spread over its interval in slices.
 
 The poll tick (``exports.tasks.poll_tick``) calls :func:`poll_round_start`; the every-minute
 maintenance task (``exports.tasks.maintenance``) calls :func:`poll_round_queue_due`.
@@ -24,7 +24,7 @@ from django.db.models.functions import Mod
 from exports import clock
 from exports.models import Company, Trigger, WorkerHeartbeat
 from exports.services import heartbeat
-from exports.services.dispatch import enqueue_company_checks, queued_marker_ttl
+from exports.services.dispatch import company_checks_enqueue, queued_marker_ttl
 
 # The log keeps the name it had when this lived in the tasks module (log routing uses it).
 logger = logging.getLogger("exports.tasks")
@@ -32,7 +32,7 @@ logger = logging.getLogger("exports.tasks")
 
 def poll_slices() -> int:
     """How many slices a round has: ``PLEO_POLL_SLICES``, or one per minute of the interval."""
-    configured = int(getattr(settings, "PLEO_POLL_SLICES", 0) or 0)
+    configured = int(settings.PLEO_POLL_SLICES or 0)
     return max(1, configured or int(settings.PLEO_POLL_INTERVAL_MINUTES))
 
 
@@ -51,7 +51,7 @@ def _slices_queue(*, round_start: datetime, upto: int, now: datetime) -> int:
     ids = list(eligible.order_by("pk").values_list("pk", flat=True))
     if not ids:
         return 0
-    return enqueue_company_checks(
+    return company_checks_enqueue(
         company_ids=ids, trigger=Trigger.SCHEDULE, batch_size=settings.PLEO_POLL_BATCH_SIZE
     )
 
@@ -60,7 +60,7 @@ def poll_round_start(*, now: datetime | None = None) -> int:
     """The polling schedule: start a round; its first slice is queued now, the rest later."""
     now = now or clock.now()
     queued = _slices_queue(round_start=now, upto=0, now=now)
-    heartbeat.tick_completed()  # the round's start, read by poll_round_queue_due
+    heartbeat.heartbeat_tick_completed()  # the round's start, read by poll_round_queue_due
     logger.info("Poll tick queued %d company check(s) (slice 1 of %d)", queued, poll_slices())
     return queued
 

@@ -19,9 +19,9 @@ from enum import StrEnum, nonmember
 
 from exports import audit, clock, pleo
 from exports.audit import HttpCall
-from exports.models import AuditEntry, Company, ExportJob
+from exports.models import AuditEntry, AuditStep, Company, ExportJob
 from exports.services.leases import Lease
-from exports.services.unknown_status import job_status_noted, raw_status_of
+from exports.services.unknown_status import job_raw_status, job_status_noted
 
 
 class Outcome(StrEnum):
@@ -155,7 +155,7 @@ class RunContext:
     # Jobs this run has read from Pleo (and mirrored).
     fresh_job_ids: set[uuid.UUID] = field(default_factory=set)
     # Why a job of ours stopped or ended badly in this run (the lifecycle's pause or end
-    # message): the run's error, so the company's last check says it (issue 17 §2-3).
+    # message): the run's error, so the company's last check says it.
     job_errors: dict[uuid.UUID, str] = field(default_factory=dict)
     # Jobs of ours that recovery found failed or expired in Pleo: outcomes of this run.
     ended: list[Decision] = field(default_factory=list)
@@ -165,7 +165,7 @@ class RunContext:
 
     def audit(
         self,
-        step: str,
+        step: AuditStep,
         message: str,
         *,
         job: ExportJob | None = None,
@@ -177,7 +177,7 @@ class RunContext:
 
     def audit_guarded(
         self,
-        step: str,
+        step: AuditStep,
         message: str,
         *,
         job: ExportJob | None = None,
@@ -219,7 +219,7 @@ class RunContext:
                 **fields,
             )
             return local, True
-        previous_raw = raw_status_of(local)
+        previous_raw = job_raw_status(job=local)
         changed = [name for name, value in fields.items() if getattr(local, name) != value]
         status_changed = "status" in changed or (
             remote.status == pleo.JobStatus.UNKNOWN and previous_raw != remote.raw_status

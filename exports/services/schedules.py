@@ -38,7 +38,7 @@ TASK_FUNCTIONS: dict[str, str] = {
 HOOK_FUNCTIONS: dict[str, str] = {}
 
 
-def wanted_schedules() -> dict[str, dict]:
+def schedules_wanted() -> dict[str, dict]:
     return {
         POLL: {
             "func": "exports.tasks.poll_tick",
@@ -55,10 +55,10 @@ def wanted_schedules() -> dict[str, dict]:
 
 
 @transaction.atomic
-def ensure_schedules() -> list[str]:
+def schedules_ensure() -> list[str]:
     """Create or update our schedules by name; remove duplicates of a name. Returns the changes."""
     changes = []
-    for name, fields in wanted_schedules().items():
+    for name, fields in schedules_wanted().items():
         existing = list(Schedule.objects.select_for_update().filter(name=name).order_by("pk"))
         if not existing:
             Schedule.objects.create(name=name, repeats=-1, next_run=clock.now(), **fields)
@@ -93,11 +93,11 @@ def task_function_allowed(func: Any) -> bool:
     return dotted_path(func) in TASK_FUNCTIONS
 
 
-def hook_allowed(hook: Any) -> bool:
+def schedule_hook_allowed(hook: Any) -> bool:
     return not hook or dotted_path(hook) in HOOK_FUNCTIONS
 
 
-def parse_schedule_arguments(args: str | None, kwargs: str | None) -> tuple[tuple, dict]:
+def schedule_arguments_parse(args: str | None, kwargs: str | None) -> tuple[tuple, dict]:
     """A schedule's ``args`` and ``kwargs`` text as django-q2's scheduler reads them (Python
     literals; ``kwargs`` as a dict or as ``x=1, y='a'``). ValueError: it could not read them
     (the scheduler would fail on the row, and with it on every schedule due in the same pass)."""
@@ -138,10 +138,10 @@ def schedule_problems(
     path = dotted_path(func)
     if not task_function_allowed(func):
         problems.append(f"function {path!r} is not one of the product's task functions")
-    if not hook_allowed(hook):
+    if not schedule_hook_allowed(hook):
         problems.append(f"hook {dotted_path(hook)!r} is not allowed (leave it empty)")
     try:
-        parsed_args, parsed_kwargs = parse_schedule_arguments(args, kwargs)
+        parsed_args, parsed_kwargs = schedule_arguments_parse(args, kwargs)
     except ValueError as exc:
         problems.append(str(exc))
         return problems
@@ -159,7 +159,7 @@ def schedule_problems(
     return problems
 
 
-def disallowed_schedules() -> list[tuple[Schedule, list[str]]]:
+def schedules_disallowed() -> list[tuple[Schedule, list[str]]]:
     """Stored schedules that may not run as written, with the reasons."""
     found = []
     for schedule in Schedule.objects.order_by("pk"):

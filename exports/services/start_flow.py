@@ -1,7 +1,7 @@
 """The detect-and-start flow: Pleo's how-to "Detect and start export jobs", one service function.
 
 Every trigger (webhook, schedule, admin "Check now", ``check_exports``, the recovery sweep) ends in
-:func:`run_export_check`. Holding the company's lease it:
+:func:`company_check_run`. Holding the company's lease it:
 
 1. with ``--recover``, re-reads every unfinished claim of ours
    (``exports.services.claims_recovery``);
@@ -24,9 +24,9 @@ from datetime import UTC
 
 from exports import audit, pleo
 from exports.audit import HttpCall
-from exports.models import AuditEntry, Company, ExportJob, Trigger
+from exports.models import AuditEntry, AuditStep, Company, ExportJob, Trigger
 from exports.services.claims_recovery import claims_recover
-from exports.services.credentials import CredentialUnusable, client_for_company
+from exports.services.credentials import CredentialUnusable, pleo_client_for_company
 from exports.services.failing import audit_again_due
 from exports.services.job_start import jobs_detect_and_start
 from exports.services.leases import (
@@ -49,7 +49,7 @@ from exports.services.runs import (
 logger = logging.getLogger(__name__)
 
 
-def run_export_check(
+def company_check_run(
     *,
     company: Company,
     trigger: str,
@@ -93,7 +93,7 @@ def run_export_check(
             if result.outcome in (Outcome.FAILED, Outcome.DEFERRED):
                 break
             if not lease_release_or_recheck(
-                lease,
+                lease=lease,
                 outcome=result.outcome,
                 error=result.error,
                 work_pending=result.work_pending,
@@ -116,7 +116,7 @@ def run_export_check(
         if not released:
             final = outcomes[-1] if outcomes else None
             lease_release(
-                lease,
+                lease=lease,
                 outcome=final.outcome if final else Outcome.FAILED,
                 error=final.error if final else "The run was interrupted.",
                 work_pending=final.work_pending if final else False,
@@ -149,7 +149,7 @@ def _run_once(*, company, lease, trigger, recover, run_id) -> FlowResult:
         )
 
     try:
-        client = client_for_company(company, run_id=run_id)
+        client = pleo_client_for_company(company=company, run_id=run_id)
     except CredentialUnusable as exc:
         return _failed(company, lease, trigger, run_id, str(exc))
     run = RunContext(
@@ -211,7 +211,7 @@ def _deferred(run: RunContext, exc: pleo.BudgetExhausted, job_id=None) -> FlowRe
             message += " The job stays in progress; the next run continues where this one stopped."
         retry_at = exc.retry_at.astimezone(UTC)
         run.audit(
-            "deferred",
+            AuditStep.DEFERRED,
             f"{message} The company runs again from {retry_at:%Y-%m-%d %H:%M:%S} UTC (the sweep "
             f"picks it up).",
             job=job,
@@ -247,14 +247,16 @@ def _failed(
     repeated = (
         company.last_check_outcome == Outcome.FAILED
         and company.last_check_error == error
-        and not audit_again_due(company_id=company.pk, job=None, step="error", message=error)
+        and not audit_again_due(
+            company_id=company.pk, job=None, step=AuditStep.ERROR, message=error
+        )
     )
     if not repeated:
         with lease.guard():
             audit.record(
                 company=company,
                 trigger=trigger,
-                step="error",
+                step=AuditStep.ERROR,
                 message=error,
                 run_id=run_id,
                 outcome=AuditEntry.Outcome.ERROR,
@@ -272,7 +274,7 @@ def job_adopt(*, job: ExportJob, user_name: str) -> None:
         company=job.company,
         export_job=job,
         trigger=Trigger.MANUAL,
-        step="adopted",
+        step=AuditStep.ADOPTED,
         message=f"Adopted by {user_name}: the job will be resumed as ours.",
         run_id=None,
         outcome=AuditEntry.Outcome.WARNING,

@@ -35,12 +35,12 @@ from exports.pleo import (
     WebhookEventType,
 )
 from exports.services.companies import (
-    ensure_webhook_endpoint,
     webhook_endpoint_add_secret,
-    webhook_url,
+    webhook_endpoint_ensure,
+    webhook_endpoint_url,
 )
-from exports.services.credentials import CredentialUnusable, client_for_credential
-from exports.services.webhooks import secret_retire_after
+from exports.services.credentials import CredentialUnusable, pleo_client_for_credential
+from exports.services.webhooks import webhook_secret_retire_after
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class SubscriptionError(Exception):
 
 def _client(credential: Credential) -> PleoClient:
     try:
-        return client_for_credential(credential, run_id=None)
+        return pleo_client_for_credential(credential=credential, run_id=None)
     except CredentialUnusable as exc:
         raise SubscriptionError(str(exc)) from None
 
@@ -92,7 +92,7 @@ def _retire_others(
         if keep_subscription_id and entry.get("subscription_id") == keep_subscription_id:
             entry["retire_after"] = None
             continue
-        current = secret_retire_after(entry)
+        current = webhook_secret_retire_after(entry=entry)
         if current is None or current > until:
             entry["retire_after"] = until.isoformat()
     endpoint.set_secret_entries(entries)
@@ -117,14 +117,14 @@ def _store(
         endpoint.save(update_fields=SAVED_FIELDS)
 
 
-def webhooks_subscribe(credential: Credential, *, overlap: timedelta = DEFAULT_OVERLAP) -> str:
+def webhooks_subscribe(*, credential: Credential, overlap: timedelta = DEFAULT_OVERLAP) -> str:
     """Make sure one active Pleo subscription for ``v1.export-job.created`` points at this
     credential's webhook URL, and that its secret is stored. Safe to run again: it reuses the
     stored subscription, or one found pointing at our URL, before creating one; further
     subscriptions pointing at our URL are deleted. Secrets of other subscriptions retire after
     ``overlap``."""
-    endpoint = ensure_webhook_endpoint(credential)
-    url = webhook_url(endpoint)
+    endpoint = webhook_endpoint_ensure(credential=credential)
+    url = webhook_endpoint_url(endpoint=endpoint)
     notes: list[str] = []
     with _client(credential) as client:
         try:
@@ -208,11 +208,11 @@ def _delete_replaced(client: PleoClient, old: Subscription, new: Subscription) -
     return f"the replaced subscription {old.id} was deleted"
 
 
-def webhooks_unsubscribe(credential: Credential, *, overlap: timedelta = DEFAULT_OVERLAP) -> str:
+def webhooks_unsubscribe(*, credential: Credential, overlap: timedelta = DEFAULT_OVERLAP) -> str:
     """Delete the credential's Pleo subscription (and any other pointing at our URL). One that is
     already gone is fine. The stored secrets retire after ``overlap`` (deliveries in flight)."""
-    endpoint = ensure_webhook_endpoint(credential)
-    url = webhook_url(endpoint)
+    endpoint = webhook_endpoint_ensure(credential=credential)
+    url = webhook_endpoint_url(endpoint=endpoint)
     deleted: list[str] = []
     with _client(credential) as client:
         try:
@@ -236,17 +236,17 @@ def webhooks_unsubscribe(credential: Credential, *, overlap: timedelta = DEFAULT
     return f"Deleted Pleo webhook subscription {', '.join(deleted)} for {url}."
 
 
-def webhooks_rotate_secret(credential: Credential, overlap: timedelta = DEFAULT_OVERLAP) -> str:
+def webhook_secret_rotate(*, credential: Credential, overlap: timedelta = DEFAULT_OVERLAP) -> str:
     """Replace the signing secret without rejecting any delivery: create a new subscription, store
     its secret beside the old one, delete the old subscription, and keep accepting the old secret
     until ``now + overlap``."""
-    endpoint = ensure_webhook_endpoint(credential)
+    endpoint = webhook_endpoint_ensure(credential=credential)
     old_id = endpoint.pleo_subscription_id
     if not old_id:
         raise SubscriptionError(
             "This credential has no Pleo webhook subscription to rotate: subscribe first."
         )
-    url = webhook_url(endpoint)
+    url = webhook_endpoint_url(endpoint=endpoint)
     with _client(credential) as client:
         try:
             new = client.create_subscription(url, EVENT_TYPES)
@@ -298,13 +298,13 @@ def webhooks_rotate_secret(credential: Credential, overlap: timedelta = DEFAULT_
     )
 
 
-def webhook_secrets_prune(endpoint: WebhookEndpoint) -> str:
+def webhook_secrets_prune(*, endpoint: WebhookEndpoint) -> str:
     """Drop signing secrets whose ``retire_after`` has passed."""
     now = clock.now()
     entries = endpoint.secret_entries()
     kept = []
     for entry in entries:
-        retire_after = secret_retire_after(entry)
+        retire_after = webhook_secret_retire_after(entry=entry)
         if retire_after is None or retire_after > now:
             kept.append(entry)
     removed = len(entries) - len(kept)

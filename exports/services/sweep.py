@@ -10,13 +10,13 @@ from django.db.models import BooleanField, ExpressionWrapper, Q
 
 from exports import clock
 from exports.models import Company, ExportJob, Trigger
-from exports.services.dispatch import enqueue_company_check
+from exports.services.dispatch import company_check_enqueue
 from exports.services.leases import lease_duration
 
 logger = logging.getLogger(__name__)
 
 
-def sweep_stale_leases() -> int:
+def leases_sweep_stale() -> int:
     """Enqueue a recovery check for every active company that a crashed run left behind.
 
     A company qualifies when its lease deadline has passed (the holder died or stalled), when a
@@ -56,7 +56,7 @@ def sweep_stale_leases() -> int:
         # Q_CLUSTER["retry"] seconds, or ever): for a lapsed lease, a queued marker older than
         # one lease does not stop a new check (a duplicate is harmless; the lease decides).
         stale_after = lease_duration() if lease_lapsed else None
-        if enqueue_company_check(
+        if company_check_enqueue(
             company_id=company_id,
             trigger=Trigger.RECOVERY,
             recover=True,

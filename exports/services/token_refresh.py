@@ -124,7 +124,7 @@ def _fresh(owner: TokenOwner, row: TokenRow, now: datetime) -> bool:
     return expires is None or expires - owner.margin() > now
 
 
-def token_access(owner: TokenOwner, pk: int) -> str:
+def token_access(*, owner: TokenOwner, pk: int) -> str:
     """A usable access token, refreshed first when it expires within the margin (one refresh in
     flight per row; other callers wait for it)."""
     row = owner.read(pk)
@@ -308,7 +308,7 @@ def _store_refreshed(
 
 @sensitive_variables("tokens", "values")
 def store_connected_tokens(
-    owner: TokenOwner, pk: int, tokens: pleo_oauth.TokenSet, received_at: datetime, **fields
+    *, owner: TokenOwner, pk: int, tokens: pleo_oauth.TokenSet, received_at: datetime, **fields
 ) -> None:
     """After a consent: both tokens, their expiry, status OK and ``fields`` in one UPDATE."""
     values = {

@@ -1,4 +1,4 @@
-"""Export jobs whose status Pleo reports with a value we do not know (issue 16).
+"""Export jobs whose status Pleo reports with a value we do not know.
 
 The client reads such a status as ``JobStatus.UNKNOWN`` and keeps the raw string
 (:mod:`exports.pleo.enums`; ``expired`` is read as ``failed``/``job_expired`` and never gets
@@ -26,7 +26,8 @@ from django.db import transaction
 
 from exports import audit, clock, pleo
 from exports.audit import HttpCall
-from exports.models import AuditEntry, Company, ExportJob, Trigger
+from exports.models import AuditEntry, AuditStep, Company, ExportJob, Trigger
+from exports.services.lifecycle_common import State
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ RELEASE_HINT = (
 )
 
 
-def raw_status_of(job: ExportJob) -> str:
+def job_raw_status(*, job: ExportJob) -> str:
     """The status string Pleo last sent for ``job`` (from its last payload)."""
     payload = job.last_payload if isinstance(job.last_payload, dict) else {}
     raw = payload.get("status")
@@ -53,7 +54,7 @@ def job_status_noted(*, run, local: ExportJob, remote: pleo.ExportJob) -> None:
             if company.unknown_status_job_id is None:
                 _hold(company, job_id=local.pleo_job_id, raw=raw)
             run.audit_guarded(
-                "unknown_status",
+                AuditStep.UNKNOWN_STATUS,
                 f"Pleo reports this job of ours with a status we do not know: '{raw}'. It might "
                 f"still be running, so nothing else is started for this company until Pleo shows "
                 f"a status we know (each check reads the job again), or {RELEASE_HINT}.",
@@ -62,7 +63,7 @@ def job_status_noted(*, run, local: ExportJob, remote: pleo.ExportJob) -> None:
             )
         else:
             run.audit_guarded(
-                "unknown_status",
+                AuditStep.UNKNOWN_STATUS,
                 f"Pleo reports this job with a status we do not know: '{raw}'. It is not ours "
                 f"and is not started.",
                 job=local,
@@ -76,17 +77,17 @@ def job_status_noted(*, run, local: ExportJob, remote: pleo.ExportJob) -> None:
             _hold(company, job_id=None, raw="")
             note = "The company is no longer held."
         else:
-            _hold(company, job_id=following.pleo_job_id, raw=raw_status_of(following))
+            _hold(company, job_id=following.pleo_job_id, raw=job_raw_status(job=following))
             note = f"The company stays held by job {following.pleo_job_id}."
         run.audit_guarded(
-            "unknown_status_cleared",
+            AuditStep.UNKNOWN_STATUS_CLEARED,
             f"Pleo shows the job as {remote.status} again (it was '{held_by}'). {note}",
             job=local,
             outcome=AuditEntry.Outcome.INFO,
         )
 
 
-def company_hold_check(run) -> bool:
+def company_hold_check(*, run) -> bool:
     """True when the company is held by a job of ours in an unknown status.
 
     Re-reads the holding job first (one GET, unless this run already read it): a status we know
@@ -125,7 +126,7 @@ def company_release_unknown_status(*, company: Company, user_name: str) -> bool:
             company=company,
             export_job=ExportJob.objects.filter(pleo_job_id=job_id).first(),
             trigger=Trigger.MANUAL,
-            step="released",
+            step=AuditStep.RELEASED,
             message=(
                 f"Released by {user_name}: job {job_id} (status '{raw}' in Pleo) no longer holds "
                 f"the company; its next pending job may be started. Should that job still be "
@@ -171,13 +172,13 @@ def _forget_vanished(run, job_id: uuid.UUID) -> None:
         if following is None:
             _hold(run.company, job_id=None, raw="")
         else:
-            _hold(run.company, job_id=following.pleo_job_id, raw=raw_status_of(following))
+            _hold(run.company, job_id=following.pleo_job_id, raw=job_raw_status(job=following))
         if local is not None:
             local.claim = ExportJob.Claim.NONE
-            local.processing_state = "not_found"
+            local.processing_state = State.NOT_FOUND
             local.save(update_fields=["claim", "processing_state", "updated_at"])
         run.audit_guarded(
-            "not_found",
+            AuditStep.NOT_FOUND,
             "The job of ours whose status we did not know is no longer found in Pleo; our claim "
             "on it was dropped and it holds the company no more.",
             job=local,

@@ -23,8 +23,8 @@ from exports import clock
 from exports.models import Company, Trigger, WebhookDelivery, WebhookEndpoint
 from exports.services.dispatch import (
     EnqueueFailed,
-    enqueue_company_check,
-    marker_stale_before,
+    company_check_enqueue,
+    queued_marker_stale_before,
     task_commits_with_transaction,
 )
 
@@ -67,7 +67,7 @@ class DeliveryReceived:
 # --- Secrets -----------------------------------------------------------------------------------
 
 
-def secret_retire_after(entry: dict) -> datetime | None:
+def webhook_secret_retire_after(*, entry: dict) -> datetime | None:
     """When the secret stops being accepted (None: never). Unreadable counts as retired."""
     value = entry.get("retire_after")
     if not value:
@@ -80,12 +80,12 @@ def secret_retire_after(entry: dict) -> datetime | None:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
-def active_webhook_secrets(endpoint: WebhookEndpoint, *, now: datetime | None = None) -> list[str]:
+def webhook_secrets_active(*, endpoint: WebhookEndpoint, now: datetime | None = None) -> list[str]:
     """The endpoint's signing secrets that verification may use: not retired at ``now``."""
     now = now or clock.now()
     active = []
     for entry in endpoint.secret_entries():
-        retire_after = secret_retire_after(entry)
+        retire_after = webhook_secret_retire_after(entry=entry)
         if retire_after is not None and retire_after <= now:
             continue
         if entry.get("secret"):
@@ -164,7 +164,7 @@ def _target_sql() -> str:
     )
 
 
-def webhook_target_find(endpoint_uuid, body: bytes) -> WebhookTarget | None:
+def webhook_target_find(*, endpoint_uuid, body: bytes) -> WebhookTarget | None:
     """The endpoint at ``endpoint_uuid`` and the route of ``body``; None: no such endpoint.
 
     The company named by the body is read together with its credential's endpoint (one query);
@@ -296,13 +296,15 @@ def _route(parsed: _Parsed, company: Company | None, company_id: uuid.UUID | Non
 
 def _check_already_queued(company: Company | None, progress: datetime | None) -> bool:
     """The company's queued marker, as read with the delivery's target, says a check is queued
-    (and not lost: :func:`exports.services.dispatch.marker_stale_before`).
+    (and not lost: :func:`exports.services.dispatch.queued_marker_stale_before`).
 
     Then the delivery needs no marker write and no task: the queued check lists the company's
     jobs when it starts, which is after this read, so it sees the job this webhook announces.
     """
     queued_at = company.check_queued_at if company is not None else None
-    return queued_at is not None and queued_at >= marker_stale_before(clock.now(), progress)
+    return queued_at is not None and queued_at >= queued_marker_stale_before(
+        now=clock.now(), progress=progress
+    )
 
 
 def webhook_delivery_receive(
@@ -341,7 +343,7 @@ def webhook_delivery_receive(
         with transaction.atomic():
             delivery.save(force_insert=True)
             if not (route.ignore_reason or coalesced):
-                queued = enqueue_company_check(
+                queued = company_check_enqueue(
                     company_id=delivery.company_id,
                     trigger=Trigger.WEBHOOK,
                     progress=target.queue_progress,
@@ -411,7 +413,7 @@ def _enqueue(delivery: WebhookDelivery, *, trigger: str = Trigger.WEBHOOK) -> bo
     try:
         with transaction.atomic():
             WebhookDelivery.objects.filter(pk=delivery.pk).update(state=State.ENQUEUED, error="")
-            queued = enqueue_company_check(company_id=delivery.company_id, trigger=trigger)
+            queued = company_check_enqueue(company_id=delivery.company_id, trigger=trigger)
     except EnqueueFailed as exc:
         _mark_enqueue_failed(delivery, exc)
         return False
@@ -430,7 +432,7 @@ def _enqueue(delivery: WebhookDelivery, *, trigger: str = Trigger.WEBHOOK) -> bo
 REPROCESSABLE_STATES = (State.FAILED, State.ENQUEUE_FAILED)
 
 
-def webhook_delivery_reprocess(delivery: WebhookDelivery) -> str:
+def webhook_delivery_reprocess(*, delivery: WebhookDelivery) -> str:
     """Enqueue a check of the delivery's company again (for failed / enqueue_failed deliveries).
 
     Returns a message for the operator; raises :class:`WebhookReprocessError` when it cannot.

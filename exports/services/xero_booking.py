@@ -136,7 +136,7 @@ class XeroBookingSession:
     def connection(self) -> XeroConnection:
         if self._connection is None:
             connection = XeroConnection.objects.filter(company=self.company).first()
-            problem = xero_connections.unusable_reason(connection)
+            problem = xero_connections.xero_connection_unusable_reason(connection=connection)
             if problem:
                 raise AdapterUnavailable(problem)
             self._connection = connection

@@ -32,7 +32,7 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from exports import audit, clock
-from exports.models import AuditEntry, Company, Trigger, XeroConnection
+from exports.models import AuditEntry, AuditStep, Company, Trigger, XeroConnection
 from exports.pleo import BearerAuth, BudgetExhausted, PleoAuthError
 from exports.pleo import oauth as pleo_oauth
 from exports.pleo.hosts import HostNotAllowed
@@ -43,8 +43,8 @@ from exports.xero.errors import XeroError
 
 logger = logging.getLogger(__name__)
 
-AUDIT_STEP = "xero_connection"
-HTTP_AUDIT_STEP = "xero_call"
+AUDIT_STEP = AuditStep.XERO_CONNECTION
+HTTP_AUDIT_STEP = AuditStep.XERO_CALL
 
 
 class XeroConnectFailed(Exception):
@@ -58,17 +58,17 @@ class XeroConnectionUnusable(Exception):
 # --- Settings -----------------------------------------------------------------------------------
 
 
-def redirect_uri() -> str:
+def xero_redirect_uri() -> str:
     """The callback registered with Xero: ``PUBLIC_BASE_URL`` + ``/oauth/xero/callback/``."""
     return settings.PUBLIC_BASE_URL.rstrip("/") + reverse("xero-oauth-callback")
 
 
-def required_scopes() -> frozenset[str]:
+def xero_required_scopes() -> frozenset[str]:
     return frozenset(settings.XERO_SCOPES.split())
 
 
 @sensitive_variables("secret")
-def oauth_config() -> pleo_oauth.OAuthConfig:
+def xero_oauth_config() -> pleo_oauth.OAuthConfig:
     """From ``XERO_CLIENT_ID``/``XERO_CLIENT_SECRET``/``XERO_IDENTITY_BASE_URL`` (ValueError)."""
     secret = settings.XERO_CLIENT_SECRET
     if not settings.XERO_CLIENT_ID or not secret:
@@ -117,7 +117,7 @@ def xero_connection_begin(*, company: Company) -> XeroConnectStart:
         url = xero_oauth.authorize_url(
             login_base_url=settings.XERO_LOGIN_BASE_URL,
             client_id=settings.XERO_CLIENT_ID,
-            redirect_uri=redirect_uri(),
+            redirect_uri=xero_redirect_uri(),
             scopes=settings.XERO_SCOPES,
             state=state,
             challenge=pkce.challenge,
@@ -135,13 +135,13 @@ def xero_connection_complete(*, company_id: int, code: str, code_verifier: str) 
     if company is None:
         raise XeroConnectFailed("The company no longer exists.")
     try:
-        config = oauth_config()
+        config = xero_oauth_config()
     except ValueError as exc:  # HostNotAllowed is one
         raise XeroConnectFailed(f"Xero's OAuth settings cannot be used: {exc}.") from None
     received_at = clock.now()
     try:
         tokens = pleo_oauth.exchange_code(
-            config, code=code, redirect_uri=redirect_uri(), code_verifier=code_verifier
+            config, code=code, redirect_uri=xero_redirect_uri(), code_verifier=code_verifier
         )
     except pleo_oauth.OAuthError as exc:
         raise XeroConnectFailed(
@@ -150,10 +150,10 @@ def xero_connection_complete(*, company_id: int, code: str, code_verifier: str) 
         ) from None
     connection, _ = XeroConnection.objects.get_or_create(company=company)
     token_refresh.store_connected_tokens(
-        TOKENS,
-        connection.pk,
-        tokens,
-        received_at,
+        owner=TOKENS,
+        pk=connection.pk,
+        tokens=tokens,
+        received_at=received_at,
         scopes_granted=" ".join((tokens.scope or settings.XERO_SCOPES).split()),
         status_changed_at=clock.now(),
         tenant_choices=[],
@@ -246,7 +246,7 @@ def xero_connection_mark_needs_reauthorisation(
     return bool(updated)
 
 
-def unusable_reason(connection: XeroConnection | None) -> str | None:
+def xero_connection_unusable_reason(*, connection: XeroConnection | None) -> str | None:
     """Why the company's Xero connection cannot be used now (None when it can)."""
     if connection is None:
         return "The company is not connected to Xero: use 'Connect Xero' on its admin page."
@@ -306,7 +306,7 @@ TOKENS = token_refresh.TokenOwner(
     service="Xero",
     label="Xero connection",
     read=_read,
-    config=lambda _pk: oauth_config(),
+    config=lambda _pk: xero_oauth_config(),
     mark=_mark,
     unusable=_unusable,
     margin=_refresh_margin,
@@ -395,7 +395,7 @@ class XeroBudget:
         return f"XeroBudget({self.key!r})"
 
 
-def budget_hook(connection: XeroConnection, **kwargs) -> XeroBudget | None:
+def xero_budget_hook(*, connection: XeroConnection, **kwargs) -> XeroBudget | None:
     """The budgets of a Xero organisation (shared by every process); None without a tenant."""
     if not connection.tenant_id:
         return None
@@ -420,13 +420,13 @@ def xero_client(
     last: dict = {"token": None, "refreshed": False}
 
     def get_token() -> str:
-        last["token"] = token_refresh.token_access(TOKENS, connection_id)
+        last["token"] = token_refresh.token_access(owner=TOKENS, pk=connection_id)
         return last["token"]
 
     def refresh() -> bool:
         last["refreshed"] = False
         last["refreshed"] = token_refresh.token_refresh_after_unauthorized(
-            TOKENS, connection_id, last["token"]
+            owner=TOKENS, pk=connection_id, rejected_token=last["token"]
         )
         return last["refreshed"]
 
@@ -458,7 +458,7 @@ def xero_client(
         if on_call is not None:
             on_call(method, path, status)
 
-    hook = budget_hook(connection, wait_seconds=budget_wait, heartbeat=heartbeat)
+    hook = xero_budget_hook(connection=connection, wait_seconds=budget_wait, heartbeat=heartbeat)
     client = XeroClient(
         before_request=hook,
         config=config_from_settings(),
@@ -477,8 +477,11 @@ __all__ = [
     "TOKENS",
     "XeroConnectFailed",
     "XeroConnectionUnusable",
-    "redirect_uri",
-    "unusable_reason",
+    "xero_budget_hook",
+    "xero_connection_unusable_reason",
+    "xero_oauth_config",
+    "xero_redirect_uri",
+    "xero_required_scopes",
     "xero_client",
     "xero_connection_begin",
     "xero_connection_choose_tenant",

@@ -75,7 +75,7 @@ def xero_contract_verify(*, company: Company) -> ContractReport:
     """Run every check for ``company``'s Xero connection; never raises for what Xero answers."""
     connection = XeroConnection.objects.filter(company=company).first()
     report = ContractReport(company=company, base_url="")
-    problem = xero_connections.unusable_reason(connection)
+    problem = xero_connections.xero_connection_unusable_reason(connection=connection)
     if problem:
         report.stopped = problem
         return report

@@ -100,7 +100,7 @@ def _code(item_code: str, kind: str, codes: Codes, what: str) -> str:
 def _line_codes(line: Mapping) -> tuple[str, str, list[str]]:
     """(account code, tax code, tags as ``group/code``) of one Pleo line, as the mapping reads
     them (``pleo_codes_of_item`` on the line alone)."""
-    found = pleo_codes_of_item({"accountingEntryLines": [line]})
+    found = pleo_codes_of_item(item={"accountingEntryLines": [line]})
     account = next((c.code for c in found if c.kind == PleoCodeKind.ACCOUNT), "")
     tax = next((c.code for c in found if c.kind == PleoCodeKind.TAX_CODE), "")
     tags = [c.code for c in found if c.kind == PleoCodeKind.TAG]

@@ -56,7 +56,7 @@ def _text(value: Any) -> str:
     return str(value).strip() if isinstance(value, str | int) else ""
 
 
-def pleo_codes_of_item(item: Mapping[str, Any]) -> list[PleoCode]:
+def pleo_codes_of_item(*, item: Mapping[str, Any]) -> list[PleoCode]:
     """Every code ``item`` carries, in order, without repeats."""
     found: dict[tuple[str, str], PleoCode] = {}
 
@@ -111,7 +111,7 @@ def pleo_codes_seen(*, company: Company, recent: int = RECENT_ITEMS) -> list[See
     )
     seen: dict[tuple[str, str], SeenCode] = {}
     for snapshot, created_at in records:  # newest first: the first sighting is the last
-        for code in pleo_codes_of_item(snapshot):
+        for code in pleo_codes_of_item(item=snapshot):
             key = (code.kind, code.code)
             if key not in seen:
                 seen[key] = SeenCode(code.kind, code.code, code.label, created_at)
@@ -121,7 +121,9 @@ def pleo_codes_seen(*, company: Company, recent: int = RECENT_ITEMS) -> list[See
 # --- Which Xero codes are valid ---------------------------------------------------------------
 
 
-def target_problem(connection: XeroConnection, kind: str, xero_code: str) -> str | None:
+def xero_mapping_target_problem(
+    *, connection: XeroConnection, kind: str, xero_code: str
+) -> str | None:
     """Why ``xero_code`` is no usable target of ``kind`` in the synced data (None when it is)."""
     if kind in (PleoCodeKind.ACCOUNT, PleoCodeKind.CONTRA_ACCOUNT):
         row = XeroAccount.objects.filter(connection=connection, code=xero_code).first()
@@ -160,7 +162,7 @@ def _uuid_or_none(value: str) -> uuid.UUID | None:
         return None
 
 
-def mapping_page_url() -> str:
+def xero_mapping_page_url() -> str:
     return reverse("admin:exports_xeromapping_changelist")
 
 
@@ -174,7 +176,7 @@ def xero_mapping_check_item(
     """The first code of ``item`` with no valid mapping, as (failure type, message); None when
     every code maps to an active Xero code. With ``new_vendors``, a vendor without a mapping
     passes (booking finds or creates its contact). Reads only."""
-    codes = pleo_codes_of_item(item)
+    codes = pleo_codes_of_item(item=item)
     mappings = {
         (m.kind, m.pleo_code): m.xero_code
         for m in XeroMapping.objects.filter(company=company).filter(
@@ -191,12 +193,15 @@ def xero_mapping_check_item(
         if not xero_code:
             problem = f"{name} {code.code} has no Xero mapping"
         else:
-            problem = target_problem(connection, code.kind, xero_code)
+            problem = xero_mapping_target_problem(
+                connection=connection, kind=code.kind, xero_code=xero_code
+            )
             if problem is None:
                 continue
             problem = f"{name} {code.code} is mapped, but {problem}"
         return FAILURE_OF_KIND[PleoCodeKind(code.kind)], (
-            f"{problem}. Map it on the Xero mapping page ({mapping_page_url()}) and export again."
+            f"{problem}. Map it on the Xero mapping page ({xero_mapping_page_url()}) and "
+            f"export again."
         )
     return None
 
@@ -252,7 +257,7 @@ def xero_mapping_propose(*, company: Company) -> int:
     return proposed
 
 
-def unmapped_codes(*, company: Company) -> list[dict]:
+def xero_mapping_unmapped(*, company: Company) -> list[dict]:
     """Every Pleo code of ``company``'s recent items with no valid mapping: the code
     (:class:`SeenCode`), its mapping if any, and why it is not valid."""
     connection = XeroConnection.objects.filter(company=company).first()
@@ -265,7 +270,9 @@ def unmapped_codes(*, company: Company) -> list[dict]:
         elif connection is None:
             why = "not connected to Xero"
         else:
-            why = target_problem(connection, seen.kind, mapping.xero_code)
+            why = xero_mapping_target_problem(
+                connection=connection, kind=seen.kind, xero_code=mapping.xero_code
+            )
             if why is None:
                 continue
         rows.append({"seen": seen, "mapping": mapping, "why": why})

@@ -19,6 +19,7 @@ from django.db import transaction
 from exports import audit, clock
 from exports.models import (
     AuditEntry,
+    AuditStep,
     Trigger,
     XeroAccount,
     XeroConnection,
@@ -31,7 +32,7 @@ from exports.xero.errors import XeroError
 
 logger = logging.getLogger(__name__)
 
-AUDIT_STEP = "xero_sync"
+AUDIT_STEP = AuditStep.XERO_SYNC
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ def xero_sync_run(
     """One sync of ``connection``'s organisation; never raises for Xero's answers (the result
     says what went wrong)."""
     company = connection.company
-    problem = xero_connections.unusable_reason(connection)
+    problem = xero_connections.xero_connection_unusable_reason(connection=connection)
     if problem:
         return _finish(connection, trigger, run_id, XeroSyncResult(False, problem, {}))
     try:

@@ -1,11 +1,11 @@
 """``{% load admin_time %}``: ``{{ value|timestamp }}`` and ``{{ seconds|duration }}`` in templates,
-as the admin shows them everywhere (``exports.admin.timestamps``)."""
+as the admin shows them everywhere (``exports.timestamps``)."""
 
 from __future__ import annotations
 
 from django import template
 
-from exports.admin import timestamps as admin_time
+from exports import timestamps
 
 register = template.Library()
 
@@ -13,10 +13,10 @@ register = template.Library()
 @register.filter
 def timestamp(value):
     """``2025-03-04 12:14:05 CET (3 min ago)``, as HTML with a ``<time>`` element."""
-    return admin_time.timestamp_html(value)
+    return timestamps.timestamp_html(value)
 
 
 @register.filter
 def duration(seconds):
     """``12 min 30 s``."""
-    return admin_time.duration_text(seconds)
+    return timestamps.duration_text(seconds)

@@ -1,5 +1,5 @@
-"""``{% load operator_view %}``: the index's rejected-webhook counts and live-refresh hooks
-(issue 17 §4, §5). Reads come from selectors; nothing here writes or shows a request's content."""
+"""``{% load operator_view %}``: the index's rejected-webhook counts and live-refresh hooks.
+Reads come from selectors; nothing here writes or shows a request's content."""
 
 from __future__ import annotations
 

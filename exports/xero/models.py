@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from django.db import models
 
-from exports.secret_fields import EncryptedSecret, secret_column
+from exports.models.credentials import EncryptedSecret, secret_column
 
 
 class BookingMethod(models.TextChoices):

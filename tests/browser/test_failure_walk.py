@@ -1,4 +1,4 @@
-"""Issue 17 "Done when": the three failures that used to look like success, as an operator sees
+"""The three failures that used to look like success, as an operator sees
 them in a real Chromium (1400 px, and one page at 390 px).
 
 Three companies, one failure each, produced against the Pleo sandbox over real HTTP as in
@@ -8,7 +8,7 @@ Three companies, one failure each, produced against the Pleo sandbox over real H
 - **repeated 429**: every read of the job's items is rate-limited, five runs in a row;
 - **a 5xx**: Pleo answers 503 to the ``started`` event every time.
 
-The runs are made in this process (``run_export_check``, what the worker's task calls) so the
+The runs are made in this process (``company_check_run``, what the worker's task calls) so the
 faults, the retry settings and the clock are the test's; the live web server and the real worker
 (``tests.browser.test_admin_in_chromium.live``) serve the pages from the same test database. Then
 the index, each company page and each job page are read as an operator would.
@@ -72,10 +72,10 @@ def _company(state, sandbox_url: str, name: str, currency: str):
 
 def _run(company, **kwargs):
     from exports.models import Company, Trigger
-    from exports.services.start_flow import run_export_check
+    from exports.services.start_flow import company_check_run
 
     fresh = Company.objects.get(pk=company.pk)
-    return run_export_check(company=fresh, trigger=Trigger.SCHEDULE, **kwargs)
+    return company_check_run(company=fresh, trigger=Trigger.SCHEDULE, **kwargs)
 
 
 def _failures(pleo_sandbox, monkeypatch) -> dict:

@@ -1,4 +1,4 @@
-"""Issue 17 §4 in a real Chromium: after "Check now" the company page follows the check the real
+"""Live refresh in a real Chromium: after "Check now" the company page follows the check the real
 worker runs and shows its outcome without a reload (the previous run's error goes away), and the
 message links to what to follow. Slow (a web server, a worker and the sandbox): ``--run-slow``."""
 

@@ -1,4 +1,4 @@
-"""Issue 17 §13: on a phone (390 px wide) the index, a job's page and a journal entry fit the
+"""On a phone (390 px wide) the index, a job's page and a journal entry fit the
 screen: no page, table or inline wider than the viewport (tables stack their rows, each cell
 labelled), in a real Chromium against
 a live web server. No worker and no sandbox: the rows are written straight to the test database,
@@ -60,7 +60,7 @@ def _scene():
         JournalLine,
         Trigger,
     )
-    from tests.factories import make_company, make_credential
+    from tests.factories import make_company, make_credential, make_job
 
     now = clock.now()
     company = make_company(name="Nordlys Byggeri og Anlæg ApS", last_check_outcome="resumed")
@@ -72,14 +72,11 @@ def _scene():
             name="Fjordkraft key", status=Credential.Status.NEEDS_REAUTHORISATION
         ),
     )
-    job = ExportJob.objects.create(
-        pleo_job_id=uuid.uuid4(),
-        company=company,
+    job = make_job(
+        company,
         status=ExportJob.Status.IN_PROGRESS,
         created_at=now - timedelta(minutes=50),
         last_updated_at=now - timedelta(minutes=50),
-        expires_in=3600,
-        seen_via=Trigger.SCHEDULE,
         claim=ExportJob.Claim.OURS,
         claimed_at=now - timedelta(minutes=49),
         number_of_items=3,

@@ -309,7 +309,7 @@ def test_shared_session_is_new_in_a_forked_child(monkeypatch):
 
 @responses.activate
 def test_shared_session_keeps_no_cookies_and_its_adapter_is_mounted_once(make_client):
-    base = "http://localhost:7"  # a loopback host: plain http goes to no other (issue 15 §3)
+    base = "http://localhost:7"  # a loopback host: plain http goes to no other
     responses.get(
         f"{base}/v3/export-jobs",
         json=fakes.page([]),

@@ -1,5 +1,5 @@
 """The reliability scenarios drive the flow hard from one credential, in-process: the shared
-request budget (issue 11, ``exports.services.budget``, tested in ``tests/test_budget.py``) would
+request budget (``exports.services.budget``, tested in ``tests/test_budget.py``) would
 defer runs on purpose and blur what each scenario measures, so it is off for in-process runs.
 Product processes started by a scenario keep the default budget (one credential per company)."""
 

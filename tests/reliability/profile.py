@@ -1,13 +1,14 @@
 """Sizes of the reliability scenarios, and where their figures are written.
 
 ``RELIABILITY_PROFILE=ci`` (default) keeps every scenario at a size that fits ``.ci/run``;
-``RELIABILITY_PROFILE=full`` runs the sizes of issue 10 and produces the published figures
+``RELIABILITY_PROFILE=full`` runs the larger sizes below and produces the published figures
 (``RELIABILITY.md``). Figures go to ``RELIABILITY_FIGURES`` or
 ``.reliability/figures-<profile>.json`` (git-ignored), one object per scenario, merged run by run.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import platform
@@ -85,20 +86,23 @@ def record(scenario: str, **figures) -> dict:
     """Merge one scenario's figures into the figures file; returns what was written."""
     path = figures_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        data = {}
     entry = {
         "profile": PROFILE,
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
         **figures,
     }
-    data[scenario] = entry
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
-    tmp.replace(path)
+    # pytest-xdist's workers record at the same time: one at a time, each its own temporary file.
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            data = {}
+        data[scenario] = entry
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
+        tmp.replace(path)
     print(f"\n[reliability:{PROFILE}] {scenario}: {json.dumps(figures, default=str)}")
     return entry
 

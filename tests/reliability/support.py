@@ -66,7 +66,7 @@ def seed_companies(sandbox, n: int, *, prefix: str = "Reliability", subscribe=Fa
             api_base_url=sandbox.url,
         )
         if subscribe:
-            webhooks_subscribe(saved.company.credential)
+            webhooks_subscribe(credential=saved.company.credential)
             saved.endpoint.refresh_from_db()
             for entry in saved.endpoint.secret_entries():
                 seeded.secrets.add(secrets_registry.register(entry["secret"]))

@@ -18,7 +18,7 @@ import json
 import pytest
 
 from exports.models import AuditEntry, Company, Trigger
-from exports.services.start_flow import Outcome, run_export_check
+from exports.services.start_flow import Outcome, company_check_run
 from tests.reliability import support
 from tests.reliability.profile import record
 
@@ -83,7 +83,7 @@ def company(pleo_sandbox, settings):
 
 def _runs(company: Company, n: int = RUNS):
     return [
-        run_export_check(company=Company.objects.get(pk=company.pk), trigger=Trigger.SCHEDULE)
+        company_check_run(company=Company.objects.get(pk=company.pk), trigger=Trigger.SCHEDULE)
         for _ in range(n)
     ]
 

@@ -23,7 +23,7 @@ from django_q.models import Schedule
 
 from exports.crashpoints import POINTS
 from exports.models import Trigger
-from exports.services.dispatch import enqueue_company_check
+from exports.services.dispatch import company_check_enqueue
 from tests import processes
 from tests.reliability import support
 from tests.reliability.profile import SIZES, Stopwatch, record
@@ -67,7 +67,7 @@ def test_worker_killed_at_each_stage_boundary_recovers(point, pleo_sandbox, prod
             support.product_env(product_env, PLEO_CRASH_AT=spec, Q_WORKERS=2, **FAST_RECOVERY),
         )
         for _remote, company in seeded.companies:
-            enqueue_company_check(company_id=company.pk, trigger=Trigger.SCHEDULE)
+            company_check_enqueue(company_id=company.pk, trigger=Trigger.SCHEDULE)
         try:
             processes.wait_until(
                 lambda: _crashes(procs) >= n, timeout=60, message=f"{n} crashes at {point}"

@@ -20,7 +20,7 @@ import random
 import pytest
 
 from exports.models import AuditEntry, Company, Trigger
-from exports.services.start_flow import run_export_check
+from exports.services.start_flow import company_check_run
 from pleo_sandbox.server import SandboxServer
 from tests.reliability import support
 from tests.reliability.profile import SIZES, Stopwatch, record
@@ -54,7 +54,7 @@ def _check_until_final(seeded, *, max_rounds=12) -> int:
     """Check every company, round after round, until every job is final; returns the rounds."""
     for round_no in range(1, max_rounds + 1):
         for _remote, company in seeded.companies:
-            run_export_check(company=Company.objects.get(pk=company.pk), trigger=Trigger.SCHEDULE)
+            company_check_run(company=Company.objects.get(pk=company.pk), trigger=Trigger.SCHEDULE)
         if seeded.all_final():
             return round_no
     return max_rounds + 1
@@ -157,7 +157,7 @@ def test_refused_connections(pleo_sandbox, fast_client, caplog):
     port = pleo_sandbox.port
     pleo_sandbox.stop()
     outcomes = [
-        run_export_check(company=Company.objects.get(pk=company.pk), trigger=Trigger.SCHEDULE)
+        company_check_run(company=Company.objects.get(pk=company.pk), trigger=Trigger.SCHEDULE)
         for _ in range(3)
     ]
     # The client's warning per retried attempt: attempts = retries + 1 per failed run.
@@ -202,7 +202,7 @@ def test_fault_storm(pleo_sandbox, fast_client):
         for _remote, company in seeded.companies:
             for _ in range(rng.randint(2, 8)):
                 FAULTS[rng.choice(kinds)](state)
-            run_export_check(company=Company.objects.get(pk=company.pk), trigger=Trigger.SCHEDULE)
+            company_check_run(company=Company.objects.get(pk=company.pk), trigger=Trigger.SCHEDULE)
             state.clear_faults()
     state.clear_faults()
     rounds_to_settle = 0

@@ -18,7 +18,7 @@ import pytest
 
 from exports import clock, signals
 from exports.models import Company
-from exports.services.sweep import sweep_stale_leases
+from exports.services.sweep import leases_sweep_stale
 from tests.factories import make_company
 from tests.processes import wait_until
 
@@ -27,7 +27,7 @@ from tests.processes import wait_until
 def swept(monkeypatch):
     calls = []
     monkeypatch.setattr(
-        "exports.services.sweep.enqueue_company_check",
+        "exports.services.sweep.company_check_enqueue",
         lambda **kw: calls.append(kw["company_id"]) or True,
     )
     return calls
@@ -72,11 +72,11 @@ def test_sweep_retries_unfinished_work_only_after_the_retry_delay(swept, setting
         lease_expires_at=now - timedelta(seconds=1),
         last_check_at=now,
     )
-    sweep_stale_leases()
+    leases_sweep_stale()
     assert swept == [crashed.pk]  # a lapsed lease: at once
     swept.clear()
     clock.advance(61)
-    sweep_stale_leases()
+    leases_sweep_stale()
     assert sorted(swept) == sorted([paused.pk, crashed.pk])
 
 
@@ -112,8 +112,8 @@ def test_a_crashed_runs_company_is_queued_again_even_if_its_queued_check_was_los
         django_capture_on_commit_callbacks(execute=True),
     ):
         patch.setattr("exports.services.dispatch.async_task", send)
-        assert sweep.sweep_stale_leases() == 0  # the marker is younger than a lease: wait
+        assert sweep.leases_sweep_stale() == 0  # the marker is younger than a lease: wait
         clock.advance(2)
-        assert sweep.sweep_stale_leases() == 1
+        assert sweep.leases_sweep_stale() == 1
     assert queued == [crashed.pk]
     assert Company.objects.get(pk=waiting.pk).check_queued_at < now  # still its old marker

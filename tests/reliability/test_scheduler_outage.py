@@ -17,7 +17,7 @@ from django_q.conf import Conf
 from django_q.models import Schedule
 from django_q.scheduler import scheduler
 
-from exports.services.schedules import MAINTENANCE, POLL, ensure_schedules
+from exports.services.schedules import MAINTENANCE, POLL, schedules_ensure
 from tests.reliability.profile import record
 
 # The scheduler closes old connections: a transactional test lets it.
@@ -40,7 +40,7 @@ class _Broker:
 def _outage_then_cycles(max_cycles: int = 100) -> tuple[dict[str, int], int]:
     """Every schedule an hour overdue; scheduler cycles until none is due. Returns the tasks
     created per schedule and the cycles it took."""
-    ensure_schedules()
+    schedules_ensure()
     Schedule.objects.update(next_run=timezone.now() - timedelta(hours=1))
     created = {name: 0 for name in (POLL, MAINTENANCE)}
     cycles = 0

@@ -28,8 +28,8 @@ from exports.models import (
     Trigger,
     WebhookDelivery,
 )
-from exports.services.companies import company_add_or_update, ensure_webhook_endpoint
-from exports.services.start_flow import run_export_check
+from exports.services.companies import company_add_or_update, webhook_endpoint_ensure
+from exports.services.start_flow import company_check_run
 from tests import secrets_registry
 from tests.reliability import support
 from tests.reliability.inprocess import SyncQueue
@@ -82,7 +82,7 @@ def test_no_secret_on_any_admin_page_after_a_full_run(
     oauth.access_token = secret(f"at_{secrets.token_urlsafe(32)}")
     oauth.refresh_token = secret(f"rt_{secrets.token_urlsafe(32)}")
     oauth.save()
-    ensure_webhook_endpoint(oauth)
+    webhook_endpoint_ensure(credential=oauth)
     Company.objects.create(
         name="OAuth company", pleo_company_id=uuid.uuid4(), credential=oauth, active=False
     )
@@ -106,10 +106,10 @@ def test_no_secret_on_any_admin_page_after_a_full_run(
     ran = queue.drain()
     assert ran == 2  # one coalesced check per company
     for _remote, _key, _whsec, saved in companies:
-        run_export_check(company=Company.objects.get(pk=saved.company.pk), trigger=Trigger.MANUAL)
+        company_check_run(company=Company.objects.get(pk=saved.company.pk), trigger=Trigger.MANUAL)
     state.revoke(companies[1][1].id)
     state.create_job(companies[1][0].id, 1, notify=False)
-    refused = run_export_check(
+    refused = company_check_run(
         company=Company.objects.get(pk=companies[1][3].company.pk), trigger=Trigger.MANUAL
     )
     assert refused.outcome == "failed"
@@ -172,7 +172,7 @@ def test_no_secret_in_the_error_report_of_a_failing_webhook(pleo_sandbox, settin
     seeded = support.seed_companies(pleo_sandbox, 1, prefix="Error report")
     remote, company = seeded.companies[0]
     whsec = secrets_registry.register("whsec_" + base64.b64encode(secrets.token_bytes(24)).decode())
-    endpoint = ensure_webhook_endpoint(company.credential)
+    endpoint = webhook_endpoint_ensure(credential=company.credential)
     from exports.services.companies import webhook_endpoint_add_secret
 
     webhook_endpoint_add_secret(endpoint=endpoint, secret=whsec)

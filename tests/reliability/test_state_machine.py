@@ -25,7 +25,6 @@ lease, or legitimately blocked (in progress with the other integration, or pendi
 from __future__ import annotations
 
 import base64
-import json
 import secrets
 import uuid
 
@@ -57,13 +56,13 @@ from exports.models import (
 )
 from exports.receipts.models import Receipt
 from exports.services.companies import company_add_or_update
-from exports.services.dispatch import enqueue_company_check
-from exports.services.start_flow import run_export_check
-from exports.services.sweep import sweep_stale_leases
-from pleo_sandbox.signing import sign
+from exports.services.dispatch import company_check_enqueue
+from exports.services.start_flow import company_check_run
+from exports.services.sweep import leases_sweep_stale
 from tests import secrets_registry
 from tests.reliability.inprocess import SimulatedCrash, SyncQueue, crash_at
 from tests.reliability.profile import PROFILE, SIZES, Stopwatch, record
+from tests.reliability.support import signed_delivery
 
 EVENTS = "/v3/export-job-events"
 RANK = {"pending": 0, "in_progress": 1, "failed": 2, "completed": 2, "completed_with_errors": 2}
@@ -173,25 +172,9 @@ class World:
         return Company.objects.select_related("credential").get(pk=self.companies[index].pk)
 
     def deliver_webhook(self, index: int, job: dict) -> int:
-        body = json.dumps(
-            {
-                "data": {key: job[key] for key in ("companyId", "createdAt", "id", "status")},
-                "eventId": str(uuid.uuid4()),
-                "eventType": "v1.export-job.created",
-            }
-        ).encode()
-        msg_id = f"msg_{uuid.uuid4().hex}"
-        timestamp = int(clock.now().timestamp())
-        signature = sign(self.whsecs[index], msg_id, timestamp, body)
+        body, headers = signed_delivery(self.whsecs[index], job)
         response = self.client.post(
-            self.endpoints[index].path,
-            data=body,
-            content_type="application/json",
-            headers={
-                "webhook-id": msg_id,
-                "webhook-timestamp": str(timestamp),
-                "webhook-signature": signature,
-            },
+            self.endpoints[index].path, data=body, content_type="application/json", headers=headers
         )
         return response.status_code
 
@@ -237,15 +220,15 @@ def _machine(world: World, stats: dict):
 
         @rule(index=st.integers(0, 1))
         def manual_check(self, index):
-            enqueue_company_check(company_id=world.companies[index].pk, trigger=Trigger.MANUAL)
+            company_check_enqueue(company_id=world.companies[index].pk, trigger=Trigger.MANUAL)
 
         @rule(index=st.integers(0, 1))
         def foreground_check(self, index):
-            run_export_check(company=world.company(index), trigger=Trigger.COMMAND_LINE)
+            company_check_run(company=world.company(index), trigger=Trigger.COMMAND_LINE)
 
         @rule()
         def sweep(self):
-            sweep_stale_leases()
+            leases_sweep_stale()
 
         @precondition(lambda self: world.queue.tasks)
         @rule()
@@ -268,7 +251,7 @@ def _machine(world: World, stats: dict):
         def worker_crash(self, index, point):
             with crash_at(point):
                 try:
-                    run_export_check(company=world.company(index), trigger=Trigger.RECOVERY)
+                    company_check_run(company=world.company(index), trigger=Trigger.RECOVERY)
                 except SimulatedCrash:
                     stats["crashes"] += 1
 
@@ -324,7 +307,7 @@ def _machine(world: World, stats: dict):
             for _ in range(6):
                 clock.advance(LEASE_SECONDS * 2 + 1)
                 state.advance_clock(LEASE_SECONDS * 2 + 1)
-                sweep_stale_leases()
+                leases_sweep_stale()
                 from exports.tasks import poll_tick
 
                 poll_tick()

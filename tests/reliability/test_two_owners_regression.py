@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from exports.models import AuditEntry, Company, ExportJob, Trigger
-from exports.services.start_flow import Outcome, run_export_check
+from exports.services.start_flow import Outcome, company_check_run
 from tests.reliability import support
 
 pytestmark = pytest.mark.django_db
@@ -32,7 +32,7 @@ def test_timed_out_started_then_another_integration_starts_the_job_is_not_claime
     state.add_fault("stall", "POST", EVENTS, body_match={"event": "started"}, seconds=0.4)
     state.add_fault("other_integration_starts")
 
-    result = run_export_check(company=Company.objects.get(pk=company.pk), trigger=Trigger.SCHEDULE)
+    result = company_check_run(company=Company.objects.get(pk=company.pk), trigger=Trigger.SCHEDULE)
 
     assert result.outcome == Outcome.CONFLICT
     started = [e for e in state.get_job(job_id)["events"] if e["event"] == "started"]

@@ -144,7 +144,7 @@ def test_control_errors_are_json(pleo_sandbox):
 
 
 def test_issue_16_switches_over_http(pleo_sandbox):
-    """Every switch of issue 16 is settable over HTTP (camelCase or snake_case) and reset."""
+    """Every variant switch is settable over HTTP (camelCase or snake_case) and reset."""
     ctl = Control(pleo_sandbox.url)
     defaults = ctl.call("GET", "/switches")["data"]
     assert {k: defaults[k] for k in NEW_SWITCHES} == {

@@ -90,11 +90,17 @@ def test_stall_default_seconds_come_from_the_switch(sb):
     assert time.monotonic() - started < 0.3
 
 
-def test_reset_fault_does_not_apply(sb):
+def started_under_fault(sb, fault: str) -> str:
+    """A new job's ``started`` sent while ``fault`` breaks the connection; the job's id."""
     job_id = new_job(sb)
-    sb.state.add_fault("reset", "POST", "/v3/export-job-events")
+    sb.state.add_fault(fault, "POST", "/v3/export-job-events")
     with pytest.raises(requests.exceptions.ConnectionError):
         sb.api.event(job_id, "started")
+    return job_id
+
+
+def test_reset_fault_does_not_apply(sb):
+    job_id = started_under_fault(sb, "reset")
     assert sb.api.job(job_id)["status"] == "pending"
     assert log_for(sb, "/v3/export-job-events")[0]["outcome"] == "reset"
     # The next request (new connection) is fine.
@@ -102,10 +108,7 @@ def test_reset_fault_does_not_apply(sb):
 
 
 def test_apply_then_drop_is_the_ambiguous_outcome(sb):
-    job_id = new_job(sb)
-    sb.state.add_fault("apply_then_drop", "POST", "/v3/export-job-events")
-    with pytest.raises(requests.exceptions.ConnectionError):
-        sb.api.event(job_id, "started")
+    job_id = started_under_fault(sb, "apply_then_drop")
     assert sb.api.job(job_id)["status"] == "in_progress"
     # A retry of the same `started` now meets the 422 of a job already started.
     assert sb.api.event(job_id, "started").status_code == 422

@@ -1,5 +1,5 @@
-"""Issue 16's switches: where Pleo's documents disagree or are silent (pleo_sandbox/variants.py,
-pleo_sandbox/ratelimit.py), each reading over real HTTP."""
+"""The sandbox's variant switches: where Pleo's documents disagree or are silent
+(pleo_sandbox/variants.py, pleo_sandbox/ratelimit.py), each reading over real HTTP."""
 
 import uuid
 

@@ -49,7 +49,7 @@ class Booked:
     def map_codes(self, job_id, **special) -> None:
         """Every Pleo code of the job's items mapped (``special``: Pleo account code → Xero)."""
         for item in self.env.state.export_items(job_id):
-            for code in xero_mapping.pleo_codes_of_item(item):
+            for code in xero_mapping.pleo_codes_of_item(item=item):
                 target = {
                     PleoCodeKind.ACCOUNT: special.get(code.code, EXPENSE),
                     PleoCodeKind.CONTRA_ACCOUNT: CLEARING,

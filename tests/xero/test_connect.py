@@ -219,7 +219,7 @@ def test_an_expiring_token_is_refreshed_once_through_the_shared_loop_and_both_ro
 @responses.activate
 def test_calls_to_one_organisation_share_a_budget_under_xeros_minute_limit():
     connection = make_connection()
-    hook = xero_connections.budget_hook(connection)
+    hook = xero_connections.xero_budget_hook(connection=connection)
     assert hook.rate.limit < 60 and str(TENANT) in hook.key
     with pytest.raises(BudgetExhausted):
         for _ in range(hook.rate.limit + 1):

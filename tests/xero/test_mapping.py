@@ -84,7 +84,7 @@ def check(connection, item=ITEM):
 
 
 def test_the_codes_of_an_item():
-    codes = [(c.kind, c.code) for c in xero_mapping.pleo_codes_of_item(ITEM)]
+    codes = [(c.kind, c.code) for c in xero_mapping.pleo_codes_of_item(item=ITEM)]
     assert codes == [
         (PleoCodeKind.ACCOUNT, "6100"),
         (PleoCodeKind.TAX_CODE, "INPUT2"),

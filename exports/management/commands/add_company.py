@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 from exports.services.companies import (
     company_add_or_update,
     company_input_problems,
-    webhook_url,
+    webhook_endpoint_url,
 )
 
 OPTIONS = {
@@ -73,7 +73,7 @@ class Command(BaseCommand):
             "name": saved.company.name,
             "created": saved.created,
             "webhook_path": saved.endpoint.path,
-            "webhook_url": webhook_url(saved.endpoint),
+            "webhook_url": webhook_endpoint_url(endpoint=saved.endpoint),
         }
         if options["json"]:
             self.stdout.write(json.dumps(payload))

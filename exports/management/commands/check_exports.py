@@ -18,7 +18,7 @@ from exports import clock
 from exports.models import Company, Trigger
 from exports.services.company_guard import company_check_guarded
 from exports.services.runs import Outcome
-from exports.services.start_flow import run_export_check
+from exports.services.start_flow import company_check_run
 
 
 def _terminate(signum, frame):
@@ -96,7 +96,7 @@ class Command(BaseCommand):
                 company=company,
                 trigger=Trigger.COMMAND_LINE,
                 recover=recover,
-                check=run_export_check,
+                check=company_check_run,
             )
             if result.outcome != Outcome.DEFERRED or result.not_before is None:
                 return result

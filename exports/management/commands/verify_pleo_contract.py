@@ -1,5 +1,5 @@
 """``verify_pleo_contract --company UUID [--json]``: check one company's Pleo against Pleo's
-published contract and our readings of it, with read-only calls (issue 16).
+published contract and our readings of it, with read-only calls.
 
 Exit 0 when everything checked matched, 1 when anything did not (or the check could not run:
 credential refused or unusable, request budget spent), 2 on a usage error or an unknown company

@@ -1,4 +1,4 @@
-/* Live parts of the company, job and index pages (issue 17 §4): while a check is queued or
+/* Live parts of the company, job and index pages: while a check is queued or
  * running, poll the JSON status view and put its texts in place; stop when nothing is queued or
  * running. The element with data-live-status-url says where to ask and whether to start
  * (data-live-active="1"). Texts only (textContent): the server sends no markup. */
