@@ -64,7 +64,10 @@ class XeroAdapter(AccountingAdapter):
 
         if self._session is None:
             self._session = XeroBookingSession(
-                company=self.company, job=self.job, heartbeat=self.heartbeat
+                company=self.company,
+                job=self.job,
+                heartbeat=self.heartbeat,
+                limits=self.attachment_limits,
             )
         return self._session
 

@@ -42,12 +42,20 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from django.conf import settings
 
 from exports import clock, crashpoints
-from exports.adapters.base import AdapterUnavailable, BookingRequest, BookingResult, ReceiptFile
+from exports.adapters.base import (
+    NO_ATTACHMENTS,
+    AdapterUnavailable,
+    AttachmentLimits,
+    BookingRequest,
+    BookingResult,
+    ReceiptFile,
+)
 from exports.adapters.journal import Unbookable
 from exports.models import XeroBooking, XeroConnection, XeroMapping
 from exports.pleo import ItemFailureReasonType as ItemFailure
@@ -121,8 +129,16 @@ class _Pending:
 class XeroBookingSession:
     """See the module docstring. ``heartbeat`` renews the run's lease while waiting."""
 
-    def __init__(self, *, company, job=None, heartbeat: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        company,
+        job=None,
+        heartbeat: Callable[[], None] | None = None,
+        limits: AttachmentLimits = NO_ATTACHMENTS,
+    ) -> None:
         self.company = company
+        self.limits = limits  # the adapter's attachment_limits
         self.job = job
         self.heartbeat = heartbeat
         self._client = None
@@ -388,20 +404,28 @@ class XeroBookingSession:
     def attach_archived(self, booking: XeroBooking, found: BookingResult) -> BookingResult:
         """An interrupted booking found again: its item's archived receipts (those within Xero's
         limits) attached now if they were not yet (the run stopped before attaching)."""
-        from exports.adapters.xero import XERO_ATTACHMENT_LIMITS
+        from exports.receipts.files import receipts_storage
         from exports.receipts.models import Receipt
-        from exports.services.lifecycle_receipts import _receipt_file
 
         rows = Receipt.objects.filter(
             item_record__idempotency_key=booking.idempotency_key
         ).order_by("position")
-        files = [_receipt_file(row) for row in rows]
-        files = [f for f in files if not XERO_ATTACHMENT_LIMITS.judge([f])]
+        files = [
+            ReceiptFile(
+                name=f"receipt-{row.accounting_entry_id}-{row.position + 1}",
+                content_type=row.content_type,
+                size=row.size,
+                sha256=row.sha256,
+                opener=partial(receipts_storage().open, row.storage_name, "rb"),
+            )
+            for row in rows
+        ]
+        files = [f for f in files if not self.limits.judge([f])]
         request = BookingRequest(
             item={},
             idempotency_key=booking.idempotency_key,
             pleo_job_id=booking.pleo_job_id or "",
-            receipts=tuple(files[: XERO_ATTACHMENT_LIMITS.max_count]),
+            receipts=tuple(files[: self.limits.max_count]),
         )
         return self.attach(_Pending(request, booking=booking, result=found))
 
