@@ -15,7 +15,9 @@ Points (in the order a job meets them):
 ``after_claim``          the claim ("starting") is committed; ``started`` not sent yet
 ``after_started``        Pleo accepted ``started``; nothing recorded yet
 ``mid_items``            an item's outcome is decided and committed; the next item not begun
-``after_adapter_call``   the accounting adapter answered; its answer not recorded yet
+``after_adapter_call``   the accounting adapter answered; its answer not recorded yet (the Xero
+                         adapter reaches it first as soon as Xero answered a batch, before its
+                         own record of the documents)
 ``before_final_event``   every item is final in Pleo; the final event not sent yet
 """
 

@@ -380,6 +380,10 @@ XERO_ALLOWED_HOSTS = [
     if host.strip()
 ]
 XERO_ALLOW_LOOPBACK = DEBUG or PLEO_SANDBOX or XERO_SANDBOX
+# Booking (exports.services.xero_booking): how long a run waits inside itself for a spent Xero
+# minute budget (longer waits defer the run), and the web app the booked documents link to.
+XERO_BUDGET_WAIT_SECONDS = env.float("XERO_BUDGET_WAIT_SECONDS", default=90.0)
+XERO_WEB_APP_URL = env.str("XERO_WEB_APP_URL", default="https://go.xero.com").rstrip("/")
 
 
 class _WebhookUrl(str):

@@ -52,3 +52,39 @@ def test_demo_jobs_go_only_to_companies_without_an_unfinished_job(pleo_sandbox):
     demo._new_job()
     assert out.getvalue() == before
     assert len(state.list_jobs()) == 2
+
+
+def test_the_demo_books_its_first_company_in_the_local_xero(pleo_sandbox, xero_sandbox, settings):
+    """What ``serve`` does with PLEO_SANDBOX=1 and no Xero app configured, in process: the first
+    demo company connected to the local Xero's organisation of its name; its jobs' codes mapped
+    before the webhook; a job booked there as journals."""
+    from exports.models import Company, Trigger, XeroConnection
+    from exports.services.demo import xero_demo_environment
+    from exports.services.start_flow import Outcome, company_check_run
+    from tests import secrets_registry
+
+    settings.XERO_CLIENT_ID = ""
+    settings.PUBLIC_BASE_URL = "http://testserver"
+    xero_env = xero_demo_environment(xero_port=urlsplit(xero_sandbox.url).port, environ={})
+    secrets_registry.register(xero_env["XERO_CLIENT_SECRET"])
+    for name, value in xero_env.items():
+        setattr(settings, name, value)
+    settings.XERO_ALLOW_LOOPBACK = True
+    out = io.StringIO()
+    demo = Demo(
+        command=BaseCommand(stdout=out, stderr=io.StringIO()),
+        sandbox_port=urlsplit(pleo_sandbox.url).port,
+        spawn=None,
+        manage=None,
+        xero_env=xero_env,
+    )
+    demo.seed(public_base_url="http://testserver")
+    company = Company.objects.get(pk=demo.xero_company.pk)
+    assert company.accounting_adapter == "xero"
+    assert XeroConnection.objects.get(company=company).accounts.exists()  # synced
+    demo.rng.sample = lambda population, k: [demo.xero_company]
+    demo._new_job()
+    result = company_check_run(company=company, trigger=Trigger.MANUAL)
+    assert result.outcome == Outcome.COMPLETED, result.error
+    tenant = xero_sandbox.state.tenant_by_name(company.name)
+    assert xero_sandbox.state.documents(tenant.id)

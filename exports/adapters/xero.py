@@ -1,8 +1,4 @@
-"""The Xero adapter (part 1): job validation and the per-item mapping check; no booking yet.
-
-``selectable`` is False: no company can choose it in the admin, ``validate`` ends in the base
-class's refusal ("cannot book exports yet") after its own checks, and ``book`` raises. What it
-checks already:
+"""The Xero adapter: job validation, the per-item mapping check, and booking.
 
 ``validate(job)``: the company's Xero connection is usable (connected, not "needs
 re-authorisation", an organisation chosen) → else ``accounting_system_authentication_failure``;
@@ -11,19 +7,28 @@ the tenant answers (``GET /Organisation``; a 401/403 after a refresh marks the c
 re-authorisation) and its base currency is known → else ``accounting_system_authentication_failure``
 / ``accounting_system_unreachable`` / ``invalid_configuration``. Each message names what to fix.
 
-``precheck(request)``: every Pleo code of the item (account, tax code, tags, contra account,
-vendor) maps to an active Xero code (:mod:`exports.services.xero_mapping`) → else
-``account_unknown`` / ``tax_code_unknown`` / ``tag_unknown`` / ``vendor_unknown`` with a message
-naming the code and the mapping page. It also records the codes it saw (our own table of codes
-seen, for the page of unmapped codes); nothing is written to Xero.
+``precheck(request)``: every Pleo code of the item (account, tax code, tags, contra account)
+maps to an active Xero code (:mod:`exports.services.xero_mapping`) → else ``account_unknown`` /
+``tax_code_unknown`` / ``tag_unknown`` with a message naming the code and the mapping page. A
+vendor without a mapping is no failure: booking a bill finds or creates its contact and keeps it
+in the mapping (a vendor mapped to a contact that is no longer usable is ``vendor_unknown``).
+Nothing is written to Xero.
+
+``book``/``book_batch``/``lookup``: :mod:`exports.services.xero_booking` (manual journals, bills
+and credit notes, by Pleo's ``bookkeeping.method``: :mod:`exports.services.xero_documents`),
+with ``Idempotency-Key`` on every write, up to 50 documents a request, receipts attached
+(``attachment_limits``: Xero's 25 MB and 10 files a document).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from exports.adapters.base import (
+    PLEO_ATTACHMENT_LIMITS,
     AccountingAdapter,
+    AttachmentLimits,
     BookingRequest,
     BookingResult,
     ItemCheck,
@@ -34,12 +39,37 @@ from exports.pleo import JobFailureReasonType
 AUTH = JobFailureReasonType.ACCOUNTING_SYSTEM_AUTHENTICATION_FAILURE
 CONFIG = JobFailureReasonType.INVALID_CONFIGURATION
 
+# Xero's attachment limits (xero_sandbox/README.md): 25 MB a file, 10 files a document; the
+# types Pleo's receipts come in.
+XERO_ATTACHMENT_LIMITS = AttachmentLimits(
+    max_bytes=25 * 1024 * 1024, max_count=10, content_types=PLEO_ATTACHMENT_LIMITS.content_types
+)
+
 
 class XeroAdapter(AccountingAdapter):
     name: ClassVar[str] = "xero"
     label: ClassVar[str] = "Xero"
     supports_vendor_based_bookkeeping: ClassVar[bool] = True
-    selectable: ClassVar[bool] = False  # booking is the next issue
+    attachment_limits: ClassVar[AttachmentLimits] = XERO_ATTACHMENT_LIMITS
+    max_batch: ClassVar[int] = 50  # documents per request (the lifecycle's batch size)
+
+    def __init__(self, *, company: Any, job: Any = None) -> None:
+        super().__init__(company=company, job=job)
+        self.heartbeat = None  # the lifecycle sets the run's lease renewal here
+        self._session = None
+
+    @property
+    def session(self):
+        from exports.services.xero_booking import XeroBookingSession
+
+        if self._session is None:
+            self._session = XeroBookingSession(
+                company=self.company,
+                job=self.job,
+                heartbeat=self.heartbeat,
+                limits=self.attachment_limits,
+            )
+        return self._session
 
     def _connection(self):
         from exports.models import XeroConnection
@@ -101,11 +131,17 @@ class XeroAdapter(AccountingAdapter):
                 "invalid_configuration", "The company is not connected to Xero."
             )
         failure = xero_mapping.xero_mapping_check_item(
-            company=self.company, connection=connection, item=request.item
+            company=self.company, connection=connection, item=request.item, new_vendors=True
         )
         return ItemCheck.passed() if failure is None else ItemCheck.failed(*failure)
 
     def book(self, request: BookingRequest) -> BookingResult:
-        raise NotImplementedError(
-            "The Xero adapter cannot book yet (booking is the next issue); nothing was sent."
+        return self.book_batch([request])[0]
+
+    def book_batch(self, requests: Sequence[BookingRequest]) -> list[BookingResult]:
+        return self.session.book_batch(requests)
+
+    def lookup(self, *, idempotency_key=None, accounting_entry_id=None) -> BookingResult | None:
+        return self.session.lookup(
+            idempotency_key=idempotency_key, accounting_entry_id=accounting_entry_id
         )

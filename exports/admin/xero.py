@@ -77,6 +77,9 @@ class CompanyXeroAdminMixin:
         return connection.tenant_name or "choose organisation"
 
 
+BOOKING_SETTINGS = ("default_method", "document_status", "lock_date_policy")
+
+
 @admin.register(XeroConnection)
 class XeroConnectionAdmin(SecretHintsAdminMixin, CompanyScopedAdminMixin, admin.ModelAdmin):
     list_display = ("company", "tenant_name", "status", "base_currency", "sync_state")
@@ -98,15 +101,16 @@ class XeroConnectionAdmin(SecretHintsAdminMixin, CompanyScopedAdminMixin, admin.
         "refresh_token",
         "sync_state",
         "synced",
+        # How items are booked (exports.services.xero_booking): the only editable fields.
+        "default_method",
+        "document_status",
+        "lock_date_policy",
     )
-    readonly_fields = fields
+    readonly_fields = tuple(f for f in fields if f not in BOOKING_SETTINGS)
     actions = ["sync_now"]
 
     def has_add_permission(self, request):
         return False  # a connection is made by "Connect Xero" on the company page
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="Last sync")
     def sync_state(self, obj):

@@ -25,6 +25,7 @@ from exports.settlement.models import ManualBooking
 # A company's Xero connection, synced Xero data and code mapping (exports.xero.models).
 from exports.xero.models import (
     XeroAccount,
+    XeroBooking,
     XeroConnection,
     XeroContact,
     XeroMapping,
@@ -55,6 +56,7 @@ __all__ = [
     "WebhookRejectionCount",
     "WorkerHeartbeat",
     "XeroAccount",
+    "XeroBooking",
     "XeroConnection",
     "XeroContact",
     "XeroMapping",

@@ -38,6 +38,8 @@ class AuditStep(models.TextChoices):
     DEADLINE_GUARD = "deadline_guard", "deadline_guard"
     ITEM_RECOVERED = "item_recovered", "item_recovered"
     ITEM_FAILED = "item_failed", "item_failed"
+    # An item found booked earlier (a re-export), or booked on a moved date (Xero's lock date)
+    ITEM_BOOKED_NOTE = "item_booked_note", "item_booked_note"
     # Receipts (exports.services.lifecycle_receipts)
     RECEIPT_NOTE = "receipt_note", "receipt_note"
     RECEIPTS_ARCHIVED_ONLY = "receipts_archived_only", "receipts_archived_only"

@@ -349,7 +349,7 @@ class PleoTransport:
             **self.extra_headers(path),
         }
         if body is not None:
-            headers["Content-Type"] = JSON_CONTENT_TYPE
+            headers.setdefault("Content-Type", JSON_CONTENT_TYPE)  # extra_headers may name one
         self._refuse_host_not_allowed(method, path)
         started = time.monotonic()
         outcome: object = "no answer"

@@ -42,6 +42,7 @@ COMPANY_LOOKUPS: dict[str, str] = {
     "exports.xerotaxrate": "connection__company",
     "exports.xerotrackingoption": "connection__company",
     "exports.xerocontact": "connection__company",
+    "exports.xerobooking": "connection__company",
     "exports.xeromapping": "company",
     "exports.manualbooking": "company",
 }

@@ -46,6 +46,31 @@ NOTABLE_STEPS = {
 }
 TIMEOUT = (2, 5)
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+# The local Xero (``manage.py xero_sandbox``): started beside the Pleo sandbox unless a Xero app
+# is configured. The first demo company books in its organisation of the same name (DKK).
+XERO_DEMO_CLIENT_ID = "pleo-export-bridge-demo"
+XERO_DEMO_SETTINGS = ("XERO_API_BASE_URL", "XERO_IDENTITY_BASE_URL", "XERO_LOGIN_BASE_URL")
+XERO_DEMO_TARGETS = {
+    "account": "429",
+    "contra_account": "840",
+    "tax_code": "INPUT",
+    "tag": "Department/Sales",
+}
+
+
+def xero_demo_environment(*, xero_port: int, environ) -> dict[str, str]:
+    """What the demo's processes get to book in the local Xero (nothing when ``XERO_CLIENT_ID``
+    names a real Xero app). The client secret is new on every start, never printed."""
+    from django.conf import settings
+
+    if environ.get("XERO_CLIENT_ID") or settings.XERO_CLIENT_ID:
+        return {}
+    url = f"http://127.0.0.1:{xero_port}"
+    return {
+        **dict.fromkeys(XERO_DEMO_SETTINGS, url),
+        "XERO_CLIENT_ID": XERO_DEMO_CLIENT_ID,
+        "XERO_CLIENT_SECRET": secrets.token_urlsafe(24),
+    }
 
 
 def demo_company_id(name: str) -> uuid.UUID:
@@ -53,7 +78,10 @@ def demo_company_id(name: str) -> uuid.UUID:
 
 
 class Demo:
-    def __init__(self, *, command, sandbox_port: int, spawn, manage):
+    def __init__(self, *, command, sandbox_port: int, spawn, manage, xero_env=None):
+        self.xero_env = xero_env or {}  # xero_demo_environment(): empty without the local Xero
+        self.xero_url = self.xero_env.get("XERO_API_BASE_URL", "")
+        self.xero_company: Company | None = None
         self.out = command.stdout
         self.err = command.stderr
         self.style = command.style
@@ -73,17 +101,29 @@ class Demo:
 
     def start(self, *, env: dict[str, str]) -> None:
         self.spawn("sandbox", self.manage("pleo_sandbox", "--port", str(self.port)), env)
+        self._wait_for(f"{self.url}/_sandbox/health", "The Pleo sandbox")
+        self.configure_sandbox()
+        self.out.write(self.style.SUCCESS(f"Pleo sandbox: {self.url} (PLEO_SANDBOX=1)"))
+        if self.xero_url:
+            port = urlsplit(self.xero_url).port
+            self.spawn(
+                "xero-sandbox",
+                self.manage("xero_sandbox", "--port", str(port)),
+                {**env, "XERO_SANDBOX": "1"},
+            )
+            self._wait_for(f"{self.xero_url}/_sandbox/health", "The local Xero")
+            self.out.write(self.style.SUCCESS(f"Local Xero: {self.xero_url}"))
+
+    @staticmethod
+    def _wait_for(url: str, what: str) -> None:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:
-                requests.get(f"{self.url}/_sandbox/health", timeout=TIMEOUT).raise_for_status()
-                break
+                requests.get(url, timeout=TIMEOUT).raise_for_status()
+                return
             except requests.RequestException:
                 time.sleep(0.2)
-        else:
-            raise RuntimeError(f"The Pleo sandbox did not answer at {self.url} within 20 s.")
-        self.configure_sandbox()
-        self.out.write(self.style.SUCCESS(f"Pleo sandbox: {self.url} (PLEO_SANDBOX=1)"))
+        raise RuntimeError(f"{what} did not answer at {url} within 20 s.")
 
     def configure_sandbox(self) -> None:
         self._control("PATCH", "/switches", SANDBOX_SWITCHES)
@@ -126,7 +166,10 @@ class Demo:
             api_key = (
                 company.credential.api_key if company else f"sandbox_{secrets.token_urlsafe(18)}"
             )
-            self._control("POST", "/companies", {"name": name, "companyId": str(pleo_id)})
+            remote = {"name": name, "companyId": str(pleo_id)}
+            if self.xero_url and name == DEMO_COMPANIES[0]:
+                remote["currency"] = "DKK"  # the local Xero's organisation of that name
+            self._control("POST", "/companies", remote)
             self._control("POST", "/api-keys", {"companyId": str(pleo_id), "key": api_key})
             if company is None:
                 company = company_add_or_update(
@@ -140,6 +183,8 @@ class Demo:
             webhooks_subscribe(credential=company.credential)
             self.companies.append(company)
         self._seed_oauth_client(self.companies[0])
+        if self.xero_url:
+            self._seed_xero(self.companies[0])
         self.out.write(
             f"Demo companies: {', '.join(DEMO_COMPANIES)} "
             f"({created} created, {len(DEMO_COMPANIES) - created} already there); "
@@ -180,6 +225,73 @@ class Demo:
         credential.save()
         webhook_endpoint_ensure(credential=credential)
 
+    def _xero_control(self, method: str, path: str, body: dict | None = None) -> dict:
+        response = requests.request(
+            method, f"{self.xero_url}/_sandbox{path}", json=body, timeout=TIMEOUT
+        )
+        response.raise_for_status()
+        return response.json() if response.content else {}
+
+    def _seed_xero(self, company: Company) -> None:
+        """The company connected to the local Xero (consent given through its control API, as
+        a person would on its page), synced, booking with the Xero adapter."""
+        from exports import clock, crypto
+        from exports.models import XeroConnection
+        from exports.services.xero_connections import xero_redirect_uri as redirect_uri
+        from exports.services.xero_sync import xero_sync_run
+
+        self._xero_control(
+            "POST",
+            "/oauth-clients",
+            {
+                "clientId": self.xero_env["XERO_CLIENT_ID"],
+                "clientSecret": self.xero_env["XERO_CLIENT_SECRET"],
+                "redirectUris": [redirect_uri()],
+                "name": "pleo-export-bridge (demo)",
+            },
+        )
+        tenants = self._xero_control("GET", "/tenants")["data"]
+        tenant = next(t for t in tenants if t["name"] == company.name)
+        tenant["id"] = tenant["tenantId"]
+        tokens = self._xero_control(
+            "POST",
+            "/oauth/tokens",
+            {"clientId": self.xero_env["XERO_CLIENT_ID"], "tenantIds": [tenant["id"]]},
+        )["data"]
+        connection, _ = XeroConnection.objects.update_or_create(
+            company=company,
+            defaults={
+                "tenant_id": uuid.UUID(tenant["id"]),
+                "tenant_name": company.name,
+                "status": XeroConnection.Status.OK,
+                "last_error": "",
+                "scopes_granted": tokens["scope"],
+                "base_currency": "DKK",
+                "access_token_ciphertext": crypto.encrypt(tokens["access_token"]),
+                "refresh_token_ciphertext": crypto.encrypt(tokens["refresh_token"]),
+                "access_token_expires_at": clock.now(),  # refreshed at the first call
+            },
+        )
+        xero_sync_run(connection=connection)
+        Company.objects.filter(pk=company.pk).update(accounting_adapter="xero")
+        self.xero_company = company
+        self.out.write(f"{company.name} books in the local Xero ({self.xero_url}).")
+
+    def _map_xero_codes(self, job_id: str) -> None:
+        """Every Pleo code of the job's items mapped in the demo company's Xero mapping."""
+        from exports.models import XeroMapping
+        from exports.services.xero_mapping import pleo_codes_of_item
+
+        items = self._control("GET", f"/jobs/{job_id}/export-items")["data"]
+        for code in {c for item in items for c in pleo_codes_of_item(item=item)}:
+            if code.kind in XERO_DEMO_TARGETS:
+                XeroMapping.objects.get_or_create(
+                    company=self.xero_company,
+                    kind=code.kind,
+                    pleo_code=code.code,
+                    defaults={"xero_code": XERO_DEMO_TARGETS[code.kind]},
+                )
+
     # --- while running -------------------------------------------------------------------------
 
     def step(self) -> None:
@@ -198,12 +310,14 @@ class Demo:
         """A bookkeeper of a random demo company clicks Export. As in Pleo, a company with an
         unfinished job cannot export again (409 EXPORT_ALREADY_IN_PROGRESS): another is tried."""
         for company in self.rng.sample(self.companies, len(self.companies)):
+            in_xero = self.xero_company is not None and company.pk == self.xero_company.pk
             response = requests.post(
                 f"{self.url}/_sandbox/jobs",
                 json={
                     "companyId": str(company.pleo_company_id),
                     "items": self.rng.randint(1, 4),
                     "conflictCheck": True,
+                    "notify": not in_xero,
                 },
                 timeout=TIMEOUT,
             )
@@ -211,6 +325,9 @@ class Demo:
                 continue
             response.raise_for_status()
             job = response.json()["data"]
+            if in_xero:  # its codes mapped before the webhook tells the bridge
+                self._map_xero_codes(job["id"])
+                self._control("POST", f"/jobs/{job['id']}/webhook")
             self.out.write(
                 f"[sandbox] {company.name}: a bookkeeper exported {job['numberOfItems']} "
                 f"item(s) -> job {job['id'][:8]} created (pending)"

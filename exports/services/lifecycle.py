@@ -145,6 +145,7 @@ class _Carrier(ItemBooking, ItemReporting, FinalEvent, DeadlineGuard, ReceiptFet
         self.at_risk_noted = False
         self.earlier: dict = {}  # items booked before this job booked them (find_earlier)
         self.fetched_receipts = {}
+        self.to_book: list = []  # (record, request, booked fields) for the next batch
 
     # --- the stages ---------------------------------------------------------------------------
 
@@ -214,9 +215,12 @@ class _Carrier(ItemBooking, ItemReporting, FinalEvent, DeadlineGuard, ReceiptFet
         return result
 
     def bound_adapter(self) -> AccountingAdapter:
-        return get_adapter(
+        adapter = get_adapter(
             self.run.company.accounting_adapter, company=self.run.company, job=self.job
         )
+        if hasattr(adapter, "heartbeat"):  # an adapter that may wait (Xero's budgets)
+            adapter.heartbeat = self.run.lease.renew_if_due
+        return adapter
 
     def read_job_items(self) -> list[pleo.ExportJobItem]:
         items = self.pleo_call(
@@ -290,6 +294,7 @@ class _Carrier(ItemBooking, ItemReporting, FinalEvent, DeadlineGuard, ReceiptFet
             self.run.lease.renew_if_due()
             record = records[item.accounting_entry_id]
             if self.must_stop_booking():
+                self.book_pending()
                 self.decide_without_booking(record)
             else:
                 began = clock.now()
@@ -297,11 +302,13 @@ class _Carrier(ItemBooking, ItemReporting, FinalEvent, DeadlineGuard, ReceiptFet
                 self.decide(record, export_items.get(item.accounting_entry_id))
                 took = (clock.now() - began).total_seconds()
                 self.slowest_item = max(self.slowest_item, took)
-            if record.state in (ExportItemRecord.State.BOOKED, ExportItemRecord.State.FAILED):
-                self.queue.append(record)
+            decided = (ExportItemRecord.State.BOOKED, ExportItemRecord.State.FAILED)
+            if record.state in decided and record not in self.queue:
+                self.queue.append(record)  # (a batch's records are queued by book_pending)
             if len(self.queue) >= self.batch_size:
                 self.flush()
             elif self.half_expired():
+                self.book_pending()
                 if self.queue:
                     self.audit(
                         AuditStep.REPORT_EARLY,
@@ -316,6 +323,7 @@ class _Carrier(ItemBooking, ItemReporting, FinalEvent, DeadlineGuard, ReceiptFet
                 else:
                     self.note_if_at_risk(force=True)
             crashpoints.crash_point("mid_items")
+        self.book_pending()
         self.receipts_close()
         self.note_given_up()
         self.flush()

@@ -37,6 +37,15 @@ from exports.settlement.models import BY_HAND
 logger = logging.getLogger("exports.services.lifecycle")
 
 
+def batch_limit(adapter: AccountingAdapter) -> int:
+    """Items per ``book_batch`` call: the adapter's ``max_batch`` when it has a batch call of
+    its own, else 1 (the default ``book_batch`` books one by one and could not say which of a
+    failed batch were booked)."""
+    if type(adapter).book_batch is AccountingAdapter.book_batch:
+        return 1
+    return max(1, int(getattr(adapter, "max_batch", 1)))
+
+
 class ItemBooking:
     def learn(self, items: Iterable[pleo.ExportJobItem]) -> None:
         """Take Pleo's word on item statuses; records of items final in Pleo become reported."""
@@ -173,6 +182,12 @@ class ItemBooking:
         assert adapter is not None
         try:
             found = adapter.lookup(idempotency_key=record.idempotency_key)
+        except AdapterUnavailable as exc:
+            self.flush()  # report what is ready before stopping
+            raise Pause(
+                f"{adapter.label} could not be asked about an interrupted booking ({exc}); "
+                f"nothing was booked."
+            ) from None
         except LookupUnsupported:
             self.apply(
                 record,
@@ -244,25 +259,64 @@ class ItemBooking:
                     f"nothing was booked. Export the item again from Pleo.",
                 )
                 self.apply(record, result, audit=False)
-        else:
-            try:
-                result = adapter.book(request)
-                crashpoints.crash_point("after_adapter_call")
-            except AdapterUnavailable as exc:
+            if not result.booked:
+                self.audit_item_failure(record, result)
+            return
+        # Booked with the next batch (book_pending); one at a time for an adapter that has no
+        # batch call of its own.
+        self.to_book.append((record, request, booked_as))
+        if len(self.to_book) >= batch_limit(adapter):
+            self.book_pending()
+
+    def book_pending(self) -> None:
+        """Book the items waiting (each committed ``booking`` first) with one ``book_batch``
+        of the adapter (``book`` for a single item of an adapter without a batch call)."""
+        waiting, self.to_book = self.to_book, []
+        if not waiting:
+            return
+        adapter = self.adapter
+        assert adapter is not None
+        requests = [request for _, request, _ in waiting]
+        try:
+            if batch_limit(adapter) > 1:
+                results = adapter.book_batch(requests)
+            else:
+                results = [adapter.book(request) for request in requests]
+            crashpoints.crash_point("after_adapter_call")
+        except LeaseLost:
+            raise
+        except AdapterUnavailable as exc:
+            for record, _, _ in waiting:
                 self.save_record(record, state=ExportItemRecord.State.PENDING)
-                self.flush()  # report what is ready before stopping
-                raise Pause(f"{adapter.label} is unreachable ({exc}); nothing was booked.")
-            except Exception as exc:
-                logger.exception("Adapter %s failed on an item", adapter.name)
-                self.flush()  # report what is ready before stopping
-                raise Pause(
-                    f"Booking item {record.accounting_entry_id} in {adapter.label} ended with "
-                    f"an unknown outcome ({type(exc).__name__}); the next run asks "
-                    f"{adapter.label} before booking it again."
-                ) from None
+            self.flush()  # report what is ready before stopping
+            raise Pause(f"{adapter.label} is unreachable ({exc}); nothing was booked.")
+        except pleo.BudgetExhausted as exc:  # nothing sent for these: the run is deferred
+            for record, _, _ in waiting:
+                self.save_record(record, state=ExportItemRecord.State.PENDING)
+            self.flush()
+            self.client.budget_exhausted = exc
+            raise
+        except Exception as exc:
+            logger.exception("Adapter %s failed on an item", adapter.name)
+            self.flush()  # report what is ready before stopping
+            first = waiting[0][0].accounting_entry_id
+            what = f"item {first}" if len(waiting) == 1 else f"{len(waiting)} items from {first}"
+            raise Pause(
+                f"Booking {what} in {adapter.label} ended with an unknown outcome "
+                f"({type(exc).__name__}); the next run asks {adapter.label} before booking "
+                f"{'it' if len(waiting) == 1 else 'them'} again."
+            ) from None
+        for (record, _, booked_as), result in zip(waiting, results, strict=True):
             self.apply(record, result, audit=False, **(booked_as if result.booked else {}))
-        if not result.booked:
-            self.audit_item_failure(record, result)
+            if not result.booked:
+                self.audit_item_failure(record, result)
+            elif result.message:
+                self.audit(
+                    AuditStep.ITEM_BOOKED_NOTE,
+                    f"Item {record.accounting_entry_id}: {result.message}",
+                    outcome=AuditEntry.Outcome.INFO,
+                )
+            self.queue.append(record)
 
     def refused_by_precheck(
         self,

@@ -20,6 +20,7 @@ Nothing here logs or puts in a message a token, code, verifier or the client sec
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from exports import audit, clock
 from exports.models import AuditEntry, AuditStep, Company, Trigger, XeroConnection
-from exports.pleo import BearerAuth, PleoAuthError
+from exports.pleo import BearerAuth, BudgetExhausted, PleoAuthError
 from exports.pleo import oauth as pleo_oauth
 from exports.pleo.hosts import HostNotAllowed
 from exports.services import budget, token_refresh
@@ -312,16 +313,93 @@ TOKENS = token_refresh.TokenOwner(
 )
 
 
-# Xero allows 60 calls a minute per organisation (docs/xero-openapi/README.md); our shared budget
-# stays under it, so several processes calling one organisation never meet its 429.
+# Xero's limits (docs/xero-openapi/README.md): per organisation 60 calls a minute, 5,000 a day
+# and 5 in flight; per app 10,000 a minute. Our shared budgets (every process, ``budget``) stay
+# under each, so processes calling Xero never meet its 429. In flight: one run holds a company
+# (its lease) and calls Xero one call at a time, so an organisation never sees more than one of
+# ours at once.
 XERO_BUDGET = budget.Rate(limit=55, window=60.0)
+XERO_DAY_BUDGET = budget.Rate(limit=4900, window=86400.0, burst=55)
+XERO_APP_BUDGET = budget.Rate(limit=9500, window=60.0)
+# Xero's answers say what is left (``X-MinLimit-Remaining``…); at 0 the next call waits this long.
+REMAINING_ZERO_WAIT = {"X-MinLimit-Remaining": 60.0, "X-AppMinLimit-Remaining": 60.0}
 
 
-def xero_budget_hook(*, connection: XeroConnection) -> budget.BudgetHook | None:
-    """One budget per Xero organisation (shared by every process); None without a tenant."""
+class XeroBudget:
+    """The ``before_request`` hook of a Xero client: one request from each budget (the
+    organisation's minute and day, the app's minute), and Xero's own remaining counts.
+
+    A minute budget that is spent is waited for here when it has room again within
+    ``wait_seconds``, calling ``heartbeat`` (the run's lease) at least every 5 seconds; a longer
+    wait, or the day budget, raises :class:`~exports.pleo.errors.BudgetExhausted` (nothing was
+    sent; the run is deferred). ``waited`` adds up the seconds waited."""
+
+    def __init__(
+        self,
+        tenant_id,
+        *,
+        wait_seconds: float = 0.0,
+        heartbeat: Callable[[], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.budgets = (
+            (budget.BudgetHook(f"xero_tenant:{tenant_id}", XERO_BUDGET), True),
+            (budget.BudgetHook(f"xero_tenant_day:{tenant_id}", XERO_DAY_BUDGET), False),
+            (budget.BudgetHook("xero_app", XERO_APP_BUDGET), True),
+        )
+        self.allowance = float(wait_seconds)
+        self.heartbeat = heartbeat
+        self.sleep = sleep
+        self.waited = 0.0
+        self.client: XeroClient | None = None
+
+    def wait(self, seconds: float, exc: BudgetExhausted | None = None) -> None:
+        if exc is not None and seconds > self.allowance:
+            raise exc
+        left = min(seconds, self.allowance)
+        self.waited += left
+        while left > 0:
+            step = min(left, 5.0)
+            self.sleep(step)
+            left -= step
+            if self.heartbeat is not None:
+                self.heartbeat()
+
+    def __call__(self, method: str, path: str) -> None:
+        remaining = self.client.rate_limits if self.client is not None else {}
+        for header, seconds in REMAINING_ZERO_WAIT.items():
+            if remaining.get(header) == 0:
+                remaining.pop(header)
+                self.wait(seconds)
+        for hook, waitable in self.budgets:
+            while True:
+                try:
+                    hook(method, path)
+                    break
+                except BudgetExhausted as exc:
+                    if not waitable:
+                        raise
+                    seconds = max((exc.retry_at - clock.now()).total_seconds(), 0.05)
+                    self.wait(seconds, exc)
+
+    @property
+    def key(self) -> str:
+        """The organisation's minute budget's key (the one a busy job meets first)."""
+        return self.budgets[0][0].key
+
+    @property
+    def rate(self) -> budget.Rate:
+        return XERO_BUDGET
+
+    def __repr__(self) -> str:
+        return f"XeroBudget({self.key!r})"
+
+
+def xero_budget_hook(*, connection: XeroConnection, **kwargs) -> XeroBudget | None:
+    """The budgets of a Xero organisation (shared by every process); None without a tenant."""
     if not connection.tenant_id:
         return None
-    return budget.BudgetHook(f"xero_tenant:{connection.tenant_id}", XERO_BUDGET)
+    return XeroBudget(connection.tenant_id, **kwargs)
 
 
 def xero_client(
@@ -331,6 +409,8 @@ def xero_client(
     trigger: str = Trigger.MANUAL,
     run_id: uuid.UUID | None = None,
     on_call: Callable[[str, str, int | None], None] | None = None,
+    budget_wait: float = 0.0,
+    heartbeat: Callable[[], None] | None = None,
 ) -> XeroClient:
     """A client for ``connection`` (its tenant unless ``tenant`` is False): tokens from the
     shared refresh loop, every HTTP call audited (and passed to ``on_call``), a 401 after a
@@ -378,8 +458,9 @@ def xero_client(
         if on_call is not None:
             on_call(method, path, status)
 
-    return XeroClient(
-        before_request=xero_budget_hook(connection=connection),
+    hook = xero_budget_hook(connection=connection, wait_seconds=budget_wait, heartbeat=heartbeat)
+    client = XeroClient(
+        before_request=hook,
         config=config_from_settings(),
         auth=BearerAuth(get_token, refresh),
         on_auth_failure=on_auth_failure,
@@ -387,6 +468,9 @@ def xero_client(
         after_response=after_response,
         request_id=str(run_id) if run_id else None,
     )
+    if hook is not None:
+        hook.client = client  # Xero's remaining counts, read before each call
+    return client
 
 
 __all__ = [

@@ -167,10 +167,15 @@ def xero_mapping_page_url() -> str:
 
 
 def xero_mapping_check_item(
-    *, company: Company, connection: XeroConnection, item: Mapping[str, Any]
+    *,
+    company: Company,
+    connection: XeroConnection,
+    item: Mapping[str, Any],
+    new_vendors: bool = False,
 ) -> tuple[ItemFailureReasonType, str] | None:
     """The first code of ``item`` with no valid mapping, as (failure type, message); None when
-    every code maps to an active Xero code. Reads only."""
+    every code maps to an active Xero code. With ``new_vendors``, a vendor without a mapping
+    passes (booking finds or creates its contact). Reads only."""
     codes = pleo_codes_of_item(item=item)
     mappings = {
         (m.kind, m.pleo_code): m.xero_code
@@ -182,6 +187,8 @@ def xero_mapping_check_item(
         if code.kind == PleoCodeKind.VENDOR and not item.get("vendor"):
             continue
         xero_code = mappings.get((code.kind, code.code), "")
+        if new_vendors and code.kind == PleoCodeKind.VENDOR and not xero_code:
+            continue
         name = PleoCodeKind(code.kind).label.split(" →")[0]
         if not xero_code:
             problem = f"{name} {code.code} has no Xero mapping"

@@ -6,9 +6,10 @@ Accounting API's Organisation, Accounts, TaxRates, TrackingCategories and Contac
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from exports.pleo.connection import ClientConfig
-from exports.xero.errors import XeroResponseError
+from exports.xero.errors import XeroNotFound, XeroResponseError
 from exports.xero.resources import (
     Account,
     Connection,
@@ -84,6 +85,69 @@ class XeroClient(XeroTransport):
             if len(batch) < CONTACT_PAGE_SIZE:
                 return found
         raise XeroResponseError(f"more than {MAX_CONTACT_PAGES} pages of contacts")
+
+    # --- Documents (manual journals, bills, credit notes), contacts, attachments: the writes ---
+
+    def documents(self, kind: str, *, where: str) -> list[dict]:
+        """``GET /<kind>?where=…`` (``ManualJournals``, ``Invoices``, ``CreditNotes``)."""
+        return items_of(self.accounting_json(kind, {"where": where}), kind)
+
+    def document(self, kind: str, document_id: Any) -> dict | None:
+        """One document by id; None when Xero does not know it (404)."""
+        try:
+            found = items_of(self.accounting_json(f"{kind}/{document_id}"), kind)
+        except XeroNotFound:
+            return None
+        return found[0] if found else None
+
+    def put_documents(self, kind: str, elements: list[dict], *, idempotency_key: str) -> list:
+        """Create documents in one call (``summarizeErrors=false``: every element comes back,
+        saved or with its ``ValidationErrors``), in the order sent."""
+        body = self.write(
+            "PUT",
+            f"{ACCOUNTING_PATH}/{kind}",
+            idempotency_key=idempotency_key,
+            json={kind: elements},
+            params={"summarizeErrors": "false"},
+        )
+        answered = items_of(body, kind)
+        if len(answered) != len(elements):
+            raise XeroResponseError(
+                f"malformed response: {len(answered)} {kind} for {len(elements)} sent"
+            )
+        return answered
+
+    def contacts_where(self, where: str) -> list[Contact]:
+        return self._list("Contacts", "Contacts", Contact.from_api, {"where": where})
+
+    def create_contact(self, element: dict, *, idempotency_key: str) -> Contact:
+        body = self.write(
+            "PUT",
+            f"{ACCOUNTING_PATH}/Contacts",
+            idempotency_key=idempotency_key,
+            json={"Contacts": [element]},
+        )
+        return Contact.from_api(items_of(body, "Contacts")[0], "Contacts[0]")
+
+    def attach(
+        self,
+        kind: str,
+        document_id: Any,
+        file_name: str,
+        content: bytes,
+        *,
+        content_type: str,
+        idempotency_key: str,
+    ) -> None:
+        params = {"IncludeOnline": "true"} if kind != "ManualJournals" else None
+        self.write(
+            "PUT",
+            f"{ACCOUNTING_PATH}/{kind}/{document_id}/Attachments/{quote(file_name, safe='')}",
+            idempotency_key=idempotency_key,
+            raw=content,
+            content_type=content_type,
+            params=params,
+        )
 
 
 __all__ = ["XeroClient", "config_from_settings"]

@@ -23,6 +23,21 @@ from django.db import models
 from exports.models.credentials import EncryptedSecret, secret_column
 
 
+class BookingMethod(models.TextChoices):
+    JOURNAL = "journal", "Manual journal"
+    ACCOUNTS_PAYABLE = "accounts_payable", "Bill (accounts payable) against the supplier"
+
+
+class DocumentStatus(models.TextChoices):
+    DRAFT = "draft", "Drafts (approved in Xero by a person)"
+    POSTED = "posted", "Posted (journals) / approved (bills)"
+
+
+class LockDatePolicy(models.TextChoices):
+    FAIL = "fail", "Fail the item, naming the lock date"
+    NEXT_OPEN_DATE = "next_open_date", "Book on the first open date (original date in the text)"
+
+
 class XeroConnection(models.Model):
     class Status(models.TextChoices):
         OK = "ok", "Connected"
@@ -50,6 +65,29 @@ class XeroConnection(models.Model):
     last_sync_result = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    # How items are booked (exports.services.xero_booking): the method for items whose Pleo
+    # ``bookkeeping.method`` is none, whether documents are drafts or posted, and what a date on
+    # or before the organisation's lock date does.
+    default_method = models.CharField(
+        "Default booking method",
+        max_length=20,
+        choices=BookingMethod.choices,
+        default=BookingMethod.JOURNAL,
+        help_text="For items whose Pleo bookkeeping method is 'none' (or not given).",
+    )
+    document_status = models.CharField(
+        "Documents are booked as",
+        max_length=10,
+        choices=DocumentStatus.choices,
+        default=DocumentStatus.DRAFT,
+    )
+    lock_date_policy = models.CharField(
+        "Dates in a locked period",
+        max_length=20,
+        choices=LockDatePolicy.choices,
+        default=LockDatePolicy.FAIL,
+    )
 
     access_token = EncryptedSecret("Xero access token")
     refresh_token = EncryptedSecret("Xero refresh token")
@@ -208,3 +246,36 @@ class XeroMapping(models.Model):
 
     def __str__(self):
         return f"{self.get_kind_display()}: {self.pleo_code} → {self.xero_code or '(none)'}"
+
+
+class XeroBooking(models.Model):
+    """One item of ours sent to Xero as one document: written before the call (with the batch's
+    idempotency key and the exact reference text sent), completed with Xero's id after it. What
+    ``lookup`` reads first; the receipts attached so far (their SHA-256) let a re-export attach
+    only what is missing."""
+
+    class Kind(models.TextChoices):
+        MANUAL_JOURNAL = "ManualJournals", "Manual journal"
+        BILL = "Invoices", "Bill (ACCPAY)"
+        CREDIT_NOTE = "CreditNotes", "Credit note (ACCPAYCREDIT)"
+
+    connection = models.ForeignKey(
+        XeroConnection, on_delete=models.CASCADE, related_name="bookings"
+    )
+    tenant_id = models.UUIDField()
+    idempotency_key = models.CharField(max_length=128, unique=True)
+    accounting_entry_id = models.UUIDField(db_index=True)
+    pleo_job_id = models.UUIDField(null=True, blank=True)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    reference = models.CharField(max_length=500)
+    batch_key = models.CharField(max_length=128, blank=True)
+    document_id = models.UUIDField(null=True, blank=True, db_index=True)
+    attached = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} {self.document_id or '(not confirmed)'}"

@@ -6,8 +6,10 @@ product relies on are read; a missing required one is a :class:`XeroResponseErro
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -62,12 +64,37 @@ class Connection:
         )
 
 
+_MS_DATE = re.compile(r"/Date\((-?\d+)([+-]\d{4})?\)/")
+
+
+def xero_date(value: Any) -> date | None:
+    """A date of Xero's JSON: ``/Date(1796083200000+0000)/`` or ``YYYY-MM-DD[T…]``; None when
+    absent or unreadable."""
+    if not isinstance(value, str) or not value:
+        return None
+    match = _MS_DATE.fullmatch(value.strip())
+    if match:
+        return datetime.fromtimestamp(int(match.group(1)) / 1000, tz=UTC).date()
+    try:
+        return date.fromisoformat(value[:10])
+    except ValueError:
+        return None
+
+
 @dataclass(frozen=True)
 class Organisation:
     organisation_id: uuid.UUID
     name: str
     base_currency: str
     country_code: str
+    period_lock_date: date | None = None
+    end_of_year_lock_date: date | None = None
+
+    @property
+    def lock_date(self) -> date | None:
+        """The later of the two lock dates: nothing on or before it may be posted."""
+        dates = [d for d in (self.period_lock_date, self.end_of_year_lock_date) if d]
+        return max(dates) if dates else None
 
     @classmethod
     def from_api(cls, data: Any, where: str = "Organisation") -> Organisation:
@@ -76,6 +103,8 @@ class Organisation:
             name=_text(data, "Name", where),
             base_currency=_text(data, "BaseCurrency", where),
             country_code=_text(data, "CountryCode", where),
+            period_lock_date=xero_date(data.get("PeriodLockDate")),
+            end_of_year_lock_date=xero_date(data.get("EndOfYearLockDate")),
         )
 
 
@@ -182,4 +211,5 @@ __all__ = [
     "TrackingCategory",
     "TrackingOption",
     "items_of",
+    "xero_date",
 ]

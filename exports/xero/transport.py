@@ -12,7 +12,10 @@ request-budget hook, no redirects, urllib3's retries off), with what differs for
   ``X-AppMinLimit-Remaining``) are kept in :attr:`XeroTransport.rate_limits`;
 * ``after_response(method, path, status)`` is called after every attempt (``status`` None when
   no answer came): the caller's audit record of the HTTP call;
-* every error is a :class:`~exports.xero.errors.XeroError` (mapped in ``_request``).
+* every error is a :class:`~exports.xero.errors.XeroError` (mapped in ``_request``);
+* writes (:meth:`XeroTransport.write`) carry an ``Idempotency-Key`` (at most 128 characters,
+  the same on every attempt, so Xero answers a retried write with its first answer), and an
+  attachment is sent as its raw bytes with its own ``Content-Type``.
 
 Why not the official SDK ``xero-python``: its ``ApiClient`` sends through its own
 ``RESTClientObject`` (a urllib3 ``PoolManager``) with no retry on 429/5xx, no ``Retry-After``,
@@ -39,6 +42,7 @@ from exports.xero import errors, hosts
 ACCOUNTING_PATH = "/api.xro/2.0"
 RATE_LIMIT_HEADERS = ("X-MinLimit-Remaining", "X-DayLimit-Remaining", "X-AppMinLimit-Remaining")
 NOT_RETRIED_LIMITS = frozenset({"day"})
+MAX_IDEMPOTENCY_KEY = 128
 
 
 class XeroTransport(PleoTransport):
@@ -58,14 +62,45 @@ class XeroTransport(PleoTransport):
         self.tenant_id = tenant_id
         self.rate_limits: dict[str, int] = {}
         self._after_response = after_response
+        self._call_headers: dict[str, str] = {}
+        self._raw_body: bytes | None = None
 
     def host_policy(self) -> HostPolicy:
         return hosts.policy_from_settings()
 
     def extra_headers(self, path: str) -> dict[str, str]:
+        headers = dict(self._call_headers)
         if self.tenant_id and path.startswith(ACCOUNTING_PATH):
-            return {"xero-tenant-id": str(self.tenant_id)}
-        return {}
+            headers["xero-tenant-id"] = str(self.tenant_id)
+        return headers
+
+    def write(
+        self,
+        method: str,
+        path: str,
+        *,
+        idempotency_key: str,
+        json: Any = None,
+        raw: bytes | None = None,
+        content_type: str | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """A ``PUT``/``POST`` with ``Idempotency-Key``; ``raw`` bytes (with ``content_type``)
+        instead of ``json`` for an attachment. Returns the decoded JSON answer."""
+        if not idempotency_key or len(idempotency_key) > MAX_IDEMPOTENCY_KEY:
+            raise ValueError(f"an Idempotency-Key of 1 to {MAX_IDEMPOTENCY_KEY} characters")
+        self._call_headers = {"Idempotency-Key": idempotency_key}
+        if raw is not None:
+            self._call_headers["Content-Type"] = content_type or "application/octet-stream"
+            self._raw_body = raw
+        try:
+            response = self._request(method, path, params=params, json=json, idempotent=False)
+        finally:
+            self._call_headers, self._raw_body = {}, None
+        try:
+            return self._json(response, method, path)
+        except PleoError as exc:
+            raise errors.as_xero(exc) from None
 
     def error_from_response(self, response: requests.Response, method: str, path: str):
         return errors.error_from_response(response, method, path)
@@ -91,6 +126,8 @@ class XeroTransport(PleoTransport):
         self, method: str, path: str, params: Mapping[str, Any] | None, body: bytes | None
     ) -> requests.Response:
         status = None
+        if self._raw_body is not None:
+            body = self._raw_body
         try:
             response = super()._send(method, path, params, body)
             status = response.status_code

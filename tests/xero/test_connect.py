@@ -157,7 +157,7 @@ def test_a_revoked_connection_needs_reauthorisation_is_shown_and_blocks_jobs(adm
 
 
 @responses.activate
-def test_validate_checks_scopes_tenant_and_base_currency_before_refusing_to_book():
+def test_validate_checks_scopes_tenant_and_base_currency():
     connection = make_connection(scopes="accounting.settings.read offline_access")
     adapter = get_adapter("xero", company=connection.company)
     result = adapter.validate(job=None)
@@ -175,10 +175,27 @@ def test_validate_checks_scopes_tenant_and_base_currency_before_refusing_to_book
     )
     adapter = get_adapter("xero", company=connection.company)
     assert adapter.check_connection().ok
-    refused = adapter.validate(job=None)
-    assert refused.failure_type == JobFailureReasonType.INVALID_CONFIGURATION
-    assert "cannot book exports yet" in refused.message
-    assert "xero" not in dict(adapter_choices())
+    assert adapter.validate(job=None).ok
+    assert "xero" in dict(adapter_choices())  # selectable: it books
+
+
+def test_a_spent_minute_is_waited_for_with_the_lease_renewed_and_a_longer_wait_defers(
+    monkeypatch,
+):
+    from exports.services import budget
+
+    monkeypatch.setattr(xero_connections, "XERO_BUDGET", budget.Rate(limit=2, window=0.2))
+    beats = []
+    patient = xero_connections.XeroBudget(
+        uuid.uuid4(), wait_seconds=1, heartbeat=lambda: beats.append(1)
+    )
+    for _ in range(3):
+        patient("PUT", "/api.xro/2.0/ManualJournals")
+    assert 0 < patient.waited <= 1 and beats  # waited inside the run, the lease renewed
+    hasty = xero_connections.XeroBudget(uuid.uuid4(), wait_seconds=0.01)
+    hasty("PUT", "/api.xro/2.0/ManualJournals")
+    with pytest.raises(BudgetExhausted):  # the wait is longer than allowed: the run defers
+        hasty("PUT", "/api.xro/2.0/ManualJournals")
 
 
 @responses.activate

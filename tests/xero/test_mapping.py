@@ -140,9 +140,13 @@ def test_each_kind_fails_with_its_type(kind, code, failure):
     assert result.failure_type == failure and code in result.message
 
 
-def test_a_vendor_without_a_contact_fails_vendor_unknown():
+def test_a_vendor_without_a_contact_passes_and_one_mapped_to_no_contact_fails():
     connection = make_connection()
     item = {"accountingEntryLines": [], "vendor": {"id": "v", "name": "Acme", "code": "V-1"}}
+    assert check(connection, item).ok  # booking finds or creates its contact
+    XeroMapping.objects.create(
+        company=connection.company, kind="vendor", pleo_code="V-1", xero_code=str(uuid.uuid4())
+    )
     result = check(connection, item)
     assert result.failure_type == ItemFailureReasonType.VENDOR_UNKNOWN and "V-1" in result.message
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -43,6 +44,15 @@ def serve_environment(
     if settings.PLEO_SANDBOX:
         extra_env["PLEO_OAUTH_BASE_URL"] = sandbox_url(sandbox_port)
     return extra_env
+
+
+def xero_sandbox_port() -> int:
+    """The local Xero's port: ``XERO_SANDBOX_PORT``, else one the system has free now."""
+    if os.environ.get("XERO_SANDBOX_PORT"):
+        return int(os.environ["XERO_SANDBOX_PORT"])
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 class Command(BaseCommand):
@@ -106,7 +116,15 @@ class Command(BaseCommand):
         extra_env = serve_environment(
             host=options["host"], port=options["port"], sandbox_port=options["sandbox_port"]
         )
-        for name in ("PUBLIC_BASE_URL", "PLEO_OAUTH_BASE_URL"):
+        xero_env = {}
+        if settings.PLEO_SANDBOX:
+            # The local Xero beside the Pleo sandbox, unless a Xero app is configured.
+            from exports.services.demo import xero_demo_environment
+
+            xero_port = xero_sandbox_port()
+            xero_env = xero_demo_environment(xero_port=xero_port, environ=os.environ)
+            extra_env.update(xero_env)
+        for name in ("PUBLIC_BASE_URL", "PLEO_OAUTH_BASE_URL", *xero_env):
             if name in extra_env:  # this process (the demo's seeding) uses them too
                 setattr(settings, name, extra_env[name])
 
@@ -119,6 +137,7 @@ class Command(BaseCommand):
                 sandbox_port=options["sandbox_port"],
                 spawn=self._spawn,
                 manage=self._manage,
+                xero_env=xero_env,
             )
             demo.start(env=extra_env)
 
