@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("exports", "0015_xero_connect"),
+        ("exports", "0016_beyond"),
     ]
 
     operations = [
