@@ -32,6 +32,7 @@ from exports.adapters.base import (
     BookingRequest,
     BookingResult,
     ItemCheck,
+    LookupUnsupported,
     ValidationResult,
 )
 from exports.pleo import JobFailureReasonType
@@ -144,4 +145,13 @@ class XeroAdapter(AccountingAdapter):
     def lookup(self, *, idempotency_key=None, accounting_entry_id=None) -> BookingResult | None:
         return self.session.lookup(
             idempotency_key=idempotency_key, accounting_entry_id=accounting_entry_id
+        )
+
+    def lookup_entries(self, accounting_entry_ids) -> dict:
+        """Not asked before booking: ``book_batch`` finds a re-exported expense itself, in the
+        batch's own search (one Xero call per batch, not one per item), attaches the receipts
+        the earlier booking lacks, and books anew when Xero shows it voided or deleted. So the
+        lifecycle's before-booking check consults only the bookings made by hand."""
+        raise LookupUnsupported(
+            f"{self.label} finds earlier bookings while booking (book_batch), not before."
         )
