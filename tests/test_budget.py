@@ -157,7 +157,7 @@ while time.time() < start_at:
 granted = []
 while time.time() < until:
     try:
-        granted.append(budget.budget_consume(key).at)
+        granted.append(budget.budget_consume(key=key).at)
     except BudgetExhausted:
         time.sleep(0.002)
 print("GRANTED", " ".join(repr(t) for t in granted), flush=True)

@@ -170,7 +170,7 @@ while time.time() < until:
         taken += 1
         worst = max(worst, leases.lease_live_count())
         time.sleep(0.02)
-        leases.lease_release(lease, outcome="nothing_pending")
+        leases.lease_release(lease=lease, outcome="nothing_pending")
 print("RESULT", taken, deferred, worst, flush=True)
 """
 

@@ -36,7 +36,6 @@ from hypothesis.stateful import (
     RuleBasedStateMachine,
     initialize,
     invariant,
-    precondition,
     rule,
     run_state_machine_as_test,
 )
@@ -230,11 +229,14 @@ def _machine(world: World, stats: dict):
         def sweep(self):
             leases_sweep_stale()
 
-        @precondition(lambda self: world.queue.tasks)
+        # No precondition on the queue: whether a task is queued depends on timing (Pleo's
+        # answers against a 0.15 s read timeout), and hypothesis needs the choice of rules to be
+        # the same when it replays an example. An empty queue makes this step a no-op.
         @rule()
         def worker_takes_next_task(self):
-            world.queue.run_next()
-            stats["tasks"] += 1
+            if world.queue.tasks:
+                world.queue.run_next()
+                stats["tasks"] += 1
 
         # --- Pleo's outcomes, crashes, time -----------------------------------------------------
 
