@@ -18,8 +18,9 @@ BUCKET = "pleo-receipts-test"
 
 @pytest.fixture
 def s3_archive(settings, monkeypatch):
-    boto3 = pytest.importorskip("boto3")
-    server_module = pytest.importorskip("moto.server")
+    import boto3  # pinned in requirements.txt (RECEIPTS_STORAGE=s3): never skipped
+    import moto.server as server_module  # pinned in requirements-dev.txt
+
     server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
