@@ -6,8 +6,6 @@ Bravo and Delta (``OUTSIDER``) are outside; Charlie shares its credential with D
 
 from __future__ import annotations
 
-import importlib
-
 import pytest
 from django.apps import apps
 from django.contrib import admin
@@ -266,28 +264,6 @@ def test_memberships_are_edited_by_superusers_only(client, scene):
     assert list(CompanyMembership.objects.get(user=scene.users["viewer"]).companies.all()) == [
         alpha
     ]
-
-
-def test_upgrade_grants_view_all_to_staff_who_had_permissions():
-    """Before memberships every staff user saw every company; the migration keeps that."""
-    migration = importlib.import_module(
-        "exports.migrations.0005_company_membership_and_view_all_companies"
-    )
-    view_company = Permission.objects.get(codename="view_company")
-    clerk = User.objects.create_user("clerk", is_staff=True)
-    clerk.user_permissions.add(view_company)
-    team = Group.objects.create(name="team")
-    team.permissions.add(view_company)
-    member = User.objects.create_user("member", is_staff=True)
-    member.groups.add(team)
-    outsider = User.objects.create_user("outsider", is_staff=True)
-    outsider.user_permissions.add(Permission.objects.get(codename="view_user"))
-
-    migration.keep_what_staff_saw(apps, None)
-
-    for name, sees_all in (("clerk", True), ("member", True), ("outsider", False)):
-        user = User.objects.get(username=name)
-        assert user.has_perm("exports.view_all_companies") is sees_all, name
 
 
 def _reaches_company(model, seen=()) -> bool:

@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("exports", "0010_delivery_states_rejections_payload_time"),
+        ("exports", "0001_initial_to_delivery_states"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
