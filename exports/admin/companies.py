@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.shortcuts import get_object_or_404, redirect
-from django.urls import path, reverse
+from django.urls import reverse
 from django.utils.html import format_html
 
 from exports.admin import live
@@ -12,6 +12,7 @@ from exports.admin.actions import enqueue_checks
 from exports.admin.failing import CompanyFailingAdminMixin, listing_html
 from exports.admin.filters import LastCheckOutcomeFilter
 from exports.admin.forms import CompanyForm, CompanyFormMixin
+from exports.admin.mixins import admin_views
 from exports.admin.preview import may_preview, preview_page
 from exports.admin.reconciliation import may_reconcile, reconciliation_page
 from exports.admin.scoping import CompanyScopedAdminMixin
@@ -125,28 +126,18 @@ class CompanyAdmin(
         return request.user.has_perm("exports.release_unknown_status")
 
     def get_urls(self):
-        return [
-            path(
-                "live-status/",
-                self.admin_site.admin_view(live.live_status_view),
-                name="exports_live_status",
-            ),
-            path(
+        own = admin_views(
+            self,
+            ("live-status/", live.live_status_view, "exports_live_status"),
+            (
                 "<path:object_id>/reconciliation/",
-                self.admin_site.admin_view(self.reconciliation_view),
-                name="exports_company_reconciliation",
+                self.reconciliation_view,
+                "exports_company_reconciliation",
             ),
-            path(
-                "<path:object_id>/preview/",
-                self.admin_site.admin_view(self.preview_view),
-                name="exports_company_preview",
-            ),
-            path(
-                "<int:company_id>/check-now/",
-                self.admin_site.admin_view(self.check_now_view),
-                name="exports_company_check_now",
-            ),
-        ] + super().get_urls()
+            ("<path:object_id>/preview/", self.preview_view, "exports_company_preview"),
+            ("<int:company_id>/check-now/", self.check_now_view, "exports_company_check_now"),
+        )
+        return own + super().get_urls()
 
     def check_now_view(self, request, company_id):
         if request.method != "POST" or not self.has_check_now_permission(request):

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.shortcuts import get_object_or_404, redirect
-from django.urls import path, reverse
+from django.urls import reverse
 from django.utils.decorators import method_decorator
 from django.views.decorators.http import require_POST
 
 from exports import crypto
 from exports.admin.deliveries import CredentialRejectionsMixin
 from exports.admin.forms import CredentialForm
+from exports.admin.mixins import admin_views
 from exports.admin.scoping import CompanyScopedAdminMixin
 from exports.admin.secrets import SecretHintsAdminMixin, secret_display
 from exports.models import Credential, WebhookEndpoint
@@ -99,18 +100,20 @@ class CredentialPageMixin:
         return credential_fieldsets(obj)
 
     def get_urls(self):
-        return [
-            path(
+        own = admin_views(
+            self,
+            (
                 "<int:credential_id>/test-connection/",
-                self.admin_site.admin_view(self.test_connection_view),
-                name="exports_credential_test_connection",
+                self.test_connection_view,
+                "exports_credential_test_connection",
             ),
-            path(
+            (
                 "<int:credential_id>/subscribe-webhooks/",
-                self.admin_site.admin_view(self.subscribe_webhooks_view),
-                name="exports_credential_subscribe_webhooks",
+                self.subscribe_webhooks_view,
+                "exports_credential_subscribe_webhooks",
             ),
-        ] + super().get_urls()
+        )
+        return own + super().get_urls()
 
     def render_change_form(self, request, context, *args, obj=None, **kwargs):
         if obj is not None and obj.pk:
@@ -247,13 +250,15 @@ class CredentialAdmin(
     def get_urls(self):
         from exports import oauth_views
 
-        return [
-            path(
+        own = admin_views(
+            self,
+            (
                 "<int:credential_id>/oauth/connect/",
-                self.admin_site.admin_view(oauth_views.connect),
-                name="exports_credential_oauth_connect",
+                oauth_views.connect,
+                "exports_credential_oauth_connect",
             ),
-        ] + super().get_urls()
+        )
+        return own + super().get_urls()
 
     def render_change_form(self, request, context, *args, obj=None, **kwargs):
         """The "Connect to Pleo" / "Reconnect to Pleo" button of an OAuth credential."""

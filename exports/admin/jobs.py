@@ -6,7 +6,7 @@ import re
 
 from django.contrib import admin, messages
 from django.shortcuts import get_object_or_404
-from django.urls import path, reverse
+from django.urls import reverse
 from django.utils.html import format_html
 
 from exports.admin.failing import JobFailingAdminMixin
@@ -17,7 +17,7 @@ from exports.admin.job_page import (
     JobLinkMixin,
     RunLinkMixin,
 )
-from exports.admin.mixins import ReadOnlyMixin, ViewOnlyMixin
+from exports.admin.mixins import ReadOnlyMixin, ViewOnlyMixin, admin_views
 from exports.admin.preview import may_preview, preview_page
 from exports.admin.receipts import AuditPackAdminMixin, ItemReceiptsInlineMixin
 from exports.admin.scoping import CompanyScopedAdminMixin, ViewOnlyTabularInline
@@ -57,7 +57,6 @@ class AuditInline(RunLinkMixin, ViewOnlyTabularInline):
         "worker",
         "run_link",
     )
-    readonly_fields = fields
 
     @admin.display(description="HTTP")
     def http_call(self, obj):
@@ -83,7 +82,6 @@ class ExportItemRecordInline(ItemReceiptsInlineMixin, ViewOnlyTabularInline):
         "reported_at",
         "receipts_shown",
     )
-    readonly_fields = fields
 
     @admin.display(description="Ledger entry")
     def ledger_entry(self, obj):
@@ -145,13 +143,10 @@ class ExportJobAdmin(
             )
 
     def get_urls(self):
-        return [
-            path(
-                "<path:object_id>/preview/",
-                self.admin_site.admin_view(self.preview_view),
-                name="exports_exportjob_preview",
-            ),
-        ] + super().get_urls()
+        own = admin_views(
+            self, ("<path:object_id>/preview/", self.preview_view, "exports_exportjob_preview")
+        )
+        return own + super().get_urls()
 
     def preview_view(self, request, object_id):
         job = get_object_or_404(self.get_queryset(request).select_related("company"), pk=object_id)

@@ -14,13 +14,12 @@ from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.http import HttpResponse
 from django.shortcuts import redirect
-from django.urls import path
 from django.utils.html import format_html, format_html_join
 
 from exports import clock
 from exports.admin.filters import PleoJobIdFilter
 from exports.admin.job_page import JobLinkMixin
-from exports.admin.mixins import ReadOnlyMixin
+from exports.admin.mixins import ReadOnlyMixin, admin_views
 from exports.admin.receipts import EntryReceiptsAdminMixin
 from exports.admin.scoping import CompanyScopedAdminMixin, ViewOnlyTabularInline
 from exports.models import JournalEntry, JournalLine
@@ -33,7 +32,6 @@ FORMAT_PARAM = "format"
 class JournalLineInline(ViewOnlyTabularInline):
     model = JournalLine
     fields = ("position", "kind", "account_code", "account_name", "debit_amount", "credit_amount")
-    readonly_fields = fields
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("entry")
@@ -159,13 +157,8 @@ class JournalEntryAdmin(
         return pleo_links_html(obj.pleo_links if obj else None)
 
     def get_urls(self):
-        return [
-            path(
-                "csv/",
-                self.admin_site.admin_view(self.csv_view),
-                name="exports_journalentry_csv",
-            ),
-        ] + super().get_urls()
+        own = admin_views(self, ("csv/", self.csv_view, "exports_journalentry_csv"))
+        return own + super().get_urls()
 
     def csv_view(self, request):
         """The changelist's entries (its filters and search apply) as CSV; ``?format=`` picks

@@ -1,6 +1,19 @@
-"""Permission mixins shared by the product's admins: rows shown but never added or edited here."""
+"""What the product's admins share: permission mixins (rows shown but never added or edited
+here) and :func:`admin_views`, the URL patterns of an admin's own pages."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.urls import URLPattern, path
+
+
+def admin_views(model_admin, *routes: tuple[str, Callable, str]) -> list[URLPattern]:
+    """``(route, view, name)`` as URL patterns of ``model_admin``, each view behind the admin
+    site's ``admin_view`` (staff login, no caching). Put them before ``super().get_urls()``: its
+    catch-all ``<path:object_id>/`` would take them."""
+    wrap = model_admin.admin_site.admin_view
+    return [path(route, wrap(view), name=name) for route, view, name in routes]
 
 
 class ViewOnlyMixin:

@@ -18,10 +18,10 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import BooleanField, Value
 from django.http import FileResponse, Http404
 from django.template.defaultfilters import filesizeformat
-from django.urls import path, reverse
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from exports.admin.mixins import ReadOnlyMixin
+from exports.admin.mixins import ReadOnlyMixin, admin_views
 from exports.admin.scoping import CompanyScopedAdminMixin
 from exports.models import Receipt
 from exports.receipts.files import (
@@ -53,11 +53,6 @@ def _attachment(response):
     response["X-Content-Type-Options"] = "nosniff"
     response["Content-Security-Policy"] = "sandbox"
     return response
-
-
-def _object_url(action: str, view, name: str):
-    """``<object_id>/<action>/`` of a model admin, before its catch-all ``<object_id>/``."""
-    return path(f"<path:object_id>/{action}/", view, name=name)
 
 
 def download_link(receipt):
@@ -120,9 +115,11 @@ class AuditPackAdminMixin:
     """For ``ExportJobAdmin``: the audit pack's URL and its button on the job's page."""
 
     def get_urls(self):
-        view = self.admin_site.admin_view(self.audit_pack_view)
-        pack = _object_url("audit-pack", view, "exports_exportjob_audit_pack")
-        return [pack, *super().get_urls()]
+        own = admin_views(
+            self,
+            ("<path:object_id>/audit-pack/", self.audit_pack_view, "exports_exportjob_audit_pack"),
+        )
+        return own + super().get_urls()
 
     def has_export_audit_pack_permission(self, request) -> bool:
         return self.has_view_permission(request) and request.user.has_perm(EXPORT_AUDIT_PACK)
@@ -169,9 +166,10 @@ class ReceiptAdmin(CompanyScopedAdminMixin, ReadOnlyMixin, admin.ModelAdmin):
         return with_download_flag(super().get_queryset(request), request)
 
     def get_urls(self):
-        view = self.admin_site.admin_view(self.download_view)
-        download = _object_url("download", view, "exports_receipt_download")
-        return [download, *super().get_urls()]
+        own = admin_views(
+            self, ("<path:object_id>/download/", self.download_view, "exports_receipt_download")
+        )
+        return own + super().get_urls()
 
     def download_view(self, request, object_id):
         if not may_download_receipts(user=request.user):

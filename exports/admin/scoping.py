@@ -104,7 +104,10 @@ class SuperuserOnlyMixin:
 
 class ViewOnlyTabularInline(CompanyScopedAdminMixin, ViewOnlyMixin, admin.TabularInline):
     """A company-scoped table of related rows that nobody edits here: no blank rows to fill in,
-    no delete boxes."""
+    no delete boxes, every field it shows read-only."""
 
     extra = 0
     can_delete = False
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.fields

@@ -11,9 +11,10 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import reverse
 from django.utils.html import format_html
 
+from exports.admin.mixins import admin_views
 from exports.admin.scoping import CompanyScopedAdminMixin
 from exports.admin.secrets import SecretHintsAdminMixin
 from exports.models import XeroConnection, XeroMapping
@@ -30,24 +31,17 @@ class CompanyXeroAdminMixin:
     def get_urls(self):
         from exports import xero_views
 
-        view = self.admin_site.admin_view
-        return [
-            path(
-                "<int:company_id>/xero/connect/",
-                view(xero_views.connect),
-                name="exports_company_xero_connect",
-            ),
-            path(
+        own = admin_views(
+            self,
+            ("<int:company_id>/xero/connect/", xero_views.connect, "exports_company_xero_connect"),
+            (
                 "<int:company_id>/xero/tenant/",
-                view(xero_views.choose_tenant),
-                name="exports_company_xero_tenant",
+                xero_views.choose_tenant,
+                "exports_company_xero_tenant",
             ),
-            path(
-                "<int:company_id>/xero/sync/",
-                view(xero_views.sync),
-                name="exports_company_xero_sync",
-            ),
-        ] + super().get_urls()
+            ("<int:company_id>/xero/sync/", xero_views.sync, "exports_company_xero_sync"),
+        )
+        return own + super().get_urls()
 
     def render_change_form(self, request, context, *args, obj=None, **kwargs):
         if obj is not None and obj.pk:
@@ -166,13 +160,8 @@ class XeroMappingAdmin(CompanyScopedAdminMixin, admin.ModelAdmin):
         return problem or "✓"
 
     def get_urls(self):
-        return [
-            path(
-                "unmapped/",
-                self.admin_site.admin_view(self.unmapped_view),
-                name="exports_xeromapping_unmapped",
-            ),
-        ] + super().get_urls()
+        own = admin_views(self, ("unmapped/", self.unmapped_view, "exports_xeromapping_unmapped"))
+        return own + super().get_urls()
 
     def unmapped_view(self, request):
         """Every Pleo code seen in the companies' export items with no valid Xero mapping."""
