@@ -6,13 +6,14 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
+from exports.admin.mixins import ReadOnlyMixin
 from exports.admin.scoping import CompanyScopedAdminMixin
 from exports.notifications.models import Notification
 from exports.timestamps import timestamp_text
 
 
 @admin.register(Notification)
-class NotificationAdmin(CompanyScopedAdminMixin, admin.ModelAdmin):
+class NotificationAdmin(CompanyScopedAdminMixin, ReadOnlyMixin, admin.ModelAdmin):
     list_display = (
         "created_at",
         "kind",
@@ -50,15 +51,6 @@ class NotificationAdmin(CompanyScopedAdminMixin, admin.ModelAdmin):
         "digest_of",
     )
     readonly_fields = fields
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="Channels")
     def channels(self, obj):

@@ -86,6 +86,20 @@ def _compose(
     )
 
 
+def _job_message(
+    *, company: Company, job: ExportJob, subject: str, happened: str, todo: str
+) -> Message:
+    """A message about one job of one company, with the job's admin page as its link."""
+    return _compose(
+        subject=subject,
+        company=company_line(company),
+        job=job,
+        happened=happened,
+        todo=todo,
+        link=admin_url("admin:exports_exportjob_change", job.pk),
+    )
+
+
 @dataclass(frozen=True)
 class ItemCounts:
     total: int
@@ -151,13 +165,12 @@ def job_failed(*, company: Company, job: ExportJob, facts: dict) -> Message:
             f"reported are still waiting there. Items already booked stay in the accounting "
             f"system."
         )
-    return _compose(
+    return _job_message(
         subject=f"{company.name}: export job {job.pleo_job_id} {verb}",
-        company=company_line(company),
+        company=company,
         job=job,
         happened=happened,
         todo=todo,
-        link=admin_url("admin:exports_exportjob_change", job.pk),
     )
 
 
@@ -178,40 +191,38 @@ def items_failed(*, company: Company, job: ExportJob, facts: dict) -> Message:
         happened += f"\n- item {entry_id}: {reason_type or 'failed'}: {_one_line(reason, 200)}"
     if counts.failed > len(failures):
         happened += f"\n- and {counts.failed - len(failures)} more (see the job's page)"
-    return _compose(
+    return _job_message(
         subject=f"{company.name}: {_plural(counts.failed, 'item')} failed in export job "
         f"{job.pleo_job_id}",
-        company=company_line(company),
+        company=company,
         job=job,
         happened=happened,
         todo="Each failed item shows its reason in Pleo's export queue ('Review errors'). Fix the "
         "cause (an account mapping, contra accounts, the accounting system) and export those "
         "items again from Pleo.",
-        link=admin_url("admin:exports_exportjob_change", job.pk),
     )
 
 
 def job_at_risk(*, company: Company, job: ExportJob, facts: dict) -> Message:
     minutes = facts.get("minutes_left")
     left = f" ({minutes} min left)" if minutes is not None else ""
-    return _compose(
+    return _job_message(
         subject=f"{company.name}: export job {job.pleo_job_id} is at risk of expiring",
-        company=company_line(company),
+        company=company,
         job=job,
         happened=f"Pleo expires the job at {when(facts.get('deadline'))} unless it hears from "
         f"the bridge{left}. The bridge goes on with it.",
         todo="Nothing, if it finishes in time. If it keeps stalling, read the job's audit trail "
         "(a stopped worker, Pleo failing, a slow accounting system). Should it expire, ask the "
         "bookkeeper to export again from Pleo.",
-        link=admin_url("admin:exports_exportjob_change", job.pk),
     )
 
 
 def blocked_elsewhere(*, company: Company, job: ExportJob, facts: dict) -> Message:
     hours = facts.get("hours")
-    return _compose(
+    return _job_message(
         subject=f"{company.name}: blocked by export job {job.pleo_job_id} owned elsewhere",
-        company=company_line(company),
+        company=company,
         job=job,
         happened=f"The job has been in progress in Pleo since {when(facts.get('since'))}"
         + (f" ({hours} h)" if hours is not None else "")
@@ -221,7 +232,6 @@ def blocked_elsewhere(*, company: Company, job: ExportJob, facts: dict) -> Messa
         todo="If no other integration exports for this company, adopt the job in the admin "
         "(the job's page, 'Adopt job'): the bridge then finishes it. Otherwise ask whoever runs "
         "the other integration to finish or fail it.",
-        link=admin_url("admin:exports_exportjob_change", job.pk),
     )
 
 
