@@ -26,6 +26,13 @@ def listing_html(items, *, row: str, cells: Callable[[Any], tuple], table: str, 
     return format_html(table, rows, *links)
 
 
+def failing_html(text: str) -> str:
+    """A failing state's words (``exports.selectors.failing``) as the page shows them."""
+    if not text:
+        return "Not failing."
+    return format_html('<strong style="color:#ba2121">⚠ {}</strong>', text[0].upper() + text[1:])
+
+
 def _at(value) -> str:
     """With seconds, the zone shown (``DISPLAY_TIME_ZONE``) and how long ago."""
     return timestamp_text(value, empty="")
@@ -47,12 +54,7 @@ class CompanyFailingAdminMixin:
     def failing_state(self, obj):
         if obj is None or obj.pk is None:
             return "-"
-        text = selectors.company_failing_text(company=obj)
-        if not text:
-            return "Not failing."
-        return format_html(
-            '<strong style="color:#ba2121">⚠ {}</strong>', text[0].upper() + text[1:]
-        )
+        return failing_html(selectors.company_failing_text(company=obj))
 
     @admin.display(description="Recent export jobs")
     def recent_jobs(self, obj):
@@ -110,9 +112,4 @@ class JobFailingAdminMixin:
     def failing_state(self, obj):
         if obj is None or obj.pk is None:
             return "-"
-        text = selectors.failing_text_for(obj=obj)
-        if not text:
-            return "Not failing."
-        return format_html(
-            '<strong style="color:#ba2121">⚠ {}</strong>', text[0].upper() + text[1:]
-        )
+        return failing_html(selectors.failing_text_for(obj=obj))
