@@ -92,6 +92,14 @@ class Company(models.Model):
         return self.name
 
 
+def _member(to: str) -> models.OneToOneField:
+    """Whom a membership is for: a user or a group (one of the two, the check constraint says);
+    it goes with them."""
+    return models.OneToOneField(
+        to, on_delete=models.CASCADE, null=True, blank=True, related_name="company_membership"
+    )
+
+
 class CompanyMembership(models.Model):
     """Which companies a staff user, or every member of a group, may see.
 
@@ -100,20 +108,8 @@ class CompanyMembership(models.Model):
     tied to those companies (``exports.selectors.company_access``). Edited by superusers.
     """
 
-    user = models.OneToOneField(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.CASCADE,
-        null=True,
-        blank=True,
-        related_name="company_membership",
-    )
-    group = models.OneToOneField(
-        "auth.Group",
-        on_delete=models.CASCADE,
-        null=True,
-        blank=True,
-        related_name="company_membership",
-    )
+    user = _member(settings.AUTH_USER_MODEL)
+    group = _member("auth.Group")
     companies = models.ManyToManyField(Company, blank=True, related_name="memberships")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
