@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import threading
-import time
 from collections.abc import Callable
 
 REDACTED_HEADERS = {"authorization", "cookie", "proxy-authorization"}
@@ -80,13 +79,8 @@ class RequestLog:
             self._entries.clear()
 
     def wait_for(self, predicate: Callable[[list[dict]], bool], timeout: float = 5.0) -> list[dict]:
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                snapshot = [dict(e) for e in self._entries]
-                if predicate(snapshot):
-                    return snapshot
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError("request log did not reach the expected state")
-                self._cond.wait(remaining)
+        """Block until ``predicate(entries)`` is true; return the entries (raise TimeoutError)."""
+        with self._cond:  # re-entrant: entries() takes it again
+            if not self._cond.wait_for(lambda: predicate(self.entries()), timeout):
+                raise TimeoutError("request log did not reach the expected state")
+            return self.entries()

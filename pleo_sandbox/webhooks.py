@@ -276,18 +276,12 @@ class WebhookDispatcher:
 
     def wait_for(self, predicate: Callable[[list[dict]], bool], timeout: float = 5.0) -> list[dict]:
         """Block until ``predicate(log)`` is true; return the log (raise TimeoutError)."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                snapshot = [dict(e) for e in self._log]
-                if predicate(snapshot):
-                    return snapshot
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(
-                        f"webhook deliveries did not reach the expected state: {snapshot!r}"
-                    )
-                self._cond.wait(remaining)
+        with self._cond:  # re-entrant: log() takes it again
+            if not self._cond.wait_for(lambda: predicate(self.log()), timeout):
+                raise TimeoutError(
+                    f"webhook deliveries did not reach the expected state: {self.log()!r}"
+                )
+            return self.log()
 
     def wait_idle(self, timeout: float = 5.0) -> bool:
         """Block until nothing is queued or in flight; True if it got there in time."""
