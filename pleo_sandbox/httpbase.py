@@ -26,22 +26,16 @@ import struct
 import threading
 import time
 import weakref
-from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from pleo_sandbox.clock import iso
+from pleo_sandbox.clock import iso, wall_time
 from pleo_sandbox.messages import JSON_CONTENT_TYPE, Request, Response
 from pleo_sandbox.requestlog import redact_headers
 from pleo_sandbox.routing import Route, run_control
 
 logger = logging.getLogger("pleo_sandbox")
-
-
-def wall_time() -> str:
-    """The real time (not a sandbox clock) with microseconds, for request log entries."""
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 class BodyError(Exception):

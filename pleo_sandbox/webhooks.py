@@ -20,10 +20,10 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
-from pleo_sandbox.clock import SandboxClock
+from pleo_sandbox.clock import SandboxClock, wall_time
+from pleo_sandbox.requestlog import EntryLog
 from pleo_sandbox.signing import sign
 
 logger = logging.getLogger("pleo_sandbox")
@@ -46,10 +46,6 @@ class Delivery:
     job_id: str | None
     generation: int = 0
     attempts: int = 0
-
-
-def _wall() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def _post(url: str, body: bytes, headers: dict[str, str], timeout: float):
@@ -89,7 +85,7 @@ class WebhookDispatcher:
         self._cond = threading.Condition()
         self._heap: list[tuple[float, int, Delivery]] = []
         self._seq = itertools.count()
-        self._log: list[dict] = []
+        self._log = EntryLog("webhook deliveries")
         self._generation = 0
         self._in_flight = 0
         self._thread: threading.Thread | None = None
@@ -193,7 +189,7 @@ class WebhookDispatcher:
         }
         if not self._is_active(delivery.subscription_id):
             entry.update(outcome="cancelled", status=None, error="subscription not active")
-            entry.update(startedAt=_wall(), endedAt=_wall(), nextAttemptInSeconds=None)
+            entry.update(startedAt=wall_time(), endedAt=wall_time(), nextAttemptInSeconds=None)
             self._record(delivery, entry)
             return
         timestamp = str(int(self._clock.now().timestamp()))
@@ -210,11 +206,11 @@ class WebhookDispatcher:
         if delivery.basic_auth is not None:
             raw = f"{delivery.basic_auth[0]}:{delivery.basic_auth[1]}".encode()
             headers["authorization"] = "Basic " + base64.b64encode(raw).decode("ascii")
-        entry["startedAt"] = _wall()
+        entry["startedAt"] = wall_time()
         started = time.monotonic()
         status, text, error = _post(delivery.url, delivery.body, headers, self._timeout())
         entry.update(
-            endedAt=_wall(),
+            endedAt=wall_time(),
             durationSeconds=round(time.monotonic() - started, 4),
             timestamp=timestamp,
             signature=headers["webhook-signature"],
@@ -262,26 +258,18 @@ class WebhookDispatcher:
             if delivery.generation != self._generation:
                 return False
             self._log.append(entry)
-            self._cond.notify_all()
             return True
 
     # -- reading -----------------------------------------------------------------------------
     def log(self) -> list[dict]:
-        with self._cond:
-            return [dict(e) for e in self._log]
+        return self._log.snapshot()
 
     def clear_log(self) -> None:
-        with self._cond:
-            self._log.clear()
+        self._log.clear()
 
     def wait_for(self, predicate: Callable[[list[dict]], bool], timeout: float = 5.0) -> list[dict]:
         """Block until ``predicate(log)`` is true; return the log (raise TimeoutError)."""
-        with self._cond:  # re-entrant: log() takes it again
-            if not self._cond.wait_for(lambda: predicate(self.log()), timeout):
-                raise TimeoutError(
-                    f"webhook deliveries did not reach the expected state: {self.log()!r}"
-                )
-            return self.log()
+        return self._log.wait_for(predicate, timeout)
 
     def wait_idle(self, timeout: float = 5.0) -> bool:
         """Block until nothing is queued or in flight; True if it got there in time."""
