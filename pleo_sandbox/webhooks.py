@@ -222,29 +222,30 @@ class WebhookDispatcher:
             error=error,
         )
         schedule = list(self._schedule())
-        if status is not None and 200 <= status < 300:
-            entry.update(outcome="delivered", nextAttemptInSeconds=None)
-            self._record(delivery, entry)
+        delivered = status is not None and 200 <= status < 300
+        delay = None
+        if delivered:
+            outcome = "delivered"
+        elif delivery.attempts <= len(schedule):
+            outcome, delay = "retrying", float(schedule[delivery.attempts - 1])
+        else:
+            outcome = "failed"
+        entry.update(outcome=outcome, nextAttemptInSeconds=delay)
+        if self._record(delivery, entry) and delay is not None:
+            self.enqueue_retry(delivery, delay)
+        if delivered:
             logger.info(
                 "webhook %s delivered to subscription %s",
                 delivery.webhook_id,
                 delivery.subscription_id,
             )
-            return
-        if delivery.attempts <= len(schedule):
-            delay = float(schedule[delivery.attempts - 1])
-            entry.update(outcome="retrying", nextAttemptInSeconds=delay)
-            if self._record(delivery, entry):
-                self.enqueue_retry(delivery, delay)
         else:
-            entry.update(outcome="failed", nextAttemptInSeconds=None)
-            self._record(delivery, entry)
-        logger.info(
-            "webhook %s attempt %d failed (%s)",
-            delivery.webhook_id,
-            delivery.attempts,
-            status if status is not None else error,
-        )
+            logger.info(
+                "webhook %s attempt %d failed (%s)",
+                delivery.webhook_id,
+                delivery.attempts,
+                status if status is not None else error,
+            )
 
     def enqueue_retry(self, delivery: Delivery, delay: float) -> None:
         with self._cond:
