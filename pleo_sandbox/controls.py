@@ -7,24 +7,9 @@ from __future__ import annotations
 
 from pleo_sandbox.clock import iso
 from pleo_sandbox.errors import ApiError
+from pleo_sandbox.faults import FAULT_PARAMETERS
 from pleo_sandbox.messages import Request, Response
 from pleo_sandbox.routing import Route, control_kwargs, control_route, snake
-
-# What ``POST /_sandbox/faults`` accepts in every sandbox (a sandbox may add its own fields).
-FAULT_FIELDS = (
-    "kind",
-    "method",
-    "path",
-    "path_regex",
-    "count",
-    "body_match",
-    "status",
-    "body",
-    "headers",
-    "retry_after",
-    "seconds",
-    "apply",
-)
 
 
 def _clock_body(server) -> dict:
@@ -101,9 +86,10 @@ def _add_fault(fault_fields: tuple[str, ...]):
     return c_add_fault
 
 
-def common_control_routes(*, extra_fault_fields: tuple[str, ...] = ()) -> list[Route]:
-    """The routes; ``POST /_sandbox/faults`` accepts :data:`FAULT_FIELDS` and
-    ``extra_fault_fields``."""
+def common_control_routes(*, fault_fields_left_out: tuple[str, ...] = ()) -> list[Route]:
+    """The routes; ``POST /_sandbox/faults`` accepts the fault parameters
+    (:data:`~pleo_sandbox.faults.FAULT_PARAMETERS`) but ``fault_fields_left_out``."""
+    fault_fields = tuple(f for f in FAULT_PARAMETERS if f not in fault_fields_left_out)
     c = control_route
     return [
         c("GET", "/clock", c_get_clock),
@@ -114,7 +100,7 @@ def common_control_routes(*, extra_fault_fields: tuple[str, ...] = ()) -> list[R
         c("PUT", "/switches", c_set_switches),
         c("DELETE", "/switches", c_reset_switches),
         c("GET", "/faults", c_list_faults),
-        c("POST", "/faults", _add_fault((*FAULT_FIELDS, *extra_fault_fields))),
+        c("POST", "/faults", _add_fault(fault_fields)),
         c("DELETE", "/faults", c_clear_faults),
         c("DELETE", "/faults/{fault_id}", c_remove_fault),
         c("GET", "/requests", c_requests),

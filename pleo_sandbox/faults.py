@@ -43,6 +43,22 @@ FAULT_KINDS = (
     "apply_then_drop",
     "other_integration_starts",
 )
+# What a fault is given (:class:`Fault`'s parameters), in the order ``to_dict`` shows them.
+FAULT_PARAMETERS = (
+    "kind",
+    "method",
+    "path",
+    "path_regex",
+    "count",
+    "body_match",
+    "job_id",
+    "status",
+    "body",
+    "headers",
+    "retry_after",
+    "seconds",
+    "apply",
+)
 
 
 def _template_to_regex(path: str) -> re.Pattern[str]:
@@ -119,24 +135,7 @@ class Fault:
         return True
 
     def to_dict(self) -> dict:
-        return camel_fields(
-            self,
-            "id",
-            "kind",
-            "method",
-            "path",
-            "path_regex",
-            "count",
-            "body_match",
-            "job_id",
-            "status",
-            "body",
-            "headers",
-            "retry_after",
-            "seconds",
-            "apply",
-            "hits",
-        )
+        return camel_fields(self, "id", *FAULT_PARAMETERS, "hits")
 
 
 class FaultRegistry:

@@ -339,7 +339,7 @@ CONTROL_ROUTES = [
     _c("GET", "/files/{file_id}", c_get_file),
     _c("PATCH", "/files/{file_id}", c_set_file),
     _c("POST", "/files/{file_id}/faults", c_add_file_fault),
-    *common_control_routes(extra_fault_fields=("job_id",)),
+    *common_control_routes(),
     _c("GET", "/webhook-deliveries", c_deliveries),
     _c("DELETE", "/webhook-deliveries", c_clear_deliveries),
     _c("GET", "/subscriptions", c_subscriptions),

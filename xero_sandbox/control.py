@@ -122,5 +122,5 @@ CONTROL_ROUTES = [
     _c("POST", "/oauth/tokens", c_issue_tokens),
     _c("GET", "/connections", c_connections),
     _c("DELETE", "/connections/{connection_id}", c_revoke_connection),
-    *common_control_routes(),
+    *common_control_routes(fault_fields_left_out=("job_id",)),  # Xero has no Pleo jobs
 ]
