@@ -45,19 +45,10 @@ class Tenant:
 
     # -- construction --------------------------------------------------------------------------
     @classmethod
-    def demo(cls, spec: tuple, now: datetime) -> Tenant:
-        name, short_code, country, currency, version, timezone, tax_set = spec
-        tenant = cls(
-            id=data.stable_id("tenant", name),
-            name=name,
-            short_code=short_code,
-            country=country,
-            currency=currency,
-            version=version,
-            timezone=timezone,
-            tax_set=tax_set,
-            created=now,
-        )
+    def demo(cls, spec: data.OrganisationSpec, now: datetime) -> Tenant:
+        """An organisation as Xero's demo ones are: chart of accounts, tax rates, tracking."""
+        name, tax_set = spec.name, spec.tax_set
+        tenant = cls(id=data.stable_id("tenant", name), created=now, **spec._asdict())
         for tax_type, tax_name, rate, report, _role in data.TAX_SETS[tax_set]:
             tenant.add_tax_rate(tax_type=tax_type, name=tax_name, rate=rate, report=report)
         for code, acc_name, acc_type, acc_class, role in data.CHART:
