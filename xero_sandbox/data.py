@@ -4,13 +4,15 @@ tracking category, all with ids derived from the organisation's name (stable acr
 from __future__ import annotations
 
 import uuid
-from typing import NamedTuple
+from dataclasses import dataclass
 
 _NS = uuid.UUID("6f1c1b7e-3a63-4c5e-9a55-7b4f0d3c2a10")
 
 
-class OrganisationSpec(NamedTuple):
-    """What sets an organisation apart (its tax rates: ``tax_set``, a key of ``TAX_SETS``)."""
+@dataclass
+class OrganisationSpec:
+    """What sets an organisation apart (its tax rates: ``tax_set``, a key of ``TAX_SETS``); a
+    :class:`~xero_sandbox.tenant.Tenant` is one, with its id and data."""
 
     name: str
     short_code: str
