@@ -19,6 +19,11 @@ def iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).strftime(ISO_FORMAT)
 
 
+def wall_time() -> str:
+    """The real time (not a sandbox clock) with microseconds, for log entries."""
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
 def parse_iso(value: str) -> datetime:
     """Parse an ISO-8601 timestamp (``Z`` or an offset); naive values are taken as UTC."""
     text = value.strip()

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from pleo_sandbox.clock import iso
 from pleo_sandbox.errors import ApiError
+from pleo_sandbox.faults import FAULT_PARAMETERS
 from pleo_sandbox.messages import Request, Response
-from pleo_sandbox.routing import Route, control_kwargs, route, snake
+from pleo_sandbox.routing import Route, control_kwargs, control_route, snake
 
 
 def _clock_body(server) -> dict:
@@ -85,12 +86,11 @@ def _add_fault(fault_fields: tuple[str, ...]):
     return c_add_fault
 
 
-def common_control_routes(fault_fields: tuple[str, ...]) -> list[Route]:
-    """The routes, with the fields ``POST /_sandbox/faults`` accepts."""
-
-    def c(method: str, template: str, fn) -> Route:
-        return route(method, "/_sandbox" + template, fn, auth=False)
-
+def common_control_routes(*, fault_fields_left_out: tuple[str, ...] = ()) -> list[Route]:
+    """The routes; ``POST /_sandbox/faults`` accepts the fault parameters
+    (:data:`~pleo_sandbox.faults.FAULT_PARAMETERS`) but ``fault_fields_left_out``."""
+    fault_fields = tuple(f for f in FAULT_PARAMETERS if f not in fault_fields_left_out)
+    c = control_route
     return [
         c("GET", "/clock", c_get_clock),
         c("PUT", "/clock", c_set_clock),

@@ -1,8 +1,9 @@
 """Pleo's vocabulary and objects as the sandbox keeps them: statuses, reasons, scopes, messages,
 and the entities (companies, organisations, credentials, jobs, items, subscriptions).
 
-Plain data: no locking, no clock, no behaviour beyond rendering (``to_api``/``to_dict``). The
-store (:mod:`pleo_sandbox.store`) holds them; the parts of the domain change them under its lock.
+Plain data: no locking, no clock, no behaviour beyond rendering (``to_api``/``to_dict``: keys and
+values by :mod:`pleo_sandbox.rendering`). The store (:mod:`pleo_sandbox.store`) holds them; the
+parts of the domain change them under its lock.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 from pleo_sandbox import variants
 from pleo_sandbox.clock import iso
 from pleo_sandbox.data import CompanyProfile
+from pleo_sandbox.rendering import camel_fields
 
 JOB_STATUSES = ("pending", "in_progress", "failed", "completed", "completed_with_errors")
 UNFINISHED_JOB_STATUSES = ("pending", "in_progress")
@@ -68,6 +70,15 @@ TRANSITIONS = {
 }
 FINAL_EVENTS = ("failed", "completed", "completed_with_errors")
 MAX_ITEMS_PER_UPDATE = 100
+# What an item update sets (UpdateExportJobItemV3) and ExportJobItemV3 shows after the ids.
+ITEM_OUTCOME_FIELDS = (
+    "status",
+    "exported_at",
+    "external_id",
+    "external_url",
+    "failure_reason",
+    "failure_reason_type",
+)
 SCOPES = ("export-jobs:read", "export-jobs:write", "export-items:read")
 EVENT_TYPES = variants.subscribable_event_types()
 JOB_CREATED_EVENT = variants.JOB_CREATED_SPELLINGS[0]
@@ -116,13 +127,9 @@ class Company:
     contra_accounts_configured: bool = True
 
     def to_dict(self) -> dict:
-        return {
-            "id": self.id,
-            "name": self.name,
-            "currency": self.currency,
-            "organisationId": self.organisation_id,
-            "contraAccountsConfigured": self.contra_accounts_configured,
-        }
+        return camel_fields(
+            self, "id", "name", "currency", "organisation_id", "contra_accounts_configured"
+        )
 
 
 @dataclass
@@ -132,7 +139,7 @@ class Organisation:
     company_ids: list[str]
 
     def to_dict(self) -> dict:
-        return {"id": self.id, "name": self.name, "companyIds": list(self.company_ids)}
+        return camel_fields(self, "id", "name", "company_ids")
 
 
 @dataclass
@@ -175,19 +182,20 @@ class Credential:
         return {"Authorization": f"Basic {raw}"}
 
     def to_dict(self) -> dict:
-        return {
-            "id": self.id,
-            "kind": self.kind,
-            "secret": self.secret,
-            "companyIds": list(self.company_ids),
-            "organisationId": self.organisation_id,
-            "scopes": sorted(self.scopes),
-            "label": self.label,
-            "revoked": self.revoked,
-            "expiresAt": iso(self.expires_at),
-            "identity": self.identity,
-            "authorization": self.auth_header()["Authorization"],
-        }
+        shown = camel_fields(
+            self,
+            "id",
+            "kind",
+            "secret",
+            "company_ids",
+            "organisation_id",
+            "scopes",
+            "label",
+            "revoked",
+            "expires_at",
+            "identity",
+        )
+        return shown | {"authorization": self.auth_header()["Authorization"]}
 
 
 @dataclass
@@ -203,16 +211,12 @@ class JobItem:
     failure_reason_type: str | None = None
 
     def to_api(self) -> dict:
-        return {
-            "accountingEntryId": self.accounting_entry_id,
-            "exportJobId": self.job_id,
-            "status": self.status,
-            "exportedAt": self.exported_at,
-            "externalId": self.external_id,
-            "externalUrl": self.external_url,
-            "failureReason": self.failure_reason,
-            "failureReasonType": self.failure_reason_type,
-        }
+        """``ExportJobItemV3``."""
+        return (
+            camel_fields(self, "accounting_entry_id")
+            | {"exportJobId": self.job_id}
+            | camel_fields(self, *ITEM_OUTCOME_FIELDS)
+        )
 
 
 @dataclass
@@ -242,23 +246,30 @@ class Job:
         return self.status not in UNFINISHED_JOB_STATUSES
 
     def to_api(self) -> dict:
-        return {
-            "id": self.id,
-            "companyId": self.company_id,
-            "status": self.status,
-            "createdAt": iso(self.created_at),
-            "createdBy": self.created_by,
-            "expiresIn": self.expires_in,
-            "isInteractive": self.is_interactive,
-            "numberOfItems": len(self.items),
-            "vendorBasedBookkeeping": self.vendor_based_bookkeeping,
-            "startedAt": iso(self.started_at),
-            "lastUpdatedAt": iso(self.last_updated_at),
-            "completedAt": iso(self.completed_at),
-            "expiredAt": iso(self.expired_at),
-            "failureReason": self.failure_reason,
-            "failureReasonType": self.failure_reason_type,
-        }
+        """``ExportJobV3``."""
+        return (
+            camel_fields(
+                self,
+                "id",
+                "company_id",
+                "status",
+                "created_at",
+                "created_by",
+                "expires_in",
+                "is_interactive",
+            )
+            | {"numberOfItems": len(self.items)}
+            | camel_fields(
+                self,
+                "vendor_based_bookkeeping",
+                "started_at",
+                "last_updated_at",
+                "completed_at",
+                "expired_at",
+                "failure_reason",
+                "failure_reason_type",
+            )
+        )
 
 
 @dataclass
@@ -297,6 +308,5 @@ class Subscription:
             "updatedAt": iso(self.updated_at),
         }
         if self.deleted_at is not None:
-            out["deletedAt"] = iso(self.deleted_at)
-            out["deletedBy"] = self.deleted_by
+            out |= camel_fields(self, "deleted_at", "deleted_by")
         return out

@@ -32,6 +32,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from pleo_sandbox.rendering import camel_fields
+
 FAULT_KINDS = (
     "status",
     "rate_limit",
@@ -40,6 +42,22 @@ FAULT_KINDS = (
     "reset",
     "apply_then_drop",
     "other_integration_starts",
+)
+# What a fault is given (:class:`Fault`'s parameters), in the order ``to_dict`` shows them.
+FAULT_PARAMETERS = (
+    "kind",
+    "method",
+    "path",
+    "path_regex",
+    "count",
+    "body_match",
+    "job_id",
+    "status",
+    "body",
+    "headers",
+    "retry_after",
+    "seconds",
+    "apply",
 )
 
 
@@ -117,23 +135,7 @@ class Fault:
         return True
 
     def to_dict(self) -> dict:
-        return {
-            "id": self.id,
-            "kind": self.kind,
-            "method": self.method,
-            "path": self.path,
-            "pathRegex": self.path_regex,
-            "count": self.count,
-            "bodyMatch": self.body_match,
-            "jobId": self.job_id,
-            "status": self.status,
-            "body": self.body,
-            "headers": self.headers,
-            "retryAfter": self.retry_after,
-            "seconds": self.seconds,
-            "apply": self.apply,
-            "hits": self.hits,
-        }
+        return camel_fields(self, "id", *FAULT_PARAMETERS, "hits")
 
 
 class FaultRegistry:

@@ -23,8 +23,7 @@ class SandboxRequestHandler(BaseRequestHandler):
     server_version = "PleoSandbox/1.0"
     max_body_bytes = MAX_BODY_BYTES
 
-    def handle_control(self, req: Request) -> Response:
-        return routes.handle_control(self.server, req)
+    control_routes = routes.CONTROL_ROUTES
 
     # -- main ------------------------------------------------------------------------------------
     def _handle(self, req: Request) -> None:
@@ -69,18 +68,7 @@ class SandboxRequestHandler(BaseRequestHandler):
             if fault is None or fault.body is None:
                 response.body = state.error_body(response.body)
 
-        status = self.finish_and_answer(
-            entry,
-            req,
-            response,
-            fault=fault,
-            outcome=outcome,
-            response_body=(redact_fields(response.body) if oauth else response.body)
-            if response is not None and not isinstance(response.body, bytes)
-            else None,
-            # e.g. Retry-After of a 429 (never a secret: the sandbox sets no cookie or token)
-            response_headers=dict(response.headers) if response is not None else None,
-        )
+        status = self.finish_and_answer(entry, req, response, fault=fault, outcome=outcome)
         logger.debug(
             "pleo sandbox %s %s -> %s (%s)%s",
             req.method,
@@ -89,6 +77,12 @@ class SandboxRequestHandler(BaseRequestHandler):
             entry["identity"],
             f" fault={fault.kind}" if fault else "",
         )
+
+    def response_body_for_log(self, req: Request, response: Response):
+        """OAuth answers (tokens) with their secrets redacted; the headers are logged as they
+        are (never a secret: the sandbox sets no cookie or token in a header)."""
+        body = super().response_body_for_log(req, response)
+        return redact_fields(body) if routes.is_oauth_path(req.path) else body
 
     def _call(self, route, params: dict, req: Request) -> Response:
         state = self.server.state

@@ -6,8 +6,9 @@
   ``state_class`` and ``label`` and may override ``on_start``/``on_stop``.
 * :class:`BaseRequestHandler`: HTTP/1.1 (keep-alive, exact ``Content-Length``, chunked request
   bodies up to ``max_body_bytes``), one write per answer, TCP RST on demand, and the fault kinds
-  every sandbox shares (:mod:`pleo_sandbox.faults`) in :meth:`BaseRequestHandler.run_with_fault`.
-  Subclasses implement ``_handle`` (route, log, answer) and ``_call`` (run one route).
+  every sandbox shares (:mod:`pleo_sandbox.faults`) in :meth:`BaseRequestHandler.run_with_fault`,
+  the control API (``/_sandbox/…``, the subclass's ``control_routes``) and the request log's
+  entries. Subclasses implement ``_handle`` (route, log, answer) and ``_call`` (run one route).
 
 The state object a server carries needs only ``stop_event`` (a ``threading.Event``), a
 ``switches`` dict with ``stall_seconds`` and a writable ``base_url``. Nothing here knows Pleo.
@@ -25,21 +26,16 @@ import struct
 import threading
 import time
 import weakref
-from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from pleo_sandbox.clock import iso
+from pleo_sandbox.clock import iso, wall_time
 from pleo_sandbox.messages import JSON_CONTENT_TYPE, Request, Response
 from pleo_sandbox.requestlog import redact_headers
+from pleo_sandbox.routing import Route, run_control
 
 logger = logging.getLogger("pleo_sandbox")
-
-
-def wall_time() -> str:
-    """The real time (not a sandbox clock) with microseconds, for request log entries."""
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 class BodyError(Exception):
@@ -233,6 +229,7 @@ class BaseRequestHandler(BaseHTTPRequestHandler):
     # Idle keep-alive connections are closed after this many seconds.
     timeout = 60
     max_body_bytes = 5 * 1024 * 1024
+    control_routes: list[Route] = []
 
     # -- hooks -----------------------------------------------------------------------------------
     def _handle(self, req: Request) -> None:  # pragma: no cover - abstract
@@ -260,11 +257,19 @@ class BaseRequestHandler(BaseHTTPRequestHandler):
     def body_error_response(self, status: int, message: str) -> Response:
         return Response(status, {"type": "BAD_REQUEST", "message": message})
 
-    def handle_control(self, req: Request) -> Response:  # pragma: no cover - abstract
-        raise NotImplementedError
+    def handle_control(self, req: Request) -> Response:
+        return run_control(self.control_routes, self.server, req)
 
     def custom_fault(self, route, params, req, fault) -> tuple[Response | None, str]:
         raise AssertionError(fault.kind)
+
+    def response_body_for_log(self, req: Request, response: Response) -> Any:
+        """An answer's body as the request log keeps it (bytes, e.g. files and pages: None)."""
+        return None if isinstance(response.body, bytes) else response.body
+
+    def response_headers_for_log(self, response: Response) -> dict[str, str]:
+        """An answer's headers as the request log keeps them (e.g. the Retry-After of a 429)."""
+        return dict(response.headers)
 
     # -- connection tracking (so stop() can close keep-alive connections) -----------------------
     def setup(self) -> None:
@@ -460,20 +465,19 @@ class BaseRequestHandler(BaseHTTPRequestHandler):
         *,
         fault,
         outcome: str,
-        response_body,
-        response_headers,
     ) -> int | None:
         """Complete the log entry, then send the answer (or drop the connection)."""
         log = self.server.state.request_log
         status = response.status if response is not None else None
+        logged = response is not None
         # The entry is complete before the answer leaves: a client holding its answer always
         # finds the request logged (endedAt is when the answer was ready to send).
         log.finish(
             entry,
             status=status,
             responseSent=response is not None,
-            responseBody=response_body,
-            responseHeaders=response_headers,
+            responseBody=self.response_body_for_log(req, response) if logged else None,
+            responseHeaders=self.response_headers_for_log(response) if logged else None,
             fault=fault.kind if fault else None,
             faultId=fault.id if fault else None,
             outcome=outcome,

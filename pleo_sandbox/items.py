@@ -18,6 +18,7 @@ from pleo_sandbox.auth import require_scope
 from pleo_sandbox.clock import iso, parse_iso
 from pleo_sandbox.entities import (
     ITEM_FAILURE_REASON_TYPES,
+    ITEM_OUTCOME_FIELDS,
     ITEM_STATUSES,
     MAX_ITEMS_PER_UPDATE,
     MSG_ENTRY_MISSING,
@@ -32,6 +33,7 @@ from pleo_sandbox.entities import (
 from pleo_sandbox.errors import ApiError
 from pleo_sandbox.fields import bad_request, enum_field, optional_str, uuid_field
 from pleo_sandbox.job_events import sweep
+from pleo_sandbox.rendering import camel
 from pleo_sandbox.store import Store
 
 
@@ -107,12 +109,8 @@ class Items:
                         }
                     )
                     continue
-                item.status = update["status"]
-                item.exported_at = update["exportedAt"]
-                item.external_id = update["externalId"]
-                item.external_url = update["externalUrl"]
-                item.failure_reason = update["failureReason"]
-                item.failure_reason_type = update["failureReasonType"]
+                for name in ITEM_OUTCOME_FIELDS:
+                    setattr(item, name, update[camel(name)])
                 data.append(item.to_api())
             if self.store.switch("put_refreshes_last_updated"):
                 job.last_updated_at = self.store.clock.now()

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from pleo_sandbox.clock import iso
 from pleo_sandbox.entities import scope_set
+from pleo_sandbox.rendering import camel_fields
 from pleo_sandbox.store import Store
 
 
@@ -34,15 +34,16 @@ class OAuthClient:
     name: str
 
     def to_dict(self) -> dict:
-        return {
-            "clientId": self.client_id,
-            "clientSecret": self.client_secret,
-            "name": self.name,
-            "redirectUris": list(self.redirect_uris),
-            "companyIds": list(self.company_ids),
-            "organisationId": self.organisation_id,
-            "scopes": sorted(self.scopes),
-        }
+        return camel_fields(
+            self,
+            "client_id",
+            "client_secret",
+            "name",
+            "redirect_uris",
+            "company_ids",
+            "organisation_id",
+            "scopes",
+        )
 
 
 @dataclass
@@ -67,12 +68,7 @@ class RefreshToken:
     status: str = "active"  # active | rotated | revoked
 
     def to_dict(self) -> dict:
-        return {
-            "id": self.id,
-            "status": self.status,
-            "issuedAt": iso(self.issued_at),
-            "expiresAt": iso(self.expires_at),
-        }
+        return camel_fields(self, "id", "status", "issued_at", "expires_at")
 
 
 @dataclass
@@ -90,18 +86,13 @@ class Grant:
     revoked_reason: str | None = None
 
     def to_dict(self) -> dict:
-        return {
-            "id": self.id,
-            "clientId": self.client_id,
-            "scopes": sorted(self.scopes),
-            "createdAt": iso(self.created_at),
-            "via": self.via,
-            "revoked": self.revoked_at is not None,
-            "revokedAt": iso(self.revoked_at),
-            "revokedReason": self.revoked_reason,
-            "refreshTokens": [t.to_dict() for t in self.refresh_tokens],
-            "accessTokenIds": list(self.access_token_ids),
-        }
+        return (
+            camel_fields(self, "id", "client_id", "scopes", "created_at", "via")
+            | {"revoked": self.revoked_at is not None}
+            | camel_fields(self, "revoked_at", "revoked_reason")
+            | {"refreshTokens": [t.to_dict() for t in self.refresh_tokens]}
+            | camel_fields(self, "access_token_ids")
+        )
 
 
 class OAuthStore:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 
 from pleo_sandbox.controls import common_control_routes
 from pleo_sandbox.errors import ApiError
 from pleo_sandbox.files import file_fault_body
 from pleo_sandbox.messages import Request, Response
-from pleo_sandbox.routing import Route, run_control
 from pleo_sandbox.routing import control_kwargs as _kwargs
+from pleo_sandbox.routing import control_route as _c
 from pleo_sandbox.routing import match_route as _match
 from pleo_sandbox.routing import route as _route
 from pleo_sandbox.routing import snake as _snake
@@ -247,23 +246,6 @@ def c_seed(server, req: Request) -> Response:
     return Response(201, {"data": server.state.seed_companies(n, **kw)})
 
 
-FAULT_FIELDS = (
-    "kind",
-    "method",
-    "path",
-    "path_regex",
-    "count",
-    "body_match",
-    "job_id",
-    "status",
-    "body",
-    "headers",
-    "retry_after",
-    "seconds",
-    "apply",
-)
-
-
 def c_get_file(server, req: Request, file_id: str) -> Response:
     return Response(200, {"data": server.state.file(file_id) or {}})
 
@@ -335,10 +317,6 @@ def c_oauth_revoke_grant(server, req: Request, grant_id: str) -> Response:
     return Response(200, {"data": server.state.oauth_revoke_grant(grant_id)})
 
 
-def _c(method: str, template: str, fn: Callable[..., Response]) -> Route:
-    return _route(method, "/_sandbox" + template, fn, auth=False)
-
-
 CONTROL_ROUTES = [
     _c("GET", "/health", c_health),
     _c("POST", "/reset", c_reset),
@@ -361,7 +339,7 @@ CONTROL_ROUTES = [
     _c("GET", "/files/{file_id}", c_get_file),
     _c("PATCH", "/files/{file_id}", c_set_file),
     _c("POST", "/files/{file_id}/faults", c_add_file_fault),
-    *common_control_routes(FAULT_FIELDS),
+    *common_control_routes(),
     _c("GET", "/webhook-deliveries", c_deliveries),
     _c("DELETE", "/webhook-deliveries", c_clear_deliveries),
     _c("GET", "/subscriptions", c_subscriptions),
@@ -372,7 +350,3 @@ CONTROL_ROUTES = [
     _c("GET", "/oauth/grants", c_oauth_grants),
     _c("POST", "/oauth/grants/{grant_id}/revoke", c_oauth_revoke_grant),
 ]
-
-
-def handle_control(server, req: Request) -> Response:
-    return run_control(CONTROL_ROUTES, server, req)

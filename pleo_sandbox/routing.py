@@ -1,7 +1,8 @@
 """Routing tables (generic, shared with ``xero_sandbox``): ``Route``, ``route`` (a path template
-with ``{name}`` segments), ``match_route`` (route, params, allowed methods) and the control API's
-camelCase/snake_case helpers ``snake`` and ``control_kwargs``, and ``run_control`` (one control
-request, errors mapped to the sandbox's control answers)."""
+with ``{name}`` segments), ``match_route`` (route, params, allowed methods) and, for the control
+API, ``control_route`` (a ``/_sandbox`` route, no auth), the camelCase/snake_case helpers ``snake``
+and ``control_kwargs``, and ``run_control`` (one control request, errors mapped to the sandbox's
+control answers)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,11 @@ class Route:
 def route(method: str, template: str, fn: Callable, auth: bool = True, *, flags: int = 0) -> Route:
     regex = re.sub(r"\{(\w+)\}", lambda m: _SEG.format(m.group(1)), template)
     return Route(method, re.compile(regex + "/?", flags), fn, auth)
+
+
+def control_route(method: str, template: str, fn: Callable) -> Route:
+    """A control API route: ``template`` below ``/_sandbox``, no auth (tests and developers)."""
+    return route(method, "/_sandbox" + template, fn, auth=False)
 
 
 def match_route(routes: list[Route], method: str, path: str):

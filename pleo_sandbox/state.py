@@ -25,7 +25,7 @@ every operation and whenever the clock or the switches move.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
@@ -39,7 +39,6 @@ from pleo_sandbox.job_events import parse_event_body, sweep
 from pleo_sandbox.jobs import Jobs
 from pleo_sandbox.oauth import OAuthServer
 from pleo_sandbox.oauth_store import OAuthStore
-from pleo_sandbox.ratelimit import RateLimiter
 from pleo_sandbox.requestlog import RequestLog
 from pleo_sandbox.store import Store
 from pleo_sandbox.subscriptions import Subscriptions
@@ -66,6 +65,15 @@ class _To(Generic[P, R]):
 _to = _To  # reads as "hand to": ``create_job = _to("_jobs", Jobs.create_job)``
 
 
+def _store_attribute(name: str, doc: str) -> property:
+    """``instance.<name>`` reads and writes ``instance.store.<name>``."""
+    return property(
+        lambda self: getattr(self.store, name),
+        lambda self, value: setattr(self.store, name, value),
+        doc=doc,
+    )
+
+
 class SandboxState:
     """In-memory Pleo plus the Python control API (see the package docstring for the list)."""
 
@@ -87,22 +95,9 @@ class SandboxState:
     def seed(self) -> int:
         return self.store.seed
 
-    @property
-    def base_url(self) -> str:
-        """Where the sandbox is served (the server sets it); export items' URLs start with it."""
-        return self.store.base_url
-
-    @base_url.setter
-    def base_url(self, value: str) -> None:
-        self.store.base_url = value
-
-    @property
-    def rate_limiter(self) -> RateLimiter:
-        return self.store.rate_limiter
-
-    @rate_limiter.setter
-    def rate_limiter(self, value: RateLimiter) -> None:
-        self.store.rate_limiter = value
+    # Where the sandbox is served (the server sets it); export items' URLs start with it.
+    base_url = _store_attribute("base_url", "The base URL the sandbox is served at.")
+    rate_limiter = _store_attribute("rate_limiter", "The store's rate limiter (tests swap it).")
 
     # ==========================================================================================
     # Control API: setup
@@ -119,48 +114,18 @@ class SandboxState:
     add_organisation = _to("store", Store.add_organisation)
 
     def add_api_key(
-        self,
-        company_id: str | None = None,
-        *,
-        company_ids: Iterable[str] | None = None,
-        organisation_id: str | None = None,
-        key: str | None = None,
-        scopes: Iterable[str] | None = None,
-        label: str | None = None,
+        self, company_id: str | None = None, *, key: str | None = None, **owner: Any
     ) -> Credential:
-        """An API key for one company, several companies or an organisation."""
-        return self.store.add_credential(
-            "api_key",
-            secret=key,
-            company_id=company_id,
-            company_ids=company_ids,
-            organisation_id=organisation_id,
-            scopes=scopes,
-            label=label,
-        )
+        """An API key for one company, several (``company_ids``) or an organisation
+        (``organisation_id``), with ``scopes`` and a ``label``: see :meth:`Store.add_credential`."""
+        return self.store.add_credential("api_key", secret=key, company_id=company_id, **owner)
 
     def add_token(
-        self,
-        company_id: str | None = None,
-        *,
-        company_ids: Iterable[str] | None = None,
-        organisation_id: str | None = None,
-        token: str | None = None,
-        scopes: Iterable[str] | None = None,
-        expires_in: float | None = None,
-        label: str | None = None,
+        self, company_id: str | None = None, *, token: str | None = None, **owner: Any
     ) -> Credential:
-        """A registered bearer access token (optionally expiring on the sandbox clock)."""
-        return self.store.add_credential(
-            "token",
-            secret=token,
-            company_id=company_id,
-            company_ids=company_ids,
-            organisation_id=organisation_id,
-            scopes=scopes,
-            label=label,
-            expires_in=expires_in,
-        )
+        """A registered bearer access token, as :meth:`add_api_key` (``expires_in``: seconds it
+        lives on the sandbox clock)."""
+        return self.store.add_credential("token", secret=token, company_id=company_id, **owner)
 
     revoke = _to("store", Store.revoke)
 

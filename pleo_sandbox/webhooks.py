@@ -20,10 +20,10 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
-from pleo_sandbox.clock import SandboxClock
+from pleo_sandbox.clock import SandboxClock, wall_time
+from pleo_sandbox.requestlog import EntryLog
 from pleo_sandbox.signing import sign
 
 logger = logging.getLogger("pleo_sandbox")
@@ -46,10 +46,6 @@ class Delivery:
     job_id: str | None
     generation: int = 0
     attempts: int = 0
-
-
-def _wall() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def _post(url: str, body: bytes, headers: dict[str, str], timeout: float):
@@ -89,7 +85,7 @@ class WebhookDispatcher:
         self._cond = threading.Condition()
         self._heap: list[tuple[float, int, Delivery]] = []
         self._seq = itertools.count()
-        self._log: list[dict] = []
+        self._log = EntryLog("webhook deliveries")
         self._generation = 0
         self._in_flight = 0
         self._thread: threading.Thread | None = None
@@ -193,7 +189,7 @@ class WebhookDispatcher:
         }
         if not self._is_active(delivery.subscription_id):
             entry.update(outcome="cancelled", status=None, error="subscription not active")
-            entry.update(startedAt=_wall(), endedAt=_wall(), nextAttemptInSeconds=None)
+            entry.update(startedAt=wall_time(), endedAt=wall_time(), nextAttemptInSeconds=None)
             self._record(delivery, entry)
             return
         timestamp = str(int(self._clock.now().timestamp()))
@@ -210,11 +206,11 @@ class WebhookDispatcher:
         if delivery.basic_auth is not None:
             raw = f"{delivery.basic_auth[0]}:{delivery.basic_auth[1]}".encode()
             headers["authorization"] = "Basic " + base64.b64encode(raw).decode("ascii")
-        entry["startedAt"] = _wall()
+        entry["startedAt"] = wall_time()
         started = time.monotonic()
         status, text, error = _post(delivery.url, delivery.body, headers, self._timeout())
         entry.update(
-            endedAt=_wall(),
+            endedAt=wall_time(),
             durationSeconds=round(time.monotonic() - started, 4),
             timestamp=timestamp,
             signature=headers["webhook-signature"],
@@ -226,29 +222,30 @@ class WebhookDispatcher:
             error=error,
         )
         schedule = list(self._schedule())
-        if status is not None and 200 <= status < 300:
-            entry.update(outcome="delivered", nextAttemptInSeconds=None)
-            self._record(delivery, entry)
+        delivered = status is not None and 200 <= status < 300
+        delay = None
+        if delivered:
+            outcome = "delivered"
+        elif delivery.attempts <= len(schedule):
+            outcome, delay = "retrying", float(schedule[delivery.attempts - 1])
+        else:
+            outcome = "failed"
+        entry.update(outcome=outcome, nextAttemptInSeconds=delay)
+        if self._record(delivery, entry) and delay is not None:
+            self.enqueue_retry(delivery, delay)
+        if delivered:
             logger.info(
                 "webhook %s delivered to subscription %s",
                 delivery.webhook_id,
                 delivery.subscription_id,
             )
-            return
-        if delivery.attempts <= len(schedule):
-            delay = float(schedule[delivery.attempts - 1])
-            entry.update(outcome="retrying", nextAttemptInSeconds=delay)
-            if self._record(delivery, entry):
-                self.enqueue_retry(delivery, delay)
         else:
-            entry.update(outcome="failed", nextAttemptInSeconds=None)
-            self._record(delivery, entry)
-        logger.info(
-            "webhook %s attempt %d failed (%s)",
-            delivery.webhook_id,
-            delivery.attempts,
-            status if status is not None else error,
-        )
+            logger.info(
+                "webhook %s attempt %d failed (%s)",
+                delivery.webhook_id,
+                delivery.attempts,
+                status if status is not None else error,
+            )
 
     def enqueue_retry(self, delivery: Delivery, delay: float) -> None:
         with self._cond:
@@ -262,32 +259,18 @@ class WebhookDispatcher:
             if delivery.generation != self._generation:
                 return False
             self._log.append(entry)
-            self._cond.notify_all()
             return True
 
     # -- reading -----------------------------------------------------------------------------
     def log(self) -> list[dict]:
-        with self._cond:
-            return [dict(e) for e in self._log]
+        return self._log.snapshot()
 
     def clear_log(self) -> None:
-        with self._cond:
-            self._log.clear()
+        self._log.clear()
 
     def wait_for(self, predicate: Callable[[list[dict]], bool], timeout: float = 5.0) -> list[dict]:
         """Block until ``predicate(log)`` is true; return the log (raise TimeoutError)."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                snapshot = [dict(e) for e in self._log]
-                if predicate(snapshot):
-                    return snapshot
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(
-                        f"webhook deliveries did not reach the expected state: {snapshot!r}"
-                    )
-                self._cond.wait(remaining)
+        return self._log.wait_for(predicate, timeout)
 
     def wait_idle(self, timeout: float = 5.0) -> bool:
         """Block until nothing is queued or in flight; True if it got there in time."""

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pleo_sandbox.controls import common_control_routes
 from pleo_sandbox.messages import Request, Response
-from pleo_sandbox.routing import control_kwargs, route, run_control, snake
+from pleo_sandbox.routing import control_kwargs, snake
+from pleo_sandbox.routing import control_route as _c
 
 
 def _body(req: Request, allowed: tuple[str, ...]) -> dict:
@@ -102,26 +103,6 @@ def c_document_status(server, req, tenant_id, document_id):
     return Response(200, {"data": server.state.set_document_status(tenant_id, document_id, status)})
 
 
-FAULT_FIELDS = (
-    "kind",
-    "method",
-    "path",
-    "path_regex",
-    "count",
-    "body_match",
-    "status",
-    "body",
-    "headers",
-    "retry_after",
-    "seconds",
-    "apply",
-)
-
-
-def _c(method: str, template: str, fn):
-    return route(method, "/_sandbox" + template, fn, auth=False)
-
-
 _T = "/tenants/{tenant_id}"
 CONTROL_ROUTES = [
     _c("GET", "/health", c_health),
@@ -141,9 +122,5 @@ CONTROL_ROUTES = [
     _c("POST", "/oauth/tokens", c_issue_tokens),
     _c("GET", "/connections", c_connections),
     _c("DELETE", "/connections/{connection_id}", c_revoke_connection),
-    *common_control_routes(FAULT_FIELDS),
+    *common_control_routes(fault_fields_left_out=("job_id",)),  # Xero has no Pleo jobs
 ]
-
-
-def handle(server, req: Request) -> Response:
-    return run_control(CONTROL_ROUTES, server, req)

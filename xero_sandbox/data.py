@@ -4,14 +4,33 @@ tracking category, all with ids derived from the organisation's name (stable acr
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
 _NS = uuid.UUID("6f1c1b7e-3a63-4c5e-9a55-7b4f0d3c2a10")
 
-# (name, short code, country, currency, version, timezone, tax rates)
+
+@dataclass
+class OrganisationSpec:
+    """What sets an organisation apart (its tax rates: ``tax_set``, a key of ``TAX_SETS``); a
+    :class:`~xero_sandbox.tenant.Tenant` is one, with its id and data."""
+
+    name: str
+    short_code: str
+    country: str
+    currency: str
+    version: str
+    timezone: str
+    tax_set: str
+
+
 DEMO_ORGANISATIONS = (
-    ("Demo Company (UK)", "!dmo1", "GB", "GBP", "UK", "GMTSTANDARDTIME", "uk"),
-    ("Demo Company (NZ)", "!dmo2", "NZ", "NZD", "NZ", "NEWZEALANDSTANDARDTIME", "nz"),
-    ("Nordlys ApS", "!nrd1", "DK", "DKK", "GLOBAL", "ROMANCESTANDARDTIME", "global"),
+    OrganisationSpec("Demo Company (UK)", "!dmo1", "GB", "GBP", "UK", "GMTSTANDARDTIME", "uk"),
+    OrganisationSpec(
+        "Demo Company (NZ)", "!dmo2", "NZ", "NZD", "NZ", "NEWZEALANDSTANDARDTIME", "nz"
+    ),
+    OrganisationSpec(
+        "Nordlys ApS", "!nrd1", "DK", "DKK", "GLOBAL", "ROMANCESTANDARDTIME", "global"
+    ),
 )
 
 # (Code, Name, Type, Class, default TaxType (per tax set: "in"/"out"/"none"))

@@ -32,13 +32,6 @@ def _body_for_log(req: Request):
     return req.loose_body()
 
 
-def _headers_for_log(headers: dict) -> dict:
-    out = dict(headers)
-    if "Location" in out and "?" in out["Location"]:
-        out["Location"] = out["Location"].split("?", 1)[0] + "?<redacted>"
-    return out
-
-
 class XeroRequestHandler(BaseRequestHandler):
     server_version = "XeroSandbox/1.0"
     max_body_bytes = MAX_BODY_BYTES
@@ -61,8 +54,18 @@ class XeroRequestHandler(BaseRequestHandler):
         title = "Request Entity Too Large" if status == 413 else "Bad Request"
         return as_response(problem(status, title, message))
 
-    def handle_control(self, req: Request) -> Response:
-        return control.handle(self.server, req)
+    control_routes = control.CONTROL_ROUTES
+
+    def response_body_for_log(self, req: Request, response: Response):
+        """JSON answers only, with tokens and secrets redacted."""
+        return redact_fields(response.body) if isinstance(response.body, dict | list) else None
+
+    def response_headers_for_log(self, response: Response) -> dict[str, str]:
+        """The headers, a redirect's query (an authorization code) redacted."""
+        out = dict(response.headers)
+        if "Location" in out and "?" in out["Location"]:
+            out["Location"] = out["Location"].split("?", 1)[0] + "?<redacted>"
+        return out
 
     # -- main ------------------------------------------------------------------------------------
     def _handle(self, req: Request) -> None:
@@ -103,17 +106,7 @@ class XeroRequestHandler(BaseRequestHandler):
             for name, value in state.limits.headers(tenant_id, token and token.client_id).items():
                 response.headers.setdefault(name, value)
             response.headers.setdefault("Xero-Correlation-Id", str(uuid.uuid4()))
-        status = self.finish_and_answer(
-            entry,
-            req,
-            response,
-            fault=fault,
-            outcome=outcome,
-            response_body=redact_fields(response.body)
-            if response is not None and isinstance(response.body, dict | list)
-            else None,
-            response_headers=_headers_for_log(response.headers) if response is not None else None,
-        )
+        status = self.finish_and_answer(entry, req, response, fault=fault, outcome=outcome)
         logger.debug("xero sandbox %s %s -> %s (%s)", req.method, path, status, entry["identity"])
 
     def _prepare(self, xroute, params: dict, req: Request) -> tuple[str, str] | None:

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from pleo_sandbox.rendering import camel_fields
 from xero_sandbox.dates import identity_timestamp
 from xero_sandbox.errors import XeroError
 
@@ -63,12 +64,7 @@ class OAuthClient:
     name: str = "Sandbox app"
 
     def to_dict(self) -> dict:
-        return {
-            "clientId": self.client_id,
-            "clientSecret": self.client_secret,
-            "redirectUris": list(self.redirect_uris),
-            "name": self.name,
-        }
+        return camel_fields(self, "client_id", "client_secret", "redirect_uris", "name")
 
 
 @dataclass

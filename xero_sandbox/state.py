@@ -76,14 +76,14 @@ class XeroState:
         return next(t for t in self.tenants() if t.name == name)
 
     def add_organisation(self, name: str, *, currency: str = "DKK", country: str = "DK") -> Tenant:
-        spec = (
+        spec = data.OrganisationSpec(
             name,
-            "!" + data.stable_id(name)[:4],
-            country,
-            currency,
-            "GLOBAL",
-            "ROMANCESTANDARDTIME",
-            "global",
+            short_code="!" + data.stable_id(name)[:4],
+            country=country,
+            currency=currency,
+            version="GLOBAL",
+            timezone="ROMANCESTANDARDTIME",
+            tax_set="global",
         )
         with self.lock:
             tenant = Tenant.demo(spec, self.now())

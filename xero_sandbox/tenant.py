@@ -19,15 +19,8 @@ DOCUMENT_KINDS = ("ManualJournals", "Invoices", "CreditNotes")
 
 
 @dataclass
-class Tenant:
+class Tenant(data.OrganisationSpec):
     id: str
-    name: str
-    short_code: str
-    country: str
-    currency: str
-    version: str
-    timezone: str
-    tax_set: str
     created: datetime
     period_lock_date: date | None = None
     end_of_year_lock_date: date | None = None
@@ -45,19 +38,10 @@ class Tenant:
 
     # -- construction --------------------------------------------------------------------------
     @classmethod
-    def demo(cls, spec: tuple, now: datetime) -> Tenant:
-        name, short_code, country, currency, version, timezone, tax_set = spec
-        tenant = cls(
-            id=data.stable_id("tenant", name),
-            name=name,
-            short_code=short_code,
-            country=country,
-            currency=currency,
-            version=version,
-            timezone=timezone,
-            tax_set=tax_set,
-            created=now,
-        )
+    def demo(cls, spec: data.OrganisationSpec, now: datetime) -> Tenant:
+        """An organisation as Xero's demo ones are: chart of accounts, tax rates, tracking."""
+        name, tax_set = spec.name, spec.tax_set
+        tenant = cls(id=data.stable_id("tenant", name), created=now, **vars(spec))
         for tax_type, tax_name, rate, report, _role in data.TAX_SETS[tax_set]:
             tenant.add_tax_rate(tax_type=tax_type, name=tax_name, rate=rate, report=report)
         for code, acc_name, acc_type, acc_class, role in data.CHART:

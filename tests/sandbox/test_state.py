@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import inspect
 
+import pytest
+
 from pleo_sandbox.jobs import Jobs
 from pleo_sandbox.state import SandboxState
 
@@ -60,3 +62,15 @@ def test_reset_forgets_every_part_and_the_seed_repeats_ids():
     assert state.faults.list() == []
     assert state.clock.offset_seconds == 0
     assert state.add_company().id == first
+
+
+def test_the_logs_wait_for_a_state_and_time_out_without_it():
+    state = SandboxState(seed=1)
+    state.request_log.start({"method": "GET", "path": "/v3/export-jobs"})
+    assert state.request_log.wait_for(lambda log: len(log) == 1, timeout=0.5)[0]["id"] == 1
+    with pytest.raises(TimeoutError, match="request log did not reach the expected state"):
+        state.request_log.wait_for(lambda log: len(log) == 2, timeout=0.05)
+    assert state.webhooks.wait_for(lambda log: log == [], timeout=0.5) == []
+    with pytest.raises(TimeoutError, match=r"webhook deliveries .*: \[\]"):
+        state.webhooks.wait_for(lambda log: len(log) == 1, timeout=0.05)
+    state.webhooks.stop()

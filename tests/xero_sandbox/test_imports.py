@@ -13,6 +13,7 @@ SHARED = {
     "pleo_sandbox.clock",
     "pleo_sandbox.faults",
     "pleo_sandbox.requestlog",
+    "pleo_sandbox.rendering",
     "pleo_sandbox.ratelimit",
     "pleo_sandbox.errors",
     "pleo_sandbox.management.serving",
