@@ -14,8 +14,8 @@ from cryptography.fernet import Fernet
 
 from exports import crypto
 from exports.models import WebhookDelivery
+from tests.fixtures.webhooks import Hook
 from tests.test_settings import _check
-from tests.test_webhooks import Hook
 
 VALID_KEY = Fernet.generate_key().decode()
 # A recognisable value: it must never be printed, whatever the refusal says.

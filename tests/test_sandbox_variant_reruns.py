@@ -27,6 +27,9 @@ SUITES = [
     "tests/test_lifecycle_final.py",
     "tests/test_pleo_tolerance_lifecycle.py",
     "tests/test_webhooks.py",
+    "tests/test_webhook_rejections.py",
+    "tests/test_webhook_dispatch.py",
+    "tests/test_webhook_reprocess.py",
     "tests/test_worker_e2e.py",
 ]
 
