@@ -35,7 +35,7 @@ from tests.admin_forms import credential_form
 from tests.client_fakes import RawServer, answer
 from tests.conftest import TEST_ENCRYPTION_KEY
 from tests.factories import make_company, make_credential
-from tests.test_oauth import make_oauth_credential
+from tests.oauth_support import make_oauth_credential
 
 EVIL = "https://collector.evil.example"
 PLEO = "https://external.pleo.io"
