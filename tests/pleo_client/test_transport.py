@@ -424,30 +424,29 @@ def test_real_connection_refused_on_post_is_retried(make_client, plain_session, 
     assert len(sleeps) == 3
 
 
-def test_real_read_timeout_on_post_is_outcome_unknown(real_server, sleeps):
-    with real_server(fakes.silent, read_timeout=0.3) as (server, client):
-        with pytest.raises(PleoOutcomeUnknown, match="read timeout"):
-            post_event(client)
-        assert len(server.requests) == 1
-    assert sleeps == []
+# The failure as the client's error words it, and the raw server that makes it happen.
+SOCKET_FAILURES = {"read timeout": fakes.silent, "connection dropped": fakes.hang_up}
 
 
-def test_real_read_timeout_on_get_is_retried(real_server, sleeps):
-    with real_server(fakes.silent, read_timeout=0.2, max_attempts=3) as (server, client):
-        with pytest.raises(PleoUnavailable, match="read timeout"):
-            client.get_export_job(fakes.JOB_ID)
-        assert len(server.requests) == 3
-    assert len(sleeps) == 2
-
-
-def test_real_dropped_connection(real_server, sleeps):
-    with real_server(fakes.hang_up, max_attempts=2) as (server, client):
-        with pytest.raises(PleoOutcomeUnknown, match="connection dropped"):
-            post_event(client)
-        assert len(server.requests) == 1
-        with pytest.raises(PleoUnavailable, match="connection dropped"):
-            client.get_export_job(fakes.JOB_ID)
-        assert len(server.requests) == 3
+@pytest.mark.parametrize(
+    ("failure", "config", "method", "error", "requests", "pauses"),
+    [
+        # A POST that may have had its effect is never sent again: its outcome is unknown.
+        ("read timeout", {"read_timeout": 0.3}, "POST", PleoOutcomeUnknown, 1, 0),
+        ("connection dropped", {"max_attempts": 2}, "POST", PleoOutcomeUnknown, 1, 0),
+        # A GET is retried up to max_attempts, with a pause between attempts.
+        ("read timeout", {"read_timeout": 0.2, "max_attempts": 3}, "GET", PleoUnavailable, 3, 2),
+        ("connection dropped", {"max_attempts": 2}, "GET", PleoUnavailable, 2, 1),
+    ],
+)
+def test_real_socket_failures(
+    real_server, sleeps, failure, config, method, error, requests, pauses
+):
+    with real_server(SOCKET_FAILURES[failure], **config) as (server, client):
+        with pytest.raises(error, match=failure):
+            post_event(client) if method == "POST" else client.get_export_job(fakes.JOB_ID)
+        assert len(server.requests) == requests
+    assert len(sleeps) == pauses
 
 
 def test_real_bytes_on_the_wire(real_server, caplog):
