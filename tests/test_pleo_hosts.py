@@ -156,11 +156,17 @@ def test_settings_default_to_pleo_hosts_and_loopback_only_with_debug_or_sandbox(
     assert loaded["PLEO_ALLOWED_HOSTS"] == ["external.pleo.io", "auth.pleo.io"]
 
 
+def check_findings() -> set[tuple[str, str]]:
+    """The system checks' findings about ``exports``: (check id, the setting the message names
+    first). The Xero allow-list's test reads them the same way."""
+    return {(e.id, e.msg.split(" ")[0]) for e in checks.run_checks() if e.id.startswith("exp")}
+
+
 def test_system_check_refuses_pleo_urls_and_entries_that_cannot_match(settings):
     settings.PLEO_API_BASE_URL = "http://external.pleo.io"
     settings.PLEO_OAUTH_BASE_URL = EVIL
     settings.PLEO_ALLOWED_HOSTS = [*settings.PLEO_ALLOWED_HOSTS, "https://auth.pleo.io"]
-    found = {(e.id, e.msg.split(" ")[0]) for e in checks.run_checks() if e.id.startswith("exp")}
+    found = check_findings()
     assert ("exports.E102", "PLEO_API_BASE_URL") in found
     assert ("exports.E102", "PLEO_OAUTH_BASE_URL") in found
     assert ("exports.E101", "PLEO_ALLOWED_HOSTS:") in found
