@@ -5,8 +5,6 @@ time makes the webhook answer 503 with ``Retry-After`` (Pleo sends the delivery 
 from __future__ import annotations
 
 import logging
-import os
-import subprocess
 import sys
 
 import pytest
@@ -14,6 +12,7 @@ from cryptography.fernet import Fernet
 
 from exports import crypto
 from exports.models import WebhookDelivery
+from tests import processes
 from tests.fixtures.webhooks import Hook
 from tests.test_settings import _check
 
@@ -46,16 +45,10 @@ def test_a_malformed_key_setting_refuses_to_start(value, expected, debug):
 def test_valid_keys_with_spaces_and_a_trailing_comma_are_read():
     other = Fernet.generate_key().decode()
     code = "from pleo_integration import settings; print(settings.CREDENTIALS_ENCRYPTION_KEYS)"
-    env = {
-        **os.environ,
-        "DOTENV_FILE": "/nonexistent/.env",
-        "DEBUG": "0",
-        "SECRET_KEY": "s",
-        "CREDENTIALS_ENCRYPTION_KEYS": f" {VALID_KEY}, {other},",
-    }
-    result = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    env = processes.settings_env(
+        DEBUG="0", SECRET_KEY="s", CREDENTIALS_ENCRYPTION_KEYS=f" {VALID_KEY}, {other},"
     )
+    result = processes.run([sys.executable, "-c", code], env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == repr([VALID_KEY, other])
 

@@ -186,27 +186,12 @@ def test_database_check_names_stored_credentials_with_a_refused_url():
 @pytest.mark.subprocess
 def test_manage_py_migrate_on_a_fresh_database_still_runs(tmp_path):
     """``migrate`` runs the database checks before any table exists (call_command skips them)."""
-    import os
-    import subprocess
-    import sys
+    from tests import processes
 
-    from tests.processes import MANAGE, ROOT
-
-    env = {
-        **{k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")},
-        "DJANGO_SETTINGS_MODULE": "pleo_integration.settings",
-        "DOTENV_FILE": "/nonexistent/.env",
-        "DEBUG": "1",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'fresh.sqlite3'}",
-    }
-    done = subprocess.run(
-        [sys.executable, MANAGE, "migrate", "--noinput"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    env = processes.settings_env(
+        without=("REDIS_URL",), DEBUG="1", DATABASE_URL=f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
     )
+    done = processes.run(processes.manage("migrate", "--noinput"), env, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
 
 
