@@ -13,7 +13,6 @@ from cryptography.fernet import Fernet
 from exports import crypto
 from exports.models import WebhookDelivery
 from tests import processes
-from tests.fixtures.webhooks import Hook
 from tests.test_settings import _check
 
 VALID_KEY = Fernet.generate_key().decode()
@@ -56,11 +55,6 @@ def test_valid_keys_with_spaces_and_a_trailing_comma_are_read():
 def test_an_invalid_key_is_a_missing_usable_key():
     """Every caller that handles "no key" (admin, OAuth, webhook) handles a malformed one."""
     assert issubclass(crypto.EncryptionKeysInvalid, crypto.EncryptionKeysMissing)
-
-
-@pytest.fixture
-def hook(db):
-    return Hook()
 
 
 @pytest.mark.parametrize(
