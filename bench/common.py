@@ -58,23 +58,13 @@ def setup_django(database_url: str = "", **extra_env: str) -> dict[str, str]:
     workdir = Path(tempfile.mkdtemp(prefix="pleo-bench-"))
     if not database_url:
         database_url = f"sqlite:///{workdir / 'bench.sqlite3'}"
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in ("DATABASE_URL", "REDIS_URL", "PUBLIC_BASE_URL")
-    }
-    env.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "pleo_integration.settings",
-            "DATABASE_URL": database_url,
-            "DEBUG": "1",
-            "SECRET_KEY": "bench-secret-key",
-            "CREDENTIALS_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
-            "PYTHONUNBUFFERED": "1",
-            "LOG_LEVEL": "WARNING",
-            "DOTENV_FILE": str(workdir / "none.env"),
-            **extra_env,
-        }
+    env = processes.product_process_env(
+        database_url,
+        SECRET_KEY="bench-secret-key",
+        CREDENTIALS_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
+        LOG_LEVEL="WARNING",
+        DOTENV_FILE=str(workdir / "none.env"),
+        **extra_env,
     )
     os.environ.update(env)
     import django

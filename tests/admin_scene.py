@@ -45,7 +45,7 @@ from exports.models import (
 )
 from exports.services.companies import webhook_endpoint_add_secret, webhook_endpoint_ensure
 from tests import secrets_registry
-from tests.factories import make_job, make_receipt
+from tests.factories import make_audit, make_job, make_receipt
 
 OUTSIDER = "OUTSIDER"
 NAMED_PERMISSIONS = (
@@ -120,14 +120,8 @@ def _company_rows(company: Company, label: str) -> None:
         created_at=now - timedelta(minutes=5),
         failure_reason=f"{label} job failure",
     )
-    audit.record(
-        company=company,
-        export_job=job,
-        trigger=Trigger.SCHEDULE,
-        step="error",
-        outcome=AuditEntry.Outcome.ERROR,
-        message=f"{label} audit message",
-        run_id=None,
+    make_audit(
+        company, "error", f"{label} audit message", outcome=AuditEntry.Outcome.ERROR, export_job=job
     )
     WebhookDelivery.objects.create(
         endpoint=company.credential.webhook_endpoint,

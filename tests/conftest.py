@@ -13,6 +13,7 @@ pytest_plugins = [
     "tests.fixtures.services",
     "tests.fixtures.notify",
     "tests.fixtures.receipts",
+    "tests.fixtures.webhooks",
 ]
 
 # One key for the whole run, so subprocesses started by tests can decrypt what tests stored.
@@ -37,10 +38,13 @@ def _product_clock():
 
 @pytest.fixture(autouse=True)
 def _rejection_tally():
-    """Each test starts with an empty tally of rejected webhooks, not due for a flush."""
+    """Each test starts with an empty tally of rejected webhooks, not due for a flush, and with
+    the webhook view's own counts per reason at zero."""
+    from exports import webhook_views
     from exports.rejections import counter
 
     counter.reset_for_tests()
+    webhook_views.reset_rejection_counts()
     yield
     counter.reset_for_tests()
 

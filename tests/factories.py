@@ -2,8 +2,8 @@
 
 import uuid
 
-from exports import clock
-from exports.models import Company, Credential, ExportJob, Trigger
+from exports import audit, clock
+from exports.models import AuditEntry, Company, Credential, ExportJob, Trigger
 from exports.services.companies import webhook_endpoint_ensure
 from tests import secrets_registry
 
@@ -76,6 +76,17 @@ def make_job(company, **fields) -> ExportJob:
             "seen_via": Trigger.SCHEDULE,
             **fields,
         }
+    )
+
+
+def make_audit(
+    company, step, message="", *, trigger=Trigger.SCHEDULE, run_id=None, **fields
+) -> AuditEntry:
+    """An audit entry of ``company`` written as the product writes one (``exports.audit.record``):
+    by the schedule and outside a run unless ``trigger``/``run_id`` say otherwise. ``fields``:
+    ``export_job``, ``outcome``, ``http``."""
+    return audit.record(
+        company=company, trigger=trigger, step=step, message=message, run_id=run_id, **fields
     )
 
 

@@ -26,6 +26,48 @@ def manage(*args: str) -> list[str]:
     return [sys.executable, MANAGE, *args]
 
 
+def child_env(*, without: tuple[str, ...] = (), **variables: str) -> dict[str, str]:
+    """This process's environment for a child, less the variables named in ``without`` (a name
+    ending in ``_`` drops every variable it begins), with ``variables`` set."""
+    prefixes = tuple(name for name in without if name.endswith("_"))
+    names = set(without) - set(prefixes)
+    kept = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in names and not (prefixes and key.startswith(prefixes))
+    }
+    return {**kept, **variables}
+
+
+def settings_env(*, without: tuple[str, ...] = (), **variables: str) -> dict[str, str]:
+    """:func:`child_env` for a child that reads the product's settings afresh
+    (``pleo_integration.settings``), a developer's local ``.env`` not counting."""
+    return child_env(
+        without=without,
+        DJANGO_SETTINGS_MODULE="pleo_integration.settings",
+        DOTENV_FILE="/nonexistent/.env",
+        **variables,
+    )
+
+
+def product_process_env(database_url: str, **variables: str) -> dict[str, str]:
+    """:func:`child_env` for a product process on its own database (``database_url``), in
+    development mode, unbuffered, with no broker or public URL of this process's."""
+    return child_env(
+        without=("REDIS_URL", "PUBLIC_BASE_URL"),
+        DJANGO_SETTINGS_MODULE="pleo_integration.settings",
+        DATABASE_URL=database_url,
+        DEBUG="1",
+        PYTHONUNBUFFERED="1",
+        **variables,
+    )
+
+
+def run(argv: list[str], env: dict, *, timeout: float = 60, cwd=ROOT):
+    """``argv`` run to its end (in the repository unless ``cwd``), its output captured as text."""
+    return subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
 def start(argv: list[str], env: dict, log_path: Path) -> subprocess.Popen:
     log = open(log_path, "wb")  # noqa: SIM115  (closed by stop())
     process = subprocess.Popen(
@@ -57,6 +99,28 @@ def stop(process: subprocess.Popen, timeout: float = 15) -> None:
 def output(process: subprocess.Popen) -> str:
     path = getattr(process, "_log_path", None)
     return Path(path).read_text(errors="replace") if path else ""
+
+
+def run_together(
+    argvs: list[list[str]], env: dict, log_dir: Path, *, marker: str, timeout: float = 60
+) -> list[list[str]]:
+    """One process per ``argvs`` entry, started together (logs in ``log_dir``) and waited for;
+    returns, per process, the words after ``marker`` on the line it printed starting with it."""
+    started = [
+        start(argv, env, log_dir / f"{marker.lower()}-{i}.log") for i, argv in enumerate(argvs)
+    ]
+    results = []
+    try:
+        for process in started:
+            process.wait(timeout=timeout)
+            out = output(process)
+            line = next((ln for ln in out.splitlines() if ln.startswith(marker)), None)
+            assert line is not None, out[-3000:]
+            results.append(line.split()[1:])
+    finally:
+        for process in started:
+            stop(process)
+    return results
 
 
 def gunicorn(port: int, workers: int) -> list[str]:

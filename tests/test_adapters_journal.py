@@ -12,15 +12,15 @@ import pytest
 from exports.adapters import ADAPTERS, AdapterUnavailable, ItemCheck, JournalAdapter
 from exports.models import ExportItemRecord, JournalEntry
 from exports.services.start_flow import Outcome
-from tests import test_journal, test_lifecycle
+from tests import lifecycle_support, test_journal
 from tests.factories import make_company
+from tests.lifecycle_support import audit
 from tests.test_journal import book, item, line, request
-from tests.test_lifecycle import audit
 
 pytestmark = pytest.mark.django_db
 
 journal = test_journal.journal  # the journal of the journal tests (a fixture)
-env = test_lifecycle.env  # the sandbox company of the lifecycle tests (a fixture)
+env = lifecycle_support.env  # the sandbox company of the lifecycle tests (a fixture)
 
 
 def test_precheck_passes_a_bookable_item_and_writes_nothing(journal, django_assert_num_queries):

@@ -5,10 +5,9 @@ from django.contrib import admin
 from django.contrib.auth.models import User
 from django.urls import reverse
 
-from exports import audit
 from exports.models import AuditEntry, AuditStep, Credential, Trigger
 from tests.admin_forms import credential_form
-from tests.factories import make_company, make_credential, make_job, make_staff
+from tests.factories import make_audit, make_company, make_credential, make_job, make_staff
 
 pytestmark = pytest.mark.django_db
 
@@ -53,9 +52,7 @@ def test_list_and_search_pages_show_no_secret(admin_client):
 
 def test_audit_table_is_read_only_for_everyone(admin_client):
     company = make_company()
-    entry = audit.record(
-        company=company, trigger=Trigger.MANUAL, step="selected", message="m", run_id=None
-    )
+    entry = make_audit(company, "selected", "m", trigger=Trigger.MANUAL)
     model_admin = admin.site._registry[AuditEntry]
     request = type("R", (), {"user": User.objects.get(username="root")})()
     assert not model_admin.has_add_permission(request)
@@ -72,9 +69,7 @@ def test_audit_table_is_read_only_for_everyone(admin_client):
 def test_audit_table_filters_by_step(admin_client):
     company = make_company()
     for step, message in ((AuditStep.SELECTED, "picked-it"), (AuditStep.PAUSED, "held-it")):
-        audit.record(
-            company=company, trigger=Trigger.MANUAL, step=step, message=message, run_id=None
-        )
+        make_audit(company, step, message, trigger=Trigger.MANUAL)
     url = reverse("admin:exports_auditentry_changelist")
     page = admin_client.get(url).content.decode()
     offered = {step for step in AuditStep.values if f'href="?step__exact={step}"' in page}
@@ -86,14 +81,7 @@ def test_audit_table_filters_by_step(admin_client):
 def test_job_page_shows_its_audit_trail(admin_client):
     company = make_company()
     job = make_job(company)
-    audit.record(
-        company=company,
-        export_job=job,
-        trigger=Trigger.WEBHOOK,
-        step="started",
-        message="Pleo accepted",
-        run_id=None,
-    )
+    make_audit(company, "started", "Pleo accepted", trigger=Trigger.WEBHOOK, export_job=job)
     page = admin_client.get(
         reverse("admin:exports_exportjob_change", args=[job.pk])
     ).content.decode()

@@ -12,10 +12,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from exports import audit, clock
-from exports.models import AuditEntry, Credential, ExportJob, Trigger
+from exports import clock
+from exports.models import AuditEntry, Credential, ExportJob
 from exports.selectors.index_status import index_status_build
-from tests.factories import make_company, make_credential, make_job
+from tests.factories import make_audit, make_company, make_credential, make_job
 
 pytestmark = pytest.mark.django_db
 
@@ -46,14 +46,7 @@ def scene():
     job(busy, minutes_since_update=10)  # 50 min left
     risky_job = job(risky, minutes_since_update=50)  # 10 min left: < 25 % of the hour
     for _ in range(2):
-        audit.record(
-            company=risky,
-            trigger=Trigger.SCHEDULE,
-            step="error",
-            message="Pleo is unreachable",
-            run_id=None,
-            outcome=AuditEntry.Outcome.ERROR,
-        )
+        make_audit(risky, "error", "Pleo is unreachable", outcome=AuditEntry.Outcome.ERROR)
     return calm, busy, risky, broken, risky_job
 
 

@@ -174,27 +174,12 @@ def _spend_from_processes(env: dict, tmp_path, key: str) -> list[float]:
     }
     start_at = time.time() + 4.0  # every process is up before any spends
     until = start_at + SECONDS
-    spenders = [
-        processes.start(
-            [sys.executable, "-c", CONSUMER, key, repr(start_at), repr(until)],
-            env,
-            tmp_path / f"spender-{i}.log",
-        )
-        for i in range(SPENDERS)
-    ]
+    spender = [sys.executable, "-c", CONSUMER, key, repr(start_at), repr(until)]
+    results = processes.run_together([spender] * SPENDERS, env, tmp_path, marker="GRANTED")
     granted = []
-    try:
-        for spender in spenders:
-            spender.wait(timeout=60)
-            out = processes.output(spender)
-            line = next((ln for ln in out.splitlines() if ln.startswith("GRANTED")), None)
-            assert line is not None, out[-3000:]
-            mine = [float(t) for t in line.split()[1:]]
-            assert mine, "every process got some of the budget"
-            granted += mine
-    finally:
-        for spender in spenders:
-            processes.stop(spender)
+    for words in results:
+        assert words, "every process got some of the budget"
+        granted += [float(t) for t in words]
     return granted
 
 

@@ -18,7 +18,7 @@ from exports.models import Trigger, WebhookDelivery, WebhookRejectionCount
 from exports.rejections import counter
 from exports.services.start_flow import FlowResult, Outcome
 from tests.factories import make_company, make_job
-from tests.test_webhooks import Hook, job_event
+from tests.fixtures.webhooks import Hook, job_event
 
 pytestmark = pytest.mark.django_db
 State = WebhookDelivery.State

@@ -23,23 +23,12 @@ pytestmark = pytest.mark.subprocess
 
 
 def _env(db_path: Path) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("DATABASE_URL", "REDIS_URL", "PUBLIC_BASE_URL")
-    }
-    env.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "pleo_integration.settings",
-            "DATABASE_URL": f"sqlite:///{db_path}",
-            "DEBUG": "1",
-            "PLEO_SANDBOX": "1",
-            "SECRET_KEY": "demo-test-secret-key",
-            "CREDENTIALS_ENCRYPTION_KEYS": TEST_ENCRYPTION_KEY,
-            "PYTHONUNBUFFERED": "1",
-        }
+    return processes.product_process_env(
+        f"sqlite:///{db_path}",
+        PLEO_SANDBOX="1",
+        SECRET_KEY="demo-test-secret-key",
+        CREDENTIALS_ENCRYPTION_KEYS=TEST_ENCRYPTION_KEY,
     )
-    return env
 
 
 def _pids_with(marker: str) -> list[int]:

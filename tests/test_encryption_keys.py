@@ -5,8 +5,6 @@ time makes the webhook answer 503 with ``Retry-After`` (Pleo sends the delivery 
 from __future__ import annotations
 
 import logging
-import os
-import subprocess
 import sys
 
 import pytest
@@ -14,8 +12,8 @@ from cryptography.fernet import Fernet
 
 from exports import crypto
 from exports.models import WebhookDelivery
+from tests import processes
 from tests.test_settings import _check
-from tests.test_webhooks import Hook
 
 VALID_KEY = Fernet.generate_key().decode()
 # A recognisable value: it must never be printed, whatever the refusal says.
@@ -46,16 +44,10 @@ def test_a_malformed_key_setting_refuses_to_start(value, expected, debug):
 def test_valid_keys_with_spaces_and_a_trailing_comma_are_read():
     other = Fernet.generate_key().decode()
     code = "from pleo_integration import settings; print(settings.CREDENTIALS_ENCRYPTION_KEYS)"
-    env = {
-        **os.environ,
-        "DOTENV_FILE": "/nonexistent/.env",
-        "DEBUG": "0",
-        "SECRET_KEY": "s",
-        "CREDENTIALS_ENCRYPTION_KEYS": f" {VALID_KEY}, {other},",
-    }
-    result = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    env = processes.settings_env(
+        DEBUG="0", SECRET_KEY="s", CREDENTIALS_ENCRYPTION_KEYS=f" {VALID_KEY}, {other},"
     )
+    result = processes.run([sys.executable, "-c", code], env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == repr([VALID_KEY, other])
 
@@ -63,11 +55,6 @@ def test_valid_keys_with_spaces_and_a_trailing_comma_are_read():
 def test_an_invalid_key_is_a_missing_usable_key():
     """Every caller that handles "no key" (admin, OAuth, webhook) handles a malformed one."""
     assert issubclass(crypto.EncryptionKeysInvalid, crypto.EncryptionKeysMissing)
-
-
-@pytest.fixture
-def hook(db):
-    return Hook()
 
 
 @pytest.mark.parametrize(

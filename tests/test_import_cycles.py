@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("exports", "pleo_sandbox", "xero_sandbox")
 
 
-def _module_name(path: Path) -> str:
+def module_name(path: Path) -> str:
+    """The dotted name of the module at ``path`` (a package's ``__init__``: the package)."""
     parts = list(path.relative_to(ROOT).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts.pop()
@@ -25,7 +26,7 @@ def _module_name(path: Path) -> str:
 
 def _modules() -> dict[str, Path]:
     return {
-        _module_name(path): path
+        module_name(path): path
         for package in PACKAGES
         for path in sorted((ROOT / package).rglob("*.py"))
     }

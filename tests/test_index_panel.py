@@ -12,26 +12,19 @@ from datetime import timedelta
 import pytest
 from django.urls import reverse
 
-from exports import audit, clock
-from exports.models import AuditEntry, Credential, ExportJob, Trigger, WorkerHeartbeat
+from exports import clock
+from exports.models import AuditEntry, Credential, ExportJob, WorkerHeartbeat
 from exports.services import budget
 from exports.services.outcome_labels import OUTCOME_LABELS, outcome_label
 from exports.services.start_flow import Outcome
-from tests.factories import make_company, make_credential
+from tests.factories import make_audit, make_company, make_credential
 from tests.test_admin_status import job as in_progress_job
 
 pytestmark = pytest.mark.django_db
 
 
 def error(company, message: str) -> None:
-    audit.record(
-        company=company,
-        trigger=Trigger.SCHEDULE,
-        step="error",
-        message=message,
-        run_id=None,
-        outcome=AuditEntry.Outcome.ERROR,
-    )
+    make_audit(company, "error", message, outcome=AuditEntry.Outcome.ERROR)
 
 
 @pytest.fixture

@@ -12,10 +12,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.urls import reverse
 
-from exports import audit, clock
+from exports import clock
 from exports.admin.job_page import JOB_FIELDSETS
 from exports.models import AuditEntry, ExportJob, Trigger
-from tests.factories import make_company, make_job
+from tests.factories import make_audit, make_company, make_job
 
 pytestmark = pytest.mark.django_db
 
@@ -68,21 +68,9 @@ def test_run_ids_link_to_the_audit_entries_of_their_run(admin_client):
     company = make_company()
     run, other_run = uuid.uuid4(), uuid.uuid4()
     job = _job(company, claim=ExportJob.Claim.OURS, claim_run_id=run)
-    audit.record(
-        company=company,
-        trigger=Trigger.MANUAL,
-        step="started",
-        message="ours",
-        run_id=run,
-        export_job=job,
-    )
-    audit.record(
-        company=company,
-        trigger=Trigger.MANUAL,
-        step="listed",
-        message="theirs",
-        run_id=other_run,
-        export_job=job,
+    make_audit(company, "started", "ours", trigger=Trigger.MANUAL, run_id=run, export_job=job)
+    make_audit(
+        company, "listed", "theirs", trigger=Trigger.MANUAL, run_id=other_run, export_job=job
     )
     page = _page(admin_client, job)
     link = reverse("admin:exports_auditentry_changelist") + f"?run_id={run}"

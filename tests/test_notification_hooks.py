@@ -17,17 +17,17 @@ from exports.models import Company, Credential, Notification
 from exports.notifications.kinds import Kind
 from exports.services.oauth import credential_mark_needs_reauthorisation
 from exports.services.start_flow import Outcome
-from tests import test_lifecycle
+from tests import lifecycle_support
 from tests.factories import make_sandbox_company_and_key
 from tests.fixtures.notify import deliver_queued
-from tests.test_lifecycle import slow_bookings
+from tests.lifecycle_support import slow_bookings
 
 pytestmark = pytest.mark.django_db
 
 BOOKKEEPER = "books@acme.example"
 
 
-class Env(test_lifecycle.Env):
+class Env(lifecycle_support.Env):
     """The lifecycle tests' sandbox company, whose clock moves with Pleo's on demand."""
 
     def advance(self, seconds: float) -> None:

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import secrets
-import subprocess
 import sys
 import uuid
 from datetime import timedelta
@@ -42,11 +40,10 @@ from exports.notifications.service import (
     notification_requeue_due,
     notifications_maintenance,
 )
-from tests import factories, secrets_registry
+from tests import factories, processes, secrets_registry
 from tests.conftest import TEST_ENCRYPTION_KEY
 from tests.factories import make_company
 from tests.fixtures.notify import INTEGRATOR, PUBLIC, deliver_queued
-from tests.processes import ROOT
 
 pytestmark = pytest.mark.django_db
 
@@ -452,22 +449,13 @@ print(json.dumps({name: str(getattr(s, name, None)) for name in (
 
 
 def _settings_with(env: dict) -> dict:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("EMAIL_", "NOTIFY_"))}
-    base.update(
-        DJANGO_SETTINGS_MODULE="pleo_integration.settings",
-        DOTENV_FILE="/nonexistent/.env",
+    base = processes.settings_env(
+        without=("EMAIL_", "NOTIFY_"),
         SECRET_KEY="s",
         CREDENTIALS_ENCRYPTION_KEYS=TEST_ENCRYPTION_KEY,
         **env,
     )
-    result = subprocess.run(
-        [sys.executable, "-c", _PRINT_SETTINGS],
-        env=base,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = processes.run([sys.executable, "-c", _PRINT_SETTINGS], base, timeout=30)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 

@@ -23,7 +23,7 @@ from exports.services import oauth as oauth_service
 from exports.services.demo import DEMO_OAUTH_CREDENTIAL, Demo
 from tests import secrets_registry
 from tests.admin_forms import credential_form
-from tests.test_oauth import make_oauth_credential
+from tests.oauth_support import make_oauth_credential
 from tests.test_oauth_connect import Flow
 
 pytestmark = pytest.mark.django_db

@@ -27,7 +27,7 @@ from exports.services.credentials import pleo_client_for_credential
 from exports.services.oauth import oauth_redirect_uri
 from tests import secrets_registry
 from tests.factories import make_credential
-from tests.test_oauth import make_oauth_credential
+from tests.oauth_support import make_oauth_credential
 
 pytestmark = pytest.mark.django_db
 

@@ -22,7 +22,7 @@ from exports.pleo import PleoAuthError
 from exports.services.credentials import CredentialUnusable, pleo_client_for_credential
 from exports.services.start_flow import company_check_run
 from tests import processes, secrets_registry
-from tests.test_oauth import sandbox_oauth
+from tests.oauth_support import sandbox_oauth
 
 CALLERS = 20
 

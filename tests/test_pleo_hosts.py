@@ -35,7 +35,7 @@ from tests.admin_forms import credential_form
 from tests.client_fakes import RawServer, answer
 from tests.conftest import TEST_ENCRYPTION_KEY
 from tests.factories import make_company, make_credential
-from tests.test_oauth import make_oauth_credential
+from tests.oauth_support import make_oauth_credential
 
 EVIL = "https://collector.evil.example"
 PLEO = "https://external.pleo.io"
@@ -156,11 +156,17 @@ def test_settings_default_to_pleo_hosts_and_loopback_only_with_debug_or_sandbox(
     assert loaded["PLEO_ALLOWED_HOSTS"] == ["external.pleo.io", "auth.pleo.io"]
 
 
+def check_findings() -> set[tuple[str, str]]:
+    """The system checks' findings about ``exports``: (check id, the setting the message names
+    first). The Xero allow-list's test reads them the same way."""
+    return {(e.id, e.msg.split(" ")[0]) for e in checks.run_checks() if e.id.startswith("exp")}
+
+
 def test_system_check_refuses_pleo_urls_and_entries_that_cannot_match(settings):
     settings.PLEO_API_BASE_URL = "http://external.pleo.io"
     settings.PLEO_OAUTH_BASE_URL = EVIL
     settings.PLEO_ALLOWED_HOSTS = [*settings.PLEO_ALLOWED_HOSTS, "https://auth.pleo.io"]
-    found = {(e.id, e.msg.split(" ")[0]) for e in checks.run_checks() if e.id.startswith("exp")}
+    found = check_findings()
     assert ("exports.E102", "PLEO_API_BASE_URL") in found
     assert ("exports.E102", "PLEO_OAUTH_BASE_URL") in found
     assert ("exports.E101", "PLEO_ALLOWED_HOSTS:") in found
@@ -180,27 +186,12 @@ def test_database_check_names_stored_credentials_with_a_refused_url():
 @pytest.mark.subprocess
 def test_manage_py_migrate_on_a_fresh_database_still_runs(tmp_path):
     """``migrate`` runs the database checks before any table exists (call_command skips them)."""
-    import os
-    import subprocess
-    import sys
+    from tests import processes
 
-    from tests.processes import MANAGE, ROOT
-
-    env = {
-        **{k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")},
-        "DJANGO_SETTINGS_MODULE": "pleo_integration.settings",
-        "DOTENV_FILE": "/nonexistent/.env",
-        "DEBUG": "1",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'fresh.sqlite3'}",
-    }
-    done = subprocess.run(
-        [sys.executable, MANAGE, "migrate", "--noinput"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    env = processes.settings_env(
+        without=("REDIS_URL",), DEBUG="1", DATABASE_URL=f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
     )
+    done = processes.run(processes.manage("migrate", "--noinput"), env, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
 
 

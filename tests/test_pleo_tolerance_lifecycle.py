@@ -18,12 +18,12 @@ from exports.models import AuditEntry, Company, ExportItemRecord, ExportJob, Jou
 from exports.pleo import PleoClient
 from exports.services.start_flow import Outcome
 from pleo_sandbox.clock import parse_iso
-from tests import test_lifecycle
-from tests.test_lifecycle import EVENTS, SlowJournal
+from tests import lifecycle_support
+from tests.lifecycle_support import EVENTS, SlowJournal
 
 pytestmark = pytest.mark.django_db
 
-env = test_lifecycle.env  # the sandbox company of the lifecycle tests (a fixture)
+env = lifecycle_support.env  # the sandbox company of the lifecycle tests (a fixture)
 
 PAGE = {"currentRequestPagination": {"parameters": {}}, "hasNextPage": False}
 

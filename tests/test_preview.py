@@ -15,11 +15,11 @@ from django.urls import reverse
 from exports.models import Company, ExportItemRecord, JournalEntry
 from exports.pleo import ItemFailureReasonType
 from exports.services.preview import FIX_IN_PLEO_EXPENSE, PreviewStatus, job_preview
-from tests import test_lifecycle
+from tests import lifecycle_support
 
 pytestmark = pytest.mark.django_db
 
-env = test_lifecycle.env  # the sandbox company of the lifecycle tests (a fixture)
+env = lifecycle_support.env  # the sandbox company of the lifecycle tests (a fixture)
 
 
 def _give_accounts(env, job_id) -> None:

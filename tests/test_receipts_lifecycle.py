@@ -29,7 +29,7 @@ from exports.receipts.models import Receipt
 from exports.services.start_flow import Outcome
 from pleo_sandbox.data import file_chunks, file_content
 from tests import secrets_registry
-from tests.test_lifecycle import env  # noqa: F401 - the lifecycle tests' sandbox company
+from tests.lifecycle_support import env  # noqa: F401 - the lifecycle tests' sandbox company
 
 pytestmark = pytest.mark.django_db
 

@@ -18,13 +18,13 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.urls import reverse
 
-from exports import audit, clock
+from exports import clock
 from exports.adapters.item_snapshot import item_snapshot
-from exports.models import AuditEntry, ExportItemRecord, ExportJob, JournalEntry, Receipt, Trigger
+from exports.models import AuditEntry, ExportItemRecord, ExportJob, JournalEntry, Receipt
 from exports.receipts.files import receipts_storage
 from exports.receipts.pack import audit_pack_bytes
 from exports.selectors.journal_csv import journal_csv
-from tests.factories import make_company, make_receipt, make_staff
+from tests.factories import make_audit, make_company, make_job, make_receipt, make_staff
 
 pytestmark = pytest.mark.django_db
 
@@ -87,31 +87,14 @@ def booked_job(company=None, *, items=2, receipts=True):
     """A completed job of ``company`` with ``items`` booked items, their journal entries, one
     receipt each, the same file (the first item a photo too) and a run's audit."""
     company = company or make_company(name="Nordlys ApS")
-    job = ExportJob.objects.create(
-        pleo_job_id=uuid.uuid4(),
-        company=company,
+    job = make_job(
+        company,
         status=ExportJob.Status.COMPLETED,
-        created_at=clock.now(),
-        expires_in=3600,
-        seen_via=Trigger.SCHEDULE,
         last_payload={"id": "job", "status": "completed", "numberOfItems": items},
     )
     run_id = uuid.uuid4()
-    audit.record(
-        company=company,
-        trigger=Trigger.SCHEDULE,
-        step="selected",
-        message="run start",
-        run_id=run_id,
-    )
-    audit.record(
-        company=company,
-        export_job=job,
-        trigger=Trigger.SCHEDULE,
-        step="completed",
-        message="done",
-        run_id=run_id,
-    )
+    make_audit(company, "selected", "run start", run_id=run_id)
+    make_audit(company, "completed", "done", run_id=run_id, export_job=job)
     for number in range(items):
         entry_id = uuid.uuid4()
         entry = JournalEntry.objects.create(

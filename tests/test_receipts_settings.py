@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
 import pytest
 
-from tests.processes import ROOT
+from tests import processes
 
 pytestmark = pytest.mark.slow  # two interpreter starts
 
@@ -20,23 +19,8 @@ PRINT = (
 
 
 def _settings(**env) -> subprocess.CompletedProcess:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("RECEIPTS_", "AWS_"))}
-    environ.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "pleo_integration.settings",
-            "DOTENV_FILE": "/nonexistent/.env",
-            "DEBUG": "1",
-            **env,
-        }
-    )
-    return subprocess.run(
-        [sys.executable, "-c", PRINT],
-        env=environ,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    environ = processes.settings_env(without=("RECEIPTS_", "AWS_"), DEBUG="1", **env)
+    return processes.run([sys.executable, "-c", PRINT], environ)
 
 
 def test_s3_archive_from_the_environment_and_a_wrong_backend_refused():

@@ -27,11 +27,11 @@ from exports.services.reconciliation import (
 )
 from exports.services.schedules import RECONCILIATION, TASK_FUNCTIONS, schedules_wanted
 from exports.services.start_flow import Outcome
-from tests import test_lifecycle
+from tests import lifecycle_support
 
 pytestmark = pytest.mark.django_db
 
-env = test_lifecycle.env  # the sandbox company of the lifecycle tests (a fixture)
+env = lifecycle_support.env  # the sandbox company of the lifecycle tests (a fixture)
 
 
 def _exported(env, items=3) -> list[JournalEntry]:

@@ -21,8 +21,15 @@ pytestmark = [pytest.mark.slow, pytest.mark.subprocess]
 SUITES = [
     "tests/test_start_flow.py",
     "tests/test_lifecycle.py",
+    "tests/test_lifecycle_items.py",
+    "tests/test_lifecycle_reporting.py",
+    "tests/test_lifecycle_deadlines.py",
+    "tests/test_lifecycle_final.py",
     "tests/test_pleo_tolerance_lifecycle.py",
     "tests/test_webhooks.py",
+    "tests/test_webhook_rejections.py",
+    "tests/test_webhook_dispatch.py",
+    "tests/test_webhook_reprocess.py",
     "tests/test_worker_e2e.py",
 ]
 

@@ -8,10 +8,7 @@ the admin is for superusers.
 
 from __future__ import annotations
 
-import os
 import pydoc
-import subprocess
-import sys
 from datetime import timedelta
 
 import pytest
@@ -32,7 +29,7 @@ from exports.admin.schedules import ScheduleForm
 from exports.services import dispatch
 from exports.services.schedules import TASK_FUNCTIONS, schedules_wanted
 from exports.task_guard import REFUSED_TASK, schedules_run_product_tasks
-from tests.processes import MANAGE, ROOT
+from tests import processes
 
 pytestmark = pytest.mark.django_db
 
@@ -172,21 +169,8 @@ def test_the_system_check_names_stored_schedules_outside_the_list():
 
 @pytest.mark.subprocess
 def test_the_system_check_passes_on_a_database_not_migrated_yet(tmp_path):
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "pleo_integration.settings",
-        "DOTENV_FILE": "/nonexistent/.env",
-        "DEBUG": "1",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'empty.sqlite3'}",
-    }
-    result = subprocess.run(
-        [sys.executable, MANAGE, "check", "--database", "default"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    env = processes.settings_env(DEBUG="1", DATABASE_URL=f"sqlite:///{tmp_path / 'empty.sqlite3'}")
+    result = processes.run(processes.manage("check", "--database", "default"), env)
     assert result.returncode == 0, result.stderr
     assert "no issues" in result.stdout
 

@@ -8,30 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.processes import MANAGE, ROOT
+from tests import processes
+from tests.processes import ROOT
 
 
 def _check(env_overrides: dict, cwd=ROOT) -> subprocess.CompletedProcess:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("SECRET_KEY", "CREDENTIALS_ENCRYPTION_KEYS", "DEBUG", "DJANGO_SETTINGS_MODULE")
-    }
-    env.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "pleo_integration.settings",
-            "DOTENV_FILE": "/nonexistent/.env",  # a developer's local .env must not count here
-            **env_overrides,
-        }
+    env = processes.settings_env(
+        without=("SECRET_KEY", "CREDENTIALS_ENCRYPTION_KEYS", "DEBUG"), **env_overrides
     )
-    return subprocess.run(
-        [sys.executable, MANAGE, "check"],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return processes.run(processes.manage("check"), env, cwd=cwd)
 
 
 @pytest.fixture

@@ -16,11 +16,11 @@ from exports.models import AuditEntry, AuditStep, ExportItemRecord, JournalEntry
 from exports.services.settlement import earlier_bookings_find
 from exports.services.start_flow import Outcome
 from exports.settlement.models import BY_HAND
-from tests import test_lifecycle
+from tests import lifecycle_support
 
 pytestmark = pytest.mark.django_db
 
-env = test_lifecycle.env  # the sandbox company of the lifecycle tests (a fixture)
+env = lifecycle_support.env  # the sandbox company of the lifecycle tests (a fixture)
 CHANGELIST = "admin:exports_exportitemrecord_changelist"
 
 

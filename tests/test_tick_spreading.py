@@ -186,24 +186,12 @@ def test_the_bound_holds_across_processes(companies, product_env, tmp_path):
     ids = [c.pk for c in companies[:12]]
     until = time.time() + 6.0
     racers = [
-        processes.start(
-            [sys.executable, "-c", RACER, ",".join(map(str, ids[i::4])), repr(until)],
-            env,
-            tmp_path / f"racer-{i}.log",
-        )
-        for i in range(4)
+        [sys.executable, "-c", RACER, ",".join(map(str, ids[i::4])), repr(until)] for i in range(4)
     ]
-    results = []
-    try:
-        for racer in racers:
-            racer.wait(timeout=60)
-            out = processes.output(racer)
-            line = next((ln for ln in out.splitlines() if ln.startswith("RESULT")), None)
-            assert line is not None, out[-3000:]
-            results.append([int(x) for x in line.split()[1:]])
-    finally:
-        for racer in racers:
-            processes.stop(racer)
+    results = [
+        [int(x) for x in words]
+        for words in processes.run_together(racers, env, tmp_path, marker="RESULT")
+    ]
     assert max(worst for _, _, worst in results) <= 2
     assert sum(taken for taken, _, _ in results) > 0
     assert sum(deferred for _, deferred, _ in results) > 0

@@ -22,7 +22,7 @@ from exports.services.companies import webhook_endpoint_add_secret
 from exports.webhook_signing import sign
 from tests import processes, secrets_registry
 from tests.factories import make_company
-from tests.test_webhooks import job_event
+from tests.fixtures.webhooks import job_event
 
 pytestmark = [pytest.mark.subprocess, pytest.mark.django_db(transaction=True)]
 

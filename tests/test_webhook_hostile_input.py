@@ -3,7 +3,8 @@ request holds, signed or not, the answer is never a 5xx and nothing is logged at
 our side (unreadable signing secrets, the database or the broker down) answer 503 with
 ``Retry-After``, so Pleo sends the delivery again.
 
-The view tests' helpers (``Hook``, the ``tasks`` recorder) come from ``tests/test_webhooks.py``.
+The view tests' fixtures (``hook``, the ``tasks`` recorder) and helpers come from
+``tests/fixtures/webhooks.py``.
 """
 
 import io
@@ -17,22 +18,11 @@ from django.test.utils import CaptureQueriesContext
 
 from exports import webhook_views
 from exports.models import WebhookDelivery
-from tests.test_webhooks import Hook, assert_ignored, job_event, only_delivery
-from tests.test_webhooks import tasks as tasks  # noqa: F401  (fixture)
+from tests.fixtures.webhooks import assert_ignored, job_event, only_delivery
 
 State = WebhookDelivery.State
 LIMIT = webhook_views.MAX_BODY_BYTES
 ANY_HEADERS = {"webhook-id": "x", "webhook-timestamp": "1", "webhook-signature": "y"}
-
-
-@pytest.fixture(autouse=True)
-def _fresh_counters():
-    webhook_views.reset_rejection_counts()
-
-
-@pytest.fixture
-def hook(db):
-    return Hook()
 
 
 @pytest.fixture(autouse=True)

@@ -4,13 +4,11 @@ message links to what to follow. Slow (a web server, a worker and the sandbox): 
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 
 from tests.browser.pages import log_in, new_page, own_connections_closed
 from tests.browser.test_admin_in_chromium import browser, live, shot  # noqa: F401
-from tests.factories import make_company, make_credential
+from tests.factories import make_sandbox_company
 
 pytestmark = [
     pytest.mark.browser,
@@ -28,14 +26,8 @@ def test_the_company_page_follows_check_now_without_a_reload(browser, live, pleo
 def _story(chromium, base, pleo_sandbox):
     from exports.models import Company
 
-    state = pleo_sandbox.state
-    remote = state.add_company("Fjord AS", currency="NOK")
-    key = state.add_api_key(remote.id)
-    state.create_job(remote.id, {"normal": 2}, notify=False)
-    credential = make_credential(name="Fjord key", api_key=key.key, api_base_url=pleo_sandbox.url)
-    company = make_company(
-        name="Fjord AS", pleo_company_id=uuid.UUID(remote.id), credential=credential
-    )
+    remote, company = make_sandbox_company(pleo_sandbox, name="Fjord AS", currency="NOK")
+    pleo_sandbox.state.create_job(remote.id, {"normal": 2}, notify=False)
     Company.objects.filter(pk=company.pk).update(
         last_check_outcome="failed", last_check_error="Pleo is unreachable: 503 (an old run)"
     )

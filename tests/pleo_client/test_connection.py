@@ -37,28 +37,25 @@ from tests.client_fakes import (
 # --- Configuration --------------------------------------------------------------------------------
 
 
+# Each setting, the configuration field it sets, and a value other than the default.
+SETTINGS = {
+    "PLEO_API_BASE_URL": ("base_url", "https://external.staging.pleo.io"),
+    "PLEO_CONNECT_TIMEOUT": ("connect_timeout", 2.5),
+    "PLEO_READ_TIMEOUT": ("read_timeout", 12.0),
+    "PLEO_MAX_ATTEMPTS": ("max_attempts", 6),
+    "PLEO_BACKOFF_BASE": ("backoff_base", 0.1),
+    "PLEO_BACKOFF_MAX": ("backoff_max", 4.0),
+    "PLEO_RETRY_AFTER_CAP": ("retry_after_cap", 20.0),
+    "PLEO_ITEMS_BATCH_SIZE": ("items_batch_size", 10),
+    "PLEO_PAGE_SIZE": ("page_size", 50),
+}
+
+
 def test_config_from_settings(settings):
-    settings.PLEO_API_BASE_URL = "https://external.staging.pleo.io"
-    settings.PLEO_CONNECT_TIMEOUT = 2.5
-    settings.PLEO_READ_TIMEOUT = 12.0
-    settings.PLEO_MAX_ATTEMPTS = 6
-    settings.PLEO_BACKOFF_BASE = 0.1
-    settings.PLEO_BACKOFF_MAX = 4.0
-    settings.PLEO_RETRY_AFTER_CAP = 20.0
-    settings.PLEO_ITEMS_BATCH_SIZE = 10
-    settings.PLEO_PAGE_SIZE = 50
+    for name, (_field, value) in SETTINGS.items():
+        setattr(settings, name, value)
     config = ClientConfig.from_settings()
-    assert config == ClientConfig(
-        base_url="https://external.staging.pleo.io",
-        connect_timeout=2.5,
-        read_timeout=12.0,
-        max_attempts=6,
-        backoff_base=0.1,
-        backoff_max=4.0,
-        retry_after_cap=20.0,
-        items_batch_size=10,
-        page_size=50,
-    )
+    assert config == ClientConfig(**dict(SETTINGS.values()))
     override = ClientConfig.from_settings(base_url_override="http://127.0.0.1:8000/sandbox/")
     assert override.base_url == "http://127.0.0.1:8000/sandbox"
 

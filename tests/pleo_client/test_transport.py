@@ -6,6 +6,7 @@ test sleeps: the client's ``sleep`` is a list's ``append``."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import email.utils
 import json
 import logging
@@ -401,6 +402,19 @@ def plain_session():
     session.close()
 
 
+@pytest.fixture
+def real_server(make_client, plain_session):
+    """``with real_server(behaviour, **config) as (server, client)``: a raw HTTP server on a real
+    socket answering with ``behaviour`` (``tests.client_fakes``), and a client of it."""
+
+    @contextlib.contextmanager
+    def start(behaviour, **config):
+        with fakes.RawServer(behaviour) as server:
+            yield server, make_client(base_url=server.url, session=plain_session, **config)
+
+    return start
+
+
 def test_real_connection_refused_on_post_is_retried(make_client, plain_session, sleeps):
     client = make_client(
         base_url=f"http://127.0.0.1:{fakes.closed_port()}", session=plain_session, connect_timeout=2
@@ -410,46 +424,37 @@ def test_real_connection_refused_on_post_is_retried(make_client, plain_session, 
     assert len(sleeps) == 3
 
 
-def test_real_read_timeout_on_post_is_outcome_unknown(make_client, plain_session, sleeps):
-    with fakes.RawServer(fakes.silent) as server:
-        client = make_client(base_url=server.url, session=plain_session, read_timeout=0.3)
-        with pytest.raises(PleoOutcomeUnknown, match="read timeout"):
-            post_event(client)
-        assert len(server.requests) == 1
-    assert sleeps == []
+# The failure as the client's error words it, and the raw server that makes it happen.
+SOCKET_FAILURES = {"read timeout": fakes.silent, "connection dropped": fakes.hang_up}
 
 
-def test_real_read_timeout_on_get_is_retried(make_client, plain_session, sleeps):
-    with fakes.RawServer(fakes.silent) as server:
-        client = make_client(
-            base_url=server.url, session=plain_session, read_timeout=0.2, max_attempts=3
-        )
-        with pytest.raises(PleoUnavailable, match="read timeout"):
-            client.get_export_job(fakes.JOB_ID)
-        assert len(server.requests) == 3
-    assert len(sleeps) == 2
+@pytest.mark.parametrize(
+    ("failure", "config", "method", "error", "requests", "pauses"),
+    [
+        # A POST that may have had its effect is never sent again: its outcome is unknown.
+        ("read timeout", {"read_timeout": 0.3}, "POST", PleoOutcomeUnknown, 1, 0),
+        ("connection dropped", {"max_attempts": 2}, "POST", PleoOutcomeUnknown, 1, 0),
+        # A GET is retried up to max_attempts, with a pause between attempts.
+        ("read timeout", {"read_timeout": 0.2, "max_attempts": 3}, "GET", PleoUnavailable, 3, 2),
+        ("connection dropped", {"max_attempts": 2}, "GET", PleoUnavailable, 2, 1),
+    ],
+)
+def test_real_socket_failures(
+    real_server, sleeps, failure, config, method, error, requests, pauses
+):
+    with real_server(SOCKET_FAILURES[failure], **config) as (server, client):
+        with pytest.raises(error, match=failure):
+            post_event(client) if method == "POST" else client.get_export_job(fakes.JOB_ID)
+        assert len(server.requests) == requests
+    assert len(sleeps) == pauses
 
 
-def test_real_dropped_connection(make_client, plain_session, sleeps):
-    with fakes.RawServer(fakes.hang_up) as server:
-        client = make_client(base_url=server.url, session=plain_session, max_attempts=2)
-        with pytest.raises(PleoOutcomeUnknown, match="connection dropped"):
-            post_event(client)
-        assert len(server.requests) == 1
-        with pytest.raises(PleoUnavailable, match="connection dropped"):
-            client.get_export_job(fakes.JOB_ID)
-        assert len(server.requests) == 3
-
-
-def test_real_bytes_on_the_wire(make_client, plain_session, caplog):
+def test_real_bytes_on_the_wire(real_server, caplog):
     caplog.set_level(logging.DEBUG)
-    with fakes.RawServer(fakes.answer(202, None)) as server:
-        client = make_client(
-            base_url=server.url,
-            session=plain_session,
-            auth=ApiKeyAuth("my-api-key"),
-            request_id="run-wire",
-        )
+    wire = real_server(
+        fakes.answer(202, None), auth=ApiKeyAuth("my-api-key"), request_id="run-wire"
+    )
+    with wire as (server, client):
         client.post_export_job_event(fakes.JOB_ID, JobEvent.STARTED)
     head, _, body = server.requests[0].partition(b"\r\n\r\n")
     lines = head.decode().split("\r\n")

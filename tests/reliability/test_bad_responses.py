@@ -8,7 +8,7 @@ audits one clear error naming what was wrong, and the same failure on the follow
 audited again. Once Pleo answers properly again, the job is carried to its end.
 
 (Hypothesis-generated and hand-made bad *webhook* requests are in ``tests/test_webhook_fuzz.py``
-and ``tests/test_webhooks.py``.)
+and ``tests/test_webhook_rejections.py``.)
 """
 
 from __future__ import annotations

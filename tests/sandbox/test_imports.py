@@ -10,17 +10,11 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from tests.test_import_cycles import ROOT, module_name
+
 PACKAGE = "pleo_sandbox"
-ROOT = Path(__file__).resolve().parents[2]
 PRODUCT_PACKAGES = ("exports", "pleo_integration")
 MAX_LINES = 600
-
-
-def module_name(path: Path) -> str:
-    parts = list(path.relative_to(ROOT).with_suffix("").parts)
-    if parts[-1] == "__init__":
-        parts.pop()
-    return ".".join(parts)
 
 
 def sandbox_modules() -> dict[str, Path]:

@@ -19,6 +19,7 @@ from exports.xero.errors import (
     XeroHostNotAllowed,
     XeroRateLimited,
 )
+from tests.test_pleo_hosts import check_findings
 from tests.xero.support import ACCOUNTING, API, TENANT, TOKEN_URL, connections_body
 
 pytestmark = pytest.mark.usefixtures("xero_settings")
@@ -132,17 +133,15 @@ def test_the_token_request_authenticates_with_http_basic_and_goes_to_xero_only(s
 def test_system_check_refuses_xero_urls_outside_the_allow_list_and_loopback_without_sandbox(
     settings,
 ):
-    from django.core import checks
-
     settings.XERO_API_BASE_URL = "https://api.xero.com.evil.example"
     settings.XERO_LOGIN_BASE_URL = "http://127.0.0.1:8766"
     settings.XERO_ALLOW_LOOPBACK = False
     settings.XERO_ALLOWED_HOSTS = [*settings.XERO_ALLOWED_HOSTS, "https://login.xero.com"]
-    found = {(e.id, e.msg.split(" ")[0]) for e in checks.run_checks() if e.id.startswith("exp")}
+    found = check_findings()
     assert ("exports.E104", "XERO_API_BASE_URL") in found
     assert ("exports.E104", "XERO_LOGIN_BASE_URL") in found
     assert ("exports.E103", "XERO_ALLOWED_HOSTS:") in found
     assert not any(e[1] == "XERO_IDENTITY_BASE_URL" for e in found)
     settings.XERO_ALLOW_LOOPBACK = True
-    found = {(e.id, e.msg.split(" ")[0]) for e in checks.run_checks() if e.id.startswith("exp")}
+    found = check_findings()
     assert ("exports.E104", "XERO_LOGIN_BASE_URL") not in found
