@@ -1,17 +1,19 @@
 """What the Xero client reads, parsed: one frozen dataclass per resource, built by ``from_api``
 from Xero's JSON (docs/xero-openapi/xero_accounting.yaml and xero-identity.yaml; the field names
 are Xero's, PascalCase in the Accounting API, camelCase in /connections). Only the fields the
-product relies on are read; a missing required one is a :class:`XeroResponseError`.
+product relies on are read; a missing required one is a :class:`XeroResponseError`. Each field
+names its Xero key and how it is read (``_xero``); one ``from_api`` reads them all.
 """
 
 from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Self
 
 from exports.xero.errors import XeroResponseError
 
@@ -45,25 +47,6 @@ def items_of(body: Any, key: str) -> list:
     return body[key]
 
 
-@dataclass(frozen=True)
-class Connection:
-    """One organisation a token may reach (``GET /connections``)."""
-
-    id: uuid.UUID
-    tenant_id: uuid.UUID
-    tenant_name: str
-    tenant_type: str
-
-    @classmethod
-    def from_api(cls, data: Any, where: str = "connection") -> Connection:
-        return cls(
-            id=_uuid(data, "id", where),
-            tenant_id=_uuid(data, "tenantId", where),
-            tenant_name=_text(data, "tenantName", where),
-            tenant_type=_text(data, "tenantType", where),
-        )
-
-
 _MS_DATE = re.compile(r"/Date\((-?\d+)([+-]\d{4})?\)/")
 
 
@@ -81,14 +64,64 @@ def xero_date(value: Any) -> date | None:
         return None
 
 
+def _date(data: Any, key: str, where: str) -> date | None:
+    return xero_date(_field(data, key, where, required=False))
+
+
+def _required_text(data: Any, key: str, where: str) -> str:
+    return _text(data, key, where, required=True)
+
+
+def _decimal(data: Any, key: str, where: str) -> Decimal | None:
+    value = _field(data, key, where, required=False)
+    try:
+        return None if value is None else Decimal(str(value))
+    except InvalidOperation:
+        raise XeroResponseError(f"malformed response: {where}.{key}") from None
+
+
+def _xero(key: str, parse: Callable[[Any, str, str], Any] = _text) -> Any:
+    """A field read from Xero's ``key`` by ``parse(data, key, where)`` (text by default)."""
+    return field(metadata={"xero": (key, parse)})
+
+
+class _Resource:
+    """``from_api`` for a dataclass whose fields say where Xero keeps them (:func:`_xero`);
+    ``where`` names the object in errors (the class name unless given)."""
+
+    WHERE = ""
+
+    @classmethod
+    def from_api(cls, data: Any, where: str = "") -> Self:
+        where = where or cls.WHERE or cls.__name__
+        values = {}
+        for f in fields(cls):  # type: ignore[arg-type]
+            if "xero" in f.metadata:
+                key, parse = f.metadata["xero"]
+                values[f.name] = parse(data, key, where)
+        return cls(**values)
+
+
 @dataclass(frozen=True)
-class Organisation:
-    organisation_id: uuid.UUID
-    name: str
-    base_currency: str
-    country_code: str
-    period_lock_date: date | None = None
-    end_of_year_lock_date: date | None = None
+class Connection(_Resource):
+    """One organisation a token may reach (``GET /connections``)."""
+
+    WHERE = "connection"
+
+    id: uuid.UUID = _xero("id", _uuid)
+    tenant_id: uuid.UUID = _xero("tenantId", _uuid)
+    tenant_name: str = _xero("tenantName")
+    tenant_type: str = _xero("tenantType")
+
+
+@dataclass(frozen=True)
+class Organisation(_Resource):
+    organisation_id: uuid.UUID = _xero("OrganisationID", _uuid)
+    name: str = _xero("Name")
+    base_currency: str = _xero("BaseCurrency")
+    country_code: str = _xero("CountryCode")
+    period_lock_date: date | None = _xero("PeriodLockDate", _date)
+    end_of_year_lock_date: date | None = _xero("EndOfYearLockDate", _date)
 
     @property
     def lock_date(self) -> date | None:
@@ -96,110 +129,55 @@ class Organisation:
         dates = [d for d in (self.period_lock_date, self.end_of_year_lock_date) if d]
         return max(dates) if dates else None
 
-    @classmethod
-    def from_api(cls, data: Any, where: str = "Organisation") -> Organisation:
-        return cls(
-            organisation_id=_uuid(data, "OrganisationID", where),
-            name=_text(data, "Name", where),
-            base_currency=_text(data, "BaseCurrency", where),
-            country_code=_text(data, "CountryCode", where),
-            period_lock_date=xero_date(data.get("PeriodLockDate")),
-            end_of_year_lock_date=xero_date(data.get("EndOfYearLockDate")),
-        )
+
+@dataclass(frozen=True)
+class Account(_Resource):
+    account_id: uuid.UUID = _xero("AccountID", _uuid)
+    code: str = _xero("Code")
+    name: str = _xero("Name")
+    type: str = _xero("Type")
+    status: str = _xero("Status")
+    tax_type: str = _xero("TaxType")
 
 
 @dataclass(frozen=True)
-class Account:
-    account_id: uuid.UUID
-    code: str
-    name: str
-    type: str
-    status: str
-    tax_type: str
-
-    @classmethod
-    def from_api(cls, data: Any, where: str = "Account") -> Account:
-        return cls(
-            account_id=_uuid(data, "AccountID", where),
-            code=_text(data, "Code", where),
-            name=_text(data, "Name", where),
-            type=_text(data, "Type", where),
-            status=_text(data, "Status", where),
-            tax_type=_text(data, "TaxType", where),
-        )
+class TaxRate(_Resource):
+    tax_type: str = _xero("TaxType", _required_text)
+    name: str = _xero("Name")
+    status: str = _xero("Status")
+    effective_rate: Decimal | None = _xero("EffectiveRate", _decimal)
 
 
 @dataclass(frozen=True)
-class TaxRate:
-    tax_type: str
-    name: str
-    status: str
-    effective_rate: Decimal | None
+class TrackingOption(_Resource):
+    option_id: uuid.UUID = _xero("TrackingOptionID", _uuid)
+    name: str = _xero("Name", _required_text)
+    status: str = _xero("Status")
 
-    @classmethod
-    def from_api(cls, data: Any, where: str = "TaxRate") -> TaxRate:
-        rate = _field(data, "EffectiveRate", where, required=False)
-        try:
-            effective = None if rate is None else Decimal(str(rate))
-        except InvalidOperation:
-            raise XeroResponseError(f"malformed response: {where}.EffectiveRate") from None
-        return cls(
-            tax_type=_text(data, "TaxType", where, required=True),
-            name=_text(data, "Name", where),
-            status=_text(data, "Status", where),
-            effective_rate=effective,
-        )
+
+def _options(data: Any, key: str, where: str) -> tuple[TrackingOption, ...]:
+    options = _field(data, key, where, required=False) or []
+    if not isinstance(options, list):
+        raise XeroResponseError(f"malformed response: {where}.{key} is not a list")
+    return tuple(
+        TrackingOption.from_api(option, f"{where}.{key}[{i}]") for i, option in enumerate(options)
+    )
 
 
 @dataclass(frozen=True)
-class TrackingOption:
-    option_id: uuid.UUID
-    name: str
-    status: str
+class TrackingCategory(_Resource):
+    category_id: uuid.UUID = _xero("TrackingCategoryID", _uuid)
+    name: str = _xero("Name", _required_text)
+    status: str = _xero("Status")
+    options: tuple[TrackingOption, ...] = _xero("Options", _options)
 
 
 @dataclass(frozen=True)
-class TrackingCategory:
-    category_id: uuid.UUID
-    name: str
-    status: str
-    options: tuple[TrackingOption, ...]
-
-    @classmethod
-    def from_api(cls, data: Any, where: str = "TrackingCategory") -> TrackingCategory:
-        options = _field(data, "Options", where, required=False) or []
-        if not isinstance(options, list):
-            raise XeroResponseError(f"malformed response: {where}.Options is not a list")
-        return cls(
-            category_id=_uuid(data, "TrackingCategoryID", where),
-            name=_text(data, "Name", where, required=True),
-            status=_text(data, "Status", where),
-            options=tuple(
-                TrackingOption(
-                    option_id=_uuid(option, "TrackingOptionID", f"{where}.Options[{i}]"),
-                    name=_text(option, "Name", f"{where}.Options[{i}]", required=True),
-                    status=_text(option, "Status", f"{where}.Options[{i}]"),
-                )
-                for i, option in enumerate(options)
-            ),
-        )
-
-
-@dataclass(frozen=True)
-class Contact:
-    contact_id: uuid.UUID
-    name: str
-    status: str
-    account_number: str
-
-    @classmethod
-    def from_api(cls, data: Any, where: str = "Contact") -> Contact:
-        return cls(
-            contact_id=_uuid(data, "ContactID", where),
-            name=_text(data, "Name", where),
-            status=_text(data, "ContactStatus", where),
-            account_number=_text(data, "AccountNumber", where),
-        )
+class Contact(_Resource):
+    contact_id: uuid.UUID = _xero("ContactID", _uuid)
+    name: str = _xero("Name")
+    status: str = _xero("ContactStatus")
+    account_number: str = _xero("AccountNumber")
 
 
 __all__ = [
