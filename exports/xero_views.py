@@ -52,8 +52,8 @@ def connect(request, company_id: int):
     )
 
 
-def _sync_message(request, connection: XeroConnection) -> None:
-    result = xero_sync.xero_sync_run(connection=connection)
+def _sync_message(request, connection: XeroConnection, include_contacts: bool = False) -> None:
+    result = xero_sync.xero_sync_run(connection=connection, include_contacts=include_contacts)
     (messages.success if result.ok else messages.warning)(request, result.message)
 
 
@@ -86,13 +86,25 @@ def callback(request):
     return VIEWS.finish(request, _complete, _report)
 
 
-@never_cache
-@require_POST
-def choose_tenant(request, company_id: int):
+def _connection(request, company_id, denied: str) -> tuple[str, XeroConnection | None]:
+    """The company's page, and its Xero connection when the user may act on it (else None,
+    ``denied`` said)."""
     company = _visible_company(request, company_id)
     connection = XeroConnection.objects.filter(company=company).first()
     if not request.user.has_perm(PERMISSION) or connection is None:
-        messages.error(request, "You may not choose the company's Xero organisation.")
+        messages.error(request, denied)
+        connection = None
+    return VIEWS.page(company.pk), connection
+
+
+@never_cache
+@require_POST
+def choose_tenant(request, company_id: int):
+    page, connection = _connection(
+        request, company_id, "You may not choose the company's Xero organisation."
+    )
+    if connection is None:
+        pass
     elif xero_connections.xero_connection_choose_tenant(
         connection=connection, tenant_id=request.POST.get("tenant_id", "")
     ):
@@ -101,19 +113,14 @@ def choose_tenant(request, company_id: int):
         _sync_message(request, connection)
     else:
         messages.error(request, "That organisation was not offered by Xero: connect again.")
-    return redirect(VIEWS.page(company.pk))
+    return redirect(page)
 
 
 @never_cache
 @require_POST
 def sync(request, company_id: int):
-    company = _visible_company(request, company_id)
-    connection = XeroConnection.objects.filter(company=company).first()
-    if not request.user.has_perm(PERMISSION) or connection is None:
-        messages.error(request, "You may not sync the company from Xero.")
-    else:
-        result = xero_sync.xero_sync_run(
-            connection=connection, include_contacts=request.POST.get("contacts") == "1"
-        )
-        (messages.success if result.ok else messages.warning)(request, result.message)
-    return redirect(VIEWS.page(company.pk))
+    page, connection = _connection(request, company_id, "You may not sync the company from Xero.")
+    if connection is not None:
+        contacts = request.POST.get("contacts") == "1"
+        _sync_message(request, connection, include_contacts=contacts)
+    return redirect(page)
