@@ -27,7 +27,7 @@ from exports.audit import HttpCall
 from exports.models import AuditEntry, AuditStep, Company, ExportJob, Trigger
 from exports.services.claims_recovery import claims_recover
 from exports.services.credentials import CredentialUnusable, pleo_client_for_company
-from exports.services.failing import audit_again_due
+from exports.services.failing import audit_again_due, company_check_failure_audit
 from exports.services.job_start import jobs_detect_and_start
 from exports.services.leases import (
     LeaseLost,
@@ -253,14 +253,8 @@ def _failed(
     )
     if not repeated:
         with lease.guard():
-            audit.record(
-                company=company,
-                trigger=trigger,
-                step=AuditStep.ERROR,
-                message=error,
-                run_id=run_id,
-                outcome=AuditEntry.Outcome.ERROR,
-                http=http,
+            company_check_failure_audit(
+                company=company, trigger=trigger, run_id=run_id, error=error, http=http
             )
     logger.warning("%s: check failed: %s", company.name, error)
     return FlowResult(company=company, outcome=Outcome.FAILED, run_id=run_id, error=error)
