@@ -2,7 +2,8 @@
 from Xero's JSON (docs/xero-openapi/xero_accounting.yaml and xero-identity.yaml; the field names
 are Xero's, PascalCase in the Accounting API, camelCase in /connections). Only the fields the
 product relies on are read; a missing required one is a :class:`XeroResponseError`. Each field
-names its Xero key and how it is read (``_xero``); one ``from_api`` reads them all.
+is read by one ``from_api`` (``_Resource``: the key from the field's name, the reader from its
+type).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, Self
+from functools import cache
+from typing import Any, Self, get_type_hints
 
 from exports.xero.errors import XeroResponseError
 
@@ -80,26 +82,48 @@ def _decimal(data: Any, key: str, where: str) -> Decimal | None:
         raise XeroResponseError(f"malformed response: {where}.{key}") from None
 
 
-def _xero(key: str, parse: Callable[[Any, str, str], Any] = _text) -> Any:
-    """A field read from Xero's ``key`` by ``parse(data, key, where)`` (text by default)."""
-    return field(metadata={"xero": (key, parse)})
+def _xero(*, key: str = "", read: Callable[[Any, str, str], Any] | None = None) -> Any:
+    """A field whose Xero ``key`` or reader (``read(data, key, where)``) is not the default."""
+    return field(metadata={"xero": (key, read)})
 
 
 class _Resource:
-    """``from_api`` for a dataclass whose fields say where Xero keeps them (:func:`_xero`);
-    ``where`` names the object in errors (the class name unless given)."""
+    """``from_api`` for the dataclasses below. Each field is read from Xero's key of the same
+    name in PascalCase, ``Id`` as ``ID`` (``account_id`` from ``AccountID``; camelCase when
+    ``CAMEL_CASE``, as in ``/connections``), by its type (:data:`_READERS`), unless the field
+    names its key or reader (:func:`_xero`). ``where`` names the object in errors (``WHERE``,
+    else the class name)."""
 
     WHERE = ""
+    CAMEL_CASE = False
+
+    @classmethod
+    def key(cls, name: str) -> str:
+        first, *rest = name.split("_")
+        if cls.CAMEL_CASE:
+            return first + "".join(part.capitalize() for part in rest)
+        key = "".join(part.capitalize() for part in (first, *rest))
+        return key[:-2] + "ID" if key.endswith("Id") else key
 
     @classmethod
     def from_api(cls, data: Any, where: str = "") -> Self:
         where = where or cls.WHERE or cls.__name__
+        types = _type_hints(cls)
         values = {}
         for f in fields(cls):  # type: ignore[arg-type]
-            if "xero" in f.metadata:
-                key, parse = f.metadata["xero"]
-                values[f.name] = parse(data, key, where)
+            key, read = f.metadata.get("xero", ("", None))
+            read = read or _READERS[types[f.name]]
+            values[f.name] = read(data, key or cls.key(f.name), where)
         return cls(**values)
+
+
+_type_hints = cache(get_type_hints)
+_READERS: dict[Any, Callable[[Any, str, str], Any]] = {
+    uuid.UUID: _uuid,
+    str: _text,
+    date | None: _date,
+    Decimal | None: _decimal,
+}
 
 
 @dataclass(frozen=True)
@@ -107,21 +131,22 @@ class Connection(_Resource):
     """One organisation a token may reach (``GET /connections``)."""
 
     WHERE = "connection"
+    CAMEL_CASE = True
 
-    id: uuid.UUID = _xero("id", _uuid)
-    tenant_id: uuid.UUID = _xero("tenantId", _uuid)
-    tenant_name: str = _xero("tenantName")
-    tenant_type: str = _xero("tenantType")
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    tenant_name: str
+    tenant_type: str
 
 
 @dataclass(frozen=True)
 class Organisation(_Resource):
-    organisation_id: uuid.UUID = _xero("OrganisationID", _uuid)
-    name: str = _xero("Name")
-    base_currency: str = _xero("BaseCurrency")
-    country_code: str = _xero("CountryCode")
-    period_lock_date: date | None = _xero("PeriodLockDate", _date)
-    end_of_year_lock_date: date | None = _xero("EndOfYearLockDate", _date)
+    organisation_id: uuid.UUID
+    name: str
+    base_currency: str
+    country_code: str
+    period_lock_date: date | None = None
+    end_of_year_lock_date: date | None = None
 
     @property
     def lock_date(self) -> date | None:
@@ -132,27 +157,27 @@ class Organisation(_Resource):
 
 @dataclass(frozen=True)
 class Account(_Resource):
-    account_id: uuid.UUID = _xero("AccountID", _uuid)
-    code: str = _xero("Code")
-    name: str = _xero("Name")
-    type: str = _xero("Type")
-    status: str = _xero("Status")
-    tax_type: str = _xero("TaxType")
+    account_id: uuid.UUID
+    code: str
+    name: str
+    type: str
+    status: str
+    tax_type: str
 
 
 @dataclass(frozen=True)
 class TaxRate(_Resource):
-    tax_type: str = _xero("TaxType", _required_text)
-    name: str = _xero("Name")
-    status: str = _xero("Status")
-    effective_rate: Decimal | None = _xero("EffectiveRate", _decimal)
+    tax_type: str = _xero(read=_required_text)
+    name: str
+    status: str
+    effective_rate: Decimal | None
 
 
 @dataclass(frozen=True)
 class TrackingOption(_Resource):
-    option_id: uuid.UUID = _xero("TrackingOptionID", _uuid)
-    name: str = _xero("Name", _required_text)
-    status: str = _xero("Status")
+    option_id: uuid.UUID = _xero(key="TrackingOptionID")
+    name: str = _xero(read=_required_text)
+    status: str
 
 
 def _options(data: Any, key: str, where: str) -> tuple[TrackingOption, ...]:
@@ -166,18 +191,18 @@ def _options(data: Any, key: str, where: str) -> tuple[TrackingOption, ...]:
 
 @dataclass(frozen=True)
 class TrackingCategory(_Resource):
-    category_id: uuid.UUID = _xero("TrackingCategoryID", _uuid)
-    name: str = _xero("Name", _required_text)
-    status: str = _xero("Status")
-    options: tuple[TrackingOption, ...] = _xero("Options", _options)
+    category_id: uuid.UUID = _xero(key="TrackingCategoryID")
+    name: str = _xero(read=_required_text)
+    status: str
+    options: tuple[TrackingOption, ...] = _xero(read=_options)
 
 
 @dataclass(frozen=True)
 class Contact(_Resource):
-    contact_id: uuid.UUID = _xero("ContactID", _uuid)
-    name: str = _xero("Name")
-    status: str = _xero("ContactStatus")
-    account_number: str = _xero("AccountNumber")
+    contact_id: uuid.UUID
+    name: str
+    status: str = _xero(key="ContactStatus")
+    account_number: str
 
 
 __all__ = [
