@@ -7,6 +7,7 @@ were the secret. Nothing here logs a value.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -60,35 +61,38 @@ def generate_key() -> str:
     return Fernet.generate_key().decode()
 
 
+def _apply(use: Callable[[MultiFernet, bytes], bytes], text: str, refused: str = "") -> str:
+    """``use(keys, text)`` as text; the empty string stays empty (no secret). A token no key
+    decrypts raises :class:`SecretDecryptionError` with ``refused``."""
+    if text == "":
+        return ""
+    try:
+        return use(_keys(), text.encode()).decode()
+    except InvalidToken:
+        raise SecretDecryptionError(refused) from None
+
+
 def encrypt(plaintext: str) -> str:
     """Encrypt ``plaintext`` under the first key. The empty string stays empty (no secret)."""
-    if plaintext == "":
-        return ""
-    return _keys().encrypt(plaintext.encode()).decode()
+    return _apply(MultiFernet.encrypt, plaintext)
 
 
 def decrypt(ciphertext: str) -> str:
-    if ciphertext == "":
-        return ""
-    try:
-        return _keys().decrypt(ciphertext.encode()).decode()
-    except InvalidToken:
-        raise SecretDecryptionError(
-            f"A stored secret cannot be decrypted with any key in {SETTING}: the key that "
-            f"encrypted it is missing (keep old keys listed after the new one while rotating)."
-        ) from None
+    return _apply(
+        MultiFernet.decrypt,
+        ciphertext,
+        f"A stored secret cannot be decrypted with any key in {SETTING}: the key that "
+        f"encrypted it is missing (keep old keys listed after the new one while rotating).",
+    )
 
 
 def rotate(ciphertext: str) -> str:
     """Re-encrypt ``ciphertext`` under the first key (it must decrypt under one of them)."""
-    if ciphertext == "":
-        return ""
-    try:
-        return _keys().rotate(ciphertext.encode()).decode()
-    except InvalidToken:
-        raise SecretDecryptionError(
-            f"A stored secret cannot be decrypted with any key in {SETTING}; not rotated."
-        ) from None
+    return _apply(
+        MultiFernet.rotate,
+        ciphertext,
+        f"A stored secret cannot be decrypted with any key in {SETTING}; not rotated.",
+    )
 
 
 def secret_hint(secret: str) -> str:

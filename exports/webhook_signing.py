@@ -59,49 +59,44 @@ class RejectReason(StrEnum):
 
 
 class WebhookVerificationError(Exception):
-    """A delivery could not be verified. ``reason`` is a short, stable code for counters."""
+    """A delivery could not be verified. ``reason`` is a short, stable code for counters; each
+    subclass names its own in its class line (``class X(WebhookVerificationError, reason=...)``).
+    """
 
     reason = RejectReason.INVALID
 
-
-class MissingHeader(WebhookVerificationError):
-    reason = RejectReason.MISSING_HEADER
-
-
-class MalformedId(WebhookVerificationError):
-    reason = RejectReason.MALFORMED_ID
+    def __init_subclass__(cls, *, reason: RejectReason, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.reason = reason
 
 
-class MalformedTimestamp(WebhookVerificationError):
-    reason = RejectReason.MALFORMED_TIMESTAMP
+class MissingHeader(WebhookVerificationError, reason=RejectReason.MISSING_HEADER): ...
 
 
-class MalformedSignature(WebhookVerificationError):
-    reason = RejectReason.MALFORMED_SIGNATURE
+class MalformedId(WebhookVerificationError, reason=RejectReason.MALFORMED_ID): ...
 
 
-class NoSupportedSignature(WebhookVerificationError):
+class MalformedTimestamp(WebhookVerificationError, reason=RejectReason.MALFORMED_TIMESTAMP): ...
+
+
+class MalformedSignature(WebhookVerificationError, reason=RejectReason.MALFORMED_SIGNATURE): ...
+
+
+class NoSupportedSignature(WebhookVerificationError, reason=RejectReason.NO_V1_SIGNATURE):
     """The header is well formed but holds no ``v1`` entry."""
 
-    reason = RejectReason.NO_V1_SIGNATURE
+
+class TimestampTooOld(WebhookVerificationError, reason=RejectReason.TIMESTAMP_TOO_OLD): ...
 
 
-class TimestampTooOld(WebhookVerificationError):
-    reason = RejectReason.TIMESTAMP_TOO_OLD
+class TimestampTooNew(WebhookVerificationError, reason=RejectReason.TIMESTAMP_TOO_NEW): ...
 
 
-class TimestampTooNew(WebhookVerificationError):
-    reason = RejectReason.TIMESTAMP_TOO_NEW
-
-
-class NoUsableSecret(WebhookVerificationError):
+class NoUsableSecret(WebhookVerificationError, reason=RejectReason.NO_SECRET):
     """The endpoint has no active, well-formed signing secret (a configuration problem)."""
 
-    reason = RejectReason.NO_SECRET
 
-
-class SignatureMismatch(WebhookVerificationError):
-    reason = RejectReason.SIGNATURE_MISMATCH
+class SignatureMismatch(WebhookVerificationError, reason=RejectReason.SIGNATURE_MISMATCH): ...
 
 
 class InvalidSecret(ValueError):

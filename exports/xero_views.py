@@ -2,7 +2,8 @@
 
 ``connect`` (``admin/exports/company/<id>/xero/connect/``, POST only: the "Connect Xero" button;
 CSRF-checked by the admin) keeps a fresh PKCE verifier and ``state`` in the admin user's session
-(:func:`exports.oauth_views.remember_attempt`) and sends the browser to Xero's consent page.
+(:class:`exports.consent_views.ConsentViews`, shared with Pleo) and sends the browser to Xero's
+consent page.
 ``callback`` (``/oauth/xero/callback/``, staff only) takes the answer: the ``state`` must be one
 this session started (single-use), then the code is exchanged, the tokens stored and
 ``/connections`` read; with one organisation the connection is complete (and synced), with
@@ -13,24 +14,28 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
-from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect
-from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_POST
 
+from exports.consent_views import ConsentViews
 from exports.models import Company, XeroConnection
-from exports.oauth_views import answer_problem, foreign_answer, remember_attempt, take_attempt
 from exports.selectors.company_access import company_list_for_user
 from exports.services import xero_connections, xero_sync
 
 SESSION_KEY = "xero_oauth_connect"
 PERMISSION = "exports.connect_xero"
-
-
-def _company_page(company_id) -> str:
-    return reverse("admin:exports_company_change", args=[company_id])
+VIEWS = ConsentViews(
+    consent=xero_connections.CONSENT,
+    session_key=SESSION_KEY,
+    permission=PERMISSION,
+    denied="You may not connect companies to Xero.",
+    model="exports_company",
+    id_key="company_id",
+    subject="the company",
+    visible=lambda user: company_list_for_user(user=user),
+)
 
 
 def _visible_company(request, company_id) -> Company:
@@ -42,53 +47,24 @@ def _visible_company(request, company_id) -> Company:
 @sensitive_variables()
 def connect(request, company_id: int):
     company = _visible_company(request, company_id)
-    if not request.user.has_perm(PERMISSION):
-        messages.error(request, "You may not connect companies to Xero.")
-        return redirect(_company_page(company.pk))
-    try:
-        start = xero_connections.xero_connection_begin(company=company)
-    except xero_connections.XeroConnectFailed as exc:
-        messages.error(request, f"Cannot connect to Xero: {exc}")
-        return redirect(_company_page(company.pk))
-    remember_attempt(
-        request.session,
-        SESSION_KEY,
-        start.state,
-        {"verifier": start.verifier, "company_id": start.company_id},
+    return VIEWS.start(
+        request, company.pk, lambda: xero_connections.xero_connection_begin(company=company)
     )
-    return HttpResponseRedirect(start.url)
 
 
-def _sync_message(request, connection: XeroConnection) -> None:
-    result = xero_sync.xero_sync_run(connection=connection)
+def _sync_message(request, connection: XeroConnection, include_contacts: bool = False) -> None:
+    result = xero_sync.xero_sync_run(connection=connection, include_contacts=include_contacts)
     (messages.success if result.ok else messages.warning)(request, result.message)
 
 
-@never_cache
-@staff_member_required
 @sensitive_variables()
-def callback(request):
-    """Xero sends the browser back here with ``code`` + ``state`` or ``error`` + ``state``."""
-    attempt = take_attempt(request.session, SESSION_KEY, request.GET.get("state") or "")
-    if attempt is None:
-        return foreign_answer(request, "Xero", "Connect Xero", "admin:exports_company_changelist")
-    page = _company_page(attempt["company_id"])
-    visible = company_list_for_user(user=request.user)
-    if not request.user.has_perm(PERMISSION) or not visible.filter(pk=attempt["company_id"]):
-        messages.error(request, "You may not connect companies to Xero.")
-        return redirect(page)
-    problem = answer_problem(request, "Xero", "the company")
-    if problem:
-        messages.error(request, problem)
-        return redirect(page)
-    code = request.GET["code"]
-    try:
-        connection = xero_connections.xero_connection_complete(
-            company_id=attempt["company_id"], code=code, code_verifier=attempt["verifier"]
-        )
-    except xero_connections.XeroConnectFailed as exc:
-        messages.error(request, f"Connecting to Xero failed: {exc}")
-        return redirect(page)
+def _complete(attempt: dict, code: str) -> XeroConnection:
+    return xero_connections.xero_connection_complete(
+        company_id=attempt["company_id"], code=code, code_verifier=attempt["verifier"]
+    )
+
+
+def _report(request, connection: XeroConnection) -> None:
     if connection.tenant_id is None and connection.tenant_choices:
         messages.warning(
             request,
@@ -100,16 +76,35 @@ def callback(request):
         _sync_message(request, connection)
     else:
         messages.error(request, f"Connecting to Xero failed: {connection.last_error}")
-    return redirect(page)
+
+
+@never_cache
+@staff_member_required
+@sensitive_variables()
+def callback(request):
+    """Xero sends the browser back here with ``code`` + ``state`` or ``error`` + ``state``."""
+    return VIEWS.finish(request, _complete, _report)
+
+
+def _connection(request, company_id, denied: str) -> tuple[str, XeroConnection | None]:
+    """The company's page, and its Xero connection when the user may act on it (else None,
+    ``denied`` said)."""
+    company = _visible_company(request, company_id)
+    connection = XeroConnection.objects.filter(company=company).first()
+    if not request.user.has_perm(PERMISSION) or connection is None:
+        messages.error(request, denied)
+        connection = None
+    return VIEWS.page(company.pk), connection
 
 
 @never_cache
 @require_POST
 def choose_tenant(request, company_id: int):
-    company = _visible_company(request, company_id)
-    connection = XeroConnection.objects.filter(company=company).first()
-    if not request.user.has_perm(PERMISSION) or connection is None:
-        messages.error(request, "You may not choose the company's Xero organisation.")
+    page, connection = _connection(
+        request, company_id, "You may not choose the company's Xero organisation."
+    )
+    if connection is None:
+        pass
     elif xero_connections.xero_connection_choose_tenant(
         connection=connection, tenant_id=request.POST.get("tenant_id", "")
     ):
@@ -118,19 +113,14 @@ def choose_tenant(request, company_id: int):
         _sync_message(request, connection)
     else:
         messages.error(request, "That organisation was not offered by Xero: connect again.")
-    return redirect(_company_page(company.pk))
+    return redirect(page)
 
 
 @never_cache
 @require_POST
 def sync(request, company_id: int):
-    company = _visible_company(request, company_id)
-    connection = XeroConnection.objects.filter(company=company).first()
-    if not request.user.has_perm(PERMISSION) or connection is None:
-        messages.error(request, "You may not sync the company from Xero.")
-    else:
-        result = xero_sync.xero_sync_run(
-            connection=connection, include_contacts=request.POST.get("contacts") == "1"
-        )
-        (messages.success if result.ok else messages.warning)(request, result.message)
-    return redirect(_company_page(company.pk))
+    page, connection = _connection(request, company_id, "You may not sync the company from Xero.")
+    if connection is not None:
+        contacts = request.POST.get("contacts") == "1"
+        _sync_message(request, connection, include_contacts=contacts)
+    return redirect(page)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
 import subprocess
 import sys
@@ -11,6 +9,8 @@ import time
 from pathlib import Path
 
 import requests
+
+from exports.management.commands.serve import process_finish
 
 ROOT = Path(__file__).resolve().parent.parent
 MANAGE = str(ROOT / "manage.py")
@@ -82,15 +82,7 @@ def stop(process: subprocess.Popen, timeout: float = 15) -> None:
     # SIGTERM to the main process only: it stops its own children (qcluster's sentinel does).
     if process.poll() is None:
         process.terminate()
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    try:
-        os.killpg(process.pid, signal.SIGKILL)  # anything of its group left behind
-    except (ProcessLookupError, PermissionError):
-        pass
+    process_finish(process, timeout)  # then anything of its group left behind
     log = getattr(process, "_log_file", None)
     if log:
         log.close()

@@ -123,7 +123,7 @@ def test_the_debug_500_page_of_the_callback_does_not_show_the_code(
     def broken(session, key=None):
         raise RuntimeError("the session store failed")
 
-    monkeypatch.setattr("exports.oauth_views._attempts", broken)
+    monkeypatch.setattr("exports.consent_views.attempts_pending", broken)
     admin_client.raise_request_exception = False
     response = admin_client.get(reverse("pleo-oauth-callback"), {"code": code, "state": state})
     assert response.status_code == 500

@@ -99,7 +99,7 @@ def test_the_debug_500_page_shows_no_url_password(admin_client, settings, urls, 
     def broken(session, key=None):
         raise RuntimeError("the session store failed")
 
-    monkeypatch.setattr("exports.oauth_views._attempts", broken)
+    monkeypatch.setattr("exports.consent_views.attempts_pending", broken)
     admin_client.raise_request_exception = False
     response = admin_client.get(
         reverse("pleo-oauth-callback"),

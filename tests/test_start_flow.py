@@ -289,8 +289,9 @@ def test_busy_company_sets_recheck_and_returns_busy(company, fake):
     company.refresh_from_db()
     assert company.recheck_requested
     # The holder lists again instead of releasing.
-    assert leases.lease_release_or_recheck(lease=lease, outcome="nothing_pending") is True
-    assert leases.lease_release_or_recheck(lease=lease, outcome="nothing_pending") is False
+    nothing = leases.CheckRecord("nothing_pending")
+    assert leases.lease_release_or_recheck(lease=lease, check=nothing) is True
+    assert leases.lease_release_or_recheck(lease=lease, check=nothing) is False
 
 
 def test_trigger_during_a_run_makes_the_holder_list_again(company, fake):
@@ -326,7 +327,7 @@ def test_stalled_holder_loses_its_lease_and_its_writes_are_refused(company, sett
     with pytest.raises(leases.LeaseLost):
         stalled.renew()
     with pytest.raises(leases.LeaseLost):
-        leases.lease_release_or_recheck(lease=stalled, outcome="started")
+        leases.lease_release_or_recheck(lease=stalled, check=leases.CheckRecord("started"))
     company.refresh_from_db()
     assert company.lease_token == taker.token
 

@@ -11,7 +11,7 @@ import pytest
 from exports import clock, tasks
 from exports.models import Company, Trigger
 from exports.services import leases
-from exports.services.leases import RunDeferred, lease_acquire, lease_release
+from exports.services.leases import CheckRecord, RunDeferred, lease_acquire, lease_release
 from exports.services.start_flow import Outcome, company_check_run
 from tests import processes
 from tests.factories import make_company, make_credential
@@ -68,7 +68,7 @@ def test_a_round_skips_companies_already_checked_running_queued_or_deferred(
     )  # deferred: the sweep's
     assert tasks.poll_tick() == 2
     assert queued_ids(sent) == sorted([a.pk, e.pk])
-    lease_release(lease=lease, outcome="nothing_pending")
+    lease_release(lease=lease, check=CheckRecord("nothing_pending"))
 
 
 def test_a_company_checked_since_the_round_began_is_not_polled_again(sent, companies, settings):
@@ -132,11 +132,11 @@ def test_over_the_bound_a_run_is_deferred_not_waited_on(companies, settings):
     assert (c.lease_token, c.work_pending, c.last_check_outcome) == (None, True, "deferred")
     assert c.next_run_not_before == result.not_before > clock.now()
 
-    lease_release(lease=second, outcome="nothing_pending")
+    lease_release(lease=second, check=CheckRecord("nothing_pending"))
     third = lease_acquire(company_id=c.pk, trigger=Trigger.RECOVERY)
     assert third is not None
-    lease_release(lease=first, outcome="nothing_pending")
-    lease_release(lease=third, outcome="nothing_pending")
+    lease_release(lease=first, check=CheckRecord("nothing_pending"))
+    lease_release(lease=third, check=CheckRecord("nothing_pending"))
 
 
 def test_an_expired_lease_does_not_count_against_the_bound(companies, settings):
@@ -170,7 +170,7 @@ while time.time() < until:
         taken += 1
         worst = max(worst, leases.lease_live_count())
         time.sleep(0.02)
-        leases.lease_release(lease=lease, outcome="nothing_pending")
+        leases.lease_release(lease=lease, check=leases.CheckRecord("nothing_pending"))
 print("RESULT", taken, deferred, worst, flush=True)
 """
 

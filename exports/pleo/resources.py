@@ -100,8 +100,27 @@ class _Reader:
         return value
 
 
+class _StatusAndFailure:
+    """What a job and an item share: ``raw_status`` defaults to the status' value (when built
+    by hand), and ``failure_type`` reads ``failure_reason_type`` against ``FAILURE_TYPES``."""
+
+    FAILURE_TYPES: type[enum.Enum]
+    status: enum.Enum
+    raw_status: str
+    failure_reason_type: str | None
+
+    def __post_init__(self) -> None:
+        if not self.raw_status:
+            object.__setattr__(self, "raw_status", str(self.status))
+
+    @property
+    def failure_type(self) -> Any:
+        """``failure_reason_type`` read against the enum (``UNKNOWN`` when we do not know it)."""
+        return read_failure_type(self.FAILURE_TYPES, self.failure_reason_type)
+
+
 @dataclass(frozen=True)
-class ExportJob:
+class ExportJob(_StatusAndFailure):
     """``ExportJobV3`` (§3.1)."""
 
     id: uuid.UUID
@@ -124,18 +143,11 @@ class ExportJob:
     raw_status: str = ""
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
-    def __post_init__(self) -> None:
-        if not self.raw_status:
-            object.__setattr__(self, "raw_status", str(self.status))
+    FAILURE_TYPES = JobFailureReasonType
 
     @property
     def is_terminal(self) -> bool:
         return self.status in TERMINAL_JOB_STATUSES
-
-    @property
-    def failure_type(self) -> JobFailureReasonType | None:
-        """``failure_reason_type`` read against the enum (``UNKNOWN`` when we do not know it)."""
-        return read_failure_type(JobFailureReasonType, self.failure_reason_type)
 
     @classmethod
     def from_api(cls, data: Any, where: str = "data") -> ExportJob:
@@ -170,7 +182,7 @@ class ExportJob:
 
 
 @dataclass(frozen=True)
-class ExportJobItem:
+class ExportJobItem(_StatusAndFailure):
     """``ExportJobItemV3`` (§3.6): the control-layer record of one accounting entry."""
 
     accounting_entry_id: uuid.UUID
@@ -184,14 +196,7 @@ class ExportJobItem:
     raw_status: str = ""  # the status string Pleo sent (``status`` may read it as UNKNOWN)
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
-    def __post_init__(self) -> None:
-        if not self.raw_status:
-            object.__setattr__(self, "raw_status", str(self.status))
-
-    @property
-    def failure_type(self) -> ItemFailureReasonType | None:
-        """``failure_reason_type`` read against the enum (``UNKNOWN`` when we do not know it)."""
-        return read_failure_type(ItemFailureReasonType, self.failure_reason_type)
+    FAILURE_TYPES = ItemFailureReasonType
 
     @classmethod
     def from_api(cls, data: Any, where: str = "data") -> ExportJobItem:

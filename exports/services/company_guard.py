@@ -18,9 +18,9 @@ from collections.abc import Callable
 
 from django.db import transaction
 
-from exports import audit, clock
-from exports.models import AuditEntry, AuditStep, Company
-from exports.services.failing import job_failing_fields
+from exports import clock
+from exports.models import Company
+from exports.services.failing import company_check_failure_audit, job_failing_fields
 from exports.services.runs import FlowResult, Outcome
 from exports.services.start_flow import company_check_run
 
@@ -68,13 +68,8 @@ def company_record_unexpected_failure(
                 last_check_error=reason,
                 **job_failing_fields(company_id=company.pk, failing=True, error=reason),
             )
-            audit.record(
-                company=company,
-                trigger=trigger,
-                step=AuditStep.ERROR,
-                message=reason,
-                run_id=run_id,
-                outcome=AuditEntry.Outcome.ERROR,
+            company_check_failure_audit(
+                company=company, trigger=trigger, run_id=run_id, error=reason
             )
     except Exception as record_exc:  # the database may be what failed: log, go on
         logger.error(

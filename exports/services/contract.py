@@ -55,6 +55,16 @@ class ContractReport:
             f.status == contract.Status.MISMATCH for f in self.findings
         )
 
+    def log(self, service: str, logger: logging.Logger) -> None:
+        """One line of the outcome on ``logger`` (the checking module's)."""
+        logger.info(
+            "%s contract check for %s: %s (%d requests)",
+            service,
+            self.company.name,
+            "all matched" if self.ok else "differences found",
+            len(self.requests),
+        )
+
     def counts(self) -> dict[str, int]:
         counts = {status.value: 0 for status in contract.Status}
         for finding in self.findings:
@@ -158,12 +168,7 @@ def pleo_contract_verify(*, company: Company) -> ContractReport:
             _run_checks(reader, report, company)
         except _Stop as exc:
             report.stopped = str(exc)
-    logger.info(
-        "Pleo contract check for %s: %s (%d requests)",
-        company.name,
-        "all matched" if report.ok else "differences found",
-        len(report.requests),
-    )
+    report.log("Pleo", logger)
     return report
 
 

@@ -175,16 +175,7 @@ def company_check_enqueue(
     if not marked:
         return False
 
-    send = _sender(
-        TASK,
-        company_id,
-        trigger,
-        recover,
-        now,
-        task_name=f"check company {company_id} ({trigger})",
-        unmark=Company.objects.filter(pk=company_id, check_queued_at=now),
-    )
-    _send_with_the_transaction(send)
+    _queue(TASK, company_id, trigger, recover, now, f"check company {company_id} ({trigger})")
     return True
 
 
@@ -232,25 +223,18 @@ def company_checks_enqueue(
             )
             chunk = [pk for pk in chunk if pk in ours]
         for batch in _chunks(chunk, batch_size):
-            _send_with_the_transaction(
-                _sender(
-                    BATCH_TASK,
-                    batch,
-                    trigger,
-                    recover,
-                    now,
-                    task_name=f"check {len(batch)} companies ({trigger})",
-                    unmark=Company.objects.filter(pk__in=batch, check_queued_at=now),
-                )
-            )
+            task_name = f"check {len(batch)} companies ({trigger})"
+            _queue(BATCH_TASK, batch, trigger, recover, now, task_name)
         queued += len(chunk)
     return queued
 
 
-def _sender(func: str, target, trigger: str, recover: bool, marked_at, *, task_name, unmark):
-    """The send of one task (``target``: a company id, or a batch of them) for
-    :func:`_send_with_the_transaction`. A broker failure takes back the markers this call set
-    (``unmark``: the companies still marked ``marked_at``) and raises :class:`EnqueueFailed`."""
+def _queue(func: str, target, trigger: str, recover: bool, marked_at, task_name: str) -> None:
+    """Send one task (``target``: a company id, or a batch of them) with the transaction
+    (:func:`_send_with_the_transaction`). A broker failure takes back the markers this call set
+    (the target's companies still marked ``marked_at``) and raises :class:`EnqueueFailed`."""
+    pks = target if isinstance(target, list) else [target]
+    unmark = Company.objects.filter(pk__in=pks, check_queued_at=marked_at)
 
     def send():
         try:
@@ -273,7 +257,7 @@ def _sender(func: str, target, trigger: str, recover: bool, marked_at, *, task_n
             logger.error("Could not enqueue the task '%s': %s", task_name, exc)
             raise EnqueueFailed(str(exc)) from exc
 
-    return send
+    _send_with_the_transaction(send)
 
 
 def queued_markers_clear(*, company_ids: Sequence[int], queued_at: datetime | None = None) -> None:

@@ -15,14 +15,16 @@ on the company and the job, and logged.
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db.models import F, Value
 from django.db.models.functions import Coalesce
 
-from exports import clock
-from exports.models import AuditEntry, AuditStep, ExportJob
+from exports import audit, clock
+from exports.audit import HttpCall
+from exports.models import AuditEntry, AuditStep, Company, ExportJob
 
 REAUDIT_AFTER = timedelta(hours=1)
 MAX_ERROR = 2000
@@ -44,6 +46,26 @@ def job_retry_expected_at(
     if work_pending or ours_unfinished:
         return now + timedelta(seconds=settings.RECOVERY_RETRY_SECONDS)
     return now + timedelta(minutes=settings.PLEO_POLL_INTERVAL_MINUTES)
+
+
+def company_check_failure_audit(
+    *,
+    company: Company,
+    trigger: str,
+    run_id: uuid.UUID | None,
+    error: str,
+    http: HttpCall | None = None,
+) -> None:
+    """The audit row of a company's failed check (step ``error``, outcome ``error``)."""
+    audit.record(
+        company=company,
+        trigger=trigger,
+        step=AuditStep.ERROR,
+        message=error,
+        run_id=run_id,
+        outcome=AuditEntry.Outcome.ERROR,
+        http=http,
+    )
 
 
 def job_failing_fields(

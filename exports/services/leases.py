@@ -170,27 +170,61 @@ def lease_acquire(*, company_id: int, trigger: str) -> Lease | None:
     return None
 
 
-def lease_release_or_recheck(
-    *,
-    lease: Lease,
-    outcome: str,
-    error: str = "",
-    work_pending: bool = False,
-    not_before: datetime | None = None,
-    failing: bool | None = None,
-) -> bool:
-    """Release the lease and record the check, unless a recheck was requested meanwhile.
+@dataclass(frozen=True)
+class CheckRecord:
+    """What releasing the lease records as the company's last check: the run's ``outcome`` and
+    ``error``, whether work is left (``work_pending``; ``not_before``: the sweep does not pick
+    the company up before then) and the failing state (``failing`` True or False; None leaves
+    it: ``services.failing``)."""
+
+    outcome: str
+    error: str = ""
+    work_pending: bool = False
+    not_before: datetime | None = None
+    failing: bool | None = None
+
+    def released(self, lease: Lease, now: datetime) -> dict:
+        """The fields of a released lease with this check recorded (and the failing state)."""
+        return {
+            "lease_token": None,
+            "lease_expires_at": None,
+            "lease_holder": "",
+            "last_check_at": now,
+            "last_check_outcome": self.outcome,
+            "last_check_error": self.error[:2000],
+            "work_pending": self.work_pending,
+            "next_run_not_before": self.not_before,
+            **self._failing(lease, now),
+        }
+
+    def _failing(self, lease: Lease, now: datetime) -> dict:
+        if self.failing is None:
+            return {}
+        from exports.services.failing import job_failing_fields
+
+        return job_failing_fields(
+            company_id=lease.company_id,
+            failing=self.failing,
+            error=self.error,
+            work_pending=self.work_pending,
+            not_before=self.not_before,
+            now=now,
+        )
+
+
+def lease_release_or_recheck(*, lease: Lease, check: CheckRecord) -> bool:
+    """Release the lease and record the ``check``, unless a recheck was requested meanwhile.
 
     Returns True when the holder must run again (a trigger arrived while it worked): the lease is
-    then kept and renewed. Recording the last check happens in the same UPDATE that releases, and
-    so does the failing state (``failing`` True or False; None leaves it: ``services.failing``).
+    then kept and renewed. Recording the last check (and the failing state) happens in the same
+    UPDATE that releases.
     """
     now = clock.now()
     with transaction.atomic():
         _lock_company_row(lease.company_id)
         released = Company.objects.filter(
             pk=lease.company_id, lease_token=lease.token, recheck_requested=False
-        ).update(**_released(lease, outcome, error, work_pending, not_before, failing, now))
+        ).update(**check.released(lease, now))
         if released:
             return False
         again = Company.objects.filter(
@@ -205,52 +239,12 @@ def lease_release_or_recheck(
     raise LeaseLost(f"lease on company {lease.company_id} was taken over before release")
 
 
-def lease_release(
-    *,
-    lease: Lease,
-    outcome: str,
-    error: str = "",
-    work_pending: bool = False,
-    not_before: datetime | None = None,
-    failing: bool | None = None,
-) -> None:
-    """Release unconditionally (used in ``finally`` after a failure); never raises LeaseLost.
-
-    ``not_before`` (with ``work_pending``): the sweep does not pick the company up before then.
-    """
+def lease_release(*, lease: Lease, check: CheckRecord) -> None:
+    """Release unconditionally, recording the ``check`` (used in ``finally`` after a failure);
+    never raises LeaseLost."""
     now = clock.now()
     Company.objects.filter(pk=lease.company_id, lease_token=lease.token).update(
-        **_released(lease, outcome, error, work_pending, not_before, failing, now)
-    )
-
-
-def _released(lease, outcome, error, work_pending, not_before, failing, now) -> dict:
-    """The fields of a released lease with its check recorded (and the failing state)."""
-    return {
-        "lease_token": None,
-        "lease_expires_at": None,
-        "lease_holder": "",
-        "last_check_at": now,
-        "last_check_outcome": outcome,
-        "last_check_error": error[:2000],
-        "work_pending": work_pending,
-        "next_run_not_before": not_before,
-        **_failing(lease, failing, error, work_pending, not_before, now),
-    }
-
-
-def _failing(lease, failing, error, work_pending, not_before, now) -> dict:
-    if failing is None:
-        return {}
-    from exports.services.failing import job_failing_fields
-
-    return job_failing_fields(
-        company_id=lease.company_id,
-        failing=failing,
-        error=error,
-        work_pending=work_pending,
-        not_before=not_before,
-        now=now,
+        **check.released(lease, now)
     )
 
 

@@ -2,7 +2,8 @@
 
 Connect (``oauth_connect_begin`` → Pleo's consent page → ``oauth_connect_complete``): a fresh
 PKCE verifier and ``state`` per attempt (the views keep both in the admin user's session), the
-code exchanged once, both tokens stored encrypted with the access token's expiry, status OK.
+code exchanged once (both steps shared with Xero: :mod:`exports.services.oauth_consent`), both
+tokens stored encrypted with the access token's expiry, status OK.
 
 Refresh (``oauth_access_token`` / ``oauth_refresh_after_unauthorized``), at most one in flight
 per credential across processes and machines, without holding a database lock across the HTTP
@@ -19,12 +20,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.conf import settings
 from django.urls import reverse
-from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from exports import clock, crypto
@@ -35,6 +34,7 @@ from exports.pleo import oauth as pleo_oauth
 from exports.pleo.hosts import HostNotAllowed
 from exports.services import token_refresh
 from exports.services.credential_errors import CredentialUnusable, credential_unusable_message
+from exports.services.oauth_consent import Consent, ConsentStart
 
 logger = logging.getLogger(__name__)
 
@@ -52,10 +52,6 @@ def oauth_scopes() -> str:
     return " ".join(str(settings.PLEO_OAUTH_SCOPES).split())
 
 
-def oauth_refresh_margin() -> timedelta:
-    return timedelta(seconds=float(settings.PLEO_OAUTH_REFRESH_MARGIN_SECONDS))
-
-
 oauth_marker_lifetime = token_refresh.marker_lifetime
 
 
@@ -69,11 +65,9 @@ def oauth_base_url(*, credential: Credential) -> str:
     return (credential.oauth_base_url or settings.PLEO_OAUTH_BASE_URL).rstrip("/")
 
 
-def _refused(credential: Credential, exc: Exception) -> str:
-    where = (
-        "The credential's OAuth base URL" if credential.oauth_base_url else "PLEO_OAUTH_BASE_URL"
-    )
-    return f"{where} is refused: {exc}."
+def _where(credential: Credential) -> str:
+    """Where the OAuth base URL comes from, for the message when its host is refused."""
+    return "The credential's OAuth base URL" if credential.oauth_base_url else "PLEO_OAUTH_BASE_URL"
 
 
 @sensitive_variables("secret")
@@ -91,43 +85,26 @@ def oauth_config(*, credential: Credential) -> pleo_oauth.OAuthConfig:
 # --- Connect ------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ConnectStart:
-    """Where to send the browser, and what to remember in the session until it comes back."""
-
-    url: str
-    state: str
-    verifier: str = field(repr=False)
-    credential_id: int
-    client_id: str
+CONSENT = Consent(
+    service="Pleo", button="Connect to Pleo", failed=ConnectFailed, redirect_uri=oauth_redirect_uri
+)
 
 
-def oauth_connect_begin(*, credential: Credential) -> ConnectStart:
+def oauth_connect_begin(*, credential: Credential) -> ConsentStart:
+    """The consent page's URL; ``remember`` holds ``credential_id`` and ``client_id``."""
     if credential.kind != Credential.Kind.OAUTH:
         raise ConnectFailed(f"Credential '{credential.name}' is not an OAuth 2.0 credential.")
     if not credential.oauth_client_id:
         raise ConnectFailed("Set the OAuth client id on the credential first.")
     if not credential.oauth_client_secret_ciphertext:
         raise ConnectFailed("Set the OAuth client secret on the credential first.")
-    pkce = pleo_oauth.new_pkce()
-    state = pleo_oauth.new_state()
-    try:
-        url = pleo_oauth.authorize_url(
-            base_url=oauth_base_url(credential=credential),
-            client_id=credential.oauth_client_id,
-            redirect_uri=oauth_redirect_uri(),
-            scopes=oauth_scopes(),
-            state=state,
-            challenge=pkce.challenge,
-        )
-    except HostNotAllowed as exc:
-        raise ConnectFailed(_refused(credential, exc)) from None
-    return ConnectStart(
-        url=url,
-        state=state,
-        verifier=pkce.verifier,
-        credential_id=credential.pk,
+    return CONSENT.begin(
+        pleo_oauth.authorize_url,
+        where=_where(credential),
+        remember={"credential_id": credential.pk, "client_id": credential.oauth_client_id},
+        base_url=oauth_base_url(credential=credential),
         client_id=credential.oauth_client_id,
+        scopes=oauth_scopes(),
     )
 
 
@@ -148,24 +125,10 @@ def oauth_connect_complete(
     try:
         config = oauth_config(credential=credential)
     except HostNotAllowed as exc:
-        raise ConnectFailed(_refused(credential, exc)) from None
+        raise ConnectFailed(f"{_where(credential)} is refused: {exc}.") from None
     except (crypto.SecretDecryptionError, crypto.EncryptionKeysMissing, ValueError) as exc:
         raise ConnectFailed(f"The OAuth client secret cannot be used: {exc}") from None
-    received_at = clock.now()
-    try:
-        tokens = pleo_oauth.exchange_code(
-            config, code=code, redirect_uri=oauth_redirect_uri(), code_verifier=code_verifier
-        )
-    except pleo_oauth.OAuthInvalidGrant as exc:
-        raise ConnectFailed(
-            f"Pleo refused the authorization code ({exc.description}). Nothing was changed; "
-            f"use 'Connect to Pleo' again."
-        ) from None
-    except pleo_oauth.OAuthError as exc:
-        raise ConnectFailed(
-            f"Exchanging the authorization code with Pleo failed: {exc}. Nothing was changed; "
-            f"use 'Connect to Pleo' again."
-        ) from None
+    tokens, received_at = CONSENT.exchange(config, code=code, code_verifier=code_verifier)
     _store_connected(credential, tokens, received_at)
     credential.refresh_from_db()
     logger.info("Credential %s connected to Pleo with OAuth 2.0", credential.pk)
@@ -186,28 +149,20 @@ def _store_connected(
 # --- Status ---------------------------------------------------------------------------------------
 
 
-def credential_mark_needs_reauthorisation(
-    *, credential_id: int, reason: str, refresh_token_ciphertext: str | None = None
-) -> bool:
-    """Mark the credential ``needs_reauthorisation`` (and clear the refresh marker). With
-    ``refresh_token_ciphertext``, only if that refresh token is still the stored one (a reconnect
-    meanwhile wins). The first reason is kept: a credential already not OK is left alone."""
-    rows = Credential.objects.filter(pk=credential_id, status=Credential.Status.OK)
-    if refresh_token_ciphertext is not None:
-        rows = rows.filter(refresh_token_ciphertext=refresh_token_ciphertext)
-    updated = rows.update(
-        status=Credential.Status.NEEDS_REAUTHORISATION,
-        last_error=reason[:2000],
-        status_changed_at=clock.now(),
-        refreshing_until=None,
-        updated_at=timezone.now(),
+def credential_mark_needs_reauthorisation(*, credential_id: int, reason: str) -> bool:
+    """Mark the credential ``needs_reauthorisation`` (and clear the refresh marker), then log it
+    and ask for the re-authorisation notification. The first reason is kept: a credential
+    already not OK is left alone (False)."""
+    return token_refresh.token_mark_needs_reauthorisation(
+        owner=TOKENS, pk=credential_id, reason=reason
     )
-    if updated:
-        logger.warning("Credential %s needs re-authorisation: %s", credential_id, reason)
-        notifications.notification_request(
-            kind=notifications.Kind.REAUTHORISATION, credential=credential_id
-        )
-    return bool(updated)
+
+
+def _marked(credential_id: int, reason: str) -> None:
+    logger.warning("Credential %s needs re-authorisation: %s", credential_id, reason)
+    notifications.notification_request(
+        kind=notifications.Kind.REAUTHORISATION, credential=credential_id
+    )
 
 
 # --- Refresh (the generic compare-and-set loop: exports.services.token_refresh) ------------------
@@ -233,14 +188,6 @@ def _unusable(name: str, status: str, reason: str) -> CredentialUnusable:
     )
 
 
-def _mark(credential_id: int, reason: str, refresh_token_ciphertext: str | None) -> bool:
-    return credential_mark_needs_reauthorisation(
-        credential_id=credential_id,
-        reason=reason,
-        refresh_token_ciphertext=refresh_token_ciphertext,
-    )
-
-
 def _config(credential_id: int) -> pleo_oauth.OAuthConfig:
     return oauth_config(credential=Credential.objects.get(pk=credential_id))
 
@@ -251,9 +198,8 @@ TOKENS = token_refresh.TokenOwner(
     label="Credential",
     read=_read,
     config=_config,
-    mark=_mark,
+    marked=_marked,
     unusable=_unusable,
-    margin=oauth_refresh_margin,
 )
 
 
@@ -283,22 +229,10 @@ def oauth_bearer_auth(*, credential_id: int) -> tuple[BearerAuth, Callable[[Pleo
     the client's one refresh after a 401. Only a 401 that follows a successful refresh (the
     client's second 401) marks the credential ``needs_reauthorisation``; a 403 changes nothing.
     """
-    last: dict = {"token": None, "refreshed": False}
-
-    def get_token() -> str:
-        token = oauth_access_token(credential_id=credential_id)
-        last["token"] = token
-        return token
-
-    def refresh() -> bool:
-        last["refreshed"] = False
-        last["refreshed"] = oauth_refresh_after_unauthorized(
-            credential_id=credential_id, rejected_token=last["token"]
-        )
-        return last["refreshed"]
+    bearer = token_refresh.TokenBearer(owner=TOKENS, pk=credential_id)
 
     def on_auth_failure(exc: PleoAuthError) -> None:
-        if exc.status == 401 and last["refreshed"]:
+        if exc.status == 401 and bearer.refreshed:
             credential_mark_needs_reauthorisation(
                 credential_id=credential_id,
                 reason=(
@@ -307,4 +241,4 @@ def oauth_bearer_auth(*, credential_id: int) -> tuple[BearerAuth, Callable[[Pleo
                 ),
             )
 
-    return BearerAuth(get_token, refresh), on_auth_failure
+    return bearer.auth, on_auth_failure

@@ -12,16 +12,22 @@ they read on a page.
 
 from __future__ import annotations
 
+import functools
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum, nonmember
+from typing import ParamSpec, TypeVar
 
 from exports import audit, clock, pleo
 from exports.audit import HttpCall
 from exports.models import AuditEntry, AuditStep, Company, ExportJob
 from exports.services.leases import Lease
 from exports.services.unknown_status import job_raw_status, job_status_noted
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class Outcome(StrEnum):
@@ -137,6 +143,18 @@ def error_http(exc: pleo.PleoError) -> HttpCall | None:
     return HttpCall(method=exc.method, path=exc.path, status=exc.status)
 
 
+def _in_own_guard(method: Callable[P, R]) -> Callable[P, R]:
+    """The form of a ``*_guarded`` method of :class:`RunContext` that takes a lease guard of
+    its own for the one write."""
+
+    @functools.wraps(method)
+    def guarded(self, *args, **kwargs):
+        with self.lease.guard():
+            return method(self, *args, **kwargs)
+
+    return guarded  # type: ignore[return-value]
+
+
 @dataclass
 class RunContext:
     """What one run carries between its steps."""
@@ -161,19 +179,8 @@ class RunContext:
     ended: list[Decision] = field(default_factory=list)
 
     # Each write below runs in its own lease guard (a transaction that checks the lease). The
-    # ``*_guarded`` forms are for several writes in ONE guard: the caller holds it.
-
-    def audit(
-        self,
-        step: AuditStep,
-        message: str,
-        *,
-        job: ExportJob | None = None,
-        outcome: str = AuditEntry.Outcome.OK,
-        http: HttpCall | None = None,
-    ) -> None:
-        with self.lease.guard():
-            self.audit_guarded(step, message, job=job, outcome=outcome, http=http)
+    # ``*_guarded`` forms are for several writes in ONE guard: the caller holds it; the plain
+    # forms are the same methods in a guard of their own (``_in_own_guard``).
 
     def audit_guarded(
         self,
@@ -194,6 +201,8 @@ class RunContext:
             export_job=job,
             http=http,
         )
+
+    audit = _in_own_guard(audit_guarded)
 
     def mirror(self, remote: pleo.ExportJob) -> tuple[ExportJob, bool]:
         """Create or refresh our mirror of ``remote``. Returns (row, status_changed). A status
@@ -231,15 +240,13 @@ class RunContext:
             local.save(update_fields=[*changed, "payload_received_at", "updated_at"])
         return local, status_changed
 
-    def set_claim(self, job: ExportJob, claim: str, **extra) -> None:
-        with self.lease.guard():
-            self.set_claim_guarded(job, claim, **extra)
-
     def set_claim_guarded(self, job: ExportJob, claim: str, **extra) -> None:
         job.claim = claim
         for name, value in extra.items():
             setattr(job, name, value)
         job.save(update_fields=["claim", *extra, "updated_at"])
+
+    set_claim = _in_own_guard(set_claim_guarded)
 
 
 def _mirror_fields(remote: pleo.ExportJob) -> dict:

@@ -27,9 +27,10 @@ from exports.audit import HttpCall
 from exports.models import AuditEntry, AuditStep, Company, ExportJob, Trigger
 from exports.services.claims_recovery import claims_recover
 from exports.services.credentials import CredentialUnusable, pleo_client_for_company
-from exports.services.failing import audit_again_due
+from exports.services.failing import audit_again_due, company_check_failure_audit
 from exports.services.job_start import jobs_detect_and_start
 from exports.services.leases import (
+    CheckRecord,
     LeaseLost,
     RunDeferred,
     lease_acquire,
@@ -92,13 +93,7 @@ def company_check_run(
             outcomes.append(result)
             if result.outcome in (Outcome.FAILED, Outcome.DEFERRED):
                 break
-            if not lease_release_or_recheck(
-                lease=lease,
-                outcome=result.outcome,
-                error=result.error,
-                work_pending=result.work_pending,
-                failing=_is_failing(result),
-            ):
+            if not lease_release_or_recheck(lease=lease, check=_check_of(result)):
                 released = True
                 break
             logger.info("%s: a recheck was requested during the run; listing again", company.name)
@@ -115,16 +110,22 @@ def company_check_run(
     finally:
         if not released:
             final = outcomes[-1] if outcomes else None
-            lease_release(
-                lease=lease,
-                outcome=final.outcome if final else Outcome.FAILED,
-                error=final.error if final else "The run was interrupted.",
-                work_pending=final.work_pending if final else False,
-                not_before=final.not_before if final else None,
-                # An exception: the company guard records the failed attempt (counted once).
-                failing=_is_failing(final) if final else None,
-            )
+            # No result: an exception, whose failed attempt the company guard records (once).
+            interrupted = CheckRecord(outcome=Outcome.FAILED, error="The run was interrupted.")
+            lease_release(lease=lease, check=_check_of(final) if final else interrupted)
     return _summarise(outcomes)
+
+
+def _check_of(result: FlowResult) -> CheckRecord:
+    """The last check that releasing the lease after ``result`` records (``not_before`` is set
+    on deferred results only)."""
+    return CheckRecord(
+        outcome=result.outcome,
+        error=result.error,
+        work_pending=result.work_pending,
+        not_before=result.not_before,
+        failing=_is_failing(result),
+    )
 
 
 def _is_failing(result: FlowResult) -> bool:
@@ -253,14 +254,8 @@ def _failed(
     )
     if not repeated:
         with lease.guard():
-            audit.record(
-                company=company,
-                trigger=trigger,
-                step=AuditStep.ERROR,
-                message=error,
-                run_id=run_id,
-                outcome=AuditEntry.Outcome.ERROR,
-                http=http,
+            company_check_failure_audit(
+                company=company, trigger=trigger, run_id=run_id, error=error, http=http
             )
     logger.warning("%s: check failed: %s", company.name, error)
     return FlowResult(company=company, outcome=Outcome.FAILED, run_id=run_id, error=error)

@@ -35,12 +35,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from exports import clock, crypto
-from exports.pleo import PleoAuthError, PleoUnavailable
+from exports.pleo import BearerAuth, PleoAuthError, PleoUnavailable
 from exports.pleo import oauth as pleo_oauth
 
 logger = logging.getLogger(__name__)
@@ -76,15 +77,22 @@ class TokenRow:
     problem: str = ""
 
 
+def refresh_margin() -> timedelta:
+    """``PLEO_OAUTH_REFRESH_MARGIN_SECONDS``: every OAuth row's access token is refreshed this
+    long before it expires."""
+    return timedelta(seconds=float(settings.PLEO_OAUTH_REFRESH_MARGIN_SECONDS))
+
+
 @dataclass(frozen=True)
 class TokenOwner:
     """One kind of row holding OAuth tokens, and what the loop needs to know about it.
 
     ``read(pk)`` returns a :class:`TokenRow` (raising ``unusable`` when the row is gone);
     ``config(pk)`` the :class:`~exports.pleo.oauth.OAuthConfig` to refresh with (a
-    ``ValueError`` when it cannot be built); ``mark(pk, reason, refresh_token_ciphertext)`` marks
-    it ``needs_reauthorisation`` (True when it did); ``unusable(name, status, reason)`` is the
-    exception a caller gets for a row it may not use.
+    ``ValueError`` when it cannot be built); ``marked(pk, reason)`` tells someone that the row
+    was just marked ``needs_reauthorisation`` (:func:`token_mark_needs_reauthorisation`);
+    ``unusable(name, status, reason)`` is the exception a caller gets for a row it may not use;
+    ``margin()`` how long before its expiry an access token is refreshed.
     """
 
     model: Any
@@ -92,9 +100,9 @@ class TokenOwner:
     label: str
     read: Callable[[int], TokenRow]
     config: Callable[[int], pleo_oauth.OAuthConfig]
-    mark: Callable[..., bool]
+    marked: Callable[[int, str], None]
     unusable: Callable[[str, str, str], Exception]
-    margin: Callable[[], timedelta]
+    margin: Callable[[], timedelta] = refresh_margin
     unavailable_error: type[Exception] = PleoUnavailable
     auth_error: type[Exception] = PleoAuthError
 
@@ -162,7 +170,7 @@ def _refresh(owner: TokenOwner, pk: int, *, stale: str, force: bool) -> str:
             return crypto.decrypt(row.access_token_ciphertext)
         if not row.refresh_token_ciphertext:
             reason = f"No refresh token is stored: connect {row.name} to {owner.service}."
-            owner.mark(pk, reason, None)
+            token_mark_needs_reauthorisation(owner=owner, pk=pk, reason=reason)
             raise owner.unusable(row.name, NEEDS_REAUTHORISATION, reason)
         marker = row.refreshing_until
         if marker is None:
@@ -183,13 +191,20 @@ def _refresh(owner: TokenOwner, pk: int, *, stale: str, force: bool) -> str:
                 f"rotated the refresh token. It is not presented again, since re-using a rotated "
                 f"refresh token revokes every token of the authorisation. {owner.reconnect()}"
             )
-            owner.mark(pk, reason, row.refresh_token_ciphertext)
+            _mark(owner, pk, reason, row)
             owner.model.objects.filter(pk=pk, refreshing_until=marker).update(refreshing_until=None)
             continue
         if time.monotonic() >= give_up_at:
             raise owner.unavailable_error("timed out waiting for another process's token refresh")
         time.sleep(delay)
         delay = min(delay * 1.5, POLL_MAX_SECONDS)
+
+
+def _mark(owner: TokenOwner, pk: int, reason: str, row: TokenRow) -> None:
+    """Needs re-authorisation, unless the refresh token ``row`` holds was replaced meanwhile."""
+    token_mark_needs_reauthorisation(
+        owner=owner, pk=pk, reason=reason, refresh_token_ciphertext=row.refresh_token_ciphertext
+    )
 
 
 def _release_marker(owner: TokenOwner, pk: int, until: datetime) -> None:
@@ -218,7 +233,7 @@ def _refresh_holding_marker(
             f"{owner.service} refused the refresh token ({exc.description}): the authorisation "
             f"is expired or revoked. {owner.reconnect()}"
         )
-        owner.mark(pk, reason, row.refresh_token_ciphertext)
+        _mark(owner, pk, reason, row)
         _release_marker(owner, pk, until)
         raise owner.unusable(row.name, NEEDS_REAUTHORISATION, reason) from None
     except pleo_oauth.OAuthOutcomeUnknown as exc:
@@ -272,7 +287,7 @@ def _after_unknown_outcome(
         f"re-using a rotated refresh token revokes every token of the authorisation. "
         f"{owner.reconnect()}"
     )
-    owner.mark(pk, reason, row.refresh_token_ciphertext)
+    _mark(owner, pk, reason, row)
     _release_marker(owner, pk, until)
     raise owner.unusable(row.name, NEEDS_REAUTHORISATION, reason)
 
@@ -325,12 +340,61 @@ def store_connected_tokens(
         owner.model.objects.filter(pk=pk).update(**values)
 
 
+def token_mark_needs_reauthorisation(
+    *, owner: TokenOwner, pk: int, reason: str, refresh_token_ciphertext: str | None = None
+) -> bool:
+    """Mark the row ``needs_reauthorisation`` with ``reason`` (the refresh marker cleared). With
+    ``refresh_token_ciphertext``, only if that refresh token is still the stored one (a reconnect
+    meanwhile wins). The first reason is kept: a row already not OK is left alone. When it marks
+    (True), ``owner.marked`` tells someone."""
+    rows = owner.model.objects.filter(pk=pk, status=OK)
+    if refresh_token_ciphertext is not None:
+        rows = rows.filter(refresh_token_ciphertext=refresh_token_ciphertext)
+    updated = rows.update(
+        status=NEEDS_REAUTHORISATION,
+        last_error=reason[:2000],
+        status_changed_at=clock.now(),
+        refreshing_until=None,
+        updated_at=timezone.now(),
+    )
+    if updated:
+        owner.marked(pk, reason)
+    return bool(updated)
+
+
+class TokenBearer:
+    """The bearer tokens of one row for one client: ``auth`` reads (and if needed refreshes) the
+    token for every request, and makes the client's one refresh after a 401. ``refreshed`` says
+    whether that refresh stored a newer token, so a 401 after it (the client's second) can mark
+    the row."""
+
+    def __init__(self, *, owner: TokenOwner, pk: int) -> None:
+        self.owner = owner
+        self.pk = pk
+        self.token: str | None = None
+        self.refreshed = False
+        self.auth = BearerAuth(self.get_token, self.refresh)
+
+    def get_token(self) -> str:
+        self.token = token_access(owner=self.owner, pk=self.pk)
+        return self.token
+
+    def refresh(self) -> bool:
+        self.refreshed = False
+        self.refreshed = token_refresh_after_unauthorized(
+            owner=self.owner, pk=self.pk, rejected_token=self.token
+        )
+        return self.refreshed
+
+
 __all__ = [
     "MARKER_SLACK_SECONDS",
+    "TokenBearer",
     "TokenOwner",
     "TokenRow",
     "marker_lifetime",
     "store_connected_tokens",
     "token_access",
+    "token_mark_needs_reauthorisation",
     "token_refresh_after_unauthorized",
 ]

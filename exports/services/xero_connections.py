@@ -2,7 +2,8 @@
 
 Connect (``xero_connection_begin`` → Xero's consent page → ``xero_connection_complete``): a fresh
 PKCE verifier and ``state`` per attempt (kept in the admin user's session by
-:mod:`exports.xero_views`), the code exchanged once at ``XERO_IDENTITY_BASE_URL``, both tokens
+:mod:`exports.xero_views`), the code exchanged once at ``XERO_IDENTITY_BASE_URL`` (both steps
+shared with Pleo: :mod:`exports.services.oauth_consent`), both tokens
 stored encrypted with the access token's expiry and the scopes Xero granted, then
 ``GET /connections``: one organisation is taken at once; several are offered on the company page
 (``xero_connection_choose_tenant``); none leaves the connection needing re-authorisation.
@@ -23,8 +24,6 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import timedelta
 
 from django.conf import settings
 from django.urls import reverse
@@ -33,10 +32,10 @@ from django.views.decorators.debug import sensitive_variables
 
 from exports import audit, clock
 from exports.models import AuditEntry, AuditStep, Company, Trigger, XeroConnection
-from exports.pleo import BearerAuth, BudgetExhausted, PleoAuthError
+from exports.pleo import BudgetExhausted, PleoAuthError
 from exports.pleo import oauth as pleo_oauth
-from exports.pleo.hosts import HostNotAllowed
 from exports.services import budget, token_refresh
+from exports.services.oauth_consent import Consent, ConsentStart
 from exports.xero import oauth as xero_oauth
 from exports.xero.client import XeroClient, config_from_settings
 from exports.xero.errors import XeroError
@@ -95,36 +94,26 @@ def _audit(company: Company, message: str, outcome=AuditEntry.Outcome.OK, **kwar
 # --- Connect ------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class XeroConnectStart:
-    """Where to send the browser, and what to remember in the session until it comes back."""
-
-    url: str
-    state: str
-    verifier: str = field(repr=False)
-    company_id: int
+CONSENT = Consent(
+    service="Xero", button="Connect Xero", failed=XeroConnectFailed, redirect_uri=xero_redirect_uri
+)
 
 
-def xero_connection_begin(*, company: Company) -> XeroConnectStart:
+def xero_connection_begin(*, company: Company) -> ConsentStart:
+    """The consent page's URL; ``remember`` holds ``company_id``."""
     if not settings.XERO_CLIENT_ID or not settings.XERO_CLIENT_SECRET:
         raise XeroConnectFailed(
             "XERO_CLIENT_ID and XERO_CLIENT_SECRET are not set: add the Xero app's client id "
             "and secret to the environment first."
         )
-    pkce = pleo_oauth.new_pkce()
-    state = pleo_oauth.new_state()
-    try:
-        url = xero_oauth.authorize_url(
-            login_base_url=settings.XERO_LOGIN_BASE_URL,
-            client_id=settings.XERO_CLIENT_ID,
-            redirect_uri=xero_redirect_uri(),
-            scopes=settings.XERO_SCOPES,
-            state=state,
-            challenge=pkce.challenge,
-        )
-    except HostNotAllowed as exc:
-        raise XeroConnectFailed(f"XERO_LOGIN_BASE_URL is refused: {exc}.") from None
-    return XeroConnectStart(url=url, state=state, verifier=pkce.verifier, company_id=company.pk)
+    return CONSENT.begin(
+        xero_oauth.authorize_url,
+        where="XERO_LOGIN_BASE_URL",
+        remember={"company_id": company.pk},
+        login_base_url=settings.XERO_LOGIN_BASE_URL,
+        client_id=settings.XERO_CLIENT_ID,
+        scopes=settings.XERO_SCOPES,
+    )
 
 
 @sensitive_variables("code", "code_verifier", "tokens", "config")
@@ -138,16 +127,7 @@ def xero_connection_complete(*, company_id: int, code: str, code_verifier: str) 
         config = xero_oauth_config()
     except ValueError as exc:  # HostNotAllowed is one
         raise XeroConnectFailed(f"Xero's OAuth settings cannot be used: {exc}.") from None
-    received_at = clock.now()
-    try:
-        tokens = pleo_oauth.exchange_code(
-            config, code=code, redirect_uri=xero_redirect_uri(), code_verifier=code_verifier
-        )
-    except pleo_oauth.OAuthError as exc:
-        raise XeroConnectFailed(
-            f"Exchanging the authorization code with Xero failed ({exc}). Nothing was changed; "
-            f"use 'Connect Xero' again."
-        ) from None
+    tokens, received_at = CONSENT.exchange(config, code=code, code_verifier=code_verifier)
     connection, _ = XeroConnection.objects.get_or_create(company=company)
     token_refresh.store_connected_tokens(
         owner=TOKENS,
@@ -220,30 +200,22 @@ def xero_connection_choose_tenant(*, connection: XeroConnection, tenant_id: str)
 # --- Status -------------------------------------------------------------------------------------
 
 
-def xero_connection_mark_needs_reauthorisation(
-    *, connection_id: int, reason: str, refresh_token_ciphertext: str | None = None
-) -> bool:
-    """Needs re-authorisation (the refresh marker cleared). With ``refresh_token_ciphertext``,
-    only if that refresh token is still the stored one. The first reason is kept."""
-    rows = XeroConnection.objects.filter(pk=connection_id, status=XeroConnection.Status.OK)
-    if refresh_token_ciphertext is not None:
-        rows = rows.filter(refresh_token_ciphertext=refresh_token_ciphertext)
-    updated = rows.update(
-        status=XeroConnection.Status.NEEDS_REAUTHORISATION,
-        last_error=reason[:2000],
-        status_changed_at=clock.now(),
-        refreshing_until=None,
-        updated_at=timezone.now(),
+def xero_connection_mark_needs_reauthorisation(*, connection_id: int, reason: str) -> bool:
+    """Needs re-authorisation (the refresh marker cleared), logged and audited. The first reason
+    is kept: a connection already not OK is left alone (False)."""
+    return token_refresh.token_mark_needs_reauthorisation(
+        owner=TOKENS, pk=connection_id, reason=reason
     )
-    if updated:
-        connection = XeroConnection.objects.select_related("company").get(pk=connection_id)
-        logger.warning("Xero connection %s needs re-authorisation: %s", connection_id, reason)
-        _audit(
-            connection.company,
-            f"Xero connection needs re-authorisation: {reason}",
-            AuditEntry.Outcome.ERROR,
-        )
-    return bool(updated)
+
+
+def _marked(connection_id: int, reason: str) -> None:
+    connection = XeroConnection.objects.select_related("company").get(pk=connection_id)
+    logger.warning("Xero connection %s needs re-authorisation: %s", connection_id, reason)
+    _audit(
+        connection.company,
+        f"Xero connection needs re-authorisation: {reason}",
+        AuditEntry.Outcome.ERROR,
+    )
 
 
 def xero_connection_unusable_reason(*, connection: XeroConnection | None) -> str | None:
@@ -289,27 +261,14 @@ def _unusable(name: str, status: str, reason: str) -> XeroConnectionUnusable:
     return XeroConnectionUnusable(f"The {name}: {reason.rstrip('.')}.")
 
 
-def _mark(connection_id: int, reason: str, refresh_token_ciphertext: str | None) -> bool:
-    return xero_connection_mark_needs_reauthorisation(
-        connection_id=connection_id,
-        reason=reason,
-        refresh_token_ciphertext=refresh_token_ciphertext,
-    )
-
-
-def _refresh_margin() -> timedelta:
-    return timedelta(seconds=float(settings.PLEO_OAUTH_REFRESH_MARGIN_SECONDS))
-
-
 TOKENS = token_refresh.TokenOwner(
     model=XeroConnection,
     service="Xero",
     label="Xero connection",
     read=_read,
     config=lambda _pk: xero_oauth_config(),
-    mark=_mark,
+    marked=_marked,
     unusable=_unusable,
-    margin=_refresh_margin,
 )
 
 
@@ -417,21 +376,10 @@ def xero_client(
     refresh or a 403 marks the connection."""
     connection_id = connection.pk
     company = connection.company
-    last: dict = {"token": None, "refreshed": False}
-
-    def get_token() -> str:
-        last["token"] = token_refresh.token_access(owner=TOKENS, pk=connection_id)
-        return last["token"]
-
-    def refresh() -> bool:
-        last["refreshed"] = False
-        last["refreshed"] = token_refresh.token_refresh_after_unauthorized(
-            owner=TOKENS, pk=connection_id, rejected_token=last["token"]
-        )
-        return last["refreshed"]
+    bearer = token_refresh.TokenBearer(owner=TOKENS, pk=connection_id)
 
     def on_auth_failure(exc: PleoAuthError) -> None:
-        if exc.status == 401 and last["refreshed"]:
+        if exc.status == 401 and bearer.refreshed:
             reason = f"Xero refused a freshly refreshed access token ({exc}). Reconnect Xero."
         elif exc.status == 403:
             # The organisation was disconnected from the app at Xero, or a scope is missing:
@@ -462,7 +410,7 @@ def xero_client(
     client = XeroClient(
         before_request=hook,
         config=config_from_settings(),
-        auth=BearerAuth(get_token, refresh),
+        auth=bearer.auth,
         on_auth_failure=on_auth_failure,
         tenant_id=connection.tenant_id if tenant else None,
         after_response=after_response,
@@ -474,6 +422,7 @@ def xero_client(
 
 
 __all__ = [
+    "CONSENT",
     "TOKENS",
     "XeroConnectFailed",
     "XeroConnectionUnusable",

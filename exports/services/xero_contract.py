@@ -89,12 +89,7 @@ def xero_contract_verify(*, company: Company) -> ContractReport:
             _run_checks(client, report, connection)
     except (XeroError, xero_connections.XeroConnectionUnusable) as exc:
         report.stopped = f"Xero could not be read: {exc}"
-    logger.info(
-        "Xero contract check for %s: %s (%d requests)",
-        company.name,
-        "all matched" if report.ok else "differences found",
-        len(report.requests),
-    )
+    report.log("Xero", logger)
     return report
 
 

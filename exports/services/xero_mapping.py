@@ -64,23 +64,22 @@ def pleo_codes_of_item(*, item: Mapping[str, Any]) -> list[PleoCode]:
         if code and (kind, code) not in found:
             found[(kind, code)] = PleoCode(kind, code, label)
 
+    def add_account(kind: PleoCodeKind, account: Any) -> None:
+        if isinstance(account, Mapping):
+            code = _text(account.get("code")) or _text(account.get("identifier"))
+            add(kind, code, _text(account.get("name")))
+
     for line in item.get("accountingEntryLines") or []:
         if not isinstance(line, Mapping):
             continue
-        account = line.get("account")
-        if isinstance(account, Mapping):
-            code = _text(account.get("code")) or _text(account.get("identifier"))
-            add(PleoCodeKind.ACCOUNT, code, _text(account.get("name")))
+        add_account(PleoCodeKind.ACCOUNT, line.get("account"))
         tax = line.get("tax")
         if isinstance(tax, Mapping):
             add(PleoCodeKind.TAX_CODE, _text(tax.get("code")))
         for tag in line.get("tags") or []:
             if isinstance(tag, Mapping) and _text(tag.get("code")):
                 add(PleoCodeKind.TAG, f"{_text(tag.get('groupCode'))}/{_text(tag.get('code'))}")
-    contra = item.get("contraAccount")
-    if isinstance(contra, Mapping):
-        code = _text(contra.get("code")) or _text(contra.get("identifier"))
-        add(PleoCodeKind.CONTRA_ACCOUNT, code, _text(contra.get("name")))
+    add_account(PleoCodeKind.CONTRA_ACCOUNT, item.get("contraAccount"))
     vendor = item.get("vendor")
     if isinstance(vendor, Mapping):
         add(PleoCodeKind.VENDOR, _text(vendor.get("code")), _text(vendor.get("name")))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from django.db import transaction
 
@@ -40,6 +40,18 @@ class XeroSyncResult:
     ok: bool
     message: str
     counts: dict[str, int]
+
+
+def _row(model, resource, **more) -> dict:
+    """The fields of ``resource`` (a :mod:`exports.xero.resources` dataclass) that ``model`` has
+    a column of the same name for, and ``more``; text cut to its column's ``max_length``."""
+    columns = {f.name: f for f in model._meta.concrete_fields}
+    values = {f.name: getattr(resource, f.name) for f in fields(resource) if f.name in columns}
+    values.update(more)
+    for name, value in values.items():
+        if isinstance(value, str) and columns[name].max_length:
+            values[name] = value[: columns[name].max_length]
+    return values
 
 
 def _replace(model, connection: XeroConnection, key: str, rows: list[dict]) -> int:
@@ -86,66 +98,26 @@ def xero_sync_run(
             tenant_name=organisation.name[:300] or connection.tenant_name,
         )
         counts["accounts"] = _replace(
-            XeroAccount,
-            connection,
-            "account_id",
-            [
-                {
-                    "account_id": a.account_id,
-                    "code": a.code[:20],
-                    "name": a.name[:300],
-                    "type": a.type[:40],
-                    "status": a.status[:20],
-                    "tax_type": a.tax_type[:60],
-                }
-                for a in accounts
-            ],
+            XeroAccount, connection, "account_id", [_row(XeroAccount, a) for a in accounts]
         )
         counts["tax rates"] = _replace(
-            XeroTaxRate,
-            connection,
-            "tax_type",
-            [
-                {
-                    "tax_type": t.tax_type[:60],
-                    "name": t.name[:300],
-                    "status": t.status[:20],
-                    "effective_rate": t.effective_rate,
-                }
-                for t in tax_rates
-            ],
+            XeroTaxRate, connection, "tax_type", [_row(XeroTaxRate, t) for t in tax_rates]
         )
-        counts["tracking options"] = _replace(
-            XeroTrackingOption,
-            connection,
-            "option_id",
-            [
-                {
-                    "option_id": o.option_id,
-                    "category_id": c.category_id,
-                    "category_name": c.name[:100],
-                    "category_status": c.status[:20],
-                    "name": o.name[:100],
-                    "status": o.status[:20],
-                }
-                for c in categories
-                for o in c.options
-            ],
-        )
+        options = [
+            _row(
+                XeroTrackingOption,
+                o,
+                category_id=c.category_id,
+                category_name=c.name,
+                category_status=c.status,
+            )
+            for c in categories
+            for o in c.options
+        ]
+        counts["tracking options"] = _replace(XeroTrackingOption, connection, "option_id", options)
         if contacts is not None:
             counts["contacts"] = _replace(
-                XeroContact,
-                connection,
-                "contact_id",
-                [
-                    {
-                        "contact_id": c.contact_id,
-                        "name": c.name[:300],
-                        "status": c.status[:20],
-                        "account_number": c.account_number[:100],
-                    }
-                    for c in contacts
-                ],
+                XeroContact, connection, "contact_id", [_row(XeroContact, c) for c in contacts]
             )
         counts["mappings proposed"] = xero_mapping.xero_mapping_propose(company=company)
     text = ", ".join(f"{n} {what}" for what, n in counts.items())

@@ -109,10 +109,31 @@ class XeroConnection(models.Model):
         return frozenset(self.scopes_granted.split())
 
 
-class XeroAccount(models.Model):
-    connection = models.ForeignKey(
-        XeroConnection, on_delete=models.CASCADE, related_name="accounts"
-    )
+def _synced_from(related_name: str) -> models.ForeignKey:
+    """The connection a synced row was read through (the row goes with it)."""
+    return models.ForeignKey(XeroConnection, on_delete=models.CASCADE, related_name=related_name)
+
+
+def _one_per_connection(xero_key: str, name: str) -> models.UniqueConstraint:
+    """Xero's identifier of a synced row is unique per connection (the sync upserts by it)."""
+    return models.UniqueConstraint(fields=["connection", xero_key], name=name)
+
+
+class _SyncedRow(models.Model):
+    """A row as the last sync read it from Xero (``exports.services.xero_sync``)."""
+
+    status: str
+
+    class Meta:
+        abstract = True
+
+    @property
+    def active(self) -> bool:
+        return self.status == "ACTIVE"
+
+
+class XeroAccount(_SyncedRow):
+    connection = _synced_from("accounts")
     account_id = models.UUIDField()
     code = models.CharField(max_length=20, blank=True, db_index=True)
     name = models.CharField(max_length=300, blank=True)
@@ -122,22 +143,14 @@ class XeroAccount(models.Model):
 
     class Meta:
         ordering = ["connection", "code"]
-        constraints = [
-            models.UniqueConstraint(fields=["connection", "account_id"], name="unique_xero_account")
-        ]
+        constraints = [_one_per_connection("account_id", "unique_xero_account")]
 
     def __str__(self):
         return f"{self.code} {self.name}".strip()
 
-    @property
-    def active(self) -> bool:
-        return self.status == "ACTIVE"
 
-
-class XeroTaxRate(models.Model):
-    connection = models.ForeignKey(
-        XeroConnection, on_delete=models.CASCADE, related_name="tax_rates"
-    )
+class XeroTaxRate(_SyncedRow):
+    connection = _synced_from("tax_rates")
     tax_type = models.CharField(max_length=60)
     name = models.CharField(max_length=300, blank=True)
     status = models.CharField(max_length=20, blank=True)
@@ -145,24 +158,16 @@ class XeroTaxRate(models.Model):
 
     class Meta:
         ordering = ["connection", "tax_type"]
-        constraints = [
-            models.UniqueConstraint(fields=["connection", "tax_type"], name="unique_xero_tax_rate")
-        ]
+        constraints = [_one_per_connection("tax_type", "unique_xero_tax_rate")]
 
     def __str__(self):
         return f"{self.tax_type} ({self.name})"
 
-    @property
-    def active(self) -> bool:
-        return self.status == "ACTIVE"
 
-
-class XeroTrackingOption(models.Model):
+class XeroTrackingOption(_SyncedRow):
     """One option of one tracking category (a category without options has no row)."""
 
-    connection = models.ForeignKey(
-        XeroConnection, on_delete=models.CASCADE, related_name="tracking_options"
-    )
+    connection = _synced_from("tracking_options")
     category_id = models.UUIDField()
     category_name = models.CharField(max_length=100)
     category_status = models.CharField(max_length=20, blank=True)
@@ -172,11 +177,7 @@ class XeroTrackingOption(models.Model):
 
     class Meta:
         ordering = ["connection", "category_name", "name"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["connection", "option_id"], name="unique_xero_tracking_option"
-            )
-        ]
+        constraints = [_one_per_connection("option_id", "unique_xero_tracking_option")]
 
     def __str__(self):
         return f"{self.category_name}: {self.name}"
@@ -186,10 +187,8 @@ class XeroTrackingOption(models.Model):
         return self.status == "ACTIVE" and self.category_status == "ACTIVE"
 
 
-class XeroContact(models.Model):
-    connection = models.ForeignKey(
-        XeroConnection, on_delete=models.CASCADE, related_name="contacts"
-    )
+class XeroContact(_SyncedRow):
+    connection = _synced_from("contacts")
     contact_id = models.UUIDField()
     name = models.CharField(max_length=300)
     status = models.CharField(max_length=20, blank=True)
@@ -197,9 +196,7 @@ class XeroContact(models.Model):
 
     class Meta:
         ordering = ["connection", "name"]
-        constraints = [
-            models.UniqueConstraint(fields=["connection", "contact_id"], name="unique_xero_contact")
-        ]
+        constraints = [_one_per_connection("contact_id", "unique_xero_contact")]
 
     def __str__(self):
         return self.name

@@ -1,17 +1,21 @@
 """What the Xero client reads, parsed: one frozen dataclass per resource, built by ``from_api``
 from Xero's JSON (docs/xero-openapi/xero_accounting.yaml and xero-identity.yaml; the field names
 are Xero's, PascalCase in the Accounting API, camelCase in /connections). Only the fields the
-product relies on are read; a missing required one is a :class:`XeroResponseError`.
+product relies on are read; a missing required one is a :class:`XeroResponseError`. Each field
+is read by one ``from_api`` (``_Resource``: the key from the field's name, the reader from its
+type).
 """
 
 from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from functools import cache
+from typing import Any, Self, get_type_hints
 
 from exports.xero.errors import XeroResponseError
 
@@ -45,25 +49,6 @@ def items_of(body: Any, key: str) -> list:
     return body[key]
 
 
-@dataclass(frozen=True)
-class Connection:
-    """One organisation a token may reach (``GET /connections``)."""
-
-    id: uuid.UUID
-    tenant_id: uuid.UUID
-    tenant_name: str
-    tenant_type: str
-
-    @classmethod
-    def from_api(cls, data: Any, where: str = "connection") -> Connection:
-        return cls(
-            id=_uuid(data, "id", where),
-            tenant_id=_uuid(data, "tenantId", where),
-            tenant_name=_text(data, "tenantName", where),
-            tenant_type=_text(data, "tenantType", where),
-        )
-
-
 _MS_DATE = re.compile(r"/Date\((-?\d+)([+-]\d{4})?\)/")
 
 
@@ -81,8 +66,81 @@ def xero_date(value: Any) -> date | None:
         return None
 
 
+def _date(data: Any, key: str, where: str) -> date | None:
+    return xero_date(_field(data, key, where, required=False))
+
+
+def _required_text(data: Any, key: str, where: str) -> str:
+    return _text(data, key, where, required=True)
+
+
+def _decimal(data: Any, key: str, where: str) -> Decimal | None:
+    value = _field(data, key, where, required=False)
+    try:
+        return None if value is None else Decimal(str(value))
+    except InvalidOperation:
+        raise XeroResponseError(f"malformed response: {where}.{key}") from None
+
+
+def _xero(*, key: str = "", read: Callable[[Any, str, str], Any] | None = None) -> Any:
+    """A field whose Xero ``key`` or reader (``read(data, key, where)``) is not the default."""
+    return field(metadata={"xero": (key, read)})
+
+
+class _Resource:
+    """``from_api`` for the dataclasses below. Each field is read from Xero's key of the same
+    name in PascalCase, ``Id`` as ``ID`` (``account_id`` from ``AccountID``; camelCase when
+    ``CAMEL_CASE``, as in ``/connections``), by its type (:data:`_READERS`), unless the field
+    names its key or reader (:func:`_xero`). ``where`` names the object in errors (``WHERE``,
+    else the class name)."""
+
+    WHERE = ""
+    CAMEL_CASE = False
+
+    @classmethod
+    def key(cls, name: str) -> str:
+        first, *rest = name.split("_")
+        if cls.CAMEL_CASE:
+            return first + "".join(part.capitalize() for part in rest)
+        key = "".join(part.capitalize() for part in (first, *rest))
+        return key[:-2] + "ID" if key.endswith("Id") else key
+
+    @classmethod
+    def from_api(cls, data: Any, where: str = "") -> Self:
+        where = where or cls.WHERE or cls.__name__
+        types = _type_hints(cls)
+        values = {}
+        for f in fields(cls):  # type: ignore[arg-type]
+            key, read = f.metadata.get("xero", ("", None))
+            read = read or _READERS[types[f.name]]
+            values[f.name] = read(data, key or cls.key(f.name), where)
+        return cls(**values)
+
+
+_type_hints = cache(get_type_hints)
+_READERS: dict[Any, Callable[[Any, str, str], Any]] = {
+    uuid.UUID: _uuid,
+    str: _text,
+    date | None: _date,
+    Decimal | None: _decimal,
+}
+
+
 @dataclass(frozen=True)
-class Organisation:
+class Connection(_Resource):
+    """One organisation a token may reach (``GET /connections``)."""
+
+    WHERE = "connection"
+    CAMEL_CASE = True
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    tenant_name: str
+    tenant_type: str
+
+
+@dataclass(frozen=True)
+class Organisation(_Resource):
     organisation_id: uuid.UUID
     name: str
     base_currency: str
@@ -96,20 +154,9 @@ class Organisation:
         dates = [d for d in (self.period_lock_date, self.end_of_year_lock_date) if d]
         return max(dates) if dates else None
 
-    @classmethod
-    def from_api(cls, data: Any, where: str = "Organisation") -> Organisation:
-        return cls(
-            organisation_id=_uuid(data, "OrganisationID", where),
-            name=_text(data, "Name", where),
-            base_currency=_text(data, "BaseCurrency", where),
-            country_code=_text(data, "CountryCode", where),
-            period_lock_date=xero_date(data.get("PeriodLockDate")),
-            end_of_year_lock_date=xero_date(data.get("EndOfYearLockDate")),
-        )
-
 
 @dataclass(frozen=True)
-class Account:
+class Account(_Resource):
     account_id: uuid.UUID
     code: str
     name: str
@@ -117,89 +164,45 @@ class Account:
     status: str
     tax_type: str
 
-    @classmethod
-    def from_api(cls, data: Any, where: str = "Account") -> Account:
-        return cls(
-            account_id=_uuid(data, "AccountID", where),
-            code=_text(data, "Code", where),
-            name=_text(data, "Name", where),
-            type=_text(data, "Type", where),
-            status=_text(data, "Status", where),
-            tax_type=_text(data, "TaxType", where),
-        )
-
 
 @dataclass(frozen=True)
-class TaxRate:
-    tax_type: str
+class TaxRate(_Resource):
+    tax_type: str = _xero(read=_required_text)
     name: str
     status: str
     effective_rate: Decimal | None
 
-    @classmethod
-    def from_api(cls, data: Any, where: str = "TaxRate") -> TaxRate:
-        rate = _field(data, "EffectiveRate", where, required=False)
-        try:
-            effective = None if rate is None else Decimal(str(rate))
-        except InvalidOperation:
-            raise XeroResponseError(f"malformed response: {where}.EffectiveRate") from None
-        return cls(
-            tax_type=_text(data, "TaxType", where, required=True),
-            name=_text(data, "Name", where),
-            status=_text(data, "Status", where),
-            effective_rate=effective,
-        )
-
 
 @dataclass(frozen=True)
-class TrackingOption:
-    option_id: uuid.UUID
-    name: str
+class TrackingOption(_Resource):
+    option_id: uuid.UUID = _xero(key="TrackingOptionID")
+    name: str = _xero(read=_required_text)
     status: str
 
 
+def _options(data: Any, key: str, where: str) -> tuple[TrackingOption, ...]:
+    options = _field(data, key, where, required=False) or []
+    if not isinstance(options, list):
+        raise XeroResponseError(f"malformed response: {where}.{key} is not a list")
+    return tuple(
+        TrackingOption.from_api(option, f"{where}.{key}[{i}]") for i, option in enumerate(options)
+    )
+
+
 @dataclass(frozen=True)
-class TrackingCategory:
-    category_id: uuid.UUID
-    name: str
+class TrackingCategory(_Resource):
+    category_id: uuid.UUID = _xero(key="TrackingCategoryID")
+    name: str = _xero(read=_required_text)
     status: str
-    options: tuple[TrackingOption, ...]
-
-    @classmethod
-    def from_api(cls, data: Any, where: str = "TrackingCategory") -> TrackingCategory:
-        options = _field(data, "Options", where, required=False) or []
-        if not isinstance(options, list):
-            raise XeroResponseError(f"malformed response: {where}.Options is not a list")
-        return cls(
-            category_id=_uuid(data, "TrackingCategoryID", where),
-            name=_text(data, "Name", where, required=True),
-            status=_text(data, "Status", where),
-            options=tuple(
-                TrackingOption(
-                    option_id=_uuid(option, "TrackingOptionID", f"{where}.Options[{i}]"),
-                    name=_text(option, "Name", f"{where}.Options[{i}]", required=True),
-                    status=_text(option, "Status", f"{where}.Options[{i}]"),
-                )
-                for i, option in enumerate(options)
-            ),
-        )
+    options: tuple[TrackingOption, ...] = _xero(read=_options)
 
 
 @dataclass(frozen=True)
-class Contact:
+class Contact(_Resource):
     contact_id: uuid.UUID
     name: str
-    status: str
+    status: str = _xero(key="ContactStatus")
     account_number: str
-
-    @classmethod
-    def from_api(cls, data: Any, where: str = "Contact") -> Contact:
-        return cls(
-            contact_id=_uuid(data, "ContactID", where),
-            name=_text(data, "Name", where),
-            status=_text(data, "ContactStatus", where),
-            account_number=_text(data, "AccountNumber", where),
-        )
 
 
 __all__ = [

@@ -5,6 +5,7 @@ import uuid
 
 from django.core.management.base import BaseCommand, CommandError
 
+from exports.management.company_arg import parsed
 from exports.services.companies import (
     company_add_or_update,
     company_input_problems,
@@ -17,13 +18,6 @@ OPTIONS = {
     "api_base_url": "--api-base-url",
     "webhook_secret": "--webhook-secret",
 }
-
-
-def _uuid(value: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise CommandError(f"--pleo-company-id: '{value}' is not a UUID.", returncode=2)
 
 
 class Command(BaseCommand):
@@ -47,7 +41,9 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Print one JSON object.")
 
     def handle(self, *args, **options):
-        pleo_company_id = _uuid(options["pleo_company_id"])
+        pleo_company_id = parsed(
+            uuid.UUID, options["pleo_company_id"], "--pleo-company-id: '{value}' is not a UUID."
+        )
         values = {
             "name": options["name"].strip(),
             "api_key": options["api_key"].strip(),

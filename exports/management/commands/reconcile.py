@@ -9,15 +9,12 @@ from datetime import date
 
 from django.core.management.base import BaseCommand, CommandError
 
-from exports.management.company_arg import add_company_arguments, company_by_pleo_id
+from exports.management.company_arg import add_company_arguments, company_by_pleo_id, parsed
 from exports.services.reconciliation import reconciliation_report
 
 
 def _date(value: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise CommandError(f"'{value}' is not a date (YYYY-MM-DD).", returncode=2)
+    return parsed(date.fromisoformat, value, "'{value}' is not a date (YYYY-MM-DD).")
 
 
 class Command(BaseCommand):

@@ -55,6 +55,24 @@ def xero_sandbox_port() -> int:
         return probe.getsockname()[1]
 
 
+def process_finish(process: subprocess.Popen, timeout: float) -> bool:
+    """Wait up to ``timeout`` seconds for ``process`` (already asked to stop) to end, kill it
+    past that, then kill whatever is left of its process group (started with
+    ``start_new_session``). True when it had to be killed. The tests stop processes this way."""
+    killed = False
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        killed = True
+    try:
+        os.killpg(process.pid, signal.SIGKILL)  # nothing of its process group survives
+    except (ProcessLookupError, PermissionError):
+        pass
+    return killed
+
+
 class Command(BaseCommand):
     help = "Set up the database and run the web server and the worker (and the sandbox demo)."
 
@@ -170,14 +188,5 @@ class Command(BaseCommand):
                 process.terminate()
         deadline = time.monotonic() + STOP_GRACE_SECONDS
         for name, process in reversed(self.children):
-            remaining = max(0.1, deadline - time.monotonic())
-            try:
-                process.wait(timeout=remaining)
-            except subprocess.TimeoutExpired:
-                self.stderr.write(f"The {name} process did not stop in time; killing it.")
-                process.kill()
-                process.wait()
-            try:
-                os.killpg(process.pid, signal.SIGKILL)  # nothing of its process group survives
-            except (ProcessLookupError, PermissionError):
-                pass
+            if process_finish(process, max(0.1, deadline - time.monotonic())):
+                self.stderr.write(f"The {name} process did not stop in time; it was killed.")
