@@ -3,9 +3,11 @@
 It needs no configuration and supports vendor-based bookkeeping (the vendor's code and name are
 kept on the entry; an item without a vendor in such a job fails ``vendor_unknown``).
 
-Booking rules. One export item becomes one journal entry, written in one transaction together
-with our record of the item (the lifecycle runs ``book`` inside the run's transaction, see
-``writes_locally``). Every amount is Pleo's ``inWalletCurrency`` value, in minor units:
+Booking rules. One export item becomes one journal entry. ``book_batch`` books a report chunk
+(``max_batch``, 100 items): one query for the earlier entries, one insert of the entries, one of
+their lines, in one transaction together with our records of the items (the lifecycle runs it
+inside the run's transaction, see ``writes_locally``). Every amount is Pleo's
+``inWalletCurrency`` value, in minor units:
 
 * each of ``accountingEntryLines`` is debited to its ``account`` at its ``netAmount`` (lines on
   the same account are added up into one journal line);

@@ -1,7 +1,10 @@
 """The export lifecycle's items: learn Pleo's statuses, and bring each open item to booked or
 failed: the accounting adapter's ``precheck`` first (an item it refuses is recorded failed and
-never booked), then its ``book`` at most once per item (crash-safe: a record left ``booking`` is
-settled by the adapter's ``lookup`` by our idempotency key).
+never booked), then its ``book_batch`` (or ``book``) at most once per item, a batch at a time.
+Crash-safe: an adapter that writes locally books a report chunk in one transaction with our
+records of it; for any other, the batch's records are committed ``booking`` first, and a record
+left ``booking`` is settled by the adapter's ``lookup`` by our idempotency key. The records are
+written in bulk: one UPDATE a batch, one a status when Pleo confirms the report.
 
 A mixin of the lifecycle's ``_Carrier`` (``exports.services.lifecycle``): it uses the carrier's
 ``run``, ``job``, ``client``, ``audit`` and ``pleo_call``.
