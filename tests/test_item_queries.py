@@ -23,6 +23,7 @@ from exports.adapters.journal import JournalAdapter
 from exports.models import Company, ExportItemRecord, JournalEntry, XeroBooking
 from exports.receipts.models import Receipt
 from exports.services import budget, xero_connections
+from exports.services.lifecycle_common import idempotency_key
 from exports.services.start_flow import Outcome
 from tests.reliability.inprocess import SimulatedCrash, crash_at
 from tests.test_lifecycle import env  # noqa: F401 - the lifecycle tests' sandbox company
@@ -121,3 +122,26 @@ def test_a_crash_inside_the_batch_leaves_no_entry_and_books_each_item_once(env):
     entries = list(JournalEntry.objects.values_list("accounting_entry_id", flat=True))
     assert sorted(str(entry) for entry in entries) == sorted(env.items(job_id))
     assert sorted(env.put_ids(job_id)) == sorted(env.items(job_id))  # reported once
+
+
+def test_a_booking_left_without_a_document_is_written_over_by_the_batch(bx):  # noqa: F811
+    """A run that stopped after recording a batch but before Xero saw it: the next batch finds
+    the row by its key (no document found by its text), updates it in bulk and books once."""
+    job_id = bx.job({"normal": 2})
+    first, second = sorted(bx.env.items(job_id))
+    left = XeroBooking.objects.create(
+        connection=bx.connection,
+        tenant_id=bx.connection.tenant_id,
+        idempotency_key=idempotency_key(job_id, first),
+        accounting_entry_id=uuid.UUID(first),
+        kind=XeroBooking.Kind.MANUAL_JOURNAL,
+        reference="a text Xero never saw",
+        batch_key="pleo-batch-earlier",
+    )
+    assert bx.run().outcome == Outcome.COMPLETED
+    assert len(bx.documents()) == 2
+    left.refresh_from_db()
+    assert left.document_id is not None and left.batch_key != "pleo-batch-earlier"
+    assert first in left.reference  # the text sent this time
+    assert XeroBooking.objects.count() == 2
+    assert {i["status"] for i in bx.env.items(job_id).values()} == {"successful"}
