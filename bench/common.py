@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -41,6 +42,11 @@ def parser(description: str) -> argparse.ArgumentParser:
         "--database-url",
         default=os.environ.get("BENCH_DATABASE_URL", ""),
         help="Database to use (emptied!). Default: a new SQLite file in a temporary directory.",
+    )
+    p.add_argument(
+        "--shapes",
+        action="store_true",
+        help="Also list the queries by SQL shape (literals and parameters as ?), per item.",
     )
     p.add_argument(
         "--redis-url",
@@ -252,11 +258,14 @@ class QueryCounter:
 
     CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
     _TABLE = re.compile(r'\b(?:FROM|INTO|UPDATE)\s+"([^"]+)"', re.IGNORECASE)
+    _LITERAL = re.compile(r"'[^']*'|\b\d+(?:\.\d+)?\b|%s")
+    _LIST = re.compile(r"\((?:\?(?:, )?)+\)(?:, \((?:\?(?:, )?)+\))*")
 
     def __init__(self, connection):
         self.connection = connection
         self.count = 0
         self.kinds: dict[str, int] = {}
+        self.shapes: Counter[str] = Counter()  # every statement, by shape (``show_shapes``)
         self.control: dict[str, int] = {}
         self.connections = 0
 
@@ -280,6 +289,7 @@ class QueryCounter:
         match = self._TABLE.search(sql)
         table = match.group(1) if match else " ".join(words[1:2])
         self._add(first, table)
+        self.shapes[self._LIST.sub("(…)", self._LITERAL.sub("?", sql))] += 1
         return execute(sql, params, many, context)
 
     def _in_transaction(self) -> bool:
@@ -354,3 +364,9 @@ class QueryCounter:
                 print(f"    {fmt.format(self.control[word] / per)}  {word} (transaction control)")
         if self.connections:
             print(f"    {self.connections:10d}  connections opened (in all)")
+
+    def show_shapes(self, per: int = 1, *, least: float = 0.05, width: int = 150) -> None:
+        """The statements by SQL shape, divided by ``per``, those at ``least`` or more."""
+        for shape, count in self.shapes.most_common():
+            if count / per >= least:
+                print(f"    {count / per:10.2f}  {shape[:width]}")

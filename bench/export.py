@@ -112,6 +112,8 @@ def main() -> None:
                 f"  DB queries         : {counted.count} = {counted.count / items:.2f} an item "
                 f"(plus {counted.transactions} BEGIN)"
             )
+            if args.shapes:
+                counted.show_shapes(per=items)
         small, large = sorted(per_item)
         print(
             f"\nQueries per item, {small:,} → {large:,} items: {per_item[small]:.2f} → "

@@ -144,6 +144,8 @@ def main() -> None:
             print(f"      {count:5d}  {call}")
         print(f"  Pleo calls         : {pleo_calls} (receipt downloads apart)")
         print(f"  DB queries         : {counted.count} = {counted.count / items:.2f} an item")
+        if args.shapes:
+            counted.show_shapes(per=items)
         minutes = total / real.limit
         print(
             f"  Under Xero's 60 calls a minute (our budget: 55): at least {math.ceil(minutes)} "

@@ -14,10 +14,12 @@ Points (in the order a job meets them):
 
 ``after_claim``          the claim ("starting") is committed; ``started`` not sent yet
 ``after_started``        Pleo accepted ``started``; nothing recorded yet
-``mid_items``            an item's outcome is decided and committed; the next item not begun
+``mid_items``            an item's outcome is decided (committed, or waiting in its batch); the
+                         next item not begun
 ``after_adapter_call``   the accounting adapter answered; its answer not recorded yet (the Xero
                          adapter reaches it first as soon as Xero answered a batch, before its
-                         own record of the documents)
+                         own record of the documents; the journal once per item of its batch,
+                         inside the transaction that writes the entries and our records)
 ``before_final_event``   every item is final in Pleo; the final event not sent yet
 """
 

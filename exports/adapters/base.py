@@ -36,8 +36,10 @@ implementation of this contract, never a change to it.
 
 ``book_batch(requests) -> list[BookingResult]``
     Book several items; one result per request, in the same order. The default calls ``book``
-    for each; an accounting system with a batch endpoint overrides it. (The lifecycle books one
-    item at a time today.)
+    for each; an accounting system with a batch endpoint overrides it. The lifecycle books
+    through ``book_batch`` (up to the adapter's ``max_batch`` items a call) only when the
+    adapter's own class defines it with its ``book``; otherwise it calls ``book`` per item (a
+    subclass that overrides only ``book`` is booked one by one).
 
 ``lookup(*, idempotency_key=None, accounting_entry_id=None) -> BookingResult | None``
     Find an earlier booking: by our idempotency key (after an interruption between ``book`` and
@@ -72,8 +74,10 @@ implementation of this contract, never a change to it.
 for a company yet: the admin does not list it and its ``validate`` refuses every job.
 
 ``writes_locally`` is True only for adapters that write to our own database and nowhere else:
-their ``book`` runs inside the run's transaction, together with our item record, so an entry
-and the record of it are committed together or not at all.
+their ``book_batch`` (or ``book``) runs inside the run's transaction, together with our records
+of the items (a report chunk at a time), so the entries and the records of them are committed
+together or not at all. Such a batch that raises is rolled back whole and its items are booked
+again one by one, so only the item at fault fails.
 """
 
 from __future__ import annotations

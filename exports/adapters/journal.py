@@ -3,9 +3,11 @@
 It needs no configuration and supports vendor-based bookkeeping (the vendor's code and name are
 kept on the entry; an item without a vendor in such a job fails ``vendor_unknown``).
 
-Booking rules. One export item becomes one journal entry, written in one transaction together
-with our record of the item (the lifecycle runs ``book`` inside the run's transaction, see
-``writes_locally``). Every amount is Pleo's ``inWalletCurrency`` value, in minor units:
+Booking rules. One export item becomes one journal entry. ``book_batch`` books a report chunk
+(``max_batch``, 100 items): one query for the earlier entries, one insert of the entries, one of
+their lines, in one transaction together with our records of the items (the lifecycle runs it
+inside the run's transaction, see ``writes_locally``). Every amount is Pleo's
+``inWalletCurrency`` value, in minor units:
 
 * each of ``accountingEntryLines`` is debited to its ``account`` at its ``netAmount`` (lines on
   the same account are added up into one journal line);
@@ -322,6 +324,7 @@ class JournalAdapter(AccountingAdapter):
     supports_vendor_based_bookkeeping = True
     writes_locally = True
     attachment_limits = PLEO_ATTACHMENT_LIMITS
+    max_batch = 100  # items per book_batch: Pleo's report chunk (PLEO_ITEMS_BATCH_SIZE, ≤ 100)
 
     def validate(self, job) -> ValidationResult:
         result = super().validate(job)
@@ -338,51 +341,107 @@ class JournalAdapter(AccountingAdapter):
         return ItemCheck.passed()
 
     def book(self, request: BookingRequest) -> BookingResult:
+        return self.book_batch([request])[0]
+
+    def book_batch(self, requests) -> list[BookingResult]:
+        """Book several items at once: one query for the earlier entries (by key, then by
+        accounting entry id), then every new entry and every line in one insert each, all in
+        one transaction (the caller's, when it has one: the lifecycle's, with our records)."""
         from exports.models import JournalEntry, JournalLine
 
-        found = self.lookup(
-            idempotency_key=request.idempotency_key,
-            accounting_entry_id=request.accounting_entry_id,
-        )
-        if found is not None:
-            return found
-        try:
-            plan = self._plan(request)
-        except Unbookable as exc:
-            return exc.result
-        with transaction.atomic():
-            entry = JournalEntry.objects.create(
-                company=self.company,
-                export_job=self.job,
-                accounting_entry_id=plan.accounting_entry_id,
-                idempotency_key=request.idempotency_key,
-                date=plan.date,
-                currency=plan.currency,
-                amount=plan.total,
-                supplier_currency=plan.supplier_currency,
-                supplier_amount=plan.supplier_amount,
-                description=plan.description,
-                pleo_type=plan.pleo_type,
-                reconciliation_id=plan.reconciliation_id,
-                vendor_code=plan.vendor_code,
-                vendor_name=plan.vendor_name,
-                pleo_links=plan.links,
-                created_at=clock.now(),
-            )
-            JournalLine.objects.bulk_create(
-                JournalLine(
-                    entry=entry,
-                    position=position,
-                    kind=line.kind,
-                    account_code=line.account_code,
-                    account_name=line.account_name,
-                    debit=line.debit,
-                    credit=line.credit,
-                    description=line.description[:300],
+        requests = list(requests)
+        found = self._found_for(requests)
+        results: list[BookingResult | None] = [None] * len(requests)
+        waiting: dict[uuid.UUID, list[int]] = {}  # positions per new entry (the same expense
+        new: dict[uuid.UUID, tuple[JournalEntry, EntryPlan]] = {}  # twice in a batch: once)
+        for position, request in enumerate(requests):
+            earlier = found(request)
+            if earlier is not None:
+                results[position] = self._result(earlier)
+                continue
+            try:
+                plan = self._plan(request)
+            except Unbookable as exc:
+                results[position] = exc.result
+                continue
+            if plan.accounting_entry_id not in new:
+                new[plan.accounting_entry_id] = (self._entry(plan, request), plan)
+            waiting.setdefault(plan.accounting_entry_id, []).append(position)
+        if new:
+            with transaction.atomic():
+                JournalEntry.objects.bulk_create(entry for entry, _ in new.values())
+                JournalLine.objects.bulk_create(
+                    line for entry, plan in new.values() for line in self._lines(entry, plan)
                 )
-                for position, line in enumerate(plan.lines, start=1)
+        for entry_id, positions in waiting.items():
+            for position in positions:
+                results[position] = self._result(new[entry_id][0])
+        return results
+
+    def _found_for(self, requests):
+        """One query: the entries booked earlier under the requests' keys or accounting entry
+        ids (the earliest of an id); returns ``found(request) -> entry | None`` (``lookup``'s
+        rule: the key first)."""
+        from exports.models import JournalEntry
+
+        keys = [r.idempotency_key for r in requests if r.idempotency_key]
+        entry_ids = {_uuid_or_none(r.accounting_entry_id) for r in requests} - {None}
+        wanted = Q(idempotency_key__in=keys) if keys else Q()
+        if entry_ids:
+            wanted |= Q(company=self.company, accounting_entry_id__in=list(entry_ids))
+        by_key, by_entry = {}, {}
+        if wanted:
+            for entry in JournalEntry.objects.filter(wanted).order_by("-pk"):
+                by_key[entry.idempotency_key] = entry
+                if entry.company_id == self.company.pk:
+                    by_entry[entry.accounting_entry_id] = entry  # the earliest last: it wins
+
+        def found(request: BookingRequest):
+            return by_key.get(request.idempotency_key) or by_entry.get(
+                _uuid_or_none(request.accounting_entry_id)
             )
-        return self._result(entry)
+
+        return found
+
+    def _entry(self, plan: EntryPlan, request: BookingRequest):
+        from exports.models import JournalEntry
+
+        return JournalEntry(
+            company=self.company,
+            export_job=self.job,
+            accounting_entry_id=plan.accounting_entry_id,
+            idempotency_key=request.idempotency_key,
+            date=plan.date,
+            currency=plan.currency,
+            amount=plan.total,
+            supplier_currency=plan.supplier_currency,
+            supplier_amount=plan.supplier_amount,
+            description=plan.description,
+            pleo_type=plan.pleo_type,
+            reconciliation_id=plan.reconciliation_id,
+            vendor_code=plan.vendor_code,
+            vendor_name=plan.vendor_name,
+            pleo_links=plan.links,
+            created_at=clock.now(),
+        )
+
+    @staticmethod
+    def _lines(entry, plan: EntryPlan):
+        from exports.models import JournalLine
+
+        return (
+            JournalLine(
+                entry=entry,
+                position=position,
+                kind=line.kind,
+                account_code=line.account_code,
+                account_name=line.account_name,
+                debit=line.debit,
+                credit=line.credit,
+                description=line.description[:300],
+            )
+            for position, line in enumerate(plan.lines, start=1)
+        )
 
     def lookup(
         self,
@@ -394,10 +453,7 @@ class JournalAdapter(AccountingAdapter):
         journal (its earliest entry). One query, whichever are given."""
         from exports.models import JournalEntry
 
-        try:
-            entry_id = uuid.UUID(str(accounting_entry_id)) if accounting_entry_id else None
-        except ValueError:
-            entry_id = None  # not Pleo's id: no entry has it
+        entry_id = _uuid_or_none(accounting_entry_id)
         wanted = Q()
         if idempotency_key:
             wanted |= Q(idempotency_key=idempotency_key)
@@ -478,6 +534,14 @@ class JournalAdapter(AccountingAdapter):
             external_url=entry_admin_url(entry),
             exported_at=entry.created_at,
         )
+
+
+def _uuid_or_none(value: Any) -> uuid.UUID | None:
+    """Pleo's accounting entry id as a UUID; None when absent or not one (no entry has it)."""
+    try:
+        return uuid.UUID(str(value)) if value else None
+    except ValueError:
+        return None
 
 
 def _summary(amount: int, currency: str, accounts) -> LedgerSummary:

@@ -58,6 +58,10 @@ class XeroAdapter(AccountingAdapter):
         super().__init__(company=company, job=job)
         self.heartbeat = None  # the lifecycle sets the run's lease renewal here
         self._session = None
+        # precheck's reads, kept for the job's run (like the booking session's mapping): the
+        # connection, the mappings and the Xero codes they point to, each read once.
+        self._checked_connection = None
+        self._checked: dict = {}
 
     @property
     def session(self):
@@ -126,13 +130,19 @@ class XeroAdapter(AccountingAdapter):
     def precheck(self, request: BookingRequest) -> ItemCheck:
         from exports.services import xero_mapping
 
-        connection = self._connection()
+        if self._checked_connection is None:
+            self._checked_connection = self._connection()
+        connection = self._checked_connection
         if connection is None:
             return ItemCheck.failed(
                 "invalid_configuration", "The company is not connected to Xero."
             )
         failure = xero_mapping.xero_mapping_check_item(
-            company=self.company, connection=connection, item=request.item, new_vendors=True
+            company=self.company,
+            connection=connection,
+            item=request.item,
+            new_vendors=True,
+            memo=self._checked,
         )
         return ItemCheck.passed() if failure is None else ItemCheck.failed(*failure)
 

@@ -104,10 +104,12 @@ def receipts_index(
                     verdict.notes.append(outcome.type_note)
         if not verdict.blocks_booking:
             to_index.append((verdict, record, fetched))
-    if to_index:
+    if any(fetched for _, _, fetched in to_index):
         with write_guard():
-            for verdict, record, fetched in to_index:
-                verdict.receipts = _index(record, job, company, fetched)
+            _index(to_index, job, company)
+    else:
+        for verdict, _, _ in to_index:
+            verdict.receipts = []
     return verdicts
 
 
@@ -130,13 +132,20 @@ def receipts_fetch_for_items(
     )
 
 
-def _index(record: Any, job: Any, company: Any, fetched: list[Fetched]) -> list[Receipt]:
-    rows = []
-    for item in fetched:
-        row, _ = Receipt.objects.update_or_create(
-            item_record=record,
-            position=item.ref.position,
-            defaults={
+def _index(to_index: list[tuple[ItemReceipts, Any, list[Fetched]]], job: Any, company: Any) -> None:
+    """The ``Receipt`` rows of every item of ``to_index`` (set as its verdict's ``receipts``):
+    one read of the rows already there (a run that stopped), one insert of the new ones, one
+    update of the others, whatever the number of items."""
+    records = [record for _, record, fetched in to_index if fetched]
+    existing = {
+        (row.item_record_id, row.position): row
+        for row in Receipt.objects.filter(item_record__in=records)
+    }
+    new, changed, names = [], [], []
+    for verdict, record, fetched in to_index:
+        verdict.receipts = []
+        for item in fetched:
+            values = {
                 "company": company,
                 "export_job": job,
                 "accounting_entry_id": record.accounting_entry_id,
@@ -149,7 +158,17 @@ def _index(record: Any, job: Any, company: Any, fetched: list[Fetched]) -> list[
                 "source_host": item.ref.host[:255],
                 "source_path": item.ref.path[:1000],
                 "fetched_at": item.fetched_at,
-            },
-        )
-        rows.append(row)
-    return rows
+            }
+            row = existing.get((record.pk, item.ref.position))
+            if row is None:
+                row = Receipt(item_record=record, position=item.ref.position, **values)
+                new.append(row)
+            else:
+                for name, value in values.items():
+                    setattr(row, name, value)
+                changed.append(row)
+                names = list(values)
+            verdict.receipts.append(row)
+    Receipt.objects.bulk_create(new)
+    if changed:
+        Receipt.objects.bulk_update(changed, names)

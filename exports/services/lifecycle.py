@@ -11,7 +11,10 @@ renewed as the run goes. ``ExportJob.processing_state`` shows where a job stands
                 Pleo says is unfinished). Then every page of the export items (data layer),
                 joined on ``accountingEntryId``.
 ``reporting``   each open item, in a fixed order (booking date, then id), goes to the adapter at
-                most once: its ``ExportItemRecord`` is committed as ``booking`` before the call;
+                most once, in batches: for an adapter that writes locally (the journal), a
+                report chunk's entries and our records of them commit in one transaction; for
+                any other, the batch's ``ExportItemRecord`` rows are committed as ``booking``
+                before the call, and
                 a record found ``booking`` later is settled with ``adapter.lookup`` (or, when
                 the adapter cannot look up, reported failed ``unexpected_failure`` and never
                 booked again). Outcomes are reported with ``PUT …/items`` as soon as a batch of

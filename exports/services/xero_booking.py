@@ -46,6 +46,8 @@ from functools import partial
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
 
 from exports import clock, crashpoints
 from exports.adapters.base import (
@@ -145,6 +147,9 @@ class XeroBookingSession:
         self._connection: XeroConnection | None = None
         self._organisation = None
         self._codes: dict[tuple[str, str], str] | None = None
+        # The bookings of the batch being booked, read once (``prefetch``).
+        self._by_key: dict[str, XeroBooking] = {}
+        self._earlier: dict[uuid.UUID, XeroBooking] = {}
 
     # --- the connection, its client and the organisation ---------------------------------
 
@@ -225,16 +230,16 @@ class XeroBookingSession:
         return None
 
     def earlier_booking(self, accounting_entry_id) -> XeroBooking | None:
-        return (
-            XeroBooking.objects.filter(
-                connection=self.connection,
-                tenant_id=self.connection.tenant_id,
-                accounting_entry_id=accounting_entry_id,
-                document_id__isnull=False,
-            )
-            .order_by("-id")
-            .first()
-        )
+        return self.earlier_bookings([accounting_entry_id]).first()
+
+    def earlier_bookings(self, accounting_entry_ids):
+        """The bookings of these entries with a document, in this organisation, newest first."""
+        return XeroBooking.objects.filter(
+            connection=self.connection,
+            tenant_id=self.connection.tenant_id,
+            accounting_entry_id__in=list(accounting_entry_ids),
+            document_id__isnull=False,
+        ).order_by("-id")
 
     def confirm(self, booking: XeroBooking) -> BookingResult | None:
         """The booking's document as Xero shows it now; None when Xero has none (or it was
@@ -273,24 +278,41 @@ class XeroBookingSession:
 
     def book_batch(self, requests: Sequence[BookingRequest]) -> list[BookingResult]:
         pending = [_Pending(request) for request in requests]
+        self.prefetch(pending)
         for entry in pending:
             self.known_or_plan(entry)
         for kind in XeroBooking.Kind:
             group = [e for e in pending if e.result is None and e.plan and e.plan.kind == kind]
             for start in range(0, len(group), MAX_BATCH):
                 self.send(kind, group[start : start + MAX_BATCH])
-        for entry in pending:
-            if entry.booking is not None and entry.result is not None and entry.result.booked:
-                entry.result = self.attach(entry)
+        attached = [e for e in pending if e.booking is not None and e.result and e.result.booked]
+        try:
+            for entry in attached:
+                entry.result = self.attach(entry, save=False)
+        finally:  # what was attached, recorded once for the batch (a retry attaches the rest)
+            _save([e.booking for e in attached], "attached")
         return [entry.result for entry in pending]
+
+    def prefetch(self, pending: list[_Pending]) -> None:
+        """The batch's bookings, two queries: each item's by its key, and the newest booking of
+        each accounting entry with a document (``earlier_booking``)."""
+        keys = [entry.request.idempotency_key for entry in pending]
+        self._by_key = {
+            b.idempotency_key: b for b in XeroBooking.objects.filter(idempotency_key__in=keys)
+        }
+        entry_ids = {_uuid_or_none(entry.request.accounting_entry_id) for entry in pending}
+        self._earlier = {}
+        for booking in self.earlier_bookings(entry_ids - {None}):
+            self._earlier.setdefault(booking.accounting_entry_id, booking)  # newest first
 
     def known_or_plan(self, entry: _Pending) -> None:
         """An entry booked earlier (a re-export, this key after a stop) is reported with its
         document; any other is planned (a plan refused is the item's failure)."""
         request = entry.request
-        booking = XeroBooking.objects.filter(idempotency_key=request.idempotency_key).first()
+        booking = self._by_key.get(request.idempotency_key)
         if booking is None or booking.document_id is None:
-            booking = self.earlier_booking(request.accounting_entry_id) or booking
+            earlier = self._earlier.get(_uuid_or_none(request.accounting_entry_id))
+            booking = earlier or booking
         if booking is not None and booking.document_id is not None:
             found = self.confirm(booking)
             if found is not None:
@@ -358,20 +380,30 @@ class XeroBookingSession:
         answers mapped back element by element."""
         key = batch_key([e.request.idempotency_key for e in group])
         connection = self.connection
+        new, known = [], []
         for entry in group:
-            entry.booking, _ = XeroBooking.objects.update_or_create(
-                idempotency_key=entry.request.idempotency_key,
-                defaults={
-                    "connection": connection,
-                    "tenant_id": connection.tenant_id,
-                    "accounting_entry_id": entry.plan.accounting_entry_id,
-                    "pleo_job_id": _uuid_or_none(entry.request.pleo_job_id),
-                    "kind": kind,
-                    "reference": entry.plan.reference,
-                    "batch_key": key,
-                    "document_id": None,
-                },
-            )
+            fields = {
+                "connection": connection,
+                "tenant_id": connection.tenant_id,
+                "accounting_entry_id": entry.plan.accounting_entry_id,
+                "pleo_job_id": _uuid_or_none(entry.request.pleo_job_id),
+                "kind": kind,
+                "reference": entry.plan.reference,
+                "batch_key": key,
+                "document_id": None,
+            }
+            entry.booking = self._by_key.get(entry.request.idempotency_key)
+            if entry.booking is None:
+                entry.booking = XeroBooking(idempotency_key=entry.request.idempotency_key)
+                new.append(entry.booking)
+            else:
+                known.append(entry.booking)
+            for name, value in fields.items():
+                setattr(entry.booking, name, value)
+        with transaction.atomic():  # the batch's bookings, committed before the call
+            XeroBooking.objects.bulk_create(new)
+            _save(known, *fields)
+        self._by_key.update({b.idempotency_key: b for b in new})
         answered = self.call(
             f"booking {len(group)} document(s)",
             lambda: self.client.put_documents(
@@ -392,7 +424,6 @@ class XeroBookingSession:
                 )
                 continue
             entry.booking.document_id = uuid.UUID(str(element[ID_FIELD[XeroBooking.Kind(kind)]]))
-            entry.booking.save(update_fields=["document_id", "updated_at"])
             note = ""
             if entry.plan.moved_from is not None:
                 note = (
@@ -400,6 +431,7 @@ class XeroBookingSession:
                     f"date: booked on {entry.plan.body['Date']}."
                 )
             entry.result = self.result(entry.booking, note)
+        _save([e.booking for e in group if e.booking is not None], "document_id")
 
     def attach_archived(self, booking: XeroBooking, found: BookingResult) -> BookingResult:
         """An interrupted booking found again: its item's archived receipts (those within Xero's
@@ -429,8 +461,9 @@ class XeroBookingSession:
         )
         return self.attach(_Pending(request, booking=booking, result=found))
 
-    def attach(self, entry: _Pending) -> BookingResult:
-        """Attach the receipts not attached yet; a failure fails the item, the booking kept."""
+    def attach(self, entry: _Pending, *, save: bool = True) -> BookingResult:
+        """Attach the receipts not attached yet; a failure fails the item, the booking kept.
+        ``save`` False: the caller saves the booking's ``attached`` (for a whole batch)."""
         booking = entry.booking
         done = set(booking.attached)
         for receipt in entry.request.receipts:
@@ -449,7 +482,8 @@ class XeroBookingSession:
                 )
             done.add(receipt.sha256)
             booking.attached = sorted(done)
-            booking.save(update_fields=["attached", "updated_at"])
+            if save:
+                booking.save(update_fields=["attached", "updated_at"])
         return entry.result
 
     def upload(self, booking: XeroBooking, receipt: ReceiptFile) -> None:
@@ -473,6 +507,16 @@ class XeroBookingSession:
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+def _save(bookings: list[XeroBooking], *names: str) -> None:
+    """Save ``names`` (and ``updated_at``) of every booking: one UPDATE (``bulk_update``)."""
+    if not bookings:
+        return
+    now = timezone.now()  # what ``auto_now`` would set
+    for booking in bookings:
+        booking.updated_at = now
+    XeroBooking.objects.bulk_update(bookings, [*names, "updated_at"])
 
 
 def _uuid_or_none(value) -> uuid.UUID | None:

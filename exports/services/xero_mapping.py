@@ -171,31 +171,43 @@ def xero_mapping_check_item(
     connection: XeroConnection,
     item: Mapping[str, Any],
     new_vendors: bool = False,
+    memo: dict | None = None,
 ) -> tuple[ItemFailureReasonType, str] | None:
     """The first code of ``item`` with no valid mapping, as (failure type, message); None when
     every code maps to an active Xero code. With ``new_vendors``, a vendor without a mapping
-    passes (booking finds or creates its contact). Reads only."""
+    passes (booking finds or creates its contact). Reads only. ``memo``, a dict the caller
+    keeps for one run (the Xero adapter: one job), remembers what passed (a mapping found, a
+    Xero code usable), so a job's items read each once a run, not once an item; what failed
+    is read again, so a mapping made meanwhile is seen."""
+    memo = {} if memo is None else memo
     codes = pleo_codes_of_item(item=item)
-    mappings = {
-        (m.kind, m.pleo_code): m.xero_code
-        for m in XeroMapping.objects.filter(company=company).filter(
-            Q(pleo_code__in=[c.code for c in codes])
-        )
-    }
+    unread = [c for c in codes if ("mapping", c.kind, c.code) not in memo]
+    if unread:
+        found = {
+            (m.kind, m.pleo_code): m.xero_code
+            for m in XeroMapping.objects.filter(company=company).filter(
+                Q(pleo_code__in=[c.code for c in unread])
+            )
+        }
+        memo.update({("mapping", *key): xero_code for key, xero_code in found.items() if xero_code})
     for code in codes:
         if code.kind == PleoCodeKind.VENDOR and not item.get("vendor"):
             continue
-        xero_code = mappings.get((code.kind, code.code), "")
+        xero_code = memo.get(("mapping", code.kind, code.code), "")
         if new_vendors and code.kind == PleoCodeKind.VENDOR and not xero_code:
             continue
         name = PleoCodeKind(code.kind).label.split(" →")[0]
         if not xero_code:
             problem = f"{name} {code.code} has no Xero mapping"
         else:
-            problem = xero_mapping_target_problem(
-                connection=connection, kind=code.kind, xero_code=xero_code
-            )
+            target = ("usable", code.kind, xero_code)
+            problem = None
+            if target not in memo:
+                problem = xero_mapping_target_problem(
+                    connection=connection, kind=code.kind, xero_code=xero_code
+                )
             if problem is None:
+                memo[target] = True
                 continue
             problem = f"{name} {code.code} is mapped, but {problem}"
         return FAILURE_OF_KIND[PleoCodeKind(code.kind)], (

@@ -105,14 +105,14 @@ def _failures(pleo_sandbox, monkeypatch) -> dict:
     # Expiry mid-export (last: it moves Pleo's clock on by more than an hour).
     remote, company = _company(state, url, "Nordlys ApS", "DKK")
     job_id = state.create_job(remote.id, 2, notify=False)["id"]
-    book = JournalAdapter.book
+    book_batch = JournalAdapter.book_batch  # the lifecycle books the journal in batches
 
-    def booked_while_pleo_expires_the_job(self, request):
+    def booked_while_pleo_expires_the_job(self, requests):
         state.advance_clock(4000)
-        return book(self, request)
+        return book_batch(self, requests)
 
     with monkeypatch.context() as patch:
-        patch.setattr(JournalAdapter, "book", booked_while_pleo_expires_the_job)
+        patch.setattr(JournalAdapter, "book_batch", booked_while_pleo_expires_the_job)
         assert _run(company).outcome == Outcome.JOB_EXPIRED
     scene["expired"] = (company, ExportJob.objects.get(pleo_job_id=job_id))
     return scene
