@@ -318,9 +318,13 @@ TOKENS = token_refresh.TokenOwner(
 # and 5 in flight; per app 10,000 a minute. Our shared budgets (every process, ``budget``) stay
 # under each, so processes calling Xero never meet its 429. In flight: one run holds a company
 # (its lease) and calls Xero one call at a time, so an organisation never sees more than one of
-# ours at once.
+# ours at once. Each is GCRA (``budget``): any window holds at most ``limit``, and past its burst a
+# budget grants ``limit - burst`` a window. So the day's burst is half the day (the default), not
+# a minute's worth: with a burst of 55 it granted one call every 18 s after the first 55, and a
+# 1,000-item job (over 1,000 calls) was deferred run after run until it expired
+# (tests/xero/test_limits_slow.py). Sustained, it grants 2,450 a day; the minute's budget paces.
 XERO_BUDGET = budget.Rate(limit=55, window=60.0)
-XERO_DAY_BUDGET = budget.Rate(limit=4900, window=86400.0, burst=55)
+XERO_DAY_BUDGET = budget.Rate(limit=4900, window=86400.0)
 XERO_APP_BUDGET = budget.Rate(limit=9500, window=60.0)
 # Xero's answers say what is left (``X-MinLimit-Remaining``…); at 0 the next call waits this long.
 REMAINING_ZERO_WAIT = {"X-MinLimit-Remaining": 60.0, "X-AppMinLimit-Remaining": 60.0}
