@@ -88,6 +88,16 @@ def stop(process: subprocess.Popen, timeout: float = 15) -> None:
         log.close()
 
 
+def kill_group(process: subprocess.Popen, timeout: float = 10) -> None:
+    """SIGKILL to the process and every process of its group (a lost machine: no handler, no
+    ``finally``, no commit), then reap it. :func:`stop` still closes its log."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait(timeout=timeout)
+
+
 def output(process: subprocess.Popen) -> str:
     path = getattr(process, "_log_path", None)
     return Path(path).read_text(errors="replace") if path else ""

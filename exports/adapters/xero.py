@@ -6,6 +6,10 @@ the scopes Xero granted include every scope of ``XERO_SCOPES`` → else ``invali
 the tenant answers (``GET /Organisation``; a 401/403 after a refresh marks the connection for
 re-authorisation) and its base currency is known → else ``accounting_system_authentication_failure``
 / ``accounting_system_unreachable`` / ``invalid_configuration``. Each message names what to fix.
+A limit Xero says is spent is no failure of the job: a minute's 429 is waited for (its
+``Retry-After``, up to ``XERO_BUDGET_WAIT_SECONDS``, the lease renewed), a longer one or the
+day's raises ``AdapterUnavailable`` (the job pauses until the next run); our own budget spent
+raises ``BudgetExhausted`` (the run is deferred).
 
 ``precheck(request)``: every Pleo code of the item (account, tax code, tags, contra account)
 maps to an active Xero code (:mod:`exports.services.xero_mapping`) → else ``account_unknown`` /
@@ -28,6 +32,7 @@ from typing import Any, ClassVar
 from exports.adapters.base import (
     PLEO_ATTACHMENT_LIMITS,
     AccountingAdapter,
+    AdapterUnavailable,
     AttachmentLimits,
     BookingRequest,
     BookingResult,
@@ -83,8 +88,10 @@ class XeroAdapter(AccountingAdapter):
 
     def check_connection(self) -> ValidationResult:
         """The Xero checks of ``validate`` (the module docstring), without the base class's."""
+        from django.conf import settings
+
         from exports.services import xero_connections
-        from exports.xero.errors import XeroAuthError, XeroError
+        from exports.xero.errors import XeroAuthError, XeroError, XeroRateLimited
 
         connection = self._connection()
         problem = xero_connections.xero_connection_unusable_reason(connection=connection)
@@ -98,10 +105,18 @@ class XeroAdapter(AccountingAdapter):
                 f"company's admin page and allow them at Xero.",
             )
         try:
-            with xero_connections.xero_client(connection=connection) as client:
+            with xero_connections.xero_client(
+                connection=connection,
+                budget_wait=float(settings.XERO_BUDGET_WAIT_SECONDS),
+                heartbeat=self.heartbeat,
+            ) as client:
                 organisation = client.organisation()
         except xero_connections.XeroConnectionUnusable as exc:
             return ValidationResult.failed(AUTH, str(exc))
+        except XeroRateLimited as exc:  # refused, nothing done: the job waits, it is not failed
+            raise AdapterUnavailable(
+                f"Xero refused a call while checking the connection: {exc}"
+            ) from None
         except XeroAuthError as exc:
             return ValidationResult.failed(
                 AUTH,

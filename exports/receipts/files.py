@@ -13,6 +13,8 @@ hash and that extension, never from anything Pleo or a user wrote, so it needs n
 
 from __future__ import annotations
 
+from functools import partial
+
 from django.core.exceptions import SuspiciousFileOperation
 from django.core.files.storage import storages
 
@@ -33,6 +35,24 @@ EXTENSIONS = {
 
 def receipts_storage():
     return storages[STORAGE_ALIAS]
+
+
+def receipt_adapter_file(receipt):
+    """An archived receipt as an accounting adapter sees it (``ReceiptFile``: its bytes through
+    ``open()``). The one place that names it: a later run attaching it again (the Xero adapter
+    after an interrupted run) must send the same name, or Xero sees another file."""
+    from exports.adapters.base import ReceiptFile
+    from exports.receipts.sniff import kind_of
+
+    extension = {"image/jpeg": "jpg", "text/plain": "txt"}.get(receipt.content_type)
+    extension = extension or (kind_of(receipt.content_type) or "bin")
+    return ReceiptFile(
+        name=f"receipt-{receipt.accounting_entry_id}-{receipt.position + 1}.{extension}",
+        content_type=receipt.content_type,
+        size=receipt.size,
+        sha256=receipt.sha256,
+        opener=partial(receipts_storage().open, receipt.storage_name, "rb"),
+    )
 
 
 def receipt_served_type(receipt) -> str:

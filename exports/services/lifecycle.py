@@ -61,6 +61,7 @@ from django.conf import settings
 from exports import clock, crashpoints, pleo
 from exports.adapters import (
     AccountingAdapter,
+    AdapterUnavailable,
     UnknownAdapter,
     ValidationResult,
     get_adapter,
@@ -198,6 +199,10 @@ class _Carrier(ItemBooking, ItemReporting, FinalEvent, DeadlineGuard, ReceiptFet
         else:
             try:
                 result = self.adapter.validate(self.job)
+            except AdapterUnavailable as exc:  # asked nothing of the job: it waits
+                raise Pause(f"{self.adapter.label} could not be asked before the export ({exc}).")
+            except pleo.BudgetExhausted:  # our own budget: nothing sent, the run is deferred
+                raise
             except Exception as exc:
                 logger.exception("Adapter %s failed to validate", name)
                 result = ValidationResult.failed(

@@ -26,7 +26,6 @@ import logging
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
-from functools import partial
 
 from django.conf import settings
 
@@ -34,10 +33,8 @@ from exports import pleo
 from exports.adapters import BookingResult, ReceiptFile
 from exports.models import AuditEntry, AuditStep, ExportItemRecord
 from exports.receipts.fetch import FetchConfig, file_refs
-from exports.receipts.files import receipts_storage
-from exports.receipts.models import Receipt
+from exports.receipts.files import receipt_adapter_file
 from exports.receipts.services import ItemReceipts, receipts_download, receipts_index
-from exports.receipts.sniff import kind_of
 from exports.services.expiry_guard import FINISH_MARGIN_SHARE, _utc
 from exports.services.leases import LeaseLost
 from exports.services.lifecycle_common import Pause
@@ -167,7 +164,7 @@ class ReceiptFetching:
             ), ()
         if verdict.failure_type is not None:
             return BookingResult.failure(verdict.failure_type, verdict.failure), ()
-        files = [_receipt_file(row) for row in verdict.receipts]
+        files = [receipt_adapter_file(row) for row in verdict.receipts]
         adapter = self.adapter
         assert adapter is not None
         if files and adapter.attachment_limits.max_count == 0:
@@ -205,19 +202,6 @@ class ReceiptFetching:
             f"without them.",
             outcome=AuditEntry.Outcome.INFO,
         )
-
-
-def _receipt_file(row: Receipt) -> ReceiptFile:
-    """An archived receipt as the adapter sees it: its bytes through ``open()``."""
-    extension = {"image/jpeg": "jpg", "text/plain": "txt"}.get(row.content_type)
-    extension = extension or (kind_of(row.content_type) or "bin")
-    return ReceiptFile(
-        name=f"receipt-{row.accounting_entry_id}-{row.position + 1}.{extension}",
-        content_type=row.content_type,
-        size=row.size,
-        sha256=row.sha256,
-        opener=partial(receipts_storage().open, row.storage_name, "rb"),
-    )
 
 
 def _position(ordered: list[pleo.ExportJobItem], entry_id: uuid.UUID) -> int:

@@ -42,7 +42,6 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -436,22 +435,13 @@ class XeroBookingSession:
     def attach_archived(self, booking: XeroBooking, found: BookingResult) -> BookingResult:
         """An interrupted booking found again: its item's archived receipts (those within Xero's
         limits) attached now if they were not yet (the run stopped before attaching)."""
-        from exports.receipts.files import receipts_storage
+        from exports.receipts.files import receipt_adapter_file
         from exports.receipts.models import Receipt
 
         rows = Receipt.objects.filter(
             item_record__idempotency_key=booking.idempotency_key
         ).order_by("position")
-        files = [
-            ReceiptFile(
-                name=f"receipt-{row.accounting_entry_id}-{row.position + 1}",
-                content_type=row.content_type,
-                size=row.size,
-                sha256=row.sha256,
-                opener=partial(receipts_storage().open, row.storage_name, "rb"),
-            )
-            for row in rows
-        ]
+        files = [receipt_adapter_file(row) for row in rows]  # named as when first sent
         files = [f for f in files if not self.limits.judge([f])]
         request = BookingRequest(
             item={},

@@ -20,6 +20,7 @@ Nothing here logs or puts in a message a token, code, verifier or the client sec
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import uuid
@@ -276,9 +277,13 @@ TOKENS = token_refresh.TokenOwner(
 # and 5 in flight; per app 10,000 a minute. Our shared budgets (every process, ``budget``) stay
 # under each, so processes calling Xero never meet its 429. In flight: one run holds a company
 # (its lease) and calls Xero one call at a time, so an organisation never sees more than one of
-# ours at once.
+# ours at once. Each is GCRA (``budget``): any window holds at most ``limit``, and past its burst a
+# budget grants ``limit - burst`` a window. So the day's burst is half the day (the default), not
+# a minute's worth: with a burst of 55 it granted one call every 18 s after the first 55, and a
+# 1,000-item job (over 1,000 calls) was deferred run after run until it expired
+# (tests/xero/test_limits_slow.py). Sustained, it grants 2,450 a day; the minute's budget paces.
 XERO_BUDGET = budget.Rate(limit=55, window=60.0)
-XERO_DAY_BUDGET = budget.Rate(limit=4900, window=86400.0, burst=55)
+XERO_DAY_BUDGET = budget.Rate(limit=4900, window=86400.0)
 XERO_APP_BUDGET = budget.Rate(limit=9500, window=60.0)
 # Xero's answers say what is left (``X-MinLimit-Remaining``…); at 0 the next call waits this long.
 REMAINING_ZERO_WAIT = {"X-MinLimit-Remaining": 60.0, "X-AppMinLimit-Remaining": 60.0}
@@ -315,8 +320,13 @@ class XeroBudget:
     def wait(self, seconds: float, exc: BudgetExhausted | None = None) -> None:
         if exc is not None and seconds > self.allowance:
             raise exc
-        left = min(seconds, self.allowance)
-        self.waited += left
+        self.pause(min(seconds, self.allowance))
+
+    def pause(self, seconds: float) -> None:
+        """Sleep ``seconds`` (also the client's wait before a retry: a 429's ``Retry-After``),
+        renewing the run's lease at least every 5 seconds."""
+        left = seconds
+        self.waited += max(left, 0.0)
         while left > 0:
             step = min(left, 5.0)
             self.sleep(step)
@@ -407,9 +417,16 @@ def xero_client(
             on_call(method, path, status)
 
     hook = xero_budget_hook(connection=connection, wait_seconds=budget_wait, heartbeat=heartbeat)
+    config = config_from_settings()
+    if budget_wait > config.retry_after_cap:
+        # Xero's own 429 for a spent minute (``minute``, ``appminute``: our budgets did not see
+        # the calls that spent it) is waited for inside the run like our budget's, up to the
+        # same allowance, the lease renewed while waiting (``XeroBudget.pause``).
+        config = dataclasses.replace(config, retry_after_cap=budget_wait)
     client = XeroClient(
         before_request=hook,
-        config=config_from_settings(),
+        config=config,
+        sleep=hook.pause if hook is not None else time.sleep,
         auth=bearer.auth,
         on_auth_failure=on_auth_failure,
         tenant_id=connection.tenant_id if tenant else None,

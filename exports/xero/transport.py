@@ -9,7 +9,8 @@ request-budget hook, no redirects, urllib3's retries off), with what differs for
   ``minute``, ``appminute`` and ``concurrent`` are retried after ``Retry-After`` (within the cap),
   ``day`` never (the organisation's 5,000 calls are spent until tomorrow);
 * the remaining limits Xero reports (``X-MinLimit-Remaining``, ``X-DayLimit-Remaining``,
-  ``X-AppMinLimit-Remaining``) are kept in :attr:`XeroTransport.rate_limits`;
+  ``X-AppMinLimit-Remaining``) are kept in :attr:`XeroTransport.rate_limits` (not a 429's: its
+  ``Retry-After`` is the wait, a remaining 0 would make the next call wait a whole minute more);
 * ``after_response(method, path, status)`` is called after every attempt (``status`` None when
   no answer came): the caller's audit record of the HTTP call;
 * every error is a :class:`~exports.xero.errors.XeroError` (mapped in ``_request``);
@@ -131,6 +132,8 @@ class XeroTransport(PleoTransport):
         try:
             response = super()._send(method, path, params, body)
             status = response.status_code
+            if status == 429:  # its Retry-After says when, and the retry waits that long
+                return response
             for header in RATE_LIMIT_HEADERS:
                 value = response.headers.get(header, "")
                 if value.strip().isdigit():

@@ -163,6 +163,10 @@ class Processes:
     def texts(self) -> dict[str, str]:
         return {path.name: path.read_text(errors="replace") for path in self.logs if path.exists()}
 
+    def crashes(self) -> int:
+        """How many times a process reached its ``PLEO_CRASH_AT`` point (and killed itself)."""
+        return sum(text.count("PLEO_CRASH_AT: crash point") for text in self.texts().values())
+
     def tracebacks(self) -> list[str]:
         return [name for name, text in self.texts().items() if "Traceback" in text]
 

@@ -14,8 +14,6 @@ dead runs' leases lapse quickly; the time from restart to the last job final is 
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 
 import pytest
@@ -40,18 +38,6 @@ FAST_RECOVERY = {
 }
 
 
-def _crashes(procs) -> int:
-    return sum(text.count("PLEO_CRASH_AT: crash point") for text in procs.texts().values())
-
-
-def _kill_group(process) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    process.wait(timeout=10)
-
-
 @pytest.mark.parametrize("point", POINTS)
 def test_worker_killed_at_each_stage_boundary_recovers(point, pleo_sandbox, product_env, tmp_path):
     assert not Schedule.objects.exists()  # recovery cannot come from the scheduler
@@ -70,12 +56,12 @@ def test_worker_killed_at_each_stage_boundary_recovers(point, pleo_sandbox, prod
             company_check_enqueue(company_id=company.pk, trigger=Trigger.SCHEDULE)
         try:
             processes.wait_until(
-                lambda: _crashes(procs) >= n, timeout=60, message=f"{n} crashes at {point}"
+                lambda: procs.crashes() >= n, timeout=60, message=f"{n} crashes at {point}"
             )
         except TimeoutError:
             pytest.fail(f"workers did not crash at {point}:\n{procs.texts()}")
-        crashes = _crashes(procs)
-        _kill_group(crashing)  # the machine is gone: nothing of the old cluster survives
+        crashes = procs.crashes()
+        processes.kill_group(crashing)  # the machine is gone: nothing of the old cluster survives
         unfinished_after_crash = sum(
             1 for status in seeded.statuses().values() if status not in support.TERMINAL
         )

@@ -3,6 +3,7 @@ connected company."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import timedelta
 
@@ -155,3 +156,37 @@ def make_connection(
         refresh_token_ciphertext=crypto.encrypt(secrets_registry.register(refresh)),
         access_token_expires_at=clock.now() + timedelta(seconds=expires_in),
     )
+
+
+class VirtualWaits:
+    """The product's waits for Xero's limits (``XeroBudget.pause``: for our request budgets and
+    for a 429's ``Retry-After``) move the clocks those limits run on instead of sleeping: our
+    budgets' (the database budget's clock) and the local Xero's. So a run paced by Xero's real
+    limits takes seconds, not minutes. The product's and Pleo's clocks are left alone (nothing
+    of Pleo's is waited for). ``waits`` lists every sleep (at most 5 s each), in seconds."""
+
+    def __init__(self, xero_state) -> None:
+        self.xero_state = xero_state
+        self.offset = 0.0
+        self.waits: list[float] = []
+
+    def now(self) -> float:
+        return time.time() + self.offset
+
+    def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.offset += seconds
+        self.xero_state.advance_clock(seconds)
+
+    def install(self, monkeypatch) -> VirtualWaits:
+        """From now on in this test (needs ``PLEO_RATE_LIMIT_BACKEND=database``, as ``bx``)."""
+        from exports.services import budget, xero_connections
+
+        budget._backends[(budget.Backend.DATABASE, "")] = budget.DatabaseBudget(now=self.now)
+        init = xero_connections.XeroBudget.__init__
+
+        def virtual(hook, *args, **kwargs):
+            init(hook, *args, **{**kwargs, "sleep": self.sleep})
+
+        monkeypatch.setattr(xero_connections.XeroBudget, "__init__", virtual)
+        return self
