@@ -79,6 +79,28 @@ def test_the_room_a_rate_predicts_is_what_the_budget_grants(rate):
         assert rate.seconds_for(backlog=backlog, calls=predicted) <= within + 1e-6
 
 
+def test_the_backlog_read_from_redis_is_the_one_its_grants_leave(redis_url, settings):
+    settings.REDIS_URL, settings.PLEO_RATE_LIMIT_BACKEND = redis_url, "redis"
+    budget._backends.clear()
+    key, rate = f"estimate-{time.time_ns()}", budget.Rate(6)
+    try:
+        assert budget.budget_backlog(key=key) == 0.0
+        granted = 0
+        while budget.budget_backend().consume(key, rate).granted:
+            granted += 1
+        backlog = budget.budget_backlog(key=key)
+        assert granted == rate.burst and rate.room(backlog=backlog, within=0) == 0
+        assert abs(backlog - granted * rate.interval) < 1.0
+    finally:
+        budget._backends.clear()
+
+
+def test_a_fresh_organisations_day_takes_a_thousand_item_job_within_the_hour():
+    # Not a rate in disguise: a day budget with a burst of 55 granted 233 calls in an hour.
+    day = xero_connections.XERO_DAY_BUDGET
+    assert day.room(backlog=0.0, within=3600) >= 2 * 1016
+
+
 def test_items_within_counts_whole_items_from_the_first():
     estimate = CallEstimate(item_calls=(3, 1, 0, 2), writes=1, attachments=3, reads=1)
     assert [estimate.items_within(calls) for calls in (0, 2, 3, 4, 5, 6)] == [0, 0, 1, 3, 3, 4]
@@ -102,17 +124,23 @@ def test_an_estimate_that_fits_is_audited_and_equals_the_calls_xero_counted(bx):
     assert {i["status"] for i in bx.env.items(job_id).values()} == {"successful"}
 
 
-def test_bills_with_new_suppliers_are_estimated_as_xero_counts_them(bx):  # noqa: F811
+@pytest.mark.parametrize("vendors", [True, False], ids=["vendor-codes", "supplier-names"])
+def test_bills_with_new_suppliers_are_estimated_as_xero_counts_them(bx, vendors):  # noqa: F811
     bx.configure(default_method=BookingMethod.ACCOUNTS_PAYABLE)
-    bx.job({"normal": 4, "refund": 1})
+    bx.job({"normal": 4, "refund": 1}, vendor_based_bookkeeping=vendors)
     assert bx.run().outcome == Outcome.COMPLETED
     calls = accounting_calls(bx)
     contacts = [c for c in calls if "/Contacts" in c["path"]]
-    assert contacts  # new suppliers: found by account number, by name, created
-    writes = {c["path"].rsplit("/", 1)[-1] for c in calls if c["path"].endswith(("s", "es"))}
-    assert {"Invoices", "CreditNotes"} <= writes  # one write per kind of document
+    # New suppliers: by vendor code (account number), then by name, else created.
+    assert contacts
+    by_code = [c for c in contacts if "AccountNumber" in str(c["query"])]
+    assert bool(by_code) == vendors
     assert estimated_total(estimate_entry()) == len(calls) - 1
-    assert len(bx.documents("Invoices")) + len(bx.documents("CreditNotes")) == 5
+    kinds = ("ManualJournals", "Invoices", "CreditNotes")
+    writes = [c for c in calls if c["method"] == "PUT" and c["path"].endswith(kinds)]
+    documents = [d for kind in kinds for d in bx.documents(kind)]
+    assert len(writes) == len({w["path"] for w in writes}) >= 2  # one write per kind
+    assert len(documents) == 5
 
 
 def _pause_after_start(bx, job_id):  # noqa: F811
@@ -137,7 +165,9 @@ def test_a_job_resumed_too_close_to_its_expiry_is_booked_in_part_and_finished(
     _pause_after_start(bx, job_id)
     # 53 minutes pass: about 4 s are left before the safety margin (6 min + 60 s skew).
     _advance(bx, 3600 - 360 - 60 - 4)
-    assert bx.env.run(trigger=Trigger.RECOVERY, recover=True).outcome == (Outcome.COMPLETED_WITH_ERRORS)
+    assert bx.env.run(trigger=Trigger.RECOVERY, recover=True).outcome == (
+        Outcome.COMPLETED_WITH_ERRORS
+    )
     entry = estimate_entry()
     assert entry.outcome == AuditEntry.Outcome.WARNING
     left = int(re.search(r"fit: (\d+) left for re-export", entry.message).group(1))
