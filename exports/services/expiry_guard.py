@@ -28,6 +28,8 @@ leave until the deadline less the same safety margin (``call_room``): :meth:`pla
   shows it.
 * The day's budget (not waited for inside a run) cannot take the first item's calls at once:
   the run is deferred (``BudgetExhausted``) until it can, as a spent day budget defers it.
+* An early report that moved Pleo's deadline sets ``replan``: the items not booked yet are
+  planned again against the new deadline (those left out may fit now).
 
 :class:`DeadlineGuard` is a mixin of the lifecycle's ``_Carrier``: it uses the carrier's
 ``job``, ``touched`` (our last update Pleo saw) and ``audit``.
@@ -68,8 +70,11 @@ class DeadlineGuard:
     slowest_item: float = 0.0
     # Items reported failed by the guard instead of being booked.
     given_up: int = 0
-    # Items left for re-export because their calls do not fit before the deadline (plan_calls).
+    # Items left for re-export because their calls do not fit before the deadline (plan_calls),
+    # the deadline they were measured against, and whether to plan again (Pleo moved it).
     cut_entries: frozenset = frozenset()
+    cut_deadline: datetime | None = None
+    replan: bool = False
 
     def finish_margin(self) -> timedelta:
         """Room kept before the deadline for the last reports and the final event."""
@@ -115,11 +120,13 @@ class DeadlineGuard:
             f"{room.calls if seconds > 0 else 0} calls until then."
         )
         if fits == len(requests):
+            self.cut_entries = frozenset()
             self.audit(
                 AuditStep.CALLS_ESTIMATED, f"{text} All fit.", outcome=AuditEntry.Outcome.INFO
             )
             return
         self.cut_entries = frozenset(entry for entry, _ in to_book[fits:])
+        self.cut_deadline = deadline
         self.audit(
             AuditStep.CALLS_ESTIMATED,
             f"{text} Only the first {plural(fits, 'item')} fit: "
@@ -145,6 +152,7 @@ class DeadlineGuard:
         if after is not None and after > before:
             # Never later than our own reckoning: our clock or Pleo's may be off.
             self.touched = min(self.touched, after - timedelta(seconds=remote.expires_in))
+            self.replan = bool(self.cut_entries)  # the items left out may fit now
             self.audit(
                 AuditStep.DEADLINE_CHECKED,
                 f"After the early report Pleo expires the job at {_utc(after)} (before it: "
@@ -195,7 +203,7 @@ class DeadlineGuard:
                 pleo.ItemFailureReasonType.ACCOUNTING_SYSTEM_RATE_LIMIT,
                 f"Not exported: the calls to {self.adapter.label} this item needs did not fit "
                 f"within its request limits before Pleo expires this export job at "
-                f"{_utc(self.deadline())}, so the job was finished without it. Nothing was "
+                f"{_utc(self.cut_deadline)}, so the job was finished without it. Nothing was "
                 f"booked for it: export it again from Pleo.",
             )
         assert self.deadline_fixed is not None
@@ -214,7 +222,7 @@ class DeadlineGuard:
             self.audit(
                 AuditStep.DEADLINE_GUARD,
                 f"{count} not booked: their {self.adapter.label} calls did not fit before Pleo "
-                f"expires the job at {_utc(self.deadline())}. They are reported failed (export "
+                f"expires the job at {_utc(self.cut_deadline)}. They are reported failed (export "
                 f"them again from Pleo) so that the job is finished in time.",
                 outcome=AuditEntry.Outcome.WARNING,
             )

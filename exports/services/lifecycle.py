@@ -294,8 +294,12 @@ class _Carrier(ItemBooking, ItemReporting, FinalEvent, DeadlineGuard, ReceiptFet
         # At half of expiresIn already, the first item is reported (so booked) on its own.
         to_book = self.requests_to_book(ordered, records, export_items)
         self.plan_calls(to_book, first_alone=self.half_expired())
-        for item in ordered:
+        for position, item in enumerate(ordered):
             self.run.lease.renew_if_due()
+            if self.replan:  # an early report moved the deadline: plan the rest again
+                self.replan = False
+                rest = self.requests_to_book(ordered[position:], records, export_items)
+                self.plan_calls(rest, first_alone=False)
             record = records[item.accounting_entry_id]
             if self.must_stop_booking(item.accounting_entry_id):
                 self.book_pending()
