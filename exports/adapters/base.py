@@ -70,6 +70,16 @@ implementation of this contract, never a change to it.
     MIME types. :meth:`AttachmentLimits.judge` says which file breaks which limit, so the
     lifecycle can refuse an item before booking. The default accepts no attachment.
 
+``estimate_calls(requests, *, first_alone=False) -> CallEstimate | None`` and
+``call_room(*, seconds, at_once=1) -> CallRoom | None``
+    For an accounting system behind request limits: the external calls booking ``requests`` (the
+    items still to book, in booking order) will make, counted as the adapter really calls
+    (``first_alone``: the lifecycle books the first item as a batch of its own), and how many
+    calls its budgets allow within ``seconds`` from now (and when the budgets it does not wait
+    for, a day's, grant ``at_once`` calls at once). The lifecycle compares them before it
+    books (``exports.services.expiry_guard``) and books only the items whose calls fit before
+    the job's deadline. The default is None for both: no estimate (the journal).
+
 ``selectable`` is False for an adapter that exists (registered, testable) but may not be chosen
 for a company yet: the admin does not list it and its ``validate`` refuses every job.
 
@@ -251,6 +261,48 @@ def pleo_booking_summary(item: Mapping[str, Any]) -> LedgerSummary | None:
     return LedgerSummary(amount, currency, tuple(sorted(accounts - {""})))
 
 
+@dataclass(frozen=True)
+class CallEstimate:
+    """The external calls booking a list of items makes: ``item_calls[i]`` is what item ``i``
+    adds (its share of a batch write, its reads, its attachments), in booking order."""
+
+    item_calls: tuple[int, ...]
+    writes: int
+    attachments: int
+    reads: int
+
+    @property
+    def total(self) -> int:
+        return sum(self.item_calls)
+
+    def items_within(self, calls: int) -> int:
+        """How many of the items, from the first, are booked within ``calls`` calls."""
+        spent = 0
+        for count, needs in enumerate(self.item_calls):
+            spent += needs
+            if spent > calls:
+                return count
+        return len(self.item_calls)
+
+    def describe(self) -> str:
+        return (
+            f"{self.total} calls ({self.writes} batch writes, {self.attachments} attachments, "
+            f"{self.reads} reads)"
+        )
+
+
+@dataclass(frozen=True)
+class CallRoom:
+    """What the adapter's request budgets allow: ``calls`` within the time asked about,
+    ``now`` at once from the budgets that are not waited for (a day's), ``ready_at`` when those
+    have room again, and the budgets as people read them."""
+
+    calls: int
+    now: int
+    ready_at: datetime
+    description: str
+
+
 class AttachmentLimit(enum.StrEnum):
     """Which limit of :class:`AttachmentLimits` a file breaks."""
 
@@ -418,6 +470,14 @@ class AccountingAdapter:
 
     def read_back(self, external_ids: Sequence[str]) -> dict[str, LedgerDocument]:
         raise ReadBackUnsupported(f"{self.label} cannot read its bookings back yet.")
+
+    def estimate_calls(
+        self, requests: Sequence[BookingRequest], *, first_alone: bool = False
+    ) -> CallEstimate | None:
+        return None
+
+    def call_room(self, *, seconds: float, at_once: int = 1) -> CallRoom | None:
+        return None
 
     def lookup_entries(
         self, accounting_entry_ids: Iterable[uuid.UUID | str]

@@ -22,6 +22,9 @@ Nothing is written to Xero.
 and credit notes, by Pleo's ``bookkeeping.method``: :mod:`exports.services.xero_documents`),
 with ``Idempotency-Key`` on every write, up to 50 documents a request, receipts attached
 (``attachment_limits``: Xero's 25 MB and 10 files a document).
+
+``estimate_calls``/``call_room``: the Xero calls the items still to book need, and the room
+the organisation's budgets leave (:mod:`exports.services.xero_estimate`).
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ from exports.adapters.base import (
     AttachmentLimits,
     BookingRequest,
     BookingResult,
+    CallEstimate,
+    CallRoom,
     ItemCheck,
     LookupUnsupported,
     ValidationResult,
@@ -166,6 +171,24 @@ class XeroAdapter(AccountingAdapter):
 
     def book_batch(self, requests: Sequence[BookingRequest]) -> list[BookingResult]:
         return self.session.book_batch(requests)
+
+    def estimate_calls(
+        self, requests: Sequence[BookingRequest], *, first_alone: bool = False
+    ) -> CallEstimate:
+        from exports.services.xero_estimate import xero_calls_estimate
+
+        return xero_calls_estimate(
+            session=self.session,
+            requests=requests,
+            limits=self.attachment_limits,
+            batch=self.max_batch,
+            first_alone=first_alone,
+        )
+
+    def call_room(self, *, seconds: float, at_once: int = 1) -> CallRoom:
+        from exports.services.xero_estimate import xero_call_room
+
+        return xero_call_room(connection=self.session.connection, seconds=seconds, at_once=at_once)
 
     def lookup(self, *, idempotency_key=None, accounting_entry_id=None) -> BookingResult | None:
         return self.session.lookup(

@@ -17,6 +17,7 @@ from django.utils.html import format_html
 
 from exports import clock
 from exports.models import ExportJob
+from exports.selectors.calls_estimate import job_calls_estimate
 from exports.timestamps import duration_text, timestamp_html, timestamp_text
 
 # A read-only tabular inline that says "None yet." when empty.
@@ -51,6 +52,7 @@ JOB_FIELDSETS = (
             "processing_state",
             "expired_detected_at",
             "expiry_note",
+            "calls_estimate",
             "seen_via",
             "first_seen_at",
         ),
@@ -88,6 +90,7 @@ DISPLAYS = (
     "payload_as_received",
     "expiry_note",
     "failing_state",
+    "calls_estimate",
 )
 
 
@@ -148,6 +151,19 @@ class ExportJobPageMixin:
     @admin.display(description="Expires")
     def expiry_countdown(self, obj):
         return expiry_countdown_html(obj)
+
+    @admin.display(description="Calls estimate")
+    def calls_estimate(self, obj):
+        """Why items were left for re-export (or that all fitted): the expiry guard's last
+        estimate of the accounting system's calls against its budgets and the deadline."""
+        if obj is None or obj.pk is None:
+            return "-"
+        text, cut = job_calls_estimate(job=obj)
+        if not text:
+            return "None (the adapter makes no estimate, or nothing was left to book)."
+        if cut:
+            return format_html('<strong style="color:#ba2121">⚠ Booked in part: {}</strong>', text)
+        return text
 
     @admin.display(description="Payload")
     def payload_as_received(self, obj):

@@ -36,6 +36,7 @@ class AuditStep(models.TextChoices):
     DEADLINE_CHECKED = "deadline_checked", "deadline_checked"
     DEADLINE_NOT_REFRESHED = "deadline_not_refreshed", "deadline_not_refreshed"
     DEADLINE_GUARD = "deadline_guard", "deadline_guard"
+    CALLS_ESTIMATED = "calls_estimated", "calls_estimated"
     ITEM_RECOVERED = "item_recovered", "item_recovered"
     ITEM_FAILED = "item_failed", "item_failed"
     # An item found booked earlier (a re-export), or booked on a moved date (Xero's lock date)

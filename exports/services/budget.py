@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -98,6 +99,22 @@ class Rate:
     def tolerance(self) -> float:
         """How far ahead of now the schedule may run (the burst, in seconds)."""
         return (self.burst - 1) * self.interval
+
+    def room(self, *, backlog: float, within: float) -> int:
+        """How many requests this rate grants from now until ``within`` seconds from now, to a
+        key whose schedule (``tat``) runs ``backlog`` seconds ahead of now (0: idle or unused).
+        Request ``n`` (from 1) may go ``backlog + (n - 1) * interval - tolerance`` from now."""
+        if within < 0:
+            return 0
+        ahead = within + self.tolerance - max(backlog, 0.0)
+        # (A millionth of an interval for the float sums the stored schedule is made of.)
+        return 0 if ahead < 0 else math.floor(ahead / self.interval + 1e-6) + 1
+
+    def seconds_for(self, *, backlog: float, calls: int) -> float:
+        """The shortest time from now in which ``calls`` requests are granted (see ``room``)."""
+        if calls <= 0:
+            return 0.0
+        return max(0.0, max(backlog, 0.0) + (calls - 1) * self.interval - self.tolerance)
 
 
 def budget_rate() -> Rate | None:
@@ -202,6 +219,12 @@ class DatabaseBudget:
         now = self._now()
         return Decision(False, now, now + rate.interval)
 
+    def backlog(self, key: str) -> float:
+        from exports.models import RequestBudget
+
+        tat = RequestBudget.objects.filter(key=key).values_list("tat", flat=True).first()
+        return max((tat or 0.0) - self._now(), 0.0)
+
     def usage(self, keys: list[str], rate: Rate) -> dict[str, Usage]:
         from exports.models import RequestBudget
 
@@ -294,6 +317,13 @@ class RedisBudget:
             return Decision(True, now, now)
         return Decision(False, now, max(now, float(value)))
 
+    def backlog(self, key: str) -> float:
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.time()
+        pipe.hget(self._prefix + key, "tat")
+        (seconds, micros), tat = pipe.execute()
+        return max(float(tat or 0.0) - (seconds + micros / 1_000_000), 0.0)
+
     def usage(self, keys: list[str], rate: Rate) -> dict[str, Usage]:
         pipe = self._redis.pipeline(transaction=False)
         pipe.time()
@@ -383,6 +413,20 @@ def budget_consume(*, key: str, rate: Rate | None = None) -> Decision:
             key=key,
         )
     return decision
+
+
+def budget_backlog(*, key: str) -> float:
+    """How far ahead of now ``key``'s schedule runs (seconds; 0 when idle): what
+    :meth:`Rate.room` and :meth:`Rate.seconds_for` need. Nothing is taken from the budget. A
+    store that cannot be asked (Redis) counts as spent for a day, as ``budget_consume`` fails
+    closed."""
+    try:
+        return budget_backend().backlog(key)
+    except Exception as exc:
+        if budget_backend_name() != Backend.REDIS:
+            raise
+        logger.error("Request budget unavailable (Redis): %s", type(exc).__name__)
+        return 86400.0
 
 
 class BudgetHook:

@@ -62,6 +62,7 @@ from exports import clock, crashpoints, pleo
 from exports.adapters import (
     AccountingAdapter,
     AdapterUnavailable,
+    BookingRequest,
     UnknownAdapter,
     ValidationResult,
     get_adapter,
@@ -298,10 +299,17 @@ class _Carrier(ItemBooking, ItemReporting, FinalEvent, DeadlineGuard, ReceiptFet
         ordered = sorted(open_items, key=order)
         records = self.records_for([item.accounting_entry_id for item in ordered])
         self.find_earlier(records)
-        for item in ordered:
+        # At half of expiresIn already, the first item is reported (so booked) on its own.
+        to_book = self.requests_to_book(ordered, records, export_items)
+        self.plan_calls(to_book, first_alone=self.half_expired())
+        for position, item in enumerate(ordered):
             self.run.lease.renew_if_due()
+            if self.replan:  # an early report moved the deadline: plan the rest again
+                self.replan = False
+                rest = self.requests_to_book(ordered[position:], records, export_items)
+                self.plan_calls(rest, first_alone=False)
             record = records[item.accounting_entry_id]
-            if self.must_stop_booking():
+            if self.must_stop_booking(item.accounting_entry_id):
                 self.book_pending()
                 self.decide_without_booking(record)
             else:
@@ -335,6 +343,24 @@ class _Carrier(ItemBooking, ItemReporting, FinalEvent, DeadlineGuard, ReceiptFet
         self.receipts_close()
         self.note_given_up()
         self.flush()
+
+    def requests_to_book(self, ordered, records, export_items) -> list[tuple]:
+        """``(entry id, BookingRequest)`` of the items this run may book, in booking order (for
+        the expiry guard's ``plan_calls``)."""
+        to_book = []
+        for item in ordered:
+            entry = item.accounting_entry_id
+            record, data = records[entry], export_items.get(entry)
+            if data is None or entry in self.earlier:
+                continue
+            if record.state in (ExportItemRecord.State.PENDING, ExportItemRecord.State.BOOKING):
+                request = BookingRequest(
+                    item=data.raw,
+                    idempotency_key=record.idempotency_key,
+                    pleo_job_id=self.job.pleo_job_id,
+                )
+                to_book.append((entry, request))
+        return to_book
 
     def confirm_all_final(self) -> None:
         """Every item must be final before the final event; re-read once if in doubt."""

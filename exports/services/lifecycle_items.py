@@ -201,7 +201,7 @@ class ItemBooking:
             return
         if record.state == states.BOOKING and self.settle_interrupted(record):
             return
-        self.apply(record, self.timed_out_result(), audit=False)
+        self.apply(record, self.timed_out_result(record.accounting_entry_id), audit=False)
 
     def settle_interrupted(self, record: ExportItemRecord) -> bool:
         """A record left ``booking`` by a run that died. True when its outcome is now known."""

@@ -113,6 +113,8 @@ class ReceiptFetching:
             record = records[item.accounting_entry_id]
             data = export_items.get(item.accounting_entry_id)
             if record.state in _TO_BOOK and data is not None:
+                if item.accounting_entry_id in self.cut_entries:
+                    break  # left for re-export by the expiry guard, as every item after it
                 if record.pk not in self.fetched_receipts:
                     chunk.append((record, data.raw))
             if len(chunk) >= size:
