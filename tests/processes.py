@@ -54,15 +54,15 @@ def settings_env(*, without: tuple[str, ...] = (), **variables: str) -> dict[str
 
 def product_process_env(database_url: str, **variables: str) -> dict[str, str]:
     """:func:`child_env` for a product process on its own database (``database_url``), in
-    development mode, unbuffered, with no broker or public URL of this process's."""
-    return child_env(
-        without=("REDIS_URL", "PUBLIC_BASE_URL"),
-        DJANGO_SETTINGS_MODULE="pleo_integration.settings",
-        DATABASE_URL=database_url,
-        DEBUG="1",
-        PYTHONUNBUFFERED="1",
-        **variables,
-    )
+    development mode, unbuffered, with no broker or public URL of this process's; ``variables``
+    may override any of these (the benchmarks run with ``DEBUG`` off)."""
+    defaults = {
+        "DJANGO_SETTINGS_MODULE": "pleo_integration.settings",
+        "DATABASE_URL": database_url,
+        "DEBUG": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
+    return child_env(without=("REDIS_URL", "PUBLIC_BASE_URL"), **{**defaults, **variables})
 
 
 def run(argv: list[str], env: dict, *, timeout: float = 60, cwd=ROOT):
