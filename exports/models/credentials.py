@@ -40,7 +40,21 @@ def secret_column():
     return models.TextField(blank=True, default="", editable=False)
 
 
-class Credential(models.Model):
+class OAuthTokenColumns(models.Model):
+    """The columns :mod:`exports.services.token_refresh` reads and writes on a token owner
+    (``Credential``, ``XeroConnection``): both tokens encrypted, the access token's expiry and the
+    refresh marker. The owner adds the ``access_token`` / ``refresh_token`` ``EncryptedSecret``s."""
+
+    access_token_ciphertext = secret_column()
+    access_token_expires_at = models.DateTimeField(null=True, blank=True)
+    refresh_token_ciphertext = secret_column()
+    refreshing_until = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        abstract = True
+
+
+class Credential(OAuthTokenColumns):
     """A Pleo credential: an API key or an OAuth 2.0 client, for one company or an organisation."""
 
     class Kind(models.TextChoices):
@@ -57,10 +71,6 @@ class Credential(models.Model):
     api_key_ciphertext = secret_column()
     oauth_client_id = models.CharField("OAuth client id", max_length=200, blank=True)
     oauth_client_secret_ciphertext = secret_column()
-    access_token_ciphertext = secret_column()
-    access_token_expires_at = models.DateTimeField(null=True, blank=True)
-    refresh_token_ciphertext = secret_column()
-    refreshing_until = models.DateTimeField(null=True, blank=True, editable=False)
     api_base_url = models.URLField(
         "API base URL override",
         blank=True,

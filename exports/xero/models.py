@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from django.db import models
 
-from exports.models.credentials import EncryptedSecret, secret_column
+from exports.models.credentials import EncryptedSecret, OAuthTokenColumns
 
 
 class BookingMethod(models.TextChoices):
@@ -38,7 +38,7 @@ class LockDatePolicy(models.TextChoices):
     NEXT_OPEN_DATE = "next_open_date", "Book on the first open date (original date in the text)"
 
 
-class XeroConnection(models.Model):
+class XeroConnection(OAuthTokenColumns):
     class Status(models.TextChoices):
         OK = "ok", "Connected"
         NEEDS_REAUTHORISATION = "needs_reauthorisation", "Needs re-authorisation"
@@ -57,10 +57,6 @@ class XeroConnection(models.Model):
     status_changed_at = models.DateTimeField(null=True, blank=True)
     scopes_granted = models.TextField(blank=True)
     base_currency = models.CharField(max_length=3, blank=True)
-    access_token_ciphertext = secret_column()
-    access_token_expires_at = models.DateTimeField(null=True, blank=True)
-    refresh_token_ciphertext = secret_column()
-    refreshing_until = models.DateTimeField(null=True, blank=True, editable=False)
     last_sync_at = models.DateTimeField(null=True, blank=True)
     last_sync_result = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
