@@ -274,6 +274,17 @@ def _rebase_refs(node: Any, spec: str) -> Any:
     return node
 
 
+def _body_validator(body_schema: dict, spec: str, options: dict) -> Draft202012Validator:
+    """The validator for an operation's request or response body schema: its local refs pointed
+    at the spec document, the bogus patterns dropped, ``options`` as for :func:`schema`."""
+    return _validator_for(
+        _strip_bogus_patterns(_rebase_refs(body_schema, spec)),
+        spec,
+        options.get("no_extra_fields", False),
+        options.get("pleo_nullable_fixups", True),
+    )
+
+
 def validate_request_body(
     instance: Any, method: str, path: str, spec: str | None = None, **options: bool
 ) -> None:
@@ -283,12 +294,7 @@ def validate_request_body(
     """
     spec, op = _operation(method, path, spec)
     body_schema = _media_schema(op["requestBody"]["content"], f"{method} {path} request")
-    v = _validator_for(
-        _strip_bogus_patterns(_rebase_refs(body_schema, spec)),
-        spec,
-        options.get("no_extra_fields", False),
-        options.get("pleo_nullable_fixups", True),
-    )
+    v = _body_validator(body_schema, spec, options)
     _raise_all(v, instance, f"{method.upper()} {path} request body")
 
 
@@ -303,12 +309,7 @@ def _response_validator(
     if "content" not in response:
         return None
     body_schema = _media_schema(response["content"], f"{method} {path} {status}")
-    return _validator_for(
-        _strip_bogus_patterns(_rebase_refs(body_schema, spec)),
-        spec,
-        options.get("no_extra_fields", False),
-        options.get("pleo_nullable_fixups", True),
-    )
+    return _body_validator(body_schema, spec, options)
 
 
 def validate_response(
