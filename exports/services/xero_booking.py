@@ -284,12 +284,12 @@ class XeroBookingSession:
             group = [e for e in pending if e.result is None and e.plan and e.plan.kind == kind]
             for start in range(0, len(group), MAX_BATCH):
                 self.send(kind, group[start : start + MAX_BATCH])
-        attached = [e for e in pending if e.booking is not None and e.result and e.result.booked]
-        try:
-            for entry in attached:
-                entry.result = self.attach(entry, save=False)
-        finally:  # what was attached, recorded once for the batch (a retry attaches the rest)
-            _save([e.booking for e in attached], "attached")
+        # Each attachment is recorded as soon as Xero has it (one UPDATE a receipt, not one a
+        # batch): a run killed mid-uploads leaves on record exactly what was attached, so the next
+        # run sends only the rest and never leans on Xero's Idempotency-Key window for the others.
+        for entry in pending:
+            if entry.booking is not None and entry.result and entry.result.booked:
+                entry.result = self.attach(entry)
         return [entry.result for entry in pending]
 
     def prefetch(self, pending: list[_Pending]) -> None:
@@ -451,9 +451,9 @@ class XeroBookingSession:
         )
         return self.attach(_Pending(request, booking=booking, result=found))
 
-    def attach(self, entry: _Pending, *, save: bool = True) -> BookingResult:
-        """Attach the receipts not attached yet; a failure fails the item, the booking kept.
-        ``save`` False: the caller saves the booking's ``attached`` (for a whole batch)."""
+    def attach(self, entry: _Pending) -> BookingResult:
+        """Attach the receipts not attached yet, each recorded once attached; a failure fails the
+        item, the booking kept."""
         booking = entry.booking
         done = set(booking.attached)
         for receipt in entry.request.receipts:
@@ -472,8 +472,7 @@ class XeroBookingSession:
                 )
             done.add(receipt.sha256)
             booking.attached = sorted(done)
-            if save:
-                booking.save(update_fields=["attached", "updated_at"])
+            booking.save(update_fields=["attached", "updated_at"])
         return entry.result
 
     def upload(self, booking: XeroBooking, receipt: ReceiptFile) -> None:
