@@ -3,7 +3,7 @@
 our budgets never saw (another process or organisation of the same app, straight to the local
 Xero), not by an injected fault (those are in ``test_booking.py``).
 
-As issue 21 asks: a spent minute (the organisation's or the app's) is waited for inside the run,
+What is checked: a spent minute (the organisation's or the app's) is waited for inside the run,
 its ``Retry-After``, the lease renewed, up to ``XERO_BUDGET_WAIT_SECONDS`` (90 s; the wait moves
 the local Xero's clock instead of sleeping: ``VirtualWaits``); a longer wait (past the 5 s of
 ``bx``), or the day, pauses the job (never fails it) until a later run; ``concurrent`` is retried
