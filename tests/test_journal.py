@@ -124,6 +124,12 @@ def book(journal, body, key=None):
     return journal.book(request(body, key))
 
 
+def book_one(journal, body):
+    """Book ``body``, assert it was booked, and return the journal's one entry."""
+    assert book(journal, body).booked
+    return JournalEntry.objects.get()
+
+
 # --- known answers ---------------------------------------------------------------------------
 
 
@@ -149,8 +155,7 @@ def test_purchase_books_net_per_account_tax_and_credits_the_contra_account(journ
 
 def test_refund_books_the_same_lines_with_the_sides_swapped(journal):
     body = item([line(-10000, -2500)], total=-12500, type="refund")
-    assert book(journal, body).booked
-    entry = JournalEntry.objects.get()
+    entry = book_one(journal, body)
     assert booked_lines(entry) == [
         ("expense", "4010", 0, 10000),
         ("tax", "6310", 0, 2500),
@@ -167,8 +172,7 @@ def test_foreign_currency_purchase_is_booked_in_the_wallet_currency(journal):
     foreign["tax"]["amount"] = pair(13763, "DKK", 2000, "USD")
     body = item([foreign], total=68813)
     body["amount"] = pair(68813, "DKK", 10000, "USD")
-    assert book(journal, body).booked
-    entry = JournalEntry.objects.get()
+    entry = book_one(journal, body)
     assert booked_lines(entry) == [
         ("expense", "4020", 55050, 0),
         ("tax", "6310", 13763, 0),
@@ -178,8 +182,8 @@ def test_foreign_currency_purchase_is_booked_in_the_wallet_currency(journal):
 
 
 def test_zero_tax_books_no_tax_line_even_without_a_tax_account(journal):
-    assert book(journal, item([line(5000, 0, tax_account=None)], total=5000)).booked
-    assert booked_lines(JournalEntry.objects.get()) == [
+    entry = book_one(journal, item([line(5000, 0, tax_account=None)], total=5000))
+    assert booked_lines(entry) == [
         ("expense", "4010", 5000, 0),
         ("contra", "5820", 0, 5000),
     ]
@@ -315,8 +319,7 @@ def test_the_registry_builds_adapters_and_lists_them_for_the_admin():
 def test_bank_details_and_attendee_names_are_never_copied(journal, caplog):
     caplog.set_level(logging.DEBUG)
     body = item([line(10000, 2500)], total=12500)
-    assert book(journal, body).booked
-    entry = JournalEntry.objects.get()
+    entry = book_one(journal, body)
     out = io.StringIO()
     journal_csv_write(entries=JournalEntry.objects.all(), out=out)
     stored = " ".join(

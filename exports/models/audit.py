@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db import models
 
 from exports.models.companies import Company, Trigger
+from exports.models.fields import optional_foreign_key
 from exports.models.jobs import ExportJob
 
 
@@ -98,11 +99,9 @@ class AuditEntry(models.Model):
         ERROR = "error", "Error"
 
     created_at = models.DateTimeField(db_index=True)
-    company = models.ForeignKey(
-        Company, on_delete=models.PROTECT, null=True, blank=True, related_name="audit_entries"
-    )
-    export_job = models.ForeignKey(
-        ExportJob, on_delete=models.PROTECT, null=True, blank=True, related_name="audit_entries"
+    company = optional_foreign_key(Company, on_delete=models.PROTECT, related_name="audit_entries")
+    export_job = optional_foreign_key(
+        ExportJob, on_delete=models.PROTECT, related_name="audit_entries"
     )
     trigger = models.CharField(max_length=20, choices=Trigger.choices)
     step = models.CharField(max_length=40, db_index=True, choices=AuditStep.choices)

@@ -6,6 +6,7 @@ from django.db import models
 
 from exports.models.companies import Company
 from exports.models.credentials import WebhookEndpoint
+from exports.models.fields import optional_foreign_key
 
 
 class WebhookDelivery(models.Model):
@@ -27,9 +28,7 @@ class WebhookDelivery(models.Model):
     event_type = models.CharField(max_length=100, blank=True)
     body = models.TextField()
     received_at = models.DateTimeField(db_index=True)
-    company = models.ForeignKey(
-        Company, on_delete=models.SET_NULL, null=True, blank=True, related_name="deliveries"
-    )
+    company = optional_foreign_key(Company, on_delete=models.SET_NULL, related_name="deliveries")
     pleo_job_id = models.UUIDField(null=True, blank=True)
     state = models.CharField(max_length=20, choices=State.choices, default=State.RECEIVED)
     error = models.TextField(blank=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db import models
 
 from exports.models.companies import Company
+from exports.models.fields import optional_foreign_key
 from exports.models.jobs import ExportJob
 from exports.money import format_money
 
@@ -18,12 +19,8 @@ class JournalEntry(models.Model):
     """
 
     company = models.ForeignKey(Company, on_delete=models.PROTECT, related_name="journal_entries")
-    export_job = models.ForeignKey(
-        ExportJob,
-        on_delete=models.PROTECT,
-        null=True,
-        blank=True,
-        related_name="journal_entries",
+    export_job = optional_foreign_key(
+        ExportJob, on_delete=models.PROTECT, related_name="journal_entries"
     )
     accounting_entry_id = models.UUIDField("accounting entry id", db_index=True)
     idempotency_key = models.CharField(max_length=64, unique=True, editable=False)

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from django.db import models
 
+from exports.models.fields import optional_foreign_key
 from exports.notifications.kinds import Kind
 
 
 def _about(to: str) -> models.ForeignKey:
     """What a notification is about: optional, and the notification stays when that row goes."""
-    return models.ForeignKey(
-        to, on_delete=models.SET_NULL, null=True, blank=True, related_name="notifications"
-    )
+    return optional_foreign_key(to, on_delete=models.SET_NULL, related_name="notifications")
 
 
 class Notification(models.Model):
@@ -50,11 +49,9 @@ class Notification(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     error = models.TextField(blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
-    digested_in = models.ForeignKey(
+    digested_in = optional_foreign_key(
         "self",
         on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
         related_name="digest",
         help_text="The message that included this suppressed notice in its digest.",
     )

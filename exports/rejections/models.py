@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from django.db import models
 
+from exports.models.fields import optional_foreign_key
+
 
 class WebhookRejectionCount(models.Model):
     class Status(models.IntegerChoices):
@@ -17,12 +19,8 @@ class WebhookRejectionCount(models.Model):
         NOT_FOUND = 404, "404 unknown endpoint"
         TOO_LARGE = 413, "413 body too large"
 
-    endpoint = models.ForeignKey(
-        "exports.WebhookEndpoint",
-        on_delete=models.CASCADE,
-        null=True,
-        blank=True,
-        related_name="rejection_counts",
+    endpoint = optional_foreign_key(
+        "exports.WebhookEndpoint", on_delete=models.CASCADE, related_name="rejection_counts"
     )
     status = models.PositiveSmallIntegerField(choices=Status.choices)
     # "<endpoint pk>:<status>", or "global:<status>": unique where a nullable pair would not be.

@@ -12,6 +12,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from exports.models.fields import optional_foreign_key
+
 # ``ExportItemRecord.adapter`` of an item reported with a manual booking's reference.
 BY_HAND = "by_hand"
 
@@ -24,16 +26,14 @@ class ManualBooking(models.Model):
     reference = models.CharField(
         "ledger reference", max_length=200, help_text="Where the expense is booked (voucher no.)."
     )
-    item_record = models.ForeignKey(
+    item_record = optional_foreign_key(
         "exports.ExportItemRecord",
         on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
         related_name="manual_bookings",
         help_text="The failed item the operator settled.",
     )
-    booked_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    booked_by = optional_foreign_key(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, related_name="+"
     )
     booked_by_name = models.CharField("booked by", max_length=150)
     booked_at = models.DateTimeField()
