@@ -5,16 +5,9 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from exports.choices import Trigger
 from exports.models.credentials import Credential
 from exports.notifications.recipients import validate_email_list
-
-
-class Trigger(models.TextChoices):
-    WEBHOOK = "webhook", "Webhook"
-    SCHEDULE = "schedule", "Schedule"
-    MANUAL = "manual", "Manual (admin)"
-    RECOVERY = "recovery", "Recovery"
-    COMMAND_LINE = "command_line", "Command line"
 
 
 class Company(models.Model):

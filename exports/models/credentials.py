@@ -8,6 +8,7 @@ import uuid
 from django.db import models
 
 from exports import crypto
+from exports.choices import CredentialKind, CredentialStatus
 
 
 class EncryptedSecret:
@@ -57,14 +58,8 @@ class OAuthTokenColumns(models.Model):
 class Credential(OAuthTokenColumns):
     """A Pleo credential: an API key or an OAuth 2.0 client, for one company or an organisation."""
 
-    class Kind(models.TextChoices):
-        API_KEY = "api_key", "API key"
-        OAUTH = "oauth", "OAuth 2.0"
-
-    class Status(models.TextChoices):
-        OK = "ok", "OK"
-        NEEDS_REAUTHORISATION = "needs_reauthorisation", "Needs re-authorisation"
-        INVALID = "invalid", "Invalid"
+    Kind = CredentialKind
+    Status = CredentialStatus
 
     name = models.CharField(max_length=200)
     kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.API_KEY)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db import models
 
+from exports.choices import DeliveryState
 from exports.models.companies import Company
 from exports.models.credentials import WebhookEndpoint
 from exports.models.fields import optional_foreign_key
@@ -12,13 +13,7 @@ from exports.models.fields import optional_foreign_key
 class WebhookDelivery(models.Model):
     """Every verified webhook delivery, stored before anything else happens."""
 
-    class State(models.TextChoices):
-        RECEIVED = "received", "Received"
-        ENQUEUED = "enqueued", "Enqueued"
-        IGNORED = "ignored", "Ignored"
-        ENQUEUE_FAILED = "enqueue_failed", "Enqueue failed"
-        PROCESSED = "processed", "Processed"
-        FAILED = "failed", "Failed"
+    State = DeliveryState
 
     endpoint = models.ForeignKey(
         WebhookEndpoint, on_delete=models.PROTECT, related_name="deliveries"

@@ -4,28 +4,21 @@ from __future__ import annotations
 
 from django.db import models
 
-from exports.models.companies import Company, Trigger
+from exports.choices import (
+    ExportJobClaim,
+    ExportJobStatus,
+    ItemRecordResult,
+    ItemRecordState,
+    Trigger,
+)
+from exports.models.companies import Company
 
 
 class ExportJob(models.Model):
     """Our mirror of a Pleo export job plus our own facts about it (claim, expiry, processing)."""
 
-    class Status(models.TextChoices):
-        PENDING = "pending"
-        IN_PROGRESS = "in_progress"
-        FAILED = "failed"
-        COMPLETED = "completed"
-        COMPLETED_WITH_ERRORS = "completed_with_errors"
-        # Pleo sent a status we do not know; its raw value is in last_payload["status"].
-        UNKNOWN = "unknown", "Unknown (see the last payload)"
-
-    class Claim(models.TextChoices):
-        NONE = "", "Not claimed"
-        STARTING = "starting", "Starting (started sent, outcome not yet known)"
-        OURS = "ours", "Ours (Pleo accepted started)"
-        ELSEWHERE = "elsewhere", "Owned elsewhere"
-        ADOPTED = "adopted", "Adopted by an operator"
-        LOST = "lost", "Not ours (another worker won)"
+    Status = ExportJobStatus
+    Claim = ExportJobClaim
 
     pleo_job_id = models.UUIDField("Pleo job id", unique=True)
     company = models.ForeignKey(Company, on_delete=models.PROTECT, related_name="export_jobs")
@@ -91,17 +84,8 @@ class ExportItemRecord(models.Model):
     the item final (``result`` says which way).
     """
 
-    class State(models.TextChoices):
-        PENDING = "pending", "Pending"
-        BOOKING = "booking", "Booking (adapter called, answer not recorded yet)"
-        BOOKED = "booked", "Booked (to report)"
-        FAILED = "failed", "Failed (to report)"
-        REPORTED = "reported", "Reported to Pleo"
-
-    class Result(models.TextChoices):
-        NONE = "", "Not decided"
-        SUCCESSFUL = "successful", "Successful"
-        FAILED = "failed", "Failed"
+    State = ItemRecordState
+    Result = ItemRecordResult
 
     export_job = models.ForeignKey(ExportJob, on_delete=models.PROTECT, related_name="item_records")
     accounting_entry_id = models.UUIDField("accounting entry id")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db import models
 
+from exports.choices import JournalLineKind
 from exports.models.companies import Company
 from exports.models.fields import optional_foreign_key
 from exports.models.jobs import ExportJob
@@ -59,10 +60,7 @@ class JournalEntry(models.Model):
 class JournalLine(models.Model):
     """One side of a journal entry: a debit or a credit on one account, in minor units."""
 
-    class Kind(models.TextChoices):
-        EXPENSE = "expense", "Expense"
-        TAX = "tax", "Tax"
-        CONTRA = "contra", "Contra account"
+    Kind = JournalLineKind
 
     entry = models.ForeignKey(JournalEntry, on_delete=models.CASCADE, related_name="lines")
     position = models.PositiveSmallIntegerField()

@@ -2,18 +2,9 @@
 
 from __future__ import annotations
 
-from django.db import models
+from exports.choices import NotificationKind
 
-
-class Kind(models.TextChoices):
-    JOB_FAILED = "job_failed", "Job failed or expired"
-    ITEMS_FAILED = "items_failed", "Items failed in a job"
-    REAUTHORISATION = "reauthorisation", "Credential needs re-authorisation"
-    JOB_AT_RISK = "job_at_risk", "Job at risk of expiry"
-    BLOCKED_ELSEWHERE = "blocked_elsewhere", "Company blocked by a job owned elsewhere"
-    SERVICE_UNHEALTHY = "service_unhealthy", "Worker or poll tick missing"
-    RECONCILIATION_FLAGGED = "reconciliation_flagged", "Reconciliation found differences"
-
+Kind = NotificationKind
 
 # Conditions rather than events: they are observed again on every poll (or every minute, for
 # notify_health) while they last. Within the window a repeated observation records nothing (no

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from django.db import models
 
+from exports.choices import NotificationStatus
 from exports.models.fields import optional_foreign_key
 from exports.notifications.kinds import Kind
 
@@ -18,14 +19,7 @@ def _about(to: str) -> models.ForeignKey:
 
 
 class Notification(models.Model):
-    class Status(models.TextChoices):
-        QUEUED = "queued", "Queued for the worker"
-        SENDING = "sending", "Sending"
-        SENT = "sent", "Sent"
-        RETRYING = "retrying", "Failed, will retry"
-        FAILED = "failed", "Failed (gave up)"
-        SUPPRESSED = "suppressed", "Suppressed (in the next digest)"
-        NO_CHANNEL = "no_channel", "Not sent: no recipient configured"
+    Status = NotificationStatus
 
     kind = models.CharField(max_length=30, choices=Kind.choices)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 from django.db import models
 
+from exports.choices import RejectionStatus
 from exports.models.fields import optional_foreign_key
 
 
 class WebhookRejectionCount(models.Model):
-    class Status(models.IntegerChoices):
-        UNAUTHORIZED = 401, "401 signature not verified"
-        NOT_FOUND = 404, "404 unknown endpoint"
-        TOO_LARGE = 413, "413 body too large"
+    Status = RejectionStatus
 
     endpoint = optional_foreign_key(
         "exports.WebhookEndpoint", on_delete=models.CASCADE, related_name="rejection_counts"

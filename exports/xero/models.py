@@ -20,28 +20,19 @@ from __future__ import annotations
 
 from django.db import models
 
+from exports.choices import (
+    BookingMethod,
+    DocumentStatus,
+    LockDatePolicy,
+    PleoCodeKind,
+    XeroConnectionStatus,
+    XeroDocumentKind,
+)
 from exports.models.credentials import EncryptedSecret, OAuthTokenColumns
 
 
-class BookingMethod(models.TextChoices):
-    JOURNAL = "journal", "Manual journal"
-    ACCOUNTS_PAYABLE = "accounts_payable", "Bill (accounts payable) against the supplier"
-
-
-class DocumentStatus(models.TextChoices):
-    DRAFT = "draft", "Drafts (approved in Xero by a person)"
-    POSTED = "posted", "Posted (journals) / approved (bills)"
-
-
-class LockDatePolicy(models.TextChoices):
-    FAIL = "fail", "Fail the item, naming the lock date"
-    NEXT_OPEN_DATE = "next_open_date", "Book on the first open date (original date in the text)"
-
-
 class XeroConnection(OAuthTokenColumns):
-    class Status(models.TextChoices):
-        OK = "ok", "Connected"
-        NEEDS_REAUTHORISATION = "needs_reauthorisation", "Needs re-authorisation"
+    Status = XeroConnectionStatus
 
     company = models.OneToOneField(
         "exports.Company", on_delete=models.CASCADE, related_name="xero_connection"
@@ -198,16 +189,6 @@ class XeroContact(_SyncedRow):
         return self.name
 
 
-class PleoCodeKind(models.TextChoices):
-    """What a Pleo code is, for the mapping."""
-
-    ACCOUNT = "account", "Pleo account → Xero account code"
-    TAX_CODE = "tax_code", "Pleo tax code → Xero tax type"
-    TAG = "tag", "Pleo tag → Xero tracking option"
-    CONTRA_ACCOUNT = "contra_account", "Contra (wallet) account → Xero account code"
-    VENDOR = "vendor", "Pleo vendor → Xero contact"
-
-
 class XeroMapping(models.Model):
     """One Pleo code of a company and the Xero code it is booked to.
 
@@ -247,10 +228,7 @@ class XeroBooking(models.Model):
     ``lookup`` reads first; the receipts attached so far (their SHA-256) let a re-export attach
     only what is missing."""
 
-    class Kind(models.TextChoices):
-        MANUAL_JOURNAL = "ManualJournals", "Manual journal"
-        BILL = "Invoices", "Bill (ACCPAY)"
-        CREDIT_NOTE = "CreditNotes", "Credit note (ACCPAYCREDIT)"
+    Kind = XeroDocumentKind
 
     connection = models.ForeignKey(
         XeroConnection, on_delete=models.CASCADE, related_name="bookings"
