@@ -9,10 +9,10 @@ from django.utils.html import format_html
 
 from exports.admin import live
 from exports.admin.actions import enqueue_checks
-from exports.admin.failing import CompanyFailingAdminMixin, listing_html
+from exports.admin.failing import CompanyFailingAdminMixin, CompanyListing
 from exports.admin.filters import LastCheckOutcomeFilter
 from exports.admin.forms import CompanyForm, CompanyFormMixin
-from exports.admin.mixins import admin_views
+from exports.admin.mixins import admin_views, warning_link
 from exports.admin.preview import may_preview, preview_page
 from exports.admin.reconciliation import may_reconcile, reconciliation_page
 from exports.admin.scoping import CompanyScopedAdminMixin
@@ -20,6 +20,22 @@ from exports.admin.xero import CompanyXeroAdminMixin
 from exports.models import Company, Credential, ExportJob
 from exports.selectors.company_access import user_sees_all_companies
 from exports.timestamps import timestamp_text
+
+DELIVERIES_LISTING = CompanyListing(
+    model="webhookdelivery",
+    row='<tr><td><a href="{}">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>',
+    cells=lambda d: (
+        reverse("admin:exports_webhookdelivery_change", args=[d.pk]),
+        timestamp_text(d.received_at),
+        d.event_type,
+        d.webhook_id,
+        d.pleo_job_id or "",
+        d.get_state_display(),
+    ),
+    table="<table><tr><th>Received</th><th>Event</th><th>Webhook id</th><th>Job</th>"
+    '<th>State</th></tr>{rows}</table><p><a href="{url}">All deliveries of this company'
+    "</a> (reprocess failed ones there)</p>",
+)
 
 
 @admin.register(Company)
@@ -66,28 +82,10 @@ class CompanyAdmin(
     @admin.display(description="Webhook deliveries received")
     def deliveries_received(self, obj):
         """The newest deliveries for this company (read-only; reprocess from their own list)."""
-        if obj is None or obj.pk is None:
-            return "-"
-        deliveries = list(obj.deliveries.order_by("-received_at", "-id")[: self.DELIVERIES_SHOWN])
-        list_url = (
-            reverse("admin:exports_webhookdelivery_changelist") + f"?company__id__exact={obj.pk}"
-        )
-        return listing_html(
-            deliveries,
-            row='<tr><td><a href="{}">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>',
-            cells=lambda d: (
-                reverse("admin:exports_webhookdelivery_change", args=[d.pk]),
-                timestamp_text(d.received_at),
-                d.event_type,
-                d.webhook_id,
-                d.pleo_job_id or "",
-                d.get_state_display(),
-            ),
-            table="<table><tr><th>Received</th><th>Event</th><th>Webhook id</th><th>Job</th>"
-            '<th>State</th></tr>{}</table><p><a href="{}">All deliveries of this company'
-            "</a> (reprocess failed ones there)</p>",
-            links=(list_url,),
-        )
+        return DELIVERIES_LISTING.html(obj, self._newest_deliveries)
+
+    def _newest_deliveries(self, *, company):
+        return list(company.deliveries.order_by("-received_at", "-id")[: self.DELIVERIES_SHOWN])
 
     change_form_template = "admin/exports/company/change_form.html"
 
@@ -183,14 +181,9 @@ class CompanyAdmin(
     @admin.display(description="Credential warning")
     def credential_warning(self, obj):
         credential = obj.credential
+        url = reverse("admin:exports_credential_change", args=[credential.pk])
         if credential.status == Credential.Status.NEEDS_REAUTHORISATION:
-            url = reverse("admin:exports_credential_change", args=[credential.pk])
-            return format_html(
-                '<a href="{}" style="color:#ba2121;font-weight:bold">'
-                "⚠ Needs re-authorisation: reconnect to Pleo</a>",
-                url,
-            )
+            return warning_link(url, "Needs re-authorisation: reconnect to Pleo", bold=True)
         if credential.status == Credential.Status.INVALID:
-            url = reverse("admin:exports_credential_change", args=[credential.pk])
-            return format_html('<a href="{}" style="color:#ba2121">⚠ Credential invalid</a>', url)
+            return warning_link(url, "Credential invalid")
         return ""

@@ -1,11 +1,13 @@
 """Read-only facts for the company and job pages: the failing state ("failing
 since 12:14, 5 attempts, next retry at 12:23, last error …"), and a company's recent jobs and
-audit entries with links to their filtered lists. Small display methods, placed in any fieldset.
+audit entries with links to their filtered lists. Small display methods, placed in any fieldset;
+a company's listings are :class:`CompanyListing` tables (the company page's deliveries too).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib import admin
@@ -17,13 +19,29 @@ from exports.services.outcome_labels import outcome_label
 from exports.timestamps import timestamp_text
 
 
-def listing_html(items, *, row: str, cells: Callable[[Any], tuple], table: str, links: tuple):
-    """``items`` as rows (``row`` filled with ``cells(item)``) in ``table`` (its first ``{}``),
-    then ``links`` (its further ``{}``); with no items, "None yet."."""
-    if not items:
-        return "None yet."
-    rows = format_html_join("", row, (cells(item) for item in items))
-    return format_html(table, rows, *links)
+@dataclass(frozen=True)
+class CompanyListing:
+    """A table of a company's rows on its page: ``row`` filled with ``cells(item)`` for each item,
+    in ``table`` (its ``{rows}``; its ``{url}``: the admin's list of ``model`` filtered to that
+    company, for the link to all of them)."""
+
+    model: str
+    row: str
+    cells: Callable[[Any], tuple]
+    table: str
+
+    def html(self, company, items: Callable[..., list]) -> str:
+        """``items(company=company)`` as the table; "-" for a company not saved yet, "None yet."
+        with no items."""
+        if company is None or company.pk is None:
+            return "-"
+        found = items(company=company)
+        if not found:
+            return "None yet."
+        url = reverse(f"admin:exports_{self.model}_changelist")
+        url += f"?company__id__exact={company.pk}"
+        rows = format_html_join("", self.row, (self.cells(item) for item in found))
+        return format_html(self.table, rows=rows, url=url)
 
 
 def failing_html(text: str) -> str:
@@ -36,6 +54,40 @@ def failing_html(text: str) -> str:
 def _at(value) -> str:
     """With seconds, the zone shown (``DISPLAY_TIME_ZONE``) and how long ago."""
     return timestamp_text(value, empty="")
+
+
+JOBS_LISTING = CompanyListing(
+    model="exportjob",
+    row='<tr><td><a href="{}">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>',
+    cells=lambda job: (
+        reverse("admin:exports_exportjob_change", args=[job.pk]),
+        job.pleo_job_id,
+        job.get_status_display(),
+        job.get_claim_display(),
+        _at(job.created_at),
+        selectors.failing_text_for(obj=job) or job.failure_reason_type or "",
+    ),
+    table='<table class="recent-jobs stack-narrow"><thead><tr><th>Pleo job</th>'
+    "<th>Status</th><th>Claim</th><th>Created</th><th>Problem</th></tr></thead>"
+    "<tbody>{rows}</tbody></table>"
+    '<p><a href="{url}">All export jobs of this company</a></p>',
+)
+AUDIT_LISTING = CompanyListing(
+    model="auditentry",
+    row='<tr class="audit-{}"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>',
+    cells=lambda entry: (
+        entry.outcome,
+        _at(entry.created_at),
+        str(entry.export_job.pleo_job_id)[:8] if entry.export_job_id else "",
+        entry.step,
+        entry.get_outcome_display(),
+        entry.message,
+    ),
+    table='<table class="recent-audit stack-narrow"><thead><tr><th>When</th><th>Job</th>'
+    "<th>Step</th><th>Outcome</th><th>Message</th></tr></thead><tbody>{rows}</tbody></table>"
+    '<p><a href="{url}">All audit entries of this company</a> · '
+    '<a href="{url}&outcome__exact=error">its errors</a></p>',
+)
 
 
 class CompanyFailingAdminMixin:
@@ -58,51 +110,11 @@ class CompanyFailingAdminMixin:
 
     @admin.display(description="Recent export jobs")
     def recent_jobs(self, obj):
-        if obj is None or obj.pk is None:
-            return "-"
-        jobs = selectors.company_recent_jobs(company=obj)
-        list_url = reverse("admin:exports_exportjob_changelist") + f"?company__id__exact={obj.pk}"
-        return listing_html(
-            jobs,
-            row='<tr><td><a href="{}">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>',
-            cells=lambda job: (
-                reverse("admin:exports_exportjob_change", args=[job.pk]),
-                job.pleo_job_id,
-                job.get_status_display(),
-                job.get_claim_display(),
-                _at(job.created_at),
-                selectors.failing_text_for(obj=job) or job.failure_reason_type or "",
-            ),
-            table='<table class="recent-jobs stack-narrow"><thead><tr><th>Pleo job</th>'
-            "<th>Status</th><th>Claim</th><th>Created</th><th>Problem</th></tr></thead>"
-            "<tbody>{}</tbody></table>"
-            '<p><a href="{}">All export jobs of this company</a></p>',
-            links=(list_url,),
-        )
+        return JOBS_LISTING.html(obj, selectors.company_recent_jobs)
 
     @admin.display(description="Recent audit entries")
     def recent_audit(self, obj):
-        if obj is None or obj.pk is None:
-            return "-"
-        entries = selectors.company_recent_audit(company=obj)
-        base = reverse("admin:exports_auditentry_changelist") + f"?company__id__exact={obj.pk}"
-        return listing_html(
-            entries,
-            row='<tr class="audit-{}"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>',
-            cells=lambda entry: (
-                entry.outcome,
-                _at(entry.created_at),
-                str(entry.export_job.pleo_job_id)[:8] if entry.export_job_id else "",
-                entry.step,
-                entry.get_outcome_display(),
-                entry.message,
-            ),
-            table='<table class="recent-audit stack-narrow"><thead><tr><th>When</th><th>Job</th>'
-            "<th>Step</th><th>Outcome</th><th>Message</th></tr></thead><tbody>{}</tbody></table>"
-            '<p><a href="{}">All audit entries of this company</a> · '
-            '<a href="{}&outcome__exact=error">its errors</a></p>',
-            links=(base, base),
-        )
+        return AUDIT_LISTING.html(obj, selectors.company_recent_audit)
 
 
 class JobFailingAdminMixin:

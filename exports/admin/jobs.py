@@ -42,25 +42,25 @@ def http_call_summary(entry) -> str:
     return f"{entry.http_method} {path} → {entry.http_status or '—'}"
 
 
-class AuditInline(RunLinkMixin, ViewOnlyTabularInline):
-    model = AuditEntry
-    fk_name = "export_job"
-    template = NONE_YET_TABULAR
-    ordering = ("-created_at", "-id")
-    fields = (
-        "created_at",
-        "step",
-        "outcome",
-        "message",
-        "trigger",
-        "http_call",
-        "worker",
-        "run_link",
-    )
+# An audit entry's columns on the job page and in the audit list alike: what happened first
+# (step, outcome, message); how (trigger, call, worker) after it.
+AUDIT_COLUMNS = ("step", "outcome", "message", "trigger", "http_call", "worker")
+
+
+class AuditColumnsMixin:
+    """The displays of :data:`AUDIT_COLUMNS` that are not fields: ``http_call``."""
 
     @admin.display(description="HTTP")
     def http_call(self, obj):
         return http_call_summary(obj)
+
+
+class AuditInline(AuditColumnsMixin, RunLinkMixin, ViewOnlyTabularInline):
+    model = AuditEntry
+    fk_name = "export_job"
+    template = NONE_YET_TABULAR
+    ordering = ("-created_at", "-id")
+    fields = ("created_at", *AUDIT_COLUMNS, "run_link")
 
 
 class ExportItemRecordInline(ItemReceiptsInlineMixin, ViewOnlyTabularInline):
@@ -171,19 +171,10 @@ class ExportJobAdmin(
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(JobLinkMixin, CompanyScopedAdminMixin, ReadOnlyMixin, admin.ModelAdmin):
-    # What happened first (step, outcome, message); how (trigger, call, worker) after it.
-    list_display = (
-        "created_at",
-        "company_link",
-        "job_link",
-        "step",
-        "outcome",
-        "message",
-        "trigger",
-        "http_call",
-        "worker",
-    )
+class AuditEntryAdmin(
+    AuditColumnsMixin, JobLinkMixin, CompanyScopedAdminMixin, ReadOnlyMixin, admin.ModelAdmin
+):
+    list_display = ("created_at", "company_link", "job_link", *AUDIT_COLUMNS)
     list_filter = ("outcome", AgeListFilter, "step", "trigger", "company")
     date_hierarchy = "created_at"
     search_fields = ("message", "export_job__pleo_job_id")
@@ -199,10 +190,6 @@ class AuditEntryAdmin(JobLinkMixin, CompanyScopedAdminMixin, ReadOnlyMixin, admi
             return "-"
         url = reverse("admin:exports_company_change", args=[obj.company_id])
         return format_html('<a href="{}">{}</a>', url, obj.company.name)
-
-    @admin.display(description="HTTP")
-    def http_call(self, obj):
-        return http_call_summary(obj)
 
 
 @admin.register(WorkerHeartbeat)

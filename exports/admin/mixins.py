@@ -1,11 +1,14 @@
 """What the product's admins share: permission mixins (rows shown but never added or edited
-here) and :func:`admin_views`, the URL patterns of an admin's own pages."""
+here), :func:`admin_views`, the URL patterns of an admin's own pages, and :func:`warning_link`,
+the one look of a list's "⚠" warning."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from django.urls import URLPattern, path
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
 
 def admin_views(model_admin, *routes: tuple[str, Callable, str]) -> list[URLPattern]:
@@ -14,6 +17,13 @@ def admin_views(model_admin, *routes: tuple[str, Callable, str]) -> list[URLPatt
     catch-all ``<path:object_id>/`` would take them."""
     wrap = model_admin.admin_site.admin_view
     return [path(route, wrap(view), name=name) for route, view, name in routes]
+
+
+def warning_link(url: str, text: str, *, bold: bool = False) -> SafeString:
+    """A red "⚠ ``text``" link to the page that fixes it; ``bold`` for what stops the exports
+    until someone acts (a re-authorisation)."""
+    style = "color:#ba2121;font-weight:bold" if bold else "color:#ba2121"
+    return format_html('<a href="{}" style="{}">⚠ {}</a>', url, style, text)
 
 
 class ViewOnlyMixin:

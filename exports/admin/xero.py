@@ -12,9 +12,8 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils.html import format_html
 
-from exports.admin.mixins import admin_views
+from exports.admin.mixins import admin_views, warning_link
 from exports.admin.scoping import CompanyScopedAdminMixin
 from exports.admin.secrets import SecretHintsAdminMixin
 from exports.models import XeroConnection, XeroMapping
@@ -63,11 +62,7 @@ class CompanyXeroAdminMixin:
             return ""
         if connection.status == XeroConnection.Status.NEEDS_REAUTHORISATION:
             url = reverse("admin:exports_company_change", args=[obj.pk])
-            return format_html(
-                '<a href="{}" style="color:#ba2121;font-weight:bold">'
-                "⚠ Xero needs re-authorisation</a>",
-                url,
-            )
+            return warning_link(url, "Xero needs re-authorisation", bold=True)
         return connection.tenant_name or "choose organisation"
 
 
