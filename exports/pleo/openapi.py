@@ -186,6 +186,8 @@ def validator(
     no_extra_fields: bool = False,
     pleo_nullable_fixups: bool = True,
 ) -> Draft202012Validator:
+    """The validator of the component schema ``schema_name``, with the adjustments and options
+    the module docstring describes."""
     if schema_name not in load_spec(spec)["components"]["schemas"]:
         raise KeyError(f"{spec} has no schema {schema_name!r}")
     ref = {"$ref": f"{_uri(spec)}#/components/schemas/{schema_name}"}
@@ -205,39 +207,16 @@ def _raise_all(v: Draft202012Validator, instance: Any, what: str) -> None:
 
 
 def errors(
-    instance: Any,
-    schema_name: str,
-    spec: str = "export-api-v3",
-    *,
-    no_extra_fields: bool = False,
-    pleo_nullable_fixups: bool = True,
+    instance: Any, schema_name: str, spec: str = "export-api-v3", **options: bool
 ) -> list[str]:
-    """Every validation error message (empty when valid)."""
-    v = validator(
-        schema_name,
-        spec,
-        no_extra_fields=no_extra_fields,
-        pleo_nullable_fixups=pleo_nullable_fixups,
-    )
-    return [_line(e) for e in v.iter_errors(instance)]
+    """Every validation error message (empty when valid); ``options`` as for :func:`validator`."""
+    return [_line(e) for e in validator(schema_name, spec, **options).iter_errors(instance)]
 
 
-def validate(
-    instance: Any,
-    schema_name: str,
-    spec: str = "export-api-v3",
-    *,
-    no_extra_fields: bool = False,
-    pleo_nullable_fixups: bool = True,
-) -> None:
-    """Raise ``jsonschema.ValidationError`` (listing every error) unless ``instance`` is valid."""
-    v = validator(
-        schema_name,
-        spec,
-        no_extra_fields=no_extra_fields,
-        pleo_nullable_fixups=pleo_nullable_fixups,
-    )
-    _raise_all(v, instance, f"{spec}#{schema_name}")
+def validate(instance: Any, schema_name: str, spec: str = "export-api-v3", **options: bool) -> None:
+    """Raise ``jsonschema.ValidationError`` (listing every error) unless ``instance`` is valid;
+    ``options`` as for :func:`validator`."""
+    _raise_all(validator(schema_name, spec, **options), instance, f"{spec}#{schema_name}")
 
 
 def _spec_for_path(path: str) -> str:
