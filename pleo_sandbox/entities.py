@@ -1,5 +1,6 @@
-"""Pleo's vocabulary and objects as the sandbox keeps them: statuses, reasons, scopes, messages,
-and the entities (companies, organisations, credentials, jobs, items, subscriptions).
+"""Pleo's vocabulary and objects as the sandbox keeps them: statuses (the tuples the checks use,
+from the enums of :mod:`pleo_sandbox.vocabulary`), reasons, scopes, messages, and the entities
+(companies, organisations, credentials, jobs, items, subscriptions).
 
 Plain data: no locking, no clock, no behaviour beyond rendering (``to_api``/``to_dict``: keys and
 values by :mod:`pleo_sandbox.rendering`). The store (:mod:`pleo_sandbox.store`) holds them; the
@@ -18,10 +19,18 @@ from pleo_sandbox import variants
 from pleo_sandbox.clock import iso
 from pleo_sandbox.data import CompanyProfile
 from pleo_sandbox.rendering import camel_fields
+from pleo_sandbox.vocabulary import ItemStatus, JobEvent, JobStatus, SubscriptionStatus
 
-JOB_STATUSES = ("pending", "in_progress", "failed", "completed", "completed_with_errors")
-UNFINISHED_JOB_STATUSES = ("pending", "in_progress")
-JOB_EVENTS = ("started", "failed", "completed", "completed_with_errors")
+# The v3 statuses (``expired`` only with the ``expired_status`` switch: variants.job_statuses).
+JOB_STATUSES = tuple(s for s in JobStatus if s is not JobStatus.EXPIRED)
+UNFINISHED_JOB_STATUSES = (JobStatus.PENDING, JobStatus.IN_PROGRESS)
+# The events an integration posts (``created``/``expired`` are only recorded by Pleo's side).
+JOB_EVENTS = (
+    JobEvent.STARTED,
+    JobEvent.FAILED,
+    JobEvent.COMPLETED,
+    JobEvent.COMPLETED_WITH_ERRORS,
+)
 JOB_FAILURE_REASON_TYPES = (
     "invalid_configuration",
     "missing_configuration",
@@ -39,8 +48,8 @@ JOB_FAILURE_REASON_TYPES = (
     "accounting_system_timeout",
     "canceled_by_user",
 )
-ITEM_STATUSES = ("pending", "in_progress", "failed", "successful", "abandoned")
-UNFINISHED_ITEM_STATUSES = ("pending", "in_progress")
+ITEM_STATUSES = tuple(ItemStatus)
+UNFINISHED_ITEM_STATUSES = (ItemStatus.PENDING, ItemStatus.IN_PROGRESS)
 ITEM_FAILURE_REASON_TYPES = (
     "receipt_upload_failure",
     "receipt_download_failure",
@@ -63,12 +72,12 @@ ITEM_FAILURE_REASON_TYPES = (
 )
 # Section 4.7 of the reference: every (status, event) pair not listed answers 422.
 TRANSITIONS = {
-    ("pending", "started"): "in_progress",
-    ("in_progress", "failed"): "failed",
-    ("in_progress", "completed"): "completed",
-    ("in_progress", "completed_with_errors"): "completed_with_errors",
+    (JobStatus.PENDING, JobEvent.STARTED): JobStatus.IN_PROGRESS,
+    (JobStatus.IN_PROGRESS, JobEvent.FAILED): JobStatus.FAILED,
+    (JobStatus.IN_PROGRESS, JobEvent.COMPLETED): JobStatus.COMPLETED,
+    (JobStatus.IN_PROGRESS, JobEvent.COMPLETED_WITH_ERRORS): JobStatus.COMPLETED_WITH_ERRORS,
 }
-FINAL_EVENTS = ("failed", "completed", "completed_with_errors")
+FINAL_EVENTS = (JobEvent.FAILED, JobEvent.COMPLETED, JobEvent.COMPLETED_WITH_ERRORS)
 MAX_ITEMS_PER_UPDATE = 100
 # What an item update sets (UpdateExportJobItemV3) and ExportJobItemV3 shows after the ids.
 ITEM_OUTCOME_FIELDS = (
@@ -82,7 +91,7 @@ ITEM_OUTCOME_FIELDS = (
 SCOPES = ("export-jobs:read", "export-jobs:write", "export-items:read")
 EVENT_TYPES = variants.subscribable_event_types()
 JOB_CREATED_EVENT = variants.JOB_CREATED_SPELLINGS[0]
-SUBSCRIPTION_STATUSES = ("ACTIVE", "INACTIVE")
+SUBSCRIPTION_STATUSES = tuple(SubscriptionStatus)
 ENDPOINT_AUTH_TYPES = ("NONE", "BASIC")
 WALLET_CURRENCIES = ("DKK", "EUR", "GBP", "SEK")
 
@@ -203,7 +212,7 @@ class JobItem:
     accounting_entry_id: str
     job_id: str
     kind: str
-    status: str = "pending"
+    status: ItemStatus = ItemStatus.PENDING
     exported_at: str | None = None
     external_id: str | None = None
     external_url: str | None = None
@@ -229,7 +238,7 @@ class Job:
     vendor_based_bookkeeping: bool
     created_by: str | None
     seq: int
-    status: str = "pending"
+    status: JobStatus = JobStatus.PENDING
     started_at: datetime | None = None
     last_updated_at: datetime | None = None
     completed_at: datetime | None = None
@@ -278,7 +287,7 @@ class Subscription:
     owner_id: str
     endpoint_url: str
     event_types: list[str]
-    status: str
+    status: SubscriptionStatus
     custom_headers: dict[str, str]
     auth_type: str
     auth_username: str | None

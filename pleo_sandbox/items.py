@@ -35,6 +35,7 @@ from pleo_sandbox.fields import bad_request, enum_field, optional_str, uuid_fiel
 from pleo_sandbox.job_events import sweep
 from pleo_sandbox.rendering import camel
 from pleo_sandbox.store import Store
+from pleo_sandbox.vocabulary import ItemStatus, JobStatus
 
 
 class Items:
@@ -92,7 +93,10 @@ class Items:
             job = self.store.visible_job(cred, job_id)
             if job.finished:
                 raise ApiError(422, "EXPORT_JOB_STATUS_UNPROCESSABLE", MSG_JOB_FINISHED_ITEMS)
-            if job.status == "pending" and self.store.switch("item_updates_on_pending") == "422":
+            if (
+                job.status == JobStatus.PENDING
+                and self.store.switch("item_updates_on_pending") == "422"
+            ):
                 raise ApiError(422, "EXPORT_JOB_STATUS_UNPROCESSABLE", MSG_JOB_NOT_STARTED)
             data, errors = [], []
             for update in updates:
@@ -196,7 +200,7 @@ def _parse_item_update(index: int, element: Any) -> dict:
         "accountingEntryId": uuid_field(
             element.get("accountingEntryId"), f"{where}.accountingEntryId"
         ),
-        "status": enum_field(element.get("status"), ITEM_STATUSES, f"{where}.status"),
+        "status": ItemStatus(enum_field(element.get("status"), ITEM_STATUSES, f"{where}.status")),
         "externalId": optional_str(element, "externalId"),
         "externalUrl": optional_str(element, "externalUrl"),
         "failureReason": optional_str(element, "failureReason"),

@@ -31,6 +31,7 @@ from pleo_sandbox.entities import (
 from pleo_sandbox.errors import ApiError
 from pleo_sandbox.fields import bad_request, enum_field, optional_str, uuid_field
 from pleo_sandbox.store import Store
+from pleo_sandbox.vocabulary import ItemStatus, JobEvent, JobStatus
 
 
 def sweep(store: Store) -> None:
@@ -53,7 +54,7 @@ def sweep(store: Store) -> None:
         job.events.append(
             {
                 "at": iso(job.expired_at),
-                "event": "expired",
+                "event": JobEvent.EXPIRED,
                 "identity": EXPIRY_SWEEPER,
                 "accepted": True,
                 "statusBefore": before,
@@ -68,16 +69,16 @@ def sweep(store: Store) -> None:
 def abandon_items(job: Job) -> None:
     for item in job.items.values():
         if item.status in UNFINISHED_ITEM_STATUSES:
-            item.status = "abandoned"
+            item.status = ItemStatus.ABANDONED
 
 
 def event_record(
     store: Store,
     job: Job,
-    event: str,
+    event: JobEvent,
     identity: str,
     accepted: bool,
-    before: str | None,
+    before: JobStatus | None,
     failure_reason: str | None = None,
     failure_reason_type: str | None = None,
     request_id: str | None = None,
@@ -99,7 +100,7 @@ def event_record(
 def apply_event(
     store: Store,
     job: Job,
-    event: str,
+    event: JobEvent,
     identity: str,
     failure_reason: str | None,
     failure_reason_type: str | None,
@@ -109,19 +110,19 @@ def apply_event(
     now = store.clock.now()
     before = job.status
     target = TRANSITIONS.get((before, event))
-    if target is None and (before, event) == ("pending", "failed"):
+    if target is None and (before, event) == (JobStatus.PENDING, JobEvent.FAILED):
         if store.switch("failed_on_pending") == "202":
-            target = "failed"
+            target = JobStatus.FAILED
     started_again_ok = store.switch("started_on_in_progress") == "202"
-    idempotent = (before, event) == ("in_progress", "started") and started_again_ok
+    idempotent = (before, event) == (JobStatus.IN_PROGRESS, JobEvent.STARTED) and started_again_ok
     accepted = target is not None or idempotent
     if target is not None:
         job.status = target
-        if event == "started":
+        if event == JobEvent.STARTED:
             job.started_at = now
         if event in FINAL_EVENTS:
             job.completed_at = now
-        if event == "failed":
+        if event == JobEvent.FAILED:
             job.failure_reason = failure_reason
             job.failure_reason_type = failure_reason_type
             abandon_items(job)
@@ -149,7 +150,7 @@ def parse_event_body(body: Any) -> dict:
         raise bad_request("Request body must be a JSON object.")
     parsed = {
         "jobId": uuid_field(body.get("jobId"), "jobId"),
-        "event": enum_field(body.get("event"), JOB_EVENTS, "event"),
+        "event": JobEvent(enum_field(body.get("event"), JOB_EVENTS, "event")),
         "failureReason": optional_str(body, "failureReason"),
         "failureReasonType": None,
     }

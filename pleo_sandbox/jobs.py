@@ -43,6 +43,7 @@ from pleo_sandbox.job_events import (
 )
 from pleo_sandbox.store import Store
 from pleo_sandbox.subscriptions import Subscriptions
+from pleo_sandbox.vocabulary import JobEvent, JobStatus
 
 
 class Jobs:
@@ -104,7 +105,7 @@ class Jobs:
                 receipts=receipts,
             )
             job.events.append(
-                event_record(self.store, job, "created", CONTROL_IDENTITY, True, None)
+                event_record(self.store, job, JobEvent.CREATED, CONTROL_IDENTITY, True, None)
             )
             # The webhook carries the job as created (pending), even if it is already overdue.
             deliveries = self.subscriptions.job_created_deliveries(job) if notify else []
@@ -204,7 +205,8 @@ class Jobs:
         """Force a job's status (escape hatch for test set-up; no transition rules)."""
         with self.store.lock:
             job = self.store.jobs[job_id]
-            job.status = enum_field(status, (*JOB_STATUSES, variants.EXPIRED_STATUS), "status")
+            allowed = (*JOB_STATUSES, variants.EXPIRED_STATUS)
+            job.status = JobStatus(enum_field(status, allowed, "status"))
             for name, value in fields.items():
                 setattr(job, name, value)
             return job.to_api()
@@ -340,7 +342,9 @@ class Jobs:
                 is_interactive=True if interactive is None else interactive,
                 created_by=employee_id,
             )
-            job.events.append(event_record(self.store, job, "created", cred.identity, True, None))
+            job.events.append(
+                event_record(self.store, job, JobEvent.CREATED, cred.identity, True, None)
+            )
             deliveries = self.subscriptions.job_created_deliveries(job)
             out = {"data": job.to_api()}
         self.subscriptions.send(deliveries)
@@ -375,9 +379,9 @@ class Jobs:
 
     def _started_by_another(self, job: Job | None) -> bool:
         """Another integration posts ``started`` for a pending job; True if it did."""
-        if job is None or job.status != "pending":
+        if job is None or job.status != JobStatus.PENDING:
             return False
-        apply_event(self.store, job, "started", OTHER_INTEGRATION, None, None, None)
+        apply_event(self.store, job, JobEvent.STARTED, OTHER_INTEGRATION, None, None, None)
         return True
 
 

@@ -40,6 +40,7 @@ from pleo_sandbox.messages import Request, Response
 from pleo_sandbox.oauth_pages import AUTHORIZE_PARAMS, NO_STORE, consent_page, error_page
 from pleo_sandbox.oauth_store import OAuthClient, OAuthStore
 from pleo_sandbox.store import Store
+from pleo_sandbox.vocabulary import TokenStatus
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 VERIFIER_RE = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
@@ -304,9 +305,9 @@ class OAuthServer:
         grant = self.tokens.grant(rt.grant_id) if rt else None
         if rt is None or grant is None or grant.client_id != client.client_id:
             raise _invalid_grant("Invalid refresh token.")
-        if grant.revoked_at is not None or rt.status == "revoked":
+        if grant.revoked_at is not None or rt.status == TokenStatus.REVOKED:
             raise _invalid_grant("Refresh token was revoked.")
-        if rt.status == "rotated":
+        if rt.status == TokenStatus.ROTATED:
             self.tokens.revoke(grant, "a rotated refresh token was presented again")
             raise _invalid_grant(
                 "Refresh token was already used: every token of this authorisation is revoked."
@@ -319,7 +320,7 @@ class OAuthServer:
         requested = (form.get("scope") or "").split()
         if requested and not frozenset(requested) <= grant.scopes:
             raise OAuthApiError(400, "invalid_scope", "Scope exceeds the original grant.")
-        rt.status = "rotated"
+        rt.status = TokenStatus.ROTATED
         return self.tokens.issue(client, grant)
 
 

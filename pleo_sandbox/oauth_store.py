@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from pleo_sandbox.entities import scope_set
 from pleo_sandbox.rendering import camel_fields
 from pleo_sandbox.store import Store
+from pleo_sandbox.vocabulary import TokenStatus
 
 
 @dataclass
@@ -65,7 +66,7 @@ class RefreshToken:
     grant_id: str
     issued_at: datetime
     expires_at: datetime
-    status: str = "active"  # active | rotated | revoked
+    status: TokenStatus = TokenStatus.ACTIVE
 
     def to_dict(self) -> dict:
         return camel_fields(self, "id", "status", "issued_at", "expires_at")
@@ -163,7 +164,7 @@ class OAuthStore:
         with self.store.lock:
             return [g.to_dict() for g in self._grants.values()]
 
-    def refresh_token_status(self, refresh_token: str) -> str | None:
+    def refresh_token_status(self, refresh_token: str) -> TokenStatus | None:
         """``active``, ``rotated``, ``revoked`` or None (unknown)."""
         with self.store.lock:
             rt = self._refresh_tokens.get(refresh_token)
@@ -270,5 +271,5 @@ class OAuthStore:
             grant.revoked_at = self.store.now()
             grant.revoked_reason = reason
         for rt in grant.refresh_tokens:
-            rt.status = "revoked"
+            rt.status = TokenStatus.REVOKED
         self.store.revoke_credentials(grant.access_token_ids)

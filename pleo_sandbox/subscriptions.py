@@ -28,6 +28,7 @@ from pleo_sandbox.errors import ApiError
 from pleo_sandbox.fields import bad_request, enum_field
 from pleo_sandbox.signing import new_message_id, new_secret
 from pleo_sandbox.store import Store
+from pleo_sandbox.vocabulary import SubscriptionStatus
 from pleo_sandbox.webhooks import Delivery, WebhookDispatcher
 
 
@@ -59,7 +60,7 @@ class Subscriptions:
             owner = self.store.credentials.get(sub.owner_id)
             if (
                 sub.deleted_at is not None
-                or sub.status != "ACTIVE"
+                or sub.status != SubscriptionStatus.ACTIVE
                 or not any(variants.is_job_created(t) for t in sub.event_types)
                 or owner is None
                 or owner.revoked
@@ -98,7 +99,11 @@ class Subscriptions:
         """Whether retries to this subscription go on (not deleted, still ``ACTIVE``)."""
         with self.store.lock:
             sub = self.store.subscriptions.get(subscription_id)
-            return sub is not None and sub.deleted_at is None and sub.status == "ACTIVE"
+            return (
+                sub is not None
+                and sub.deleted_at is None
+                and sub.status == SubscriptionStatus.ACTIVE
+            )
 
     def live(self) -> list[dict]:
         """Every live subscription, with its owner credential id (control view, no secrets)."""
@@ -221,8 +226,8 @@ def _parse_subscription(body: Any) -> dict:
         enum_field(t, EVENT_TYPES, "eventTypes")
     if len(set(types)) != len(types):
         raise bad_request("'eventTypes' must be unique.")
-    status = body.get("status") or "ACTIVE"
-    enum_field(status, SUBSCRIPTION_STATUSES, "status")
+    wanted_status = body.get("status") or SubscriptionStatus.ACTIVE
+    status = SubscriptionStatus(enum_field(wanted_status, SUBSCRIPTION_STATUSES, "status"))
     headers = body.get("customHeaders") or {}
     if not isinstance(headers, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in headers.items()

@@ -23,8 +23,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from pleo_sandbox.errors import ApiError
+from pleo_sandbox.vocabulary import JobEvent, JobStatus
 
-EXPIRED_STATUS = "expired"
+EXPIRED_STATUS = JobStatus.EXPIRED
 ERROR_TYPE_CASES = ("upper", "lower")
 # Every spelling of the created event that Pleo's pages use (reference §5.1); the first is the
 # one in every machine-readable example, and the one the sandbox uses by default.
@@ -54,11 +55,11 @@ CHOICE_SWITCHES = {
 
 
 # --- expired_status ---------------------------------------------------------------------------
-def expired_fields(expired_status: bool, message: str) -> tuple[str, str | None, str | None]:
+def expired_fields(expired_status: bool, message: str) -> tuple[JobStatus, str | None, str | None]:
     """``(status, failureReasonType, failureReason)`` of a job that has just expired."""
     if expired_status:
         return EXPIRED_STATUS, None, None
-    return "failed", "job_expired", message
+    return JobStatus.FAILED, "job_expired", message
 
 
 def job_statuses(base: Iterable[str], expired_status: bool) -> tuple[str, ...]:
@@ -107,11 +108,11 @@ def check_event(
     """Raise what a strict Pleo would answer to this event; nothing when not strict."""
     if not strict:
         return
-    if has_failure_fields and event != "failed":
+    if has_failure_fields and event != JobEvent.FAILED:
         raise ApiError(400, "BAD_REQUEST", MSG_FAILURE_FIELDS)
     if (
-        event in ("completed", "completed_with_errors")
-        and job_status == "in_progress"
+        event in (JobEvent.COMPLETED, JobEvent.COMPLETED_WITH_ERRORS)
+        and job_status == JobStatus.IN_PROGRESS
         and unfinished_items
     ):
         raise ApiError(422, "INVALID_EXPORT_JOB_STATUS_CHANGE", MSG_ITEMS_UNFINISHED)

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from pleo_sandbox.clock import SandboxClock, wall_time
 from pleo_sandbox.requestlog import EntryLog
 from pleo_sandbox.signing import sign
+from pleo_sandbox.vocabulary import DeliveryOutcome
 
 logger = logging.getLogger("pleo_sandbox")
 
@@ -188,7 +189,9 @@ class WebhookDispatcher:
             "body": delivery.body.decode("utf-8"),
         }
         if not self._is_active(delivery.subscription_id):
-            entry.update(outcome="cancelled", status=None, error="subscription not active")
+            entry.update(
+                outcome=DeliveryOutcome.CANCELLED, status=None, error="subscription not active"
+            )
             entry.update(startedAt=wall_time(), endedAt=wall_time(), nextAttemptInSeconds=None)
             self._record(delivery, entry)
             return
@@ -225,11 +228,11 @@ class WebhookDispatcher:
         delivered = status is not None and 200 <= status < 300
         delay = None
         if delivered:
-            outcome = "delivered"
+            outcome = DeliveryOutcome.DELIVERED
         elif delivery.attempts <= len(schedule):
-            outcome, delay = "retrying", float(schedule[delivery.attempts - 1])
+            outcome, delay = DeliveryOutcome.RETRYING, float(schedule[delivery.attempts - 1])
         else:
-            outcome = "failed"
+            outcome = DeliveryOutcome.FAILED
         entry.update(outcome=outcome, nextAttemptInSeconds=delay)
         if self._record(delivery, entry) and delay is not None:
             self.enqueue_retry(delivery, delay)

@@ -32,6 +32,7 @@ from datetime import datetime, timedelta
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from pleo_sandbox.rendering import camel_fields
+from pleo_sandbox.vocabulary import TokenStatus
 from xero_sandbox.dates import identity_timestamp
 from xero_sandbox.errors import XeroError
 
@@ -114,7 +115,7 @@ class AccessToken:
 class RefreshToken:
     grant_id: str
     issued_at: datetime
-    status: str = "active"  # active | rotated | revoked
+    status: TokenStatus = TokenStatus.ACTIVE
     rotated_at: datetime | None = None
     successor: dict | None = field(default=None, repr=False)
 
@@ -280,18 +281,18 @@ class OAuthServer:
         grant = self.grants.get(record.grant_id) if record else None
         if record is None or grant is None or grant.client_id != client.client_id:
             raise token_error("invalid_grant", "The refresh token is invalid.")
-        if grant.revoked or record.status == "revoked":
+        if grant.revoked or record.status == TokenStatus.REVOKED:
             raise token_error("invalid_grant", "The refresh token has been revoked.")
         lifetime = timedelta(seconds=self.state.switches["refresh_token_lifetime"])
         if now >= record.issued_at + lifetime:
             raise token_error("invalid_grant", "The refresh token has expired.")
-        if record.status == "rotated":
+        if record.status == TokenStatus.ROTATED:
             grace = timedelta(seconds=self.state.switches["refresh_token_grace_seconds"])
             if record.rotated_at and now < record.rotated_at + grace and record.successor:
                 return dict(record.successor)
             raise token_error("invalid_grant", "The refresh token has already been used.")
         answer = self._issue(grant)
-        record.status, record.rotated_at, record.successor = "rotated", now, answer
+        record.status, record.rotated_at, record.successor = TokenStatus.ROTATED, now, answer
         return answer
 
     def _issue(self, grant: Grant) -> dict:

@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl, urlsplit
 from pleo_sandbox.clock import SandboxClock
 from pleo_sandbox.faults import Fault, FaultRegistry
 from pleo_sandbox.requestlog import RequestLog
+from pleo_sandbox.vocabulary import TokenStatus
 from xero_sandbox import data, documents, switches
 from xero_sandbox.dates import parse_date
 from xero_sandbox.errors import XeroError, validation
@@ -141,12 +142,14 @@ class XeroState:
 
         return sorted(s for s in known_scopes(self.switches["scope_model"]) if s != "email")
 
-    def refresh_token_status(self, refresh_token: str) -> str | None:
+    def refresh_token_status(self, refresh_token: str) -> TokenStatus | None:
         with self.lock:
             record = self.oauth.refresh.get(refresh_token)
             if record is None:
                 return None
-            return "revoked" if self.oauth.grants[record.grant_id].revoked else record.status
+            return (
+                TokenStatus.REVOKED if self.oauth.grants[record.grant_id].revoked else record.status
+            )
 
     def connections(self) -> list[dict]:
         with self.lock:

@@ -16,6 +16,7 @@ SHARED = {
     "pleo_sandbox.rendering",
     "pleo_sandbox.ratelimit",
     "pleo_sandbox.errors",
+    "pleo_sandbox.vocabulary",
     "pleo_sandbox.management.serving",
 }
 
