@@ -54,14 +54,21 @@ def test_demo_jobs_go_only_to_companies_without_an_unfinished_job(pleo_sandbox):
     assert len(state.list_jobs()) == 2
 
 
-def test_the_demo_books_its_first_company_in_the_local_xero(pleo_sandbox, xero_sandbox, settings):
+def test_the_demo_books_its_first_company_in_the_local_xero(
+    pleo_sandbox, xero_sandbox, settings, fresh_budget, monkeypatch
+):
     """What ``serve`` does with PLEO_SANDBOX=1 and no Xero app configured, in process: the first
     demo company connected to the local Xero's organisation of its name; its jobs' codes mapped
-    before the webhook; a job booked there as journals."""
+    before the webhook; a job booked there as journals (at our Xero minute budget's pace, its
+    waits moving the local Xero's clock instead of sleeping: ``VirtualWaits``)."""
     from exports.models import Company, Trigger, XeroConnection
     from exports.services.demo import xero_demo_environment
     from exports.services.start_flow import Outcome, company_check_run
     from tests import secrets_registry
+    from tests.xero.support import VirtualWaits
+
+    settings.PLEO_RATE_LIMIT_BACKEND = "database"
+    VirtualWaits(xero_sandbox.state).install(monkeypatch, retry_after=False)
 
     settings.XERO_CLIENT_ID = ""
     settings.PUBLIC_BASE_URL = "http://testserver"

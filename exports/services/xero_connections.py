@@ -277,14 +277,37 @@ TOKENS = token_refresh.TokenOwner(
 # and 5 in flight; per app 10,000 a minute. Our shared budgets (every process, ``budget``) stay
 # under each, so processes calling Xero never meet its 429. In flight: one run holds a company
 # (its lease) and calls Xero one call at a time, so an organisation never sees more than one of
-# ours at once. Each is GCRA (``budget``): any window holds at most ``limit``, and past its burst a
-# budget grants ``limit - burst`` a window. So the day's burst is half the day (the default), not
-# a minute's worth: with a burst of 55 it granted one call every 18 s after the first 55, and a
-# 1,000-item job (over 1,000 calls) was deferred run after run until it expired
-# (tests/xero/test_limits_slow.py). Sustained, it grants 2,450 a day; the minute's budget paces.
-XERO_BUDGET = budget.Rate(limit=55, window=60.0)
+# ours at once from a run.
+#
+# Each is GCRA (``budget``): any window holds at most ``limit`` whatever the burst, and past its
+# burst a budget grants ``limit - burst`` a window, so the burst is bought with sustained pace.
+# Where Xero counts (its clock, on arrival) a call may land later than we granted it; but a caller
+# sends its next call only after the previous answer, so each caller in flight adds at most one
+# call to any minute Xero sees: at most ``limit`` + the callers of the organisation at once. The
+# headroom under Xero's figure is for those (and the machines' clocks, NTP-close, with the
+# database backend), not the burst.
+#
+# Minute: 55 leaves 5 for callers in flight at once (the run, the daily sync, people's syncs and
+# contract checks in the admin). A burst of 5 (a sync or a contract check from idle: 4 or 5
+# calls) leaves a steady 50 a minute: a 1,000-item job with its receipts (1,022 calls) is paced
+# at ~20 minutes against Xero's 17 (at half, the default, it was 28 a minute: 36 minutes). A
+# caller that may not wait long (the admin's sync and contract check) waits up to
+# ``INTERACTIVE_BUDGET_WAIT`` a call.
+# Day: its burst is half the day (the default), not a minute's worth: with a burst of 55 it
+# granted one call every 18 s after the first 55, and a 1,000-item job (over 1,000 calls) was
+# deferred run after run until it expired (tests/xero/test_limits_slow.py). A small day burst
+# would pace every job by the day. With 2,450 at once, two 1,000-item jobs the same day go at the
+# minute's pace (2,044 calls); a third that day gets what is left plus 2,450 a day (one call
+# every 35 s): the plan books the items that fit before its deadline, the rest are exported again.
+# App minute: 9,500 leaves 500 for callers in flight across every organisation; a burst of 500
+# (that many callers starting at once) leaves a steady 9,000 a minute (180 organisations at their
+# full pace; half, the default, was 4,750: 95).
+XERO_BUDGET = budget.Rate(limit=55, window=60.0, burst=5)
 XERO_DAY_BUDGET = budget.Rate(limit=4900, window=86400.0)
-XERO_APP_BUDGET = budget.Rate(limit=9500, window=60.0)
+XERO_APP_BUDGET = budget.Rate(limit=9500, window=60.0, burst=500)
+# A caller that is not a run (the admin's sync and contract check) waits for a spent minute up to
+# this long per call: a burst of 5 is spent by a sync with contacts.
+INTERACTIVE_BUDGET_WAIT = 5.0
 # Xero's answers say what is left (``X-MinLimit-Remaining``…); at 0 the next call waits this long.
 REMAINING_ZERO_WAIT = {"X-MinLimit-Remaining": 60.0, "X-AppMinLimit-Remaining": 60.0}
 

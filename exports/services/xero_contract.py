@@ -9,7 +9,9 @@ checked against its schema (:mod:`exports.xero.openapi`) and for what the produc
 the tenant is one of the token's connections; the organisation has a base currency (three
 letters); every account, tax rate and tracking category parses as :mod:`exports.xero.resources`
 reads it, with a status the mapping understands (``ACTIVE`` is the only usable one). Nothing is
-written to Xero; no token is printed.
+written to Xero; no token is printed. The organisation's minute budget is waited for up to
+``INTERACTIVE_BUDGET_WAIT`` a call (:mod:`exports.services.xero_connections`); a longer wait (a
+run is booking) stops the check with the budget's message.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from exports.models import Company, XeroConnection
+from exports.pleo import BudgetExhausted
 from exports.pleo.contract import examples, match, mismatch, plural, skipped
 from exports.services import xero_connections
 from exports.services.contract import ContractReport
@@ -81,13 +84,14 @@ def xero_contract_verify(*, company: Company) -> ContractReport:
         return report
     client = xero_connections.xero_client(
         connection=connection,
+        budget_wait=xero_connections.INTERACTIVE_BUDGET_WAIT,  # five calls, as many as the burst
         on_call=lambda method, path, _status: report.requests.append(f"{method} {path}"),
     )
     report.base_url = client.config.base_url
     try:
         with client:
             _run_checks(client, report, connection)
-    except (XeroError, xero_connections.XeroConnectionUnusable) as exc:
+    except (XeroError, xero_connections.XeroConnectionUnusable, BudgetExhausted) as exc:
         report.stopped = f"Xero could not be read: {exc}"
     report.log("Xero", logger)
     return report

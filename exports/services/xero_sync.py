@@ -6,6 +6,10 @@ Run on connect, from the admin ("Sync from Xero") and daily (the ``xero-sync-dai
 HTTP call, :func:`exports.services.xero_connections.xero_client`). Rows Xero no longer returns
 are deleted; rows it returns are updated in place, so a mapping to an account that Xero archived
 is seen as inactive, not lost.
+
+The organisation's minute budget (:mod:`exports.services.xero_connections`) is waited for up to
+``INTERACTIVE_BUDGET_WAIT`` a call (its burst of 5 is spent by a sync with contacts); a longer
+wait (a run is booking at the minute's pace) stops the sync with a message saying so.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from exports.models import (
     XeroTaxRate,
     XeroTrackingOption,
 )
+from exports.pleo import BudgetExhausted
 from exports.services import xero_connections, xero_mapping
 from exports.xero.errors import XeroError
 
@@ -81,7 +86,10 @@ def xero_sync_run(
         return _finish(connection, trigger, run_id, XeroSyncResult(False, problem, {}))
     try:
         with xero_connections.xero_client(
-            connection=connection, trigger=trigger, run_id=run_id
+            connection=connection,
+            trigger=trigger,
+            run_id=run_id,
+            budget_wait=xero_connections.INTERACTIVE_BUDGET_WAIT,
         ) as client:
             organisation = client.organisation()
             accounts = client.accounts()
@@ -90,6 +98,9 @@ def xero_sync_run(
             contacts = client.contacts() if include_contacts else None
     except (XeroError, xero_connections.XeroConnectionUnusable) as exc:
         result = XeroSyncResult(False, f"Sync from Xero failed: {exc}", {})
+        return _finish(connection, trigger, run_id, result)
+    except BudgetExhausted as exc:  # nothing sent past it: another run is using the minute
+        result = XeroSyncResult(False, f"Sync from Xero stopped: {exc}. Sync again later.", {})
         return _finish(connection, trigger, run_id, result)
     counts: dict[str, int] = {}
     with transaction.atomic():

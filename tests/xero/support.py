@@ -178,11 +178,27 @@ class VirtualWaits:
         self.offset += seconds
         self.xero_state.advance_clock(seconds)
 
-    def install(self, monkeypatch) -> VirtualWaits:
-        """From now on in this test (needs ``PLEO_RATE_LIMIT_BACKEND=database``, as ``bx``)."""
+    def install(self, monkeypatch, *, retry_after: bool = True) -> VirtualWaits:
+        """From now on in this test (needs ``PLEO_RATE_LIMIT_BACKEND=database``, as ``bx``).
+        ``retry_after=False``: only the waits for our budgets and Xero's remaining counts
+        (``XeroBudget.wait``) are virtual; a 429's ``Retry-After`` is slept for real (the local
+        Xero's in-flight limit runs on real time). Installing again widens it on the same clock."""
         from exports.services import budget, xero_connections
 
         budget._backends[(budget.Backend.DATABASE, "")] = budget.DatabaseBudget(now=self.now)
+        self.waits.clear()  # the waits from here on
+        if not retry_after:
+            wait = xero_connections.XeroBudget.wait
+
+            def virtual_wait(hook, *args, **kwargs):
+                real, hook.sleep = hook.sleep, self.sleep
+                try:
+                    return wait(hook, *args, **kwargs)
+                finally:
+                    hook.sleep = real
+
+            monkeypatch.setattr(xero_connections.XeroBudget, "wait", virtual_wait)
+            return self
         init = xero_connections.XeroBudget.__init__
 
         def virtual(hook, *args, **kwargs):

@@ -27,6 +27,7 @@ from exports.xero.resources import xero_date
 from tests import secrets_registry
 from tests.reliability.inprocess import SimulatedCrash, crash_at
 from tests.test_lifecycle import env  # noqa: F401 - the lifecycle tests' sandbox company
+from tests.xero.support import VirtualWaits
 
 pytestmark = pytest.mark.django_db
 
@@ -82,11 +83,15 @@ class Booked:
 
 
 @pytest.fixture
-def bx(env, xero_sandbox, settings, fresh_budget):  # noqa: F811
+def bx(env, xero_sandbox, settings, fresh_budget, monkeypatch):  # noqa: F811
     # The local Xero's tenant ids are the same in every test, and so are its budget keys: the
     # database budget (rolled back with each test) keeps one test's calls out of the next's,
     # also when REDIS_URL is set.
     settings.PLEO_RATE_LIMIT_BACKEND = "database"
+    # Our minute budget's real pace (a burst of 5, then one call every 1.2 s) is kept, but its
+    # waits move our budgets' clock and the local Xero's instead of sleeping
+    # (``VirtualWaits``; a test that needs Retry-After virtual too widens it: ``bx.waits``).
+    waits = VirtualWaits(xero_sandbox.state).install(monkeypatch, retry_after=False)
     client = xero_sandbox.client
     secrets_registry.register(client.client_secret)
     settings.XERO_CLIENT_ID = client.client_id
@@ -112,7 +117,9 @@ def bx(env, xero_sandbox, settings, fresh_budget):  # noqa: F811
     )
     assert xero_sync_run(connection=connection).ok
     Company.objects.filter(pk=env.company.pk).update(accounting_adapter="xero")
-    return Booked(env, xero_sandbox, connection)
+    booked = Booked(env, xero_sandbox, connection)
+    booked.waits = waits
+    return booked
 
 
 def test_a_journal_job_is_booked_once_in_one_batch_with_its_receipts(bx):

@@ -158,11 +158,13 @@ def _advance(bx, seconds):  # noqa: F811
 
 
 def _resume_close_to_expiry(bx, monkeypatch, job_id):  # noqa: F811
-    """53 minutes pass after the job was started: 2 s are left before the safety margin (6 min
-    + 60 s skew). Our clock stands still from here, so the time left is the same however long
-    the run takes; the resumed run is at half of expiresIn, so it reports its first item early."""
+    """53 minutes pass after the job was started: 20 s are left before the safety margin (6 min
+    + 60 s skew), room for about 20 calls at our minute budget's steady 50 a minute (its burst
+    of 5 went to the sync and the validation). Our clock stands still from here, so the time left
+    is the same however long the run takes; the resumed run is at half of expiresIn, so it
+    reports its first item early."""
     _pause_after_start(bx, job_id)
-    _advance(bx, 3600 - 360 - 60 - 2)
+    _advance(bx, 3600 - 360 - 60 - 20)
     frozen = clock.now()
     monkeypatch.setattr(clock, "now", lambda: frozen)
 

@@ -4,8 +4,9 @@ the sandbox's defaults, left as they are), carried by one run.
 
 Paced at 60 a minute, its ~1,020 calls would take 17 minutes or more; the product's waits
 (our budgets' and Xero's ``Retry-After``: ``XeroBudget.pause``) move the local Xero's clock and
-our budgets' instead of sleeping (``tests.xero.support.VirtualWaits``), so the run takes about
-a minute of wall time and the local Xero still counts every call in its own windows.
+our budgets' instead of sleeping (``tests.xero.support.VirtualWaits``: ``bx.waits``), so the run
+takes well under a minute of wall time and the local Xero still counts every call in its own
+windows.
 
 Asserted from the local Xero's own records: no call refused (the sandbox refuses, with a 429,
 any call past a limit, so none was ever exceeded), no sliding minute of its clock with more
@@ -30,7 +31,6 @@ from exports.services.start_flow import Outcome
 from exports.services.xero_connections import XERO_BUDGET
 from tests.reliability.profile import Stopwatch, record
 from tests.test_lifecycle import env  # noqa: F401 - the lifecycle tests' sandbox company
-from tests.xero.support import VirtualWaits
 from tests.xero.test_booking import bx  # noqa: F401 - that company connected to the local Xero
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]
@@ -60,7 +60,7 @@ def test_a_1000_item_job_at_xeros_real_limits_stays_within_them_in_the_fewest_ca
     settings.XERO_BUDGET_WAIT_SECONDS = 90  # the default
     switches = bx.xero.state.switches
     assert (switches["minute_limit"], switches["day_limit"]) == (MINUTE_LIMIT, DAY_LIMIT)
-    waits = VirtualWaits(bx.xero.state).install(monkeypatch)
+    waits = bx.waits.install(monkeypatch)
     job_id = bx.job(ITEMS, receipts={"count": 1, "size": 2_000, "type": "application/pdf"})
     bx.xero.state.clear_requests()
     began = bx.xero.state.now().timestamp()

@@ -22,7 +22,6 @@ from exports.models import AuditEntry, ExportJob
 from exports.services.leases import Lease
 from exports.services.start_flow import Outcome
 from tests.test_lifecycle import env  # noqa: F401 - the lifecycle tests' sandbox company
-from tests.xero.support import VirtualWaits
 from tests.xero.test_booking import bx  # noqa: F401 - that company connected to the local Xero
 
 pytestmark = pytest.mark.django_db
@@ -95,7 +94,7 @@ def test_a_minute_spent_elsewhere_is_waited_for_inside_the_run_the_lease_renewed
     settings,
 ):
     settings.XERO_BUDGET_WAIT_SECONDS = 90  # the default
-    waits = VirtualWaits(bx.xero.state).install(monkeypatch)
+    waits = bx.waits.install(monkeypatch)
     job_id = bx.job({"normal": 2})
     if problem == "appminute":  # another organisation of the app spent the app's minute
         bx.xero.state.set_switches(app_minute_limit=40)

@@ -11,11 +11,12 @@ import requests
 from django.urls import reverse
 
 from exports.adapters import BookingRequest, get_adapter
-from exports.models import XeroAccount, XeroConnection, XeroTaxRate
+from exports.models import RequestBudget, XeroAccount, XeroConnection, XeroTaxRate
 from exports.pleo import ItemFailureReasonType, JobFailureReasonType
-from exports.services import xero_mapping
+from exports.services import xero_connections, xero_mapping, xero_sync
 from tests import secrets_registry
 from tests.factories import make_company
+from tests.xero.support import VirtualWaits
 from tests.xero.test_mapping import stored
 
 pytestmark = pytest.mark.django_db
@@ -24,7 +25,11 @@ CALLBACK = "http://testserver/oauth/xero/callback/"
 
 
 @pytest.fixture
-def local_xero(xero_sandbox, settings):
+def local_xero(xero_sandbox, settings, fresh_budget, monkeypatch):
+    # Our budgets in the database (rolled back with the test: the local Xero's tenant ids are
+    # the same in every test), their waits moving the local Xero's clock instead of sleeping.
+    settings.PLEO_RATE_LIMIT_BACKEND = "database"
+    xero_sandbox.waits = VirtualWaits(xero_sandbox.state).install(monkeypatch, retry_after=False)
     client = xero_sandbox.state.add_oauth_client(redirect_uris=[CALLBACK], name="Bridge")
     secrets_registry.register(client.client_secret)
     settings.XERO_CLIENT_ID = client.client_id
@@ -108,3 +113,35 @@ def test_two_organisations_one_chosen_then_synced(admin_client, local_xero):
     connection.refresh_from_db()
     assert str(connection.tenant_id) == second.id and connection.last_sync_at is not None
     assert XeroAccount.objects.filter(connection=connection).exists()
+
+
+def test_a_sync_waits_for_the_minute_a_little_and_stops_with_a_message_when_a_run_holds_it(
+    admin_client,
+    local_xero,
+):
+    """Our minute budget's burst (5) is spent by connecting (``/connections`` and the first
+    sync); a sync with contacts right after waits up to ``INTERACTIVE_BUDGET_WAIT`` a call (the
+    steady 50 a minute: 1.2 s) and succeeds; a minute held longer than that (a run booking at the
+    minute's pace) stops it with a message, nothing sent, instead of an error page."""
+    company = make_company(name="Busy Ltd")
+    connection = connect(admin_client, company, [local_xero.tenant])
+    sent = len(local_xero.state.requests())
+    local_xero.waits.waits.clear()
+    rate = xero_connections.XERO_BUDGET
+    result = xero_sync.xero_sync_run(connection=connection, include_contacts=True)
+    assert result.ok, result.message
+    assert local_xero.waits.waits  # it waited: the burst had gone to connecting
+    assert all(w <= xero_connections.INTERACTIVE_BUDGET_WAIT for w in local_xero.waits.waits)
+    assert sum(local_xero.waits.waits) >= rate.interval  # at least one call at the steady pace
+    assert len(local_xero.state.requests()) - sent == 5  # four reads and one page of contacts
+
+    key = f"xero_tenant:{connection.tenant_id}"
+    held = xero_connections.INTERACTIVE_BUDGET_WAIT + 10  # the budget's clock: VirtualWaits
+    RequestBudget.objects.filter(key=key).update(tat=local_xero.waits.now() + rate.tolerance + held)
+    sent = len(local_xero.state.requests())
+    result = xero_sync.xero_sync_run(connection=connection, include_contacts=True)
+    assert not result.ok and "Sync from Xero stopped" in result.message
+    assert "xero_tenant" in result.message and "Sync again later" in result.message
+    assert len(local_xero.state.requests()) == sent  # nothing sent past the refusal
+    connection.refresh_from_db()
+    assert connection.last_sync_result == result.message  # what the admin shows
