@@ -41,8 +41,11 @@ ORGANISATION = "Demo Company (UK)"
 
 
 @pytest.fixture(autouse=True)
-def _webhook_receiver_reachable():
-    """``responses`` answers Xero; the notification webhook (a local receiver) is real HTTP."""
+def _webhook_receiver_reachable_and_own_budget(settings, fresh_budget):
+    """``responses`` answers Xero; the notification webhook (a local receiver) is real HTTP. The
+    fixed tenant's request budget is the database's, rolled back with the test: other tests'
+    calls to it (in Redis, when ``REDIS_URL`` is set) do not spend this one's."""
+    settings.PLEO_RATE_LIMIT_BACKEND = "database"
     responses.add_passthru(re.compile(r"http://127\.0\.0\.1:\d+/"))
 
 
