@@ -24,15 +24,8 @@ from exports.services import oauth, xero_connections
 from tests import secrets_registry
 from tests.factories import make_company
 from tests.fixtures.notify import INTEGRATOR, PUBLIC, deliver_queued
-from tests.xero.support import (
-    API,
-    TENANT,
-    TOKEN_URL,
-    connections_body,
-    make_connection,
-    mock_settings_reads,
-    token_answer,
-)
+from tests.xero import support
+from tests.xero.support import TOKEN_URL, make_connection
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("xero_settings", "notify_settings")]
 
@@ -73,9 +66,11 @@ def reconnect(admin_client, company, *, access: str, refresh: str) -> None:
     """'Reconnect Xero' on the company page → Xero's consent (answered) → our callback."""
     start = admin_client.post(reverse("admin:exports_company_xero_connect", args=[company.pk]))
     state = parse_qs(urlsplit(start["Location"]).query)["state"][0]
-    responses.post(TOKEN_URL, json=token_answer(access, refresh))
-    responses.get(f"{API}/connections", json=connections_body((TENANT, ORGANISATION)))
-    mock_settings_reads(responses)
+    responses.post(TOKEN_URL, json=support.token_answer(access, refresh))
+    responses.get(
+        f"{support.API}/connections", json=support.connections_body((support.TENANT, ORGANISATION))
+    )
+    support.mock_settings_reads(responses)
     answer = admin_client.get(reverse("xero-oauth-callback"), {"code": "xc-1", "state": state})
     assert answer.status_code == 302
 

@@ -40,23 +40,9 @@ def test_consent_revoked_during_an_export_tells_the_operator_once(
     receiver,
     monkeypatch,
 ):
-    from exports.adapters.xero import XeroAdapter
-
     Company.objects.filter(pk=bx.env.company.pk).update(notify_emails=BOOKKEEPER)
     job_id = bx.job({"normal": 2})
-    validate = XeroAdapter.validate
-
-    def validate_then_revoke(self, job):
-        result = validate(self, job)
-        revoke_consent(bx)
-        return result
-
-    monkeypatch.setattr(XeroAdapter, "validate", validate_then_revoke)
-    bx.run()
-    assert {i["status"] for i in bx.env.items(job_id).values()} == {"pending"}
-    assert bx.documents() == []
-    bx.connection.refresh_from_db()
-    assert bx.connection.status == XeroConnection.Status.NEEDS_REAUTHORISATION
+    bx.run_revoked_after_validation(monkeypatch, lambda: revoke_consent(bx), job_id)
     assert bx.connection.last_error.startswith(
         "Xero refused the refresh token (The refresh token has been revoked.)"
     )
@@ -76,7 +62,6 @@ def test_consent_revoked_during_an_export_tells_the_operator_once(
     assert not [s for s in secrets_registry.current() if any(s in text for text in shown)]
 
     # The next run meets the same condition: the job waits again, nobody is told again.
-    monkeypatch.setattr(XeroAdapter, "validate", validate)
     assert bx.run().outcome == Outcome.RESUMED
     assert bx.env.pleo(job_id)["job"]["status"] == "in_progress" and bx.documents() == []
     assert Notification.objects.filter(kind=Kind.XERO_REAUTHORISATION).count() == 1
