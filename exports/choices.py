@@ -204,6 +204,9 @@ class NotificationKind(models.TextChoices):
     BLOCKED_ELSEWHERE = "blocked_elsewhere", "Company blocked by a job owned elsewhere"
     SERVICE_UNHEALTHY = "service_unhealthy", "Worker or poll tick missing"
     RECONCILIATION_FLAGGED = "reconciliation_flagged", "Reconciliation found differences"
+    # A company's Xero connection (one per company): told per company, apart from a Pleo
+    # credential's re-authorisation (which is per credential, for all the companies using it).
+    XERO_REAUTHORISATION = "xero_reauthorisation", "Xero connection needs re-authorisation"
 
 
 class NotificationStatus(models.TextChoices):

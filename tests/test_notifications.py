@@ -27,6 +27,7 @@ from exports.models import (
     ExportItemRecord,
     ExportJob,
     Notification,
+    XeroConnection,
 )
 from exports.notifications import channels
 from exports.notifications.kinds import Kind
@@ -117,6 +118,19 @@ def arrange(kind: Kind, company: Company) -> dict:
     if kind == Kind.RECONCILIATION_FLAGGED:
         facts = {"from": "2026-11-01", "to": "2026-11-30", "flagged": 2, "totals": {"missing": 2}}
         return {"company": company, "facts": facts}
+    if kind == Kind.XERO_REAUTHORISATION:
+        refresh = secrets_registry.register(f"xrt-{secrets.token_hex(12)}")
+        connection = XeroConnection(
+            company=company,
+            tenant_name="Acme Nordic ApS",
+            status=XeroConnection.Status.NEEDS_REAUTHORISATION,
+            # Xero's error text quoting a token must not carry it into a message either.
+            last_error=f"Xero refused the refresh token ({refresh} revoked). Reconnect to Xero.",
+        )
+        connection.access_token = secrets_registry.register(f"xat-{secrets.token_hex(12)}")
+        connection.refresh_token = refresh
+        connection.save()
+        return {"company": company}
     return {"facts": {"failing": {"worker": "worker heartbeat stale: last seen 600 s ago"}}}
 
 
@@ -323,6 +337,9 @@ def test_no_secret_in_any_message(notify_settings, receiver, company):
     reauth = Notification.objects.get(kind=Kind.REAUTHORISATION)
     assert "refresh token [hidden] revoked" in reauth.text
     assert "Reconnect to Pleo" in reauth.text
+    xero = Notification.objects.get(kind=Kind.XERO_REAUTHORISATION)
+    assert "Xero refused the refresh token ([hidden] revoked)" in xero.text
+    assert "'Reconnect Xero'" in xero.text
 
 
 def test_the_webhook_url_is_never_stored_or_logged(notify_settings, receiver, company, caplog):

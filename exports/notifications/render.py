@@ -1,9 +1,10 @@
 """The words of each notification: the company, the Pleo job id in full, what happened, what to do,
 and a link to the admin page that explains it.
 
-Only names, ids, statuses, counts, times and reasons (Pleo's, the adapter's or our own) go into a
-message: never a credential field. The service also scrubs the involved credential's secrets
-from the rendered text, as a last guard.
+Only names, ids, statuses, counts, times and reasons (Pleo's, Xero's, the adapter's or our own)
+go into a message: never a credential field. The service also scrubs the involved credential's
+secrets (and, for a Xero connection, its tokens and the Xero client secret) from the rendered
+text, as a last guard.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from django.db.models import Count, Q
 from django.urls import reverse
 
 from exports import pleo
-from exports.models import Company, Credential, ExportItemRecord, ExportJob
+from exports.models import Company, Credential, ExportItemRecord, ExportJob, XeroConnection
 from exports.notifications.kinds import Kind
 
 PREFIX = "[pleo-export-bridge] "
@@ -291,6 +292,41 @@ def reauthorisation(*, credential: Credential, facts: dict) -> Message:
     )
 
 
+def _plain_reason(reason: str) -> str:
+    """The stored reason without its closing "Reconnect …" advice (the message says what to do)."""
+    text = _one_line(reason or "", 500).rstrip(".")
+    head, _, last = text.rpartition(". ")
+    return head if head and last.startswith("Reconnect") else text
+
+
+def xero_reauthorisation(*, company: Company, job: ExportJob | None, facts: dict) -> Message:
+    """The company's Xero connection needs a new consent (refused refresh, revoked, 401/403)."""
+    connection = XeroConnection.objects.filter(company=company).first()
+    organisation = (connection.tenant_name if connection else "") or "(no organisation chosen)"
+    reason = _plain_reason(connection.last_error if connection else "")
+    happened = (
+        f"Xero no longer lets the bridge use the company's connection to the Xero organisation "
+        f"{organisation}"
+    )
+    happened += f": {reason}." if reason else "."
+    happened += (
+        f" Nothing is booked in Xero for {company.name} until someone reconnects: its export jobs "
+        f"fail (accounting_system_authentication_failure) or wait meanwhile."
+    )
+    return _compose(
+        subject=f"{company.name}: the Xero connection to {organisation} needs re-authorisation",
+        company=company_line(company) + f"\nXero organisation: {organisation}",
+        job=None,
+        happened=happened,
+        todo=(
+            f"Open the company in the admin and use 'Reconnect Xero': someone who can sign in to "
+            f"the Xero organisation {organisation} approves the bridge's access again. Then ask "
+            f"the bookkeeper to export again from Pleo any job that failed meanwhile."
+        ),
+        link=admin_url("admin:exports_company_change", company.pk),
+    )
+
+
 def service_unhealthy(*, facts: dict) -> Message:
     failing = facts.get("failing") or {}
     happened = "The health check found:" + "".join(
@@ -349,5 +385,6 @@ def render(
         Kind.JOB_AT_RISK: job_at_risk,
         Kind.BLOCKED_ELSEWHERE: blocked_elsewhere,
         Kind.RECONCILIATION_FLAGGED: reconciliation_flagged,
+        Kind.XERO_REAUTHORISATION: xero_reauthorisation,
     }
     return by_kind[kind](company=company, job=job, facts=facts)

@@ -5,13 +5,14 @@ transaction it renders the message and records it in a savepoint; the worker tas
 is queued when that transaction commits (a rolled-back event notifies nobody). Any failure is
 logged and swallowed: notifying never affects an export.
 
-Dedupe: at most one message per kind and dedupe key (a company; a credential for
-re-authorisation; the service for health) per ``NOTIFY_WINDOW_SECONDS`` on the product's clock
-(:mod:`exports.clock`), decided by a compare-and-set on :class:`NotificationThrottle`, so
-concurrent workers send one. An event within the window is recorded ``suppressed`` and listed in
-the digest of the next message of its kind and key: the next event after the window, or the
-digest the worker's maintenance sends once the window has passed. A condition (blocked
-elsewhere, service unhealthy) observed again within the window records nothing.
+Dedupe: at most one message per kind and dedupe key (a company, also for its Xero connection's
+re-authorisation; a credential for a Pleo credential's re-authorisation; the service for health) per
+``NOTIFY_WINDOW_SECONDS`` on the product's clock (:mod:`exports.clock`), decided by a
+compare-and-set on :class:`NotificationThrottle`, so concurrent workers send one. An event within
+the window is recorded ``suppressed`` and listed in the digest of the next message of its kind and
+key: the next event after the window, or the digest the worker's maintenance sends once the window
+has passed. A condition (blocked elsewhere, service unhealthy) observed again within the window
+records nothing.
 
 Delivery (:func:`notification_deliver`, in the worker; ``notify_health`` calls it directly):
 claimed by a compare-and-set (``queued``/``retrying`` → ``sending``), so one process sends it; each
@@ -31,7 +32,7 @@ from django.db.models import Q
 from django_q.tasks import async_task
 
 from exports import clock, crypto
-from exports.models import AuditEntry, AuditStep, Company, Credential, ExportJob
+from exports.models import AuditEntry, AuditStep, Company, Credential, ExportJob, XeroConnection
 from exports.notifications import channels
 from exports.notifications.kinds import CONDITIONS, Kind
 from exports.notifications.models import Notification, NotificationThrottle
@@ -160,7 +161,8 @@ def notification_record(
         return None
 
     message = render(kind, company=company_row, credential=credential_row, job=job_row, facts=facts)
-    message = scrub(message, credential_row)
+    xero = company_row if kind == Kind.XERO_REAUTHORISATION else None
+    message = scrub(message, credential_row, xero_company=xero)
     fields = {
         "kind": kind,
         "dedupe_key": key,
@@ -244,8 +246,17 @@ def blocked_since(job: ExportJob | None) -> datetime | None:
     )
 
 
-def _secrets_of(credential: Credential | None) -> list[str]:
-    values = [str(settings.NOTIFY_WEBHOOK_URL or "")]
+def _secrets_of(credential: Credential | None, xero_company: Company | None = None) -> list[str]:
+    values = [str(settings.NOTIFY_WEBHOOK_URL or ""), str(settings.XERO_CLIENT_SECRET or "")]
+    connection = (
+        XeroConnection.objects.filter(company=xero_company).first() if xero_company else None
+    )
+    if connection is not None:
+        for name in ("access_token", "refresh_token"):
+            try:
+                values.append(getattr(connection, name))
+            except (crypto.SecretDecryptionError, crypto.EncryptionKeysMissing):
+                continue
     if credential is not None:
         for name in Credential.SECRET_FIELDS:
             try:
@@ -261,10 +272,13 @@ def _secrets_of(credential: Credential | None) -> list[str]:
     return [value for value in values if value and len(value) >= MIN_SCRUBBED_LENGTH]
 
 
-def scrub(message: Message, credential: Credential | None) -> Message:
-    """The last guard: no secret of the credential involved (nor the webhook URL) in a message,
-    whatever a reason text quoted."""
-    secrets = _secrets_of(credential)
+def scrub(
+    message: Message, credential: Credential | None, *, xero_company: Company | None = None
+) -> Message:
+    """The last guard: no secret of the credential involved (nor the webhook URL, the Xero client
+    secret, or the tokens of ``xero_company``'s Xero connection) in a message, whatever a reason
+    text quoted."""
+    secrets = _secrets_of(credential, xero_company)
     if not secrets:
         return message
 

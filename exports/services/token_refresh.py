@@ -20,7 +20,9 @@ here only:
    ``needs_reauthorisation`` with the reason. A marker whose deadline passed is the same case.
 5. ``invalid_grant`` marks the row ``needs_reauthorisation``.
 
-The row's model must have ``status`` (``ok``/``needs_reauthorisation``), ``last_error``,
+The row's model must have ``status``, stored as its ``Status`` TextChoices with ``OK`` and
+``NEEDS_REAUTHORISATION`` (``CredentialStatus`` and ``XeroConnectionStatus`` in
+:mod:`exports.choices`, which share the values ``ok``/``needs_reauthorisation``), ``last_error``,
 ``access_token_ciphertext``, ``access_token_expires_at``, ``refresh_token_ciphertext``,
 ``refreshing_until`` and ``updated_at``. Nothing here logs or puts in an exception a token or a
 client secret.
@@ -51,8 +53,6 @@ MARKER_SLACK_SECONDS = 20.0
 POLL_FIRST_SECONDS = 0.02
 POLL_MAX_SECONDS = 0.2
 
-OK = "ok"
-NEEDS_REAUTHORISATION = "needs_reauthorisation"
 ROW_FIELDS = (
     "status",
     "last_error",
@@ -109,6 +109,16 @@ class TokenOwner:
     def reconnect(self) -> str:
         return f"Reconnect to {self.service}."
 
+    @property
+    def ok(self) -> str:
+        """The row's usable status (its model's ``Status.OK``)."""
+        return self.model.Status.OK
+
+    @property
+    def needs_reauthorisation(self) -> str:
+        """The row's "reconnect first" status (its model's ``Status.NEEDS_REAUTHORISATION``)."""
+        return self.model.Status.NEEDS_REAUTHORISATION
+
 
 def marker_lifetime() -> timedelta:
     return timedelta(
@@ -117,7 +127,7 @@ def marker_lifetime() -> timedelta:
 
 
 def _usable_or_raise(owner: TokenOwner, row: TokenRow) -> None:
-    if row.status != OK:
+    if row.status != owner.ok:
         raise owner.unusable(row.name, row.status, row.last_error)
     if row.problem:
         raise owner.unusable(row.name, row.status, row.problem)
@@ -171,13 +181,13 @@ def _refresh(owner: TokenOwner, pk: int, *, stale: str, force: bool) -> str:
         if not row.refresh_token_ciphertext:
             reason = f"No refresh token is stored: connect {row.name} to {owner.service}."
             token_mark_needs_reauthorisation(owner=owner, pk=pk, reason=reason)
-            raise owner.unusable(row.name, NEEDS_REAUTHORISATION, reason)
+            raise owner.unusable(row.name, owner.needs_reauthorisation, reason)
         marker = row.refreshing_until
         if marker is None:
             until = now + marker_lifetime()
             taken = owner.model.objects.filter(
                 pk=pk,
-                status=OK,
+                status=owner.ok,
                 refreshing_until__isnull=True,
                 refresh_token_ciphertext=row.refresh_token_ciphertext,
             ).update(refreshing_until=until)
@@ -235,7 +245,7 @@ def _refresh_holding_marker(
         )
         _mark(owner, pk, reason, row)
         _release_marker(owner, pk, until)
-        raise owner.unusable(row.name, NEEDS_REAUTHORISATION, reason) from None
+        raise owner.unusable(row.name, owner.needs_reauthorisation, reason) from None
     except pleo_oauth.OAuthOutcomeUnknown as exc:
         return _after_unknown_outcome(owner, pk, row, until, exc)
     except pleo_oauth.OAuthUnavailable as exc:
@@ -289,7 +299,7 @@ def _after_unknown_outcome(
     )
     _mark(owner, pk, reason, row)
     _release_marker(owner, pk, until)
-    raise owner.unusable(row.name, NEEDS_REAUTHORISATION, reason)
+    raise owner.unusable(row.name, owner.needs_reauthorisation, reason)
 
 
 def _current_token_or_raise(owner: TokenOwner, pk: int) -> str:
@@ -331,7 +341,7 @@ def store_connected_tokens(
         "refresh_token_ciphertext": crypto.encrypt(tokens.refresh_token),
         "access_token_expires_at": tokens.expires_at(received_at),
         "refreshing_until": None,
-        "status": OK,
+        "status": owner.ok,
         "last_error": "",
         "updated_at": timezone.now(),
         **fields,
@@ -347,11 +357,11 @@ def token_mark_needs_reauthorisation(
     ``refresh_token_ciphertext``, only if that refresh token is still the stored one (a reconnect
     meanwhile wins). The first reason is kept: a row already not OK is left alone. When it marks
     (True), ``owner.marked`` tells someone."""
-    rows = owner.model.objects.filter(pk=pk, status=OK)
+    rows = owner.model.objects.filter(pk=pk, status=owner.ok)
     if refresh_token_ciphertext is not None:
         rows = rows.filter(refresh_token_ciphertext=refresh_token_ciphertext)
     updated = rows.update(
-        status=NEEDS_REAUTHORISATION,
+        status=owner.needs_reauthorisation,
         last_error=reason[:2000],
         status_changed_at=clock.now(),
         refreshing_until=None,

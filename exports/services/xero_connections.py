@@ -11,9 +11,11 @@ stored encrypted with the access token's expiry and the scopes Xero granted, the
 Tokens are refreshed by :mod:`exports.services.token_refresh` (one refresh in flight per
 connection across processes, as for Pleo credentials). A refused refresh token, a 401 after a
 fresh token, or a 403 (the organisation disconnected at Xero, or a scope missing), puts the
-connection in "needs re-authorisation" with the reason; the company page shows it and the Xero
-adapter's ``validate`` fails the company's jobs with
-``accounting_system_authentication_failure`` until someone reconnects.
+connection in "needs re-authorisation" with the reason; the company's people are notified
+(``xero_reauthorisation``, once per transition, throttled per company like every notification),
+the company page shows it and the Xero adapter's ``validate`` fails the company's jobs with
+``accounting_system_authentication_failure`` until someone reconnects. Reconnecting (a new
+consent: ``xero_connection_complete``) sets it back to OK and clears the reason.
 
 Nothing here logs or puts in a message a token, code, verifier or the client secret.
 """
@@ -33,6 +35,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from exports import audit, clock
 from exports.models import AuditEntry, AuditStep, Company, Trigger, XeroConnection
+from exports.notifications import service as notifications
 from exports.pleo import BudgetExhausted, PleoAuthError
 from exports.pleo import oauth as pleo_oauth
 from exports.services import budget, token_refresh
@@ -202,8 +205,9 @@ def xero_connection_choose_tenant(*, connection: XeroConnection, tenant_id: str)
 
 
 def xero_connection_mark_needs_reauthorisation(*, connection_id: int, reason: str) -> bool:
-    """Needs re-authorisation (the refresh marker cleared), logged and audited. The first reason
-    is kept: a connection already not OK is left alone (False)."""
+    """Needs re-authorisation (the refresh marker cleared), logged, audited and the company's
+    people told (``xero_reauthorisation``). The first reason is kept: a connection already not
+    OK is left alone (False), so each transition tells once."""
     return token_refresh.token_mark_needs_reauthorisation(
         owner=TOKENS, pk=connection_id, reason=reason
     )
@@ -216,6 +220,9 @@ def _marked(connection_id: int, reason: str) -> None:
         connection.company,
         f"Xero connection needs re-authorisation: {reason}",
         AuditEntry.Outcome.ERROR,
+    )
+    notifications.notification_request(
+        kind=notifications.Kind.XERO_REAUTHORISATION, company=connection.company
     )
 
 

@@ -81,6 +81,27 @@ class Booked:
     def configure(self, **fields) -> None:
         XeroConnection.objects.filter(pk=self.connection.pk).update(**fields)
 
+    def run_revoked_after_validation(self, monkeypatch, revoke, job_id: str):
+        """One run in which ``revoke()`` (at Xero) follows the job's validation: the job waits
+        with its items pending and nothing booked; the connection needs re-authorisation."""
+        from exports.adapters.xero import XeroAdapter
+
+        validate = XeroAdapter.validate
+
+        def validate_then_revoke(adapter, job):
+            result = validate(adapter, job)
+            revoke()
+            return result
+
+        with monkeypatch.context() as patch:
+            patch.setattr(XeroAdapter, "validate", validate_then_revoke)
+            result = self.run()
+        assert {i["status"] for i in self.env.items(job_id).values()} == {"pending"}
+        assert self.documents() == []
+        self.connection.refresh_from_db()
+        assert self.connection.status == XeroConnection.Status.NEEDS_REAUTHORISATION
+        return result
+
 
 @pytest.fixture
 def bx(env, xero_sandbox, settings, fresh_budget, monkeypatch):  # noqa: F811
@@ -297,20 +318,9 @@ def test_xeros_429_minute_is_waited_for_and_day_pauses(bx, problem):
 
 
 def test_a_connection_revoked_mid_job_pauses_it_and_books_nothing(bx, monkeypatch):
-    from exports.adapters.xero import XeroAdapter
-
     job_id = bx.job({"normal": 2})
-    validate = XeroAdapter.validate
-
-    def validate_then_revoke(self, job):
-        result = validate(self, job)
-        bx.xero.state.revoke_connection(str(bx.connection.connection_id))
-        return result
-
-    monkeypatch.setattr(XeroAdapter, "validate", validate_then_revoke)
-    bx.run()
-    assert {i["status"] for i in bx.env.items(job_id).values()} == {"pending"}
-    assert bx.documents() == []
-    bx.connection.refresh_from_db()
-    assert bx.connection.status == XeroConnection.Status.NEEDS_REAUTHORISATION
+    connection_id = str(bx.connection.connection_id)
+    bx.run_revoked_after_validation(
+        monkeypatch, lambda: bx.xero.state.revoke_connection(connection_id), job_id
+    )
     assert "refused the connection" in AuditEntry.objects.filter(step="paused").last().message
