@@ -103,6 +103,12 @@ def c_document_status(server, req, tenant_id, document_id):
     return Response(200, {"data": server.state.set_document_status(tenant_id, document_id, status)})
 
 
+def c_document_edit(server, req, tenant_id, document_id):
+    """``POST tenants/{id}/documents/{docId} {<the document's fields, as Xero names them>}``."""
+    changes = req.control_json()  # Xero's field names, as they are
+    return Response(200, {"data": server.state.edit_document(tenant_id, document_id, **changes)})
+
+
 _T = "/tenants/{tenant_id}"
 CONTROL_ROUTES = [
     _c("GET", "/health", c_health),
@@ -116,6 +122,7 @@ CONTROL_ROUTES = [
     _c("PATCH", _T + "/tax-rates/{tax_type}", c_tax_rate_status),
     _c("GET", _T + "/documents", c_documents),
     _c("PATCH", _T + "/documents/{document_id}", c_document_status),
+    _c("POST", _T + "/documents/{document_id}", c_document_edit),
     _c("GET", "/oauth-clients", c_clients),
     _c("POST", "/oauth-clients", c_add_client),
     _c("POST", "/oauth/authorize", c_authorize),

@@ -318,11 +318,10 @@ def document_save(
     check = _Check(tenant)
     if not isinstance(element, dict):
         return None, ["Each element must be an object."]
-    id_field = KIND_ID[kind]
-    doc_id = document_id or element.get(id_field)
+    doc_id = document_id or element.get(KIND_ID[kind])
     old = tenant.documents[kind].get(doc_id) if doc_id else None
     if doc_id and old is None:
-        return None, [f"{id_field} '{doc_id}' does not exist."]
+        return None, [f"{KIND_ID[kind]} '{doc_id}' does not exist."]
     if old is not None:
         flow = TRANSITIONS["ManualJournals" if kind == "ManualJournals" else "bill"]
         target = element.get("Status") or old["Status"]
@@ -350,13 +349,16 @@ def document_save(
         doc = _bill(check, kind, element, old, today, drafts_too)
     if check.messages:
         return None, check.messages
+    return _store(tenant, kind, doc, doc_id or new_id(), old, now=now), []
+
+
+def _store(tenant: Tenant, kind: str, doc: dict, doc_id: str, old: dict | None, *, now) -> dict:
     contact = doc.get("Contact")
     if contact and contact.pop("_new", False):
         doc["Contact"] = contact = contact_create(tenant, contact, now=now)
     if contact:
         doc["Contact"] = {"ContactID": contact["ContactID"], "Name": contact["Name"]}
-    doc_id = doc_id or new_id()
-    doc[id_field] = doc_id
+    doc[KIND_ID[kind]] = doc_id
     doc["UpdatedDateUTC"] = msdatetime(now)
     doc["HasAttachments"] = bool(tenant.attachments.get(doc_id))
     tenant.documents[kind][doc_id] = doc
@@ -366,7 +368,29 @@ def document_save(
         else ("Edited" if old["Status"] == doc["Status"] else doc["Status"].title())
     )
     history_add(tenant, doc_id, change, f"{kind[:-1]} {doc['Status'].lower()}.", now=now)
-    return doc, []
+    return doc
+
+
+def edit(tenant: Tenant, doc_id: str, changes: dict, *, now: datetime) -> dict:
+    """Control API: change a document's fields or lines (``changes``: the fields as a ``POST``
+    element names them; lines replace the lines) as a person in Xero might, a posted journal or
+    an authorised bill too: its status is kept, every other rule applies (balance, accounts, tax
+    types, tracking, the lock date). ``ValueError`` with the messages when a rule refuses it."""
+    found = tenant.find_document(doc_id)
+    if found is None:
+        raise KeyError(doc_id)
+    kind, old = found
+    if old["Status"] in ("VOIDED", "DELETED"):
+        raise ValueError(f"A {old['Status'].lower()} document cannot be edited.")
+    check = _Check(tenant)
+    element = {**changes, "Status": old["Status"]}
+    if kind == "ManualJournals":
+        doc = _journal(check, element, old, now.date(), False)
+    else:
+        doc = _bill(check, kind, element, old, now.date(), False)
+    if check.messages:
+        raise ValueError("; ".join(check.messages))
+    return public(_store(tenant, kind, doc, old[KIND_ID[kind]], old, now=now))
 
 
 def history_add(tenant: Tenant, doc_id: str, changes: str, details: str, *, now: datetime) -> dict:

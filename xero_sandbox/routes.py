@@ -21,6 +21,7 @@ from xero_sandbox import documents
 from xero_sandbox.contacts import contact_save, contacts_search
 from xero_sandbox.dates import msdate, msdatetime, parse_date
 from xero_sandbox.errors import JSON, as_response, bad_request, not_found, problem, validation
+from xero_sandbox.where import where
 
 API = "/api.xro/2.0"
 DOC_KINDS = {
@@ -35,10 +36,6 @@ ERROR_FLAG = {
     "CreditNotes": "HasErrors",
     "Contacts": "HasValidationErrors",
 }
-_WHERE = re.compile(
-    r'^\s*(\w+(?:\.\w+)?)\s*(==|!=|=)\s*(?:"([^"]*)"|Guid\("([^"]*)"\)|(true|false))\s*$',
-    re.IGNORECASE,
-)
 
 
 @dataclass(frozen=True)
@@ -70,27 +67,6 @@ def envelope(state, ctx: Context, **payload) -> dict:
         "DateTimeUTC": msdatetime(state.now()),
         **payload,
     }
-
-
-def where(items: list[dict], expr: str | None) -> list[dict]:
-    """Xero's ``where``, the subset the sandbox reads: ``Field=="v"``, ``Field==Guid("id")``,
-    ``Field==true``, ``!=``, one level of nesting (``Contact.Name``), joined by AND."""
-    if not expr:
-        return items
-    for clause in re.split(r"\s+(?:AND|&&)\s+", expr.strip(), flags=re.IGNORECASE):
-        m = _WHERE.match(clause)
-        if m is None:
-            raise bad_request(f"The sandbox cannot read the where clause '{clause}'.")
-        name, op, text, guid, flag = m.groups()
-        value = next(v for v in (text, guid, flag) if v is not None).lower()
-
-        def field(item: dict, path: str = name) -> str:
-            for part in path.split("."):
-                item = item.get(part) if isinstance(item, dict) else None
-            return str(item).lower() if item is not None else ""
-
-        items = [i for i in items if (field(i) == value) == (op != "!=")]
-    return items
 
 
 def paged(req: Request, items: list[dict], key: str) -> dict:

@@ -213,6 +213,12 @@ class XeroState:
                 self.tenant(tenant_id), str(document_id), status, now=self.now()
             )
 
+    def edit_document(self, tenant_id: str, document_id: str, **changes) -> dict:
+        """Change a document's fields or lines as a person in Xero would (``documents.edit``:
+        its status kept, its rules applied; ``ValueError`` when they refuse it)."""
+        with self.lock:
+            return documents.edit(self.tenant(tenant_id), str(document_id), changes, now=self.now())
+
     def attachments(self, tenant_id: str, document_id: str) -> list[dict]:
         with self.lock:
             return [

@@ -63,7 +63,9 @@ implementation of this contract, never a change to it.
     stored on the item's record when it is booked; and the ledger's documents now, by our
     external ids (``dict[external_id, LedgerDocument]``; absent: missing or deleted). The default
     summary is Pleo's wallet total and the accounts of the lines, tax and contra account; the
-    default ``read_back`` raises :class:`ReadBackUnsupported` (then nothing is matched).
+    default ``read_back`` raises :class:`ReadBackUnsupported` (then nothing is matched). A
+    ``read_back`` that could not ask the ledger now raises :class:`ReadBackUnavailable` (the
+    report says so for each of its bookings; none is called missing).
 
 ``attachment_limits: AttachmentLimits``
     What the accounting system accepts as attachments (receipts): largest file, most files,
@@ -112,6 +114,11 @@ class AdapterUnavailable(Exception):
 
 class ReadBackUnsupported(Exception):
     """The adapter cannot read its bookings back from the accounting system (yet)."""
+
+
+class ReadBackUnavailable(Exception):
+    """The accounting system could not be read now (unreachable, refused, its limits spent):
+    nothing is known of the bookings asked about. ``str()`` says why and what to do."""
 
 
 class UnknownAdapter(LookupError):

@@ -25,6 +25,10 @@ with ``Idempotency-Key`` on every write, up to 50 documents a request, receipts 
 
 ``estimate_calls``/``call_room``: the Xero calls the items still to book need, and the room
 the organisation's budgets leave (:mod:`exports.services.xero_estimate`).
+
+``booking_summary``/``read_back``: for the reconciliation report, the document as planned and
+the documents as Xero holds them now, read by id with the other documents of the same expenses
+(``duplicates``), 25 bookings a call (:mod:`exports.services.xero_read_back`).
 """
 
 from __future__ import annotations
@@ -42,6 +46,8 @@ from exports.adapters.base import (
     CallEstimate,
     CallRoom,
     ItemCheck,
+    LedgerDocument,
+    LedgerSummary,
     LookupUnsupported,
     ValidationResult,
 )
@@ -189,6 +195,16 @@ class XeroAdapter(AccountingAdapter):
         from exports.services.xero_estimate import xero_call_room
 
         return xero_call_room(connection=self.session.connection, seconds=seconds, at_once=at_once)
+
+    def booking_summary(self, request: BookingRequest) -> LedgerSummary | None:
+        from exports.services.xero_read_back import xero_booking_summary
+
+        return xero_booking_summary(session=self.session, request=request)
+
+    def read_back(self, external_ids: Sequence[str]) -> dict[str, LedgerDocument]:
+        from exports.services.xero_read_back import xero_read_back
+
+        return xero_read_back(company=self.company, external_ids=external_ids)
 
     def lookup(self, *, idempotency_key=None, accounting_entry_id=None) -> BookingResult | None:
         return self.session.lookup(

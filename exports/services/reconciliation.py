@@ -3,25 +3,31 @@
 For one company and a period (the jobs this bridge claimed, by the day it claimed them), every
 item we reported successful to Pleo is matched to its booking in the ledger by our external id,
 through the adapter's ``read_back`` (``exports.adapters.base``; the journal reads its entries,
-Xero will read its documents). Each row gets one status:
+Xero its documents: ``exports.services.xero_read_back``). Each row gets one status:
 
-``matched``         the booking is there, as we booked it
-``changed``         the booking's amount, currency or accounts differ from what we booked (the
-                    adapter's ``booking_summary``, stored on the item's record when booked)
-``missing``         no booking under that external id: missing or deleted in the ledger
-``booked_twice``    the ledger holds another booking of the same Pleo expense, or two of our
-                    jobs reported it with different bookings
-``unknown_to_us``   Pleo holds the item as exported in one of our jobs, and we have no record of
-                    reporting it successful
-``booked_by_hand``  reported with an operator's manual booking (``exports.settlement``): not in
-                    the ledger's documents of the adapter by design; not checked
-``unchecked``       the adapter cannot read its bookings back (or is not installed)
-``pleo_unreadable`` Pleo's view of a job could not be read (its answer is in the detail)
+``matched``           the booking is there, as we booked it
+``changed``           the booking's amount, currency or accounts differ from what we booked (the
+                      adapter's ``booking_summary``, stored on the item's record when booked)
+``missing``           no booking under that external id: missing or deleted in the ledger (in
+                      Xero: voided or deleted too)
+``booked_twice``      the ledger holds another booking of the same Pleo expense, or two of our
+                      jobs reported it with different bookings
+``unknown_to_us``     Pleo holds the item as exported in one of our jobs, and we have no record
+                      of reporting it successful
+``ledger_unreadable`` the ledger could not be read now (Xero unreachable, the connection refused,
+                      a limit spent: the reason is in the detail); nothing is known of it
+``booked_by_hand``    reported with an operator's manual booking (``exports.settlement``): not in
+                      the ledger's documents of the adapter by design; not checked
+``unchecked``         the adapter cannot read its bookings back (or is not installed)
+``pleo_unreadable``   Pleo's view of a job could not be read (its answer is in the detail)
 
-The first five after ``matched`` and ``pleo_unreadable`` are *flagged*. Pleo is asked once per job
+The five after ``matched`` and ``pleo_unreadable`` are *flagged*. Pleo is asked once per job
 (its items, all pages), through the company's credential and request budget; the ledger once per
-adapter. ``reconciliation_report`` never writes; ``reconciliation_notify_all`` (the monthly
-schedule) notifies the people of a company whose last month has anything flagged.
+adapter (the journal: three queries; Xero: one ``GET`` per kind of document per 25 bookings,
+1,000 journals in 40 calls, through the connection's budgets). ``reconciliation_report`` writes
+nothing of its own (each Xero call is audited as every Xero call is);
+``reconciliation_notify_all`` (the monthly schedule) notifies the people of a company whose last
+month has anything flagged.
 """
 
 from __future__ import annotations
@@ -37,7 +43,12 @@ from enum import StrEnum
 from typing import Any
 
 from exports import clock, pleo
-from exports.adapters import ReadBackUnsupported, UnknownAdapter, get_adapter
+from exports.adapters import (
+    ReadBackUnavailable,
+    ReadBackUnsupported,
+    UnknownAdapter,
+    get_adapter,
+)
 from exports.models import Company, ExportItemRecord, ExportJob
 from exports.money import format_minor
 from exports.notifications import service as notifications
@@ -54,6 +65,7 @@ class ReconStatus(StrEnum):
     MISSING = "missing"
     BOOKED_TWICE = "booked_twice"
     UNKNOWN_TO_US = "unknown_to_us"
+    LEDGER_UNREADABLE = "ledger_unreadable"
     BOOKED_BY_HAND = "booked_by_hand"
     UNCHECKED = "unchecked"
     PLEO_UNREADABLE = "pleo_unreadable"
@@ -65,6 +77,7 @@ FLAGGED = frozenset(
         ReconStatus.MISSING,
         ReconStatus.BOOKED_TWICE,
         ReconStatus.UNKNOWN_TO_US,
+        ReconStatus.LEDGER_UNREADABLE,
         ReconStatus.PLEO_UNREADABLE,
     }
 )
@@ -191,6 +204,10 @@ def _ledger_rows(company: Company, records: list[ExportItemRecord]) -> list[Reco
         except (UnknownAdapter, ReadBackUnsupported) as exc:
             detail = f"The adapter '{name}' cannot read its bookings back ({exc})."
             rows.extend(_row(record, ReconStatus.UNCHECKED, detail) for record in group)
+            continue
+        except ReadBackUnavailable as exc:
+            detail = f"{adapter.label} could not be read: {exc}"
+            rows.extend(_row(record, ReconStatus.LEDGER_UNREADABLE, detail) for record in group)
             continue
         for record in group:
             rows.append(_compare(record, documents.get(record.external_id), bookings))

@@ -24,6 +24,14 @@ The text Xero shows carries Pleo's ``accountingEntryId`` and the export job's id
 fails the item (policy ``fail``, the message names the lock date) or is booked on the first open
 date with the original date in that text (policy ``next_open_date``). Documents are drafts unless
 the connection books them posted (journals ``POSTED``, bills ``AUTHORISED``).
+
+``document_summary`` reads a document, planned or as Xero holds it, the one way the
+reconciliation compares them (``exports.services.xero_read_back``): its total in minor units as
+Xero shows it (a bill's or credit note's lines with their tax, positive; a journal's debits, tax
+included: a manual journal has no total, and its debits are its size whichever side the contra
+account is on), its currency (a journal's is the organisation's base currency) and the sorted
+account codes of its lines (a journal's contra account included; tax goes to Xero's tax
+accounts, which no line names).
 """
 
 from __future__ import annotations
@@ -32,10 +40,12 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
+from exports.adapters.base import LedgerSummary
 from exports.adapters.journal import Unbookable, _booking_date, _description, _mapping, _minor
-from exports.money import format_minor, minor_to_major
+from exports.money import currency_exponent, format_minor, minor_to_major
 from exports.pleo import ItemFailureReasonType as ItemFailure
 from exports.services.xero_mapping import pleo_codes_of_item
 from exports.xero.models import BookingMethod, LockDatePolicy, PleoCodeKind, XeroBooking
@@ -280,3 +290,41 @@ def _bill(item, entry_id, lines, total, currency, day, text, description, option
         body["DueDate"] = day.isoformat()
     who = vendor or {"name": supplier.get("name")}
     return PlannedDocument(kind, body, body["Reference"], entry_id, who, None)
+
+
+def _number(value: Any) -> Decimal:
+    if isinstance(value, bool) or value is None:
+        return Decimal(0)
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        return Decimal(0)
+
+
+def document_summary(kind: str, document: Mapping[str, Any], *, currency: str) -> LedgerSummary:
+    """The module docstring's reading of ``document`` (a planned body or Xero's), a document of
+    ``kind`` (``XeroBooking.Kind``); ``currency``: the organisation's base currency (a journal's
+    currency, and a bill's when it names none)."""
+    if kind == XeroBooking.Kind.MANUAL_JOURNAL:
+        lines = [line for line in document.get("JournalLines") or [] if isinstance(line, Mapping)]
+        taxed = document.get("LineAmountTypes") == "Exclusive"  # Xero's default is NoTax
+        grosses = [
+            _number(line.get("LineAmount")) + (_number(line.get("TaxAmount")) if taxed else 0)
+            for line in lines
+        ]
+        total = sum((gross for gross in grosses if gross > 0), Decimal(0))
+    else:
+        lines = [line for line in document.get("LineItems") or [] if isinstance(line, Mapping)]
+        currency = str(document.get("CurrencyCode") or currency)
+        taxed = (document.get("LineAmountTypes") or "Exclusive") == "Exclusive"
+        total = Decimal(0)
+        for line in lines:
+            net = (
+                _number(line["LineAmount"])
+                if line.get("LineAmount") is not None
+                else _number(line.get("Quantity", 1)) * _number(line.get("UnitAmount"))
+            )
+            total += net + (_number(line.get("TaxAmount")) if taxed else 0)
+    minor = int(total.scaleb(currency_exponent(currency)).quantize(1, rounding=ROUND_HALF_UP))
+    accounts = {str(line.get("AccountCode") or "").strip() for line in lines}
+    return LedgerSummary(minor, currency.upper(), tuple(sorted(accounts - {""})))

@@ -1,6 +1,8 @@
 """The Xero endpoints the product reads: ``/connections`` (Identity) and, for one tenant, the
 Accounting API's Organisation, Accounts, TaxRates, TrackingCategories and Contacts
-(docs/xero-openapi/). Every call goes through :class:`~exports.xero.transport.XeroTransport`.
+(docs/xero-openapi/), and the documents it books (ManualJournals, Invoices, CreditNotes: one by
+id, or every one a ``where`` selects, page by page), with the writes. Every call goes through
+:class:`~exports.xero.transport.XeroTransport`.
 """
 
 from __future__ import annotations
@@ -24,6 +26,10 @@ from exports.xero.transport import ACCOUNTING_PATH, XeroTransport
 # Xero pages contacts 100 at a time (``page=1..``); a bound on how many we read.
 CONTACT_PAGE_SIZE = 100
 MAX_CONTACT_PAGES = 100
+# Documents read by a ``where`` (``documents_paged``): Xero's page of 100 (with their lines: Xero
+# shows a list's lines only when it is paged), and a bound on how many pages one read follows.
+DOCUMENT_PAGE_SIZE = 100
+MAX_DOCUMENT_PAGES = 20
 
 
 def config_from_settings() -> ClientConfig:
@@ -91,6 +97,20 @@ class XeroClient(XeroTransport):
     def documents(self, kind: str, *, where: str) -> list[dict]:
         """``GET /<kind>?where=…`` (``ManualJournals``, ``Invoices``, ``CreditNotes``)."""
         return items_of(self.accounting_json(kind, {"where": where}), kind)
+
+    def documents_paged(
+        self, kind: str, *, where: str, page_size: int = DOCUMENT_PAGE_SIZE
+    ) -> list[dict]:
+        """``GET /<kind>?where=…&page=N&pageSize=…``, page after page until one is not full (at
+        most ``MAX_DOCUMENT_PAGES``): every document ``where`` selects, each with its lines."""
+        found: list[dict] = []
+        for page in range(1, MAX_DOCUMENT_PAGES + 1):
+            params = {"where": where, "page": page, "pageSize": page_size}
+            batch = items_of(self.accounting_json(kind, params), kind)
+            found.extend(batch)
+            if len(batch) < page_size:
+                return found
+        raise XeroResponseError(f"more than {MAX_DOCUMENT_PAGES} pages of {kind}")
 
     def document(self, kind: str, document_id: Any) -> dict | None:
         """One document by id; None when Xero does not know it (404)."""
