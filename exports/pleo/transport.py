@@ -333,7 +333,12 @@ class PleoTransport:
             exc.method, exc.path = exc.method or method, exc.path or path
             self.budget_exhausted = exc
             logger.info(
-                "Pleo %s %s not sent: %s [request_id=%s]", method, path, exc, self.request_id
+                "%s %s %s not sent: %s [request_id=%s]",
+                self.service,
+                method,
+                path,
+                exc,
+                self.request_id,
             )
             raise
 

@@ -148,11 +148,15 @@ def xero_connection_complete(*, company_id: int, code: str, code_verifier: str) 
 
 
 def _take_tenant(connection: XeroConnection) -> XeroConnection:
-    """``GET /connections``: one organisation is taken; several are offered; none is refused."""
-    with xero_client(connection=connection, tenant=False) as client:
+    """``GET /connections``: one organisation is taken; several are offered; none is refused.
+    A person is waiting (the consent callback): a spent minute is waited for as the admin's sync
+    waits, up to ``INTERACTIVE_BUDGET_WAIT``; past that the admin says so."""
+    with xero_client(
+        connection=connection, tenant=False, budget_wait=INTERACTIVE_BUDGET_WAIT
+    ) as client:
         try:
             tenants = client.connections()
-        except XeroError as exc:
+        except (XeroError, BudgetExhausted) as exc:
             raise XeroConnectFailed(f"Reading Xero's /connections failed: {exc}") from None
     choices = [
         {"id": str(t.id), "tenant_id": str(t.tenant_id), "name": t.tenant_name}

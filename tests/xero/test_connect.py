@@ -11,7 +11,7 @@ import responses
 from django.urls import reverse
 
 from exports.adapters import adapter_choices, get_adapter
-from exports.models import AuditEntry, XeroAccount, XeroConnection
+from exports.models import AuditEntry, RequestBudget, XeroAccount, XeroConnection
 from exports.pleo import BudgetExhausted, JobFailureReasonType
 from exports.services import xero_connections
 from exports.xero_views import SESSION_KEY
@@ -124,6 +124,48 @@ def test_denied_consent_changes_nothing_and_says_so(admin_client):
     )
     assert "Consent was denied at Xero, so the company was not connected" in answer.content.decode()
     assert not XeroConnection.objects.filter(company=company).exists()
+
+
+@responses.activate
+def test_a_reconnect_waits_briefly_for_a_spent_minute_then_says_so(
+    admin_client, settings, monkeypatch, caplog
+):
+    """The consent callback reads /connections with a person waiting: a minute spent by a running
+    export is waited for up to INTERACTIVE_BUDGET_WAIT, past that the admin says why (no 500)."""
+    from exports.services import budget
+
+    settings.PLEO_RATE_LIMIT_BACKEND = "database"  # this test's budget rows, rolled back after it
+    connection = make_connection()
+    XeroConnection.objects.filter(pk=connection.pk).update(tenant_id=uuid.uuid4())
+    connection.refresh_from_db()
+    monkeypatch.setattr(xero_connections, "XERO_BUDGET", budget.Rate(limit=2, window=60.0))
+    monkeypatch.setattr(xero_connections, "INTERACTIVE_BUDGET_WAIT", 0.05)
+    export = xero_connections.XeroBudget(connection.tenant_id)
+    export("PUT", "/api.xro/2.0/ManualJournals")  # a running export spends the minute
+    query = start(admin_client, connection.company)
+    responses.post(TOKEN_URL, json=token_answer("xat-again-0001", "xrt-again-0001"))
+    listed = responses.get(f"{API}/connections", json=connections_body((TENANT, "Demo")))
+
+    answer = admin_client.get(
+        reverse("xero-oauth-callback"), {"code": "c", "state": query["state"]}, follow=True
+    )
+    assert answer.status_code == 200
+    text = answer.content.decode()
+    assert "Reading Xero&#x27;s /connections failed" in text and "budget" in text
+    assert listed.call_count == 0  # nothing sent past the budget
+    assert "Xero GET /connections not sent: our request budget" in caplog.text  # named Xero
+
+    # A budget that has room again within the wait: the reconnect waits and reads /connections.
+    RequestBudget.objects.all().delete()
+    monkeypatch.setattr(xero_connections, "XERO_BUDGET", budget.Rate(limit=2, window=0.2))
+    monkeypatch.setattr(xero_connections, "INTERACTIVE_BUDGET_WAIT", 2.0)
+    xero_connections.XeroBudget(connection.tenant_id)("PUT", "/api.xro/2.0/ManualJournals")
+    query = start(admin_client, connection.company)
+    responses.post(TOKEN_URL, json=token_answer("xat-again-0002", "xrt-again-0002"))
+    admin_client.get(reverse("xero-oauth-callback"), {"code": "c", "state": query["state"]})
+    assert listed.call_count == 1
+    connection.refresh_from_db()
+    assert connection.access_token == "xat-again-0002" and connection.status == "ok"
 
 
 def test_connect_is_post_only(admin_client):
