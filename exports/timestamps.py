@@ -5,6 +5,9 @@ UTC) is only what a person reads: ``2025-03-04 12:14:05 CET (3 min ago)``. One i
 every page and read that shows a time: the admin (``exports.admin.timestamps`` routes Django's
 rendering through :func:`timestamp_html`), the selectors, the ``|timestamp`` filter.
 
+Audit messages and notices name instants in UTC whatever the display zone (they are stored and
+read next to log lines): :func:`utc_text`.
+
 The relative part is computed on the product's clock (``exports.clock``) when the text is made;
 the pages that refresh their live parts (``exports.admin.live``) send it again.
 """
@@ -12,7 +15,7 @@ the pages that refresh their live parts (``exports.admin.live``) send it again.
 from __future__ import annotations
 
 import functools
-from datetime import datetime, tzinfo
+from datetime import UTC, datetime, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
@@ -87,6 +90,11 @@ def absolute(value: datetime) -> str:
         value = timezone.make_aware(value, ZoneInfo("UTC"))
     local = value.astimezone(display_zone())
     return f"{local:%Y-%m-%d %H:%M:%S} {local.tzname()}"
+
+
+def utc_text(moment: datetime) -> str:
+    """An instant as stored text reads it: ``2026-12-03 03:41:08 UTC`` (audit messages, notices)."""
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
 
 
 def timestamp_text(value: datetime | None, *, now: datetime | None = None, empty="-") -> str:

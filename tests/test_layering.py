@@ -116,6 +116,45 @@ def test_the_product_names_the_sandbox_only_where_it_starts_it():
     assert naming == set(SANDBOX_NAMED_IN)
 
 
+PROJECT_PACKAGES = ("exports", "pleo_integration", *SANDBOXES)
+
+
+def private_imports(path: Path) -> list[str]:
+    """``from <project module> import _name``: another module's internals (``_name`` but not
+    ``__name__``-style dunders). Aliasing a public name to a private one is fine."""
+    return [
+        f"{path.relative_to(ROOT).as_posix()}:{line} imports {name}"
+        for line, name in imports_of(path)
+        if name.split(".")[0] in PROJECT_PACKAGES
+        and name.rsplit(".", 1)[-1].startswith("_")
+        and not name.rsplit(".", 1)[-1].startswith("__")
+    ]
+
+
+def test_the_private_import_check_sees_one(tmp_path, monkeypatch):
+    package = tmp_path / "exports" / "services"
+    package.mkdir(parents=True)
+    (package / "peeking.py").write_text(
+        "from exports.services.xero_booking import GONE, _quoted\n"
+        "from exports.notifications import admin as _notifications_admin\n"
+    )
+    monkeypatch.setattr(f"{__name__}.ROOT", tmp_path)
+    assert private_imports(package / "peeking.py") == [
+        "exports/services/peeking.py:1 imports exports.services.xero_booking._quoted"
+    ]
+
+
+def test_no_module_imports_another_modules_private_names():
+    """Shared helpers are public where they live (``exports.timestamps.utc_text``, the journal's
+    ``minor_units``): no module reaches into another's internals."""
+    found = [
+        hit
+        for path in python_files(*PRODUCT, *(ROOT / s for s in SANDBOXES))
+        for hit in private_imports(path)
+    ]
+    assert found == []
+
+
 XERO_CLIENT = ROOT / "exports" / "xero"
 XERO_CLIENT_MAY_IMPORT = {"exports.xero", "exports.pleo"}
 

@@ -125,15 +125,15 @@ def _text(value: Any, limit: int) -> str:
     return value.strip()[:limit] if isinstance(value, str) else ""
 
 
-def _mapping(value: Any, what: str) -> Mapping:
+def required_mapping(value: Any, what: str) -> Mapping:
     if not isinstance(value, Mapping):
         raise Unbookable(ItemFailure.VALIDATION_FAILURE, f"{what} is missing from Pleo's data.")
     return value
 
 
-def _minor(money: Any, what: str, currency: str) -> int:
+def minor_units(money: Any, what: str, currency: str) -> int:
     """A Money value in minor units, checked to be whole, in range and in ``currency``."""
-    money = _mapping(money, what)
+    money = required_mapping(money, what)
     value = money.get("value")
     whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
     if isinstance(value, bool) or not whole or abs(value) > MAX_MINOR:
@@ -160,7 +160,7 @@ def _account(account: Any) -> tuple[str, str] | None:
     return (code, _text(account.get("name"), 200)) if code else None
 
 
-def _booking_date(value: Any) -> date:
+def booking_date(value: Any) -> date:
     try:
         parsed = datetime.fromisoformat(value)
     except (TypeError, ValueError):
@@ -172,7 +172,7 @@ def _booking_date(value: Any) -> date:
     return parsed.astimezone(UTC).date()
 
 
-def _description(item: Mapping) -> str:
+def entry_description(item: Mapping) -> str:
     kind = _text(item.get("type"), 50).replace("_", " ").capitalize() or "Expense"
     supplier = item.get("supplier") if isinstance(item.get("supplier"), Mapping) else {}
     parts = [kind, _text(supplier.get("name"), 120), _text(item.get("note"), 150)]
@@ -186,19 +186,21 @@ def _sides(amount: int) -> tuple[int, int]:
 
 def plan_entry(item: Mapping[str, Any], *, vendor_required: bool = False) -> EntryPlan:
     """Apply the booking rules of the module docstring. Raises :class:`Unbookable`."""
-    item = _mapping(item, "The export item")
+    item = required_mapping(item, "The export item")
     try:
         entry_id = uuid.UUID(str(item.get("accountingEntryId")))
     except ValueError:
         raise Unbookable(ItemFailure.VALIDATION_FAILURE, "The item has no accounting entry id.")
-    amount = _mapping(item.get("amount"), "The item's amount")
-    wallet = _mapping(amount.get("inWalletCurrency"), "The item's amount in the wallet currency")
+    amount = required_mapping(item.get("amount"), "The item's amount")
+    wallet = required_mapping(
+        amount.get("inWalletCurrency"), "The item's amount in the wallet currency"
+    )
     currency = wallet.get("currency")
     if not isinstance(currency, str) or len(currency) != 3 or not currency.isalpha():
         raise Unbookable(
             ItemFailure.VALIDATION_FAILURE, "The item's wallet currency is missing or unknown."
         )
-    total = _minor(wallet, "The item's amount", currency)
+    total = minor_units(wallet, "The item's amount", currency)
 
     contra = _account(item.get("contraAccount"))
     if contra is None:
@@ -223,9 +225,11 @@ def plan_entry(item: Mapping[str, Any], *, vendor_required: bool = False) -> Ent
     expense: dict[str, list] = {}  # code -> [name, signed debit]
     tax: dict[str, list] = {}
     for number, line in enumerate(lines, start=1):
-        line = _mapping(line, f"Line {number}")
-        net_pair = _mapping(line.get("netAmount"), f"The net amount of line {number}")
-        net = _minor(net_pair.get("inWalletCurrency"), f"The net amount of line {number}", currency)
+        line = required_mapping(line, f"Line {number}")
+        net_pair = required_mapping(line.get("netAmount"), f"The net amount of line {number}")
+        net = minor_units(
+            net_pair.get("inWalletCurrency"), f"The net amount of line {number}", currency
+        )
         account = _account(line.get("account"))
         if account is None:
             named = line.get("account") if isinstance(line.get("account"), Mapping) else {}
@@ -244,9 +248,9 @@ def plan_entry(item: Mapping[str, Any], *, vendor_required: bool = False) -> Ent
         line_tax = line.get("tax")
         if line_tax is None:
             continue
-        line_tax = _mapping(line_tax, f"The tax of line {number}")
-        tax_pair = _mapping(line_tax.get("amount"), f"The tax amount of line {number}")
-        tax_amount = _minor(
+        line_tax = required_mapping(line_tax, f"The tax of line {number}")
+        tax_pair = required_mapping(line_tax.get("amount"), f"The tax amount of line {number}")
+        tax_amount = minor_units(
             tax_pair.get("inWalletCurrency"), f"The tax amount of line {number}", currency
         )
         if tax_amount == 0:
@@ -303,9 +307,9 @@ def plan_entry(item: Mapping[str, Any], *, vendor_required: bool = False) -> Ent
         accounting_entry_id=entry_id,
         currency=currency,
         total=total,
-        date=_booking_date(item.get("date")),
+        date=booking_date(item.get("date")),
         lines=tuple(planned),
-        description=_description(item),
+        description=entry_description(item),
         pleo_type=_text(item.get("type"), 50),
         reconciliation_id=_text(info.get("reconciliationId"), 100),
         supplier_currency=supplier_currency,

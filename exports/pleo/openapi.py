@@ -101,15 +101,15 @@ def _strip_bogus_patterns(node: Any) -> Any:
     return node
 
 
-def _close_objects(node: Any) -> Any:
+def close_objects(node: Any) -> Any:
     """Add ``additionalProperties: false`` to every schema that declares ``properties``."""
     if isinstance(node, dict):
-        out = {k: _close_objects(v) for k, v in node.items()}
+        out = {k: close_objects(v) for k, v in node.items()}
         if isinstance(out.get("properties"), dict) and "additionalProperties" not in out:
             out["additionalProperties"] = False
         return out
     if isinstance(node, list):
-        return [_close_objects(v) for v in node]
+        return [close_objects(v) for v in node]
     return node
 
 
@@ -124,7 +124,7 @@ def _prepared(spec: str, no_extra_fields: bool, pleo_nullable_fixups: bool) -> d
                 types = target["type"] if isinstance(target["type"], list) else [target["type"]]
                 target["type"] = [*types, "null"] if "null" not in types else types
     if no_extra_fields:
-        doc["components"]["schemas"] = _close_objects(schemas)
+        doc["components"]["schemas"] = close_objects(schemas)
     return doc
 
 

@@ -37,7 +37,7 @@ leave until the deadline less the same safety margin (``call_room``): :meth:`pla
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 
@@ -46,14 +46,11 @@ from exports.adapters import AdapterUnavailable, BookingRequest, BookingResult
 from exports.audit import HttpCall
 from exports.models import AuditEntry, AuditStep
 from exports.services.lifecycle_common import Pause, plural
+from exports.timestamps import utc_text
 
 # Finish this share of expiresIn (plus the clock-skew allowance) before a deadline that Pleo did
 # not extend: room for the last reports and the final event, with their retries.
 FINISH_MARGIN_SHARE = 0.1
-
-
-def _utc(moment: datetime) -> str:
-    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
 
 
 def job_pleo_deadline(*, job: pleo.ExportJob) -> datetime | None:
@@ -116,8 +113,8 @@ class DeadlineGuard:
         text = (
             f"{adapter.label} calls for the {plural(len(requests), 'item')} to book: "
             f"{estimate.describe()}. Budgets: {room.description}. Pleo expires the job at "
-            f"{_utc(deadline)}; booking must end by {_utc(until)} (the safety margin), room for "
-            f"{room.calls if seconds > 0 else 0} calls until then."
+            f"{utc_text(deadline)}; booking must end by {utc_text(until)} (the safety margin), "
+            f"room for {room.calls if seconds > 0 else 0} calls until then."
         )
         if fits == len(requests):
             self.cut_entries = frozenset()
@@ -155,8 +152,8 @@ class DeadlineGuard:
             self.replan = bool(self.cut_entries)  # the items left out may fit now
             self.audit(
                 AuditStep.DEADLINE_CHECKED,
-                f"After the early report Pleo expires the job at {_utc(after)} (before it: "
-                f"{_utc(before)}): reporting item results refreshed the job.",
+                f"After the early report Pleo expires the job at {utc_text(after)} (before it: "
+                f"{utc_text(before)}): reporting item results refreshed the job.",
                 outcome=AuditEntry.Outcome.INFO,
                 http=self.job_read_http(),
             )
@@ -170,13 +167,13 @@ class DeadlineGuard:
             )
         else:
             seen = (
-                f"Pleo still expires the job at {_utc(after)}: reporting item results did not "
+                f"Pleo still expires the job at {utc_text(after)}: reporting item results did not "
                 f"move its deadline."
             )
         self.audit(
             AuditStep.DEADLINE_NOT_REFRESHED,
             f"After the early report {seen} The refresh is not trusted: the job is finished "
-            f"before {_utc(self.deadline_fixed)}, and items that cannot be booked in time are "
+            f"before {utc_text(self.deadline_fixed)}, and items that cannot be booked in time are "
             f"reported failed, to be exported again.",
             outcome=AuditEntry.Outcome.WARNING,
             http=self.job_read_http(),
@@ -203,15 +200,15 @@ class DeadlineGuard:
                 pleo.ItemFailureReasonType.ACCOUNTING_SYSTEM_RATE_LIMIT,
                 f"Not exported: the calls to {self.adapter.label} this item needs did not fit "
                 f"within its request limits before Pleo expires this export job at "
-                f"{_utc(self.cut_deadline)}, so the job was finished without it. Nothing was "
+                f"{utc_text(self.cut_deadline)}, so the job was finished without it. Nothing was "
                 f"booked for it: export it again from Pleo.",
             )
         assert self.deadline_fixed is not None
         return BookingResult.failure(
             pleo.ItemFailureReasonType.UNEXPECTED_FAILURE,
-            f"Not exported: Pleo expires this export job at {_utc(self.deadline_fixed)} and did "
-            f"not extend it, so the job was finished before then without this item. Nothing was "
-            f"booked for it: export it again from Pleo.",
+            f"Not exported: Pleo expires this export job at {utc_text(self.deadline_fixed)} and "
+            f"did not extend it, so the job was finished before then without this item. Nothing "
+            f"was booked for it: export it again from Pleo.",
         )
 
     def note_given_up(self) -> None:
@@ -222,15 +219,15 @@ class DeadlineGuard:
             self.audit(
                 AuditStep.DEADLINE_GUARD,
                 f"{count} not booked: their {self.adapter.label} calls did not fit before Pleo "
-                f"expires the job at {_utc(self.cut_deadline)}. They are reported failed (export "
-                f"them again from Pleo) so that the job is finished in time.",
+                f"expires the job at {utc_text(self.cut_deadline)}. They are reported failed "
+                f"(export them again from Pleo) so that the job is finished in time.",
                 outcome=AuditEntry.Outcome.WARNING,
             )
             return
         self.audit(
             AuditStep.DEADLINE_GUARD,
-            f"{count} not booked: Pleo expires the job at {_utc(self.deadline_fixed)} and did not "
-            f"extend it. They are reported failed (export them again from Pleo) so that the job "
-            f"is finished in time.",
+            f"{count} not booked: Pleo expires the job at {utc_text(self.deadline_fixed)} and did "
+            f"not extend it. They are reported failed (export them again from Pleo) so that the "
+            f"job is finished in time.",
             outcome=AuditEntry.Outcome.WARNING,
         )

@@ -35,9 +35,10 @@ from exports.models import AuditEntry, AuditStep, ExportItemRecord
 from exports.receipts.fetch import FetchConfig, file_refs
 from exports.receipts.files import receipt_adapter_file
 from exports.receipts.services import ItemReceipts, receipts_download, receipts_index
-from exports.services.expiry_guard import FINISH_MARGIN_SHARE, _utc
+from exports.services.expiry_guard import FINISH_MARGIN_SHARE
 from exports.services.leases import LeaseLost
 from exports.services.lifecycle_common import Pause
+from exports.timestamps import utc_text
 
 logger = logging.getLogger("exports.services.lifecycle")
 
@@ -161,7 +162,7 @@ class ReceiptFetching:
             return BookingResult.failure(
                 pleo.ItemFailureReasonType.RECEIPT_DOWNLOAD_FAILURE,
                 f"Not exported: its receipts could not be fetched before "
-                f"{_utc(verdict.out_of_time)}, when the job had to be finished before Pleo "
+                f"{utc_text(verdict.out_of_time)}, when the job had to be finished before Pleo "
                 f"expires it. Nothing was booked for it: export it again from Pleo.",
             ), ()
         if verdict.failure_type is not None:

@@ -24,6 +24,7 @@ from django.db import transaction
 from exports import audit, clock
 from exports.adapters import AccountingAdapter, BookingResult, LookupUnsupported
 from exports.models import AuditEntry, AuditStep, Company, ExportItemRecord, ManualBooking, Trigger
+from exports.timestamps import utc_text
 
 # Items checked in one go (one query each way), like a page of Pleo's items.
 PAGE = 100
@@ -44,15 +45,11 @@ class SettleOutcome:
     skipped: list[str]  # one reason per record not settled
 
 
-def _utc(value) -> str:
-    return f"{value:%Y-%m-%d %H:%M:%S} UTC"
-
-
 def _by_hand(booking: ManualBooking) -> EarlierBooking:
     return EarlierBooking(
         result=BookingResult.success(external_id=booking.reference, exported_at=booking.booked_at),
         source=f"booked by hand by {booking.booked_by_name} on "
-        f"{_utc(booking.booked_at)} (reference {booking.reference})",
+        f"{utc_text(booking.booked_at)} (reference {booking.reference})",
         by_hand=True,
     )
 
@@ -164,8 +161,8 @@ def manual_booking_create(
                 record,
                 AuditStep.ITEM_BOOKED_BY_HAND,
                 f"Item {record.accounting_entry_id} marked as booked by hand by {name} at "
-                f"{_utc(now)}, reference {reference}. When Pleo exports it again it is reported "
-                f"successful with that reference, not booked.",
+                f"{utc_text(now)}, reference {reference}. When Pleo exports it again it is "
+                f"reported successful with that reference, not booked.",
             )
         settled.append(booking)
     return SettleOutcome(settled, skipped)
@@ -190,8 +187,8 @@ def manual_booking_forget(*, records: Iterable[ExportItemRecord], user) -> int:
                 AuditStep.MANUAL_BOOKING_FORGOTTEN,
                 f"Manual booking of item {record.accounting_entry_id} (reference "
                 f"{booking.reference}, by {booking.booked_by_name} on "
-                f"{_utc(booking.booked_at)}) forgotten by {name} at {_utc(clock.now())}. A new "
-                f"export of it will be booked.",
+                f"{utc_text(booking.booked_at)}) forgotten by {name} at {utc_text(clock.now())}. A "
+                f"new export of it will be booked.",
                 outcome=AuditEntry.Outcome.WARNING,
             )
             booking.delete()

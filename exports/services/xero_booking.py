@@ -103,7 +103,7 @@ def external_url(kind: str, document_id: Any) -> str:
     return settings.XERO_WEB_APP_URL + WEB_PATH[XeroBooking.Kind(kind)].format(document_id)
 
 
-def _quoted(text: str) -> str:
+def where_literal(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
@@ -245,7 +245,7 @@ class XeroBookingSession:
         voided or deleted). A booking without a document id is searched by its exact text."""
         if booking.document_id is None:
             text_field = TEXT_FIELD[XeroBooking.Kind(booking.kind)]
-            where = f"{text_field}=={_quoted(booking.reference)}"
+            where = f"{text_field}=={where_literal(booking.reference)}"
             found = self.call(
                 "looking up an earlier booking",
                 lambda: self.client.documents(booking.kind, where=where),
@@ -346,11 +346,12 @@ class XeroBookingSession:
         if code:
             found = self.call(
                 "finding the supplier",
-                lambda: client.contacts_where(f"AccountNumber=={_quoted(code)}"),
+                lambda: client.contacts_where(f"AccountNumber=={where_literal(code)}"),
             )
         if not found:
             found = self.call(
-                "finding the supplier", lambda: client.contacts_where(f"Name=={_quoted(name)}")
+                "finding the supplier",
+                lambda: client.contacts_where(f"Name=={where_literal(name)}"),
             )
         if found:
             contact_id = str(found[0].contact_id)

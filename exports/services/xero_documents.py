@@ -44,7 +44,13 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from exports.adapters.base import LedgerSummary
-from exports.adapters.journal import Unbookable, _booking_date, _description, _mapping, _minor
+from exports.adapters.journal import (
+    Unbookable,
+    booking_date,
+    entry_description,
+    minor_units,
+    required_mapping,
+)
 from exports.money import currency_exponent, format_minor, minor_to_major
 from exports.pleo import ItemFailureReasonType as ItemFailure
 from exports.services.xero_mapping import pleo_codes_of_item
@@ -135,13 +141,15 @@ def _lines(item: Mapping, currency: str, codes: Codes) -> tuple[list[dict], int]
         )
     planned, booked = [], 0
     for number, line in enumerate(lines, start=1):
-        line = _mapping(line, f"Line {number}")
-        net_pair = _mapping(line.get("netAmount"), f"The net amount of line {number}")
-        net = _minor(net_pair.get("inWalletCurrency"), f"The net amount of line {number}", currency)
+        line = required_mapping(line, f"Line {number}")
+        net_pair = required_mapping(line.get("netAmount"), f"The net amount of line {number}")
+        net = minor_units(
+            net_pair.get("inWalletCurrency"), f"The net amount of line {number}", currency
+        )
         tax = 0
         if isinstance(line.get("tax"), Mapping) and line["tax"].get("amount") is not None:
-            pair = _mapping(line["tax"].get("amount"), f"The tax amount of line {number}")
-            tax = _minor(pair.get("inWalletCurrency"), f"The tax of line {number}", currency)
+            pair = required_mapping(line["tax"].get("amount"), f"The tax amount of line {number}")
+            tax = minor_units(pair.get("inWalletCurrency"), f"The tax of line {number}", currency)
         account, tax_code, tags = _line_codes(line)
         planned.append(
             {
@@ -178,15 +186,17 @@ def plan_document(
     item: Mapping[str, Any], *, codes: Codes, options: BookingOptions
 ) -> PlannedDocument:
     """The document ``item`` books as (module docstring). Raises :class:`Unbookable`."""
-    item = _mapping(item, "The export item")
+    item = required_mapping(item, "The export item")
     try:
         entry_id = uuid.UUID(str(item.get("accountingEntryId")))
     except ValueError:
         raise Unbookable(
             ItemFailure.VALIDATION_FAILURE, "The item has no accounting entry id."
         ) from None
-    amount = _mapping(item.get("amount"), "The item's amount")
-    wallet = _mapping(amount.get("inWalletCurrency"), "The item's amount in the wallet currency")
+    amount = required_mapping(item.get("amount"), "The item's amount")
+    wallet = required_mapping(
+        amount.get("inWalletCurrency"), "The item's amount in the wallet currency"
+    )
     currency = str(wallet.get("currency") or "")
     base = options.base_currency.upper()
     if currency.upper() != base:
@@ -197,7 +207,7 @@ def plan_document(
             f"an exchange rate, and none is guessed. Book it by hand or export it from a "
             f"{base} wallet.",
         )
-    total = _minor(wallet, "The item's amount", currency)
+    total = minor_units(wallet, "The item's amount", currency)
     lines, booked = _lines(item, currency, codes)
     if booked != total:
         raise Unbookable(
@@ -210,11 +220,11 @@ def plan_document(
         raise Unbookable(
             ItemFailure.VALIDATION_FAILURE, "The item's amount is zero; there is nothing to book."
         )
-    day, moved_from = _dated(_booking_date(item.get("date")), options)
+    day, moved_from = _dated(booking_date(item.get("date")), options)
     text = f"Pleo {entry_id} (export job {options.job_id})"
     if moved_from is not None:
         text += f"; dated {moved_from.isoformat()} in Pleo, booked after the lock date"
-    description = _description(item)
+    description = entry_description(item)
     method = method_of(item, options.default_method)
     if method == BookingMethod.ACCOUNTS_PAYABLE:
         return _bill(item, entry_id, lines, total, currency, day, text, description, options)

@@ -52,7 +52,7 @@ from exports.adapters.base import (
 from exports.adapters.journal import Unbookable
 from exports.models import Company, XeroBooking, XeroConnection
 from exports.services import xero_connections
-from exports.services.xero_booking import GONE, ID_FIELD, TEXT_FIELD, _quoted
+from exports.services.xero_booking import GONE, ID_FIELD, TEXT_FIELD, where_literal
 from exports.services.xero_documents import BookingOptions, document_summary, plan_document
 
 # Bookings asked about in one call: two clauses each (~130 characters, ~175 URL-encoded), so a
@@ -92,7 +92,7 @@ def where_clause(kind: str, wanted: Iterable[tuple[uuid.UUID, uuid.UUID | None]]
     for document_id, entry_id in wanted:
         clauses.append(f'{id_field}==Guid("{document_id}")')
         if entry_id is not None:
-            clauses.append(f"{text_field}.Contains({_quoted(search_text(entry_id))})")
+            clauses.append(f"{text_field}.Contains({where_literal(search_text(entry_id))})")
     return " OR ".join(clauses)
 
 

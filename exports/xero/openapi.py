@@ -37,8 +37,7 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from exports.pleo.openapi import FORMAT_CHECKER
-from exports.pleo.openapi import _close_objects as close_objects
+from exports.pleo.openapi import FORMAT_CHECKER, close_objects
 
 SPEC_DIR = Path(__file__).resolve().parents[2] / "docs" / "xero-openapi"
 SPECS = {"accounting": "xero_accounting.yaml", "identity": "xero-identity.yaml"}
