@@ -75,6 +75,17 @@ class ItemRecordResult(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
+class BookedSummarySource(models.TextChoices):
+    """What the summary kept on an item's record when it was booked was computed from
+    (``ExportItemRecord.booked_summary_source``; the adapter's ``summary_source``), so the
+    reconciliation compares it only with a ledger that speaks the same terms. Blank: booked before
+    the source was kept (the adapter's ``unrecorded_summary_source`` says what it was then)."""
+
+    NOT_RECORDED = "", "Not recorded (booked before the source was kept)"
+    PLEO_ITEM = "pleo_item", "Pleo's item (its wallet total and account codes)"
+    BOOKED_DOCUMENT = "booked_document", "The document as the adapter wrote it (the ledger's terms)"
+
+
 # --- Credentials and webhooks (exports.models.credentials, deliveries; exports.rejections) ------
 
 

@@ -67,6 +67,17 @@ implementation of this contract, never a change to it.
     ``read_back`` that could not ask the ledger now raises :class:`ReadBackUnavailable` (the
     report says so for each of its bookings; none is called missing).
 
+``summary_source`` and ``unrecorded_summary_source``
+    What ``booking_summary`` computes its summary from
+    (:class:`~exports.choices.BookedSummarySource`), stored with the summary on the item's
+    record; and what the summaries this adapter stored before the source was kept were computed
+    from (a record with a blank source). The report compares amounts and accounts only where
+    the stored source is the adapter's ``summary_source``; elsewhere it checks the booking's
+    existence alone (``present_not_compared``). Default: both ``pleo_item`` (the default
+    summary). An adapter that changes what its summary means gets a new source, so what it
+    stored before is never compared in the wrong terms (Xero: ``booked_document`` now, and its
+    unrecorded summaries are Pleo's, from before it had its own ``booking_summary``).
+
 ``attachment_limits: AttachmentLimits``
     What the accounting system accepts as attachments (receipts): largest file, most files,
     MIME types. :meth:`AttachmentLimits.judge` says which file breaks which limit, so the
@@ -101,6 +112,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO, Any, ClassVar
 
+from exports.choices import BookedSummarySource
 from exports.pleo import ItemFailureReasonType, JobFailureReasonType
 
 
@@ -430,6 +442,8 @@ class AccountingAdapter:
     writes_locally: ClassVar[bool] = False
     selectable: ClassVar[bool] = True
     attachment_limits: ClassVar[AttachmentLimits] = NO_ATTACHMENTS
+    summary_source: ClassVar[BookedSummarySource] = BookedSummarySource.PLEO_ITEM
+    unrecorded_summary_source: ClassVar[BookedSummarySource] = BookedSummarySource.PLEO_ITEM
 
     def __init__(self, *, company: Any, job: Any = None) -> None:
         self.company = company

@@ -67,6 +67,7 @@ from exports.adapters.base import (
     LedgerSummary,
     ValidationResult,
 )
+from exports.choices import BookedSummarySource
 from exports.money import format_minor
 from exports.pleo import ItemFailureReasonType as ItemFailure
 
@@ -329,6 +330,9 @@ class JournalAdapter(AccountingAdapter):
     writes_locally = True
     attachment_limits = PLEO_ATTACHMENT_LIMITS
     max_batch = 100  # items per book_batch: Pleo's report chunk (PLEO_ITEMS_BATCH_SIZE, ≤ 100)
+    # The entry as planned; it always was (an unrecorded source is the same).
+    summary_source = BookedSummarySource.BOOKED_DOCUMENT
+    unrecorded_summary_source = BookedSummarySource.BOOKED_DOCUMENT
 
     def validate(self, job) -> ValidationResult:
         result = super().validate(job)

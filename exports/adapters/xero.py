@@ -28,7 +28,10 @@ the organisation's budgets leave (:mod:`exports.services.xero_estimate`).
 
 ``booking_summary``/``read_back``: for the reconciliation report, the document as planned and
 the documents as Xero holds them now, read by id with the other documents of the same expenses
-(``duplicates``), 25 bookings a call (:mod:`exports.services.xero_read_back`).
+(``duplicates``), 25 bookings a call (:mod:`exports.services.xero_read_back`). Its
+``summary_source`` is ``booked_document``; the records it booked before it had its own summary
+carry the base adapter's (Pleo's total and codes, no source recorded:
+``unrecorded_summary_source``), so the report checks only that those bookings exist.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ from exports.adapters.base import (
     LookupUnsupported,
     ValidationResult,
 )
+from exports.choices import BookedSummarySource
 from exports.pleo import JobFailureReasonType
 
 AUTH = JobFailureReasonType.ACCOUNTING_SYSTEM_AUTHENTICATION_FAILURE
@@ -69,6 +73,10 @@ class XeroAdapter(AccountingAdapter):
     supports_vendor_based_bookkeeping: ClassVar[bool] = True
     attachment_limits: ClassVar[AttachmentLimits] = XERO_ATTACHMENT_LIMITS
     max_batch: ClassVar[int] = 50  # documents per request (the lifecycle's batch size)
+    # The planned document, in Xero's terms; the summaries stored before the read-back
+    # existed (no source recorded) are the base adapter's, Pleo's total and codes.
+    summary_source: ClassVar[BookedSummarySource] = BookedSummarySource.BOOKED_DOCUMENT
+    unrecorded_summary_source: ClassVar[BookedSummarySource] = BookedSummarySource.PLEO_ITEM
 
     def __init__(self, *, company: Any, job: Any = None) -> None:
         super().__init__(company=company, job=job)

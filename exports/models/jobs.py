@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db import models
 
 from exports.choices import (
+    BookedSummarySource,
     ExportJobClaim,
     ExportJobStatus,
     ItemRecordResult,
@@ -86,6 +87,7 @@ class ExportItemRecord(models.Model):
 
     State = ItemRecordState
     Result = ItemRecordResult
+    SummarySource = BookedSummarySource
 
     export_job = models.ForeignKey(ExportJob, on_delete=models.PROTECT, related_name="item_records")
     accounting_entry_id = models.UUIDField("accounting entry id")
@@ -106,6 +108,15 @@ class ExportItemRecord(models.Model):
     booked_amount = models.BigIntegerField(null=True, blank=True, editable=False)
     booked_currency = models.CharField(max_length=3, blank=True, editable=False)
     booked_accounts = models.CharField(max_length=500, blank=True, editable=False)
+    # What that summary was computed from (blank: booked before this was kept; the
+    # reconciliation then asks the adapter what its summaries were).
+    booked_summary_source = models.CharField(
+        max_length=20,
+        choices=BookedSummarySource.choices,
+        blank=True,
+        default=BookedSummarySource.NOT_RECORDED,
+        editable=False,
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

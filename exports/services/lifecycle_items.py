@@ -258,6 +258,7 @@ class ItemBooking:
                 "booked_amount": summary.amount,
                 "booked_currency": summary.currency[:3],
                 "booked_accounts": summary.accounts_text[:500],
+                "booked_summary_source": adapter.summary_source,
             }
             if summary is not None
             else {}
