@@ -75,6 +75,20 @@ def test_a_deleted_and_a_changed_booking_are_flagged(env):
     assert not report.ok and len(report.flagged) == 2
 
 
+def test_journal_summaries_kept_before_their_source_was_recorded_are_still_compared(env):
+    """The journal's summary always was its entry as planned: a record without a source (booked
+    before it was kept) is compared in full, so an edit is still ``changed``."""
+    changed, kept = _exported(env, 2)
+    records = ExportItemRecord.objects.filter(external_id__in=[changed.number, kept.number])
+    assert {r.booked_summary_source for r in records} == {
+        ExportItemRecord.SummarySource.BOOKED_DOCUMENT
+    }
+    records.update(booked_summary_source=ExportItemRecord.SummarySource.NOT_RECORDED)
+    JournalEntry.objects.filter(pk=changed.pk).update(amount=changed.amount + 100)
+    statuses = _statuses(_today_report(env))
+    assert statuses == {changed.number: ReconStatus.CHANGED, kept.number: ReconStatus.MATCHED}
+
+
 def test_an_amount_change_a_double_booking_and_an_item_we_have_no_record_of(env):
     first, second, third = _exported(env)
     JournalEntry.objects.filter(pk=first.pk).update(amount=first.amount + 100)

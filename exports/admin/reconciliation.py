@@ -17,7 +17,7 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 
 from exports import clock
-from exports.services.reconciliation import last_month, reconciliation_report
+from exports.services.reconciliation import NOT_COMPARED, last_month, reconciliation_report
 
 RECONCILE_PERMISSION = "exports.view_exportitemrecord"
 TEMPLATE = "admin/exports/reconciliation.html"
@@ -67,5 +67,6 @@ def reconciliation_page(model_admin, request, *, company):
         "report": report,
         "totals": sorted(report.totals().items()) if report else [],
         "query": request.GET.urlencode(),
+        "not_compared_note": NOT_COMPARED,
     }
     return TemplateResponse(request, TEMPLATE, context)

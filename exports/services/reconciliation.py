@@ -6,8 +6,13 @@ through the adapter's ``read_back`` (``exports.adapters.base``; the journal read
 Xero its documents: ``exports.services.xero_read_back``). Each row gets one status:
 
 ``matched``           the booking is there, as we booked it
+``present_not_compared`` the booking is there; what we kept when we booked it is not in the
+                      ledger's terms (booked before the adapter read back: a Xero booking whose
+                      summary is Pleo's total and codes), so only its existence is checked
 ``changed``           the booking's amount, currency or accounts differ from what we booked (the
-                      adapter's ``booking_summary``, stored on the item's record when booked)
+                      adapter's ``booking_summary``, stored on the item's record when booked with
+                      its ``booked_summary_source``; compared only when that is the adapter's
+                      ``summary_source``)
 ``missing``           no booking under that external id: missing or deleted in the ledger (in
                       Xero: voided or deleted too)
 ``booked_twice``      the ledger holds another booking of the same Pleo expense, or two of our
@@ -21,11 +26,12 @@ Xero its documents: ``exports.services.xero_read_back``). Each row gets one stat
 ``unchecked``         the adapter cannot read its bookings back (or is not installed)
 ``pleo_unreadable``   Pleo's view of a job could not be read (its answer is in the detail)
 
-The five after ``matched`` and ``pleo_unreadable`` are *flagged*. Pleo is asked once per job
-(its items, all pages), through the company's credential and request budget; the ledger once per
-adapter (the journal: three queries; Xero: one ``GET`` per kind of document per 25 bookings,
-1,000 journals in 40 calls, through the connection's budgets). ``reconciliation_report`` writes
-nothing of its own (each Xero call is audited as every Xero call is);
+The six from ``changed`` to ``ledger_unreadable``, and ``pleo_unreadable``, are *flagged*;
+``matched``, ``present_not_compared``, ``booked_by_hand`` and ``unchecked`` are not. Pleo is asked
+once per job (its items, all pages), through the company's credential and request budget; the ledger
+once per adapter (the journal: three queries; Xero: one ``GET`` per kind of document per 25
+bookings, 1,000 journals in 40 calls, through the connection's budgets). ``reconciliation_report``
+writes nothing of its own (each Xero call is audited as every Xero call is);
 ``reconciliation_notify_all`` (the monthly schedule) notifies the people of a company whose last
 month has anything flagged.
 """
@@ -61,6 +67,7 @@ logger = logging.getLogger(__name__)
 
 class ReconStatus(StrEnum):
     MATCHED = "matched"
+    PRESENT_NOT_COMPARED = "present_not_compared"
     CHANGED = "changed"
     MISSING = "missing"
     BOOKED_TWICE = "booked_twice"
@@ -82,6 +89,10 @@ FLAGGED = frozenset(
     }
 )
 CLAIMED = (ExportJob.Claim.OURS, ExportJob.Claim.ADOPTED)
+NOT_COMPARED = (
+    "booking(s) made before read-back: existence checked, amounts and accounts not compared "
+    "(what was kept then is Pleo's total and codes, not the ledger's)."
+)
 CSV_COLUMNS = ("status", "accounting_entry_id", "pleo_job_id", "external_id", "booked", "ledger")
 
 
@@ -126,6 +137,11 @@ class ReconReport:
     @property
     def ok(self) -> bool:
         return not self.flagged
+
+    @property
+    def not_compared(self) -> int:
+        """Bookings found whose amounts were not compared (``present_not_compared``)."""
+        return sum(row.status == ReconStatus.PRESENT_NOT_COMPARED for row in self.rows)
 
     def totals(self) -> dict[str, int]:
         counts = Counter(row.status for row in self.rows)
@@ -210,7 +226,8 @@ def _ledger_rows(company: Company, records: list[ExportItemRecord]) -> list[Reco
             rows.extend(_row(record, ReconStatus.LEDGER_UNREADABLE, detail) for record in group)
             continue
         for record in group:
-            rows.append(_compare(record, documents.get(record.external_id), bookings))
+            comparable = _comparable(adapter, record)
+            rows.append(_compare(record, documents.get(record.external_id), bookings, comparable))
     return rows
 
 
@@ -226,7 +243,14 @@ def _row(record: ExportItemRecord, status: ReconStatus, detail: str, ledger="") 
     )
 
 
-def _compare(record: ExportItemRecord, document, bookings) -> ReconRow:
+def _comparable(adapter, record: ExportItemRecord) -> bool:
+    """Whether the summary kept on ``record`` is in the terms ``adapter.read_back`` answers in:
+    its recorded source, else what the adapter's summaries were before the source was kept."""
+    source = record.booked_summary_source or adapter.unrecorded_summary_source
+    return source == adapter.summary_source
+
+
+def _compare(record: ExportItemRecord, document, bookings, comparable: bool = True) -> ReconRow:
     if document is None:
         return _row(
             record,
@@ -244,6 +268,14 @@ def _compare(record: ExportItemRecord, document, bookings) -> ReconRow:
             record,
             ReconStatus.BOOKED_TWICE,
             f"The same Pleo expense is also booked as {', '.join(others)}.",
+            ledger,
+        )
+    if not comparable:
+        return _row(
+            record,
+            ReconStatus.PRESENT_NOT_COMPARED,
+            "Booked before read-back: existence checked, amounts not compared (the summary kept "
+            "then is Pleo's total and account codes, not the document's).",
             ledger,
         )
     changes = []

@@ -1,7 +1,8 @@
 """``reconcile --company UUID --from DATE --to DATE [--json]``: match what this bridge reported
 successful to Pleo (jobs it claimed in the period) against the ledger, and Pleo's view against
-ours (``exports/services/reconciliation.py``). Exit 0 when nothing is flagged, 1 when anything
-is, 2 on a usage error.
+ours (``exports/services/reconciliation.py``). Bookings made before the adapter read back
+(``present_not_compared``) are counted, not flagged. Exit 0 when nothing is flagged, 1 when
+anything is, 2 on a usage error.
 """
 
 import json
@@ -10,7 +11,7 @@ from datetime import date
 from django.core.management.base import BaseCommand, CommandError
 
 from exports.management.company_arg import add_company_arguments, company_by_pleo_id, parsed
-from exports.services.reconciliation import reconciliation_report
+from exports.services.reconciliation import NOT_COMPARED, reconciliation_report
 
 
 def _date(value: str) -> date:
@@ -44,6 +45,8 @@ class Command(BaseCommand):
             )
             totals = ", ".join(f"{k}: {v}" for k, v in report.totals().items() if v)
             self.stdout.write(f"  {totals or 'nothing to reconcile'}")
+            if report.not_compared:
+                self.stdout.write(f"  {report.not_compared} {NOT_COMPARED}")
             for row in report.flagged:
                 self.stdout.write(
                     f"  {row.status.upper():<16} {row.accounting_entry_id or '-'}  "
