@@ -108,3 +108,9 @@ def test_a_scoped_user_counts_and_is_led_to_their_companies_only(client):
     page = index(client)
     assert "4 Xero connections to reconnect" in page
     assert len(listed(client, href(page, "status-xero"))) == 4
+
+
+def test_the_company_lists_xero_filter_names_every_status():
+    from exports.admin.filters import XeroStatusListFilter
+
+    assert set(XeroStatusListFilter.LABELS) == set(XeroConnection.Status)

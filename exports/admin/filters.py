@@ -96,8 +96,14 @@ class XeroStatusListFilter(admin.SimpleListFilter):
     title = "Xero connection"
     parameter_name = index_panel.XERO_STATUS_PARAMETER
 
+    # The words of the index's count ("Xero connections to reconnect"); a list row says why.
+    LABELS = {
+        XeroConnectionStatus.OK: "Connected",
+        XeroConnectionStatus.NEEDS_REAUTHORISATION: "To reconnect",
+    }
+
     def lookups(self, request, model_admin):
-        return XeroConnectionStatus.choices
+        return list(self.LABELS.items())
 
     def queryset(self, request, queryset):
         if self.value() in XeroConnectionStatus.values:
