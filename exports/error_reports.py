@@ -31,12 +31,13 @@ import os
 import re
 from collections.abc import Iterable, Iterator
 from typing import Any
-from urllib.parse import quote, quote_plus, unquote, unquote_plus
+from urllib.parse import unquote, unquote_plus
 
 from django.conf import settings
 from django.http import HttpRequest, QueryDict
-from django.utils.html import escape
 from django.views.debug import ExceptionReporter, SafeExceptionReporterFilter
+
+from exports.redaction import MIN_SCRUBBED_LENGTH, without_secrets
 
 # Query parameters whose values are secrets: OAuth 2 (RFC 6749, RFC 7636) and the usual others.
 SENSITIVE_QUERY_NAMES = frozenset(
@@ -67,8 +68,6 @@ SENSITIVE_QUERY_PATTERN = re.compile(
 )
 # META entries that hold a whole URL (or the query string itself).
 URL_META_KEYS = ("REQUEST_URI", "RAW_URI", "HTTP_REFERER")
-# Shorter values are not searched for in the rendered report (they would match too much).
-MIN_SCRUBBED_LENGTH = 8
 # The user information of a URL: ``scheme://<userinfo>@``. It runs to the last ``@`` before the
 # path, so a password with a raw ``@`` is covered whole; quotes and spaces end it (a repr).
 URL_USERINFO = re.compile(
@@ -246,12 +245,4 @@ class SecretQueryExceptionReporter(ExceptionReporter):
             for name, sent in self.request.GET.lists():
                 if self.query_filter.is_sensitive_query_parameter(name):
                     values.update(value for value in sent if len(value) >= MIN_SCRUBBED_LENGTH)
-        forms = set()
-        for value in values:
-            forms |= {value, quote(value, safe=""), quote_plus(value)}
-        if html:
-            forms |= {str(escape(form)) for form in forms}
-        for form in sorted(forms, key=len, reverse=True):
-            if len(form) >= MIN_SCRUBBED_LENGTH:
-                report = report.replace(form, substitute)
-        return report
+        return without_secrets(report, values, substitute=substitute, html=html)

@@ -10,7 +10,7 @@ from django.utils.html import format_html
 from exports.admin import live
 from exports.admin.actions import enqueue_checks
 from exports.admin.failing import CompanyFailingAdminMixin, CompanyListing
-from exports.admin.filters import LastCheckOutcomeFilter
+from exports.admin.filters import LastCheckOutcomeFilter, XeroStatusListFilter
 from exports.admin.forms import CompanyForm, CompanyFormMixin
 from exports.admin.mixins import admin_views, warning_link
 from exports.admin.preview import may_preview, preview_page
@@ -58,7 +58,7 @@ class CompanyAdmin(
         "credential_warning",
         "xero_warning",
     )
-    list_filter = ("active", LastCheckOutcomeFilter, "credential")
+    list_filter = ("active", LastCheckOutcomeFilter, XeroStatusListFilter, "credential")
     search_fields = ("name", "pleo_company_id")
     list_select_related = ("credential", "xero_connection")
     readonly_fields = (

@@ -5,6 +5,8 @@
 - ``ExpiryRiskListFilter``: in-progress jobs at risk of expiry, as the index counts them.
 - ``LastCheckOutcomeFilter``: a company's last check outcome in words (as the index shows it),
   keeping the parameter Django's own filter used (``last_check_outcome__exact``).
+- ``XeroStatusListFilter``: companies by their Xero connection's status (the index's "Xero
+  connections to re-authorise" leads to the company list filtered this way).
 - ``PleoJobIdFilter``: a text box for a Pleo job id (in full, or its first characters as the
   lists show them), instead of a sidebar listing every job's UUID.
 
@@ -20,6 +22,7 @@ from datetime import timedelta
 from django.contrib import admin
 
 from exports import clock
+from exports.choices import XeroConnectionStatus
 from exports.selectors import index_panel
 
 
@@ -85,6 +88,27 @@ class ExpiryRiskListFilter(admin.SimpleListFilter):
             < expires_in * AT_RISK_SHARE
         ]
         return queryset.filter(pk__in=at_risk)
+
+
+class XeroStatusListFilter(admin.SimpleListFilter):
+    """Companies whose Xero connection has a status (connected, needs re-authorisation)."""
+
+    title = "Xero connection"
+    parameter_name = index_panel.XERO_STATUS_PARAMETER
+
+    # The words of the index's count ("Xero connections to reconnect"); a list row says why.
+    LABELS = {
+        XeroConnectionStatus.OK: "Connected",
+        XeroConnectionStatus.NEEDS_REAUTHORISATION: "To reconnect",
+    }
+
+    def lookups(self, request, model_admin):
+        return list(self.LABELS.items())
+
+    def queryset(self, request, queryset):
+        if self.value() in XeroConnectionStatus.values:
+            return queryset.filter(xero_connection__status=self.value())
+        return queryset
 
 
 _JOB_ID_PART = re.compile(r"[0-9a-f-]{1,36}")

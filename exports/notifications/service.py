@@ -38,6 +38,7 @@ from exports.notifications.kinds import CONDITIONS, Kind
 from exports.notifications.models import Notification, NotificationThrottle
 from exports.notifications.recipients import split_addresses
 from exports.notifications.render import PREFIX, JobEnd, Message, admin_url, render, when
+from exports.redaction import MIN_SCRUBBED_LENGTH, without_secrets
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +54,6 @@ SENDING_TIMEOUT = timedelta(minutes=5)
 BLOCKED_AFTER = timedelta(hours=1)
 DIGEST_LISTED = 20
 REQUEUE_BATCH = 100
-HIDDEN = "[hidden]"
-MIN_SCRUBBED_LENGTH = 8
 
 Status = Notification.Status
 _OURS = (ExportJob.Claim.OURS, ExportJob.Claim.STARTING, ExportJob.Claim.ADOPTED)
@@ -283,9 +282,7 @@ def scrub(
         return message
 
     def clean(text: str) -> str:
-        for secret in secrets:
-            text = text.replace(secret, HIDDEN)
-        return text
+        return without_secrets(text, secrets)
 
     return Message(
         subject=clean(message.subject),

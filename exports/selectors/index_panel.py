@@ -3,7 +3,9 @@ themselves (``exports.selectors.index_status.index_status_build``): where each c
 request-budget lines in words, and the worker's and the poll tick's health.
 
 - Every count links to the list that shows what it counts, filtered (and, like every list,
-  scoped to the user's companies).
+  scoped to the user's companies). Xero connections to re-authorise lead to the active companies
+  whose connection needs it (``exports.admin.filters.XeroStatusListFilter``): each is fixed on its
+  company page ("Reconnect Xero").
 - A budget line names the credentials that spend it, never the internal budget key.
 - Health is ``/healthz``'s own checks (``exports.health``), run in-process: no HTTP call. The
   worker heartbeats and the poll tick are not tied to any company, so only users who see every
@@ -18,6 +20,7 @@ from urllib.parse import urlencode
 
 from django.urls import reverse
 
+from exports.choices import XeroConnectionStatus
 from exports.selectors.company_access import user_sees_all_companies
 from exports.services.budget import Scope
 
@@ -38,6 +41,7 @@ class PanelLinks:
     at_risk: str
     failures_24h: str
     reauthorise: str
+    xero_reauthorise: str
 
 
 def company_failures_url(*, company_id: int) -> str:
@@ -49,6 +53,8 @@ def company_failures_url(*, company_id: int) -> str:
 # The job list's "at risk" filter (``exports.admin.filters.ExpiryRiskListFilter`` uses these).
 EXPIRY_PARAMETER = "expiry"
 EXPIRY_AT_RISK = "at_risk"
+# The company list's Xero filter (``exports.admin.filters.XeroStatusListFilter`` uses it).
+XERO_STATUS_PARAMETER = "xero_status"
 
 
 def index_panel_links() -> PanelLinks:
@@ -63,6 +69,11 @@ def index_panel_links() -> PanelLinks:
             "auditentry", outcome__exact=AuditEntry.Outcome.ERROR, age=FAILURES_WINDOW
         ),
         reauthorise=_changelist("credential", status__in=problems),
+        xero_reauthorise=_changelist(
+            "company",
+            active__exact="1",
+            **{XERO_STATUS_PARAMETER: XeroConnectionStatus.NEEDS_REAUTHORISATION},
+        ),
     )
 
 

@@ -5,8 +5,9 @@ number of companies.
 Per company: the last check and its outcome, the job in progress with its expiry countdown (at
 risk when less than a quarter of ``expiresIn`` is left, or it is past), failures (error audit
 entries) in the last 24 hours, the failing state of the company or of its failing job (or the
-reason of a failed last outcome: never a company shown as fine while its job is failing), and a
-credential that needs re-authorisation (or is invalid). Also
+reason of a failed last outcome: never a company shown as fine while its job is failing), a
+credential that needs re-authorisation (or is invalid), and a Xero connection that needs
+re-authorisation (read with the companies, in the same query: no query more). Also
 the request budget in use. Companies that need attention come first. A company-scoped user sees
 the rows (and the budget lines) of their companies only. Outcomes read as words
 (``exports.services.outcome_labels``); each count links to its filtered list, the budget lines
@@ -22,6 +23,7 @@ from datetime import datetime, timedelta
 from django.db.models import Count
 
 from exports import clock
+from exports.choices import XeroConnectionStatus
 from exports.models import AuditEntry, Company, Credential, ExportJob
 from exports.selectors import index_panel
 from exports.selectors.company_access import queryset_for_user
@@ -59,6 +61,8 @@ class CompanyStatus:
     job: JobStatus | None = None
     failures_24h: int = 0
     credential_problem: str = ""
+    # The company's Xero connection needs re-authorisation ("Reconnect Xero" on its page).
+    xero_reauthorise: bool = False
     budget: str = ""
     # The failing state ("failing since …, 5 attempts, next retry at …, last error …"), of the
     # company or of its failing job; else the reason of a failed last outcome.
@@ -81,6 +85,7 @@ class CompanyStatus:
         return bool(
             (self.job and self.job.at_risk)
             or self.credential_problem
+            or self.xero_reauthorise
             or self.failures_24h
             or self.problem
             or self.company.last_check_outcome in ATTENTION_OUTCOMES
@@ -96,6 +101,7 @@ class Status:
     at_risk: int = 0
     failures_24h: int = 0
     reauthorise: int = 0
+    xero_reauthorise: int = 0
     budget_lines: list[str] = field(default_factory=list)
     links: index_panel.PanelLinks | None = None
     health: list[index_panel.HealthLine] = field(default_factory=list)
@@ -109,7 +115,7 @@ def index_status_build(*, now: datetime | None = None, limit: int = MAX_ROWS, us
     companies = Company.objects.filter(active=True)
     if user is not None:
         companies = queryset_for_user(queryset=companies, user=user)
-    companies = list(companies.select_related("credential").order_by("name"))
+    companies = list(companies.select_related("credential", "xero_connection").order_by("name"))
     status = Status(total_companies=len(companies))
     ids = [c.pk for c in companies]
     jobs: dict[int, JobStatus] = {}
@@ -176,6 +182,7 @@ def index_status_build(*, now: datetime | None = None, limit: int = MAX_ROWS, us
                 job=jobs.get(company.pk),
                 failures_24h=failures.get(company.pk, 0),
                 credential_problem=problem,
+                xero_reauthorise=_xero_needs_reauthorisation(company),
                 budget=f"{found.used_this_minute}/{found.limit}" if found else "",
                 problem=_problem(company, failing_jobs.get(company.pk)),
             )
@@ -184,12 +191,21 @@ def index_status_build(*, now: datetime | None = None, limit: int = MAX_ROWS, us
     status.at_risk = sum(1 for job in jobs.values() if job.at_risk)
     status.failures_24h = sum(failures.values())
     status.reauthorise = len({row.company.credential_id for row in rows if row.credential_problem})
+    status.xero_reauthorise = sum(1 for row in rows if row.xero_reauthorise)
     rows.sort(key=lambda row: (not row.needs_attention, row.company.name))
     status.rows = rows[:limit]
     status.budget_lines = index_panel.index_budget_lines(
         usage=usage, companies=companies, keys=keys
     )
     return status
+
+
+def _xero_needs_reauthorisation(company: Company) -> bool:
+    """From the connection read with the company (``select_related``): no query of its own."""
+    connection = getattr(company, "xero_connection", None)  # None: not connected to Xero
+    return (
+        connection is not None and connection.status == XeroConnectionStatus.NEEDS_REAUTHORISATION
+    )
 
 
 def _problem(company: Company, failing_job: ExportJob | None) -> str:

@@ -26,6 +26,12 @@ The row's model must have ``status``, stored as its ``Status`` TextChoices with 
 ``access_token_ciphertext``, ``access_token_expires_at``, ``refresh_token_ciphertext``,
 ``refreshing_until`` and ``updated_at``. Nothing here logs or puts in an exception a token or a
 client secret.
+
+What the token endpoint said (its ``error``/``error_description``, an exception's text) goes into
+a reason that is logged, audited, stored as the row's ``last_error`` and shown in the admin. It
+is scrubbed once, where it enters (:func:`_answer_text`): the refresh token presented, the stored
+access token and the client secret become ``[hidden]`` (:mod:`exports.redaction`), for a Pleo
+credential and a Xero connection alike, should the identity provider ever quote one.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ from django.views.decorators.debug import sensitive_variables
 from exports import clock, crypto
 from exports.pleo import BearerAuth, PleoAuthError, PleoUnavailable
 from exports.pleo import oauth as pleo_oauth
+from exports.redaction import without_secrets
 
 logger = logging.getLogger(__name__)
 
@@ -239,16 +246,19 @@ def _refresh_holding_marker(
     try:
         tokens = pleo_oauth.refresh_tokens(config, refresh_token=refresh_token)
     except pleo_oauth.OAuthInvalidGrant as exc:
+        said = _answer_text(exc.description, row, config, refresh_token)
         reason = (
-            f"{owner.service} refused the refresh token ({exc.description}): the authorisation "
+            f"{owner.service} refused the refresh token ({said}): the authorisation "
             f"is expired or revoked. {owner.reconnect()}"
         )
         _mark(owner, pk, reason, row)
         _release_marker(owner, pk, until)
         raise owner.unusable(row.name, owner.needs_reauthorisation, reason) from None
     except pleo_oauth.OAuthOutcomeUnknown as exc:
-        return _after_unknown_outcome(owner, pk, row, until, exc)
+        said = _answer_text(str(exc), row, config, refresh_token)
+        return _after_unknown_outcome(owner, pk, row, until, said)
     except pleo_oauth.OAuthUnavailable as exc:
+        said = _answer_text(str(exc), row, config, refresh_token)
         # Nothing reached the service (or it refused to process it): the refresh token is unspent.
         _release_marker(owner, pk, until)
         expires = row.access_token_expires_at
@@ -258,15 +268,16 @@ def _refresh_holding_marker(
                 "token, valid until %s",
                 owner.label,
                 pk,
-                exc,
+                said,
                 expires,
             )
             return crypto.decrypt(row.access_token_ciphertext)
-        raise owner.unavailable_error(f"token refresh failed: {exc}") from None
+        raise owner.unavailable_error(f"token refresh failed: {said}") from None
     except pleo_oauth.OAuthError as exc:
         _release_marker(owner, pk, until)
+        said = _answer_text(str(exc), row, config, refresh_token)
         raise owner.auth_error(
-            f"{owner.service} refused the token refresh: {exc}", status=exc.status
+            f"{owner.service} refused the token refresh: {said}", status=exc.status
         ) from None
     except BaseException:
         # Anything else after the request may have been sent: leave the marker. Its deadline
@@ -283,16 +294,32 @@ def _refresh_holding_marker(
     return _current_token_or_raise(owner, pk)
 
 
-def _after_unknown_outcome(
-    owner: TokenOwner, pk: int, row: TokenRow, until: datetime, exc: pleo_oauth.OAuthError
+@sensitive_variables("refresh_token", "config", "secrets")
+def _answer_text(
+    text: str, row: TokenRow, config: pleo_oauth.OAuthConfig, refresh_token: str
 ) -> str:
-    """Never re-send: re-read; unless a new token arrived, the row needs reconnecting."""
+    """What the token endpoint said (or an exception's text about it), fit for a reason: the
+    refresh token presented, the row's access token and the client secret hidden."""
+    secrets = [refresh_token, config.client_secret]
+    if row.access_token_ciphertext:
+        try:
+            secrets.append(crypto.decrypt(row.access_token_ciphertext))
+        except (crypto.SecretDecryptionError, crypto.EncryptionKeysMissing):
+            pass  # not readable here, so not quotable by anyone we sent it to either
+    return without_secrets(text, secrets)
+
+
+def _after_unknown_outcome(
+    owner: TokenOwner, pk: int, row: TokenRow, until: datetime, said: str
+) -> str:
+    """Never re-send: re-read; unless a new token arrived, the row needs reconnecting. ``said``:
+    the failure's text, already scrubbed (:func:`_answer_text`)."""
     current = owner.read(pk)
     if current.refresh_token_ciphertext != row.refresh_token_ciphertext:
         _release_marker(owner, pk, until)
         return _current_token_or_raise(owner, pk)
     reason = (
-        f"The token refresh had an unknown outcome ({exc}): {owner.service} may have rotated the "
+        f"The token refresh had an unknown outcome ({said}): {owner.service} may have rotated the "
         f"refresh token without us receiving the new one. It is not presented again, since "
         f"re-using a rotated refresh token revokes every token of the authorisation. "
         f"{owner.reconnect()}"
