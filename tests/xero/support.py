@@ -28,7 +28,12 @@ CLIENT_ID = "XEROCLIENTID0001"
 
 
 @pytest.fixture
-def xero_settings(settings):
+def xero_settings(settings, fresh_budget):
+    """Xero's settings pointing at the hosts ``responses`` answers for, and the request budget in
+    the database (rolled back with the test): every test connects the same ``TENANT``, so with the
+    Redis budget (``REDIS_URL`` set) one test's calls would spend the next one's minute, and
+    another run's on the same Redis database. A test of the Redis budget sets it back."""
+    settings.PLEO_RATE_LIMIT_BACKEND = "database"
     settings.XERO_CLIENT_ID = CLIENT_ID
     settings.XERO_CLIENT_SECRET = secrets_registry.register("xero-client-secret-7f3a9c")
     settings.XERO_API_BASE_URL = API
