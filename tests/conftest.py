@@ -166,7 +166,8 @@ def product_env(test_database_url, settings):
     )
     # A worker started with this environment reads the broker's queue: with Redis, tasks an
     # earlier test left there (queued in this process, signed with its SECRET_KEY, not the
-    # subprocess's) would reach it as BadSignature tracebacks. Each such test starts empty.
+    # subprocess's) would reach it as BadSignature tracebacks. Each such test starts empty. The
+    # queue is this run's and xdist worker's own (settings_test): another run's is left alone.
     from django_q.brokers import get_broker
 
     get_broker().purge_queue()
