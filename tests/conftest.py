@@ -95,6 +95,23 @@ def pytest_addoption(parser):
     )
 
 
+def pytest_configure(config):
+    """Under pytest-xdist, a REDIS_URL whose database leaves no room for one database per worker
+    (``settings_test.per_worker_redis_url``) is refused here, before any worker starts, rather
+    than by each worker as it starts (xdist restarts them, repeating the message)."""
+    workers = getattr(config.option, "numprocesses", None)  # -n; "auto" is not counted here
+    if os.environ.get("PYTEST_XDIST_WORKER") or not isinstance(workers, int) or workers < 2:
+        return
+    from django.core.exceptions import ImproperlyConfigured
+
+    from pleo_integration.settings_test import per_worker_redis_url
+
+    try:
+        per_worker_redis_url(os.environ.get("REDIS_URL", ""), 0, workers)
+    except ImproperlyConfigured as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
 def pytest_collection_modifyitems(config, items):
     if config.getoption("--run-slow"):
         return
@@ -149,7 +166,8 @@ def product_env(test_database_url, settings):
     )
     # A worker started with this environment reads the broker's queue: with Redis, tasks an
     # earlier test left there (queued in this process, signed with its SECRET_KEY, not the
-    # subprocess's) would reach it as BadSignature tracebacks. Each such test starts empty.
+    # subprocess's) would reach it as BadSignature tracebacks. Each such test starts empty. The
+    # queue is this run's and xdist worker's own (settings_test): another run's is left alone.
     from django_q.brokers import get_broker
 
     get_broker().purge_queue()

@@ -71,13 +71,13 @@ def job_statuses(state) -> list[str]:
     return [job["status"] for job in state.list_jobs()]
 
 
-@pytest.mark.slow  # ~3 s, mostly waiting for the budget to refill between runs
 def api_requests(state) -> list[dict]:
     """The sandbox's log without receipt downloads (``/files/``): pre-signed file URLs are no
     API requests, neither in our request budget nor in the sandbox's limit."""
     return [e for e in state.requests() if not e["path"].startswith("/files/")]
 
 
+@pytest.mark.slow  # ~3 s, mostly waiting for the budget to refill between runs
 def test_budget_under_the_limit_never_meets_a_429(workload, settings):
     window = 0.5  # unbudgeted, the workload sends more than the limit in it (see the next test)
     state = workload(window)

@@ -28,7 +28,12 @@ CLIENT_ID = "XEROCLIENTID0001"
 
 
 @pytest.fixture
-def xero_settings(settings):
+def xero_settings(settings, fresh_budget):
+    """Xero's settings pointing at the hosts ``responses`` answers for, and the request budget in
+    the database (rolled back with the test): every test connects the same ``TENANT``, so with the
+    Redis budget (``REDIS_URL`` set) one test's calls would spend the next one's minute, and
+    another run's on the same Redis database. A test of the Redis budget sets it back."""
+    settings.PLEO_RATE_LIMIT_BACKEND = "database"
     settings.XERO_CLIENT_ID = CLIENT_ID
     settings.XERO_CLIENT_SECRET = secrets_registry.register("xero-client-secret-7f3a9c")
     settings.XERO_API_BASE_URL = API
@@ -163,9 +168,11 @@ class VirtualWaits:
     for a 429's ``Retry-After``) move the clocks those limits run on instead of sleeping: our
     budgets' (the database budget's clock) and the local Xero's. So a run paced by Xero's real
     limits takes seconds, not minutes. The product's and Pleo's clocks are left alone (nothing
-    of Pleo's is waited for). ``waits`` lists every sleep (at most 5 s each), in seconds."""
+    of Pleo's is waited for). ``waits`` lists every sleep (at most 5 s each), in seconds.
+    With ``xero_state`` ``None`` (no local Xero: ``responses`` answers) only our budgets' clock
+    moves."""
 
-    def __init__(self, xero_state) -> None:
+    def __init__(self, xero_state=None) -> None:
         self.xero_state = xero_state
         self.offset = 0.0
         self.waits: list[float] = []
@@ -176,7 +183,8 @@ class VirtualWaits:
     def sleep(self, seconds: float) -> None:
         self.waits.append(seconds)
         self.offset += seconds
-        self.xero_state.advance_clock(seconds)
+        if self.xero_state is not None:
+            self.xero_state.advance_clock(seconds)
 
     def install(self, monkeypatch, *, retry_after: bool = True) -> VirtualWaits:
         """From now on in this test (needs ``PLEO_RATE_LIMIT_BACKEND=database``, as ``bx``).

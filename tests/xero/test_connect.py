@@ -128,13 +128,12 @@ def test_denied_consent_changes_nothing_and_says_so(admin_client):
 
 @responses.activate
 def test_a_reconnect_waits_briefly_for_a_spent_minute_then_says_so(
-    admin_client, settings, monkeypatch, caplog
+    admin_client, monkeypatch, caplog
 ):
     """The consent callback reads /connections with a person waiting: a minute spent by a running
     export is waited for up to INTERACTIVE_BUDGET_WAIT, past that the admin says why (no 500)."""
     from exports.services import budget
 
-    settings.PLEO_RATE_LIMIT_BACKEND = "database"  # this test's budget rows, rolled back after it
     connection = make_connection()
     XeroConnection.objects.filter(pk=connection.pk).update(tenant_id=uuid.uuid4())
     connection.refresh_from_db()
@@ -162,6 +161,7 @@ def test_a_reconnect_waits_briefly_for_a_spent_minute_then_says_so(
     xero_connections.XeroBudget(connection.tenant_id)("PUT", "/api.xro/2.0/ManualJournals")
     query = start(admin_client, connection.company)
     responses.post(TOKEN_URL, json=token_answer("xat-again-0002", "xrt-again-0002"))
+    mock_settings_reads(responses)  # the sync after it (unanswered: ~2.5 s of retries)
     admin_client.get(reverse("xero-oauth-callback"), {"code": "c", "state": query["state"]})
     assert listed.call_count == 1
     connection.refresh_from_db()

@@ -161,10 +161,11 @@ def test_calls_are_one_per_25_bookings(bx, monkeypatch):  # noqa: F811
     ],
     ids=["503", "429-day", "reset"],
 )
-def test_xero_unreachable_or_refusing_is_said_not_missing(bx, fault):  # noqa: F811
+def test_xero_unreachable_or_refusing_is_said_not_missing(bx, fault, monkeypatch):  # noqa: F811
     bx.job({"normal": 2})
     assert bx.run().outcome == Outcome.COMPLETED
     bx.xero.state.add_fault(fault.pop("kind"), "GET", path_regex=r".*/ManualJournals", **fault)
+    bx.waits.install(monkeypatch)  # the retries' backoff moves the clocks (~2.7 s slept otherwise)
     found = report(bx)
     assert {row.status for row in found.rows} == {ReconStatus.LEDGER_UNREADABLE}
     assert not found.ok and "reconcile again later" in found.rows[0].detail

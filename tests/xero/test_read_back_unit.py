@@ -6,7 +6,6 @@ voided and deleted documents left out, what a document amounts to, and Xero unre
 from __future__ import annotations
 
 import uuid
-from types import SimpleNamespace
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -131,7 +130,7 @@ def test_1000_bookings_of_three_kinds_take_one_call_per_kind_per_25(
     # 43 calls are more than the organisation's minute budget grants at once: its minute is
     # waited for (virtually), as a reconciliation of that size waits.
     settings.XERO_BUDGET_WAIT_SECONDS = 90
-    waits = VirtualWaits(SimpleNamespace(advance_clock=lambda seconds: None)).install(monkeypatch)
+    waits = VirtualWaits().install(monkeypatch)
     kinds = [XeroBooking.Kind.MANUAL_JOURNAL] * 1000 + [XeroBooking.Kind.BILL] * 30
     kinds += [XeroBooking.Kind.CREDIT_NOTE] * 3
     bookings = [booked(connection, kind) for kind in kinds]
@@ -199,12 +198,14 @@ def test_a_bill_and_a_credit_note_are_read_by_reference(connection):
     ids=["503", "429-day", "unreachable"],
 )
 @responses.activate
-def test_xero_unreachable_or_refusing_is_no_missing_document(connection, answer):
+def test_xero_unreachable_or_refusing_is_no_missing_document(connection, answer, monkeypatch):
+    waits = VirtualWaits().install(monkeypatch)  # the retries' backoff: ~2.5 s slept otherwise
     booking = booked(connection)
     responses.get(JOURNALS, **answer)
     with pytest.raises(ReadBackUnavailable) as refused:
         rb.xero_read_back(company=connection.company, external_ids=[str(booking.document_id)])
     assert "reconcile again later" in str(refused.value)
+    assert len(responses.calls) == len(waits.waits) + 1  # each retry waited for first
 
 
 @responses.activate
